@@ -1,0 +1,6 @@
+//! One module per subcommand of `flus`.
+
+pub mod compare;
+pub mod demand;
+pub mod demo;
+pub mod ping;

@@ -1,0 +1,89 @@
+//! `flus ping URL...`: asks workers for their health and version.
+
+use anyhow::Context;
+use serde::Serialize;
+
+/// Arguments of `flus ping`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Worker addresses (host:port or http://host:port).
+    #[arg(required = true)]
+    pub workers: Vec<String>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Answer {
+    worker: String,
+    status: String,
+    version: String,
+    protocol: u32,
+    threads: u32,
+}
+
+/// Normalises `host:port` to `http://host:port`.
+pub fn endpoint_url(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// Runs `flus ping`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let timeout = std::time::Duration::from_secs_f64(args.timeout);
+    let answers = rt.block_on(async {
+        let mut out = Vec::new();
+        for w in &args.workers {
+            let url = endpoint_url(w);
+            let channel = tonic::transport::Endpoint::from_shared(url.clone())
+                .with_context(|| format!("bad worker address {w:?}"))?
+                .connect_timeout(timeout)
+                .timeout(timeout)
+                .connect()
+                .await
+                .with_context(|| format!("worker {w}: cannot connect"))?;
+            let mut client = flus_proto::v1::health_client::HealthClient::new(channel);
+            let r = client
+                .check(flus_proto::v1::HealthRequest {})
+                .await
+                .with_context(|| format!("worker {w}: health check failed"))?
+                .into_inner();
+            if r.protocol != flus_proto::PROTOCOL_REVISION {
+                anyhow::bail!(
+                    "worker {w}: protocol revision {} but this flus speaks {}",
+                    r.protocol,
+                    flus_proto::PROTOCOL_REVISION
+                );
+            }
+            out.push(Answer {
+                worker: w.clone(),
+                status: r.status,
+                version: r.version,
+                protocol: r.protocol,
+                threads: r.threads,
+            });
+        }
+        anyhow::Ok(out)
+    })?;
+    if args.json {
+        crate::output::print_json(&serde_json::json!({ "workers": answers }))?;
+    } else {
+        for a in &answers {
+            println!(
+                "{}: {} (flus-worker {}, protocol {}, {} threads)",
+                a.worker, a.status, a.version, a.protocol, a.threads
+            );
+        }
+    }
+    Ok(())
+}

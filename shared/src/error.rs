@@ -1,0 +1,78 @@
+//! Library errors of `flus-shared`: every variant names the file or key concerned,
+//! what was found and what was expected.
+
+use std::path::PathBuf;
+
+/// Result alias of `flus-shared`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside the core library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// GDAL could not open, read or write a raster.
+    #[error("{path}: {message}")]
+    Raster {
+        /// The raster concerned.
+        path: PathBuf,
+        /// What GDAL (or the check) said.
+        message: String,
+    },
+    /// Two layers are not on the same grid.
+    #[error("{a} and {b} are not on the same grid: {difference}. Set `align = true` in [study] (or run `flus prepare`) to warp them onto the land-use grid")]
+    GridMismatch {
+        /// The reference layer.
+        a: PathBuf,
+        /// The layer that differs.
+        b: PathBuf,
+        /// What differs, with both values.
+        difference: String,
+    },
+    /// The study config is wrong.
+    #[error("{file}: `{key}`: {message}")]
+    Config {
+        /// The config file.
+        file: PathBuf,
+        /// The key (dotted path) concerned.
+        key: String,
+        /// What was found and what was expected.
+        message: String,
+    },
+    /// A table (CSV) is wrong.
+    #[error("{path}: {message}")]
+    Table {
+        /// The table file.
+        path: PathBuf,
+        /// What was found and what was expected.
+        message: String,
+    },
+    /// Input data that is well formed but cannot be used (empty mask, unknown codes...).
+    #[error("{0}")]
+    Data(String),
+}
+
+impl Error {
+    /// A raster error for `path` with `message`.
+    pub fn raster(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        Error::Raster {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// An I/O error for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
