@@ -10,6 +10,7 @@
 pub mod error;
 pub mod grid;
 pub mod raster;
+pub mod rng;
 
 pub use error::{Error, Result};
 pub use grid::Grid;
