@@ -7,10 +7,15 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod error;
+pub mod files;
 pub mod grid;
+pub mod markov;
+pub mod metrics;
 pub mod raster;
 pub mod rng;
+pub mod stack;
 
 pub use error::{Error, Result};
 pub use grid::Grid;

@@ -138,6 +138,17 @@ pub fn check_same_grid(
             difference: d,
         });
     }
+    if ref_grid.crs_wkt.is_empty() != other_grid.crs_wkt.is_empty() {
+        // A raster without a CRS on the same placement: take it as on the reference's
+        // CRS (GeoSOS-FLUS tutorial data has such files), but say so.
+        tracing::warn!(
+            reference = %reference.display(),
+            other = %other.display(),
+            "one of the two rasters has no CRS; assuming they share {}",
+            crs_name(if ref_grid.crs_wkt.is_empty() { &other_grid.crs_wkt } else { &ref_grid.crs_wkt })
+        );
+        return Ok(());
+    }
     if !same_crs(&ref_grid.crs_wkt, &other_grid.crs_wkt) {
         return Err(Error::GridMismatch {
             a: reference.to_path_buf(),

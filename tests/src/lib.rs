@@ -1,1 +1,160 @@
+//! Helpers for the end-to-end tests of flus-cluster: where the built binaries are, a
+//! child-process guard that kills on drop, starting a worker on port 0 and reading the
+//! address it prints, and running `flus` with a timeout.
 
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Path of a workspace binary (`flus`, `flus-worker`) built beside this test.
+///
+/// Panics with a clear message when it has not been built (`cargo build --workspace`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/test-xxxx -> target/<profile>/<name>
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} not found: build the workspace first (cargo build --workspace)",
+        p.display()
+    );
+    p
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing test never
+/// leaves processes behind.
+pub struct ChildGuard {
+    /// The child.
+    pub child: Child,
+}
+
+impl ChildGuard {
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running worker and the address it bound.
+pub struct Worker {
+    /// Kills the worker on drop.
+    pub guard: ChildGuard,
+    /// host:port it listens on.
+    pub addr: String,
+}
+
+/// Starts `flus-worker --listen 127.0.0.1:0 EXTRA...` and reads the bound address from
+/// its first stdout line (waits at most 30 s).
+pub fn start_worker(extra: &[&str]) -> Worker {
+    let mut child = Command::new(bin("flus-worker"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start flus-worker");
+    let stdout = child.stdout.take().expect("stdout");
+    let guard = ChildGuard { child };
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let mut r = BufReader::new(stdout);
+        let _ = r.read_line(&mut line);
+        let _ = tx.send(line);
+        // keep draining so the worker never blocks on a full pipe
+        let mut sink = Vec::new();
+        let _ = r.read_to_end(&mut sink);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("worker printed no address within 30 s");
+    let addr = line.trim().to_string();
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "unexpected first line {addr:?}"
+    );
+    Worker { guard, addr }
+}
+
+/// Output of a finished command.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code (None if killed by a signal).
+    pub code: Option<i32>,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+}
+
+impl Output {
+    /// stdout parsed as one JSON value.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `flus ARGS` in `cwd` (or the repository root), killing it after `timeout`.
+pub fn flus(args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Output {
+    let mut cmd = Command::new(bin("flus"));
+    cmd.args(args)
+        .current_dir(cwd.map(Path::to_path_buf).unwrap_or_else(repo_root))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    run_with_timeout(cmd, timeout)
+}
+
+/// Runs a command to completion, killing it after `timeout` (then panics).
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd.spawn().expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let guard = ChildGuard { child };
+    let to = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let te = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let mut guard = guard;
+    let status = loop {
+        if let Some(st) = guard.child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            drop(guard);
+            panic!("command timed out after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        code: status.code(),
+        stdout: to.join().unwrap_or_default(),
+        stderr: te.join().unwrap_or_default(),
+    }
+}

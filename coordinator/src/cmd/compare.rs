@@ -1,10 +1,112 @@
-//! `flus compare`.
+//! `flus compare --start S --truth T --sim M`: accuracy of a simulated map, beside the
+//! persistence baseline (M = S).
+
+use std::path::PathBuf;
+
+use flus_shared::metrics::{self, Metrics};
+use flus_shared::{raster, stack};
+use serde_json::{json, Value};
 
 /// Arguments of `flus compare`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Land use at the start of the period.
+    #[arg(long)]
+    pub start: PathBuf,
+    /// Observed land use at the end of the period.
+    #[arg(long)]
+    pub truth: PathBuf,
+    /// Simulated land use at the end of the period.
+    #[arg(long)]
+    pub sim: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The JSON object of one set of metrics (the keys of `flus compare --json`).
+pub fn metrics_json(m: &Metrics) -> Value {
+    json!({
+        "cells": m.cells,
+        "oa": m.oa,
+        "kappa": m.kappa,
+        "kloc": m.kloc,
+        "khisto": m.khisto,
+        "fom": m.fom,
+        "producer_accuracy": m.producer_accuracy,
+        "user_accuracy": m.user_accuracy,
+        "hits": m.hits,
+        "misses": m.misses,
+        "wrong_hits": m.wrong_hits,
+        "false_alarms": m.false_alarms,
+        "confusion": m.confusion,
+    })
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "n/a".into())
+}
+
+/// Prints metrics of the simulation and of baselines side by side.
+pub fn print_metrics(columns: &[(&str, &Metrics)]) {
+    print!("{:<20}", "metric");
+    for (n, _) in columns {
+        print!(" {n:>12}");
+    }
+    println!();
+    type Row<'a> = (&'a str, &'a dyn Fn(&Metrics) -> String);
+    let rows: [Row; 11] = [
+        ("OA", &|m| format!("{:.4}", m.oa)),
+        ("Kappa", &|m| opt(m.kappa)),
+        ("Kloc", &|m| opt(m.kloc)),
+        ("Khisto", &|m| opt(m.khisto)),
+        ("FoM", &|m| opt(m.fom)),
+        ("producer's accuracy", &|m| opt(m.producer_accuracy)),
+        ("user's accuracy", &|m| opt(m.user_accuracy)),
+        ("hits (B)", &|m| m.hits.to_string()),
+        ("misses (A)", &|m| m.misses.to_string()),
+        ("wrong hits (C)", &|m| m.wrong_hits.to_string()),
+        ("false alarms (D)", &|m| m.false_alarms.to_string()),
+    ];
+    for (name, f) in rows {
+        print!("{name:<20}");
+        for (_, m) in columns {
+            print!(" {:>12}", f(m));
+        }
+        println!();
+    }
+}
 
 /// Runs `flus compare`.
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    anyhow::bail!("flus compare is not available yet")
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let s = stack::read_codes(&args.start)?;
+    let t = stack::read_codes(&args.truth)?;
+    let m = stack::read_codes(&args.sim)?;
+    for other in [&t, &m] {
+        raster::check_same_grid(
+            &s.info.path,
+            &s.info.grid,
+            &other.info.path,
+            &other.info.grid,
+            0.01,
+        )?;
+    }
+    let (codes, maps) = stack::index_maps(&[&s, &t, &m])?;
+    let k = codes.len();
+    let sim = metrics::compare(&maps[0], &maps[1], &maps[2], k);
+    let persistence = metrics::compare(&maps[0], &maps[1], &maps[0], k);
+    if args.json {
+        let mut obj = metrics_json(&sim);
+        obj["codes"] = json!(codes);
+        obj["persistence"] = metrics_json(&persistence);
+        crate::output::print_json(&obj)?;
+    } else {
+        println!("{} cells compared; class codes {:?}", sim.cells, codes);
+        print_metrics(&[("simulation", &sim), ("persistence", &persistence)]);
+        println!("\nconfusion matrix (rows = truth, columns = simulation):");
+        for (i, row) in sim.confusion.iter().enumerate() {
+            println!("{:>8} {:?}", codes[i], row);
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,962 @@
+//! The study config: a strict TOML file (unknown keys are errors) describing classes,
+//! land-use maps, drivers, restrictions, zones, Markov demand, scenarios and the
+//! parameters of the ANN, the CA and GWR. Every error names the file, the key and what
+//! was expected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A whole study, as read from `study.toml`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudyConfig {
+    /// General settings.
+    pub study: StudySection,
+    /// Land-use classes, in the order that defines the class indices 0..K-1.
+    pub classes: Vec<ClassConfig>,
+    /// Land-use maps by year (at least the two Markov years).
+    pub landuse: Vec<LanduseMap>,
+    /// Driver rasters for the ANN suitability (and GWR).
+    #[serde(default)]
+    pub drivers: Vec<LayerConfig>,
+    /// Restriction layers: cells where a layer is 0 never change.
+    #[serde(default)]
+    pub restrictions: Vec<LayerConfig>,
+    /// Zones (cities, counties) for carbon totals per zone.
+    #[serde(default)]
+    pub zones: Option<ZonesConfig>,
+    /// Markov demand settings.
+    pub markov: MarkovConfig,
+    /// Cellular automaton parameters.
+    #[serde(default)]
+    pub ca: CaConfig,
+    /// ANN suitability parameters.
+    #[serde(default)]
+    pub ann: AnnConfig,
+    /// GWR driver analysis parameters.
+    #[serde(default)]
+    pub gwr: GwrConfig,
+    /// Scenarios to simulate to the target year.
+    pub scenarios: Vec<ScenarioConfig>,
+}
+
+/// `[study]`: name, seed, output folder, grid alignment.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudySection {
+    /// Study name (shown in reports).
+    pub name: String,
+    /// Free text shown in the report.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Seed of every random number of the run.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Output folder, relative to the config file (default `out/<file stem>`).
+    #[serde(default)]
+    pub output: Option<PathBuf>,
+    /// Warp layers that are not on the land-use grid onto it (nearest for classes,
+    /// bilinear for continuous drivers) instead of failing.
+    #[serde(default)]
+    pub align: bool,
+    /// Largest placement difference between grids accepted as "the same grid", in cells.
+    #[serde(default = "default_grid_tolerance")]
+    pub grid_tolerance: f64,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_grid_tolerance() -> f64 {
+    0.01
+}
+
+/// Carbon pools of a class, t/ha (InVEST's c_above, c_below, c_soil, c_dead).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoolsConfig {
+    /// Above-ground biomass carbon, t/ha.
+    pub above: f64,
+    /// Below-ground biomass carbon, t/ha.
+    pub below: f64,
+    /// Soil organic carbon, t/ha.
+    pub soil: f64,
+    /// Dead organic matter carbon, t/ha.
+    pub dead: f64,
+}
+
+impl PoolsConfig {
+    /// Total density, t/ha.
+    pub fn total(&self) -> f64 {
+        self.above + self.below + self.soil + self.dead
+    }
+}
+
+/// `[[classes]]`: one land-use class.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassConfig {
+    /// Code of the class in the input maps (any integer).
+    pub code: i64,
+    /// Name (unique; used as key in scenarios and outputs).
+    pub name: String,
+    /// Display colour, `#rrggbb`.
+    pub color: String,
+    /// Neighbourhood weight w_k in [0, 1].
+    pub weight: f64,
+    /// Counts as ecological space (paper Table 7).
+    #[serde(default)]
+    pub ecological: bool,
+    /// Carbon pools, t/ha.
+    #[serde(default)]
+    pub carbon: Option<PoolsConfig>,
+}
+
+impl ClassConfig {
+    /// The colour as RGB (validated by [`StudyConfig::validate`]).
+    pub fn rgb(&self) -> [u8; 3] {
+        parse_color(&self.color).unwrap_or([128, 128, 128])
+    }
+}
+
+/// `[[landuse]]`: a land-use map of one year.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanduseMap {
+    /// Year of the map.
+    pub year: i32,
+    /// Raster file (relative to the config file).
+    pub path: PathBuf,
+}
+
+/// How a layer's nodata is taken.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum NodataSetting {
+    /// Use this value as nodata instead of the declared one.
+    Value(f64),
+    /// `"none"`: ignore the declared nodata (every cell has data), `"declared"`: default.
+    Keyword(String),
+}
+
+/// A raster layer: driver or restriction.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LayerConfig {
+    /// Name (unique among drivers; used in outputs and GWR tables).
+    pub name: String,
+    /// Raster file (relative to the config file).
+    pub path: PathBuf,
+    /// Band (1-based).
+    #[serde(default = "default_band")]
+    pub band: usize,
+    /// Nodata override: a number, or "none" to ignore the declared nodata.
+    #[serde(default)]
+    pub nodata: Option<NodataSetting>,
+}
+
+fn default_band() -> usize {
+    1
+}
+
+/// `[zones]`: zones for per-zone carbon totals.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZonesConfig {
+    /// Zone raster (integer codes) or polygon file (rasterised onto the grid).
+    pub path: PathBuf,
+    /// For polygons: the attribute holding the zone name.
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// `[markov]`: which maps give the transition matrix, and the target year.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarkovConfig {
+    /// Start year of the transition period (t0).
+    pub from: i32,
+    /// End year of the transition period (t1), also the base year of the scenarios.
+    pub to: i32,
+    /// Year to simulate.
+    pub target_year: i32,
+    /// Allow a target year that is not t1 + m (t1 - t0) (shares interpolated linearly
+    /// between whole steps).
+    #[serde(default)]
+    pub interpolate: bool,
+}
+
+/// `[ca]`: cellular automaton parameters (DESIGN 2.3).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// Neighbourhood size N (odd, N x N window).
+    #[serde(default = "default_neighbourhood")]
+    pub neighbourhood: usize,
+    /// Largest number of iterations.
+    #[serde(default = "default_max_iterations")]
+    pub max_iterations: u32,
+    /// Degree of acceleration of the self-adaptive inertia.
+    #[serde(default = "default_accelerate")]
+    pub accelerate: f64,
+    /// Stop when sum |gap| has not decreased for this many iterations.
+    #[serde(default = "default_stall")]
+    pub stall_iterations: u32,
+}
+
+fn default_neighbourhood() -> usize {
+    3
+}
+fn default_max_iterations() -> u32 {
+    300
+}
+fn default_accelerate() -> f64 {
+    0.1
+}
+fn default_stall() -> u32 {
+    10
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        Self {
+            neighbourhood: default_neighbourhood(),
+            max_iterations: default_max_iterations(),
+            accelerate: default_accelerate(),
+            stall_iterations: default_stall(),
+        }
+    }
+}
+
+/// Training sample mode of the ANN.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SamplingMode {
+    /// The same number of cells per class.
+    #[default]
+    Uniform,
+    /// Random cells: classes by their shares.
+    Proportional,
+}
+
+/// `[ann]`: ANN suitability parameters (DESIGN 2.2).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnnConfig {
+    /// Hidden units (default floor(sqrt(drivers)) + 10).
+    #[serde(default)]
+    pub hidden: Option<usize>,
+    /// Sampling mode.
+    #[serde(default)]
+    pub sampling: SamplingMode,
+    /// Sampling rate, per mille of valid cells.
+    #[serde(default = "default_per_mille")]
+    pub sample_per_mille: f64,
+    /// Training epochs.
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    /// Learning rate.
+    #[serde(default = "default_learning_rate")]
+    pub learning_rate: f64,
+    /// Momentum.
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// Held-out share of the sample.
+    #[serde(default = "default_holdout")]
+    pub holdout: f64,
+    /// A K-band suitability raster to use instead of training (as GeoSOS-FLUS allows).
+    #[serde(default)]
+    pub suitability: Option<PathBuf>,
+}
+
+fn default_per_mille() -> f64 {
+    20.0
+}
+fn default_epochs() -> usize {
+    100
+}
+fn default_learning_rate() -> f64 {
+    0.05
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_holdout() -> f64 {
+    0.2
+}
+
+impl Default for AnnConfig {
+    fn default() -> Self {
+        Self {
+            hidden: None,
+            sampling: SamplingMode::default(),
+            sample_per_mille: default_per_mille(),
+            epochs: default_epochs(),
+            learning_rate: default_learning_rate(),
+            momentum: default_momentum(),
+            holdout: default_holdout(),
+            suitability: None,
+        }
+    }
+}
+
+/// GWR kernel.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelName {
+    /// Bisquare (default).
+    #[default]
+    Bisquare,
+    /// Gaussian.
+    Gaussian,
+    /// Exponential.
+    Exponential,
+}
+
+/// `[gwr]`: GWR driver analysis parameters (DESIGN 2.7).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GwrConfig {
+    /// Number of sample points (seeded sample of valid cells).
+    #[serde(default = "default_gwr_points")]
+    pub sample_points: usize,
+    /// Kernel.
+    #[serde(default)]
+    pub kernel: KernelName,
+    /// Fixed-distance bandwidth instead of adaptive nearest neighbours.
+    #[serde(default)]
+    pub fixed: bool,
+    /// Bandwidth (neighbours, or map units when fixed); searched on AICc when absent.
+    #[serde(default)]
+    pub bandwidth: Option<f64>,
+    /// Standardise the drivers before fitting.
+    #[serde(default = "default_true")]
+    pub standardize: bool,
+}
+
+fn default_gwr_points() -> usize {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for GwrConfig {
+    fn default() -> Self {
+        Self {
+            sample_points: default_gwr_points(),
+            kernel: KernelName::default(),
+            fixed: false,
+            bandwidth: None,
+            standardize: true,
+        }
+    }
+}
+
+/// One multiplier on the Markov transition probability from one class to another.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Multiplier {
+    /// From class (name).
+    pub from: String,
+    /// To class (name).
+    pub to: String,
+    /// Factor applied to P[from][to] before the row is renormalised.
+    pub factor: f64,
+}
+
+/// `[[scenarios]]`: one planning scenario.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioConfig {
+    /// Name (unique; used in file names).
+    pub name: String,
+    /// What the scenario stands for, and the assumptions behind its demand.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Conversion matrix, rows = current class, columns = future class, values in [0, 1].
+    pub matrix: Vec<Vec<f64>>,
+    /// Zero the Markov probabilities of conversions the matrix forbids (default true), so
+    /// the demand only asks for what the scenario allows.
+    #[serde(default = "default_true")]
+    pub markov_follows_matrix: bool,
+    /// Multipliers on the Markov transition probabilities (rows renormalised).
+    #[serde(default)]
+    pub multipliers: Vec<Multiplier>,
+    /// Demand given outright, cells per class name (instead of Markov).
+    #[serde(default)]
+    pub demand: Option<BTreeMap<String, i64>>,
+    /// The class that absorbs the difference when an explicit demand does not sum to the
+    /// valid cells.
+    #[serde(default)]
+    pub absorb: Option<String>,
+}
+
+/// Parses `#rrggbb`.
+pub fn parse_color(s: &str) -> Option<[u8; 3]> {
+    let h = s.strip_prefix('#')?;
+    if h.len() != 6 {
+        return None;
+    }
+    let v = u32::from_str_radix(h, 16).ok()?;
+    Some([(v >> 16) as u8, (v >> 8) as u8, v as u8])
+}
+
+/// A config file read from disk, with the folder its relative paths start from.
+#[derive(Clone, Debug)]
+pub struct Study {
+    /// The parsed config.
+    pub config: StudyConfig,
+    /// The config file.
+    pub file: PathBuf,
+    /// Folder of the config file (relative paths start here).
+    pub base_dir: PathBuf,
+}
+
+impl Study {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Study> {
+        if path.is_dir() {
+            return Err(Error::Config {
+                file: path.to_path_buf(),
+                key: "(file)".into(),
+                message: "is a folder, expected a study TOML file".into(),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let config = parse(&text, path)?;
+        let base_dir = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let study = Study {
+            config,
+            file: path.to_path_buf(),
+            base_dir,
+        };
+        study.config.validate(path)?;
+        Ok(study)
+    }
+
+    /// Resolves a path of the config against the config's folder.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The output folder: `[study] output`, else `out/<config file stem>` beside the config.
+    pub fn output_dir(&self) -> PathBuf {
+        match &self.config.study.output {
+            Some(o) => self.resolve(o),
+            None => {
+                let stem = self
+                    .file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string());
+                self.base_dir
+                    .join("out")
+                    .join(stem.unwrap_or_else(|| "study".into()))
+            }
+        }
+    }
+
+    /// Number of classes K.
+    pub fn k(&self) -> usize {
+        self.config.classes.len()
+    }
+
+    /// Index of the class named `name`.
+    pub fn class_index(&self, name: &str) -> Option<usize> {
+        self.config.classes.iter().position(|c| c.name == name)
+    }
+
+    /// Path of the land-use map of `year`.
+    pub fn map_path(&self, year: i32) -> Option<PathBuf> {
+        self.config
+            .landuse
+            .iter()
+            .find(|m| m.year == year)
+            .map(|m| self.resolve(&m.path))
+    }
+}
+
+/// Parses TOML text (strict); errors name `file`, the key path and the problem.
+pub fn parse(text: &str, file: &Path) -> Result<StudyConfig> {
+    let de = toml::Deserializer::parse(text).map_err(|e| Error::Config {
+        file: file.to_path_buf(),
+        key: "(syntax)".into(),
+        message: e.to_string().trim().replace('\n', " "),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        Error::Config {
+            file: file.to_path_buf(),
+            key: if key.is_empty() || key == "." {
+                "(top level)".into()
+            } else {
+                key
+            },
+            message: inner.message().trim().to_string(),
+        }
+    })
+}
+
+impl StudyConfig {
+    /// Checks everything that the types alone do not; `file` is named in errors.
+    pub fn validate(&self, file: &Path) -> Result<()> {
+        let err = |key: String, message: String| Error::Config {
+            file: file.to_path_buf(),
+            key,
+            message,
+        };
+        let k = self.classes.len();
+        if k < 2 {
+            return Err(err(
+                "classes".into(),
+                format!("{k} class(es) given; at least 2 are needed for land-use change"),
+            ));
+        }
+        if k > 254 {
+            return Err(err(
+                "classes".into(),
+                format!("{k} classes; at most 254 are supported"),
+            ));
+        }
+        let mut codes = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        for (i, c) in self.classes.iter().enumerate() {
+            let key = |f: &str| format!("classes[{i}].{f}");
+            if !codes.insert(c.code) {
+                return Err(err(
+                    key("code"),
+                    format!("code {} is used by two classes", c.code),
+                ));
+            }
+            if c.name.trim().is_empty() {
+                return Err(err(key("name"), "empty name".into()));
+            }
+            if !names.insert(c.name.clone()) {
+                return Err(err(
+                    key("name"),
+                    format!("name {:?} is used by two classes", c.name),
+                ));
+            }
+            if parse_color(&c.color).is_none() {
+                return Err(err(
+                    key("color"),
+                    format!("{:?} is not a colour, expected #rrggbb", c.color),
+                ));
+            }
+            if !(c.weight.is_finite() && (0.0..=1.0).contains(&c.weight)) {
+                return Err(err(
+                    key("weight"),
+                    format!("{} is outside [0, 1]", c.weight),
+                ));
+            }
+            if let Some(p) = &c.carbon {
+                for (f, v) in [
+                    ("above", p.above),
+                    ("below", p.below),
+                    ("soil", p.soil),
+                    ("dead", p.dead),
+                ] {
+                    if !(v.is_finite() && v >= 0.0) {
+                        return Err(err(
+                            format!("classes[{i}].carbon.{f}"),
+                            format!("{v} t/ha; carbon pools must be finite and not negative"),
+                        ));
+                    }
+                }
+            }
+        }
+        // land-use maps and Markov years
+        let mut years = BTreeSet::new();
+        for (i, m) in self.landuse.iter().enumerate() {
+            if !years.insert(m.year) {
+                return Err(err(
+                    format!("landuse[{i}].year"),
+                    format!("year {} is given twice", m.year),
+                ));
+            }
+        }
+        let mk = &self.markov;
+        for (key, y) in [("markov.from", mk.from), ("markov.to", mk.to)] {
+            if !years.contains(&y) {
+                return Err(err(
+                    key.into(),
+                    format!("no [[landuse]] map for year {y} (maps: {:?})", years),
+                ));
+            }
+        }
+        if mk.to <= mk.from {
+            return Err(err(
+                "markov.to".into(),
+                format!("{} is not after markov.from = {}", mk.to, mk.from),
+            ));
+        }
+        if mk.target_year <= mk.to {
+            return Err(err(
+                "markov.target_year".into(),
+                format!(
+                    "{} is not after the base year markov.to = {}",
+                    mk.target_year, mk.to
+                ),
+            ));
+        }
+        let step = mk.to - mk.from;
+        if (mk.target_year - mk.to) % step != 0 && !mk.interpolate {
+            return Err(err(
+                "markov.target_year".into(),
+                format!(
+                    "{} is not reachable in whole steps of {step} years from {} ({} + m * {step}); \
+                     choose such a year or set `interpolate = true`",
+                    mk.target_year, mk.to, mk.to
+                ),
+            ));
+        }
+        // layers
+        let mut dnames = BTreeSet::new();
+        for (group, layers) in [
+            ("drivers", &self.drivers),
+            ("restrictions", &self.restrictions),
+        ] {
+            for (i, l) in layers.iter().enumerate() {
+                if group == "drivers" && !dnames.insert(l.name.clone()) {
+                    return Err(err(
+                        format!("{group}[{i}].name"),
+                        format!("driver {:?} is given twice", l.name),
+                    ));
+                }
+                if l.band == 0 {
+                    return Err(err(
+                        format!("{group}[{i}].band"),
+                        "bands count from 1".into(),
+                    ));
+                }
+                if let Some(NodataSetting::Keyword(w)) = &l.nodata {
+                    if w != "none" && w != "declared" {
+                        return Err(err(
+                            format!("{group}[{i}].nodata"),
+                            format!("{w:?}: expected a number, \"none\" or \"declared\""),
+                        ));
+                    }
+                }
+            }
+        }
+        // CA
+        let ca = &self.ca;
+        if ca.neighbourhood < 3 || ca.neighbourhood.is_multiple_of(2) {
+            return Err(err(
+                "ca.neighbourhood".into(),
+                format!("{}: expected an odd number >= 3", ca.neighbourhood),
+            ));
+        }
+        if ca.max_iterations == 0 {
+            return Err(err(
+                "ca.max_iterations".into(),
+                "0: expected at least 1".into(),
+            ));
+        }
+        if !(ca.accelerate > 0.0 && ca.accelerate < 1.0) {
+            return Err(err(
+                "ca.accelerate".into(),
+                format!("{}: expected a value in (0, 1)", ca.accelerate),
+            ));
+        }
+        if ca.stall_iterations == 0 {
+            return Err(err(
+                "ca.stall_iterations".into(),
+                "0: expected at least 1".into(),
+            ));
+        }
+        // ANN
+        let ann = &self.ann;
+        if !(ann.sample_per_mille > 0.0 && ann.sample_per_mille <= 1000.0) {
+            return Err(err(
+                "ann.sample_per_mille".into(),
+                format!("{}: expected a value in (0, 1000]", ann.sample_per_mille),
+            ));
+        }
+        if !(0.0..0.9).contains(&ann.holdout) {
+            return Err(err(
+                "ann.holdout".into(),
+                format!("{}: expected a share in [0, 0.9)", ann.holdout),
+            ));
+        }
+        if ann.epochs == 0 {
+            return Err(err("ann.epochs".into(), "0: expected at least 1".into()));
+        }
+        if !(ann.learning_rate > 0.0 && ann.learning_rate.is_finite()) {
+            return Err(err(
+                "ann.learning_rate".into(),
+                format!("{}: expected a positive number", ann.learning_rate),
+            ));
+        }
+        if !(0.0..1.0).contains(&ann.momentum) {
+            return Err(err(
+                "ann.momentum".into(),
+                format!("{}: expected a value in [0, 1)", ann.momentum),
+            ));
+        }
+        if self.gwr.sample_points < 10 {
+            return Err(err(
+                "gwr.sample_points".into(),
+                format!("{}: expected at least 10", self.gwr.sample_points),
+            ));
+        }
+        // scenarios
+        if self.scenarios.is_empty() {
+            return Err(err(
+                "scenarios".into(),
+                "no scenario given; expected at least one [[scenarios]]".into(),
+            ));
+        }
+        let mut snames = BTreeSet::new();
+        for (s, sc) in self.scenarios.iter().enumerate() {
+            let key = |f: &str| format!("scenarios[{s}].{f}");
+            if sc.name.is_empty()
+                || !sc
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(err(
+                    key("name"),
+                    format!("{:?}: expected letters, digits, '-' or '_'", sc.name),
+                ));
+            }
+            if !snames.insert(sc.name.clone()) {
+                return Err(err(
+                    key("name"),
+                    format!("scenario {:?} is given twice", sc.name),
+                ));
+            }
+            if sc.matrix.len() != k {
+                return Err(err(
+                    key("matrix"),
+                    format!(
+                        "{} rows, expected {k} (one per class, rows = from, columns = to)",
+                        sc.matrix.len()
+                    ),
+                ));
+            }
+            for (r, row) in sc.matrix.iter().enumerate() {
+                if row.len() != k {
+                    return Err(err(
+                        format!("scenarios[{s}].matrix[{r}]"),
+                        format!("{} columns, expected {k} (a {k} x {k} matrix)", row.len()),
+                    ));
+                }
+                for (c, v) in row.iter().enumerate() {
+                    if !(v.is_finite() && (0.0..=1.0).contains(v)) {
+                        return Err(err(
+                            format!("scenarios[{s}].matrix[{r}][{c}]"),
+                            format!("{v} is outside [0, 1]"),
+                        ));
+                    }
+                }
+            }
+            for (m, mu) in sc.multipliers.iter().enumerate() {
+                for (f, n) in [("from", &mu.from), ("to", &mu.to)] {
+                    if !names.contains(n) {
+                        return Err(err(
+                            format!("scenarios[{s}].multipliers[{m}].{f}"),
+                            format!("{n:?} is not a class name"),
+                        ));
+                    }
+                }
+                if !(mu.factor.is_finite() && mu.factor >= 0.0) {
+                    return Err(err(
+                        format!("scenarios[{s}].multipliers[{m}].factor"),
+                        format!("{}: expected a number >= 0", mu.factor),
+                    ));
+                }
+            }
+            if let Some(d) = &sc.demand {
+                for (n, v) in d {
+                    if !names.contains(n) {
+                        return Err(err(
+                            format!("scenarios[{s}].demand.{n}"),
+                            format!("{n:?} is not a class name"),
+                        ));
+                    }
+                    if *v < 0 {
+                        return Err(err(
+                            format!("scenarios[{s}].demand.{n}"),
+                            format!("{v} cells: demand cannot be negative"),
+                        ));
+                    }
+                }
+                for c in &self.classes {
+                    if !d.contains_key(&c.name) {
+                        return Err(err(
+                            key("demand"),
+                            format!("no demand for class {:?}; give every class", c.name),
+                        ));
+                    }
+                }
+                if !sc.multipliers.is_empty() {
+                    return Err(err(
+                        key("multipliers"),
+                        "give either an explicit demand or Markov multipliers, not both".into(),
+                    ));
+                }
+            }
+            if let Some(a) = &sc.absorb {
+                if !names.contains(a) {
+                    return Err(err(key("absorb"), format!("{a:?} is not a class name")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r##"
+[study]
+name = "t"
+[[classes]]
+code = 1
+name = "forest"
+color = "#00ff00"
+weight = 0.5
+[[classes]]
+code = 3
+name = "urban"
+color = "#ff0000"
+weight = 1.0
+carbon = { above = 1, below = 2, soil = 3, dead = 4 }
+[[landuse]]
+year = 2000
+path = "a.tif"
+[[landuse]]
+year = 2010
+path = "b.tif"
+[markov]
+from = 2000
+to = 2010
+target_year = 2030
+[[scenarios]]
+name = "base"
+matrix = [[1, 1], [0, 1]]
+"##;
+
+    fn check(text: &str) -> Result<StudyConfig> {
+        let c = parse(text, Path::new("study.toml"))?;
+        c.validate(Path::new("study.toml"))?;
+        Ok(c)
+    }
+
+    #[test]
+    fn a_minimal_config_parses_with_defaults() {
+        let c = check(MINIMAL).unwrap();
+        assert_eq!(c.ca.neighbourhood, 3);
+        assert_eq!(c.ca.max_iterations, 300);
+        assert_eq!(c.study.seed, 1);
+        assert_eq!(c.classes[1].carbon.unwrap().total(), 10.0);
+        assert_eq!(c.classes[0].rgb(), [0, 255, 0]);
+    }
+
+    #[test]
+    fn an_unknown_key_is_an_error_naming_file_and_key() {
+        let e = check(&MINIMAL.replace("[markov]\n", "[markov]\nfrom_year = 3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("study.toml") && e.contains("markov") && e.contains("from_year"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_matrix_of_the_wrong_shape_is_an_error() {
+        let e = check(&MINIMAL.replace("[[1, 1], [0, 1]]", "[[1, 1, 0], [0, 1, 1]]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scenarios[0].matrix[0]") && e.contains("3 columns, expected 2"),
+            "{e}"
+        );
+        let e = check(&MINIMAL.replace("[[1, 1], [0, 1]]", "[[1, 1]]"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1 rows, expected 2"), "{e}");
+        let e = check(&MINIMAL.replace("[[1, 1], [0, 1]]", "[[1, \"x\"], [0, 1]]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scenarios[0].matrix[0][1]") || e.contains("scenarios[0].matrix"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_target_year_not_reachable_in_whole_steps_is_an_error() {
+        let e = check(&MINIMAL.replace("target_year = 2030", "target_year = 2025"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("markov.target_year") && e.contains("whole steps of 10"),
+            "{e}"
+        );
+        let ok = MINIMAL.replace(
+            "target_year = 2030",
+            "target_year = 2025\ninterpolate = true",
+        );
+        assert!(check(&ok).is_ok());
+    }
+
+    #[test]
+    fn negative_carbon_pools_are_an_error() {
+        let e = check(&MINIMAL.replace("soil = 3", "soil = -3"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("classes[1].carbon.soil") && e.contains("not negative"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_classes_are_errors() {
+        let e = check(&MINIMAL.replace("code = 3", "code = 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("classes[1].code") && e.contains("used by two"),
+            "{e}"
+        );
+        let e = check(&MINIMAL.replace("weight = 0.5", "weight = 1.5"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("classes[0].weight") && e.contains("outside [0, 1]"),
+            "{e}"
+        );
+        let e = check(&MINIMAL.replace("\"#00ff00\"", "\"green\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("classes[0].color"), "{e}");
+        let one = MINIMAL.replace("[[classes]]\ncode = 3", "[[xclasses]]\ncode = 3");
+        assert!(check(&one).is_err());
+    }
+}

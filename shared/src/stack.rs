@@ -1,0 +1,401 @@
+//! The study's raster stack: every layer of a study read onto the reference grid (the
+//! first land-use map's), checked or warped, with class codes mapped to indices and the
+//! valid mask (the intersection of all layers' nodata masks).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::config::{LayerConfig, NodataSetting, Study};
+use crate::error::{Error, Result};
+use crate::grid::Grid;
+use crate::raster::{self, Resample};
+
+/// Class index of cells that are not valid.
+pub const NO_CLASS: u8 = 255;
+
+/// A continuous layer on the study grid.
+#[derive(Clone, Debug)]
+pub struct Driver {
+    /// Name from the config.
+    pub name: String,
+    /// Source file.
+    pub path: PathBuf,
+    /// Values, row-major (meaningless where the mask is false).
+    pub values: Vec<f32>,
+}
+
+/// Every layer of a study on one grid.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    /// The reference grid.
+    pub grid: Grid,
+    /// The file that defines it.
+    pub reference: PathBuf,
+    /// Valid cells: every layer has data.
+    pub mask: Vec<bool>,
+    /// Land-use maps by year, as class indices ([`NO_CLASS`] where not valid).
+    pub maps: BTreeMap<i32, Vec<u8>>,
+    /// Drivers in config order.
+    pub drivers: Vec<Driver>,
+    /// Cells that never change (a restriction layer is 0 there).
+    pub restricted: Vec<bool>,
+    /// Zone code per cell, when zones are configured.
+    pub zones: Option<Vec<i32>>,
+    /// Layers that were warped onto the grid (`align = true`).
+    pub warped: Vec<PathBuf>,
+}
+
+impl Stack {
+    /// Number of valid cells.
+    pub fn valid_cells(&self) -> u64 {
+        self.mask.iter().filter(|&&v| v).count() as u64
+    }
+
+    /// Cells per class of the map of `year` (over valid cells).
+    pub fn counts(&self, year: i32, k: usize) -> Vec<u64> {
+        let mut c = vec![0u64; k];
+        if let Some(m) = self.maps.get(&year) {
+            for &v in m {
+                if (v as usize) < k {
+                    c[v as usize] += 1;
+                }
+            }
+        }
+        c
+    }
+}
+
+/// Values of one layer on the grid plus a per-cell "has data" flag.
+struct Layer {
+    values: Vec<f64>,
+    has_data: Vec<bool>,
+}
+
+/// Reads band `band` of `path` onto `grid`: as is when it is on the grid, warped when
+/// `align` is set, otherwise an error naming both files.
+fn read_on_grid(
+    study: &Study,
+    reference: &Path,
+    grid: &Grid,
+    path: &Path,
+    band: usize,
+    nodata: Option<&NodataSetting>,
+    resample: Resample,
+    warped: &mut Vec<PathBuf>,
+) -> Result<Layer> {
+    let info = raster::info(path)?;
+    let same = raster::check_same_grid(
+        reference,
+        grid,
+        path,
+        &info.grid,
+        study.config.study.grid_tolerance,
+    );
+    let (values, declared) = match same {
+        Ok(()) => {
+            let (_, v) = raster::read_band::<f64>(path, band)?;
+            (v, info.nodata)
+        }
+        Err(Error::GridMismatch { difference, .. }) if study.config.study.align => {
+            tracing::info!(file = %path.display(), %difference, "warping onto the land-use grid");
+            warped.push(path.to_path_buf());
+            let (v, nd) = raster::warp_to_grid(path, grid, resample)?;
+            (v, if nd.is_nan() { None } else { Some(nd) })
+        }
+        Err(e) => return Err(e),
+    };
+    let nodata = match nodata {
+        None => declared,
+        Some(NodataSetting::Value(v)) => Some(*v),
+        Some(NodataSetting::Keyword(w)) if w == "none" => None,
+        Some(NodataSetting::Keyword(_)) => declared,
+    };
+    let has_data = values
+        .iter()
+        .map(|&v| !v.is_nan() && nodata.is_none_or(|nd| v != nd))
+        .collect();
+    Ok(Layer { values, has_data })
+}
+
+/// Reads every layer of `study` onto the grid of its first land-use map.
+pub fn load(study: &Study) -> Result<Stack> {
+    let cfg = &study.config;
+    let first = cfg.landuse.first().ok_or_else(|| Error::Config {
+        file: study.file.clone(),
+        key: "landuse".into(),
+        message: "no land-use map given".into(),
+    })?;
+    let reference = study.resolve(&first.path);
+    let grid = raster::info(&reference)?.grid;
+    let n = grid.cells();
+    let mut mask = vec![true; n];
+    let mut warped = Vec::new();
+    let code_index: BTreeMap<i64, u8> = cfg
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.code, i as u8))
+        .collect();
+
+    let mut raw_maps = BTreeMap::new();
+    for m in &cfg.landuse {
+        let path = study.resolve(&m.path);
+        let layer = read_on_grid(
+            study,
+            &reference,
+            &grid,
+            &path,
+            1,
+            None,
+            Resample::Nearest,
+            &mut warped,
+        )?;
+        // map codes to indices; unknown codes with data are an error
+        let mut idx = vec![NO_CLASS; n];
+        let mut unknown: BTreeMap<i64, u64> = BTreeMap::new();
+        for i in 0..n {
+            if !layer.has_data[i] {
+                mask[i] = false;
+                continue;
+            }
+            let v = layer.values[i];
+            let code = v as i64;
+            match code_index.get(&code) {
+                Some(&c) if code as f64 == v => idx[i] = c,
+                _ => *unknown.entry(code).or_default() += 1,
+            }
+        }
+        if !unknown.is_empty() {
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|(c, n)| format!("{c} ({n} cells)"))
+                .collect();
+            return Err(Error::Data(format!(
+                "{}: class code(s) {} not named in [[classes]] of {} (known codes: {})",
+                path.display(),
+                list.join(", "),
+                study.file.display(),
+                code_index
+                    .keys()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        raw_maps.insert(m.year, idx);
+    }
+
+    let mut drivers = Vec::new();
+    for d in &cfg.drivers {
+        let path = study.resolve(&d.path);
+        let layer = read_layer(
+            study,
+            &reference,
+            &grid,
+            &path,
+            d,
+            Resample::Bilinear,
+            &mut warped,
+        )?;
+        for i in 0..n {
+            if layer.has_data[i] && layer.values[i].is_infinite() {
+                return Err(Error::raster(
+                    &path,
+                    format!(
+                        "driver {:?} has an infinite value at row {}, column {}; expected finite numbers or nodata",
+                        d.name,
+                        i / grid.width,
+                        i % grid.width
+                    ),
+                ));
+            }
+            mask[i] &= layer.has_data[i];
+        }
+        drivers.push(Driver {
+            name: d.name.clone(),
+            path,
+            values: layer.values.iter().map(|&v| v as f32).collect(),
+        });
+    }
+
+    let mut restricted = vec![false; n];
+    for r in &cfg.restrictions {
+        let path = study.resolve(&r.path);
+        let layer = read_layer(
+            study,
+            &reference,
+            &grid,
+            &path,
+            r,
+            Resample::Nearest,
+            &mut warped,
+        )?;
+        for i in 0..n {
+            mask[i] &= layer.has_data[i];
+            if layer.has_data[i] && layer.values[i] == 0.0 {
+                restricted[i] = true;
+            }
+        }
+    }
+
+    let zones = match &cfg.zones {
+        None => None,
+        Some(z) => {
+            let path = study.resolve(&z.path);
+            if z.field.is_some() {
+                return Err(Error::Config {
+                    file: study.file.clone(),
+                    key: "zones.field".into(),
+                    message: format!(
+                        "{}: polygon zones must be rasterised first (`flus prepare`); give a zone raster",
+                        path.display()
+                    ),
+                });
+            }
+            let layer = read_on_grid(
+                study,
+                &reference,
+                &grid,
+                &path,
+                1,
+                None,
+                Resample::Nearest,
+                &mut warped,
+            )?;
+            for i in 0..n {
+                mask[i] &= layer.has_data[i];
+            }
+            Some(layer.values.iter().map(|&v| v as i32).collect())
+        }
+    };
+
+    let maps = raw_maps
+        .into_iter()
+        .map(|(y, mut m)| {
+            for i in 0..n {
+                if !mask[i] {
+                    m[i] = NO_CLASS;
+                }
+            }
+            (y, m)
+        })
+        .collect();
+    let valid = mask.iter().filter(|&&v| v).count();
+    if valid == 0 {
+        return Err(Error::Data(format!(
+            "{}: no valid cell: the nodata masks of the layers do not overlap anywhere",
+            study.file.display()
+        )));
+    }
+    Ok(Stack {
+        grid,
+        reference,
+        mask,
+        maps,
+        drivers,
+        restricted,
+        zones,
+        warped,
+    })
+}
+
+fn read_layer(
+    study: &Study,
+    reference: &Path,
+    grid: &Grid,
+    path: &Path,
+    cfg: &LayerConfig,
+    resample: Resample,
+    warped: &mut Vec<PathBuf>,
+) -> Result<Layer> {
+    read_on_grid(
+        study,
+        reference,
+        grid,
+        path,
+        cfg.band,
+        cfg.nodata.as_ref(),
+        resample,
+        warped,
+    )
+}
+
+/// A class raster read on its own: integer codes and a has-data flag per cell.
+#[derive(Clone, Debug)]
+pub struct CodeMap {
+    /// Header.
+    pub info: raster::RasterInfo,
+    /// Code per cell (meaningless where `has_data` is false).
+    pub codes: Vec<i64>,
+    /// Cells with data.
+    pub has_data: Vec<bool>,
+}
+
+/// Reads band 1 of a class raster as integer codes; a non-integer value is an error.
+pub fn read_codes(path: &Path) -> Result<CodeMap> {
+    let (info, values) = raster::read_band::<f64>(path, 1)?;
+    let mut codes = Vec::with_capacity(values.len());
+    let mut has_data = Vec::with_capacity(values.len());
+    for (i, &v) in values.iter().enumerate() {
+        let data = !v.is_nan() && info.nodata.is_none_or(|nd| v != nd);
+        if data && v.fract() != 0.0 {
+            return Err(Error::raster(
+                path,
+                format!(
+                    "value {v} at row {}, column {} is not an integer class code",
+                    i / info.grid.width,
+                    i % info.grid.width
+                ),
+            ));
+        }
+        codes.push(v as i64);
+        has_data.push(data);
+    }
+    Ok(CodeMap {
+        info,
+        codes,
+        has_data,
+    })
+}
+
+/// Maps several code maps on one grid to class indices 0..K-1 (codes sorted
+/// ascending); cells without data in any map get [`NO_CLASS`] in all.
+pub fn index_maps(maps: &[&CodeMap]) -> Result<(Vec<i64>, Vec<Vec<u8>>)> {
+    let n = maps.first().map(|m| m.codes.len()).unwrap_or(0);
+    let valid: Vec<bool> = (0..n).map(|i| maps.iter().all(|m| m.has_data[i])).collect();
+    let mut codes = std::collections::BTreeSet::new();
+    for m in maps {
+        for i in 0..n {
+            if valid[i] {
+                codes.insert(m.codes[i]);
+            }
+        }
+    }
+    if codes.len() > 254 {
+        return Err(Error::Data(format!(
+            "{} distinct class codes; at most 254 are supported",
+            codes.len()
+        )));
+    }
+    let codes: Vec<i64> = codes.into_iter().collect();
+    let index: BTreeMap<i64, u8> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, i as u8))
+        .collect();
+    let out = maps
+        .iter()
+        .map(|m| {
+            (0..n)
+                .map(|i| {
+                    if valid[i] {
+                        index[&m.codes[i]]
+                    } else {
+                        NO_CLASS
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Ok((codes, out))
+}
