@@ -1,0 +1,64 @@
+//! The random-allocation baseline of the validation: the same demand met by converting
+//! random convertible cells (valid, unrestricted, allowed by the matrix), in a random
+//! order drawn from the counter-based generator's `RANDOM_BASELINE` stream.
+
+use super::feasibility::{check_demand, check_feasible, class_counts};
+use super::params::CaParams;
+use crate::rng::{stream, CounterRng};
+use crate::{Error, Result};
+
+/// Allocates `demand` at random: the per-pair conversion amounts come from the
+/// feasibility max-flow (so multi-hop demands such as forest -> cropland -> built-up are
+/// met through the intermediate class), the converted cells of each class are its
+/// unrestricted cells in ascending order of a random key. Returns the new class map.
+pub fn random_allocation(
+    params: &CaParams,
+    classes: &[u8],
+    restricted: &[bool],
+    demand: &[i64],
+) -> Result<Vec<u8>> {
+    params.validate()?;
+    if classes.len() != restricted.len() {
+        return Err(Error::Data(format!(
+            "class map has {} cells but the restriction mask {}",
+            classes.len(),
+            restricted.len()
+        )));
+    }
+    let k = params.k;
+    let (counts, free) = class_counts(k, classes, restricted)?;
+    check_demand(demand, k, counts.iter().sum())?;
+    let plan = check_feasible(params, &counts, &free, demand)?;
+    let rng = CounterRng::new(params.seed);
+    let mut out = classes.to_vec();
+    for c in 0..k {
+        let outflow: i64 = plan.flow[c].iter().sum();
+        if outflow == 0 {
+            continue;
+        }
+        let mut cells: Vec<(u64, usize)> = classes
+            .iter()
+            .zip(restricted)
+            .enumerate()
+            .filter(|(_, (&v, &r))| v as usize == c && !r)
+            .map(|(i, _)| {
+                let b = rng.block(stream::RANDOM_BASELINE, 0, i as u64, 0);
+                (((b[0] as u64) << 32) | b[1] as u64, i)
+            })
+            .collect();
+        if (cells.len() as i64) < outflow {
+            return Err(Error::Data(format!(
+                "random allocation: class index {c} must give {outflow} cells but has only {} unrestricted",
+                cells.len()
+            )));
+        }
+        cells.sort_unstable();
+        let mut it = cells.into_iter();
+        for (to, &f) in plan.flow[c].iter().enumerate() {
+            for (_, i) in it.by_ref().take(f as usize) {
+                out[i] = to as u8;
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,59 @@
+//! The FLUS cellular automaton (self-adaptive inertia competition), DESIGN 2.3 and 2.4.
+//!
+//! The pieces are kept separate and pure so that the cluster can distribute them:
+//! - [`params`]: the CA parameters and the validated per-run inputs;
+//! - [`inertia`]: the global inertia/lock state, updated once per iteration on the
+//!   coordinator from global class counts;
+//! - [`step`]: the tile step, a pure function of (class window with halo, static tile
+//!   layers, step parameters) that returns proposals and their key histograms;
+//! - [`acceptance`]: the bucket walk that turns merged histograms (plus the exact keys
+//!   of a few buckets) into the thresholds `T_in`, `T_out`;
+//! - [`commit`]: applies the thresholds to a tile's proposals;
+//! - [`feasibility`]: the max-flow check of the demand before any work;
+//! - [`driver`]: a single-process driver running the whole grid as any tiling;
+//! - [`baseline`]: the random-allocation baseline of the validation.
+
+pub mod acceptance;
+pub mod baseline;
+pub mod commit;
+pub mod driver;
+pub mod feasibility;
+pub mod inertia;
+pub mod params;
+pub mod step;
+
+pub use acceptance::{BucketWalk, KeyRequest, Thresholds};
+pub use baseline::random_allocation;
+pub use commit::commit;
+pub use driver::{run, CaInput, CaOutput, CaReport, IterationRecord, StopReason, Tiling};
+pub use feasibility::{check_demand, check_feasible};
+pub use inertia::InertiaState;
+pub use params::CaParams;
+pub use step::{tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileStatic};
+
+/// Class value of an invalid cell in a class map.
+pub const INVALID: u8 = 255;
+
+/// Number of key buckets of the proposal histograms (top 10 bits of the u32 key).
+pub const BUCKETS: usize = 1024;
+
+/// Shift from a u32 key to its bucket.
+pub const BUCKET_SHIFT: u32 = 22;
+
+/// The total order of proposals: (priority key U3, global cell index).
+pub type Key = (u32, u64);
+
+/// A threshold that refuses nothing.
+pub const OPEN: Key = (u32::MAX, u64::MAX);
+
+/// A threshold that refuses everything.
+pub const CLOSED: Key = (0, 0);
+
+/// The smallest key strictly greater than `key` for any other proposal (cells are unique).
+#[inline]
+pub fn successor(key: Key) -> Key {
+    (key.0, key.1 + 1)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,641 @@
+//! The tile step (DESIGN 2.3): for every valid, unrestricted cell of a tile, the
+//! neighbourhood term, the combined score with own-class inertia, the roulette, the gate
+//! and, for the cells that propose a change, a priority key U3. A pure function of (class
+//! window with halo, static tile layers, step parameters); random numbers come from the
+//! counter-based generator keyed by (seed, stream, iteration, global cell, draw 0).
+
+use super::params::CaParams;
+use super::{BUCKETS, BUCKET_SHIFT, INVALID};
+use crate::rng::CounterRng;
+
+/// Global parameters of one iteration, computed on the coordinator and broadcast.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepParams {
+    /// Iteration t (0-based).
+    pub iteration: u32,
+    /// Inertia I_k per class.
+    pub inertia: Vec<f64>,
+    /// Class may not receive cells in this iteration (initial gap 0, full, or locked).
+    pub closed_in: Vec<bool>,
+    /// Class may not lose cells in this iteration (initial gap 0, at its floor, or locked).
+    pub closed_out: Vec<bool>,
+}
+
+/// A tile's class window including its halo of r = (N - 1) / 2 cells on every side;
+/// cells off the grid hold [`INVALID`]. `data[0]` is the top-left halo cell.
+#[derive(Clone, Copy, Debug)]
+pub struct ClassWindow<'a> {
+    /// Class indices, row-major with `stride` cells per row.
+    pub data: &'a [u8],
+    /// Cells per row of `data` (at least tile width + 2r).
+    pub stride: usize,
+}
+
+/// A tile's static layers. Index 0 is the tile's top-left cell.
+#[derive(Clone, Copy, Debug)]
+pub struct TileStatic<'a> {
+    /// Cell-major suitability: `(y * stride + x) * K + k`; each cell sums to 1.
+    pub suitability: &'a [f32],
+    /// Restricted cells (never change): `y * stride + x`.
+    pub restricted: &'a [bool],
+    /// Cells per row of both layers.
+    pub stride: usize,
+}
+
+/// Where a tile lies in the grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TileRect {
+    /// First column.
+    pub x0: usize,
+    /// First row.
+    pub y0: usize,
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns of the whole grid (for global cell indices).
+    pub grid_width: usize,
+}
+
+/// One proposed change c -> k of a cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Proposal {
+    /// Global cell index (row-major over the grid).
+    pub cell: u64,
+    /// Priority key U3.
+    pub key: u32,
+    /// Current class c.
+    pub from: u8,
+    /// Proposed class k.
+    pub to: u8,
+}
+
+impl Proposal {
+    /// The proposal's place in the acceptance order: (key, cell).
+    #[inline]
+    pub fn order(&self) -> super::Key {
+        (self.key, self.cell)
+    }
+
+    /// The key bucket (top 10 bits of the key).
+    #[inline]
+    pub fn bucket(&self) -> usize {
+        (self.key >> BUCKET_SHIFT) as usize
+    }
+}
+
+/// The output of a tile step, reused from one iteration to the next (no allocation once
+/// the buffers have grown).
+#[derive(Clone, Debug, Default)]
+pub struct TileProposals {
+    /// Proposals that no lock and no class closed at the start of the iteration refuses,
+    /// in row-major order.
+    pub proposals: Vec<Proposal>,
+    /// Counts of `proposals` per (bucket, from, to): index `(bucket * K + from) * K + to`.
+    pub histogram: Vec<u32>,
+    /// Valid unrestricted cells of the tile.
+    pub cells: u64,
+    /// Cells skipped because every neighbour is of their own class (they cannot change).
+    pub skipped_uniform: u64,
+    /// Cells skipped because their class may not lose cells in this iteration.
+    pub skipped_closed: u64,
+    /// All proposals that passed roulette and gate, including those a lock or a closed
+    /// class refuses.
+    pub raw_proposals: u64,
+    scratch_tp: Vec<f64>,
+    scratch_omega: Vec<f64>,
+}
+
+impl TileProposals {
+    /// Appends to `dst` the proposals of `bucket` whose from or to class is in `touch`.
+    pub fn in_bucket(&self, bucket: usize, touch: &[bool], dst: &mut Vec<Proposal>) {
+        dst.extend(
+            self.proposals.iter().filter(|p| {
+                p.bucket() == bucket && (touch[p.from as usize] || touch[p.to as usize])
+            }),
+        );
+    }
+}
+
+/// Counts the classes of the N*N - 1 neighbours of the tile cell (x, y) (centre
+/// excluded) into `counts` (indexed by class value, [`INVALID`] included), which must be
+/// zero on entry.
+#[inline]
+pub fn neighbour_counts(
+    window: &ClassWindow,
+    x: usize,
+    y: usize,
+    n: usize,
+    counts: &mut [u32; 256],
+) {
+    let r = (n - 1) / 2;
+    for dy in 0..n {
+        let start = (y + dy) * window.stride + x;
+        for &b in &window.data[start..start + n] {
+            counts[b as usize] += 1;
+        }
+    }
+    counts[window.data[(y + r) * window.stride + x + r] as usize] -= 1;
+}
+
+/// The neighbourhood term Omega(p, k) = count_k / (N*N - 1) * w_k; invalid or off-grid
+/// neighbours count as nothing, the divisor stays N*N - 1.
+#[inline]
+pub fn omega(counts: &[u32], n: usize, weights: &[f64], out: &mut [f64]) {
+    let nn1 = (n * n - 1) as f64;
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = counts[k] as f64 / nn1 * weights[k];
+    }
+}
+
+/// Combined scores TP(p, k) = sp(p, k) * Omega(p, k) * cost[c][k], times I_c * 10 K for
+/// k == c; returns their sum.
+#[inline]
+pub fn combined_scores(
+    sp: &[f32],
+    omega: &[f64],
+    cost_row: &[f64],
+    c: usize,
+    inertia_c: f64,
+    out: &mut [f64],
+) -> f64 {
+    let kk = out.len();
+    let mut sum = 0.0;
+    for k in 0..kk {
+        let mut tp = sp[k] as f64 * omega[k] * cost_row[k];
+        if k == c {
+            tp *= inertia_c * 10.0 * kk as f64;
+        }
+        out[k] = tp;
+        sum += tp;
+    }
+    sum
+}
+
+/// Roulette: the class k with probability TP(k) / sum, from a uniform `u1` in (0, 1);
+/// `None` when the sum is 0.
+#[inline]
+pub fn roulette(tp: &[f64], sum: f64, u1: f64) -> Option<usize> {
+    if sum <= 0.0 {
+        return None;
+    }
+    let target = u1 * sum;
+    let mut acc = 0.0;
+    let mut last = None;
+    for (k, &v) in tp.iter().enumerate() {
+        if v > 0.0 {
+            acc += v;
+            last = Some(k);
+            if target < acc {
+                return Some(k);
+            }
+        }
+    }
+    last
+}
+
+/// The gate: (U2 + 1/K) / (t + 1) < sp(p, k).
+#[inline]
+pub fn gate(u2: f64, k: usize, t: u32, sp: f32) -> bool {
+    (u2 + 1.0 / k as f64) / (t as f64 + 1.0) < sp as f64
+}
+
+/// The tile step of iteration `step.iteration`: fills `out` with the tile's proposals and
+/// their key histogram. Cells whose whole neighbourhood is their own class and cells of a
+/// class that may not lose cells are skipped (they cannot change); with counter-based
+/// draws that changes nobody else's numbers.
+pub fn tile_step(
+    params: &CaParams,
+    step: &StepParams,
+    rect: &TileRect,
+    window: &ClassWindow,
+    stat: &TileStatic,
+    out: &mut TileProposals,
+) {
+    let kk = params.k;
+    let n = params.neighbourhood;
+    let r = params.radius();
+    let nn1 = (n * n - 1) as u32;
+    let rng = CounterRng::new(params.seed);
+    let t = step.iteration;
+    out.proposals.clear();
+    out.histogram.clear();
+    out.histogram.resize(BUCKETS * kk * kk, 0);
+    out.scratch_tp.clear();
+    out.scratch_tp.resize(kk, 0.0);
+    out.scratch_omega.clear();
+    out.scratch_omega.resize(kk, 0.0);
+    out.cells = 0;
+    out.skipped_uniform = 0;
+    out.skipped_closed = 0;
+    out.raw_proposals = 0;
+    let mut counts = [0u32; 256];
+    let tp = &mut out.scratch_tp;
+    let om = &mut out.scratch_omega;
+    for y in 0..rect.height {
+        let centre_row = (y + r) * window.stride + r;
+        let static_row = y * stat.stride;
+        let global_row = ((rect.y0 + y) * rect.grid_width + rect.x0) as u64;
+        for x in 0..rect.width {
+            let c = window.data[centre_row + x];
+            if c == INVALID || stat.restricted[static_row + x] {
+                continue;
+            }
+            out.cells += 1;
+            let cu = c as usize;
+            if step.closed_out[cu] {
+                out.skipped_closed += 1;
+                continue;
+            }
+            // Early out: every neighbour of the own class.
+            let mut uniform = true;
+            for dy in 0..n {
+                let s = (y + dy) * window.stride + x;
+                if window.data[s..s + n].iter().any(|&b| b != c) {
+                    uniform = false;
+                    break;
+                }
+            }
+            if uniform {
+                out.skipped_uniform += 1;
+                continue;
+            }
+            neighbour_counts(window, x, y, n, &mut counts);
+            debug_assert!(counts[cu] < nn1);
+            omega(&counts[..kk], n, &params.weights, om);
+            for v in counts[..kk].iter_mut() {
+                *v = 0;
+            }
+            counts[INVALID as usize] = 0;
+            let sbase = (static_row + x) * kk;
+            let sp = &stat.suitability[sbase..sbase + kk];
+            let sum = combined_scores(sp, om, &params.cost[cu], cu, step.inertia[cu], tp);
+            if sum <= 0.0 {
+                continue;
+            }
+            let cell = global_row + x as u64;
+            let b = rng.block(params.stream, t, cell, 0);
+            let Some(to) = roulette(tp, sum, CounterRng::unit(b[0])) else {
+                continue;
+            };
+            if to == cu || params.cost[cu][to] <= 0.0 {
+                continue;
+            }
+            if !gate(CounterRng::unit(b[1]), kk, t, sp[to]) {
+                continue;
+            }
+            out.raw_proposals += 1;
+            if step.closed_in[to] {
+                continue;
+            }
+            let p = Proposal {
+                cell,
+                key: b[2],
+                from: c,
+                to: to as u8,
+            };
+            out.histogram[(p.bucket() * kk + cu) * kk + to] += 1;
+            out.proposals.push(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pads a w x h map with a halo of r invalid cells.
+    fn padded(map: &[u8], w: usize, h: usize, r: usize) -> (Vec<u8>, usize) {
+        let pw = w + 2 * r;
+        let mut p = vec![INVALID; pw * (h + 2 * r)];
+        for y in 0..h {
+            p[(y + r) * pw + r..(y + r) * pw + r + w].copy_from_slice(&map[y * w..(y + 1) * w]);
+        }
+        (p, pw)
+    }
+
+    fn omega_at(
+        map: &[u8],
+        w: usize,
+        h: usize,
+        n: usize,
+        x: usize,
+        y: usize,
+        weights: &[f64],
+    ) -> Vec<f64> {
+        let (p, pw) = padded(map, w, h, (n - 1) / 2);
+        let window = ClassWindow {
+            data: &p,
+            stride: pw,
+        };
+        let mut counts = [0u32; 256];
+        neighbour_counts(&window, x, y, n, &mut counts);
+        let mut out = vec![0.0; weights.len()];
+        omega(&counts[..weights.len()], n, weights, &mut out);
+        out
+    }
+
+    const MAP3: [u8; 9] = [
+        0, 1, 1, //
+        2, 0, INVALID, //
+        0, 0, 1,
+    ];
+
+    #[test]
+    fn neighbourhood_excludes_the_centre_and_counts_invalid_cells_as_nothing() {
+        // Centre (1,1) is class 0. Neighbours: 0 1 1 / 2 . 255 / 0 0 1
+        // -> class 0: 3, class 1: 3, class 2: 1, invalid: 1 (ignored); divisor 8.
+        let w = [1.0, 0.5, 0.2];
+        let o = omega_at(&MAP3, 3, 3, 3, 1, 1, &w);
+        let want = [3.0 / 8.0 * 1.0, 3.0 / 8.0 * 0.5, 1.0 / 8.0 * 0.2]; // 0.375, 0.1875, 0.025
+        for k in 0..3 {
+            assert!(
+                (o[k] - want[k]).abs() < 1e-15,
+                "k={k}: {} vs {}",
+                o[k],
+                want[k]
+            );
+        }
+    }
+
+    #[test]
+    fn neighbourhood_at_the_grid_edge_keeps_the_divisor() {
+        // Corner (0,0): 5 neighbours off the grid, then (1,0)=1, (0,1)=2, (1,1)=0.
+        // Omega = 1/8 * w_k for each class, not 1/3.
+        let w = [1.0, 0.5, 0.2];
+        let o = omega_at(&MAP3, 3, 3, 3, 0, 0, &w);
+        let want = [0.125, 0.0625, 0.025];
+        for k in 0..3 {
+            assert!((o[k] - want[k]).abs() < 1e-15);
+        }
+        // (2,1) is invalid itself but its neighbour (2,2)=1 counts for its left
+        // neighbour (1,2): neighbours 2 0 255 / 0 . 1 / off-grid x3 -> 0:2, 1:1, 2:1.
+        let o = omega_at(&MAP3, 3, 3, 3, 1, 2, &w);
+        let want = [2.0 / 8.0, 1.0 / 8.0 * 0.5, 1.0 / 8.0 * 0.2];
+        for k in 0..3 {
+            assert!((o[k] - want[k]).abs() < 1e-15);
+        }
+    }
+
+    #[test]
+    fn neighbourhood_of_size_five_divides_by_twenty_four() {
+        // 5x5 map of class 1 with class 0 at the centre: 24 neighbours of class 1.
+        let mut map = [1u8; 25];
+        map[12] = 0;
+        let o = omega_at(&map, 5, 5, 5, 2, 2, &[1.0, 0.4]);
+        assert_eq!(o, vec![0.0, 24.0 / 24.0 * 0.4]);
+        // The corner (0,0) of the same map: 8 on-grid neighbours, one of them class 0:
+        // class 1: 7/24, class 0: 1/24.
+        let o = omega_at(&map, 5, 5, 5, 0, 0, &[1.0, 0.4]);
+        assert!((o[0] - 1.0 / 24.0).abs() < 1e-15 && (o[1] - 7.0 / 24.0 * 0.4).abs() < 1e-15);
+    }
+
+    #[test]
+    fn combined_score_multiplies_own_class_by_inertia_times_ten_k() {
+        // sp = [0.5, 0.3, 0.2], Omega = [0.375, 0.1875, 0.025], cost row of c = 0:
+        // [1, 1, 0.5], I_0 = 2, K = 3 -> own-class factor 2 * 10 * 3 = 60.
+        // TP0 = 0.5 * 0.375 * 1 * 60 = 11.25; TP1 = 0.3 * 0.1875 * 1 = 0.05625;
+        // TP2 = 0.2 * 0.025 * 0.5 = 0.0025; sum = 11.30875.
+        let sp = [0.5f32, 0.3, 0.2];
+        let mut tp = [0.0; 3];
+        let sum = combined_scores(
+            &sp,
+            &[0.375, 0.1875, 0.025],
+            &[1.0, 1.0, 0.5],
+            0,
+            2.0,
+            &mut tp,
+        );
+        let want = [11.25, 0.05625, 0.0025];
+        for k in 0..3 {
+            assert!((tp[k] - want[k]).abs() < 1e-8, "k={k}: {}", tp[k]);
+        }
+        assert!((sum - 11.30875).abs() < 1e-8);
+        // A forbidden conversion (cost 0) scores 0.
+        let sum = combined_scores(
+            &sp,
+            &[0.375, 0.1875, 0.025],
+            &[1.0, 0.0, 0.0],
+            0,
+            1.0,
+            &mut tp,
+        );
+        assert_eq!(tp[1..], [0.0, 0.0]);
+        assert!((sum - 0.5 * 0.375 * 30.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn roulette_picks_classes_in_proportion_to_their_scores() {
+        // TP = [1, 0, 3], sum 4: U1 * 4 < 1 -> class 0, else class 2 (class 1 has 0).
+        let tp = [1.0, 0.0, 3.0];
+        assert_eq!(roulette(&tp, 4.0, 0.2), Some(0));
+        assert_eq!(roulette(&tp, 4.0, 0.25), Some(2));
+        assert_eq!(roulette(&tp, 4.0, 0.999_999), Some(2));
+        assert_eq!(roulette(&[0.0, 0.0], 0.0, 0.5), None);
+    }
+
+    #[test]
+    fn gate_compares_u2_plus_one_over_k_over_t_plus_one_with_suitability() {
+        // K = 4, t = 0: (0.5 + 0.25) / 1 = 0.75.
+        assert!(gate(0.5, 4, 0, 0.8));
+        assert!(!gate(0.5, 4, 0, 0.7));
+        // Strict: 0.75 < 0.75 is false.
+        assert!(!gate(0.5, 4, 0, 0.75));
+        // t = 3: 0.75 / 4 = 0.1875.
+        assert!(gate(0.5, 4, 3, 0.2));
+        assert!(!gate(0.5, 4, 3, 0.18));
+    }
+
+    fn params2() -> CaParams {
+        CaParams::new(vec![1.0, 1.0], vec![vec![1.0, 1.0], vec![1.0, 1.0]], 9)
+    }
+
+    #[test]
+    fn tile_step_proposes_a_certain_change_with_its_key_and_skips_uniform_cells() {
+        // 4x1 map: 1 0 0 0. Cell 1 (class 0) has one class-1 neighbour and one class-0
+        // neighbour; suitability sp(.,0) = 0, sp(.,1) = 1 -> TP0 = 0, TP1 > 0: the
+        // roulette surely picks 1; at t = 9 the gate (U2 + 1/2) / 10 < 1 always holds.
+        // Cells 2 and 3 see no class 1 (TP1 = 0); cell 0 of class 1 has TP only for 0
+        // with sp 0 -> sum 0. A 4x3 map with rows of 0 around would make cell 3 uniform.
+        let map = [1u8, 0, 0, 0];
+        let (p, pw) = padded(&map, 4, 1, 1);
+        let suit = [0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+        let restricted = [false; 4];
+        let params = params2();
+        let step = StepParams {
+            iteration: 9,
+            inertia: vec![1.0, 1.0],
+            closed_in: vec![false, false],
+            closed_out: vec![false, false],
+        };
+        let rect = TileRect {
+            x0: 0,
+            y0: 0,
+            width: 4,
+            height: 1,
+            grid_width: 4,
+        };
+        let stat = TileStatic {
+            suitability: &suit,
+            restricted: &restricted,
+            stride: 4,
+        };
+        let mut out = TileProposals::default();
+        tile_step(
+            &params,
+            &step,
+            &rect,
+            &ClassWindow {
+                data: &p,
+                stride: pw,
+            },
+            &stat,
+            &mut out,
+        );
+        let key = CounterRng::new(9).block(params.stream, 9, 1, 0)[2];
+        assert_eq!(
+            out.proposals,
+            vec![Proposal {
+                cell: 1,
+                key,
+                from: 0,
+                to: 1
+            }]
+        );
+        assert_eq!(out.cells, 4);
+        assert_eq!(out.raw_proposals, 1);
+        let b = (key >> 22) as usize;
+        assert_eq!(out.histogram[(b * 2) * 2 + 1], 1);
+        assert_eq!(out.histogram.iter().map(|&v| v as u64).sum::<u64>(), 1);
+
+        // Class 1 closed for entry: the proposal is counted raw but not kept.
+        let closed = StepParams {
+            closed_in: vec![false, true],
+            ..step.clone()
+        };
+        tile_step(
+            &params,
+            &closed,
+            &rect,
+            &ClassWindow {
+                data: &p,
+                stride: pw,
+            },
+            &stat,
+            &mut out,
+        );
+        assert!(out.proposals.is_empty() && out.raw_proposals == 1);
+        // Class 0 closed for leaving: its cells are skipped.
+        let closed = StepParams {
+            closed_out: vec![true, false],
+            ..step.clone()
+        };
+        tile_step(
+            &params,
+            &closed,
+            &rect,
+            &ClassWindow {
+                data: &p,
+                stride: pw,
+            },
+            &stat,
+            &mut out,
+        );
+        assert!(out.proposals.is_empty() && out.skipped_closed == 3);
+        // Restricted cell 1: nothing.
+        let restricted = [false, true, false, false];
+        let stat = TileStatic {
+            restricted: &restricted,
+            ..stat
+        };
+        tile_step(
+            &params,
+            &step,
+            &rect,
+            &ClassWindow {
+                data: &p,
+                stride: pw,
+            },
+            &stat,
+            &mut out,
+        );
+        assert!(out.proposals.is_empty() && out.cells == 3);
+
+        // 3x3 map of class 0 with class 1 in a corner: only the centre... the cells
+        // around (2,2) are uniform except those touching (0,0).
+        let map = [1u8, 0, 0, 0, 0, 0, 0, 0, 0];
+        let (p, pw) = padded(&map, 3, 3, 1);
+        let suit: Vec<f32> = (0..9).flat_map(|_| [0.5f32, 0.5]).collect();
+        let restricted = [false; 9];
+        let rect = TileRect {
+            x0: 0,
+            y0: 0,
+            width: 3,
+            height: 3,
+            grid_width: 3,
+        };
+        let stat = TileStatic {
+            suitability: &suit,
+            restricted: &restricted,
+            stride: 3,
+        };
+        tile_step(
+            &params,
+            &step,
+            &rect,
+            &ClassWindow {
+                data: &p,
+                stride: pw,
+            },
+            &stat,
+            &mut out,
+        );
+        // Uniform means all N*N cells (halo included) equal the own class: at the grid
+        // edge the halo is invalid, so no cell of a 3x3 map is uniform.
+        assert_eq!(out.skipped_uniform, 0);
+    }
+
+    #[test]
+    fn tile_step_skips_cells_whose_whole_neighbourhood_is_their_own_class() {
+        // 5x5 map of class 0 with class 1 at (0,0); only the interior 3x3 cells have a
+        // full on-grid neighbourhood; of those, (1,1) touches (0,0). Uniform: (2,1),
+        // (3,1), (1,2), (2,2), (3,2), (1,3), (2,3), (3,3) = 8 cells.
+        let mut map = [0u8; 25];
+        map[0] = 1;
+        let (p, pw) = padded(&map, 5, 5, 1);
+        let suit: Vec<f32> = (0..25).flat_map(|_| [0.5f32, 0.5]).collect();
+        let restricted = [false; 25];
+        let rect = TileRect {
+            x0: 0,
+            y0: 0,
+            width: 5,
+            height: 5,
+            grid_width: 5,
+        };
+        let stat = TileStatic {
+            suitability: &suit,
+            restricted: &restricted,
+            stride: 5,
+        };
+        let step = StepParams {
+            iteration: 0,
+            inertia: vec![1.0, 1.0],
+            closed_in: vec![false, false],
+            closed_out: vec![false, false],
+        };
+        let mut out = TileProposals::default();
+        tile_step(
+            &params2(),
+            &step,
+            &rect,
+            &ClassWindow {
+                data: &p,
+                stride: pw,
+            },
+            &stat,
+            &mut out,
+        );
+        assert_eq!(out.skipped_uniform, 8);
+        assert_eq!(out.cells, 25);
+    }
+}
