@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ann;
 pub mod error;
 pub mod grid;
 pub mod raster;
