@@ -1,0 +1,249 @@
+//! Drawing the training sample and its held-out part.
+//!
+//! Every valid cell gets a priority key from `CounterRng(seed)` on stream `ANN_SAMPLE`
+//! (iteration 0, counter = cell index); the sample is the cells with the smallest keys
+//! (ties by cell index), per class (`uniform`) or over all valid cells (`proportional`).
+//! Within the sample, each class's cells with the smallest second key (iteration 1) are
+//! held out. The result depends only on (classes, settings, seed), not on the order in
+//! which cells are visited or on the thread count.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rng::{stream, CounterRng};
+
+/// Class index of an invalid cell in the class layer given to the ANN.
+pub const INVALID_CLASS: u8 = 255;
+
+/// How the training cells are drawn.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampling {
+    /// The same number of cells for every class (sample size / K each); an error when a
+    /// class has fewer cells. Gives every class a fair share of the suitability, which
+    /// the CA's gate needs for rare classes (DESIGN 2.3).
+    #[default]
+    Uniform,
+    /// Cells drawn at random over all valid cells: the sample follows the class shares.
+    Proportional,
+}
+
+/// The drawn sample: cell indices (ascending) for training and for the held-out check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// Training cells, ascending.
+    pub train: Vec<usize>,
+    /// Held-out cells, ascending.
+    pub holdout: Vec<usize>,
+    /// Training cells per class.
+    pub train_per_class: Vec<usize>,
+    /// Held-out cells per class.
+    pub holdout_per_class: Vec<usize>,
+    /// Valid cells (class index below K).
+    pub valid_cells: usize,
+}
+
+fn key(rng: &CounterRng, iteration: u32, cell: usize) -> u64 {
+    let b = rng.block(stream::ANN_SAMPLE, iteration, cell as u64, 0);
+    ((b[0] as u64) << 32) | b[1] as u64
+}
+
+/// Keeps the `n` entries with the smallest (key, cell) of `v`, sorted.
+fn smallest(mut v: Vec<(u64, usize)>, n: usize) -> Vec<(u64, usize)> {
+    if n < v.len() {
+        v.select_nth_unstable(n);
+        v.truncate(n);
+    }
+    v.sort_unstable();
+    v
+}
+
+/// Draws the training sample from `classes` (class index per cell, [`INVALID_CLASS`] =
+/// invalid), `per_mille` of the valid cells in all, and holds out the share `holdout`
+/// of each class's sampled cells. `class_names` (K of them) name classes in errors.
+pub fn draw_sample(
+    classes: &[u8],
+    class_names: &[String],
+    sampling: Sampling,
+    per_mille: f64,
+    holdout: f64,
+    seed: u64,
+) -> Result<Sample> {
+    let k = class_names.len();
+    if k < 2 || k > INVALID_CLASS as usize {
+        return Err(Error::Data(format!(
+            "ANN: {k} class(es); expected between 2 and {}",
+            INVALID_CLASS
+        )));
+    }
+    if let Some(cell) = classes
+        .iter()
+        .position(|&c| c != INVALID_CLASS && c as usize >= k)
+    {
+        return Err(Error::Data(format!(
+            "ANN: class index {} at cell {cell}; expected 0..{} or {INVALID_CLASS} (invalid)",
+            classes[cell],
+            k - 1
+        )));
+    }
+    let rng = CounterRng::new(seed);
+    let keyed: Vec<(u64, usize)> = classes
+        .par_iter()
+        .enumerate()
+        .filter(|(_, &c)| c != INVALID_CLASS)
+        .map(|(cell, _)| (key(&rng, 0, cell), cell))
+        .collect();
+    let valid_cells = keyed.len();
+    let total = (per_mille / 1000.0 * valid_cells as f64).round() as usize;
+    let mut counts = vec![0usize; k];
+    for &(_, cell) in &keyed {
+        counts[classes[cell] as usize] += 1;
+    }
+    let chosen: Vec<(u64, usize)> = match sampling {
+        Sampling::Uniform => {
+            let per_class = total / k;
+            if per_class == 0 {
+                return Err(Error::Data(format!(
+                    "ANN sampling: {per_mille} per mille of {valid_cells} valid cells is {total} \
+                     cells, less than one per class for {k} classes; raise `per_mille`"
+                )));
+            }
+            for (c, &n) in counts.iter().enumerate() {
+                if n < per_class {
+                    return Err(Error::Data(format!(
+                        "ANN uniform sampling: class `{}` has {n} valid cells, {per_class} are \
+                         needed ({per_mille} per mille of {valid_cells} valid cells / {k} \
+                         classes); lower `per_mille` or use proportional sampling",
+                        class_names[c]
+                    )));
+                }
+            }
+            let mut by_class: Vec<Vec<(u64, usize)>> =
+                counts.iter().map(|&n| Vec::with_capacity(n)).collect();
+            for e in keyed {
+                by_class[classes[e.1] as usize].push(e);
+            }
+            by_class
+                .into_iter()
+                .flat_map(|v| smallest(v, per_class))
+                .collect()
+        }
+        Sampling::Proportional => {
+            if total == 0 {
+                return Err(Error::Data(format!(
+                    "ANN sampling: {per_mille} per mille of {valid_cells} valid cells is no cell; \
+                     raise `per_mille`"
+                )));
+            }
+            smallest(keyed, total)
+        }
+    };
+    let mut by_class: Vec<Vec<(u64, usize)>> = vec![Vec::new(); k];
+    for (_, cell) in chosen {
+        by_class[classes[cell] as usize].push((key(&rng, 1, cell), cell));
+    }
+    let mut train = Vec::new();
+    let mut held = Vec::new();
+    let mut train_per_class = vec![0; k];
+    let mut holdout_per_class = vec![0; k];
+    for (c, mut v) in by_class.into_iter().enumerate() {
+        v.sort_unstable();
+        let n_hold = (holdout * v.len() as f64).round() as usize;
+        holdout_per_class[c] = n_hold;
+        train_per_class[c] = v.len() - n_hold;
+        held.extend(v[..n_hold].iter().map(|e| e.1));
+        train.extend(v[n_hold..].iter().map(|e| e.1));
+    }
+    train.sort_unstable();
+    held.sort_unstable();
+    Ok(Sample {
+        train,
+        holdout: held,
+        train_per_class,
+        holdout_per_class,
+        valid_cells,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(k: usize) -> Vec<String> {
+        (0..k).map(|i| format!("c{i}")).collect()
+    }
+
+    /// 10,000 cells: class 0 on 6,000, class 1 on 3,000, class 2 on 900, 100 invalid.
+    fn layer() -> Vec<u8> {
+        (0..10_000)
+            .map(|i| match i % 100 {
+                0..=59 => 0,
+                60..=89 => 1,
+                90..=98 => 2,
+                _ => INVALID_CLASS,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn uniform_sampling_takes_equal_counts_per_class() {
+        let classes = layer();
+        // 9,900 valid cells * 60 / 1000 = 594 cells, 198 per class; 20 % of 198 = 39.6
+        // -> 40 held out, 158 trained.
+        let s = draw_sample(&classes, &names(3), Sampling::Uniform, 60.0, 0.2, 7).unwrap();
+        assert_eq!(s.valid_cells, 9_900);
+        assert_eq!(s.train_per_class, vec![158, 158, 158]);
+        assert_eq!(s.holdout_per_class, vec![40, 40, 40]);
+        assert_eq!(s.train.len() + s.holdout.len(), 594);
+        let mut per = [0usize; 3];
+        for &c in s.train.iter().chain(&s.holdout) {
+            per[classes[c] as usize] += 1;
+        }
+        assert_eq!(per, [198, 198, 198]);
+        // Disjoint and ascending.
+        assert!(s.train.windows(2).all(|w| w[0] < w[1]));
+        assert!(s.holdout.iter().all(|c| s.train.binary_search(c).is_err()));
+    }
+
+    #[test]
+    fn uniform_sampling_names_a_class_that_is_too_small() {
+        let classes = layer();
+        // 9,900 * 300 / 1000 = 2,970 cells, 990 per class; class c2 has 900.
+        let e = draw_sample(&classes, &names(3), Sampling::Uniform, 300.0, 0.2, 7)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`c2`") && e.contains("has 900 valid") && e.contains("990"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn proportional_sampling_follows_class_shares() {
+        let classes = layer();
+        // 9,900 * 200 / 1000 = 1,980 cells. Shares 6000/9900, 3000/9900, 900/9900:
+        // expected 1200, 600, 180. Sampling without replacement: sd <= sqrt(n p (1-p)),
+        // at most 21.7 for class 0; allow 4 sd = 87.
+        let s = draw_sample(&classes, &names(3), Sampling::Proportional, 200.0, 0.0, 11).unwrap();
+        assert_eq!(s.train.len(), 1_980);
+        assert!(s.holdout.is_empty());
+        let expected = [1200.0, 600.0, 180.0];
+        for (c, &e) in expected.iter().enumerate() {
+            let got = s.train_per_class[c] as f64;
+            let p: f64 = e / 1980.0;
+            let sd = (1980.0 * p * (1.0 - p)).sqrt();
+            assert!((got - e).abs() < 4.0 * sd, "class {c}: {got} vs {e}");
+        }
+    }
+
+    #[test]
+    fn sample_depends_on_the_seed_only() {
+        let classes = layer();
+        let a = draw_sample(&classes, &names(3), Sampling::Uniform, 60.0, 0.2, 7).unwrap();
+        let b = draw_sample(&classes, &names(3), Sampling::Uniform, 60.0, 0.2, 7).unwrap();
+        let c = draw_sample(&classes, &names(3), Sampling::Uniform, 60.0, 0.2, 8).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a.train, c.train);
+    }
+}
