@@ -2,7 +2,7 @@
 //! system `protoc` is needed) and generates the tonic/prost code.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["flus/v1/health.proto"];
+    let files = ["flus/v1/health.proto", "flus/v1/worker.proto"];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

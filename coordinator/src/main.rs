@@ -3,6 +3,7 @@
 //! Every stage command takes `--json` and then prints exactly one JSON object on stdout;
 //! logs go to stderr (`RUST_LOG`, `--log-json`).
 
+mod cluster;
 mod cmd;
 mod output;
 
@@ -33,6 +34,12 @@ enum Command {
     Ping(cmd::ping::Args),
     /// Run the shipped example study (Ben Cat) end to end.
     Demo(cmd::demo::Args),
+    /// Validate the CA on the past period (t0 -> t1) against the real t1 map.
+    Validate(cmd::validate::Args),
+    /// Simulate one scenario to the target year in one process.
+    Simulate(cmd::simulate::Args),
+    /// The whole pipeline, every scenario, over the cluster (local workers by default).
+    Run(cmd::run::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +50,9 @@ fn main() -> std::process::ExitCode {
         Command::Compare(a) => cmd::compare::run(a),
         Command::Ping(a) => cmd::ping::run(a),
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
+        Command::Simulate(a) => cmd::simulate::run(a),
+        Command::Run(a) => cmd::run::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

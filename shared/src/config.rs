@@ -268,6 +268,12 @@ pub struct AnnConfig {
     /// Held-out share of the sample.
     #[serde(default = "default_holdout")]
     pub holdout: f64,
+    /// Mini-batch size.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Stop when the held-out loss has not improved for this many epochs (0: never).
+    #[serde(default = "default_patience")]
+    pub early_stop_patience: usize,
     /// A K-band suitability raster to use instead of training (as GeoSOS-FLUS allows).
     #[serde(default)]
     pub suitability: Option<PathBuf>,
@@ -280,13 +286,19 @@ fn default_epochs() -> usize {
     100
 }
 fn default_learning_rate() -> f64 {
-    0.05
+    0.1
 }
 fn default_momentum() -> f64 {
     0.9
 }
 fn default_holdout() -> f64 {
     0.2
+}
+fn default_batch() -> usize {
+    32
+}
+fn default_patience() -> usize {
+    15
 }
 
 impl Default for AnnConfig {
@@ -299,6 +311,8 @@ impl Default for AnnConfig {
             learning_rate: default_learning_rate(),
             momentum: default_momentum(),
             holdout: default_holdout(),
+            batch_size: default_batch(),
+            early_stop_patience: default_patience(),
             suitability: None,
         }
     }
@@ -697,6 +711,9 @@ impl StudyConfig {
                 "ann.holdout".into(),
                 format!("{}: expected a share in [0, 0.9)", ann.holdout),
             ));
+        }
+        if ann.batch_size == 0 {
+            return Err(err("ann.batch_size".into(), "0: expected at least 1".into()));
         }
         if ann.epochs == 0 {
             return Err(err("ann.epochs".into(), "0: expected at least 1".into()));

@@ -15,6 +15,8 @@ pub mod files;
 pub mod grid;
 pub mod markov;
 pub mod metrics;
+pub mod model;
+pub mod outputs;
 pub mod raster;
 pub mod rng;
 pub mod stack;

@@ -7,12 +7,13 @@ use tonic::{Request, Response, Status};
 /// Answers health checks.
 pub struct HealthService {
     threads: usize,
+    store: std::sync::Arc<std::sync::Mutex<crate::tiles::TileStore>>,
 }
 
 impl HealthService {
     /// A health service reporting `threads` worker threads.
-    pub fn new(threads: usize) -> Self {
-        Self { threads }
+    pub fn new(threads: usize, store: std::sync::Arc<std::sync::Mutex<crate::tiles::TileStore>>) -> Self {
+        Self { threads, store }
     }
 }
 
@@ -27,7 +28,7 @@ impl Health for HealthService {
             version: env!("CARGO_PKG_VERSION").into(),
             protocol: flus_proto::PROTOCOL_REVISION,
             threads: self.threads as u32,
-            tiles: 0,
+            tiles: self.store.lock().map(|s| s.count() as u32).unwrap_or(0),
         }))
     }
 }

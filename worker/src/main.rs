@@ -3,7 +3,10 @@
 //! `flus-worker --listen 127.0.0.1:0` binds the address (port 0: the system picks one)
 //! and prints the bound address, alone, on the first line of stdout.
 
+mod auth;
 mod health;
+mod service;
+mod tiles;
 
 use std::net::SocketAddr;
 
@@ -21,6 +24,15 @@ struct Cli {
     /// Threads for tile work (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// File holding the cluster token (else the FLUS_TOKEN environment variable).
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+    /// Most tiles this worker holds at once.
+    #[arg(long, default_value_t = 4096)]
+    max_tiles: usize,
+    /// Largest tile accepted, MiB (all layers).
+    #[arg(long, default_value_t = 2048)]
+    max_tile_mib: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,14 +49,26 @@ fn main() -> anyhow::Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let token = auth::load_token(cli.token_file.as_deref())?;
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("rayon thread pool")?;
+    let limits = service::Limits {
+        max_tile_bytes: cli.max_tile_mib * 1024 * 1024,
+        max_tiles: cli.max_tiles,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(serve(cli.listen, threads))
+    rt.block_on(serve(cli.listen, threads, token, limits))
 }
 
-async fn serve(listen: SocketAddr, threads: usize) -> anyhow::Result<()> {
+/// Largest gRPC message accepted or sent (tile data arrives in smaller chunks).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+async fn serve(listen: SocketAddr, threads: usize, token: String, limits: service::Limits) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -54,11 +78,30 @@ async fn serve(listen: SocketAddr, threads: usize) -> anyhow::Result<()> {
     use std::io::Write;
     std::io::stdout().flush()?;
     tracing::info!(%addr, threads, "flus-worker listening");
-    let health = health::HealthService::new(threads);
+    let stop = std::sync::Arc::new(tokio::sync::Notify::new());
+    let worker = service::WorkerService::new(limits, stop.clone());
+    let health = health::HealthService::new(threads, worker.store());
+    let check = auth::TokenCheck::new(&token);
+    let worker_server = flus_proto::v1::worker_server::WorkerServer::new(worker)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    // The standard grpc.health.v1 service, for Kubernetes gRPC probes.
+    let (reporter, std_health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<flus_proto::v1::worker_server::WorkerServer<service::WorkerService>>()
+        .await;
     tonic::transport::Server::builder()
+        .add_service(std_health)
         .add_service(flus_proto::v1::health_server::HealthServer::new(health))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = tokio::signal::ctrl_c().await;
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            worker_server,
+            move |r| check.check(r),
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = stop.notified() => {}
+            }
             tracing::info!("shutting down");
         })
         .await

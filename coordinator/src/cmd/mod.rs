@@ -1,6 +1,10 @@
 //! One module per subcommand of `flus`.
 
+pub mod common;
 pub mod compare;
 pub mod demand;
 pub mod demo;
 pub mod ping;
+pub mod run;
+pub mod simulate;
+pub mod validate;

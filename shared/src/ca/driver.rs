@@ -81,7 +81,7 @@ pub enum StopReason {
 }
 
 /// What happened in one iteration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct IterationRecord {
     /// Iteration t (0-based).
     pub t: u32,

@@ -13,7 +13,7 @@ pub const LOCK_SHARE: f64 = 0.05;
 
 /// Per-class state of the self-adaptive inertia, updated once per iteration from the
 /// global class counts, before the sweep (including at t = 0).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InertiaState {
     /// Degree of acceleration `a`.
     pub accelerate: f64,

@@ -17,6 +17,7 @@ pub mod acceptance;
 pub mod baseline;
 pub mod commit;
 pub mod driver;
+pub mod engine;
 pub mod feasibility;
 pub mod inertia;
 pub mod params;
@@ -25,11 +26,12 @@ pub mod step;
 pub use acceptance::{BucketWalk, KeyRequest, Thresholds};
 pub use baseline::random_allocation;
 pub use commit::commit;
+pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary};
 pub use driver::{run, CaInput, CaOutput, CaReport, IterationRecord, StopReason, Tiling};
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
-pub use step::{tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileStatic};
+pub use step::{tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic};
 
 /// Class value of an invalid cell in a class map.
 pub const INVALID: u8 = 255;

@@ -1,0 +1,6 @@
+//! The cluster side of the coordinator: local worker processes, connections with the
+//! token and deadlines, and the CA backend whose tiles live on the workers.
+
+pub mod local;
+pub mod pool;
+pub mod remote;

@@ -1,0 +1,86 @@
+//! Connections to the workers: one gRPC channel per worker with the cluster token on
+//! every call, deadlines, and a health check before any work.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use flus_proto::v1::health_client::HealthClient;
+use flus_proto::v1::worker_client::WorkerClient;
+use flus_proto::v1::HealthRequest;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Adds `authorization: Bearer TOKEN` to every request.
+#[derive(Clone)]
+pub struct AddToken(pub MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for AddToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// A Worker client that sends the token.
+pub type Client = WorkerClient<InterceptedService<Channel, AddToken>>;
+
+/// Largest message either side accepts (tile data is streamed in smaller chunks).
+pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// One connected worker.
+#[derive(Clone)]
+pub struct WorkerConn {
+    /// Its address as given.
+    pub addr: String,
+    /// The client.
+    pub client: Client,
+    /// Threads it reported.
+    pub threads: u32,
+}
+
+/// Normalises `host:port` to `http://host:port`.
+pub fn endpoint_url(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// Connects to `addr`, checks health and protocol revision.
+pub async fn connect(addr: &str, token: &str, timeout: Duration) -> anyhow::Result<WorkerConn> {
+    let channel = Endpoint::from_shared(endpoint_url(addr))
+        .with_context(|| format!("bad worker address {addr:?}"))?
+        .connect_timeout(timeout)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("worker {addr}: cannot connect"))?;
+    let mut health = HealthClient::new(channel.clone());
+    let mut req = tonic::Request::new(HealthRequest {});
+    req.set_timeout(timeout);
+    let h = health
+        .check(req)
+        .await
+        .with_context(|| format!("worker {addr}: health check failed"))?
+        .into_inner();
+    if h.protocol != flus_proto::PROTOCOL_REVISION {
+        anyhow::bail!(
+            "worker {addr}: protocol revision {} but this flus speaks {}",
+            h.protocol,
+            flus_proto::PROTOCOL_REVISION
+        );
+    }
+    let value: MetadataValue<_> = format!("Bearer {token}")
+        .parse()
+        .context("the token must be printable ASCII")?;
+    let client = WorkerClient::with_interceptor(channel, AddToken(value))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    Ok(WorkerConn {
+        addr: addr.to_string(),
+        client,
+        threads: h.threads,
+    })
+}

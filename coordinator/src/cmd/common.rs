@@ -1,0 +1,53 @@
+//! Pieces shared by the commands that run the CA in one process.
+
+use anyhow::Context;
+use flus_shared::ca::Tiling;
+
+/// Parses a tiling "RxC" (rows x columns of tiles).
+pub fn parse_tiling(s: &str) -> anyhow::Result<Tiling> {
+    let (r, c) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("--tiles {s:?}: expected ROWSxCOLS, e.g. 2x3"))?;
+    let rows: usize = r.trim().parse().with_context(|| format!("--tiles {s:?}: rows {r:?} is not a number"))?;
+    let cols: usize = c.trim().parse().with_context(|| format!("--tiles {s:?}: columns {c:?} is not a number"))?;
+    Ok(Tiling { rows, cols })
+}
+
+/// A rayon pool of `threads` threads (default: all cores).
+pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads 0: expected at least 1");
+        b = b.num_threads(n);
+    }
+    b.build().context("thread pool")
+}
+
+/// A progress callback that logs one line per iteration.
+pub fn progress_logger(label: String) -> impl FnMut(u32, u64) {
+    move |t, gap| tracing::info!(target: "flus::ca", "{label}: iteration {t}, sum |gap| = {gap}")
+}
+
+/// Per-class JSON object from names and values.
+pub fn by_class<T: serde::Serialize>(names: &[String], values: &[T]) -> serde_json::Value {
+    serde_json::Value::Object(
+        names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| (n.clone(), serde_json::json!(v)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilings_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_tiling("2x3").unwrap(), Tiling { rows: 2, cols: 3 });
+        assert_eq!(parse_tiling("7X5").unwrap(), Tiling { rows: 7, cols: 5 });
+        assert!(parse_tiling("7").unwrap_err().to_string().contains("ROWSxCOLS"));
+        assert!(parse_tiling("ax2").unwrap_err().to_string().contains("rows"));
+    }
+}

@@ -1,0 +1,151 @@
+//! `flus validate STUDY.toml`: the CA from the earlier Markov map to the later one with
+//! demand = the later map's counts, compared with the later map, beside the persistence
+//! baseline and a random allocation of the same demand.
+
+use std::path::PathBuf;
+
+use flus_shared::ca::{self, CaInput};
+use flus_shared::config::Study;
+use flus_shared::{metrics, model, outputs, stack};
+use serde_json::json;
+
+use super::common;
+use super::compare::{metrics_json, print_metrics};
+
+/// Arguments of `flus validate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The study config (TOML).
+    pub study: PathBuf,
+    /// Output folder (default: the study's output folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Tiling of the grid, ROWSxCOLS (the result does not depend on it).
+    #[arg(long, default_value = "1x1")]
+    pub tiles: String,
+    /// Threads (the result does not depend on them; default all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The validation of a study.
+pub struct Validation {
+    /// JSON report (the keys of `flus validate --json`).
+    pub json: serde_json::Value,
+    /// Simulated map of the later year.
+    pub map: Vec<u8>,
+    /// Metrics of the simulation, the persistence and the random baselines.
+    pub metrics: [metrics::Metrics; 3],
+}
+
+/// Runs the validation on a loaded study.
+pub fn validate(study: &Study, st: &stack::Stack, tiling: ca::Tiling, out: &std::path::Path) -> anyhow::Result<Validation> {
+    let mk = &study.config.markov;
+    let k = study.k();
+    let names: Vec<String> = study.config.classes.iter().map(|c| c.name.clone()).collect();
+    let start = &st.maps[&mk.from];
+    let truth = &st.maps[&mk.to];
+    tracing::info!("validation {} -> {}: ANN suitability from the {} map", mk.from, mk.to, mk.from);
+    let suit = model::suitability(study, st, mk.from)?;
+    let demand: Vec<i64> = st.counts(mk.to, k).iter().map(|&c| c as i64).collect();
+    let params = model::validation_params(study);
+    let input = CaInput {
+        width: st.grid.width,
+        height: st.grid.height,
+        classes: start,
+        suitability: &suit.values,
+        restricted: &st.restricted,
+        demand: &demand,
+    };
+    let run = ca::run(&params, &input, tiling, common::progress_logger(format!("validation {}", mk.to)))?;
+    let sim = metrics::compare(start, truth, &run.map, k);
+    let persistence = metrics::compare(start, truth, start, k);
+    let random_map = ca::random_allocation(&params, start, &st.restricted, &demand)?;
+    let random = metrics::compare(start, truth, &random_map, k);
+    flus_shared::files::ensure_dir(out)?;
+    outputs::write_landuse(&out.join(format!("validation_{}.tif", mk.to)), study, &st.grid, &run.map)?;
+    outputs::write_iterations(&out.join("validation_iterations.csv"), study, &run.records)?;
+    let mut j = metrics_json(&sim);
+    j["persistence"] = metrics_json(&persistence);
+    j["random"] = metrics_json(&random);
+    j["demand_met"] = json!(run.report.demand_met);
+    j["final_gap"] = common::by_class(&names, &run.report.final_gap);
+    j["iterations"] = json!(run.report.iterations);
+    j["stop_reason"] = json!(run.report.stop_reason);
+    j["from"] = json!(mk.from);
+    j["to"] = json!(mk.to);
+    j["classes"] = json!(names);
+    j["ann"] = json!(suit.report);
+    let mean_proposals = if run.records.is_empty() {
+        0.0
+    } else {
+        run.records.iter().map(|r| r.proposals as f64).sum::<f64>() / run.records.len() as f64
+    };
+    j["mean_proposals_per_iteration"] = json!(mean_proposals);
+    let metrics_csv: Vec<Vec<String>> = [("simulation", &sim), ("persistence", &persistence), ("random", &random)]
+        .iter()
+        .map(|(n, m)| {
+            let o = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+            vec![
+                n.to_string(),
+                format!("{:.6}", m.oa),
+                o(m.kappa),
+                o(m.kloc),
+                o(m.khisto),
+                o(m.fom),
+                o(m.producer_accuracy),
+                o(m.user_accuracy),
+                m.hits.to_string(),
+                m.misses.to_string(),
+                m.wrong_hits.to_string(),
+                m.false_alarms.to_string(),
+            ]
+        })
+        .collect();
+    let header: Vec<String> = [
+        "map", "oa", "kappa", "kloc", "khisto", "fom", "producer_accuracy", "user_accuracy", "hits", "misses",
+        "wrong_hits", "false_alarms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    flus_shared::files::write_csv(&out.join("validation_metrics.csv"), &header, &metrics_csv)?;
+    if !run.report.demand_met {
+        tracing::warn!(gap = ?run.report.final_gap, reason = ?run.report.stop_reason, "validation did not reach the demand");
+    }
+    if let Some(r) = &suit.report {
+        tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
+    }
+    Ok(Validation {
+        json: j,
+        map: run.map,
+        metrics: [sim, persistence, random],
+    })
+}
+
+/// Runs `flus validate`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let tiling = common::parse_tiling(&args.tiles)?;
+    let study = Study::load(&args.study)?;
+    let st = stack::load(&study)?;
+    let out = args.out.clone().unwrap_or_else(|| study.output_dir());
+    let v = common::pool(args.threads)?.install(|| validate(&study, &st, tiling, &out))?;
+    if args.json {
+        crate::output::print_json(&v.json)?;
+    } else {
+        let [sim, persistence, random] = &v.metrics;
+        print_metrics(&[("simulation", sim), ("persistence", persistence), ("random", random)]);
+        let j = &v.json;
+        println!(
+            "\n{} iterations, stop: {}, demand met: {}; outputs in {}",
+            j["iterations"],
+            j["stop_reason"],
+            j["demand_met"],
+            out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! The CA iteration loop (DESIGN 2.3, 2.4, 3.3), generic over where the tiles live:
+//! in this process ([`LocalTiles`]) or on gRPC workers (the coordinator's backend). The
+//! loop holds the authoritative class map, the global counts and the inertia state; a
+//! backend only runs tile steps, answers exact-key requests and commits. The output is
+//! a pure function of the inputs, whatever the backend, tiling, thread count or
+//! failure history. A checkpoint of the loop's state lets a run resume with the same
+//! result.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::acceptance::{BucketWalk, KeyRequest, Thresholds};
+use super::commit::commit;
+use super::driver::{CaInput, CaOutput, CaReport, IterationRecord, StopReason};
+use super::feasibility::{check_demand, check_feasible, class_counts};
+use super::inertia::InertiaState;
+use super::params::CaParams;
+use super::step::{tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic};
+use super::{BUCKETS, INVALID};
+use crate::{Error, Result};
+
+/// The class map padded by the halo width on every side with [`INVALID`].
+#[derive(Clone, Copy, Debug)]
+pub struct MapView<'a> {
+    /// Padded map, row-major.
+    pub padded: &'a [u8],
+    /// Cells per padded row (grid width + 2r).
+    pub stride: usize,
+}
+
+/// What the tile steps of one iteration add up to.
+#[derive(Clone, Debug, Default)]
+pub struct StepSummary {
+    /// Merged key histogram, index `(bucket * K + from) * K + to`.
+    pub histogram: Vec<u64>,
+    /// Proposals in the histogram.
+    pub proposals: u64,
+    /// Proposals that passed roulette and gate (before locks and closed classes).
+    pub raw_proposals: u64,
+    /// Valid unrestricted cells visited.
+    pub cells: u64,
+    /// Cells skipped: whole neighbourhood of their own class.
+    pub skipped_uniform: u64,
+    /// Cells skipped: their class may not lose cells.
+    pub skipped_closed: u64,
+}
+
+/// Where the tiles of a CA run live.
+pub trait Backend {
+    /// Runs the tile step of `step` on every tile against `map` (the map of the previous
+    /// iteration); fills `sum` (histogram sized `BUCKETS * K * K`).
+    fn propose(&mut self, params: &CaParams, step: &StepParams, map: &MapView, sum: &mut StepSummary) -> Result<()>;
+    /// The proposals of every tile in `req.bucket` that touch `req.touch`.
+    fn exact(&mut self, req: &KeyRequest, map: &MapView, out: &mut Vec<Proposal>) -> Result<()>;
+    /// Applies `thresholds` on every tile; fills `changed` with (cell, new class),
+    /// sorted by cell.
+    fn commit(&mut self, thresholds: &Thresholds, map: &MapView, changed: &mut Vec<(u64, u8)>) -> Result<()>;
+}
+
+/// The tiles in this process, stepped in parallel with rayon.
+pub struct LocalTiles<'a> {
+    rects: Vec<TileRect>,
+    outs: Vec<TileProposals>,
+    suitability: &'a [f32],
+    restricted: &'a [bool],
+    width: usize,
+    k: usize,
+}
+
+impl<'a> LocalTiles<'a> {
+    /// Local tiles `rects` over `input`'s static layers.
+    pub fn new(rects: Vec<TileRect>, input: &CaInput<'a>, k: usize) -> Self {
+        let n = rects.len();
+        Self {
+            rects,
+            outs: (0..n).map(|_| TileProposals::default()).collect(),
+            suitability: input.suitability,
+            restricted: input.restricted,
+            width: input.width,
+            k,
+        }
+    }
+}
+
+impl Backend for LocalTiles<'_> {
+    fn propose(&mut self, params: &CaParams, step: &StepParams, map: &MapView, sum: &mut StepSummary) -> Result<()> {
+        let (w, k) = (self.width, self.k);
+        let (suit, restricted) = (self.suitability, self.restricted);
+        self.rects.par_iter().zip(self.outs.par_iter_mut()).for_each(|(rect, out)| {
+            let window = ClassWindow {
+                data: &map.padded[rect.y0 * map.stride + rect.x0..],
+                stride: map.stride,
+            };
+            let origin = rect.y0 * w + rect.x0;
+            let stat = TileStatic {
+                suitability: &suit[origin * k..],
+                restricted: &restricted[origin..],
+                stride: w,
+            };
+            tile_step(params, step, rect, &window, &stat, out);
+        });
+        sum.histogram.clear();
+        sum.histogram.resize(BUCKETS * k * k, 0);
+        for out in &self.outs {
+            for (a, &b) in sum.histogram.iter_mut().zip(&out.histogram) {
+                *a += b as u64;
+            }
+            sum.proposals += out.proposals.len() as u64;
+            sum.raw_proposals += out.raw_proposals;
+            sum.cells += out.cells;
+            sum.skipped_uniform += out.skipped_uniform;
+            sum.skipped_closed += out.skipped_closed;
+        }
+        Ok(())
+    }
+
+    fn exact(&mut self, req: &KeyRequest, _map: &MapView, out: &mut Vec<Proposal>) -> Result<()> {
+        out.clear();
+        for o in &self.outs {
+            o.in_bucket(req.bucket, &req.touch, out);
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, thresholds: &Thresholds, _map: &MapView, changed: &mut Vec<(u64, u8)>) -> Result<()> {
+        let parts: Vec<Vec<(u64, u8)>> = self
+            .outs
+            .par_iter()
+            .map(|o| {
+                let mut ch = Vec::new();
+                commit(&o.proposals, thresholds, &mut ch);
+                ch
+            })
+            .collect();
+        changed.clear();
+        for p in parts {
+            changed.extend(p);
+        }
+        changed.sort_unstable();
+        Ok(())
+    }
+}
+
+/// The state of the loop between iterations: enough to resume a run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoint {
+    /// Next iteration to run.
+    pub t: u32,
+    /// Class map (unpadded, row-major).
+    pub map: Vec<u8>,
+    /// Inertia, locks and reference gaps.
+    pub state: InertiaState,
+    /// Smallest sum |gap| so far and iterations since it.
+    pub best_sum: u64,
+    /// Iterations since `best_sum` last decreased.
+    pub since_best: u32,
+    /// Records of the iterations run so far.
+    pub records: Vec<IterationRecord>,
+}
+
+/// Runs the CA loop over `backend`, from `input` or from `resume`. `progress(t, sum)` is
+/// called after every iteration; `checkpoint` after every iteration too, with the state
+/// to resume from (the caller decides how often to store it).
+pub fn run_loop(
+    params: &CaParams,
+    input: &CaInput,
+    backend: &mut dyn Backend,
+    resume: Option<Checkpoint>,
+    progress: &mut dyn FnMut(u32, u64),
+    checkpoint: &mut dyn FnMut(&dyn Fn() -> Checkpoint) -> Result<()>,
+) -> Result<CaOutput> {
+    params.validate()?;
+    let (w, h, k) = (input.width, input.height, params.k);
+    let cells = w * h;
+    if input.classes.len() != cells || input.restricted.len() != cells || input.suitability.len() != cells * k {
+        return Err(Error::Data(format!(
+            "CA input of {w}x{h} cells and {k} classes: class map has {} cells (expected {cells}), \
+             restriction mask {} (expected {cells}), suitability {} values (expected {})",
+            input.classes.len(),
+            input.restricted.len(),
+            input.suitability.len(),
+            cells * k
+        )));
+    }
+    let (start_counts, free) = class_counts(k, input.classes, input.restricted)?;
+    let valid: u64 = start_counts.iter().sum();
+    check_demand(input.demand, k, valid)?;
+    check_feasible(params, &start_counts, &free, input.demand)?;
+
+    let r = params.radius();
+    let pw = w + 2 * r;
+    let mut padded = vec![INVALID; pw * (h + 2 * r)];
+    let start_map = resume.as_ref().map(|c| c.map.as_slice()).unwrap_or(input.classes);
+    if start_map.len() != cells {
+        return Err(Error::Data(format!("checkpoint map has {} cells, the grid {cells}", start_map.len())));
+    }
+    for y in 0..h {
+        padded[(y + r) * pw + r..(y + r) * pw + r + w].copy_from_slice(&start_map[y * w..(y + 1) * w]);
+    }
+    let gap_sum = |counts: &[u64]| -> u64 { (0..k).map(|c| (input.demand[c] - counts[c] as i64).unsigned_abs()).sum() };
+    let (mut t, mut state, mut best_sum, mut since_best, mut records, mut counts) = match resume {
+        Some(c) => {
+            let (counts, _) = class_counts(k, &c.map, input.restricted)?;
+            (c.t, c.state, c.best_sum, c.since_best, c.records, counts)
+        }
+        None => {
+            let counts = start_counts.clone();
+            (0, InertiaState::new(k, params.accelerate), gap_sum(&counts), 0, Vec::new(), counts)
+        }
+    };
+    let mut sum = StepSummary::default();
+    let mut exact: Vec<Proposal> = Vec::new();
+    let mut changed: Vec<(u64, u8)> = Vec::new();
+    let stop_reason = loop {
+        if gap_sum(&counts) == 0 {
+            break StopReason::DemandMet;
+        }
+        if since_best >= params.stall_iterations {
+            break StopReason::Stalled;
+        }
+        if t >= params.max_iterations {
+            break StopReason::MaxIterations;
+        }
+        state.update(&counts, input.demand, t);
+        let step = state.step_params(t);
+        let view = MapView { padded: &padded, stride: pw };
+        sum = StepSummary { histogram: std::mem::take(&mut sum.histogram), ..Default::default() };
+        backend.propose(params, &step, &view, &mut sum)?;
+
+        let mut walk = BucketWalk::new(&state);
+        let (mut key_requests, mut exact_keys) = (0u32, 0u64);
+        while let Some(req) = walk.next_request(&sum.histogram) {
+            backend.exact(&req, &view, &mut exact)?;
+            key_requests += 1;
+            exact_keys += exact.len() as u64;
+            walk.resolve(&sum.histogram, &mut exact);
+        }
+        let walked = walk.accepted();
+        let thresholds = walk.finish();
+        backend.commit(&thresholds, &view, &mut changed)?;
+        if changed.len() as u64 != walked {
+            return Err(Error::Data(format!(
+                "iteration {t}: the bucket walk accepted {walked} proposals but the tiles committed {}",
+                changed.len()
+            )));
+        }
+        // double buffering: every step of this iteration saw the old map
+        for &(cell, to) in &changed {
+            let (x, y) = (cell as usize % w, cell as usize / w);
+            let p = &mut padded[(y + r) * pw + x + r];
+            counts[*p as usize] -= 1;
+            counts[to as usize] += 1;
+            *p = to;
+        }
+        let s = gap_sum(&counts);
+        if s < best_sum {
+            best_sum = s;
+            since_best = 0;
+        } else {
+            since_best += 1;
+        }
+        records.push(IterationRecord {
+            t,
+            inertia: state.inertia.clone(),
+            locks: state.locks.clone(),
+            counts: counts.clone(),
+            gaps: (0..k).map(|c| input.demand[c] - counts[c] as i64).collect(),
+            sum_abs_gap: s,
+            raw_proposals: sum.raw_proposals,
+            proposals: sum.proposals,
+            accepted: changed.len() as u64,
+            skipped_uniform: sum.skipped_uniform,
+            skipped_closed: sum.skipped_closed,
+            key_requests,
+            exact_keys,
+        });
+        progress(t, s);
+        t += 1;
+        let unpad = || {
+            let mut m = vec![INVALID; cells];
+            for y in 0..h {
+                m[y * w..(y + 1) * w].copy_from_slice(&padded[(y + r) * pw + r..(y + r) * pw + r + w]);
+            }
+            m
+        };
+        checkpoint(&|| Checkpoint {
+            t,
+            map: unpad(),
+            state: state.clone(),
+            best_sum,
+            since_best,
+            records: records.clone(),
+        })?;
+    };
+    let mut map = vec![INVALID; cells];
+    for y in 0..h {
+        map[y * w..(y + 1) * w].copy_from_slice(&padded[(y + r) * pw + r..(y + r) * pw + r + w]);
+    }
+    let final_gap: Vec<i64> = (0..k).map(|c| input.demand[c] - counts[c] as i64).collect();
+    Ok(CaOutput {
+        map,
+        records,
+        report: CaReport {
+            iterations: t,
+            stop_reason,
+            demand_met: final_gap.iter().all(|g| *g == 0),
+            final_gap,
+            valid_cells: valid,
+            free_cells: free.iter().sum(),
+        },
+    })
+}

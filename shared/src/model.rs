@@ -1,0 +1,125 @@
+//! Glue between a study config and the algorithms: ANN settings, suitability for a
+//! year (trained or user-supplied), CA parameters of a scenario, demand per scenario.
+
+use crate::ann::{self, AnnSettings, Sampling, TrainReport};
+use crate::ca::CaParams;
+use crate::config::{SamplingMode, Study};
+use crate::error::{Error, Result};
+use crate::rng::stream;
+use crate::stack::Stack;
+
+/// ANN settings from the study's `[ann]`.
+pub fn ann_settings(study: &Study) -> AnnSettings {
+    let a = &study.config.ann;
+    AnnSettings {
+        hidden: a.hidden,
+        sampling: match a.sampling {
+            SamplingMode::Uniform => Sampling::Uniform,
+            SamplingMode::Proportional => Sampling::Proportional,
+        },
+        per_mille: a.sample_per_mille,
+        epochs: a.epochs,
+        learning_rate: a.learning_rate,
+        momentum: a.momentum,
+        batch_size: a.batch_size,
+        holdout: a.holdout,
+        early_stop_patience: if a.early_stop_patience == 0 || a.holdout == 0.0 {
+            None
+        } else {
+            Some(a.early_stop_patience)
+        },
+    }
+}
+
+/// Cell-major suitability (K per cell) and where it came from.
+pub struct Suitability {
+    /// `cell * K + k`.
+    pub values: Vec<f32>,
+    /// The trained network (None for a user-supplied raster).
+    pub network: Option<ann::Network>,
+    /// Training report (None for a user-supplied raster).
+    pub report: Option<TrainReport>,
+}
+
+/// Suitability for simulating from the map of `year`: an ANN trained on that map and the
+/// drivers, or the raster given in `[ann] suitability`.
+pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitability> {
+    if let Some(p) = &study.config.ann.suitability {
+        let path = study.resolve(p);
+        let class_names: Vec<String> = study.config.classes.iter().map(|c| c.name.clone()).collect();
+        let (values, _check) = ann::read_suitability(
+            &path,
+            &stack.reference,
+            &stack.grid,
+            &class_names,
+            &stack.mask,
+            study.config.study.grid_tolerance,
+        )?;
+        return Ok(Suitability {
+            values,
+            network: None,
+            report: None,
+        });
+    }
+    if stack.drivers.is_empty() {
+        return Err(Error::Config {
+            file: study.file.clone(),
+            key: "drivers".into(),
+            message: "no driver given and no [ann] suitability raster: one of them is needed".into(),
+        });
+    }
+    let classes = stack.maps.get(&year).ok_or_else(|| Error::Data(format!("no land-use map of {year}")))?;
+    let drivers: Vec<&[f32]> = stack.drivers.iter().map(|d| d.values.as_slice()).collect();
+    let driver_names: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
+    let class_names: Vec<String> = study.config.classes.iter().map(|c| c.name.clone()).collect();
+    let data = ann::TrainingData {
+        drivers: &drivers,
+        driver_names: &driver_names,
+        classes,
+        class_names: &class_names,
+        width: stack.grid.width,
+    };
+    let trained = ann::train(&data, &ann_settings(study), study.config.study.seed)?;
+    let values = ann::suitability(&drivers, &stack.mask, &trained.network)?;
+    Ok(Suitability {
+        values,
+        network: Some(trained.network),
+        report: Some(trained.report),
+    })
+}
+
+/// CA parameters of scenario `index` (its conversion matrix; the validation run uses
+/// the matrix that allows every conversion the data shows, see [`validation_params`]).
+pub fn ca_params(study: &Study, index: usize) -> CaParams {
+    let cfg = &study.config;
+    let sc = &cfg.scenarios[index];
+    let mut p = CaParams::new(
+        cfg.classes.iter().map(|c| c.weight).collect(),
+        sc.matrix.clone(),
+        cfg.study.seed,
+    );
+    p.neighbourhood = cfg.ca.neighbourhood;
+    p.max_iterations = cfg.ca.max_iterations;
+    p.accelerate = cfg.ca.accelerate;
+    p.stall_iterations = cfg.ca.stall_iterations;
+    p.stream = stream::CA_BASE + 1 + index as u32;
+    p
+}
+
+/// CA parameters of the validation run (t0 -> t1): every conversion allowed (the
+/// observed period is not a planning scenario), stream `CA_BASE`.
+pub fn validation_params(study: &Study) -> CaParams {
+    let cfg = &study.config;
+    let k = study.k();
+    let mut p = CaParams::new(
+        cfg.classes.iter().map(|c| c.weight).collect(),
+        vec![vec![1.0; k]; k],
+        cfg.study.seed,
+    );
+    p.neighbourhood = cfg.ca.neighbourhood;
+    p.max_iterations = cfg.ca.max_iterations;
+    p.accelerate = cfg.ca.accelerate;
+    p.stall_iterations = cfg.ca.stall_iterations;
+    p.stream = stream::CA_BASE;
+    p
+}

@@ -1,0 +1,79 @@
+//! Output files of a run: land-use GeoTIFFs with the study's class codes, colour table
+//! and category names; per-iteration CSV of the CA.
+
+use std::path::Path;
+
+use crate::ca::IterationRecord;
+use crate::config::Study;
+use crate::error::Result;
+use crate::files;
+use crate::grid::Grid;
+use crate::raster::{self, PaletteEntry, WriteOptions};
+use crate::stack::NO_CLASS;
+
+/// Writes a class-index map as a Byte GeoTIFF of the study's codes (nodata 0, or 255
+/// when 0 is a class code), with colour table and class names.
+pub fn write_landuse(path: &Path, study: &Study, grid: &Grid, map: &[u8]) -> Result<()> {
+    let classes = &study.config.classes;
+    let byte_codes = classes.iter().all(|c| (0..=254).contains(&c.code));
+    let code = |i: usize| -> u8 {
+        if byte_codes {
+            classes[i].code as u8
+        } else {
+            i as u8 + 1
+        }
+    };
+    if !byte_codes {
+        tracing::warn!("class codes do not fit a byte: the map holds class index + 1");
+    }
+    let nodata: u8 = if (0..classes.len()).any(|i| code(i) == 0) { 255 } else { 0 };
+    let data: Vec<u8> = map
+        .iter()
+        .map(|&v| if v == NO_CLASS || v as usize >= classes.len() { nodata } else { code(v as usize) })
+        .collect();
+    let palette = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| PaletteEntry {
+            value: code(i),
+            name: c.name.clone(),
+            rgb: c.rgb(),
+        })
+        .collect();
+    raster::write_geotiff(
+        path,
+        grid,
+        &[&data],
+        &WriteOptions {
+            nodata: Some(nodata as f64),
+            palette,
+            band_names: vec!["land use".into()],
+        },
+    )
+}
+
+/// Writes the per-iteration records: counts, gaps and inertia per class.
+pub fn write_iterations(path: &Path, study: &Study, records: &[IterationRecord]) -> Result<()> {
+    let names: Vec<&str> = study.config.classes.iter().map(|c| c.name.as_str()).collect();
+    let mut header = vec!["iteration".to_string(), "sum_abs_gap".into(), "proposals".into(), "accepted".into()];
+    for prefix in ["count", "gap", "inertia", "lock"] {
+        header.extend(names.iter().map(|n| format!("{prefix}_{n}")));
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                r.t.to_string(),
+                r.sum_abs_gap.to_string(),
+                r.proposals.to_string(),
+                r.accepted.to_string(),
+            ];
+            row.extend(r.counts.iter().map(|v| v.to_string()));
+            row.extend(r.gaps.iter().map(|v| v.to_string()));
+            row.extend(r.inertia.iter().map(|v| format!("{v:.6e}")));
+            row.extend(r.locks.iter().map(|v| (*v as u8).to_string()));
+            row
+        })
+        .collect();
+    files::write_csv(path, &header, &rows)
+}

@@ -1,0 +1,364 @@
+//! The `flus.v1.Worker` service: keeps tiles, runs ANN inference and CA steps on them,
+//! returns histograms, exact keys, committed changes and carbon counts. CPU work runs on
+//! the blocking pool with rayon over tiles; every reply lists tiles in id order.
+
+use std::sync::{Arc, Mutex};
+
+use flus_proto::v1::worker_server::Worker;
+use flus_proto::v1::*;
+use flus_shared::ca::{self, CaParams, ClassWindow, TileStatic, Thresholds, BUCKETS};
+use rayon::prelude::*;
+use tokio_stream::StreamExt;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::tiles::{Tile, TileBuilder, TileStore};
+
+/// Limits of what a worker accepts.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest tile (all layers), bytes.
+    pub max_tile_bytes: u64,
+    /// Most tiles held at once.
+    pub max_tiles: usize,
+}
+
+/// The Worker service.
+#[derive(Clone)]
+pub struct WorkerService {
+    store: Arc<Mutex<TileStore>>,
+    limits: Limits,
+    shutdown: Arc<tokio::sync::Notify>,
+}
+
+impl WorkerService {
+    /// A service with `limits`; `shutdown` is notified by the Shutdown call.
+    pub fn new(limits: Limits, shutdown: Arc<tokio::sync::Notify>) -> Self {
+        Self {
+            store: Arc::new(Mutex::new(TileStore::default())),
+            limits,
+            shutdown,
+        }
+    }
+
+    /// The tile store (shared with the health service).
+    pub fn store(&self) -> Arc<Mutex<TileStore>> {
+        self.store.clone()
+    }
+
+    /// Runs `f` over the requested tiles of `run_id` on the blocking pool.
+    async fn with_tiles<T, F>(&self, run_id: String, ids: Vec<u32>, f: F) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Vec<&mut Tile>) -> Result<T, Status> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().map_err(|_| Status::internal("tile store poisoned"))?;
+            let run = guard
+                .runs
+                .get_mut(&run_id)
+                .ok_or_else(|| Status::failed_precondition(format!("no tiles of run {run_id:?} here")))?;
+            let mut tiles: Vec<&mut Tile> = Vec::with_capacity(ids.len());
+            // BTreeMap iteration is in id order; keep the requested subset
+            let mut wanted: Vec<u32> = ids.clone();
+            wanted.sort_unstable();
+            wanted.dedup();
+            for (id, t) in run.iter_mut() {
+                if wanted.binary_search(id).is_ok() {
+                    tiles.push(t);
+                }
+            }
+            if tiles.len() != wanted.len() {
+                return Err(Status::failed_precondition(format!(
+                    "run {run_id:?}: asked for {} tiles, {} are here",
+                    wanted.len(),
+                    tiles.len()
+                )));
+            }
+            f(&mut tiles)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("worker task failed: {e}")))?
+    }
+}
+
+#[allow(clippy::result_large_err)]
+fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Status> {
+    if p.weights.len() != k || p.cost.len() != k * k || p.inertia.len() != k || p.closed_in.len() != k || p.closed_out.len() != k {
+        return Err(Status::invalid_argument(format!(
+            "step parameters for {} classes do not fit tiles of {k} classes",
+            p.weights.len()
+        )));
+    }
+    let cost: Vec<Vec<f64>> = p.cost.chunks(k).map(|r| r.to_vec()).collect();
+    let mut params = CaParams::new(p.weights.clone(), cost, p.seed);
+    params.neighbourhood = p.neighbourhood as usize;
+    params.stream = p.stream;
+    params.validate().map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok((
+        params,
+        ca::StepParams {
+            iteration: p.iteration,
+            inertia: p.inertia.clone(),
+            closed_in: p.closed_in.clone(),
+            closed_out: p.closed_out.clone(),
+        },
+    ))
+}
+
+fn changes_of(c: &Option<CellChanges>) -> Vec<(u64, u8)> {
+    match c {
+        Some(c) => c.cells.iter().copied().zip(c.classes.iter().copied()).collect(),
+        None => Vec::new(),
+    }
+}
+
+#[tonic::async_trait]
+impl Worker for WorkerService {
+    async fn load_tile(&self, req: Request<Streaming<TileChunk>>) -> Result<Response<TileLoaded>, Status> {
+        let mut stream = req.into_inner();
+        let mut builder: Option<TileBuilder> = None;
+        let mut bytes = 0u64;
+        while let Some(msg) = stream.next().await {
+            let msg = msg?;
+            match msg.part {
+                Some(tile_chunk::Part::Header(h)) => {
+                    if builder.is_some() {
+                        return Err(Status::invalid_argument("two tile headers in one stream"));
+                    }
+                    builder = Some(TileBuilder::new(h, self.limits.max_tile_bytes)?);
+                }
+                Some(tile_chunk::Part::Chunk(c)) => {
+                    bytes += c.data.len() as u64;
+                    builder
+                        .as_mut()
+                        .ok_or_else(|| Status::invalid_argument("tile data before the header"))?
+                        .add(c)?;
+                }
+                None => return Err(Status::invalid_argument("empty tile message")),
+            }
+        }
+        let (run_id, tile) = builder.ok_or_else(|| Status::invalid_argument("no tile header"))?.build()?;
+        let id = tile.spec.tile_id;
+        let mut store = self.store.lock().map_err(|_| Status::internal("tile store poisoned"))?;
+        let replacing = store.runs.get(&run_id).is_some_and(|r| r.contains_key(&id));
+        if !replacing && store.count() >= self.limits.max_tiles {
+            return Err(Status::resource_exhausted(format!(
+                "this worker holds {} tiles, its limit",
+                self.limits.max_tiles
+            )));
+        }
+        store.runs.entry(run_id).or_default().insert(id, tile);
+        tracing::debug!(tile = id, bytes, "tile loaded");
+        Ok(Response::new(TileLoaded { tile_id: id, bytes }))
+    }
+
+    async fn drop_tiles(&self, req: Request<DropTilesRequest>) -> Result<Response<DropTilesReply>, Status> {
+        let r = req.into_inner();
+        let mut store = self.store.lock().map_err(|_| Status::internal("tile store poisoned"))?;
+        let mut dropped = 0u32;
+        if r.tile_ids.is_empty() {
+            if let Some(run) = store.runs.remove(&r.run_id) {
+                dropped = run.len() as u32;
+            }
+        } else if let Some(run) = store.runs.get_mut(&r.run_id) {
+            for id in &r.tile_ids {
+                dropped += run.remove(id).is_some() as u32;
+            }
+        }
+        Ok(Response::new(DropTilesReply { dropped }))
+    }
+
+    async fn suitability(&self, req: Request<SuitabilityRequest>) -> Result<Response<SuitabilityReply>, Status> {
+        let r = req.into_inner();
+        let net: flus_shared::ann::Network = serde_json::from_slice(&r.network)
+            .map_err(|e| Status::invalid_argument(format!("network: {e}")))?;
+        let tiles = self
+            .with_tiles(r.run_id, r.tile_ids, move |tiles| {
+                tiles
+                    .par_iter_mut()
+                    .map(|t| {
+                        let k = t.spec.classes as usize;
+                        let valid: Vec<bool> = t.core_classes().map(|c| (c as usize) < k).collect();
+                        let drivers: Vec<&[f32]> = t.drivers.iter().map(|d| d.as_slice()).collect();
+                        let mut out = vec![0f32; valid.len() * k];
+                        flus_shared::ann::suitability_window(&drivers, &valid, &net, &mut out)
+                            .map_err(|e| Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id)))?;
+                        let max = flus_shared::ann::max_suitability_per_class(&out, &valid, k);
+                        t.suitability = out;
+                        Ok(TileSuitability {
+                            tile_id: t.spec.tile_id,
+                            max,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Status>>()
+            })
+            .await?;
+        Ok(Response::new(SuitabilityReply { tiles }))
+    }
+
+    async fn propose(&self, req: Request<ProposeRequest>) -> Result<Response<ProposeReply>, Status> {
+        let r = req.into_inner();
+        let p = r.params.ok_or_else(|| Status::invalid_argument("no step parameters"))?;
+        let changes = changes_of(&r.halo_changes);
+        let reply = self
+            .with_tiles(r.run_id, r.tile_ids, move |tiles| {
+                let k = tiles.first().map(|t| t.spec.classes as usize).unwrap_or(0);
+                let (params, step) = ca_params(&p, k)?;
+                tiles.par_iter_mut().try_for_each(|t| {
+                    if t.spec.classes as usize != k || t.suitability.len() != t.core_cells() * k {
+                        return Err(Status::failed_precondition(format!(
+                            "tile {} has no suitability for {k} classes",
+                            t.spec.tile_id
+                        )));
+                    }
+                    for &(cell, class) in &changes {
+                        t.apply(cell, class);
+                    }
+                    let rect = t.rect();
+                    let stride = t.stride();
+                    let Tile {
+                        classes,
+                        restricted,
+                        suitability,
+                        proposals,
+                        ..
+                    } = &mut **t;
+                    let window = ClassWindow { data: classes, stride };
+                    let stat = TileStatic {
+                        suitability,
+                        restricted,
+                        stride: rect.width,
+                    };
+                    ca::tile_step(&params, &step, &rect, &window, &stat, proposals);
+                    t.step_iteration = Some(step.iteration);
+                    Ok(())
+                })?;
+                let mut hist = vec![0u64; BUCKETS * k * k];
+                let (mut n, mut cells) = (0u64, 0u64);
+                for t in tiles.iter() {
+                    for (h, &c) in hist.iter_mut().zip(&t.proposals.histogram) {
+                        *h += c as u64;
+                    }
+                    n += t.proposals.proposals.len() as u64;
+                    cells += t.proposals.cells;
+                }
+                let (index, counts): (Vec<u32>, Vec<u64>) = hist
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &c)| c > 0)
+                    .map(|(i, &c)| (i as u32, c))
+                    .unzip();
+                Ok(ProposeReply {
+                    histogram: Some(KeyHistogram {
+                        buckets: BUCKETS as u32,
+                        index,
+                        counts,
+                    }),
+                    proposals: n,
+                    cells_visited: cells,
+                })
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn exact_keys(&self, req: Request<ExactKeysRequest>) -> Result<Response<ExactKeysReply>, Status> {
+        let r = req.into_inner();
+        let proposals = self
+            .with_tiles(r.run_id, r.tile_ids, move |tiles| {
+                let mut out = Vec::new();
+                for t in tiles.iter() {
+                    if t.step_iteration != Some(r.iteration) {
+                        return Err(Status::failed_precondition(format!(
+                            "tile {} has no step of iteration {}",
+                            t.spec.tile_id, r.iteration
+                        )));
+                    }
+                    let k = t.spec.classes as usize;
+                    let mut touch = vec![false; k];
+                    for &c in &r.classes {
+                        if let Some(x) = touch.get_mut(c as usize) {
+                            *x = true;
+                        }
+                    }
+                    t.proposals.in_bucket(r.bucket as usize, &touch, &mut out);
+                }
+                Ok(out
+                    .into_iter()
+                    .map(|p| Proposal {
+                        cell: p.cell,
+                        from: p.from as u32,
+                        to: p.to as u32,
+                        key: p.key,
+                    })
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(ExactKeysReply { proposals }))
+    }
+
+    async fn commit(&self, req: Request<CommitRequest>) -> Result<Response<CommitReply>, Status> {
+        let r = req.into_inner();
+        let to_key = |t: &flus_proto::v1::Threshold| if t.open { ca::OPEN } else { (t.key, t.cell) };
+        let thresholds = Thresholds {
+            t_in: r.t_in.iter().map(to_key).collect(),
+            t_out: r.t_out.iter().map(to_key).collect(),
+        };
+        let changes = self
+            .with_tiles(r.run_id, r.tile_ids, move |tiles| {
+                let mut all = Vec::new();
+                for t in tiles.iter_mut() {
+                    if t.step_iteration != Some(r.iteration) {
+                        return Err(Status::failed_precondition(format!(
+                            "tile {} has no step of iteration {}",
+                            t.spec.tile_id, r.iteration
+                        )));
+                    }
+                    let mut changed = Vec::new();
+                    ca::commit(&t.proposals.proposals, &thresholds, &mut changed);
+                    for &(cell, class) in &changed {
+                        t.apply(cell, class);
+                    }
+                    t.step_iteration = None;
+                    all.extend(changed);
+                }
+                Ok(all)
+            })
+            .await?;
+        let (cells, classes) = changes.into_iter().unzip();
+        Ok(Response::new(CommitReply {
+            changes: Some(CellChanges { cells, classes }),
+        }))
+    }
+
+    async fn carbon_sums(&self, req: Request<CarbonRequest>) -> Result<Response<CarbonReply>, Status> {
+        let r = req.into_inner();
+        let reply = self
+            .with_tiles(r.run_id, r.tile_ids, |tiles| {
+                let k = tiles.first().map(|t| t.spec.classes as usize).unwrap_or(0);
+                let mut by_zone: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
+                for t in tiles.iter() {
+                    for (i, c) in t.core_classes().enumerate() {
+                        if (c as usize) < k {
+                            let z = t.zones.get(i).copied().unwrap_or(0) as i64;
+                            by_zone.entry(z).or_insert_with(|| vec![0; k])[c as usize] += 1;
+                        }
+                    }
+                }
+                Ok(CarbonReply {
+                    zones: by_zone.keys().copied().collect(),
+                    classes: k as u32,
+                    counts: by_zone.into_values().flatten().collect(),
+                })
+            })
+            .await?;
+        Ok(Response::new(reply))
+    }
+
+    async fn shutdown(&self, _req: Request<ShutdownRequest>) -> Result<Response<ShutdownReply>, Status> {
+        tracing::info!("shutdown requested");
+        self.shutdown.notify_one();
+        Ok(Response::new(ShutdownReply {}))
+    }
+}

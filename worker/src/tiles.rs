@@ -1,0 +1,221 @@
+//! The tiles a worker holds: static layers and the current class window with its halo,
+//! plus the proposals of the last CA step (kept for ExactKeys and Commit).
+
+use std::collections::BTreeMap;
+
+use flus_proto::v1::{LayerKind, TileSpec};
+use flus_shared::ca::{TileProposals, TileRect, INVALID};
+use tonic::Status;
+
+/// One tile of a run.
+pub struct Tile {
+    /// Placement.
+    pub spec: TileSpec,
+    /// Class indices over the core grown by the halo on every side, (w+2r) x (h+2r),
+    /// [`INVALID`] off the grid.
+    pub classes: Vec<u8>,
+    /// Restricted cells of the core.
+    pub restricted: Vec<bool>,
+    /// Cell-major suitability of the core (K per cell).
+    pub suitability: Vec<f32>,
+    /// Drivers over the core (for ANN inference on the worker).
+    pub drivers: Vec<Vec<f32>>,
+    /// Zone codes over the core (empty: one zone 0).
+    pub zones: Vec<i32>,
+    /// Proposals of the last step and its iteration.
+    pub proposals: TileProposals,
+    /// Iteration of `proposals`.
+    pub step_iteration: Option<u32>,
+}
+
+impl Tile {
+    /// Halo width.
+    pub fn halo(&self) -> usize {
+        self.spec.halo as usize
+    }
+
+    /// Stride of the class window.
+    pub fn stride(&self) -> usize {
+        self.spec.width as usize + 2 * self.halo()
+    }
+
+    /// Core cells.
+    pub fn core_cells(&self) -> usize {
+        self.spec.width as usize * self.spec.height as usize
+    }
+
+    /// Placement for the CA step.
+    pub fn rect(&self) -> TileRect {
+        TileRect {
+            x0: self.spec.x0 as usize,
+            y0: self.spec.y0 as usize,
+            width: self.spec.width as usize,
+            height: self.spec.height as usize,
+            grid_width: self.spec.grid_width as usize,
+        }
+    }
+
+    /// Sets the class of global cell `cell` when it lies in the window (core or halo).
+    pub fn apply(&mut self, cell: u64, class: u8) {
+        let gw = self.spec.grid_width as i64;
+        let (x, y) = ((cell as i64) % gw, (cell as i64) / gw);
+        let r = self.halo() as i64;
+        let wx = x - self.spec.x0 as i64 + r;
+        let wy = y - self.spec.y0 as i64 + r;
+        let ww = self.stride() as i64;
+        let wh = self.spec.height as i64 + 2 * r;
+        if wx >= 0 && wy >= 0 && wx < ww && wy < wh {
+            self.classes[(wy * ww + wx) as usize] = class;
+        }
+    }
+
+    /// Current class of every core cell, row-major.
+    pub fn core_classes(&self) -> impl Iterator<Item = u8> + '_ {
+        let r = self.halo();
+        let s = self.stride();
+        let (w, h) = (self.spec.width as usize, self.spec.height as usize);
+        (0..h).flat_map(move |y| self.classes[(y + r) * s + r..(y + r) * s + r + w].iter().copied())
+    }
+}
+
+/// A tile being received: header read, layers filling.
+pub struct TileBuilder {
+    run_id: String,
+    spec: TileSpec,
+    kinds: Vec<LayerKind>,
+    buffers: Vec<Vec<u8>>,
+}
+
+fn bad(msg: String) -> Status {
+    Status::invalid_argument(msg)
+}
+
+impl TileBuilder {
+    /// Starts a tile from its header; checks sizes against `max_bytes`.
+    #[allow(clippy::result_large_err)]
+    pub fn new(header: flus_proto::v1::TileHeader, max_bytes: u64) -> Result<Self, Status> {
+        let spec = header.spec.ok_or_else(|| bad("tile header without spec".into()))?;
+        if spec.width == 0 || spec.height == 0 || spec.classes == 0 || spec.classes > 254 {
+            return Err(bad(format!(
+                "tile {}: {} x {} cells and {} classes, expected a non-empty tile and 1..=254 classes",
+                spec.tile_id, spec.width, spec.height, spec.classes
+            )));
+        }
+        if spec.x0 + spec.width > spec.grid_width || spec.y0 + spec.height > spec.grid_height {
+            return Err(bad(format!("tile {} lies outside the grid", spec.tile_id)));
+        }
+        let total: u64 = header.layers.iter().map(|l| l.bytes).sum();
+        if total > max_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "tile {}: {total} bytes, this worker accepts at most {max_bytes} per tile",
+                spec.tile_id
+            )));
+        }
+        let mut kinds = Vec::new();
+        let mut buffers = Vec::new();
+        for l in &header.layers {
+            let kind = LayerKind::try_from(l.kind).map_err(|_| bad(format!("unknown layer kind {}", l.kind)))?;
+            kinds.push(kind);
+            buffers.push(vec![0u8; l.bytes as usize]);
+        }
+        Ok(Self {
+            run_id: header.run_id,
+            spec,
+            kinds,
+            buffers,
+        })
+    }
+
+    /// Copies a chunk into its layer.
+    #[allow(clippy::result_large_err)]
+    pub fn add(&mut self, chunk: flus_proto::v1::LayerChunk) -> Result<(), Status> {
+        let buf = self
+            .buffers
+            .get_mut(chunk.layer as usize)
+            .ok_or_else(|| bad(format!("chunk for layer {} of a tile with {} layers", chunk.layer, self.kinds.len())))?;
+        let start = chunk.offset as usize;
+        let end = start
+            .checked_add(chunk.data.len())
+            .filter(|&e| e <= buf.len())
+            .ok_or_else(|| bad(format!("chunk at {start} of {} bytes overruns its layer of {} bytes", chunk.data.len(), buf.len())))?;
+        buf[start..end].copy_from_slice(&chunk.data);
+        Ok(())
+    }
+
+    /// Finishes the tile: checks every layer's size.
+    #[allow(clippy::result_large_err)]
+    pub fn build(self) -> Result<(String, Tile), Status> {
+        let s = &self.spec;
+        let (w, h, r, k) = (s.width as usize, s.height as usize, s.halo as usize, s.classes as usize);
+        let core = w * h;
+        let window = (w + 2 * r) * (h + 2 * r);
+        let mut tile = Tile {
+            spec: s.clone(),
+            classes: Vec::new(),
+            restricted: vec![false; core],
+            suitability: Vec::new(),
+            drivers: Vec::new(),
+            zones: Vec::new(),
+            proposals: TileProposals::default(),
+            step_iteration: None,
+        };
+        let expect = |name: &str, got: usize, want: usize| -> Result<(), Status> {
+            if got != want {
+                Err(bad(format!("tile {}: {name} layer has {got} bytes, expected {want}", s.tile_id)))
+            } else {
+                Ok(())
+            }
+        };
+        for (kind, buf) in self.kinds.into_iter().zip(self.buffers) {
+            match kind {
+                LayerKind::Classes => {
+                    expect("classes", buf.len(), window)?;
+                    if let Some(v) = buf.iter().find(|&&v| v as usize >= k && v != INVALID) {
+                        return Err(bad(format!("tile {}: class index {v} with {k} classes", s.tile_id)));
+                    }
+                    tile.classes = buf;
+                }
+                LayerKind::Restricted => {
+                    expect("restricted", buf.len(), core)?;
+                    tile.restricted = buf.iter().map(|&b| b != 0).collect();
+                }
+                LayerKind::Suitability => {
+                    expect("suitability", buf.len(), core * k * 4)?;
+                    tile.suitability = f32s(&buf);
+                }
+                LayerKind::Driver => {
+                    expect("driver", buf.len(), core * 4)?;
+                    tile.drivers.push(f32s(&buf));
+                }
+                LayerKind::Zones => {
+                    expect("zones", buf.len(), core * 4)?;
+                    tile.zones = buf.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                }
+                LayerKind::Unspecified => return Err(bad("layer of unspecified kind".into())),
+            }
+        }
+        if tile.classes.is_empty() {
+            return Err(bad(format!("tile {}: no class layer", s.tile_id)));
+        }
+        Ok((self.run_id, tile))
+    }
+}
+
+fn f32s(buf: &[u8]) -> Vec<f32> {
+    buf.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Every tile the worker holds, by (run, tile id); ordered maps keep every reply in
+/// tile order.
+#[derive(Default)]
+pub struct TileStore {
+    /// Tiles by run and id.
+    pub runs: BTreeMap<String, BTreeMap<u32, Tile>>,
+}
+
+impl TileStore {
+    /// Number of tiles held.
+    pub fn count(&self) -> usize {
+        self.runs.values().map(|r| r.len()).sum()
+    }
+}
