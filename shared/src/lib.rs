@@ -7,10 +7,12 @@
 
 #![warn(missing_docs)]
 
+pub mod carbon;
 pub mod error;
 pub mod grid;
 pub mod raster;
 pub mod rng;
+pub mod zones;
 
 pub use error::{Error, Result};
 pub use grid::Grid;
