@@ -1,5 +1,6 @@
 //! One module per subcommand of `flus`.
 
+pub mod carbon;
 pub mod compare;
 pub mod demand;
 pub mod demo;

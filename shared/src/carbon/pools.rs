@@ -305,9 +305,9 @@ pub fn read_pools_csv(path: &Path) -> Result<PoolsTable> {
     PoolsTable::new(rows).map_err(|e| Error::table(path, e))
 }
 
-/// Writes `table` as an InVEST pools CSV (`lucode,LULC_name,c_above,c_below,c_soil,c_dead`;
-/// the name column only when some class has a name) to a temporary name renamed to `path`.
-pub fn write_pools_csv(path: &Path, table: &PoolsTable) -> Result<()> {
+/// `table` as InVEST pools CSV text (`lucode,LULC_name,c_above,c_below,c_soil,c_dead`;
+/// the name column only when some class has a name).
+pub fn pools_csv_text(table: &PoolsTable) -> String {
     let with_names = table.rows().iter().any(|r| !r.name.is_empty());
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["lucode"];
@@ -315,20 +315,23 @@ pub fn write_pools_csv(path: &Path, table: &PoolsTable) -> Result<()> {
         header.push("LULC_name");
     }
     header.extend(POOL_COLUMNS);
-    let csv_err = |e: csv::Error| Error::table(path, format!("write failed: {e}"));
-    w.write_record(&header).map_err(csv_err)?;
+    // Writing into memory cannot fail.
+    let _ = w.write_record(&header);
     for r in table.rows() {
         let mut rec = vec![r.code.to_string()];
         if with_names {
             rec.push(r.name.clone());
         }
         rec.extend(r.pools.named().iter().map(|(_, v)| v.to_string()));
-        w.write_record(&rec).map_err(csv_err)?;
+        let _ = w.write_record(&rec);
     }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| Error::table(path, format!("write failed: {e}")))?;
-    write_atomic(path, &bytes)
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Writes `table` as an InVEST pools CSV (see [`pools_csv_text`]) to a temporary name
+/// renamed to `path`.
+pub fn write_pools_csv(path: &Path, table: &PoolsTable) -> Result<()> {
+    write_atomic(path, pools_csv_text(table).as_bytes())
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it to `path`.
