@@ -30,6 +30,9 @@ enum Command {
     Demand(cmd::demand::Args),
     /// Accuracy metrics between a start map, the truth and a simulation.
     Compare(cmd::compare::Args),
+    /// Carbon storage like InVEST's carbon model: totals by class and zone, change,
+    /// valuation; `flus carbon correct-density` corrects a pools table for precipitation.
+    Carbon(Box<cmd::carbon::Args>),
     /// Health and version of running workers.
     Ping(cmd::ping::Args),
     /// Run the shipped example study (Ben Cat) end to end.
@@ -48,6 +51,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Demand(a) => cmd::demand::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Carbon(a) => cmd::carbon::run(a),
         Command::Ping(a) => cmd::ping::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Validate(a) => cmd::validate::run(a),

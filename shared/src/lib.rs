@@ -9,6 +9,7 @@
 
 pub mod ann;
 pub mod ca;
+pub mod carbon;
 pub mod config;
 pub mod error;
 pub mod files;
@@ -20,6 +21,7 @@ pub mod outputs;
 pub mod raster;
 pub mod rng;
 pub mod stack;
+pub mod zones;
 
 pub use error::{Error, Result};
 pub use grid::Grid;

@@ -1,5 +1,6 @@
 //! One module per subcommand of `flus`.
 
+pub mod carbon;
 pub mod common;
 pub mod compare;
 pub mod demand;

@@ -1,0 +1,599 @@
+//! `flus carbon`: carbon storage like InVEST's carbon model (DESIGN 2.6), usable on its
+//! own: storage of a baseline (and alternate) land-use map from a pools table, totals by
+//! class and zone, change, optional valuation; and `flus carbon correct-density`, the
+//! paper's precipitation correction of a pools table.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Map, Value};
+
+use flus_shared::carbon::{
+    self, change_cells, correct_densities,
+    pools::{pools_csv_text, write_atomic},
+    read_pools_csv, storage_cells, totals, write_pools_csv, CarbonCounts, CarbonLayers,
+    CarbonTotals, CodeLayer, CorrectionTarget, OnMissing, PoolsTable, StorageUnit, Valuation,
+    CARBON_NODATA,
+};
+use flus_shared::raster::{self, RasterInfo, WriteOptions};
+use flus_shared::zones::{self, Zones};
+
+use crate::output::print_json;
+
+const AFTER_HELP: &str = "\
+Outputs in --out DIR (Float32, nodata -3.4028235e38, grid and CRS of the baseline):
+  carbon_baseline_t.tif, carbon_baseline_t_ha.tif    storage in t per cell and t/ha
+  carbon_alternate_t.tif, carbon_alternate_t_ha.tif  the same for --alternate
+  carbon_change_t.tif                                alternate - baseline, t per cell
+  carbon_npv.tif                                     NPV of the change (with valuation)
+  carbon_by_class.csv, carbon_by_zone.csv, carbon_summary.json
+A cell counts when every given layer has data there and both of its land-use codes are
+in the pools table; the other cells are excluded everywhere and reported under `missing`.
+Storage t = (c_above + c_below + c_soil + c_dead) t/ha * cells * cell area (ha), totals
+are computed from integer cell counts per (zone, class).
+
+Valuation (as InVEST): NPV = change * price / T * sum_{t=0}^{T-1} 1 / ((1 + r/100)^t (1 + c/100)^t),
+T = years-alternate - years-baseline, r = --discount-rate %, c = --rate-change %.
+
+`flus carbon correct-density` writes a pools table corrected for precipitation
+(Qin et al. 2023, eq. 10-11); see `flus carbon correct-density --help`.";
+
+/// Arguments of `flus carbon`.
+#[derive(Debug, clap::Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = AFTER_HELP
+)]
+pub struct Args {
+    /// Optional helper command instead of a storage run.
+    #[command(subcommand)]
+    pub command: Option<Helper>,
+    /// Baseline land-use raster (integer class codes).
+    #[arg(long, required = true, value_name = "A.tif")]
+    pub baseline: Option<PathBuf>,
+    /// Alternate (future or scenario) land-use raster on the same grid.
+    #[arg(long, value_name = "B.tif")]
+    pub alternate: Option<PathBuf>,
+    /// InVEST carbon pools CSV: lucode,c_above,c_below,c_soil,c_dead (t/ha), extra columns allowed.
+    #[arg(long, required = true, value_name = "POOLS.csv")]
+    pub pools: Option<PathBuf>,
+    /// Zones: an integer raster on the same grid, or polygons (any GDAL vector format).
+    #[arg(long, value_name = "Z.tif|Z.gpkg")]
+    pub zones: Option<PathBuf>,
+    /// Attribute of the zone polygons: integer codes, or names (numbered 1.. in sorted
+    /// order). Without it polygons are numbered by feature order and named by FID.
+    #[arg(long, value_name = "NAME", requires = "zones")]
+    pub zone_field: Option<String>,
+    /// Land-use codes missing from the pools table: fail naming them, or exclude those cells.
+    #[arg(long, value_enum, default_value_t = Missing::Error)]
+    pub on_missing: Missing,
+    /// Valuation: price per tonne of carbon.
+    #[arg(long, value_name = "P", requires = "alternate")]
+    pub price: Option<f64>,
+    /// Valuation: annual discount rate, %.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub discount_rate: Option<f64>,
+    /// Valuation: annual change in the price of carbon, %.
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub rate_change: Option<f64>,
+    /// Valuation: calendar year of the baseline map.
+    #[arg(long, value_name = "Y0")]
+    pub years_baseline: Option<i32>,
+    /// Valuation: calendar year of the alternate map.
+    #[arg(long, value_name = "Y1")]
+    pub years_alternate: Option<i32>,
+    /// Folder for the rasters and tables (created if needed); without it nothing is written.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Helper commands of `flus carbon`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Helper {
+    /// Correct a pools table for precipitation (Qin et al. 2023, eq. 10-11):
+    /// C_PS = 3.3968 P + 3996.1, K = C_PS(local) / C_PS(national), density * K.
+    ///
+    /// The relation is a soil-carbon relation, so by default only c_soil is multiplied
+    /// by K (--apply-to soil); --apply-to all multiplies all four pools.
+    CorrectDensity(CorrectArgs),
+}
+
+/// Arguments of `flus carbon correct-density`.
+#[derive(Debug, clap::Args)]
+pub struct CorrectArgs {
+    /// The national (or source) pools table.
+    #[arg(long, value_name = "POOLS.csv")]
+    pub pools: PathBuf,
+    /// Annual precipitation of the study area, mm.
+    #[arg(long, value_name = "MM")]
+    pub precip_local: f64,
+    /// Annual precipitation the table's densities stand for (national mean), mm.
+    #[arg(long, value_name = "MM")]
+    pub precip_national: f64,
+    /// Pools multiplied by K.
+    #[arg(long, value_enum, default_value_t = ApplyTo::Soil)]
+    pub apply_to: ApplyTo,
+    /// Corrected table to write (InVEST layout); without it the table goes to stdout.
+    #[arg(long, value_name = "F.csv")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--on-missing` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Missing {
+    /// Fail, naming the codes.
+    Error,
+    /// Leave those cells out and report them.
+    Exclude,
+}
+
+/// `--apply-to` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApplyTo {
+    /// Only c_soil.
+    Soil,
+    /// c_above, c_below, c_soil and c_dead.
+    All,
+}
+
+/// Runs `flus carbon`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    match &args.command {
+        Some(Helper::CorrectDensity(c)) => run_correct(c),
+        None => run_storage(args),
+    }
+}
+
+fn run_correct(a: &CorrectArgs) -> anyhow::Result<()> {
+    let table = read_pools_csv(&a.pools)?;
+    let target = match a.apply_to {
+        ApplyTo::Soil => CorrectionTarget::Soil,
+        ApplyTo::All => CorrectionTarget::AllPools,
+    };
+    let (corrected, k) = correct_densities(&table, a.precip_local, a.precip_national, target)?;
+    tracing::info!(k, "precipitation correction factor");
+    if let Some(out) = &a.out {
+        write_pools_csv(out, &corrected)?;
+        tracing::info!(path = %out.display(), "corrected pools table written");
+    }
+    if a.json {
+        let rows: Vec<Value> = corrected
+            .rows()
+            .iter()
+            .map(|r| {
+                json!({"lucode": r.code, "name": r.name, "c_above": r.pools.above,
+                       "c_below": r.pools.below, "c_soil": r.pools.soil, "c_dead": r.pools.dead,
+                       "density_t_ha": r.pools.density()})
+            })
+            .collect();
+        print_json(&json!({
+            "pools": a.pools,
+            "precip_local_mm": a.precip_local,
+            "precip_national_mm": a.precip_national,
+            "c_ps_local": carbon::correction::soil_carbon_from_precipitation(a.precip_local),
+            "c_ps_national": carbon::correction::soil_carbon_from_precipitation(a.precip_national),
+            "k": k,
+            "apply_to": match a.apply_to { ApplyTo::Soil => "soil", ApplyTo::All => "all" },
+            "out": a.out,
+            "rows": rows,
+        }))?;
+    } else if a.out.is_none() {
+        print!("{}", pools_csv_text(&corrected));
+    } else {
+        println!("K = {k:.6}");
+    }
+    Ok(())
+}
+
+fn valuation(args: &Args) -> anyhow::Result<Option<Valuation>> {
+    let given = [
+        ("--price", args.price.is_some()),
+        ("--discount-rate", args.discount_rate.is_some()),
+        ("--rate-change", args.rate_change.is_some()),
+        ("--years-baseline", args.years_baseline.is_some()),
+        ("--years-alternate", args.years_alternate.is_some()),
+    ];
+    if given.iter().all(|(_, g)| !g) {
+        return Ok(None);
+    }
+    let missing: Vec<&str> = given.iter().filter(|(_, g)| !g).map(|(n, _)| *n).collect();
+    if !missing.is_empty() {
+        bail!(
+            "valuation needs --price, --discount-rate, --rate-change, --years-baseline and --years-alternate; missing: {}",
+            missing.join(", ")
+        );
+    }
+    if args.alternate.is_none() {
+        bail!("valuation values a change: it needs --alternate");
+    }
+    Ok(Some(Valuation {
+        price: args.price.unwrap_or_default(),
+        discount_rate: args.discount_rate.unwrap_or_default(),
+        rate_change: args.rate_change.unwrap_or_default(),
+        year_baseline: args.years_baseline.unwrap_or_default(),
+        year_alternate: args.years_alternate.unwrap_or_default(),
+    }))
+}
+
+fn read_zones(args: &Args, baseline: &Path, info: &RasterInfo) -> anyhow::Result<Option<Zones>> {
+    let Some(z) = &args.zones else {
+        return Ok(None);
+    };
+    if zones::is_vector(z)? {
+        Ok(Some(zones::zones_from_polygons(
+            z,
+            args.zone_field.as_deref(),
+            &info.grid,
+        )?))
+    } else {
+        if args.zone_field.is_some() {
+            bail!(
+                "{}: --zone-field is for polygon zones, this is a raster (its values are the zone codes)",
+                z.display()
+            );
+        }
+        Ok(Some(zones::zones_from_raster(z, baseline, &info.grid)?))
+    }
+}
+
+fn run_storage(args: &Args) -> anyhow::Result<()> {
+    let (Some(baseline), Some(pools_path)) = (&args.baseline, &args.pools) else {
+        bail!("flus carbon needs --baseline and --pools");
+    };
+    let on_missing = match args.on_missing {
+        Missing::Error => OnMissing::Error,
+        Missing::Exclude => OnMissing::Exclude,
+    };
+    let val = valuation(args)?;
+    let pools = read_pools_csv(pools_path)?;
+    let (binfo, bvals) = raster::read_band::<f64>(baseline, 1)?;
+    let alt = match &args.alternate {
+        Some(a) => {
+            let (ainfo, avals) = raster::read_band::<f64>(a, 1)?;
+            raster::check_same_grid(baseline, &binfo.grid, a, &ainfo.grid, 0.01)?;
+            Some((a.clone(), ainfo, avals))
+        }
+        None => None,
+    };
+    let zones = read_zones(args, baseline, &binfo)?;
+    let bname = baseline.display().to_string();
+    let aname = args
+        .alternate
+        .as_ref()
+        .map(|a| a.display().to_string())
+        .unwrap_or_default();
+    let zname = zones
+        .as_ref()
+        .map(|z| z.path.display().to_string())
+        .unwrap_or_default();
+    let layers = CarbonLayers {
+        baseline: CodeLayer {
+            name: &bname,
+            values: &bvals,
+            nodata: binfo.nodata,
+        },
+        alternate: alt.as_ref().map(|(_, i, v)| CodeLayer {
+            name: &aname,
+            values: v,
+            nodata: i.nodata,
+        }),
+        zones: zones.as_ref().map(|z| CodeLayer {
+            name: &zname,
+            values: &z.values,
+            nodata: z.nodata,
+        }),
+    };
+    let counts = CarbonCounts::count(&pools, &layers)?;
+    counts.check_missing(on_missing, &pools_path.display().to_string())?;
+    let cell_area = binfo.grid.cell_area();
+    let tot = totals(&counts, &pools, cell_area)?;
+    let constant = val.map(|v| v.constant()).transpose()?;
+    tracing::info!(
+        cells = tot.cells,
+        baseline_t = tot.baseline_t,
+        alternate_t = tot.alternate_t,
+        "carbon totals"
+    );
+
+    let mut outputs = Map::new();
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+        write_outputs(
+            dir,
+            &binfo,
+            &pools,
+            &layers,
+            &tot,
+            zones.as_ref(),
+            constant,
+            &mut outputs,
+        )?;
+    }
+    let summary = summary_json(args, &tot, &counts, zones.as_ref(), val, constant, outputs);
+    if let Some(dir) = &args.out {
+        let p = dir.join("carbon_summary.json");
+        write_atomic(&p, serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    }
+    if args.json {
+        print_json(&summary)?;
+    } else {
+        print_human(&tot, &counts, constant);
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_outputs(
+    dir: &Path,
+    info: &RasterInfo,
+    pools: &PoolsTable,
+    layers: &CarbonLayers<'_>,
+    tot: &CarbonTotals,
+    zones: Option<&Zones>,
+    constant: Option<f64>,
+    outputs: &mut Map<String, Value>,
+) -> anyhow::Result<()> {
+    let cell_area = info.grid.cell_area();
+    let opts = |name: &str| WriteOptions {
+        nodata: Some(CARBON_NODATA as f64),
+        palette: Vec::new(),
+        band_names: vec![name.to_string()],
+    };
+    let mut write = |key: &str, file: &str, band: &str, data: Vec<f32>| -> anyhow::Result<()> {
+        let p = dir.join(file);
+        raster::write_geotiff(&p, &info.grid, &[&data], &opts(band))?;
+        outputs.insert(key.into(), json!(p));
+        Ok(())
+    };
+    let mut maps = vec![(carbon::Map::Baseline, "baseline")];
+    if layers.alternate.is_some() {
+        maps.push((carbon::Map::Alternate, "alternate"));
+    }
+    for (map, name) in maps {
+        for (unit, suffix, what) in [
+            (StorageUnit::TonnesPerCell, "t", "t per cell"),
+            (StorageUnit::TonnesPerHa, "t_ha", "t/ha"),
+        ] {
+            write(
+                &format!("{name}_storage_{suffix}"),
+                &format!("carbon_{name}_{suffix}.tif"),
+                &format!("{name} carbon storage, {what}"),
+                storage_cells(pools, layers, map, unit, cell_area)?,
+            )?;
+        }
+    }
+    if layers.alternate.is_some() {
+        write(
+            "change_t",
+            "carbon_change_t.tif",
+            "carbon change alternate - baseline, t per cell",
+            change_cells(pools, layers, cell_area, 1.0)?,
+        )?;
+        if let Some(k) = constant {
+            write(
+                "npv",
+                "carbon_npv.tif",
+                "net present value of the carbon change",
+                change_cells(pools, layers, cell_area, k)?,
+            )?;
+        }
+    }
+    let p = dir.join("carbon_by_class.csv");
+    write_atomic(&p, &class_csv(tot)?)?;
+    outputs.insert("by_class_csv".into(), json!(p));
+    if let Some(z) = zones {
+        let p = dir.join("carbon_by_zone.csv");
+        write_atomic(&p, &zone_csv(tot, z, constant)?)?;
+        outputs.insert("by_zone_csv".into(), json!(p));
+    }
+    Ok(())
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn class_csv(tot: &CarbonTotals) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "lucode",
+        "name",
+        "density_t_ha",
+        "baseline_cells",
+        "baseline_area_m2",
+        "baseline_t",
+        "alternate_cells",
+        "alternate_area_m2",
+        "alternate_t",
+        "change_t",
+    ])?;
+    for c in &tot.by_class {
+        w.write_record([
+            c.code.to_string(),
+            c.name.clone(),
+            c.density_t_ha.to_string(),
+            c.baseline_cells.to_string(),
+            (c.baseline_cells as f64 * tot.cell_area_m2).to_string(),
+            c.baseline_t.to_string(),
+            c.alternate_cells.map(|n| n.to_string()).unwrap_or_default(),
+            opt(c.alternate_cells.map(|n| n as f64 * tot.cell_area_m2)),
+            opt(c.alternate_t),
+            opt(c.alternate_t.map(|a| a - c.baseline_t)),
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+fn zone_csv(tot: &CarbonTotals, zones: &Zones, constant: Option<f64>) -> anyhow::Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec![
+        "zone",
+        "name",
+        "cells",
+        "area_m2",
+        "baseline_t",
+        "alternate_t",
+        "change_t",
+        "baseline_mean_density_kg_m2",
+        "alternate_mean_density_kg_m2",
+    ];
+    if constant.is_some() {
+        header.push("npv");
+    }
+    w.write_record(&header)?;
+    for z in &tot.by_zone {
+        let mut rec = vec![
+            z.zone.to_string(),
+            zones.name_of(z.zone),
+            z.cells.to_string(),
+            z.area_m2.to_string(),
+            z.baseline_t.to_string(),
+            opt(z.alternate_t),
+            opt(z.change_t()),
+            carbon::mean_density_kg_m2(z.baseline_t, z.area_m2).to_string(),
+            opt(z
+                .alternate_t
+                .map(|a| carbon::mean_density_kg_m2(a, z.area_m2))),
+        ];
+        if let Some(k) = constant {
+            rec.push(opt(z.change_t().map(|c| c * k)));
+        }
+        w.write_record(&rec)?;
+    }
+    Ok(w.into_inner()?)
+}
+
+fn summary_json(
+    args: &Args,
+    tot: &CarbonTotals,
+    counts: &CarbonCounts,
+    zones: Option<&Zones>,
+    val: Option<Valuation>,
+    constant: Option<f64>,
+    outputs: Map<String, Value>,
+) -> Value {
+    let mut by_class = Map::new();
+    for c in &tot.by_class {
+        by_class.insert(
+            c.code.to_string(),
+            json!({
+                "name": c.name,
+                "density_t_ha": c.density_t_ha,
+                "cells": c.baseline_cells,
+                "area_m2": c.baseline_cells as f64 * tot.cell_area_m2,
+                "baseline_t": c.baseline_t,
+                "alternate_cells": c.alternate_cells,
+                "alternate_area_m2": c.alternate_cells.map(|n| n as f64 * tot.cell_area_m2),
+                "alternate_t": c.alternate_t,
+                "change_t": c.alternate_t.map(|a| a - c.baseline_t),
+            }),
+        );
+    }
+    let mut summary = json!({
+        "baseline": args.baseline,
+        "alternate": args.alternate,
+        "pools": args.pools,
+        "zones": args.zones,
+        "cell_area_m2": tot.cell_area_m2,
+        "cells": tot.cells,
+        "area_m2": tot.area_m2,
+        "baseline_total_t": tot.baseline_t,
+        "alternate_total_t": tot.alternate_t,
+        "change_t": tot.change_t(),
+        "baseline_mean_density_kg_m2": tot.baseline_mean_density_kg_m2(),
+        "alternate_mean_density_kg_m2": tot.alternate_mean_density_kg_m2(),
+        "by_class": by_class,
+        "missing": {
+            "cells": counts.excluded_cells(),
+            "nodata_cells": counts.nodata_cells,
+            "outside_zones_cells": counts.outside_zones_cells,
+            "unknown_code_cells": counts.unknown_cells,
+            "codes": counts.unknown_codes.keys().collect::<Vec<_>>(),
+            "cells_by_code": counts.unknown_codes.iter()
+                .map(|(c, n)| (c.to_string(), json!(n))).collect::<Map<_, _>>(),
+        },
+        "outputs": outputs,
+    });
+    if let Some(z) = zones {
+        let mut by_zone = Map::new();
+        for t in &tot.by_zone {
+            by_zone.insert(
+                z.name_of(t.zone),
+                json!({
+                    "code": t.zone,
+                    "cells": t.cells,
+                    "area_m2": t.area_m2,
+                    "baseline_t": t.baseline_t,
+                    "alternate_t": t.alternate_t,
+                    "change_t": t.change_t(),
+                    "baseline_mean_density_kg_m2": carbon::mean_density_kg_m2(t.baseline_t, t.area_m2),
+                    "alternate_mean_density_kg_m2": t.alternate_t.map(|a| carbon::mean_density_kg_m2(a, t.area_m2)),
+                    "npv": constant.and_then(|k| t.change_t().map(|c| c * k)),
+                }),
+            );
+        }
+        summary["by_zone"] = Value::Object(by_zone);
+    }
+    if let (Some(v), Some(k)) = (val, constant) {
+        summary["valuation"] = json!({
+            "price": v.price,
+            "discount_rate": v.discount_rate,
+            "rate_change": v.rate_change,
+            "years_baseline": v.year_baseline,
+            "years_alternate": v.year_alternate,
+            "valuation_constant": k,
+        });
+        summary["npv_total"] = json!(tot.change_t().map(|c| c * k));
+    }
+    summary
+}
+
+fn print_human(tot: &CarbonTotals, counts: &CarbonCounts, constant: Option<f64>) {
+    println!(
+        "cells counted: {} ({:.1} ha), excluded: {} (nodata {}, outside zones {}, unknown codes {})",
+        tot.cells,
+        tot.area_m2 / 10_000.0,
+        counts.excluded_cells(),
+        counts.nodata_cells,
+        counts.outside_zones_cells,
+        counts.unknown_cells
+    );
+    println!(
+        "{:>8} {:>10} {:>12} {:>16} {:>12} {:>16}",
+        "lucode", "t/ha", "base cells", "baseline t", "alt cells", "alternate t"
+    );
+    for c in &tot.by_class {
+        println!(
+            "{:>8} {:>10.3} {:>12} {:>16.2} {:>12} {:>16}",
+            c.code,
+            c.density_t_ha,
+            c.baseline_cells,
+            c.baseline_t,
+            c.alternate_cells.map(|n| n.to_string()).unwrap_or_default(),
+            c.alternate_t.map(|t| format!("{t:.2}")).unwrap_or_default()
+        );
+    }
+    println!(
+        "baseline: {:.2} t ({:.4} kg/m2)",
+        tot.baseline_t,
+        tot.baseline_mean_density_kg_m2()
+    );
+    if let (Some(a), Some(d), Some(c)) = (
+        tot.alternate_t,
+        tot.alternate_mean_density_kg_m2(),
+        tot.change_t(),
+    ) {
+        println!("alternate: {a:.2} t ({d:.4} kg/m2), change {c:.2} t");
+        if let Some(k) = constant {
+            println!("NPV of the change: {:.2} (constant {k:.6})", c * k);
+        }
+    }
+}

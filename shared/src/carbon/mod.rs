@@ -1,0 +1,33 @@
+//! Carbon storage as the InVEST carbon model computes it (DESIGN 2.6).
+//!
+//! - [`pools`]: the pools table (c_above, c_below, c_soil, c_dead in t/ha per class),
+//!   read from and written to InVEST's CSV layout.
+//! - [`counts`]: integer cell counts per (zone, class) of the baseline and alternate
+//!   maps; parts of a grid merge by addition, so totals do not depend on tiling.
+//! - [`totals`]: storage (t) = density (t/ha) * cells * cell area (ha), by class, by
+//!   zone and overall; mean density kg/m2 = t * 1000 / m2; change = alternate - baseline.
+//! - [`cells`]: per-cell rasters (t per cell, t/ha, change, NPV).
+//! - [`valuation`]: InVEST's net present value of a change.
+//! - [`correction`]: the paper's precipitation correction of densities (eq. 10-11).
+//!
+//! A cell counts when the baseline, the alternate (if any) and the zones (if any) all
+//! have data there and both of its land-use codes are in the pools table; cells with a
+//! code missing from the table are an error by default ([`OnMissing::Error`]) or are
+//! left out and reported ([`OnMissing::Exclude`]).
+
+pub mod cells;
+pub mod correction;
+pub mod counts;
+pub mod pools;
+pub mod totals;
+pub mod valuation;
+
+pub use cells::{change_cells, storage_cells, Map, StorageUnit, CARBON_NODATA};
+pub use correction::{correct_densities, correction_factor, CorrectionTarget};
+pub use counts::{CarbonCounts, CarbonLayers, CellClass, CodeLayer, OnMissing, NO_ZONE};
+pub use pools::{read_pools_csv, write_pools_csv, ClassPools, Pools, PoolsTable};
+pub use totals::{mean_density_kg_m2, storage_t, totals, CarbonTotals, ClassTotals, ZoneTotals};
+pub use valuation::Valuation;
+
+#[cfg(test)]
+mod tests;
