@@ -54,6 +54,14 @@ pub enum Error {
         /// What was found and what was expected.
         message: String,
     },
+    /// OGR could not open or read a vector file, or its features cannot be used.
+    #[error("{path}: {message}")]
+    Vector {
+        /// The vector file concerned.
+        path: PathBuf,
+        /// What OGR (or the check) said.
+        message: String,
+    },
     /// Input data that is well formed but cannot be used (empty mask, unknown codes...).
     #[error("{0}")]
     Data(String),
@@ -63,6 +71,14 @@ impl Error {
     /// A raster error for `path` with `message`.
     pub fn raster(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
         Error::Raster {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A vector error for `path` with `message`.
+    pub fn vector(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        Error::Vector {
             path: path.into(),
             message: message.to_string(),
         }

@@ -13,6 +13,7 @@ pub mod files;
 pub mod grid;
 pub mod markov;
 pub mod metrics;
+pub mod prepare;
 pub mod raster;
 pub mod rng;
 pub mod stack;
