@@ -29,6 +29,9 @@ enum Command {
     Demand(cmd::demand::Args),
     /// Accuracy metrics between a start map, the truth and a simulation.
     Compare(cmd::compare::Args),
+    /// Align raw inputs to the land-use grid: warp rasters, slope and aspect from a DEM,
+    /// distance, restriction and zone rasters from vector files.
+    Prepare(cmd::prepare::Args),
     /// Health and version of running workers.
     Ping(cmd::ping::Args),
     /// Run the shipped example study (Ben Cat) end to end.
@@ -41,6 +44,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Demand(a) => cmd::demand::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Prepare(a) => cmd::prepare::run(a),
         Command::Ping(a) => cmd::ping::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };

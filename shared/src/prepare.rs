@@ -589,7 +589,7 @@ pub fn proximity(grid: &Grid, targets: &[u8], context: &Path) -> Result<Vec<f32>
         gdal_sys::GDALComputeProximity(
             sb.c_rasterband(),
             db.c_rasterband(),
-            opts.as_ptr() as *mut *mut std::ffi::c_char,
+            opts.as_ptr(),
             None,
             std::ptr::null_mut(),
         )

@@ -281,7 +281,7 @@ fn slope_and_aspect_of_a_plane_match_the_hand_computation() {
     let dir = tempfile::tempdir().unwrap();
     // z = a * (x - X0) + b * (y - Y0) + 500 on a DEM grid shifted by half a cell and one
     // cell larger on each side, so the bilinear warp onto the reference samples inside it.
-    let (a, b) = (0.3, -0.4);
+    let (a, b): (f64, f64) = (0.3, -0.4);
     let dem_grid = Grid {
         width: W + 2,
         height: H + 2,
@@ -304,7 +304,7 @@ fn slope_and_aspect_of_a_plane_match_the_hand_computation() {
     assert_eq!(si.grid.geotransform, reference().geotransform);
     assert_eq!(ai.nodata, Some(DEM_NODATA as f64));
     // slope = atan(|grad z|) = atan(0.5) = 26.5651 degrees
-    let slope = (a * a + b * b as f64).sqrt().atan().to_degrees();
+    let slope = (a * a + b * b).sqrt().atan().to_degrees();
     assert!((slope - 26.5651).abs() < 1e-3);
     // The gradient (0.3, -0.4) points uphill to the south-east; the slope faces downhill,
     // along (-0.3, 0.4): north-west. Azimuth from north, clockwise:

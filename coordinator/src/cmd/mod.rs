@@ -4,3 +4,4 @@ pub mod compare;
 pub mod demand;
 pub mod demo;
 pub mod ping;
+pub mod prepare;
