@@ -33,6 +33,9 @@ enum Command {
     /// Carbon storage like InVEST's carbon model: totals by class and zone, change,
     /// valuation; `flus carbon correct-density` corrects a pools table for precipitation.
     Carbon(Box<cmd::carbon::Args>),
+    /// Align raw inputs to the land-use grid: warp rasters, slope and aspect from a DEM,
+    /// distance, restriction and zone rasters from vector files.
+    Prepare(cmd::prepare::Args),
     /// Health and version of running workers.
     Ping(cmd::ping::Args),
     /// Run the shipped example study (Ben Cat) end to end.
@@ -52,6 +55,7 @@ fn main() -> std::process::ExitCode {
         Command::Demand(a) => cmd::demand::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Carbon(a) => cmd::carbon::run(a),
+        Command::Prepare(a) => cmd::prepare::run(a),
         Command::Ping(a) => cmd::ping::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Validate(a) => cmd::validate::run(a),

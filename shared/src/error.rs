@@ -54,12 +54,12 @@ pub enum Error {
         /// What was found and what was expected.
         message: String,
     },
-    /// A vector (polygon) file is wrong or cannot be read.
+    /// OGR could not open or read a vector file, or its features cannot be used.
     #[error("{path}: {message}")]
     Vector {
-        /// The vector file.
+        /// The vector file concerned.
         path: PathBuf,
-        /// What was found and what was expected.
+        /// What OGR (or the check) said.
         message: String,
     },
     /// Input data that is well formed but cannot be used (empty mask, unknown codes...).

@@ -18,6 +18,7 @@ pub mod markov;
 pub mod metrics;
 pub mod model;
 pub mod outputs;
+pub mod prepare;
 pub mod raster;
 pub mod rng;
 pub mod stack;

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod demand;
 pub mod demo;
 pub mod ping;
+pub mod prepare;
 pub mod run;
 pub mod simulate;
 pub mod validate;
