@@ -200,7 +200,10 @@ fn bencat_reaches_every_demand_exactly_and_bit_identically_for_every_tiling() {
 /// gap because the closure rule stops refills once it is full, so `I *= r^2` multiplies
 /// its own-class inertia by ~170 in one step (5.8 -> 1011) and its cells stop becoming
 /// built-up: built-up stalls at ~72,600 cells short. Locks are not the cause (they are
-/// clear). Needs a design decision (see the report of branch `ca`).
+/// clear), nor is the closure rule: a throw-away experiment with strict sequential
+/// acceptance (no closure, no start-of-iteration closing) stalled the same way
+/// (final gaps [-53869, 0, 53706, 163] after 116 iterations). Needs a design decision
+/// (see the report of branch `ca`).
 #[test]
 #[ignore = "known gap: an intermediate class's inertia explodes under the closure rule (DESIGN 2.3/2.4 as written)"]
 fn bencat_reaches_every_demand_with_forest_to_built_up_forbidden() {
