@@ -135,11 +135,11 @@ pub fn check_feasible(
             })
             .collect();
         let stuck: Vec<String> = (0..k)
-            .filter(|&c| gap[c] < 0 && cap[s][c] > 0)
+            .filter(|&c| gap[c] < 0 && orig[s][c] - cap[s][c] < -gap[c])
             .map(|c| {
                 format!(
                     "class index {c} can give {} of its {} surplus cells ({} unrestricted)",
-                    -gap[c] - cap[s][c],
+                    orig[s][c] - cap[s][c],
                     -gap[c],
                     free[c]
                 )

@@ -58,4 +58,6 @@ pub fn successor(key: Key) -> Key {
 }
 
 #[cfg(test)]
-mod tests;
+mod bencat_tests;
+#[cfg(test)]
+mod driver_tests;

@@ -55,7 +55,10 @@ impl CaParams {
         if self.k == 0 || self.k > 254 {
             return bad(format!("k = {} classes, expected 1..=254", self.k));
         }
-        if self.neighbourhood < 3 || self.neighbourhood % 2 == 0 || self.neighbourhood > 255 {
+        if self.neighbourhood < 3
+            || self.neighbourhood.is_multiple_of(2)
+            || self.neighbourhood > 255
+        {
             return bad(format!(
                 "neighbourhood = {}, expected an odd size from 3 to 255",
                 self.neighbourhood

@@ -456,7 +456,7 @@ mod tests {
         // neighbour; suitability sp(.,0) = 0, sp(.,1) = 1 -> TP0 = 0, TP1 > 0: the
         // roulette surely picks 1; at t = 9 the gate (U2 + 1/2) / 10 < 1 always holds.
         // Cells 2 and 3 see no class 1 (TP1 = 0); cell 0 of class 1 has TP only for 0
-        // with sp 0 -> sum 0. A 4x3 map with rows of 0 around would make cell 3 uniform.
+        // with sp 0 -> sum 0.
         let map = [1u8, 0, 0, 0];
         let (p, pw) = padded(&map, 4, 1, 1);
         let suit = [0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
@@ -561,8 +561,7 @@ mod tests {
         );
         assert!(out.proposals.is_empty() && out.cells == 3);
 
-        // 3x3 map of class 0 with class 1 in a corner: only the centre... the cells
-        // around (2,2) are uniform except those touching (0,0).
+        // 3x3 map of class 0 with class 1 in a corner.
         let map = [1u8, 0, 0, 0, 0, 0, 0, 0, 0];
         let (p, pw) = padded(&map, 3, 3, 1);
         let suit: Vec<f32> = (0..9).flat_map(|_| [0.5f32, 0.5]).collect();
