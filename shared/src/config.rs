@@ -40,8 +40,20 @@ pub struct StudyConfig {
     /// GWR driver analysis parameters.
     #[serde(default)]
     pub gwr: GwrConfig,
+    /// Validation run settings.
+    #[serde(default)]
+    pub validation: ValidationConfig,
     /// Scenarios to simulate to the target year.
     pub scenarios: Vec<ScenarioConfig>,
+}
+
+/// `[validation]`: the CA run on the past period (t0 -> t1).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// The class that gives up cells when the t1 map asks restricted cells to change.
+    #[serde(default)]
+    pub absorb: Option<String>,
 }
 
 /// `[study]`: name, seed, output folder, grid alignment.
@@ -735,6 +747,11 @@ impl StudyConfig {
                 "gwr.sample_points".into(),
                 format!("{}: expected at least 10", self.gwr.sample_points),
             ));
+        }
+        if let Some(a) = &self.validation.absorb {
+            if !names.contains(a) {
+                return Err(err("validation.absorb".into(), format!("{a:?} is not a class name")));
+            }
         }
         // scenarios
         if self.scenarios.is_empty() {

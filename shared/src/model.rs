@@ -103,23 +103,74 @@ pub fn ca_params(study: &Study, index: usize) -> CaParams {
     p.accelerate = cfg.ca.accelerate;
     p.stall_iterations = cfg.ca.stall_iterations;
     p.stream = stream::CA_BASE + 1 + index as u32;
+    p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
     p
 }
 
-/// CA parameters of the validation run (t0 -> t1): every conversion allowed (the
-/// observed period is not a planning scenario), stream `CA_BASE`.
-pub fn validation_params(study: &Study) -> CaParams {
-    let cfg = &study.config;
+/// Demand of the validation run: the later map's counts; where a class cannot reach
+/// them because its cells are restricted (they never change), it keeps its restricted
+/// cells and the class named in `[validation] absorb` takes the difference.
+pub fn validation_demand(study: &Study, stack: &Stack) -> Result<Vec<i64>> {
+    let mk = &study.config.markov;
     let k = study.k();
-    let mut p = CaParams::new(
-        cfg.classes.iter().map(|c| c.weight).collect(),
-        vec![vec![1.0; k]; k],
-        cfg.study.seed,
-    );
+    let mut demand: Vec<i64> = stack.counts(mk.to, k).iter().map(|&c| c as i64).collect();
+    let start = &stack.maps[&mk.from];
+    let mut fixed = vec![0i64; k];
+    for (i, &c) in start.iter().enumerate() {
+        if (c as usize) < k && stack.restricted[i] {
+            fixed[c as usize] += 1;
+        }
+    }
+    let mut excess = 0i64;
+    let mut clamped = Vec::new();
+    for c in 0..k {
+        if demand[c] < fixed[c] {
+            excess += fixed[c] - demand[c];
+            clamped.push(format!("{} ({} restricted cells, {} in {})", study.config.classes[c].name, fixed[c], demand[c], mk.to));
+            demand[c] = fixed[c];
+        }
+    }
+    if excess > 0 {
+        let absorb = study.config.validation.absorb.as_ref().and_then(|a| study.class_index(a));
+        let Some(a) = absorb else {
+            return Err(Error::Config {
+                file: study.file.clone(),
+                key: "validation.absorb".into(),
+                message: format!(
+                    "the {} map asks restricted cells to change: {}; name the class that gives up these {excess} cells with [validation] absorb = \"NAME\"",
+                    mk.to,
+                    clamped.join(", ")
+                ),
+            });
+        };
+        demand[a] -= excess;
+        tracing::info!(absorb = %study.config.classes[a].name, excess, "validation demand: restricted cells kept");
+    }
+    Ok(demand)
+}
+
+/// CA parameters of the validation run (t0 -> t1), stream `CA_BASE`. The observed
+/// period is not a planning scenario: a conversion is allowed exactly when it happened
+/// in the period (transition count > 0), so e.g. built-up that never turned back into
+/// anything stays built-up.
+pub fn validation_params(study: &Study, transition_counts: &[Vec<u64>]) -> CaParams {
+    let cfg = &study.config;
+    let cost = transition_counts
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            row.iter()
+                .enumerate()
+                .map(|(j, &n)| if i == j || n > 0 { 1.0 } else { 0.0 })
+                .collect()
+        })
+        .collect();
+    let mut p = CaParams::new(cfg.classes.iter().map(|c| c.weight).collect(), cost, cfg.study.seed);
     p.neighbourhood = cfg.ca.neighbourhood;
     p.max_iterations = cfg.ca.max_iterations;
     p.accelerate = cfg.ca.accelerate;
     p.stall_iterations = cfg.ca.stall_iterations;
     p.stream = stream::CA_BASE;
+    p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
     p
 }

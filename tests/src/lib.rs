@@ -50,6 +50,10 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The cluster token of workers started by [`start_worker`] (unless `extra` gives a
+/// `--token-file`).
+pub const TEST_TOKEN: &str = "flus-e2e-test-token-0123456789";
+
 /// A running worker and the address it bound.
 pub struct Worker {
     /// Kills the worker on drop.
@@ -64,6 +68,7 @@ pub fn start_worker(extra: &[&str]) -> Worker {
     let mut child = Command::new(bin("flus-worker"))
         .args(["--listen", "127.0.0.1:0"])
         .args(extra)
+        .env("FLUS_TOKEN", TEST_TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -49,6 +49,9 @@ pub struct Args {
     /// Skip the validation run on the past period.
     #[arg(long)]
     pub no_validation: bool,
+    /// Only these scenarios (repeatable; default: all).
+    #[arg(long = "scenario")]
+    pub scenarios: Vec<String>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -242,8 +245,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
         let suit = model::suitability(&study, &st, mk.from)?;
         let network = suit.network.as_ref().context("validation needs an ANN (no suitability raster)")?;
-        let demand: Vec<i64> = st.counts(mk.to, k).iter().map(|&c| c as i64).collect();
-        let params = model::validation_params(&study);
+        let demand = model::validation_demand(&study, &st)?;
+        let params = model::validation_params(&study, &transition.counts);
         let input = CaInput {
             width: st.grid.width,
             height: st.grid.height,
@@ -282,7 +285,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     stage("ann", &mut lap);
     let mut scen = serde_json::Map::new();
+    for name in &args.scenarios {
+        anyhow::ensure!(
+            study.config.scenarios.iter().any(|s| &s.name == name),
+            "{}: no scenario {name:?}",
+            args.study.display()
+        );
+    }
     for (i, sc) in study.config.scenarios.iter().enumerate() {
+        if !args.scenarios.is_empty() && !args.scenarios.contains(&sc.name) {
+            continue;
+        }
         let label = format!("{}_{}", sc.name, mk.target_year);
         tracing::info!("stage 5/5: scenario {label}");
         let demand: Vec<i64> = demands[i].cells.iter().map(|&c| c as i64).collect();

@@ -50,8 +50,9 @@ pub fn validate(study: &Study, st: &stack::Stack, tiling: ca::Tiling, out: &std:
     let truth = &st.maps[&mk.to];
     tracing::info!("validation {} -> {}: ANN suitability from the {} map", mk.from, mk.to, mk.from);
     let suit = model::suitability(study, st, mk.from)?;
-    let demand: Vec<i64> = st.counts(mk.to, k).iter().map(|&c| c as i64).collect();
-    let params = model::validation_params(study);
+    let demand = model::validation_demand(study, st)?;
+    let transition = flus_shared::markov::transition(start, truth, k);
+    let params = model::validation_params(study, &transition.counts);
     let input = CaInput {
         width: st.grid.width,
         height: st.grid.height,

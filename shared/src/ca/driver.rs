@@ -316,7 +316,7 @@ pub fn run(
 
 /// Warns when a class that must grow has max suitability below 1/K (the gate would hold
 /// it back until late iterations).
-fn warn_low_suitability(params: &CaParams, input: &CaInput, counts: &[u64]) {
+pub(crate) fn warn_low_suitability(params: &CaParams, input: &CaInput, counts: &[u64]) {
     let k = params.k;
     let mut max = vec![0f32; k];
     for (i, &c) in input.classes.iter().enumerate() {
@@ -332,8 +332,9 @@ fn warn_low_suitability(params: &CaParams, input: &CaInput, counts: &[u64]) {
             tracing::warn!(
                 class = c,
                 max_suitability = max[c],
-                "class index {c} must grow but its suitability never reaches 1/K = {:.3} \
+                "{} must grow but its suitability never reaches 1/K = {:.3} \
                  (max {:.4}): the CA gate will hold it back; consider uniform sampling for the ANN",
+                params.label(c),
                 1.0 / k as f64,
                 max[c]
             );

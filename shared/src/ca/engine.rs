@@ -186,6 +186,7 @@ pub fn run_loop(
     let valid: u64 = start_counts.iter().sum();
     check_demand(input.demand, k, valid)?;
     check_feasible(params, &start_counts, &free, input.demand)?;
+    super::driver::warn_low_suitability(params, input, &start_counts);
 
     let r = params.radius();
     let pw = w + 2 * r;

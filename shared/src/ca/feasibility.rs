@@ -128,7 +128,8 @@ pub fn check_feasible(
             .filter(|&c| gap[c] > 0 && cap[c][t] > 0)
             .map(|c| {
                 format!(
-                    "class index {c} gets {} of its {} cells",
+                    "{} gets {} of its {} cells",
+                    params.label(c),
                     gap[c] - cap[c][t],
                     gap[c]
                 )
@@ -138,7 +139,8 @@ pub fn check_feasible(
             .filter(|&c| gap[c] < 0 && orig[s][c] - cap[s][c] < -gap[c])
             .map(|c| {
                 format!(
-                    "class index {c} can give {} of its {} surplus cells ({} unrestricted)",
+                    "{} can give {} of its {} surplus cells ({} unrestricted)",
+                    params.label(c),
                     orig[s][c] - cap[s][c],
                     -gap[c],
                     free[c]

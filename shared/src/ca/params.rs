@@ -25,6 +25,8 @@ pub struct CaParams {
     pub seed: u64,
     /// RNG stream: `rng::stream::CA_BASE + scenario index`.
     pub stream: u32,
+    /// Class names for messages (empty: classes are named by index).
+    pub names: Vec<String>,
 }
 
 impl CaParams {
@@ -41,6 +43,15 @@ impl CaParams {
             stall_iterations: 10,
             seed,
             stream: stream::CA_BASE,
+            names: Vec::new(),
+        }
+    }
+
+    /// How messages name class `c`: `class "forest"`, or `class index 2` without names.
+    pub fn label(&self, c: usize) -> String {
+        match self.names.get(c) {
+            Some(n) => format!("class {n:?}"),
+            None => format!("class index {c}"),
         }
     }
 
