@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod grid;
+pub mod gwr;
 pub mod raster;
 pub mod rng;
 
