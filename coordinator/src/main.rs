@@ -29,6 +29,8 @@ enum Command {
     Demand(cmd::demand::Args),
     /// Accuracy metrics between a start map, the truth and a simulation.
     Compare(cmd::compare::Args),
+    /// Geographically weighted regression (GWR driver analysis) of a CSV table.
+    Gwr(cmd::gwr::Args),
     /// Health and version of running workers.
     Ping(cmd::ping::Args),
     /// Run the shipped example study (Ben Cat) end to end.
@@ -41,6 +43,7 @@ fn main() -> std::process::ExitCode {
     let result = match &cli.command {
         Command::Demand(a) => cmd::demand::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Gwr(a) => cmd::gwr::run(a),
         Command::Ping(a) => cmd::ping::run(a),
         Command::Demo(a) => cmd::demo::run(a),
     };

@@ -3,4 +3,5 @@
 pub mod compare;
 pub mod demand;
 pub mod demo;
+pub mod gwr;
 pub mod ping;
