@@ -14,7 +14,7 @@ pub fn synthetic(n: usize) -> GwrData {
     let rng = CounterRng::new(2024);
     let stream = 900;
     let mut coords = Vec::with_capacity(n);
-    let mut cols = vec![Vec::with_capacity(n); FACTORS];
+    let mut cols: Vec<Vec<f64>> = (0..FACTORS).map(|_| Vec::with_capacity(n)).collect();
     let mut y = Vec::with_capacity(n);
     for i in 0..n as u64 {
         // draws 0..3 give 12 words: 2 coordinates, 9 factors, 1 noise.

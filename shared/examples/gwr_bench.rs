@@ -16,7 +16,11 @@ fn main() {
         .skip(1)
         .map(|a| a.parse().expect("point counts"))
         .collect();
-    let sizes = if sizes.is_empty() { vec![20_000] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![20_000]
+    } else {
+        sizes
+    };
     for n in sizes {
         let t0 = Instant::now();
         let model = GwrModel::new(gwr_synthetic::synthetic(n));

@@ -142,7 +142,12 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 fn points_csv(model: &GwrModel, r: &GwrResult) -> anyhow::Result<Vec<u8>> {
     let data = model.data();
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["index".to_string(), "x".into(), "y".into(), data.y_name().into()];
+    let mut header = vec![
+        "index".to_string(),
+        "x".into(),
+        "y".into(),
+        data.y_name().into(),
+    ];
     header.extend(["yhat".to_string(), "residual".into()]);
     for n in data.names() {
         header.extend([format!("est_{n}"), format!("se_{n}"), format!("t_{n}")]);
@@ -160,7 +165,11 @@ fn points_csv(model: &GwrModel, r: &GwrResult) -> anyhow::Result<Vec<u8>> {
             f.residual.to_string(),
         ];
         for k in 0..data.p() {
-            row.extend([f.params[k].to_string(), s.se[k].to_string(), s.t[k].to_string()]);
+            row.extend([
+                f.params[k].to_string(),
+                s.se[k].to_string(),
+                s.t[k].to_string(),
+            ]);
         }
         row.extend([s.local_r2.to_string(), f.influence.to_string()]);
         w.write_record(&row)?;
@@ -179,8 +188,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut names: Vec<&str> = vec![args.y.as_str(), &args.coords[0], &args.coords[1]];
     names.extend(args.x.iter().map(String::as_str));
     let cols = read_columns(&args.csv, &names)?;
-    let coords = cols[1].iter().zip(&cols[2]).map(|(x, y)| [*x, *y]).collect();
-    let factors = args.x.iter().cloned().zip(cols[3..].iter().cloned()).collect();
+    let coords = cols[1]
+        .iter()
+        .zip(&cols[2])
+        .map(|(x, y)| [*x, *y])
+        .collect();
+    let factors = args
+        .x
+        .iter()
+        .cloned()
+        .zip(cols[3..].iter().cloned())
+        .collect();
     let mut data = GwrData::new(&args.y, cols[0].clone(), factors, coords)
         .with_context(|| format!("{}", args.csv.display()))?;
     if args.standardize {
@@ -269,7 +287,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             if args.fixed { "fixed" } else { "adaptive" },
             args.kernel.name(),
             d.bandwidth,
-            if r.search.is_some() { " (AICc search)" } else { "" }
+            if r.search.is_some() {
+                " (AICc search)"
+            } else {
+                ""
+            }
         );
         println!(
             "AICc {:.6}  AIC {:.6}  R2 {:.6}  adj. R2 {:.6}  ENP (tr S) {:.6}  sigma {:.6}",

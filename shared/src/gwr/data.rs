@@ -173,7 +173,7 @@ const COLLINEAR_SHARE: f64 = 1e-10;
 /// with a non-negligible share in that projection are named with it.
 fn check_collinear(factors: &[(String, Vec<f64>)]) -> Result<(), GwrError> {
     let mut basis: Vec<Vec<f64>> = Vec::new(); // orthonormal residual columns
-    // coefficients of each basis column in terms of the original centred factors
+                                               // coefficients of each basis column in terms of the original centred factors
     let mut basis_in_factors: Vec<Vec<f64>> = Vec::new();
     for (j, (name, col)) in factors.iter().enumerate() {
         let n = col.len() as f64;

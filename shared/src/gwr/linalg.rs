@@ -14,7 +14,8 @@ pub(crate) fn cholesky(a: &[f64], p: usize, rel_tol: f64, l: &mut [f64]) -> Resu
         for k in 0..j {
             d -= l[j * p + k] * l[j * p + k];
         }
-        if !(d > rel_tol * ajj) || !(d > 0.0) {
+        let positive = d > rel_tol * ajj && d > 0.0;
+        if !positive {
             return Err(j);
         }
         let djj = d.sqrt();

@@ -118,21 +118,22 @@ fn accumulate(
     let y = data.y();
     for (&j, &w) in wk.s.idx.iter().zip(&wk.s.w) {
         let xj = data.row(j);
-        for a in 0..p {
-            let wa = w * xj[a];
-            let row = &mut wk.a[a * p..(a + 1) * p];
-            for b in a..p {
-                row[b] += wa * xj[b];
+        let yj = y[j];
+        for (a, &xa) in xj.iter().enumerate() {
+            let wa = w * xa;
+            let row = &mut wk.a[a * p + a..(a + 1) * p];
+            for (r, &xb) in row.iter_mut().zip(&xj[a..]) {
+                *r += wa * xb;
             }
-            wk.g[a] += wa * y[j];
+            wk.g[a] += wa * yj;
         }
         if full {
             let w2 = w * w;
-            for a in 0..p {
-                let wa = w2 * xj[a];
-                let row = &mut wk.b[a * p..(a + 1) * p];
-                for b in a..p {
-                    row[b] += wa * xj[b];
+            for (a, &xa) in xj.iter().enumerate() {
+                let wa = w2 * xa;
+                let row = &mut wk.b[a * p + a..(a + 1) * p];
+                for (r, &xb) in row.iter_mut().zip(&xj[a..]) {
+                    *r += wa * xb;
                 }
             }
         }

@@ -65,12 +65,7 @@ impl GwrModel {
     /// parameters) and at most n; fixed ones must be a positive finite distance.
     pub fn check_bandwidth(&self, weighting: &Weighting, bandwidth: f64) -> Result<(), GwrError> {
         let (n, p) = (self.data.n(), self.data.p());
-        let bad = |reason: String| {
-            Err(GwrError::BadBandwidth {
-                bandwidth,
-                reason,
-            })
-        };
+        let bad = |reason: String| Err(GwrError::BadBandwidth { bandwidth, reason });
         if !bandwidth.is_finite() || bandwidth <= 0.0 {
             return bad("expected a positive finite number".into());
         }
@@ -87,7 +82,7 @@ impl GwrModel {
                 ));
             }
         }
-        if !(weighting.min_weight >= 0.0 && weighting.min_weight < 1.0) {
+        if !(0.0..1.0).contains(&weighting.min_weight) {
             return bad(format!(
                 "min_weight {} must be in [0, 1)",
                 weighting.min_weight

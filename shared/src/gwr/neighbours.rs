@@ -12,6 +12,10 @@ use super::kernel::{Weighting, ADAPTIVE_EPS};
 
 type Entry = GeomWithData<[f64; 2], usize>;
 
+/// Adaptive neighbourhoods of more than n / TREE_SHARE points are found by scanning
+/// every point (cheaper than the tree's sorted nearest-neighbour iteration there).
+const TREE_SHARE: usize = 64;
+
 /// A spatial index over the points.
 #[derive(Debug)]
 pub struct SpatialIndex {
@@ -65,7 +69,7 @@ impl SpatialIndex {
     pub fn kth_distance(&self, i: usize, k: usize, scratch_dist: &mut Vec<f64>) -> f64 {
         let n = self.coords.len();
         let c = self.coords[i];
-        if k.saturating_mul(4) <= n {
+        if k.saturating_mul(TREE_SHARE) <= n {
             let (item, _) = self
                 .tree
                 .nearest_neighbor_iter_with_distance_2(&c)
@@ -128,7 +132,7 @@ impl SpatialIndex {
         let bisquare = support == 1.0;
         let radius = h * support;
         // Large neighbourhoods: scan every point (in index order); small ones: the tree.
-        let brute = radius.is_infinite() || k.is_some_and(|k| k.saturating_mul(4) > n);
+        let brute = radius.is_infinite() || k.is_some_and(|k| k.saturating_mul(TREE_SHARE) > n);
         if h == 0.0 {
             // Degenerate adaptive bandwidth: only points at distance 0 (0/0 = NaN in mgwr);
             // give them weight 1 so the caller reports a singular local fit.
@@ -208,7 +212,10 @@ mod tests {
     /// is at 3; the diameter is 10 and the closest pair is 1 apart.
     #[test]
     fn kth_distance_counts_the_point_itself_and_range_is_exact() {
-        let coords: Vec<[f64; 2]> = [0.0, 1.0, 3.0, 6.0, 10.0].iter().map(|&x| [x, 0.0]).collect();
+        let coords: Vec<[f64; 2]> = [0.0, 1.0, 3.0, 6.0, 10.0]
+            .iter()
+            .map(|&x| [x, 0.0])
+            .collect();
         let idx = SpatialIndex::new(&coords);
         let mut buf = Vec::new();
         assert_eq!(idx.kth_distance(0, 1, &mut buf), 0.0);
@@ -221,7 +228,10 @@ mod tests {
     /// and 3 get weights 1, (1 - 1/h^2)^2 and a tiny positive weight.
     #[test]
     fn adaptive_bisquare_keeps_the_k_nearest_with_mgwr_weights() {
-        let coords: Vec<[f64; 2]> = [0.0, 1.0, 3.0, 6.0, 10.0].iter().map(|&x| [x, 0.0]).collect();
+        let coords: Vec<[f64; 2]> = [0.0, 1.0, 3.0, 6.0, 10.0]
+            .iter()
+            .map(|&x| [x, 0.0])
+            .collect();
         let idx = SpatialIndex::new(&coords);
         let mut s = Scratch::default();
         let w = Weighting {

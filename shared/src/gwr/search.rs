@@ -79,7 +79,11 @@ pub fn score(model: &GwrModel, weighting: &Weighting, bandwidth: f64) -> Result<
     match lite_fits(model, weighting, bandwidth, 0..model.data().n()) {
         Ok(fits) => Ok(aicc_of(&fits)),
         Err(GwrError::SingularLocal { point, .. }) => {
-            tracing::debug!(bandwidth, point, "singular local fit: AICc taken as infinite");
+            tracing::debug!(
+                bandwidth,
+                point,
+                "singular local fit: AICc taken as infinite"
+            );
             Ok(f64::INFINITY)
         }
         Err(e) => Err(e),
