@@ -16,20 +16,30 @@ use std::time::Instant;
 use flus_shared::gwr::{fit, BandwidthChoice, GwrModel, GwrSettings, SearchSettings};
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
+    let sizes: Vec<(usize, Option<f64>)> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("point counts"))
+        .map(|a| match a.split_once('/') {
+            Some((n, k)) => (n.parse().expect("N/K"), Some(k.parse().expect("N/K"))),
+            None => (a.parse().expect("point count"), None),
+        })
         .collect();
     let sizes = if sizes.is_empty() {
-        vec![20_000]
+        vec![(20_000, None)]
     } else {
         sizes
     };
-    for n in sizes {
+    for (n, upper) in sizes {
         let t0 = Instant::now();
         let model = GwrModel::new(gwr_synthetic::synthetic(n));
         let t1 = Instant::now();
-        let r = fit(&model, &GwrSettings::default()).expect("fit");
+        let settings = GwrSettings {
+            bandwidth: BandwidthChoice::Search(SearchSettings {
+                upper,
+                ..SearchSettings::default()
+            }),
+            ..GwrSettings::default()
+        };
+        let r = fit(&model, &settings).expect("fit");
         let t2 = Instant::now();
         let s = r.search.as_ref().expect("searched");
         println!(
