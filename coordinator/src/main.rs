@@ -36,6 +36,8 @@ enum Command {
     /// Align raw inputs to the land-use grid: warp rasters, slope and aspect from a DEM,
     /// distance, restriction and zone rasters from vector files.
     Prepare(cmd::prepare::Args),
+    /// Geographically weighted regression (GWR driver analysis) of a CSV table.
+    Gwr(cmd::gwr::Args),
     /// Health and version of running workers.
     Ping(cmd::ping::Args),
     /// Run the shipped example study (Ben Cat) end to end.
@@ -56,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Compare(a) => cmd::compare::run(a),
         Command::Carbon(a) => cmd::carbon::run(a),
         Command::Prepare(a) => cmd::prepare::run(a),
+        Command::Gwr(a) => cmd::gwr::run(a),
         Command::Ping(a) => cmd::ping::run(a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Validate(a) => cmd::validate::run(a),

@@ -65,6 +65,9 @@ pub enum Error {
     /// Input data that is well formed but cannot be used (empty mask, unknown codes...).
     #[error("{0}")]
     Data(String),
+    /// A geographically weighted regression cannot be fitted.
+    #[error(transparent)]
+    Gwr(#[from] crate::gwr::GwrError),
 }
 
 impl Error {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod grid;
+pub mod gwr;
 pub mod markov;
 pub mod metrics;
 pub mod model;

@@ -5,6 +5,7 @@ pub mod common;
 pub mod compare;
 pub mod demand;
 pub mod demo;
+pub mod gwr;
 pub mod ping;
 pub mod prepare;
 pub mod run;

@@ -1,0 +1,250 @@
+//! Neighbour search with an R*-tree (rstar): the k-th nearest distance and the points
+//! with a non-zero kernel weight, never an n x n distance matrix.
+//!
+//! Every distance is recomputed here as sqrt(dx^2 + dy^2) from the coordinates, and the
+//! neighbours of a point are listed in ascending index order, so a local fit is a pure
+//! function of (point, bandwidth) whichever search path found its neighbours.
+
+use rstar::primitives::GeomWithData;
+use rstar::RTree;
+
+use super::kernel::{Weighting, ADAPTIVE_EPS};
+
+type Entry = GeomWithData<[f64; 2], usize>;
+
+/// Adaptive neighbourhoods of more than n / TREE_SHARE points are found by scanning
+/// every point (cheaper than the tree's sorted nearest-neighbour iteration there).
+const TREE_SHARE: usize = 64;
+
+/// A spatial index over the points.
+#[derive(Debug)]
+pub struct SpatialIndex {
+    tree: RTree<Entry>,
+    coords: Vec<[f64; 2]>,
+}
+
+/// Reusable per-thread buffers of a neighbour query.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    /// Indices of the points with a non-zero weight, ascending.
+    pub idx: Vec<usize>,
+    /// Their weights.
+    pub w: Vec<f64>,
+    dist: Vec<f64>,
+}
+
+#[inline]
+fn distance(a: [f64; 2], b: [f64; 2]) -> f64 {
+    let dx = a[0] - b[0];
+    let dy = a[1] - b[1];
+    (dx * dx + dy * dy).sqrt()
+}
+
+impl SpatialIndex {
+    /// Bulk-loads the index.
+    pub fn new(coords: &[[f64; 2]]) -> Self {
+        let entries = coords
+            .iter()
+            .enumerate()
+            .map(|(i, c)| GeomWithData::new(*c, i))
+            .collect();
+        Self {
+            tree: RTree::bulk_load(entries),
+            coords: coords.to_vec(),
+        }
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.coords.len()
+    }
+
+    /// Whether the index holds no point.
+    pub fn is_empty(&self) -> bool {
+        self.coords.is_empty()
+    }
+
+    /// Distance from point `i` to its `k`-th nearest point (1-based, the point itself
+    /// first at distance 0). `k` in 1..=n.
+    pub fn kth_distance(&self, i: usize, k: usize, scratch_dist: &mut Vec<f64>) -> f64 {
+        let n = self.coords.len();
+        let c = self.coords[i];
+        if k.saturating_mul(TREE_SHARE) <= n {
+            let (item, _) = self
+                .tree
+                .nearest_neighbor_iter_with_distance_2(&c)
+                .nth(k - 1)
+                .expect("k <= n points in the tree");
+            distance(c, self.coords[item.data])
+        } else {
+            scratch_dist.clear();
+            scratch_dist.extend(self.coords.iter().map(|q| distance(c, *q)));
+            let (_, v, _) = scratch_dist.select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
+            *v
+        }
+    }
+
+    /// The smallest distance between two distinct points (0 with duplicates) and the
+    /// largest distance between any two points (the diameter, over the convex hull).
+    pub fn distance_range(&self) -> (f64, f64) {
+        let mut min = f64::INFINITY;
+        for (i, c) in self.coords.iter().enumerate() {
+            if let Some((item, _)) = self
+                .tree
+                .nearest_neighbor_iter_with_distance_2(c)
+                .find(|(e, _)| e.data != i)
+            {
+                min = min.min(distance(*c, self.coords[item.data]));
+            }
+        }
+        let hull = convex_hull(&self.coords);
+        let mut max: f64 = 0.0;
+        for a in 0..hull.len() {
+            for b in (a + 1)..hull.len() {
+                max = max.max(distance(hull[a], hull[b]));
+            }
+        }
+        (min, max)
+    }
+
+    /// Fills `s.idx` (ascending) and `s.w` with the points of non-zero weight around
+    /// point `i` at `bandwidth` (neighbour count if adaptive, else distance). Returns the
+    /// kernel scale h (0 if every neighbour of an adaptive bandwidth sits on the point).
+    pub(crate) fn weights(
+        &self,
+        i: usize,
+        weighting: &Weighting,
+        bandwidth: f64,
+        s: &mut Scratch,
+    ) -> f64 {
+        let n = self.coords.len();
+        let c = self.coords[i];
+        let (h, k) = if weighting.adaptive {
+            let k = (bandwidth as usize).clamp(1, n);
+            (self.kth_distance(i, k, &mut s.dist) * ADAPTIVE_EPS, Some(k))
+        } else {
+            (bandwidth, None)
+        };
+        s.idx.clear();
+        s.w.clear();
+        let kernel = weighting.kernel;
+        let support = kernel.support(weighting.min_weight);
+        let bisquare = support == 1.0;
+        let radius = h * support;
+        // Large neighbourhoods: scan every point (in index order); small ones: the tree.
+        let brute = radius.is_infinite() || k.is_some_and(|k| k.saturating_mul(TREE_SHARE) > n);
+        if h == 0.0 {
+            // Degenerate adaptive bandwidth: only points at distance 0 (0/0 = NaN in mgwr);
+            // give them weight 1 so the caller reports a singular local fit.
+            for (j, q) in self.coords.iter().enumerate() {
+                if distance(c, *q) == 0.0 {
+                    s.idx.push(j);
+                    s.w.push(1.0);
+                }
+            }
+            return h;
+        }
+        let keep = |d: f64| if bisquare { d < h } else { d <= radius };
+        if brute {
+            for (j, q) in self.coords.iter().enumerate() {
+                let d = distance(c, *q);
+                if keep(d) {
+                    s.idx.push(j);
+                    s.w.push(kernel.weight(d / h));
+                }
+            }
+        } else {
+            // rstar keeps d^2 <= r^2 (its own rounding): widen by a few ulps, then decide
+            // with our own distance.
+            let r2 = radius * radius * (1.0 + 1e-12);
+            s.idx
+                .extend(self.tree.locate_within_distance(c, r2).map(|e| e.data));
+            s.idx.sort_unstable();
+            s.idx.retain(|&j| keep(distance(c, self.coords[j])));
+            s.w.extend(
+                s.idx
+                    .iter()
+                    .map(|&j| kernel.weight(distance(c, self.coords[j]) / h)),
+            );
+        }
+        h
+    }
+}
+
+/// Andrew's monotone chain convex hull (vertices only).
+fn convex_hull(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    let mut pts = points.to_vec();
+    pts.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
+    pts.dedup();
+    if pts.len() < 3 {
+        return pts;
+    }
+    let cross = |o: [f64; 2], a: [f64; 2], b: [f64; 2]| {
+        (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+    };
+    let mut hull: Vec<[f64; 2]> = Vec::with_capacity(2 * pts.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &[f64; 2]>> = if pass == 0 {
+            Box::new(pts.iter())
+        } else {
+            Box::new(pts.iter().rev())
+        };
+        for &q in iter {
+            while hull.len() >= start + 2
+                && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0
+            {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gwr::Kernel;
+
+    /// Points on a line at x = 0, 1, 3, 6, 10: from point 0 the 3rd nearest (self first)
+    /// is at 3; the diameter is 10 and the closest pair is 1 apart.
+    #[test]
+    fn kth_distance_counts_the_point_itself_and_range_is_exact() {
+        let coords: Vec<[f64; 2]> = [0.0, 1.0, 3.0, 6.0, 10.0]
+            .iter()
+            .map(|&x| [x, 0.0])
+            .collect();
+        let idx = SpatialIndex::new(&coords);
+        let mut buf = Vec::new();
+        assert_eq!(idx.kth_distance(0, 1, &mut buf), 0.0);
+        assert_eq!(idx.kth_distance(0, 3, &mut buf), 3.0);
+        assert_eq!(idx.kth_distance(4, 2, &mut buf), 4.0);
+        assert_eq!(idx.distance_range(), (1.0, 10.0));
+    }
+
+    /// Adaptive bisquare with k = 3 from point 0: h = 3 * 1.0000001, so points at 0, 1
+    /// and 3 get weights 1, (1 - 1/h^2)^2 and a tiny positive weight.
+    #[test]
+    fn adaptive_bisquare_keeps_the_k_nearest_with_mgwr_weights() {
+        let coords: Vec<[f64; 2]> = [0.0, 1.0, 3.0, 6.0, 10.0]
+            .iter()
+            .map(|&x| [x, 0.0])
+            .collect();
+        let idx = SpatialIndex::new(&coords);
+        let mut s = Scratch::default();
+        let w = Weighting {
+            kernel: Kernel::Bisquare,
+            adaptive: true,
+            min_weight: 0.0,
+        };
+        let h = idx.weights(0, &w, 3.0, &mut s);
+        assert_eq!(h, 3.0 * ADAPTIVE_EPS);
+        assert_eq!(s.idx, vec![0, 1, 2]);
+        assert_eq!(s.w[0], 1.0);
+        let z = 1.0 / h;
+        assert_eq!(s.w[1], (1.0 - z * z) * (1.0 - z * z));
+        assert!(s.w[2] > 0.0 && s.w[2] < 1e-12);
+    }
+}
