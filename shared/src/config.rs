@@ -725,7 +725,10 @@ impl StudyConfig {
             ));
         }
         if ann.batch_size == 0 {
-            return Err(err("ann.batch_size".into(), "0: expected at least 1".into()));
+            return Err(err(
+                "ann.batch_size".into(),
+                "0: expected at least 1".into(),
+            ));
         }
         if ann.epochs == 0 {
             return Err(err("ann.epochs".into(), "0: expected at least 1".into()));
@@ -750,7 +753,10 @@ impl StudyConfig {
         }
         if let Some(a) = &self.validation.absorb {
             if !names.contains(a) {
-                return Err(err("validation.absorb".into(), format!("{a:?} is not a class name")));
+                return Err(err(
+                    "validation.absorb".into(),
+                    format!("{a:?} is not a class name"),
+                ));
             }
         }
         // scenarios

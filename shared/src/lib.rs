@@ -23,6 +23,7 @@ pub mod prepare;
 pub mod raster;
 pub mod rng;
 pub mod stack;
+pub mod tables;
 pub mod zones;
 
 pub use error::{Error, Result};

@@ -46,7 +46,12 @@ pub struct Suitability {
 pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitability> {
     if let Some(p) = &study.config.ann.suitability {
         let path = study.resolve(p);
-        let class_names: Vec<String> = study.config.classes.iter().map(|c| c.name.clone()).collect();
+        let class_names: Vec<String> = study
+            .config
+            .classes
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
         let (values, _check) = ann::read_suitability(
             &path,
             &stack.reference,
@@ -65,13 +70,22 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
         return Err(Error::Config {
             file: study.file.clone(),
             key: "drivers".into(),
-            message: "no driver given and no [ann] suitability raster: one of them is needed".into(),
+            message: "no driver given and no [ann] suitability raster: one of them is needed"
+                .into(),
         });
     }
-    let classes = stack.maps.get(&year).ok_or_else(|| Error::Data(format!("no land-use map of {year}")))?;
+    let classes = stack
+        .maps
+        .get(&year)
+        .ok_or_else(|| Error::Data(format!("no land-use map of {year}")))?;
     let drivers: Vec<&[f32]> = stack.drivers.iter().map(|d| d.values.as_slice()).collect();
     let driver_names: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
-    let class_names: Vec<String> = study.config.classes.iter().map(|c| c.name.clone()).collect();
+    let class_names: Vec<String> = study
+        .config
+        .classes
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let data = ann::TrainingData {
         drivers: &drivers,
         driver_names: &driver_names,
@@ -126,12 +140,20 @@ pub fn validation_demand(study: &Study, stack: &Stack) -> Result<Vec<i64>> {
     for c in 0..k {
         if demand[c] < fixed[c] {
             excess += fixed[c] - demand[c];
-            clamped.push(format!("{} ({} restricted cells, {} in {})", study.config.classes[c].name, fixed[c], demand[c], mk.to));
+            clamped.push(format!(
+                "{} ({} restricted cells, {} in {})",
+                study.config.classes[c].name, fixed[c], demand[c], mk.to
+            ));
             demand[c] = fixed[c];
         }
     }
     if excess > 0 {
-        let absorb = study.config.validation.absorb.as_ref().and_then(|a| study.class_index(a));
+        let absorb = study
+            .config
+            .validation
+            .absorb
+            .as_ref()
+            .and_then(|a| study.class_index(a));
         let Some(a) = absorb else {
             return Err(Error::Config {
                 file: study.file.clone(),
@@ -165,7 +187,11 @@ pub fn validation_params(study: &Study, transition_counts: &[Vec<u64>]) -> CaPar
                 .collect()
         })
         .collect();
-    let mut p = CaParams::new(cfg.classes.iter().map(|c| c.weight).collect(), cost, cfg.study.seed);
+    let mut p = CaParams::new(
+        cfg.classes.iter().map(|c| c.weight).collect(),
+        cost,
+        cfg.study.seed,
+    );
     p.neighbourhood = cfg.ca.neighbourhood;
     p.max_iterations = cfg.ca.max_iterations;
     p.accelerate = cfg.ca.accelerate;

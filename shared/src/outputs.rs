@@ -26,10 +26,20 @@ pub fn write_landuse(path: &Path, study: &Study, grid: &Grid, map: &[u8]) -> Res
     if !byte_codes {
         tracing::warn!("class codes do not fit a byte: the map holds class index + 1");
     }
-    let nodata: u8 = if (0..classes.len()).any(|i| code(i) == 0) { 255 } else { 0 };
+    let nodata: u8 = if (0..classes.len()).any(|i| code(i) == 0) {
+        255
+    } else {
+        0
+    };
     let data: Vec<u8> = map
         .iter()
-        .map(|&v| if v == NO_CLASS || v as usize >= classes.len() { nodata } else { code(v as usize) })
+        .map(|&v| {
+            if v == NO_CLASS || v as usize >= classes.len() {
+                nodata
+            } else {
+                code(v as usize)
+            }
+        })
         .collect();
     let palette = classes
         .iter()
@@ -54,8 +64,18 @@ pub fn write_landuse(path: &Path, study: &Study, grid: &Grid, map: &[u8]) -> Res
 
 /// Writes the per-iteration records: counts, gaps and inertia per class.
 pub fn write_iterations(path: &Path, study: &Study, records: &[IterationRecord]) -> Result<()> {
-    let names: Vec<&str> = study.config.classes.iter().map(|c| c.name.as_str()).collect();
-    let mut header = vec!["iteration".to_string(), "sum_abs_gap".into(), "proposals".into(), "accepted".into()];
+    let names: Vec<&str> = study
+        .config
+        .classes
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut header = vec![
+        "iteration".to_string(),
+        "sum_abs_gap".into(),
+        "proposals".into(),
+        "accepted".into(),
+    ];
     for prefix in ["count", "gap", "inertia", "lock"] {
         header.extend(names.iter().map(|n| format!("{prefix}_{n}")));
     }

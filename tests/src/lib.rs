@@ -163,3 +163,80 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
         stderr: te.join().unwrap_or_default(),
     }
 }
+
+/// Runs `flus ARGS` with `env`, calling `on_line` with every stderr line while it runs
+/// (so a test can act at a given iteration); kills it after `timeout`.
+pub fn flus_watch(
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+    mut on_line: impl FnMut(&str, u32),
+) -> Output {
+    let mut cmd = Command::new(bin("flus"));
+    cmd.args(args)
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn flus");
+    let pid = child.id();
+    let mut out = child.stdout.take().expect("stdout");
+    let err = child.stderr.take().expect("stderr");
+    let mut guard = ChildGuard { child };
+    let to = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut stderr = String::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                on_line(&line, pid);
+                stderr.push_str(&line);
+                stderr.push('\n');
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if start.elapsed() > timeout {
+            drop(guard);
+            panic!("flus {args:?} timed out after {timeout:?}; stderr so far:\n{stderr}");
+        }
+    }
+    let status = loop {
+        if let Some(st) = guard.child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            drop(guard);
+            panic!("flus {args:?} timed out after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        code: status.code(),
+        stdout: to.join().unwrap_or_default(),
+        stderr,
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) with a pid of a child this test started.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}

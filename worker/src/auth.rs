@@ -35,7 +35,9 @@ impl TokenCheck {
         match req.metadata().get("authorization") {
             Some(v) if constant_time_eq(v.as_bytes(), &self.expected) => Ok(req),
             Some(_) => Err(Status::unauthenticated("wrong cluster token")),
-            None => Err(Status::unauthenticated("missing cluster token (authorization: Bearer ...)")),
+            None => Err(Status::unauthenticated(
+                "missing cluster token (authorization: Bearer ...)",
+            )),
         }
     }
 }
@@ -47,7 +49,10 @@ pub fn load_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
             .map_err(|e| anyhow::anyhow!("token file {}: {e}", f.display()))?
             .trim()
             .to_string(),
-        None => std::env::var("FLUS_TOKEN").unwrap_or_default().trim().to_string(),
+        None => std::env::var("FLUS_TOKEN")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     };
     if token.len() < 16 {
         anyhow::bail!(
@@ -73,12 +78,23 @@ mod tests {
     fn requests_without_or_with_a_wrong_token_are_refused() {
         let c = TokenCheck::new("s3cret-s3cret-s3cret");
         let none = Request::new(());
-        assert_eq!(c.check(none).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            c.check(none).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
         let mut wrong = Request::new(());
-        wrong.metadata_mut().insert("authorization", "Bearer nope".parse().unwrap());
-        assert_eq!(c.check(wrong).unwrap_err().code(), tonic::Code::Unauthenticated);
+        wrong
+            .metadata_mut()
+            .insert("authorization", "Bearer nope".parse().unwrap());
+        assert_eq!(
+            c.check(wrong).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
         let mut ok = Request::new(());
-        ok.metadata_mut().insert("authorization", "Bearer s3cret-s3cret-s3cret".parse().unwrap());
+        ok.metadata_mut().insert(
+            "authorization",
+            "Bearer s3cret-s3cret-s3cret".parse().unwrap(),
+        );
         assert!(c.check(ok).is_ok());
     }
 }

@@ -12,7 +12,10 @@ pub struct HealthService {
 
 impl HealthService {
     /// A health service reporting `threads` worker threads.
-    pub fn new(threads: usize, store: std::sync::Arc<std::sync::Mutex<crate::tiles::TileStore>>) -> Self {
+    pub fn new(
+        threads: usize,
+        store: std::sync::Arc<std::sync::Mutex<crate::tiles::TileStore>>,
+    ) -> Self {
         Self { threads, store }
     }
 }

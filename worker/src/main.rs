@@ -68,7 +68,12 @@ fn main() -> anyhow::Result<()> {
 /// Largest gRPC message accepted or sent (tile data arrives in smaller chunks).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
-async fn serve(listen: SocketAddr, threads: usize, token: String, limits: service::Limits) -> anyhow::Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    threads: usize,
+    token: String,
+    limits: service::Limits,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;

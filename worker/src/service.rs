@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use flus_proto::v1::worker_server::Worker;
 use flus_proto::v1::*;
-use flus_shared::ca::{self, CaParams, ClassWindow, TileStatic, Thresholds, BUCKETS};
+use flus_shared::ca::{self, CaParams, ClassWindow, Thresholds, TileStatic, BUCKETS};
 use rayon::prelude::*;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -53,11 +53,12 @@ impl WorkerService {
     {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = store.lock().map_err(|_| Status::internal("tile store poisoned"))?;
-            let run = guard
-                .runs
-                .get_mut(&run_id)
-                .ok_or_else(|| Status::failed_precondition(format!("no tiles of run {run_id:?} here")))?;
+            let mut guard = store
+                .lock()
+                .map_err(|_| Status::internal("tile store poisoned"))?;
+            let run = guard.runs.get_mut(&run_id).ok_or_else(|| {
+                Status::failed_precondition(format!("no tiles of run {run_id:?} here"))
+            })?;
             let mut tiles: Vec<&mut Tile> = Vec::with_capacity(ids.len());
             // BTreeMap iteration is in id order; keep the requested subset
             let mut wanted: Vec<u32> = ids.clone();
@@ -84,7 +85,12 @@ impl WorkerService {
 
 #[allow(clippy::result_large_err)]
 fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Status> {
-    if p.weights.len() != k || p.cost.len() != k * k || p.inertia.len() != k || p.closed_in.len() != k || p.closed_out.len() != k {
+    if p.weights.len() != k
+        || p.cost.len() != k * k
+        || p.inertia.len() != k
+        || p.closed_in.len() != k
+        || p.closed_out.len() != k
+    {
         return Err(Status::invalid_argument(format!(
             "step parameters for {} classes do not fit tiles of {k} classes",
             p.weights.len()
@@ -94,7 +100,9 @@ fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Sta
     let mut params = CaParams::new(p.weights.clone(), cost, p.seed);
     params.neighbourhood = p.neighbourhood as usize;
     params.stream = p.stream;
-    params.validate().map_err(|e| Status::invalid_argument(e.to_string()))?;
+    params
+        .validate()
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok((
         params,
         ca::StepParams {
@@ -108,14 +116,22 @@ fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Sta
 
 fn changes_of(c: &Option<CellChanges>) -> Vec<(u64, u8)> {
     match c {
-        Some(c) => c.cells.iter().copied().zip(c.classes.iter().copied()).collect(),
+        Some(c) => c
+            .cells
+            .iter()
+            .copied()
+            .zip(c.classes.iter().copied())
+            .collect(),
         None => Vec::new(),
     }
 }
 
 #[tonic::async_trait]
 impl Worker for WorkerService {
-    async fn load_tile(&self, req: Request<Streaming<TileChunk>>) -> Result<Response<TileLoaded>, Status> {
+    async fn load_tile(
+        &self,
+        req: Request<Streaming<TileChunk>>,
+    ) -> Result<Response<TileLoaded>, Status> {
         let mut stream = req.into_inner();
         let mut builder: Option<TileBuilder> = None;
         let mut bytes = 0u64;
@@ -138,9 +154,14 @@ impl Worker for WorkerService {
                 None => return Err(Status::invalid_argument("empty tile message")),
             }
         }
-        let (run_id, tile) = builder.ok_or_else(|| Status::invalid_argument("no tile header"))?.build()?;
+        let (run_id, tile) = builder
+            .ok_or_else(|| Status::invalid_argument("no tile header"))?
+            .build()?;
         let id = tile.spec.tile_id;
-        let mut store = self.store.lock().map_err(|_| Status::internal("tile store poisoned"))?;
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| Status::internal("tile store poisoned"))?;
         let replacing = store.runs.get(&run_id).is_some_and(|r| r.contains_key(&id));
         if !replacing && store.count() >= self.limits.max_tiles {
             return Err(Status::resource_exhausted(format!(
@@ -153,9 +174,15 @@ impl Worker for WorkerService {
         Ok(Response::new(TileLoaded { tile_id: id, bytes }))
     }
 
-    async fn drop_tiles(&self, req: Request<DropTilesRequest>) -> Result<Response<DropTilesReply>, Status> {
+    async fn drop_tiles(
+        &self,
+        req: Request<DropTilesRequest>,
+    ) -> Result<Response<DropTilesReply>, Status> {
         let r = req.into_inner();
-        let mut store = self.store.lock().map_err(|_| Status::internal("tile store poisoned"))?;
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| Status::internal("tile store poisoned"))?;
         let mut dropped = 0u32;
         if r.tile_ids.is_empty() {
             if let Some(run) = store.runs.remove(&r.run_id) {
@@ -169,7 +196,10 @@ impl Worker for WorkerService {
         Ok(Response::new(DropTilesReply { dropped }))
     }
 
-    async fn suitability(&self, req: Request<SuitabilityRequest>) -> Result<Response<SuitabilityReply>, Status> {
+    async fn suitability(
+        &self,
+        req: Request<SuitabilityRequest>,
+    ) -> Result<Response<SuitabilityReply>, Status> {
         let r = req.into_inner();
         let net: flus_shared::ann::Network = serde_json::from_slice(&r.network)
             .map_err(|e| Status::invalid_argument(format!("network: {e}")))?;
@@ -183,7 +213,9 @@ impl Worker for WorkerService {
                         let drivers: Vec<&[f32]> = t.drivers.iter().map(|d| d.as_slice()).collect();
                         let mut out = vec![0f32; valid.len() * k];
                         flus_shared::ann::suitability_window(&drivers, &valid, &net, &mut out)
-                            .map_err(|e| Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id)))?;
+                            .map_err(|e| {
+                                Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id))
+                            })?;
                         let max = flus_shared::ann::max_suitability_per_class(&out, &valid, k);
                         t.suitability = out;
                         Ok(TileSuitability {
@@ -197,9 +229,14 @@ impl Worker for WorkerService {
         Ok(Response::new(SuitabilityReply { tiles }))
     }
 
-    async fn propose(&self, req: Request<ProposeRequest>) -> Result<Response<ProposeReply>, Status> {
+    async fn propose(
+        &self,
+        req: Request<ProposeRequest>,
+    ) -> Result<Response<ProposeReply>, Status> {
         let r = req.into_inner();
-        let p = r.params.ok_or_else(|| Status::invalid_argument("no step parameters"))?;
+        let p = r
+            .params
+            .ok_or_else(|| Status::invalid_argument("no step parameters"))?;
         let changes = changes_of(&r.halo_changes);
         let reply = self
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
@@ -224,7 +261,10 @@ impl Worker for WorkerService {
                         proposals,
                         ..
                     } = &mut **t;
-                    let window = ClassWindow { data: classes, stride };
+                    let window = ClassWindow {
+                        data: classes,
+                        stride,
+                    };
                     let stat = TileStatic {
                         suitability,
                         restricted,
@@ -263,7 +303,10 @@ impl Worker for WorkerService {
         Ok(Response::new(reply))
     }
 
-    async fn exact_keys(&self, req: Request<ExactKeysRequest>) -> Result<Response<ExactKeysReply>, Status> {
+    async fn exact_keys(
+        &self,
+        req: Request<ExactKeysRequest>,
+    ) -> Result<Response<ExactKeysReply>, Status> {
         let r = req.into_inner();
         let proposals = self
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
@@ -300,7 +343,8 @@ impl Worker for WorkerService {
 
     async fn commit(&self, req: Request<CommitRequest>) -> Result<Response<CommitReply>, Status> {
         let r = req.into_inner();
-        let to_key = |t: &flus_proto::v1::Threshold| if t.open { ca::OPEN } else { (t.key, t.cell) };
+        let to_key =
+            |t: &flus_proto::v1::Threshold| if t.open { ca::OPEN } else { (t.key, t.cell) };
         let thresholds = Thresholds {
             t_in: r.t_in.iter().map(to_key).collect(),
             t_out: r.t_out.iter().map(to_key).collect(),
@@ -332,7 +376,10 @@ impl Worker for WorkerService {
         }))
     }
 
-    async fn carbon_sums(&self, req: Request<CarbonRequest>) -> Result<Response<CarbonReply>, Status> {
+    async fn carbon_sums(
+        &self,
+        req: Request<CarbonRequest>,
+    ) -> Result<Response<CarbonReply>, Status> {
         let r = req.into_inner();
         let reply = self
             .with_tiles(r.run_id, r.tile_ids, |tiles| {
@@ -356,7 +403,10 @@ impl Worker for WorkerService {
         Ok(Response::new(reply))
     }
 
-    async fn shutdown(&self, _req: Request<ShutdownRequest>) -> Result<Response<ShutdownReply>, Status> {
+    async fn shutdown(
+        &self,
+        _req: Request<ShutdownRequest>,
+    ) -> Result<Response<ShutdownReply>, Status> {
         tracing::info!("shutdown requested");
         self.shutdown.notify_one();
         Ok(Response::new(ShutdownReply {}))

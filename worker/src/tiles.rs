@@ -74,7 +74,11 @@ impl Tile {
         let r = self.halo();
         let s = self.stride();
         let (w, h) = (self.spec.width as usize, self.spec.height as usize);
-        (0..h).flat_map(move |y| self.classes[(y + r) * s + r..(y + r) * s + r + w].iter().copied())
+        (0..h).flat_map(move |y| {
+            self.classes[(y + r) * s + r..(y + r) * s + r + w]
+                .iter()
+                .copied()
+        })
     }
 }
 
@@ -94,7 +98,9 @@ impl TileBuilder {
     /// Starts a tile from its header; checks sizes against `max_bytes`.
     #[allow(clippy::result_large_err)]
     pub fn new(header: flus_proto::v1::TileHeader, max_bytes: u64) -> Result<Self, Status> {
-        let spec = header.spec.ok_or_else(|| bad("tile header without spec".into()))?;
+        let spec = header
+            .spec
+            .ok_or_else(|| bad("tile header without spec".into()))?;
         if spec.width == 0 || spec.height == 0 || spec.classes == 0 || spec.classes > 254 {
             return Err(bad(format!(
                 "tile {}: {} x {} cells and {} classes, expected a non-empty tile and 1..=254 classes",
@@ -114,7 +120,8 @@ impl TileBuilder {
         let mut kinds = Vec::new();
         let mut buffers = Vec::new();
         for l in &header.layers {
-            let kind = LayerKind::try_from(l.kind).map_err(|_| bad(format!("unknown layer kind {}", l.kind)))?;
+            let kind = LayerKind::try_from(l.kind)
+                .map_err(|_| bad(format!("unknown layer kind {}", l.kind)))?;
             kinds.push(kind);
             buffers.push(vec![0u8; l.bytes as usize]);
         }
@@ -129,15 +136,24 @@ impl TileBuilder {
     /// Copies a chunk into its layer.
     #[allow(clippy::result_large_err)]
     pub fn add(&mut self, chunk: flus_proto::v1::LayerChunk) -> Result<(), Status> {
-        let buf = self
-            .buffers
-            .get_mut(chunk.layer as usize)
-            .ok_or_else(|| bad(format!("chunk for layer {} of a tile with {} layers", chunk.layer, self.kinds.len())))?;
+        let buf = self.buffers.get_mut(chunk.layer as usize).ok_or_else(|| {
+            bad(format!(
+                "chunk for layer {} of a tile with {} layers",
+                chunk.layer,
+                self.kinds.len()
+            ))
+        })?;
         let start = chunk.offset as usize;
         let end = start
             .checked_add(chunk.data.len())
             .filter(|&e| e <= buf.len())
-            .ok_or_else(|| bad(format!("chunk at {start} of {} bytes overruns its layer of {} bytes", chunk.data.len(), buf.len())))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "chunk at {start} of {} bytes overruns its layer of {} bytes",
+                    chunk.data.len(),
+                    buf.len()
+                ))
+            })?;
         buf[start..end].copy_from_slice(&chunk.data);
         Ok(())
     }
@@ -146,7 +162,12 @@ impl TileBuilder {
     #[allow(clippy::result_large_err)]
     pub fn build(self) -> Result<(String, Tile), Status> {
         let s = &self.spec;
-        let (w, h, r, k) = (s.width as usize, s.height as usize, s.halo as usize, s.classes as usize);
+        let (w, h, r, k) = (
+            s.width as usize,
+            s.height as usize,
+            s.halo as usize,
+            s.classes as usize,
+        );
         let core = w * h;
         let window = (w + 2 * r) * (h + 2 * r);
         let mut tile = Tile {
@@ -161,7 +182,10 @@ impl TileBuilder {
         };
         let expect = |name: &str, got: usize, want: usize| -> Result<(), Status> {
             if got != want {
-                Err(bad(format!("tile {}: {name} layer has {got} bytes, expected {want}", s.tile_id)))
+                Err(bad(format!(
+                    "tile {}: {name} layer has {got} bytes, expected {want}",
+                    s.tile_id
+                )))
             } else {
                 Ok(())
             }
@@ -171,7 +195,10 @@ impl TileBuilder {
                 LayerKind::Classes => {
                     expect("classes", buf.len(), window)?;
                     if let Some(v) = buf.iter().find(|&&v| v as usize >= k && v != INVALID) {
-                        return Err(bad(format!("tile {}: class index {v} with {k} classes", s.tile_id)));
+                        return Err(bad(format!(
+                            "tile {}: class index {v} with {k} classes",
+                            s.tile_id
+                        )));
                     }
                     tile.classes = buf;
                 }
@@ -189,7 +216,10 @@ impl TileBuilder {
                 }
                 LayerKind::Zones => {
                     expect("zones", buf.len(), core * 4)?;
-                    tile.zones = buf.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    tile.zones = buf
+                        .chunks_exact(4)
+                        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
                 }
                 LayerKind::Unspecified => return Err(bad("layer of unspecified kind".into())),
             }
@@ -202,7 +232,9 @@ impl TileBuilder {
 }
 
 fn f32s(buf: &[u8]) -> Vec<f32> {
-    buf.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    buf.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Every tile the worker holds, by (run, tile id); ordered maps keep every reply in

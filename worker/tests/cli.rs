@@ -14,7 +14,10 @@ fn a_worker_without_a_token_refuses_to_start() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--token-file") && err.contains("FLUS_TOKEN"), "{err}");
+    assert!(
+        err.contains("--token-file") && err.contains("FLUS_TOKEN"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -62,11 +62,6 @@ impl LocalWorkers {
         tracing::info!(workers = n, addrs = ?me.addrs, "local workers started");
         Ok(me)
     }
-
-    /// Process ids of the workers, in start order.
-    pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(|c| c.id()).collect()
-    }
 }
 
 fn spawn_one(bin: &Path, token_file: &Path, threads: usize) -> anyhow::Result<(Child, String)> {

@@ -7,10 +7,14 @@
 use std::time::{Duration, Instant};
 
 use flus_proto::v1::{
-    tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest, ExactKeysRequest, LayerChunk, LayerInfo,
-    LayerKind, ProposeRequest, StepParams as PStep, SuitabilityRequest, Threshold, TileChunk, TileHeader, TileSpec,
+    tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest, ExactKeysRequest,
+    LayerChunk, LayerInfo, LayerKind, ProposeRequest, StepParams as PStep, SuitabilityRequest,
+    Threshold, TileChunk, TileHeader, TileSpec,
 };
-use flus_shared::ca::{self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, TileRect, BUCKETS};
+use flus_shared::ca::{
+    self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, TileRect,
+    BUCKETS,
+};
 
 use super::pool::WorkerConn;
 
@@ -89,7 +93,10 @@ impl<'a> Remote<'a> {
         let owner = (0..rects.len()).map(|i| i % n).collect();
         Self {
             rt,
-            workers: workers.into_iter().map(|conn| WorkerSlot { conn, alive: true }).collect(),
+            workers: workers
+                .into_iter()
+                .map(|conn| WorkerSlot { conn, alive: true })
+                .collect(),
             rects,
             owner,
             run_id,
@@ -110,11 +117,16 @@ impl<'a> Remote<'a> {
     }
 
     fn alive(&self) -> Vec<usize> {
-        (0..self.workers.len()).filter(|&w| self.workers[w].alive).collect()
+        (0..self.workers.len())
+            .filter(|&w| self.workers[w].alive)
+            .collect()
     }
 
     fn tiles_of(&self, w: usize) -> Vec<u32> {
-        (0..self.rects.len()).filter(|&t| self.owner[t] == w).map(|t| t as u32).collect()
+        (0..self.rects.len())
+            .filter(|&t| self.owner[t] == w)
+            .map(|t| t as u32)
+            .collect()
     }
 
     /// Sets the ANN network the workers compute their suitability with (JSON of
@@ -208,7 +220,11 @@ impl<'a> Remote<'a> {
             layers.push((
                 LayerKind::Suitability,
                 "suitability".into(),
-                core(&mut |i, o| s[i * k..(i + 1) * k].iter().for_each(|v| o.extend_from_slice(&v.to_le_bytes()))),
+                core(&mut |i, o| {
+                    s[i * k..(i + 1) * k]
+                        .iter()
+                        .for_each(|v| o.extend_from_slice(&v.to_le_bytes()))
+                }),
             ));
         } else {
             for (n, d) in self.layers.drivers.iter().enumerate() {
@@ -220,7 +236,11 @@ impl<'a> Remote<'a> {
             }
         }
         if let Some(z) = self.layers.zones {
-            layers.push((LayerKind::Zones, "zones".into(), core(&mut |i, o| o.extend_from_slice(&z[i].to_le_bytes()))));
+            layers.push((
+                LayerKind::Zones,
+                "zones".into(),
+                core(&mut |i, o| o.extend_from_slice(&z[i].to_le_bytes())),
+            ));
         }
         let mut msgs = vec![TileChunk {
             part: Some(tile_chunk::Part::Header(TileHeader {
@@ -255,7 +275,11 @@ impl<'a> Remote<'a> {
     fn load_tiles(&mut self, tiles: &[u32], map: &MapView) -> Result<Vec<f32>, usize> {
         let mut max = vec![0f32; self.k];
         for w in self.alive() {
-            let mine: Vec<u32> = tiles.iter().copied().filter(|&t| self.owner[t as usize] == w).collect();
+            let mine: Vec<u32> = tiles
+                .iter()
+                .copied()
+                .filter(|&t| self.owner[t as usize] == w)
+                .collect();
             if mine.is_empty() {
                 continue;
             }
@@ -277,7 +301,10 @@ impl<'a> Remote<'a> {
                 });
                 match res {
                     Ok(Ok(_)) => self.traffic.tile_bytes += bytes,
-                    Ok(Err(e)) if e.code() == tonic::Code::InvalidArgument || e.code() == tonic::Code::ResourceExhausted => {
+                    Ok(Err(e))
+                        if e.code() == tonic::Code::InvalidArgument
+                            || e.code() == tonic::Code::ResourceExhausted =>
+                    {
                         tracing::error!(worker = %self.workers[w].conn.addr, "tile {t} refused: {}", e.message());
                         return Err(w);
                     }
@@ -314,9 +341,15 @@ impl<'a> Remote<'a> {
 
     fn window_contains(&self, t: usize, cell: u64) -> bool {
         let rc = &self.rects[t];
-        let (x, y) = ((cell as usize % rc.grid_width) as i64, (cell as usize / rc.grid_width) as i64);
+        let (x, y) = (
+            (cell as usize % rc.grid_width) as i64,
+            (cell as usize / rc.grid_width) as i64,
+        );
         let r = self.r as i64;
-        x >= rc.x0 as i64 - r && x < (rc.x0 + rc.width) as i64 + r && y >= rc.y0 as i64 - r && y < (rc.y0 + rc.height) as i64 + r
+        x >= rc.x0 as i64 - r
+            && x < (rc.x0 + rc.width) as i64 + r
+            && y >= rc.y0 as i64 - r
+            && y < (rc.y0 + rc.height) as i64 + r
     }
 
     fn step_message(params: &CaParams, step: &ca::StepParams) -> PStep {
@@ -335,7 +368,13 @@ impl<'a> Remote<'a> {
 
     /// Sends Propose for `tiles` (all owned by `w`); adds the histogram into `sum` when
     /// `count` is set (tiles re-stepped after a failover are not counted twice).
-    fn propose_on(&mut self, w: usize, tiles: Vec<u32>, count: bool, sum: &mut StepSummary) -> Result<(), ()> {
+    fn propose_on(
+        &mut self,
+        w: usize,
+        tiles: Vec<u32>,
+        count: bool,
+        sum: &mut StepSummary,
+    ) -> Result<(), ()> {
         let (params, step) = self.last.clone().ok_or(())?;
         let relevant: Vec<(u64, u8)> = self
             .pending
@@ -399,7 +438,11 @@ impl<'a> Remote<'a> {
                 }
             }
         }
-        tracing::info!(tiles = moved.len(), secs = started.elapsed().as_secs_f64(), "tiles re-sent");
+        tracing::info!(
+            tiles = moved.len(),
+            secs = started.elapsed().as_secs_f64(),
+            "tiles re-sent"
+        );
         Ok(())
     }
 
@@ -439,7 +482,10 @@ impl<'a> Remote<'a> {
     }
 
     /// Cell counts per (zone, class) of the tiles' current maps, summed over workers.
-    pub fn carbon_counts(&mut self, map: &MapView) -> flus_shared::Result<std::collections::BTreeMap<i64, Vec<u64>>> {
+    pub fn carbon_counts(
+        &mut self,
+        map: &MapView,
+    ) -> flus_shared::Result<std::collections::BTreeMap<i64, Vec<u64>>> {
         loop {
             let mut total: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
             let mut failed = None;
@@ -491,7 +537,9 @@ impl<'a> Remote<'a> {
                 run_id: self.run_id.clone(),
                 tile_ids: vec![],
             };
-            let _ = self.rt.block_on(async move { tokio::time::timeout(Duration::from_secs(10), client.drop_tiles(req)).await });
+            let _ = self.rt.block_on(async move {
+                tokio::time::timeout(Duration::from_secs(10), client.drop_tiles(req)).await
+            });
         }
     }
 }
@@ -516,8 +564,16 @@ impl Backend for Remote<'_> {
         self.step_all(map, sum)
     }
 
-    fn exact(&mut self, req: &KeyRequest, map: &MapView, out: &mut Vec<Proposal>) -> flus_shared::Result<()> {
-        let classes: Vec<u32> = (0..self.k).filter(|&c| req.touch[c]).map(|c| c as u32).collect();
+    fn exact(
+        &mut self,
+        req: &KeyRequest,
+        map: &MapView,
+        out: &mut Vec<Proposal>,
+    ) -> flus_shared::Result<()> {
+        let classes: Vec<u32> = (0..self.k)
+            .filter(|&c| req.touch[c])
+            .map(|c| c as u32)
+            .collect();
         let iteration = self.last.as_ref().map(|l| l.1.iteration).unwrap_or(0);
         let mut scratch = StepSummary::default();
         'retry: loop {
@@ -563,7 +619,12 @@ impl Backend for Remote<'_> {
         }
     }
 
-    fn commit(&mut self, thresholds: &Thresholds, map: &MapView, changed: &mut Vec<(u64, u8)>) -> flus_shared::Result<()> {
+    fn commit(
+        &mut self,
+        thresholds: &Thresholds,
+        map: &MapView,
+        changed: &mut Vec<(u64, u8)>,
+    ) -> flus_shared::Result<()> {
         let iteration = self.last.as_ref().map(|l| l.1.iteration).unwrap_or(0);
         let th = |v: &[ca::Key]| -> Vec<Threshold> {
             v.iter()
@@ -582,7 +643,11 @@ impl Backend for Remote<'_> {
             self.step_all(map, &mut scratch)?;
             let mut failed = None;
             for w in self.alive() {
-                let tiles: Vec<u32> = self.tiles_of(w).into_iter().filter(|&t| !self.committed[t as usize]).collect();
+                let tiles: Vec<u32> = self
+                    .tiles_of(w)
+                    .into_iter()
+                    .filter(|&t| !self.committed[t as usize])
+                    .collect();
                 if tiles.is_empty() {
                     continue;
                 }

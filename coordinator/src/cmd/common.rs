@@ -8,8 +8,14 @@ pub fn parse_tiling(s: &str) -> anyhow::Result<Tiling> {
     let (r, c) = s
         .split_once(['x', 'X'])
         .with_context(|| format!("--tiles {s:?}: expected ROWSxCOLS, e.g. 2x3"))?;
-    let rows: usize = r.trim().parse().with_context(|| format!("--tiles {s:?}: rows {r:?} is not a number"))?;
-    let cols: usize = c.trim().parse().with_context(|| format!("--tiles {s:?}: columns {c:?} is not a number"))?;
+    let rows: usize = r
+        .trim()
+        .parse()
+        .with_context(|| format!("--tiles {s:?}: rows {r:?} is not a number"))?;
+    let cols: usize = c
+        .trim()
+        .parse()
+        .with_context(|| format!("--tiles {s:?}: columns {c:?} is not a number"))?;
     Ok(Tiling { rows, cols })
 }
 
@@ -47,7 +53,13 @@ mod tests {
     fn tilings_parse_and_bad_ones_are_named() {
         assert_eq!(parse_tiling("2x3").unwrap(), Tiling { rows: 2, cols: 3 });
         assert_eq!(parse_tiling("7X5").unwrap(), Tiling { rows: 7, cols: 5 });
-        assert!(parse_tiling("7").unwrap_err().to_string().contains("ROWSxCOLS"));
-        assert!(parse_tiling("ax2").unwrap_err().to_string().contains("rows"));
+        assert!(parse_tiling("7")
+            .unwrap_err()
+            .to_string()
+            .contains("ROWSxCOLS"));
+        assert!(parse_tiling("ax2")
+            .unwrap_err()
+            .to_string()
+            .contains("rows"));
     }
 }

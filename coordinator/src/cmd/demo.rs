@@ -1,8 +1,7 @@
-//! `flus demo`: runs the shipped Ben Cat example study and says where the outputs are.
+//! `flus demo`: runs the shipped Ben Cat example study end to end with local workers
+//! (`flus run`) and says where the outputs are.
 
 use std::path::{Path, PathBuf};
-
-use flus_shared::metrics;
 
 /// Arguments of `flus demo`.
 #[derive(Debug, clap::Args)]
@@ -13,6 +12,9 @@ pub struct Args {
     /// Output folder (default: the study's).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Local workers (default: one per core).
+    #[arg(long)]
+    pub local_workers: Option<usize>,
 }
 
 /// The shipped example study: `examples/bencat/study.toml` under the working folder,
@@ -27,24 +29,52 @@ pub fn default_study() -> PathBuf {
         .join("examples/bencat/study.toml")
 }
 
+fn print_csv(path: &Path) {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        println!(
+            "\n{}:",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        for line in text.lines() {
+            println!("  {}", line.replace(',', "\t"));
+        }
+    }
+}
+
 /// Runs `flus demo`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    let path = args.study.clone().unwrap_or_else(default_study);
-    tracing::info!(study = %path.display(), "demo: Markov demand");
-    let r = super::demand::compute(&path)?;
-    let dir = args.out.clone().unwrap_or_else(|| r.study.output_dir());
-    super::demand::write_tables(&r, &dir)?;
-    super::demand::print_tables(&r);
-    let mk = &r.study.config.markov;
-    let k = r.study.k();
-    let start = &r.stack.maps[&mk.from];
-    let truth = &r.stack.maps[&mk.to];
-    let persistence = metrics::compare(start, truth, start, k);
+    let study = args.study.clone().unwrap_or_else(default_study);
+    let loaded = flus_shared::config::Study::load(&study)?;
+    let out = args.out.clone().unwrap_or_else(|| loaded.output_dir());
+    let run_args = super::run::Args {
+        study: study.clone(),
+        out: Some(out.clone()),
+        local_workers: args.local_workers,
+        workers: Vec::new(),
+        token_file: None,
+        seed: None,
+        tiles_per_worker: 4,
+        deadline: 120.0,
+        checkpoint_every: 5,
+        resume: false,
+        no_validation: false,
+        scenarios: Vec::new(),
+        json: false,
+    };
+    super::run::run(&run_args)?;
+    for f in [
+        "demand.csv",
+        "validation_metrics.csv",
+        "area_by_class.csv",
+        "carbon_storage.csv",
+    ] {
+        print_csv(&out.join(f));
+    }
     println!(
-        "\nValidation baseline {} -> {} (persistence: the {} map taken as the {} simulation):",
-        mk.from, mk.to, mk.from, mk.to
+        "\nAll outputs (land-use maps per scenario, tables, run.json): {}",
+        out.display()
     );
-    super::compare::print_metrics(&[("persistence", &persistence)]);
-    println!("\noutputs: {}", dir.display());
     Ok(())
 }

@@ -76,7 +76,10 @@ fn token_for(args: &Args) -> anyhow::Result<String> {
             .with_context(|| format!("token file {}", f.display()))?
             .trim()
             .to_string(),
-        None => std::env::var("FLUS_TOKEN").unwrap_or_default().trim().to_string(),
+        None => std::env::var("FLUS_TOKEN")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     };
     anyhow::ensure!(
         !t.is_empty(),
@@ -95,8 +98,8 @@ fn load_checkpoint(path: &Path) -> anyhow::Result<Option<engine::Checkpoint>> {
         return Ok(None);
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let c: engine::Checkpoint =
-        serde_json::from_slice(&bytes).with_context(|| format!("{}: not a flus checkpoint", path.display()))?;
+    let c: engine::Checkpoint = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: not a flus checkpoint", path.display()))?;
     Ok(Some(c))
 }
 
@@ -120,7 +123,11 @@ impl ClusterCa<'_> {
         input: &CaInput,
         network: &flus_shared::ann::Network,
         st: &stack::Stack,
-    ) -> anyhow::Result<(ca::CaOutput, remote::Traffic)> {
+    ) -> anyhow::Result<(
+        ca::CaOutput,
+        remote::Traffic,
+        flus_shared::tables::ZoneCounts,
+    )> {
         let tiling = tiling_for(self.tiles, input.width, input.height);
         let rects = tiling.rects(input.width, input.height)?;
         let layers = remote::StaticLayers {
@@ -142,7 +149,11 @@ impl ClusterCa<'_> {
         );
         backend.set_network(serde_json::to_vec(network)?);
         let cp_path = checkpoint_path(self.out, label);
-        let resume = if self.resume { load_checkpoint(&cp_path)? } else { None };
+        let resume = if self.resume {
+            load_checkpoint(&cp_path)?
+        } else {
+            None
+        };
         if let Some(c) = &resume {
             tracing::info!(label, iteration = c.t, "resuming from checkpoint");
         }
@@ -151,16 +162,36 @@ impl ClusterCa<'_> {
         let mut checkpoint = |make: &dyn Fn() -> engine::Checkpoint| -> flus_shared::Result<()> {
             let c = make();
             if c.t % every == 0 {
-                let bytes = serde_json::to_vec(&c).map_err(|e| flus_shared::Error::Data(e.to_string()))?;
+                let bytes =
+                    serde_json::to_vec(&c).map_err(|e| flus_shared::Error::Data(e.to_string()))?;
                 files::write_atomic(&cp_path, &bytes)?;
             }
             Ok(())
         };
-        let out = engine::run_loop(params, input, &mut backend, resume, &mut progress, &mut checkpoint)?;
+        let out = engine::run_loop(
+            params,
+            input,
+            &mut backend,
+            resume,
+            &mut progress,
+            &mut checkpoint,
+        )?;
+        // carbon partial sums: cell counts per (zone, class) of the workers' final maps
+        let r = params.radius();
+        let pw = input.width + 2 * r;
+        let mut padded = vec![ca::INVALID; pw * (input.height + 2 * r)];
+        for y in 0..input.height {
+            padded[(y + r) * pw + r..(y + r) * pw + r + input.width]
+                .copy_from_slice(&out.map[y * input.width..(y + 1) * input.width]);
+        }
+        let counts = backend.carbon_counts(&engine::MapView {
+            padded: &padded,
+            stride: pw,
+        })?;
         backend.release();
         let traffic = backend.traffic.clone();
         let _ = std::fs::remove_file(&cp_path);
-        Ok((out, traffic))
+        Ok((out, traffic, counts))
     }
 }
 
@@ -185,7 +216,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let st = stack::load(&study)?;
     let k = study.k();
     let mk = study.config.markov.clone();
-    let names: Vec<String> = study.config.classes.iter().map(|c| c.name.clone()).collect();
+    let names: Vec<String> = study
+        .config
+        .classes
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let transition = markov::transition(&st.maps[&mk.from], &st.maps[&mk.to], k);
     let demands = markov::demand(&study, &transition, st.valid_cells())?;
     let demand_result = super::demand::DemandResult {
@@ -199,7 +235,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     stage("inputs_and_demand", &mut lap);
 
     // workers
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let (_local, addrs, token) = if args.workers.is_empty() {
         let n = args.local_workers.unwrap_or(threads).max(1);
         let per = (threads / n).max(1);
@@ -221,7 +259,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         anyhow::Ok(v)
     })?;
-    tracing::info!(workers = conns.len(), "stage 2/5: workers connected");
+    tracing::info!(
+        workers = conns.len(),
+        threads = conns.iter().map(|c| c.threads).sum::<u32>(),
+        "stage 2/5: workers connected"
+    );
     let cluster = ClusterCa {
         rt: &rt,
         conns: &conns,
@@ -244,7 +286,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !args.no_validation {
         tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
         let suit = model::suitability(&study, &st, mk.from)?;
-        let network = suit.network.as_ref().context("validation needs an ANN (no suitability raster)")?;
+        let network = suit
+            .network
+            .as_ref()
+            .context("validation needs an ANN (no suitability raster)")?;
         let demand = model::validation_demand(&study, &st)?;
         let params = model::validation_params(&study, &transition.counts);
         let input = CaInput {
@@ -255,14 +300,25 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             restricted: &st.restricted,
             demand: &demand,
         };
-        let (res, traffic) = cluster.run("validation", &params, &input, network, &st)?;
+        let (res, traffic, _) = cluster.run("validation", &params, &input, network, &st)?;
         let start = &st.maps[&mk.from];
         let truth = &st.maps[&mk.to];
         let sim = metrics::compare(start, truth, &res.map, k);
         let persistence = metrics::compare(start, truth, start, k);
         let random_map = ca::random_allocation(&params, start, &st.restricted, &demand)?;
         let random = metrics::compare(start, truth, &random_map, k);
-        outputs::write_landuse(&out.join(format!("validation_{}.tif", mk.to)), &study, &st.grid, &res.map)?;
+        outputs::write_landuse(
+            &out.join(format!("validation_{}.tif", mk.to)),
+            &study,
+            &st.grid,
+            &res.map,
+        )?;
+        super::validate::write_metrics_csv(
+            &out.join("validation_metrics.csv"),
+            &sim,
+            &persistence,
+            &random,
+        )?;
         let mut v = super::compare::metrics_json(&sim);
         v["persistence"] = super::compare::metrics_json(&persistence);
         v["random"] = super::compare::metrics_json(&random);
@@ -279,12 +335,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // scenarios
     tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
     let suit = model::suitability(&study, &st, mk.to)?;
-    let network = suit.network.as_ref().context("scenarios need an ANN (no suitability raster)")?;
+    let network = suit
+        .network
+        .as_ref()
+        .context("scenarios need an ANN (no suitability raster)")?;
     if let Some(r) = &suit.report {
         tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     }
     stage("ann", &mut lap);
     let mut scen = serde_json::Map::new();
+    let mut scenario_counts: Vec<(String, flus_shared::tables::ZoneCounts)> = Vec::new();
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -308,10 +368,21 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             restricted: &st.restricted,
             demand: &demand,
         };
-        let (res, traffic) = cluster.run(&label, &params, &input, network, &st)?;
+        let (res, traffic, counts) = cluster.run(&label, &params, &input, network, &st)?;
+        let local = flus_shared::tables::zone_counts(&res.map, st.zones.as_deref(), k);
+        anyhow::ensure!(
+            local == counts,
+            "scenario {}: the workers' cell counts differ from the committed map",
+            sc.name
+        );
+        scenario_counts.push((label.clone(), counts));
         let map_path = out.join(format!("landuse_{label}.tif"));
         outputs::write_landuse(&map_path, &study, &st.grid, &res.map)?;
-        outputs::write_iterations(&out.join(format!("iterations_{label}.csv")), &study, &res.records)?;
+        outputs::write_iterations(
+            &out.join(format!("iterations_{label}.csv")),
+            &study,
+            &res.records,
+        )?;
         scen.insert(
             sc.name.clone(),
             json!({
@@ -328,15 +399,41 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         stage(&format!("scenario_{}", sc.name), &mut lap);
     }
     report["scenarios"] = Value::Object(scen);
+    // the paper's tables 7-9 from integer counts per (zone, class)
+    let base_counts = flus_shared::tables::zone_counts(&st.maps[&mk.to], st.zones.as_deref(), k);
+    let base_label = mk.to.to_string();
+    let mut maps = vec![flus_shared::tables::MapCounts {
+        label: &base_label,
+        counts: &base_counts,
+    }];
+    maps.extend(
+        scenario_counts
+            .iter()
+            .map(|(l, c)| flus_shared::tables::MapCounts {
+                label: l,
+                counts: c,
+            }),
+    );
+    report["tables"] = flus_shared::tables::write(&study, st.grid.cell_area(), &maps, &out)?;
     report["wall_seconds"] = json!(started.elapsed().as_secs_f64());
-    report["timings"] = json!(timings.iter().map(|(n, s)| json!({"stage": n, "seconds": s})).collect::<Vec<_>>());
+    report["timings"] = json!(timings
+        .iter()
+        .map(|(n, s)| json!({"stage": n, "seconds": s}))
+        .collect::<Vec<_>>());
     report["version"] = json!(env!("CARGO_PKG_VERSION"));
     report["completed"] = json!(true);
-    files::write_atomic(&out.join("run.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    files::write_atomic(
+        &out.join("run.json"),
+        serde_json::to_string_pretty(&report)?.as_bytes(),
+    )?;
     if args.json {
         crate::output::print_json(&report)?;
     } else {
-        println!("run complete in {:.1} s; outputs in {}", started.elapsed().as_secs_f64(), out.display());
+        println!(
+            "run complete in {:.1} s; outputs in {}",
+            started.elapsed().as_secs_f64(),
+            out.display()
+        );
     }
     Ok(())
 }

@@ -35,20 +35,33 @@ pub struct Args {
 pub struct Validation {
     /// JSON report (the keys of `flus validate --json`).
     pub json: serde_json::Value,
-    /// Simulated map of the later year.
-    pub map: Vec<u8>,
     /// Metrics of the simulation, the persistence and the random baselines.
     pub metrics: [metrics::Metrics; 3],
 }
 
 /// Runs the validation on a loaded study.
-pub fn validate(study: &Study, st: &stack::Stack, tiling: ca::Tiling, out: &std::path::Path) -> anyhow::Result<Validation> {
+pub fn validate(
+    study: &Study,
+    st: &stack::Stack,
+    tiling: ca::Tiling,
+    out: &std::path::Path,
+) -> anyhow::Result<Validation> {
     let mk = &study.config.markov;
     let k = study.k();
-    let names: Vec<String> = study.config.classes.iter().map(|c| c.name.clone()).collect();
+    let names: Vec<String> = study
+        .config
+        .classes
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let start = &st.maps[&mk.from];
     let truth = &st.maps[&mk.to];
-    tracing::info!("validation {} -> {}: ANN suitability from the {} map", mk.from, mk.to, mk.from);
+    tracing::info!(
+        "validation {} -> {}: ANN suitability from the {} map",
+        mk.from,
+        mk.to,
+        mk.from
+    );
     let suit = model::suitability(study, st, mk.from)?;
     let demand = model::validation_demand(study, st)?;
     let transition = flus_shared::markov::transition(start, truth, k);
@@ -61,13 +74,23 @@ pub fn validate(study: &Study, st: &stack::Stack, tiling: ca::Tiling, out: &std:
         restricted: &st.restricted,
         demand: &demand,
     };
-    let run = ca::run(&params, &input, tiling, common::progress_logger(format!("validation {}", mk.to)))?;
+    let run = ca::run(
+        &params,
+        &input,
+        tiling,
+        common::progress_logger(format!("validation {}", mk.to)),
+    )?;
     let sim = metrics::compare(start, truth, &run.map, k);
     let persistence = metrics::compare(start, truth, start, k);
     let random_map = ca::random_allocation(&params, start, &st.restricted, &demand)?;
     let random = metrics::compare(start, truth, &random_map, k);
     flus_shared::files::ensure_dir(out)?;
-    outputs::write_landuse(&out.join(format!("validation_{}.tif", mk.to)), study, &st.grid, &run.map)?;
+    outputs::write_landuse(
+        &out.join(format!("validation_{}.tif", mk.to)),
+        study,
+        &st.grid,
+        &run.map,
+    )?;
     outputs::write_iterations(&out.join("validation_iterations.csv"), study, &run.records)?;
     let mut j = metrics_json(&sim);
     j["persistence"] = metrics_json(&persistence);
@@ -86,34 +109,12 @@ pub fn validate(study: &Study, st: &stack::Stack, tiling: ca::Tiling, out: &std:
         run.records.iter().map(|r| r.proposals as f64).sum::<f64>() / run.records.len() as f64
     };
     j["mean_proposals_per_iteration"] = json!(mean_proposals);
-    let metrics_csv: Vec<Vec<String>> = [("simulation", &sim), ("persistence", &persistence), ("random", &random)]
-        .iter()
-        .map(|(n, m)| {
-            let o = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
-            vec![
-                n.to_string(),
-                format!("{:.6}", m.oa),
-                o(m.kappa),
-                o(m.kloc),
-                o(m.khisto),
-                o(m.fom),
-                o(m.producer_accuracy),
-                o(m.user_accuracy),
-                m.hits.to_string(),
-                m.misses.to_string(),
-                m.wrong_hits.to_string(),
-                m.false_alarms.to_string(),
-            ]
-        })
-        .collect();
-    let header: Vec<String> = [
-        "map", "oa", "kappa", "kloc", "khisto", "fom", "producer_accuracy", "user_accuracy", "hits", "misses",
-        "wrong_hits", "false_alarms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    flus_shared::files::write_csv(&out.join("validation_metrics.csv"), &header, &metrics_csv)?;
+    write_metrics_csv(
+        &out.join("validation_metrics.csv"),
+        &sim,
+        &persistence,
+        &random,
+    )?;
     if !run.report.demand_met {
         tracing::warn!(gap = ?run.report.final_gap, reason = ?run.report.stop_reason, "validation did not reach the demand");
     }
@@ -122,12 +123,64 @@ pub fn validate(study: &Study, st: &stack::Stack, tiling: ca::Tiling, out: &std:
     }
     Ok(Validation {
         json: j,
-        map: run.map,
         metrics: [sim, persistence, random],
     })
 }
 
+/// Writes the metrics of the simulation and of the persistence and random baselines.
+pub fn write_metrics_csv(
+    path: &std::path::Path,
+    sim: &metrics::Metrics,
+    persistence: &metrics::Metrics,
+    random: &metrics::Metrics,
+) -> anyhow::Result<()> {
+    let metrics_csv: Vec<Vec<String>> = [
+        ("simulation", sim),
+        ("persistence", persistence),
+        ("random", random),
+    ]
+    .iter()
+    .map(|(n, m)| {
+        let o = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+        vec![
+            n.to_string(),
+            format!("{:.6}", m.oa),
+            o(m.kappa),
+            o(m.kloc),
+            o(m.khisto),
+            o(m.fom),
+            o(m.producer_accuracy),
+            o(m.user_accuracy),
+            m.hits.to_string(),
+            m.misses.to_string(),
+            m.wrong_hits.to_string(),
+            m.false_alarms.to_string(),
+        ]
+    })
+    .collect();
+    let header: Vec<String> = [
+        "map",
+        "oa",
+        "kappa",
+        "kloc",
+        "khisto",
+        "fom",
+        "producer_accuracy",
+        "user_accuracy",
+        "hits",
+        "misses",
+        "wrong_hits",
+        "false_alarms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    flus_shared::files::write_csv(path, &header, &metrics_csv)?;
+    Ok(())
+}
+
 /// Runs `flus validate`.
+
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let tiling = common::parse_tiling(&args.tiles)?;
     let study = Study::load(&args.study)?;
@@ -138,7 +191,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         crate::output::print_json(&v.json)?;
     } else {
         let [sim, persistence, random] = &v.metrics;
-        print_metrics(&[("simulation", sim), ("persistence", persistence), ("random", random)]);
+        print_metrics(&[
+            ("simulation", sim),
+            ("persistence", persistence),
+            ("random", random),
+        ]);
         let j = &v.json;
         println!(
             "\n{} iterations, stop: {}, demand met: {}; outputs in {}",

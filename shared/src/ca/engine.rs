@@ -15,7 +15,9 @@ use super::driver::{CaInput, CaOutput, CaReport, IterationRecord, StopReason};
 use super::feasibility::{check_demand, check_feasible, class_counts};
 use super::inertia::InertiaState;
 use super::params::CaParams;
-use super::step::{tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic};
+use super::step::{
+    tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic,
+};
 use super::{BUCKETS, INVALID};
 use crate::{Error, Result};
 
@@ -49,12 +51,23 @@ pub struct StepSummary {
 pub trait Backend {
     /// Runs the tile step of `step` on every tile against `map` (the map of the previous
     /// iteration); fills `sum` (histogram sized `BUCKETS * K * K`).
-    fn propose(&mut self, params: &CaParams, step: &StepParams, map: &MapView, sum: &mut StepSummary) -> Result<()>;
+    fn propose(
+        &mut self,
+        params: &CaParams,
+        step: &StepParams,
+        map: &MapView,
+        sum: &mut StepSummary,
+    ) -> Result<()>;
     /// The proposals of every tile in `req.bucket` that touch `req.touch`.
     fn exact(&mut self, req: &KeyRequest, map: &MapView, out: &mut Vec<Proposal>) -> Result<()>;
     /// Applies `thresholds` on every tile; fills `changed` with (cell, new class),
     /// sorted by cell.
-    fn commit(&mut self, thresholds: &Thresholds, map: &MapView, changed: &mut Vec<(u64, u8)>) -> Result<()>;
+    fn commit(
+        &mut self,
+        thresholds: &Thresholds,
+        map: &MapView,
+        changed: &mut Vec<(u64, u8)>,
+    ) -> Result<()>;
 }
 
 /// The tiles in this process, stepped in parallel with rayon.
@@ -83,22 +96,31 @@ impl<'a> LocalTiles<'a> {
 }
 
 impl Backend for LocalTiles<'_> {
-    fn propose(&mut self, params: &CaParams, step: &StepParams, map: &MapView, sum: &mut StepSummary) -> Result<()> {
+    fn propose(
+        &mut self,
+        params: &CaParams,
+        step: &StepParams,
+        map: &MapView,
+        sum: &mut StepSummary,
+    ) -> Result<()> {
         let (w, k) = (self.width, self.k);
         let (suit, restricted) = (self.suitability, self.restricted);
-        self.rects.par_iter().zip(self.outs.par_iter_mut()).for_each(|(rect, out)| {
-            let window = ClassWindow {
-                data: &map.padded[rect.y0 * map.stride + rect.x0..],
-                stride: map.stride,
-            };
-            let origin = rect.y0 * w + rect.x0;
-            let stat = TileStatic {
-                suitability: &suit[origin * k..],
-                restricted: &restricted[origin..],
-                stride: w,
-            };
-            tile_step(params, step, rect, &window, &stat, out);
-        });
+        self.rects
+            .par_iter()
+            .zip(self.outs.par_iter_mut())
+            .for_each(|(rect, out)| {
+                let window = ClassWindow {
+                    data: &map.padded[rect.y0 * map.stride + rect.x0..],
+                    stride: map.stride,
+                };
+                let origin = rect.y0 * w + rect.x0;
+                let stat = TileStatic {
+                    suitability: &suit[origin * k..],
+                    restricted: &restricted[origin..],
+                    stride: w,
+                };
+                tile_step(params, step, rect, &window, &stat, out);
+            });
         sum.histogram.clear();
         sum.histogram.resize(BUCKETS * k * k, 0);
         for out in &self.outs {
@@ -122,7 +144,12 @@ impl Backend for LocalTiles<'_> {
         Ok(())
     }
 
-    fn commit(&mut self, thresholds: &Thresholds, _map: &MapView, changed: &mut Vec<(u64, u8)>) -> Result<()> {
+    fn commit(
+        &mut self,
+        thresholds: &Thresholds,
+        _map: &MapView,
+        changed: &mut Vec<(u64, u8)>,
+    ) -> Result<()> {
         let parts: Vec<Vec<(u64, u8)>> = self
             .outs
             .par_iter()
@@ -172,7 +199,10 @@ pub fn run_loop(
     params.validate()?;
     let (w, h, k) = (input.width, input.height, params.k);
     let cells = w * h;
-    if input.classes.len() != cells || input.restricted.len() != cells || input.suitability.len() != cells * k {
+    if input.classes.len() != cells
+        || input.restricted.len() != cells
+        || input.suitability.len() != cells * k
+    {
         return Err(Error::Data(format!(
             "CA input of {w}x{h} cells and {k} classes: class map has {} cells (expected {cells}), \
              restriction mask {} (expected {cells}), suitability {} values (expected {})",
@@ -191,14 +221,25 @@ pub fn run_loop(
     let r = params.radius();
     let pw = w + 2 * r;
     let mut padded = vec![INVALID; pw * (h + 2 * r)];
-    let start_map = resume.as_ref().map(|c| c.map.as_slice()).unwrap_or(input.classes);
+    let start_map = resume
+        .as_ref()
+        .map(|c| c.map.as_slice())
+        .unwrap_or(input.classes);
     if start_map.len() != cells {
-        return Err(Error::Data(format!("checkpoint map has {} cells, the grid {cells}", start_map.len())));
+        return Err(Error::Data(format!(
+            "checkpoint map has {} cells, the grid {cells}",
+            start_map.len()
+        )));
     }
     for y in 0..h {
-        padded[(y + r) * pw + r..(y + r) * pw + r + w].copy_from_slice(&start_map[y * w..(y + 1) * w]);
+        padded[(y + r) * pw + r..(y + r) * pw + r + w]
+            .copy_from_slice(&start_map[y * w..(y + 1) * w]);
     }
-    let gap_sum = |counts: &[u64]| -> u64 { (0..k).map(|c| (input.demand[c] - counts[c] as i64).unsigned_abs()).sum() };
+    let gap_sum = |counts: &[u64]| -> u64 {
+        (0..k)
+            .map(|c| (input.demand[c] - counts[c] as i64).unsigned_abs())
+            .sum()
+    };
     let (mut t, mut state, mut best_sum, mut since_best, mut records, mut counts) = match resume {
         Some(c) => {
             let (counts, _) = class_counts(k, &c.map, input.restricted)?;
@@ -206,7 +247,14 @@ pub fn run_loop(
         }
         None => {
             let counts = start_counts.clone();
-            (0, InertiaState::new(k, params.accelerate), gap_sum(&counts), 0, Vec::new(), counts)
+            (
+                0,
+                InertiaState::new(k, params.accelerate),
+                gap_sum(&counts),
+                0,
+                Vec::new(),
+                counts,
+            )
         }
     };
     let mut sum = StepSummary::default();
@@ -224,8 +272,14 @@ pub fn run_loop(
         }
         state.update(&counts, input.demand, t);
         let step = state.step_params(t);
-        let view = MapView { padded: &padded, stride: pw };
-        sum = StepSummary { histogram: std::mem::take(&mut sum.histogram), ..Default::default() };
+        let view = MapView {
+            padded: &padded,
+            stride: pw,
+        };
+        sum = StepSummary {
+            histogram: std::mem::take(&mut sum.histogram),
+            ..Default::default()
+        };
         backend.propose(params, &step, &view, &mut sum)?;
 
         let mut walk = BucketWalk::new(&state);
@@ -280,7 +334,8 @@ pub fn run_loop(
         let unpad = || {
             let mut m = vec![INVALID; cells];
             for y in 0..h {
-                m[y * w..(y + 1) * w].copy_from_slice(&padded[(y + r) * pw + r..(y + r) * pw + r + w]);
+                m[y * w..(y + 1) * w]
+                    .copy_from_slice(&padded[(y + r) * pw + r..(y + r) * pw + r + w]);
             }
             m
         };

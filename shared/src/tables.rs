@@ -1,0 +1,201 @@
+//! The paper's tables from integer cell counts per (zone, class), so totals do not
+//! depend on tiling: area per class with ecological space (Table 7), carbon storage,
+//! change and mean density per map (Table 8), mean density per zone (Table 9).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::carbon::totals::{mean_density_kg_m2, storage_t};
+use crate::config::Study;
+use crate::error::Result;
+use crate::files;
+
+/// Cell counts per zone (key) and class index (value index).
+pub type ZoneCounts = BTreeMap<i64, Vec<u64>>;
+
+/// Counts per (zone, class) of a class map (class indices, values >= K ignored).
+pub fn zone_counts(map: &[u8], zones: Option<&[i32]>, k: usize) -> ZoneCounts {
+    let mut out: ZoneCounts = BTreeMap::new();
+    for (i, &c) in map.iter().enumerate() {
+        if (c as usize) < k {
+            let z = zones.map(|z| z[i] as i64).unwrap_or(0);
+            out.entry(z).or_insert_with(|| vec![0; k])[c as usize] += 1;
+        }
+    }
+    out
+}
+
+fn class_totals(counts: &ZoneCounts, k: usize) -> Vec<u64> {
+    let mut t = vec![0u64; k];
+    for v in counts.values() {
+        for (a, b) in t.iter_mut().zip(v) {
+            *a += b;
+        }
+    }
+    t
+}
+
+/// One map of the tables: a label (e.g. "2020" or "urbanized 2060") and its counts.
+pub struct MapCounts<'a> {
+    /// Column label.
+    pub label: &'a str,
+    /// Counts per (zone, class).
+    pub counts: &'a ZoneCounts,
+}
+
+/// Carbon density (t/ha) per class from the study (0 where a class has no pools).
+pub fn densities(study: &Study) -> Vec<f64> {
+    study
+        .config
+        .classes
+        .iter()
+        .map(|c| c.carbon.map(|p| p.total()).unwrap_or(0.0))
+        .collect()
+}
+
+/// Storage (t) of counts per class with `density` and `cell_area_m2`.
+pub fn storage(counts: &[u64], density: &[f64], cell_area_m2: f64) -> f64 {
+    counts
+        .iter()
+        .zip(density)
+        .map(|(&n, &d)| storage_t(d, n, cell_area_m2))
+        .sum()
+}
+
+/// Writes `area_by_class.csv` (Table 7), `carbon_storage.csv` (Table 8) and, with
+/// zones, `carbon_density_by_zone.csv` (Table 9) into `dir`; the first map is the base.
+/// Returns a JSON summary.
+pub fn write(
+    study: &Study,
+    cell_area_m2: f64,
+    maps: &[MapCounts],
+    dir: &Path,
+) -> Result<serde_json::Value> {
+    let k = study.k();
+    let classes = &study.config.classes;
+    let km2 = cell_area_m2 / 1e6;
+    // Table 7: area per class (km2) and ecological space
+    let mut header = vec!["class".to_string(), "ecological".into()];
+    header.extend(maps.iter().map(|m| format!("{} km2", m.label)));
+    let totals: Vec<Vec<u64>> = maps.iter().map(|m| class_totals(m.counts, k)).collect();
+    let mut rows: Vec<Vec<String>> = classes
+        .iter()
+        .enumerate()
+        .map(|(c, cl)| {
+            let mut r = vec![cl.name.clone(), cl.ecological.to_string()];
+            r.extend(totals.iter().map(|t| format!("{:.4}", t[c] as f64 * km2)));
+            r
+        })
+        .collect();
+    let eco: Vec<u64> = totals
+        .iter()
+        .map(|t| {
+            (0..k)
+                .filter(|&c| classes[c].ecological)
+                .map(|c| t[c])
+                .sum()
+        })
+        .collect();
+    let all: Vec<u64> = totals.iter().map(|t| t.iter().sum()).collect();
+    let mut r = vec!["ecological space".to_string(), String::new()];
+    r.extend(eco.iter().map(|&e| format!("{:.4}", e as f64 * km2)));
+    rows.push(r);
+    let mut r = vec!["ecological share %".to_string(), String::new()];
+    r.extend(eco.iter().zip(&all).map(|(&e, &a)| {
+        format!(
+            "{:.4}",
+            if a > 0 {
+                100.0 * e as f64 / a as f64
+            } else {
+                0.0
+            }
+        )
+    }));
+    rows.push(r);
+    files::write_csv(&dir.join("area_by_class.csv"), &header, &rows)?;
+
+    // Table 8: storage, change against the base, mean density
+    let density = densities(study);
+    let base_t = storage(&totals[0], &density, cell_area_m2);
+    let header: Vec<String> = [
+        "map",
+        "storage_t",
+        "change_t",
+        "change_percent",
+        "mean_density_kg_m2",
+        "area_m2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut summary = Vec::new();
+    let rows: Vec<Vec<String>> = maps
+        .iter()
+        .zip(&totals)
+        .map(|(m, t)| {
+            let s = storage(t, &density, cell_area_m2);
+            let area = t.iter().sum::<u64>() as f64 * cell_area_m2;
+            let change = s - base_t;
+            let pct = if base_t > 0.0 {
+                100.0 * change / base_t
+            } else {
+                0.0
+            };
+            summary.push(serde_json::json!({
+                "map": m.label, "storage_t": s, "change_t": change, "change_percent": pct,
+                "mean_density_kg_m2": mean_density_kg_m2(s, area), "cells_per_class": t,
+            }));
+            vec![
+                m.label.to_string(),
+                format!("{s:.3}"),
+                format!("{change:.3}"),
+                format!("{pct:.4}"),
+                format!("{:.6}", mean_density_kg_m2(s, area)),
+                format!("{area:.1}"),
+            ]
+        })
+        .collect();
+    files::write_csv(&dir.join("carbon_storage.csv"), &header, &rows)?;
+
+    // Table 9: mean density per zone
+    if study.config.zones.is_some() {
+        let zones: std::collections::BTreeSet<i64> =
+            maps.iter().flat_map(|m| m.counts.keys().copied()).collect();
+        let mut header = vec!["zone".to_string()];
+        header.extend(maps.iter().map(|m| format!("{} kg/m2", m.label)));
+        let rows: Vec<Vec<String>> = zones
+            .iter()
+            .map(|z| {
+                let mut r = vec![z.to_string()];
+                for m in maps {
+                    let c = m.counts.get(z).cloned().unwrap_or_else(|| vec![0; k]);
+                    let s = storage(&c, &density, cell_area_m2);
+                    let area = c.iter().sum::<u64>() as f64 * cell_area_m2;
+                    r.push(format!("{:.6}", mean_density_kg_m2(s, area)));
+                }
+                r
+            })
+            .collect();
+        files::write_csv(&dir.join("carbon_density_by_zone.csv"), &header, &rows)?;
+    }
+    Ok(serde_json::json!({ "carbon": summary, "ecological_cells": eco }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_counts_and_storage_by_hand() {
+        // 2 zones, classes 0/1; cell 30 m x 30 m = 900 m2 = 0.09 ha
+        let map = [0u8, 1, 1, 255, 0, 0];
+        let zones = [1, 1, 2, 2, 2, 1];
+        let c = zone_counts(&map, Some(&zones), 2);
+        assert_eq!(c[&1], vec![2, 1]);
+        assert_eq!(c[&2], vec![1, 1]);
+        // densities 100 and 10 t/ha: zone 1 = (2*100 + 10) * 0.09 = 18.9 t
+        assert!((storage(&c[&1], &[100.0, 10.0], 900.0) - 18.9).abs() < 1e-9);
+        // mean density: 18.9 t over 2700 m2 = 7 kg/m2
+        assert!((mean_density_kg_m2(18.9, 2700.0) - 7.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,94 @@
+//! Workers refuse calls without the cluster token, or with a wrong one, before any
+//! work: no tile data is served to such a client.
+
+use flus_e2e::{start_worker, TEST_TOKEN};
+use flus_proto::v1::worker_client::WorkerClient;
+use flus_proto::v1::{
+    tile_chunk, CarbonRequest, DropTilesRequest, ExactKeysRequest, TileChunk, TileHeader, TileSpec,
+};
+
+async fn client(addr: &str) -> WorkerClient<tonic::transport::Channel> {
+    WorkerClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
+}
+
+fn with_token<T>(msg: T, token: Option<&str>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if let Some(t) = token {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    r
+}
+
+#[tokio::test]
+async fn calls_without_or_with_a_wrong_token_are_refused() {
+    let w = start_worker(&[]);
+    let mut c = client(&w.addr).await;
+    for token in [None, Some("wrong-token-wrong-token")] {
+        let e = c
+            .exact_keys(with_token(
+                ExactKeysRequest {
+                    run_id: "r".into(),
+                    tile_ids: vec![0],
+                    iteration: 0,
+                    bucket: 0,
+                    classes: vec![0, 1],
+                },
+                token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{token:?}: {e}");
+        let e = c
+            .carbon_sums(with_token(
+                CarbonRequest {
+                    run_id: "r".into(),
+                    tile_ids: vec![],
+                },
+                token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+        let chunk = TileChunk {
+            part: Some(tile_chunk::Part::Header(TileHeader {
+                run_id: "r".into(),
+                spec: Some(TileSpec::default()),
+                layers: vec![],
+            })),
+        };
+        let e = c
+            .load_tile(with_token(tokio_stream::iter(vec![chunk]), token))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    }
+    // with the token the same call reaches the service (which has no such run)
+    let e = c
+        .drop_tiles(with_token(
+            DropTilesRequest {
+                run_id: "r".into(),
+                tile_ids: vec![],
+            },
+            Some(TEST_TOKEN),
+        ))
+        .await
+        .map(|r| r.into_inner().dropped);
+    assert_eq!(e.unwrap(), 0);
+    let e = c
+        .exact_keys(with_token(
+            ExactKeysRequest {
+                run_id: "r".into(),
+                tile_ids: vec![0],
+                iteration: 0,
+                bucket: 0,
+                classes: vec![0],
+            },
+            Some(TEST_TOKEN),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e}");
+}
