@@ -171,7 +171,7 @@ impl TileBuilder {
         let core = w * h;
         let window = (w + 2 * r) * (h + 2 * r);
         let mut tile = Tile {
-            spec: s.clone(),
+            spec: *s,
             classes: Vec::new(),
             restricted: vec![false; core],
             suitability: Vec::new(),

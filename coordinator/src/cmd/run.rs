@@ -61,7 +61,7 @@ pub struct Args {
 pub fn tiling_for(n: usize, width: usize, height: usize) -> Tiling {
     let n = n.max(1);
     let mut rows = ((n as f64 * height as f64 / width as f64).sqrt().round() as usize).clamp(1, n);
-    while n % rows != 0 && rows > 1 {
+    while !n.is_multiple_of(rows) && rows > 1 {
         rows -= 1;
     }
     Tiling {
@@ -161,7 +161,7 @@ impl ClusterCa<'_> {
         let mut progress = common::progress_logger(label.to_string());
         let mut checkpoint = |make: &dyn Fn() -> engine::Checkpoint| -> flus_shared::Result<()> {
             let c = make();
-            if c.t % every == 0 {
+            if c.t.is_multiple_of(every) {
                 let bytes =
                     serde_json::to_vec(&c).map_err(|e| flus_shared::Error::Data(e.to_string()))?;
                 files::write_atomic(&cp_path, &bytes)?;

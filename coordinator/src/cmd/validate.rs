@@ -180,7 +180,6 @@ pub fn write_metrics_csv(
 }
 
 /// Runs `flus validate`.
-
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let tiling = common::parse_tiling(&args.tiles)?;
     let study = Study::load(&args.study)?;
