@@ -98,6 +98,7 @@ pub fn validate(
     j["demand_met"] = json!(run.report.demand_met);
     j["final_gap"] = common::by_class(&names, &run.report.final_gap);
     j["iterations"] = json!(run.report.iterations);
+    j["map_sha256"] = json!(flus_shared::files::sha256_hex(&run.map));
     j["stop_reason"] = json!(run.report.stop_reason);
     j["from"] = json!(mk.from);
     j["to"] = json!(mk.to);
