@@ -66,7 +66,7 @@ fn scenario(j: &serde_json::Value) -> &serde_json::Value {
 }
 
 #[test]
-fn one_two_and_three_local_workers_give_the_single_process_hash() {
+fn one_two_and_three_local_workers_give_the_single_process_hash_and_the_standalone_carbon() {
     let want = reference_hash().to_string();
     let _s = serial();
     for n in ["1", "2", "3"] {

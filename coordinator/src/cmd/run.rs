@@ -342,6 +342,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(r) = &suit.report {
         tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     }
+    let suit_path = out.join(format!("suitability_{}.tif", mk.to));
+    flus_shared::ann::write_suitability(&suit_path, &st.grid, &suit.values, &names)?;
+    report["ann"] = json!(suit.report);
+    report["suitability"] = json!(suit_path);
     stage("ann", &mut lap);
     let mut scen = serde_json::Map::new();
     let mut scenario_counts: Vec<(String, flus_shared::tables::ZoneCounts)> = Vec::new();

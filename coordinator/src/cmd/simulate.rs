@@ -87,6 +87,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Ok((suit, run))
     })?;
     flus_shared::files::ensure_dir(&out)?;
+    let suit_path = out.join(format!("suitability_{}.tif", mk.to));
+    flus_shared::ann::write_suitability(&suit_path, &st.grid, &suit.values, &names)?;
     let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.target_year));
     outputs::write_landuse(&map_path, &study, &st.grid, &run.map)?;
     let iter_path = out.join(format!("iterations_{}.csv", args.scenario));
@@ -103,6 +105,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "map": map_path,
         "map_sha256": flus_shared::files::sha256_hex(&run.map),
         "iterations_csv": iter_path,
+        "suitability": suit_path,
         "ann": suit.report,
     });
     if args.json {
