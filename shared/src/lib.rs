@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod analysis;
 pub mod ann;
 pub mod ca;
 pub mod carbon;

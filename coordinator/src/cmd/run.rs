@@ -419,6 +419,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }),
     );
     report["tables"] = flus_shared::tables::write(&study, st.grid.cell_area(), &maps, &out)?;
+    stage("carbon_tables", &mut lap);
+    if st.drivers.is_empty() {
+        tracing::info!("no drivers: no GWR driver analysis");
+    } else {
+        tracing::info!(
+            points = study.config.gwr.sample_points,
+            "GWR driver analysis of the {} suitability",
+            mk.to
+        );
+        report["gwr"] = flus_shared::analysis::run(&study, &st, &suit.values, &out)?;
+        stage("gwr", &mut lap);
+    }
     report["wall_seconds"] = json!(started.elapsed().as_secs_f64());
     report["timings"] = json!(timings
         .iter()
