@@ -97,11 +97,11 @@ pub fn run(
             .collect();
         let y_name = format!("suitability_{}", class.name);
         let fitted =
-            GwrData::new(&y_name, y.clone(), factors.clone(), coords.clone()).and_then(|mut d| {
+            GwrData::new(&y_name, y.clone(), factors.clone(), coords.clone()).map(|mut d| {
                 if standardize {
                     d.standardize_factors();
                 }
-                Ok(d)
+                d
             });
         let result = match fitted {
             Ok(d) => gwr::fit(&GwrModel::new(d), &s),
