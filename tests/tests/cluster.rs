@@ -84,11 +84,67 @@ fn one_two_and_three_local_workers_give_the_single_process_hash_and_the_standalo
             j["workers"].as_array().unwrap().len(),
             n.parse::<usize>().unwrap()
         );
-        assert!(dir
-            .path()
-            .join(format!("landuse_{SCENARIO}_2060.tif"))
-            .exists());
+        let map = dir.path().join(format!("landuse_{SCENARIO}_2060.tif"));
+        assert!(map.exists());
+        assert!(dir.path().join("suitability_2020.tif").exists());
+        if n != "2" {
+            same_carbon_as_the_standalone_command(&j, &map);
+        }
+        // the driver analysis: one row of single-factor R2 per class, one per driver
+        let t10 = j["gwr"]["factor_r2"].as_array().unwrap();
+        assert_eq!(t10.len(), 4);
+        for row in t10 {
+            let r2 = row["r2"].as_array().unwrap();
+            assert_eq!(r2.len(), 5);
+            assert!(
+                r2.iter()
+                    .all(|v| v.as_f64().is_some_and(|x| (0.0..=1.0).contains(&x))),
+                "{row}"
+            );
+        }
+        assert!(dir.path().join("gwr_factor_r2.csv").exists());
     }
+}
+
+/// The run's carbon (from the workers' integer counts) equals `flus carbon` on the
+/// written maps: baseline 2020 and the scenario map (whose nodata is the study mask).
+fn same_carbon_as_the_standalone_command(j: &serde_json::Value, map: &std::path::Path) {
+    let out = flus(
+        &[
+            "carbon",
+            "--baseline",
+            "examples/bencat/landuse_2020.tif",
+            "--alternate",
+            map.to_str().unwrap(),
+            "--pools",
+            "examples/bencat/carbon_pools.csv",
+            "--json",
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let c = out.json();
+    let tables = &j["tables"]["carbon"];
+    assert_eq!(tables[0]["map"], "2020");
+    assert_eq!(tables[1]["map"], format!("{SCENARIO}_2060"));
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(1.0);
+    let base = tables[0]["storage_t"].as_f64().unwrap();
+    let alt = tables[1]["storage_t"].as_f64().unwrap();
+    assert!(
+        close(base, c["baseline_total_t"].as_f64().unwrap()),
+        "{base} vs {}",
+        c["baseline_total_t"]
+    );
+    assert!(
+        close(alt, c["alternate_total_t"].as_f64().unwrap()),
+        "{alt} vs {}",
+        c["alternate_total_t"]
+    );
+    assert!(close(
+        tables[1]["mean_density_kg_m2"].as_f64().unwrap(),
+        c["alternate_mean_density_kg_m2"].as_f64().unwrap()
+    ));
 }
 
 /// Starts three workers and runs over them; `act(line, workers)` may disturb them.
