@@ -3,16 +3,11 @@
 //! requests, commit). The output is a pure function of (inputs, parameters): identical
 //! bits for every tiling and thread count.
 
-use rayon::prelude::*;
 use serde::Serialize;
 
-use super::acceptance::{BucketWalk, Thresholds};
-use super::commit::commit;
-use super::feasibility::{check_demand, check_feasible, class_counts};
-use super::inertia::InertiaState;
 use super::params::CaParams;
-use super::step::{tile_step, ClassWindow, Proposal, TileProposals, TileRect, TileStatic};
-use super::{BUCKETS, INVALID};
+use super::step::TileRect;
+use super::INVALID;
 use crate::{Error, Result};
 
 /// The inputs of a CA run on a whole grid.
@@ -140,7 +135,9 @@ pub struct CaOutput {
 }
 
 /// Runs the CA on the whole grid as `tiling`, on the current rayon pool; `progress` is
-/// called after every iteration with (iteration, sum |gap|).
+/// called after every iteration with (iteration, sum |gap|). The tiles live in this
+/// process ([`LocalTiles`](super::engine::LocalTiles)); the iteration loop is the one
+/// the cluster runs ([`run_loop`](super::engine::run_loop)).
 pub fn run(
     params: &CaParams,
     input: &CaInput,
@@ -148,170 +145,16 @@ pub fn run(
     mut progress: impl FnMut(u32, u64),
 ) -> Result<CaOutput> {
     params.validate()?;
-    let (w, h, k) = (input.width, input.height, params.k);
-    let cells = w * h;
-    if input.classes.len() != cells
-        || input.restricted.len() != cells
-        || input.suitability.len() != cells * k
-    {
-        return Err(Error::Data(format!(
-            "CA input of {w}x{h} cells and {k} classes: class map has {} cells (expected {cells}), \
-             restriction mask {} (expected {cells}), suitability {} values (expected {})",
-            input.classes.len(),
-            input.restricted.len(),
-            input.suitability.len(),
-            cells * k
-        )));
-    }
-    let rects = tiling.rects(w, h)?;
-    let (mut counts, free) = class_counts(k, input.classes, input.restricted)?;
-    let valid: u64 = counts.iter().sum();
-    check_demand(input.demand, k, valid)?;
-    check_feasible(params, &counts, &free, input.demand)?;
-    warn_low_suitability(params, input, &counts);
-
-    let r = params.radius();
-    let pw = w + 2 * r;
-    let mut padded = vec![INVALID; pw * (h + 2 * r)];
-    for y in 0..h {
-        padded[(y + r) * pw + r..(y + r) * pw + r + w]
-            .copy_from_slice(&input.classes[y * w..(y + 1) * w]);
-    }
-    let mut outs: Vec<TileProposals> = (0..rects.len()).map(|_| TileProposals::default()).collect();
-    let mut changed: Vec<Vec<(u64, u8)>> = vec![Vec::new(); rects.len()];
-    let mut hist = vec![0u64; BUCKETS * k * k];
-    let mut state = InertiaState::new(k, params.accelerate);
-    let mut records = Vec::new();
-    let gap_sum = |counts: &[u64]| -> u64 {
-        (0..k)
-            .map(|c| (input.demand[c] - counts[c] as i64).unsigned_abs())
-            .sum()
-    };
-    let mut best_sum = gap_sum(&counts);
-    let mut since_best = 0u32;
-    let mut t = 0u32;
-    let stop_reason = loop {
-        if gap_sum(&counts) == 0 {
-            break StopReason::DemandMet;
-        }
-        if since_best >= params.stall_iterations {
-            break StopReason::Stalled;
-        }
-        if t >= params.max_iterations {
-            break StopReason::MaxIterations;
-        }
-        state.update(&counts, input.demand, t);
-        let step = state.step_params(t);
-
-        // 1. Tile steps.
-        {
-            let padded = &padded;
-            rects
-                .par_iter()
-                .zip(outs.par_iter_mut())
-                .for_each(|(rect, out)| {
-                    let window = ClassWindow {
-                        data: &padded[rect.y0 * pw + rect.x0..],
-                        stride: pw,
-                    };
-                    let origin = rect.y0 * w + rect.x0;
-                    let stat = TileStatic {
-                        suitability: &input.suitability[origin * k..],
-                        restricted: &input.restricted[origin..],
-                        stride: w,
-                    };
-                    tile_step(params, &step, rect, &window, &stat, out);
-                });
-        }
-        hist.iter_mut().for_each(|v| *v = 0);
-        for out in &outs {
-            for (a, &b) in hist.iter_mut().zip(&out.histogram) {
-                *a += b as u64;
-            }
-        }
-
-        // 2. Bucket walk with exact keys where a class may reach its bound.
-        let mut walk = BucketWalk::new(&state);
-        let (mut key_requests, mut exact_keys) = (0u32, 0u64);
-        let mut exact: Vec<Proposal> = Vec::new();
-        while let Some(req) = walk.next_request(&hist) {
-            exact.clear();
-            for out in &outs {
-                out.in_bucket(req.bucket, &req.touch, &mut exact);
-            }
-            key_requests += 1;
-            exact_keys += exact.len() as u64;
-            walk.resolve(&hist, &mut exact);
-        }
-        let walked = walk.accepted();
-        let thresholds: Thresholds = walk.finish();
-
-        // 3. Commit, then apply the changes (double buffering: all steps saw the old map).
-        let accepted: u64 = outs
-            .par_iter()
-            .zip(changed.par_iter_mut())
-            .map(|(out, ch)| {
-                ch.clear();
-                commit(&out.proposals, &thresholds, ch)
-            })
-            .collect::<Vec<u64>>()
-            .iter()
-            .sum();
-        debug_assert_eq!(accepted, walked);
-        for ch in &changed {
-            for &(cell, to) in ch {
-                let (x, y) = (cell as usize % w, cell as usize / w);
-                let p = &mut padded[(y + r) * pw + x + r];
-                counts[*p as usize] -= 1;
-                counts[to as usize] += 1;
-                *p = to;
-            }
-        }
-
-        let sum = gap_sum(&counts);
-        if sum < best_sum {
-            best_sum = sum;
-            since_best = 0;
-        } else {
-            since_best += 1;
-        }
-        let total = |f: fn(&TileProposals) -> u64| outs.iter().map(f).sum::<u64>();
-        records.push(IterationRecord {
-            t,
-            inertia: state.inertia.clone(),
-            locks: state.locks.clone(),
-            counts: counts.clone(),
-            gaps: (0..k).map(|c| input.demand[c] - counts[c] as i64).collect(),
-            sum_abs_gap: sum,
-            raw_proposals: total(|o| o.raw_proposals),
-            proposals: total(|o| o.proposals.len() as u64),
-            accepted,
-            skipped_uniform: total(|o| o.skipped_uniform),
-            skipped_closed: total(|o| o.skipped_closed),
-            key_requests,
-            exact_keys,
-        });
-        progress(t, sum);
-        t += 1;
-    };
-
-    let mut map = vec![INVALID; cells];
-    for y in 0..h {
-        map[y * w..(y + 1) * w].copy_from_slice(&padded[(y + r) * pw + r..(y + r) * pw + r + w]);
-    }
-    let final_gap: Vec<i64> = (0..k).map(|c| input.demand[c] - counts[c] as i64).collect();
-    Ok(CaOutput {
-        map,
-        records,
-        report: CaReport {
-            iterations: t,
-            stop_reason,
-            demand_met: final_gap.iter().all(|g| *g == 0),
-            final_gap,
-            valid_cells: valid,
-            free_cells: free.iter().sum(),
-        },
-    })
+    let rects = tiling.rects(input.width, input.height)?;
+    let mut backend = super::engine::LocalTiles::new(rects, input, params.k);
+    super::engine::run_loop(
+        params,
+        input,
+        &mut backend,
+        None,
+        &mut progress,
+        &mut |_| Ok(()),
+    )
 }
 
 /// Warns when a class that must grow has max suitability below 1/K (the gate would hold
