@@ -1,0 +1,97 @@
+//! Carbon per zone inside `flus run` (paper Table 9, from the workers' integer counts per
+//! (zone, class)) equals the standalone `flus carbon --zones` on the written maps.
+
+use std::time::Duration;
+
+use flus_e2e::{flus, repo_root};
+use flus_shared::raster;
+
+#[test]
+fn run_mean_density_per_zone_equals_the_standalone_carbon_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = repo_root().join("examples/bencat");
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    // two zones: the western 500 columns and the rest
+    let (info, _) = raster::read_band::<u8>(&dir.path().join("landuse_2010.tif"), 1).unwrap();
+    let g = info.grid.clone();
+    let zones: Vec<i32> = (0..g.cells())
+        .map(|i| if i % g.width < 500 { 1 } else { 2 })
+        .collect();
+    raster::write_geotiff(
+        &dir.path().join("zones.tif"),
+        &g,
+        &[&zones],
+        &raster::WriteOptions::default(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(dir.path().join("study.toml")).unwrap();
+    let text = text.replace("output = \"../../out/bencat\"", "output = \"out\"")
+        + "\n[zones]\npath = \"zones.tif\"\n";
+    std::fs::write(dir.path().join("study.toml"), text).unwrap();
+    let out_dir = dir.path().join("out");
+    let study = dir.path().join("study.toml");
+    let out = flus(
+        &[
+            "run",
+            study.to_str().unwrap(),
+            "--local-workers",
+            "1",
+            "--scenario",
+            "urbanized",
+            "--no-validation",
+            "--json",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        None,
+        Duration::from_secs(900),
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let table = std::fs::read_to_string(out_dir.join("carbon_density_by_zone.csv")).unwrap();
+    let rows: Vec<Vec<String>> = table
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    let c = flus(
+        &[
+            "carbon",
+            "--baseline",
+            dir.path().join("landuse_2020.tif").to_str().unwrap(),
+            "--alternate",
+            out_dir.join("landuse_urbanized_2060.tif").to_str().unwrap(),
+            "--pools",
+            dir.path().join("carbon_pools.csv").to_str().unwrap(),
+            "--zones",
+            dir.path().join("zones.tif").to_str().unwrap(),
+            "--json",
+        ],
+        None,
+        Duration::from_secs(300),
+    );
+    assert_eq!(c.code, Some(0), "{}", c.stderr);
+    let j = c.json();
+    for row in &rows {
+        let code: i64 = row[0].parse().unwrap();
+        let z = j["by_zone"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|v| v["code"] == code)
+            .unwrap_or_else(|| panic!("zone {code} in {}", j["by_zone"]));
+        let base: f64 = row[1].parse().unwrap();
+        let alt: f64 = row[2].parse().unwrap();
+        assert!(
+            (base - z["baseline_mean_density_kg_m2"].as_f64().unwrap()).abs() < 1e-6,
+            "zone {code}: {row:?} vs {z}"
+        );
+        assert!(
+            (alt - z["alternate_mean_density_kg_m2"].as_f64().unwrap()).abs() < 1e-6,
+            "zone {code}: {row:?} vs {z}"
+        );
+    }
+}
