@@ -33,7 +33,7 @@ fn window_impl(
             *r = layer[cell];
             if !r.is_finite() {
                 return Err(Error::Data(format!(
-                    "suitability: driver `{}` is {} at cell {} of a valid cell; expected a \
+                    "suitability: driver `{}` is {} at cell {} (a valid cell); expected a \
                      finite number (mark the cell invalid)",
                     net.driver_names()[i],
                     r,
@@ -369,6 +369,20 @@ mod tests {
                 assert_eq!(v, [0.0; 3]);
             }
         }
+    }
+
+    #[test]
+    fn non_finite_driver_in_a_valid_cell_is_an_error_in_an_invalid_cell_ignored() {
+        let (mut a, b, mut valid) = grid_data(9_000);
+        a[5_000] = f32::NAN;
+        valid[5_000] = true;
+        let e = suitability(&[&a, &b], &valid, &net())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`d0`") && e.contains("cell 5000"), "{e}");
+        valid[5_000] = false;
+        let s = suitability(&[&a, &b], &valid, &net()).unwrap();
+        assert_eq!(&s[15_000..15_003], &[0.0; 3]);
     }
 
     #[test]

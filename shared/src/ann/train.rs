@@ -22,10 +22,11 @@ use crate::rng::{stream, CounterRng};
 /// | `holdout` | 0.2 | share of each class's sample held out |
 /// | `early_stop_patience` | `Some(30)` | stop after this many epochs without a better held-out loss, keep the best weights |
 ///
-/// With seed 1 they give a held-out accuracy of 0.647 on Ben Cat (4 drivers, K = 4,
+/// With seed 1 they give a held-out accuracy of 0.649 on Ben Cat (4 drivers, K = 4,
 /// chance 0.25) and 0.509 on Dongguan (8 drivers, K = 5, chance 0.2), on class-balanced
-/// samples; more hidden units, epochs or samples did not do better (measured with the
-/// `ann_suitability` example of `flus-shared`).
+/// samples; more hidden units (30), a larger sample (60 per mille) or a smaller
+/// learning rate (0.1) did not do better (measured with the `ann_suitability` example
+/// of `flus-shared`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnSettings {
