@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use flus_proto::v1::health_client::HealthClient;
 use flus_proto::v1::worker_client::WorkerClient;
-use flus_proto::v1::HealthRequest;
+use flus_proto::v1::{HealthRequest, HealthResponse};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -48,8 +48,11 @@ pub fn endpoint_url(addr: &str) -> String {
     }
 }
 
-/// Connects to `addr`, checks health and protocol revision.
-pub async fn connect(addr: &str, token: &str, timeout: Duration) -> anyhow::Result<WorkerConn> {
+/// Opens a channel to `addr` and checks its health and protocol revision.
+pub async fn check_health(
+    addr: &str,
+    timeout: Duration,
+) -> anyhow::Result<(Channel, HealthResponse)> {
     let channel = Endpoint::from_shared(endpoint_url(addr))
         .with_context(|| format!("bad worker address {addr:?}"))?
         .connect_timeout(timeout)
@@ -72,6 +75,12 @@ pub async fn connect(addr: &str, token: &str, timeout: Duration) -> anyhow::Resu
             flus_proto::PROTOCOL_REVISION
         );
     }
+    Ok((channel, h))
+}
+
+/// Connects to `addr`, checks health and protocol revision.
+pub async fn connect(addr: &str, token: &str, timeout: Duration) -> anyhow::Result<WorkerConn> {
+    let (channel, h) = check_health(addr, timeout).await?;
     let value: MetadataValue<_> = format!("Bearer {token}")
         .parse()
         .context("the token must be printable ASCII")?;

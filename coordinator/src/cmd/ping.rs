@@ -1,6 +1,5 @@
 //! `flus ping URL...`: asks workers for their health and version.
 
-use anyhow::Context;
 use serde::Serialize;
 
 /// Arguments of `flus ping`.
@@ -26,15 +25,6 @@ struct Answer {
     threads: u32,
 }
 
-/// Normalises `host:port` to `http://host:port`.
-pub fn endpoint_url(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    }
-}
-
 /// Runs `flus ping`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -44,27 +34,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let answers = rt.block_on(async {
         let mut out = Vec::new();
         for w in &args.workers {
-            let url = endpoint_url(w);
-            let channel = tonic::transport::Endpoint::from_shared(url.clone())
-                .with_context(|| format!("bad worker address {w:?}"))?
-                .connect_timeout(timeout)
-                .timeout(timeout)
-                .connect()
-                .await
-                .with_context(|| format!("worker {w}: cannot connect"))?;
-            let mut client = flus_proto::v1::health_client::HealthClient::new(channel);
-            let r = client
-                .check(flus_proto::v1::HealthRequest {})
-                .await
-                .with_context(|| format!("worker {w}: health check failed"))?
-                .into_inner();
-            if r.protocol != flus_proto::PROTOCOL_REVISION {
-                anyhow::bail!(
-                    "worker {w}: protocol revision {} but this flus speaks {}",
-                    r.protocol,
-                    flus_proto::PROTOCOL_REVISION
-                );
-            }
+            let (_, r) = crate::cluster::pool::check_health(w, timeout).await?;
             out.push(Answer {
                 worker: w.clone(),
                 status: r.status,
