@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flus_shared::ca::{self, engine, CaInput, Tiling};
 use flus_shared::config::Study;
-use flus_shared::{files, markov, metrics, model, outputs, stack};
+use flus_shared::{files, markov, model, outputs, stack};
 use serde_json::{json, Value};
 
 use super::common;
@@ -285,49 +285,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     });
     if !args.no_validation {
         tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
-        let suit = model::suitability(&study, &st, mk.from)?;
-        let network = suit
-            .network
-            .as_ref()
-            .context("validation needs an ANN (no suitability raster)")?;
-        let demand = model::validation_demand(&study, &st)?;
-        let params = model::validation_params(&study, &transition.counts);
-        let input = CaInput {
-            width: st.grid.width,
-            height: st.grid.height,
-            classes: &st.maps[&mk.from],
-            suitability: &suit.values,
-            restricted: &st.restricted,
-            demand: &demand,
-        };
-        let (res, traffic, _) = cluster.run("validation", &params, &input, network, &st)?;
-        let start = &st.maps[&mk.from];
-        let truth = &st.maps[&mk.to];
-        let sim = metrics::compare(start, truth, &res.map, k);
-        let persistence = metrics::compare(start, truth, start, k);
-        let random_map = ca::random_allocation(&params, start, &st.restricted, &demand)?;
-        let random = metrics::compare(start, truth, &random_map, k);
-        outputs::write_landuse(
-            &out.join(format!("validation_{}.tif", mk.to)),
-            &study,
-            &st.grid,
-            &res.map,
-        )?;
-        super::validate::write_metrics_csv(
-            &out.join("validation_metrics.csv"),
-            &sim,
-            &persistence,
-            &random,
-        )?;
-        let mut v = super::compare::metrics_json(&sim);
-        v["persistence"] = super::compare::metrics_json(&persistence);
-        v["random"] = super::compare::metrics_json(&random);
-        v["demand_met"] = json!(res.report.demand_met);
-        v["iterations"] = json!(res.report.iterations);
-        v["stop_reason"] = json!(res.report.stop_reason);
-        v["map_sha256"] = json!(files::sha256_hex(&res.map));
+        let mut traffic = None;
+        let v = super::validate::validate(&study, &st, &out, |params, input, suit| {
+            let network = suit
+                .network
+                .as_ref()
+                .context("validation needs an ANN (no suitability raster)")?;
+            let (res, t, _) = cluster.run("validation", params, input, network, &st)?;
+            traffic = Some(t);
+            Ok(res)
+        })?;
+        let mut v = v.json;
         v["traffic"] = json!(traffic);
-        v["ann"] = json!(suit.report);
         report["validation"] = v;
         stage("validation", &mut lap);
     }

@@ -40,11 +40,15 @@ pub struct Validation {
 }
 
 /// Runs the validation on a loaded study.
+///
+/// `run_ca` runs the CA (in this process or over the cluster) with the validation's
+/// parameters, input and suitability; everything around it is shared by `flus validate`
+/// and `flus run`.
 pub fn validate(
     study: &Study,
     st: &stack::Stack,
-    tiling: ca::Tiling,
     out: &std::path::Path,
+    run_ca: impl FnOnce(&ca::CaParams, &CaInput, &model::Suitability) -> anyhow::Result<ca::CaOutput>,
 ) -> anyhow::Result<Validation> {
     let mk = &study.config.markov;
     let k = study.k();
@@ -74,12 +78,7 @@ pub fn validate(
         restricted: &st.restricted,
         demand: &demand,
     };
-    let run = ca::run(
-        &params,
-        &input,
-        tiling,
-        common::progress_logger(format!("validation {}", mk.to)),
-    )?;
+    let run = run_ca(&params, &input, &suit)?;
     let sim = metrics::compare(start, truth, &run.map, k);
     let persistence = metrics::compare(start, truth, start, k);
     let random_map = ca::random_allocation(&params, start, &st.restricted, &demand)?;
@@ -186,7 +185,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let study = Study::load(&args.study)?;
     let st = stack::load(&study)?;
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
-    let v = common::pool(args.threads)?.install(|| validate(&study, &st, tiling, &out))?;
+    let label = format!("validation {}", study.config.markov.to);
+    let v = common::pool(args.threads)?.install(|| {
+        validate(&study, &st, &out, |params, input, _| {
+            Ok(ca::run(
+                params,
+                input,
+                tiling,
+                common::progress_logger(label),
+            )?)
+        })
+    })?;
     if args.json {
         crate::output::print_json(&v.json)?;
     } else {
