@@ -117,7 +117,7 @@ fn bench_step(name: &str, g: &Grid, reps: usize) {
     }
     let mut state = InertiaState::new(k, p.accelerate);
     state.update(&counts, &g.demand, 0);
-    let step = state.step_params(0);
+    let step = state.step_params(0, &p.cost);
     let r = p.radius();
     let pw = g.w + 2 * r;
     let mut padded = vec![INVALID; pw * (g.h + 2 * r)];

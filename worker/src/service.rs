@@ -90,6 +90,7 @@ fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Sta
         || p.inertia.len() != k
         || p.closed_in.len() != k
         || p.closed_out.len() != k
+        || p.closed_pairs.len() != k * k
     {
         return Err(Status::invalid_argument(format!(
             "step parameters for {} classes do not fit tiles of {k} classes",
@@ -110,6 +111,7 @@ fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Sta
             inertia: p.inertia.clone(),
             closed_in: p.closed_in.clone(),
             closed_out: p.closed_out.clone(),
+            closed_pairs: p.closed_pairs.clone(),
         },
     ))
 }

@@ -363,6 +363,7 @@ impl<'a> Remote<'a> {
             inertia: step.inertia.clone(),
             closed_in: step.closed_in.clone(),
             closed_out: step.closed_out.clone(),
+            closed_pairs: step.closed_pairs.clone(),
         }
     }
 

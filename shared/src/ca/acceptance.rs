@@ -134,13 +134,20 @@ impl BucketWalk {
             self.accepted += 1;
             self.gap[to] -= 1;
             self.gap[c] += 1;
-            if self.init[to] > 0 && self.gap[to] == 0 {
-                self.open_in[to] = false;
-                self.t_in[to] = successor(p.order());
-            }
-            if self.init[c] < 0 && self.gap[c] == 0 {
-                self.open_out[c] = false;
-                self.t_out[c] = successor(p.order());
+            // A class that reaches its demand is frozen for the rest of the iteration:
+            // nothing more enters or leaves it.
+            for x in [to, c] {
+                if self.init[x] != 0 && self.gap[x] == 0 {
+                    let after = successor(p.order());
+                    if self.open_in[x] {
+                        self.open_in[x] = false;
+                        self.t_in[x] = after;
+                    }
+                    if self.open_out[x] {
+                        self.open_out[x] = false;
+                        self.t_out[x] = after;
+                    }
+                }
             }
         }
         self.bucket += 1;
@@ -208,11 +215,17 @@ pub fn walk(
 }
 
 /// The reference semantics, for tests: visits all proposals in (key, cell) order and
-/// applies the four refusals of DESIGN 2.3 with the gaps as they change, plus the rule
-/// that a class that reached its bound (in this iteration, or before it: at the start)
-/// stays closed in that direction. Returns whether
-/// each proposal (in the given order) is accepted.
-pub fn sequential_reference(state: &InertiaState, proposals: &[Proposal]) -> Vec<bool> {
+/// applies the refusals of DESIGN 2.3 with the gaps as they change, plus the rules that
+/// a class at its bound at the start of the iteration stays closed in that direction,
+/// and that a class that reaches its demand during the iteration is frozen (nothing
+/// enters or leaves it) for the rest of it. Conversions of `closed_pairs` (K x K,
+/// row-major) are refused. Returns whether each proposal (in the given order) is
+/// accepted.
+pub fn sequential_reference(
+    state: &InertiaState,
+    closed_pairs: &[bool],
+    proposals: &[Proposal],
+) -> Vec<bool> {
     let k = state.init.len();
     let init = &state.init;
     let locks = &state.locks;
@@ -230,18 +243,19 @@ pub fn sequential_reference(state: &InertiaState, proposals: &[Proposal]) -> Vec
             || (locks[c] && init[c] >= 0)
             || (locks[to] && init[to] <= 0)
             || closed_in[to]
-            || closed_out[c];
+            || closed_out[c]
+            || closed_pairs[c * k + to];
         if refused {
             continue;
         }
         accepted[i] = true;
         gap[to] -= 1;
         gap[c] += 1;
-        if init[to] >= 0 && gap[to] == 0 {
-            closed_in[to] = true;
-        }
-        if init[c] <= 0 && gap[c] == 0 {
-            closed_out[c] = true;
+        for x in [to, c] {
+            if init[x] != 0 && gap[x] == 0 {
+                closed_in[x] = true;
+                closed_out[x] = true;
+            }
         }
     }
     accepted
@@ -271,14 +285,26 @@ mod tests {
         }
     }
 
+    fn all_allowed(k: usize) -> Vec<Vec<f64>> {
+        vec![vec![1.0; k]; k]
+    }
+
+    /// Whether the tile step emits the proposal at all (not refused at the start).
+    fn emitted(s: &InertiaState, pairs: &[bool], q: &Proposal) -> bool {
+        let k = s.init.len();
+        let (c, to) = (q.from as usize, q.to as usize);
+        !s.closed_out(c) && !s.closed_in(to) && !pairs[c * k + to]
+    }
+
     /// The cluster protocol: histograms of the proposals not refused at the start, the
-    /// bucket walk with exact keys, then the commit over all proposals.
+    /// bucket walk with exact keys, then the commit over all proposals emitted.
     fn by_buckets(s: &InertiaState, ps: &[Proposal]) -> (Vec<bool>, Thresholds, u64) {
         let k = s.init.len();
+        let pairs = s.closed_pairs(&all_allowed(k));
         let kept: Vec<Proposal> = ps
             .iter()
             .copied()
-            .filter(|q| !s.closed_out(q.from as usize) && !s.closed_in(q.to as usize))
+            .filter(|q| emitted(s, &pairs, q))
             .collect();
         let mut hist = vec![0u64; BUCKETS * k * k];
         for q in &kept {
@@ -293,14 +319,22 @@ mod tests {
                 })
                 .collect()
         });
-        let flags = ps.iter().map(|q| th.accepts(q)).collect();
+        let flags = ps
+            .iter()
+            .map(|q| emitted(s, &pairs, q) && th.accepts(q))
+            .collect();
         let mut changed = Vec::new();
-        assert_eq!(commit(ps, &th, &mut changed), accepted);
+        assert_eq!(commit(&kept, &th, &mut changed), accepted);
         (flags, th, accepted)
     }
 
     fn check(s: &InertiaState, ps: &[Proposal], want: &[bool]) -> Thresholds {
-        assert_eq!(sequential_reference(s, ps), want, "sequential reference");
+        let pairs = s.closed_pairs(&all_allowed(s.init.len()));
+        assert_eq!(
+            sequential_reference(s, &pairs, ps),
+            want,
+            "sequential reference"
+        );
         let (got, th, _) = by_buckets(s, ps);
         assert_eq!(got, want, "bucket walk + commit");
         th
@@ -328,25 +362,29 @@ mod tests {
 
     #[test]
     fn refuses_shrinking_a_locked_growing_class() {
-        // Class 1 was to grow and is locked: 1 -> 0 refused, 0 -> 1 accepted.
-        let s = state(&[-4, 4], &[-4, 4], &[false, true]);
-        check(&s, &[p(0, 5, 1, 0), p(1, 6, 0, 1)], &[false, true]);
+        // Class 1 was to grow and is locked: 1 -> 2 (2 is short) refused, 0 -> 1
+        // accepted.
+        let s = state(&[-6, 4, 2], &[-6, 4, 2], &[false, true, false]);
+        check(&s, &[p(0, 5, 1, 2), p(1, 6, 0, 1)], &[false, true]);
         // Without the lock both are accepted.
-        let s = state(&[-4, 4], &[-4, 4], &[false, false]);
-        check(&s, &[p(0, 5, 1, 0), p(1, 6, 0, 1)], &[true, true]);
+        let s = state(&[-6, 4, 2], &[-6, 4, 2], &[false; 3]);
+        check(&s, &[p(0, 5, 1, 2), p(1, 6, 0, 1)], &[true, true]);
     }
 
     #[test]
     fn refuses_growing_a_locked_shrinking_class() {
-        // Class 0 was to shrink and is locked: 1 -> 0 refused, 0 -> 1 accepted.
-        let s = state(&[-4, 4], &[-4, 4], &[true, false]);
-        check(&s, &[p(0, 5, 1, 0), p(1, 6, 0, 1)], &[false, true]);
+        // Class 0 was to shrink and is locked: 2 -> 0 (2 has a surplus too) refused,
+        // 0 -> 1 accepted; without the lock both are accepted.
+        let s = state(&[-4, 6, -2], &[-4, 6, -2], &[true, false, false]);
+        check(&s, &[p(0, 5, 2, 0), p(1, 6, 0, 1)], &[false, true]);
+        let s = state(&[-4, 6, -2], &[-4, 6, -2], &[false; 3]);
+        check(&s, &[p(0, 5, 2, 0), p(1, 6, 0, 1)], &[true, true]);
     }
 
     #[test]
-    fn a_class_that_reaches_its_bound_stays_closed_for_the_iteration() {
-        // Keys in order: 0->1, 0->1 fill class 1 (gap 2); 1->2 fills class 2 and
-        // reopens a place in class 1, but 0->1 with the last key is refused (closed).
+    fn a_class_that_reaches_its_demand_is_frozen_for_the_rest_of_the_iteration() {
+        // Keys in order: 0->1 (10) and 0->1 (20) fill class 1 (gap 2): from then on
+        // nothing enters or leaves class 1, so 1->2 (30) and 0->1 (40) are refused.
         let s = state(&[-3, 2, 1], &[-3, 2, 1], &[false; 3]);
         let ps = [
             p(7, 40, 0, 1),
@@ -354,18 +392,64 @@ mod tests {
             p(5, 20, 0, 1),
             p(9, 30, 1, 2),
         ];
-        let th = check(&s, &ps, &[false, true, true, true]);
+        let th = check(&s, &ps, &[false, true, true, false]);
         assert_eq!(
-            th.t_in[1],
-            (20, 6),
-            "successor of the proposal that filled class 1"
+            (th.t_in[1], th.t_out[1]),
+            ((20, 6), (20, 6)),
+            "successor of the proposal that filled class 1, both ways"
         );
-        assert_eq!(th.t_in[2], (30, 10));
+        assert_eq!(th.t_in[2], OPEN, "class 2 still needs a cell");
         assert_eq!(th.t_out[0], OPEN, "class 0 still has to shrink by 1");
+        // A shrinking class at its floor is frozen too: 0 -> 1 (10) brings class 0 to
+        // its floor (gap -1), then 2 -> 0 (20) may not enter it.
+        let s = state(&[-1, 2, -1], &[-1, 2, -1], &[false; 3]);
+        let th = check(&s, &[p(1, 10, 0, 1), p(2, 20, 2, 0)], &[true, false]);
+        assert_eq!((th.t_out[0], th.t_in[0]), ((10, 2), (10, 2)));
         // Ties on the key are broken by the cell index.
+        let s = state(&[-3, 2, 1], &[-3, 2, 1], &[false; 3]);
         let ps = [p(8, 10, 0, 1), p(2, 10, 0, 1), p(4, 10, 0, 1)];
         let th = check(&s, &ps, &[false, true, true]);
         assert_eq!(th.t_in[1], (10, 5));
+    }
+
+    #[test]
+    fn refuses_a_conversion_that_moves_both_classes_away_from_their_demand() {
+        // Class 0 shrinks (surplus 3), class 1 grows (short 2), class 2 grows (short 1).
+        // 1 -> 0: class 1 is short and class 0 has a surplus: both move away. Refused.
+        // 1 -> 2: class 1 moves away, class 2 towards its demand: accepted (a class
+        // may pass cells on). 0 -> 1: both towards: accepted.
+        let s = state(&[-3, 2, 1], &[-3, 2, 1], &[false; 3]);
+        let pairs = s.closed_pairs(&all_allowed(3));
+        assert_eq!(
+            pairs,
+            [false, false, false, true, false, false, true, false, false],
+            "refused: 1->0 and 2->0 (into the shrinking class, from classes without surplus)"
+        );
+        check(
+            &s,
+            &[p(1, 10, 1, 0), p(2, 20, 1, 2), p(3, 30, 0, 1)],
+            &[false, true, true],
+        );
+    }
+
+    #[test]
+    fn a_class_at_its_demand_passes_cells_on_only_where_no_surplus_class_may() {
+        // Forest 0 shrinks (surplus 5), cropland 1 is at its demand, built-up 2 is short
+        // by 5, and forest -> built-up is forbidden: cropland may pass cells to built-up.
+        let s = state(&[-10, 3, 7], &[-5, 0, 5], &[false; 3]);
+        let mut cost = all_allowed(3);
+        cost[0][2] = 0.0;
+        let at = |from: usize, to: usize| from * 3 + to;
+        let pairs = s.closed_pairs(&cost);
+        assert!(!pairs[at(1, 2)], "cropland -> built-up allowed (transit)");
+        assert!(pairs[at(1, 0)], "cropland -> forest refused (both away)");
+        // When forest may feed built-up directly, cropland stays put.
+        let pairs = s.closed_pairs(&all_allowed(3));
+        assert!(
+            pairs[at(1, 2)],
+            "cropland -> built-up refused: forest can feed it"
+        );
+        assert!(!pairs[at(0, 2)] && !pairs[at(0, 1)]);
     }
 
     #[test]
@@ -409,7 +493,8 @@ mod tests {
                     p((i as u64 * 7919) % 100_003, key, from, to)
                 })
                 .collect();
-            let want = sequential_reference(&s, &ps);
+            let pairs = s.closed_pairs(&all_allowed(k));
+            let want = sequential_reference(&s, &pairs, &ps);
             let (got, _, accepted) = by_buckets(&s, &ps);
             assert_eq!(
                 got, want,
@@ -433,7 +518,7 @@ mod tests {
             let mut w = BucketWalk::new(&s);
             let mut hist = vec![0u64; BUCKETS * k * k];
             for q in &ps {
-                if !s.closed_out(q.from as usize) && !s.closed_in(q.to as usize) {
+                if emitted(&s, &pairs, q) {
                     hist[(q.bucket() * k + q.from as usize) * k + q.to as usize] += 1;
                 }
             }
@@ -444,8 +529,7 @@ mod tests {
                     .copied()
                     .filter(|q| {
                         q.bucket() == req.bucket
-                            && !s.closed_out(q.from as usize)
-                            && !s.closed_in(q.to as usize)
+                            && emitted(&s, &pairs, q)
                             && (req.touch[q.from as usize] || req.touch[q.to as usize])
                     })
                     .collect();

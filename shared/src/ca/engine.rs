@@ -271,7 +271,7 @@ pub fn run_loop(
             break StopReason::MaxIterations;
         }
         state.update(&counts, input.demand, t);
-        let step = state.step_params(t);
+        let step = state.step_params(t, &params.cost);
         let view = MapView {
             padded: &padded,
             stride: pw,

@@ -79,10 +79,19 @@ impl InertiaState {
                     }
                 }
             } else if r > 1.0 {
-                if init > 0 {
-                    i *= r * r;
-                } else {
-                    i /= r * r;
+                // Moving away from the goal: measured against a reference gap of at
+                // least the lock band (5 % of the initial gap), so that a class that
+                // passes cells on after reaching its demand (dyn_k near 0) does not
+                // see r explode (DESIGN 2.3 deviation, see docs/ca-rules.md).
+                let floor = LOCK_SHARE * init.abs() as f64;
+                let reference = self.dyn_gap[k].abs().max(floor);
+                let r = gap.abs() as f64 / reference;
+                if r > 1.0 {
+                    if init > 0 {
+                        i *= r * r;
+                    } else {
+                        i /= r * r;
+                    }
                 }
             }
             if gap == 0 {
@@ -106,14 +115,56 @@ impl InertiaState {
         init == 0 || (init < 0 && self.gaps[c] == 0) || (self.locks[c] && init > 0)
     }
 
-    /// The step parameters of iteration `t` broadcast to the tiles.
-    pub fn step_params(&self, t: u32) -> StepParams {
+    /// Whether class `k` is short of its demand (growing, gap > 0).
+    fn short(&self, k: usize) -> bool {
+        self.init[k] > 0 && self.gaps[k] > 0
+    }
+
+    /// Whether class `c` has a surplus (shrinking, gap < 0).
+    fn surplus(&self, c: usize) -> bool {
+        self.init[c] < 0 && self.gaps[c] < 0
+    }
+
+    /// The conversions `from -> to` refused for the whole iteration (row-major K x K),
+    /// from the gaps at its start:
+    /// - a conversion that moves both classes away from their demand (`to` is not short
+    ///   and `from` has no surplus);
+    /// - a conversion out of a class that is at its demand into a class that a class
+    ///   with a surplus may feed directly (`cost[s][to] > 0`): a class at its demand
+    ///   passes cells on only where nothing else can (built-up reached through cropland
+    ///   when forest -> built-up is forbidden).
+    pub fn closed_pairs(&self, cost: &[Vec<f64>]) -> Vec<bool> {
+        let k = self.init.len();
+        let fed_directly: Vec<bool> = (0..k)
+            .map(|to| {
+                (0..k)
+                    .any(|s| s != to && self.surplus(s) && !self.closed_out(s) && cost[s][to] > 0.0)
+            })
+            .collect();
+        let mut pairs = vec![false; k * k];
+        for from in 0..k {
+            let at_goal = self.init[from] != 0 && self.gaps[from] == 0;
+            for to in 0..k {
+                if from == to {
+                    continue;
+                }
+                pairs[from * k + to] =
+                    (!self.short(to) && !self.surplus(from)) || (at_goal && fed_directly[to]);
+            }
+        }
+        pairs
+    }
+
+    /// The step parameters of iteration `t` broadcast to the tiles (`cost` is the
+    /// scenario's conversion matrix, rows = from).
+    pub fn step_params(&self, t: u32, cost: &[Vec<f64>]) -> StepParams {
         let k = self.init.len();
         StepParams {
             iteration: t,
             inertia: self.inertia.clone(),
             closed_in: (0..k).map(|c| self.closed_in(c)).collect(),
             closed_out: (0..k).map(|c| self.closed_out(c)).collect(),
+            closed_pairs: self.closed_pairs(cost),
         }
     }
 
@@ -194,6 +245,42 @@ mod tests {
             assert!(close(s.dyn_gap[0], want_dyn[t]) && close(s.dyn_gap[1], -want_dyn[t]));
         }
         assert_eq!(s.best, vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn moving_away_from_a_reference_near_zero_is_measured_against_the_lock_band() {
+        // Class 0 grows by 100 (class 1 shrinks by 100). Gaps 100, 99, 2, 0, 8, 3.
+        // t = 0: r = 100/101 in (0.9, 1): dyn = 100, I0 = 1.0900990099.
+        // t = 1: r = 0.99: dyn = 99, I0 *= 1.09 = 1.1882079208.
+        // t = 2: r = 2/99 <= 0.9: dyn = 2, I0 unchanged.
+        // t = 3: gap 0: r = 0, I0 = 1.
+        // t = 4: gap 8 (the class passed cells on): r = 8/2 = 4 would give I0 *= 16;
+        //   against the band max(2, 0.05 * 100 = 5): r = 1.6, I0 = 1 * 2.56.
+        // t = 5: gap 3: r = 3/2 = 1.5 > 1, against the band r = 0.6: unchanged.
+        let demand = [600i64, 300];
+        let mut s = InertiaState::new(2, 0.1);
+        let gaps = [100i64, 99, 2, 0, 8, 3];
+        let want = [
+            1.0900990099009902,
+            1.1882079207920793,
+            1.1882079207920793,
+            1.0,
+            2.56,
+            2.56,
+        ];
+        for (t, &g) in gaps.iter().enumerate() {
+            s.update(&[(600 - g) as u64, (300 + g) as u64], &demand, t as u32);
+            assert!(close(s.inertia[0], want[t]), "t={t}: I0 = {}", s.inertia[0]);
+            assert!(
+                close(s.inertia[1], 1.0 / want[t]),
+                "t={t}: I1 = {}",
+                s.inertia[1]
+            );
+        }
+        assert!(
+            close(s.dyn_gap[0], 2.0),
+            "dyn only follows gaps in (0, dyn)"
+        );
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct StepParams {
     pub closed_in: Vec<bool>,
     /// Class may not lose cells in this iteration (initial gap 0, at its floor, or locked).
     pub closed_out: Vec<bool>,
+    /// Conversion `from -> to` refused in this iteration, row-major K x K
+    /// ([`InertiaState::closed_pairs`](super::inertia::InertiaState::closed_pairs)).
+    pub closed_pairs: Vec<bool>,
 }
 
 /// A tile's class window including its halo of r = (N - 1) / 2 cells on every side;
@@ -285,7 +288,7 @@ pub fn tile_step(
                 continue;
             }
             out.raw_proposals += 1;
-            if step.closed_in[to] {
+            if step.closed_in[to] || step.closed_pairs[cu * kk + to] {
                 continue;
             }
             let p = Proposal {
@@ -467,6 +470,7 @@ mod tests {
             inertia: vec![1.0, 1.0],
             closed_in: vec![false, false],
             closed_out: vec![false, false],
+            closed_pairs: vec![false; 4],
         };
         let rect = TileRect {
             x0: 0,
@@ -528,6 +532,7 @@ mod tests {
         // Class 0 closed for leaving: its cells are skipped.
         let closed = StepParams {
             closed_out: vec![true, false],
+            closed_pairs: vec![false; 4],
             ..step.clone()
         };
         tile_step(
@@ -621,6 +626,7 @@ mod tests {
             inertia: vec![1.0, 1.0],
             closed_in: vec![false, false],
             closed_out: vec![false, false],
+            closed_pairs: vec![false; 4],
         };
         let mut out = TileProposals::default();
         tile_step(
