@@ -1,6 +1,6 @@
 //! CA throughput benchmark (single shot, run in release):
 //!
-//!     cargo run --release -p flus-shared --example ca_bench
+//!     cargo run --release -p flus-shared --example ca_bench [-- --step-only]
 //!
 //! On Ben Cat 2010 (1004 x 1559) and on a 16x larger grid (Ben Cat tiled 4 x 4,
 //! 4016 x 6236) it times the tile step of iteration 0 on one thread (the whole grid as
@@ -167,6 +167,11 @@ fn bench_step(name: &str, g: &Grid, reps: usize) {
 
 fn main() {
     let g = bencat();
+    if std::env::args().any(|a| a == "--step-only") {
+        // One tile step, e.g. for `valgrind --tool=callgrind` instruction counts.
+        bench_step("Ben Cat 2010", &g, 1);
+        return;
+    }
     bench_step("Ben Cat 2010", &g, 20);
     let big = tiled(&g, 4);
     bench_step("Ben Cat tiled 4x4", &big, 3);

@@ -107,6 +107,8 @@ pub struct TileProposals {
     pub raw_proposals: u64,
     scratch_tp: Vec<f64>,
     scratch_omega: Vec<f64>,
+    scratch_column: Vec<u8>,
+    scratch_uniform: Vec<u8>,
 }
 
 impl TileProposals {
@@ -203,6 +205,60 @@ pub fn gate(u2: f64, k: usize, t: u32, sp: f32) -> bool {
     (u2 + 1.0 / k as f64) / (t as f64 + 1.0) < sp as f64
 }
 
+/// Marks, for the tile row `y`, the cells whose whole N x N neighbourhood equals the
+/// cell's class (`uniform[x] = 1`), in two vectorisable passes: per window column,
+/// whether its N rows equal the centre row; then per cell, whether its N columns do and
+/// the centre row is constant across them. `column` and `uniform` are scratch buffers.
+fn uniform_row(
+    window: &ClassWindow,
+    y: usize,
+    width: usize,
+    n: usize,
+    column: &mut Vec<u8>,
+    uniform: &mut Vec<u8>,
+) {
+    let r = (n - 1) / 2;
+    let cols = width + n - 1;
+    let mid = &window.data[(y + r) * window.stride..(y + r) * window.stride + cols];
+    column.clear();
+    column.resize(cols, 1);
+    for dy in 0..n {
+        if dy == r {
+            continue;
+        }
+        let row = &window.data[(y + dy) * window.stride..(y + dy) * window.stride + cols];
+        for ((c, &a), &m) in column.iter_mut().zip(row).zip(mid) {
+            *c &= (a == m) as u8;
+        }
+    }
+    uniform.clear();
+    uniform.resize(width, 0);
+    if n == 3 {
+        let (c0, c1, c2) = (&column[..width], &column[1..=width], &column[2..width + 2]);
+        let (m0, m1, m2) = (&mid[..width], &mid[1..=width], &mid[2..width + 2]);
+        for ((((((u, &a), &b), &c), &p), &q), &s) in uniform
+            .iter_mut()
+            .zip(c0)
+            .zip(c1)
+            .zip(c2)
+            .zip(m0)
+            .zip(m1)
+            .zip(m2)
+        {
+            *u = a & b & c & (p == q) as u8 & (s == q) as u8;
+        }
+    } else {
+        for x in 0..width {
+            let c = mid[x + r];
+            let mut u = 1u8;
+            for d in 0..n {
+                u &= column[x + d] & (mid[x + d] == c) as u8;
+            }
+            uniform[x] = u;
+        }
+    }
+}
+
 /// The tile step of iteration `step.iteration`: fills `out` with the tile's proposals and
 /// their key histogram. Cells whose whole neighbourhood is their own class and cells of a
 /// class that may not lose cells are skipped (they cannot change); with counter-based
@@ -235,7 +291,17 @@ pub fn tile_step(
     let mut counts = [0u32; 256];
     let tp = &mut out.scratch_tp;
     let om = &mut out.scratch_omega;
+    // Omega's count / (N*N - 1) by table (the same division, done once per value).
+    let share: Vec<f64> = (0..=nn1).map(|c| c as f64 / nn1 as f64).collect();
     for y in 0..rect.height {
+        uniform_row(
+            window,
+            y,
+            rect.width,
+            n,
+            &mut out.scratch_column,
+            &mut out.scratch_uniform,
+        );
         let centre_row = (y + r) * window.stride + r;
         let static_row = y * stat.stride;
         let global_row = ((rect.y0 + y) * rect.grid_width + rect.x0) as u64;
@@ -251,21 +317,15 @@ pub fn tile_step(
                 continue;
             }
             // Early out: every neighbour of the own class.
-            let mut uniform = true;
-            for dy in 0..n {
-                let s = (y + dy) * window.stride + x;
-                if window.data[s..s + n].iter().any(|&b| b != c) {
-                    uniform = false;
-                    break;
-                }
-            }
-            if uniform {
+            if out.scratch_uniform[x] != 0 {
                 out.skipped_uniform += 1;
                 continue;
             }
             neighbour_counts(window, x, y, n, &mut counts);
             debug_assert!(counts[cu] < nn1);
-            omega(&counts[..kk], n, &params.weights, om);
+            for (k, o) in om.iter_mut().enumerate() {
+                *o = share[counts[k] as usize] * params.weights[k];
+            }
             for v in counts[..kk].iter_mut() {
                 *v = 0;
             }
@@ -597,6 +657,48 @@ mod tests {
         // Uniform means all N*N cells (halo included) equal the own class: at the grid
         // edge the halo is invalid, so no cell of a 3x3 map is uniform.
         assert_eq!(out.skipped_uniform, 0);
+    }
+
+    #[test]
+    fn uniform_row_marks_exactly_the_cells_whose_whole_window_is_their_class() {
+        // Random maps of 2 classes (and some invalid cells) in big patches, so that
+        // uniform windows are common; compare with the plain check of every byte.
+        let rng = CounterRng::new(7);
+        for (case, n) in [3usize, 5, 3, 7, 3, 5].into_iter().enumerate() {
+            let (w, h) = (37 + case, 23);
+            let map: Vec<u8> = (0..w * h)
+                .map(|i| {
+                    let (x, y) = (i % w, i / w);
+                    let patch = ((x / 6) * 31 + (y / 5) * 17) as u64;
+                    match rng.below(50, case as u32, patch, 0, 10) {
+                        0 => INVALID,
+                        v => (v % 2) as u8,
+                    }
+                })
+                .collect();
+            let r = (n - 1) / 2;
+            let (pad, pw) = padded(&map, w, h, r);
+            let window = ClassWindow {
+                data: &pad,
+                stride: pw,
+            };
+            let (mut column, mut uniform) = (Vec::new(), Vec::new());
+            let mut marked = 0;
+            for y in 0..h {
+                uniform_row(&window, y, w, n, &mut column, &mut uniform);
+                for x in 0..w {
+                    let c = pad[(y + r) * pw + x + r];
+                    let plain = (0..n).all(|dy| {
+                        pad[(y + dy) * pw + x..(y + dy) * pw + x + n]
+                            .iter()
+                            .all(|&b| b == c)
+                    });
+                    assert_eq!(uniform[x] != 0, plain, "case {case} n={n} ({x},{y})");
+                    marked += plain as usize;
+                }
+            }
+            assert!(marked > 0, "case {case}: some uniform windows");
+        }
     }
 
     #[test]
