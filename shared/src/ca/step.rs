@@ -293,6 +293,8 @@ pub fn tile_step(
     let om = &mut out.scratch_omega;
     // Omega's count / (N*N - 1) by table (the same division, done once per value).
     let share: Vec<f64> = (0..=nn1).map(|c| c as f64 / nn1 as f64).collect();
+    // The gate's threshold (U2 + 1/K) / (t + 1) at U2 = 0: a lower bound of it.
+    let gate_floor = (1.0 / kk as f64) / (t as f64 + 1.0);
     for y in 0..rect.height {
         uniform_row(
             window,
@@ -334,6 +336,11 @@ pub fn tile_step(
             let sp = &stat.suitability[sbase..sbase + kk];
             let sum = combined_scores(sp, om, &params.cost[cu], cu, step.inertia[cu], tp);
             if sum <= 0.0 {
+                continue;
+            }
+            // No draw can give a proposal when every other class has score 0 or fails
+            // the gate even at U2 = 0 (U2 > 0 always): skip the generator (exact).
+            if !(0..kk).any(|k| k != cu && tp[k] > 0.0 && sp[k] as f64 > gate_floor) {
                 continue;
             }
             let cell = global_row + x as u64;
