@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::carbon::pools::{ClassPools, Pools, PoolsTable};
 use crate::carbon::totals::{mean_density_kg_m2, storage_t};
+use crate::config::PoolsConfig;
 use crate::config::Study;
 use crate::error::Result;
 use crate::files;
@@ -50,6 +52,45 @@ pub fn densities(study: &Study) -> Vec<f64> {
         .classes
         .iter()
         .map(|c| c.carbon.map(|p| p.total()).unwrap_or(0.0))
+        .collect()
+}
+
+/// The study's carbon pools as a [`PoolsTable`] keyed by class code (all four pools 0
+/// where a class has none, as [`densities`] counts it), for the per-cell carbon rasters.
+pub fn pools_table(study: &Study) -> Result<PoolsTable> {
+    PoolsTable::new(
+        study
+            .config
+            .classes
+            .iter()
+            .map(|c| {
+                let p = c.carbon.unwrap_or(PoolsConfig {
+                    above: 0.0,
+                    below: 0.0,
+                    soil: 0.0,
+                    dead: 0.0,
+                });
+                ClassPools {
+                    code: c.code,
+                    name: c.name.clone(),
+                    pools: Pools {
+                        above: p.above,
+                        below: p.below,
+                        soil: p.soil,
+                        dead: p.dead,
+                    },
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A class-index map as class codes (f64, NaN where no class), the values of a
+/// [`crate::carbon::CodeLayer`].
+pub fn class_codes(study: &Study, map: &[u8]) -> Vec<f64> {
+    let codes: Vec<f64> = study.config.classes.iter().map(|c| c.code as f64).collect();
+    map.iter()
+        .map(|&v| codes.get(v as usize).copied().unwrap_or(f64::NAN))
         .collect()
 }
 
