@@ -159,7 +159,7 @@ impl ClusterCa<'_> {
             tracing::info!(label, iteration = c.t, "resuming from checkpoint");
         }
         let every = self.every.max(1);
-        let mut progress = common::progress_logger(label.to_string());
+        let mut progress = common::progress_logger(label.to_string(), params.max_iterations);
         let mut checkpoint = |make: &dyn Fn() -> engine::Checkpoint| -> flus_shared::Result<()> {
             let c = make();
             if c.t.is_multiple_of(every) {
@@ -216,6 +216,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     // inputs and demand
     tracing::info!(study = %args.study.display(), "stage 1/5: inputs");
+    let bar = crate::output::stage("inputs and demand");
     let st = stack::load(&study)?;
     let k = study.k();
     let mk = study.config.markov.clone();
@@ -236,6 +237,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     super::demand::write_tables(&demand_result, &out)?;
     drop(demand_result);
     stage("inputs_and_demand", &mut lap);
+    drop(bar);
+    let bar = crate::output::stage("workers");
 
     // workers
     let threads = std::thread::available_parallelism()
@@ -277,6 +280,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         resume: args.resume,
     };
     stage("workers", &mut lap);
+    drop(bar);
 
     // validation on the past period
     let mut report = json!({
@@ -312,6 +316,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     // scenarios
     tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
+    let bar = crate::output::stage(&format!("ANN suitability from the {} map", mk.to));
     let suit = model::suitability(&study, &st, mk.to)?;
     let network = suit
         .network
@@ -325,6 +330,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     report["ann"] = json!(suit.report);
     report["suitability"] = json!(suit_path);
     stage("ann", &mut lap);
+    drop(bar);
     // the base map and its carbon storage, for the report and the change rasters
     let base_label = mk.to.to_string();
     let base_map = out.join(format!("landuse_{base_label}.tif"));
@@ -422,8 +428,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 counts: c,
             }),
     );
+    let bar = crate::output::stage("carbon tables");
     report["tables"] = flus_shared::tables::write(&study, st.grid.cell_area(), &maps, &out)?;
     stage("carbon_tables", &mut lap);
+    drop(bar);
     if st.drivers.is_empty() {
         tracing::info!("no drivers: no GWR driver analysis");
     } else {
@@ -432,7 +440,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "GWR driver analysis of the {} suitability",
             mk.to
         );
+        let bar = crate::output::stage("GWR driver analysis");
         report["gwr"] = flus_shared::analysis::run(&study, &st, &suit.values, &out)?;
+        drop(bar);
         stage("gwr", &mut lap);
     }
     report["wall_seconds"] = json!(started.elapsed().as_secs_f64());
@@ -451,7 +461,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         &out.join("run.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
+    let bar = crate::output::stage("report");
     let built = crate::report::build(&out)?;
+    drop(bar);
     tracing::info!(report = %built.report.display(), "report written");
     report["report"] = json!(built.report);
     if args.json {
