@@ -62,8 +62,17 @@ pub fn init_logging(json: bool, quiet: bool) {
 }
 
 /// One stage on screen: a spinner with the stage's name and elapsed time, ticked in
-/// the background and marked done when dropped. Without bars it does nothing.
+/// the background; when dropped it is replaced by a "done" line. Without bars it does
+/// nothing.
 pub struct Stage(Option<ProgressBar>);
+
+/// Replaces a finished bar by `line` printed above the live bars.
+fn finish_with_line(pb: &ProgressBar, line: String) {
+    if let Some(m) = bars() {
+        let _ = m.println(line);
+    }
+    pb.finish_and_clear();
+}
 
 /// Starts the spinner of stage `name` (see [`Stage`]).
 pub fn stage(name: &str) -> Stage {
@@ -82,11 +91,10 @@ pub fn stage(name: &str) -> Stage {
 impl Drop for Stage {
     fn drop(&mut self) {
         if let Some(pb) = &self.0 {
-            pb.set_style(
-                ProgressStyle::with_template("✔ {msg} [{elapsed}]")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            finish_with_line(
+                pb,
+                format!("✔ {} ({:.1} s)", pb.message(), pb.elapsed().as_secs_f64()),
             );
-            pb.finish();
         }
     }
 }
@@ -120,7 +128,17 @@ impl CaBar {
 
 impl Drop for CaBar {
     fn drop(&mut self) {
-        self.0.abandon();
+        let pb = &self.0;
+        finish_with_line(
+            pb,
+            format!(
+                "✔ {}: {} iterations, sum |gap| = {} ({:.1} s)",
+                pb.prefix(),
+                pb.position(),
+                pb.message(),
+                pb.elapsed().as_secs_f64()
+            ),
+        );
     }
 }
 

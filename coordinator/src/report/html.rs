@@ -241,9 +241,9 @@ pub fn page(title: &str, header: &str, sections: &[String], footer: &str) -> Str
     for sec in sections {
         s.push_str(sec);
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "</main><footer class=\"wrap\">{footer}</footer></body></html>\n"
+        "</main><footer class=\"wrap\">{footer}</footer></body></html>"
     );
     s
 }

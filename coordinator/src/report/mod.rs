@@ -194,7 +194,8 @@ fn map_figure(title: &str, src: &str, img: &png::MapImage, below: &str) -> Strin
     let w = MAP_DISPLAY_WIDTH;
     let h = (w * img.height as f64 / img.width.max(1) as f64).round();
     format!(
-        "<figure class=\"map\"><figcaption>{title}</figcaption><a href=\"{src}\"><img src=\"{src}\" width=\"{w}\" height=\"{h}\" alt=\"map\"></a>{}{below}</figure>",
+        "<figure class=\"map\" style=\"width:{}px\"><figcaption>{title}</figcaption><a href=\"{src}\"><img src=\"{src}\" width=\"{w}\" height=\"{h}\" alt=\"map\"></a>{}{below}</figure>",
+        w + 22.0,
         svg::scale_bar(img.ground_width, w, img.geographic)
     )
 }
@@ -264,17 +265,29 @@ fn charts(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<String> {
         } else {
             (1.0, "t C")
         };
-        let labels: Vec<String> = rows.iter().map(|r| r[0].replace('_', " ")).collect();
+        // "urbanized_2060" -> "urbanized" over "2060, -58.3 %"
+        let split = |l: &str| -> (String, String) {
+            match l.rsplit_once('_') {
+                Some((n, y)) => (n.replace('_', " "), y.to_string()),
+                None => (l.to_string(), String::new()),
+            }
+        };
+        let labels: Vec<String> = rows.iter().map(|r| split(&r[0]).0).collect();
         let values: Vec<f64> = totals.iter().map(|t| t / div).collect();
         let notes: Vec<String> = rows
             .iter()
             .enumerate()
             .map(|(i, r)| {
                 let p: f64 = r.get(3).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+                let year = split(&r[0]).1;
                 if i == 0 {
-                    "base".into()
+                    "base year".into()
                 } else {
-                    format!("{}{:.1} %", if p >= 0.0 { "+" } else { "−" }, p.abs())
+                    format!(
+                        "{year}, {}{:.1} %",
+                        if p >= 0.0 { "+" } else { "−" },
+                        p.abs()
+                    )
                 }
             })
             .collect();
@@ -359,7 +372,7 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
     let validation = match read_csv(&dir.join("validation_metrics.csv"))? {
         Some((header, rows)) => format!(
             "<p class=\"lead\">The CA run on the past period compared with the real map: the simulation beside the persistence baseline (no change) and a random allocation of the same demand. OA overall accuracy, FoM figure of merit.</p>{}",
-            html::table(&header, &rows, Some(3), |v| esc(v), |r| {
+            html::table(&header, &rows, Some(3), esc, |r| {
                 if r.first().map(String::as_str) == Some("simulation") {
                     "hl"
                 } else {
