@@ -239,4 +239,26 @@ mod tests {
         // mean density: 18.9 t over 2700 m2 = 7 kg/m2
         assert!((mean_density_kg_m2(18.9, 2700.0) - 7.0).abs() < 1e-9);
     }
+
+    #[test]
+    fn the_study_pools_become_a_table_keyed_by_class_code() {
+        let file = std::path::Path::new("examples/bencat/study.toml");
+        let study = Study {
+            config: crate::config::parse(include_str!("../../examples/bencat/study.toml"), file)
+                .unwrap(),
+            file: file.to_path_buf(),
+            base_dir: ".".into(),
+        };
+        let t = pools_table(&study).unwrap();
+        // the study file: forest 82.2 + 16.4 + 273.0 + 7.6 = 379.2 t/ha, water 0,
+        // built-up 5.6 + 1.1 + 25.3 = 32.0, cropland 40.5 + 26.8 + 186.3 + 5.2 = 258.8
+        assert_eq!(t.codes(), vec![1, 2, 3, 4]);
+        for (d, want) in t.densities().iter().zip([379.2, 0.0, 32.0, 258.8]) {
+            assert!((d - want).abs() < 1e-9, "{d} vs {want}");
+        }
+        // class indices 0, 2, none, 3 -> codes 1, 3, NaN, 4
+        let c = class_codes(&study, &[0, 2, 255, 3]);
+        assert_eq!((c[0], c[1], c[3]), (1.0, 3.0, 4.0));
+        assert!(c[2].is_nan());
+    }
 }
