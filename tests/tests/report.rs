@@ -116,6 +116,8 @@ fn bencat_t_per_cell(code: u8) -> f32 {
 
 #[test]
 fn a_run_folder_has_checked_carbon_rasters_hashes_and_a_report_that_opens_offline() {
+    // fail at once, saying why, when the browser is missing
+    chromium();
     let dir = tempfile::tempdir().unwrap();
     let study = small_bencat(dir.path());
     let out_dir = dir.path().join("out");
