@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what flus-cluster needs to build and run on Debian 12 (bookworm) / Ubuntu:
-# GDAL (library, headers, command-line tools) and pkg-config. Idempotent: packages that
+# GDAL (library, headers, command-line tools), pkg-config and Chromium (the headless
+# browser that checks report.html in the tests). Idempotent: packages that
 # are already there are left alone. The protocol is compiled with protox (pure Rust), so
 # no protoc is needed. Rust itself comes from rustup when cargo is missing.
 set -euo pipefail
 
-packages=(libgdal-dev gdal-bin pkg-config ca-certificates)
+packages=(libgdal-dev gdal-bin pkg-config ca-certificates chromium)
 
 missing=()
 for p in "${packages[@]}"; do

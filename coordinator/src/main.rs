@@ -6,6 +6,8 @@
 mod cluster;
 mod cmd;
 mod output;
+mod report;
+mod run_files;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +50,8 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// The whole pipeline, every scenario, over the cluster (local workers by default).
     Run(cmd::run::Args),
+    /// Rebuild report.html (maps, charts, tables) of a `flus run` folder.
+    Report(cmd::report::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +68,7 @@ fn main() -> std::process::ExitCode {
         Command::Validate(a) => cmd::validate::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::Report(a) => cmd::report::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

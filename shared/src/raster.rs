@@ -43,6 +43,11 @@ pub enum Resample {
     Bilinear,
 }
 
+/// The GDAL library version in use, e.g. "3.6.2".
+pub fn gdal_version() -> String {
+    gdal::version::version_info("RELEASE_NAME")
+}
+
 /// Opens `path` read-only with GDAL, naming the file in the error.
 pub fn open(path: &Path) -> Result<Dataset> {
     if !path.exists() {

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::carbon::pools::{ClassPools, Pools, PoolsTable};
 use crate::carbon::totals::{mean_density_kg_m2, storage_t};
+use crate::config::PoolsConfig;
 use crate::config::Study;
 use crate::error::Result;
 use crate::files;
@@ -50,6 +52,45 @@ pub fn densities(study: &Study) -> Vec<f64> {
         .classes
         .iter()
         .map(|c| c.carbon.map(|p| p.total()).unwrap_or(0.0))
+        .collect()
+}
+
+/// The study's carbon pools as a [`PoolsTable`] keyed by class code (all four pools 0
+/// where a class has none, as [`densities`] counts it), for the per-cell carbon rasters.
+pub fn pools_table(study: &Study) -> Result<PoolsTable> {
+    PoolsTable::new(
+        study
+            .config
+            .classes
+            .iter()
+            .map(|c| {
+                let p = c.carbon.unwrap_or(PoolsConfig {
+                    above: 0.0,
+                    below: 0.0,
+                    soil: 0.0,
+                    dead: 0.0,
+                });
+                ClassPools {
+                    code: c.code,
+                    name: c.name.clone(),
+                    pools: Pools {
+                        above: p.above,
+                        below: p.below,
+                        soil: p.soil,
+                        dead: p.dead,
+                    },
+                }
+            })
+            .collect(),
+    )
+}
+
+/// A class-index map as class codes (f64, NaN where no class), the values of a
+/// [`crate::carbon::CodeLayer`].
+pub fn class_codes(study: &Study, map: &[u8]) -> Vec<f64> {
+    let codes: Vec<f64> = study.config.classes.iter().map(|c| c.code as f64).collect();
+    map.iter()
+        .map(|&v| codes.get(v as usize).copied().unwrap_or(f64::NAN))
         .collect()
 }
 
@@ -197,5 +238,27 @@ mod tests {
         assert!((storage(&c[&1], &[100.0, 10.0], 900.0) - 18.9).abs() < 1e-9);
         // mean density: 18.9 t over 2700 m2 = 7 kg/m2
         assert!((mean_density_kg_m2(18.9, 2700.0) - 7.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_study_pools_become_a_table_keyed_by_class_code() {
+        let file = std::path::Path::new("examples/bencat/study.toml");
+        let study = Study {
+            config: crate::config::parse(include_str!("../../examples/bencat/study.toml"), file)
+                .unwrap(),
+            file: file.to_path_buf(),
+            base_dir: ".".into(),
+        };
+        let t = pools_table(&study).unwrap();
+        // the study file: forest 82.2 + 16.4 + 273.0 + 7.6 = 379.2 t/ha, water 0,
+        // built-up 5.6 + 1.1 + 25.3 = 32.0, cropland 40.5 + 26.8 + 186.3 + 5.2 = 258.8
+        assert_eq!(t.codes(), vec![1, 2, 3, 4]);
+        for (d, want) in t.densities().iter().zip([379.2, 0.0, 32.0, 258.8]) {
+            assert!((d - want).abs() < 1e-9, "{d} vs {want}");
+        }
+        // class indices 0, 2, none, 3 -> codes 1, 3, NaN, 4
+        let c = class_codes(&study, &[0, 2, 255, 3]);
+        assert_eq!((c[0], c[1], c[3]), (1.0, 3.0, 4.0));
+        assert!(c[2].is_nan());
     }
 }

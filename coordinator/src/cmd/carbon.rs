@@ -330,6 +330,23 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes one carbon raster: Float32, nodata [`CARBON_NODATA`], band named `band`, on
+/// `grid` (CRS kept), atomically.
+pub fn write_carbon_raster(
+    path: &Path,
+    grid: &flus_shared::grid::Grid,
+    band: &str,
+    data: &[f32],
+) -> anyhow::Result<()> {
+    let opts = WriteOptions {
+        nodata: Some(CARBON_NODATA as f64),
+        palette: Vec::new(),
+        band_names: vec![band.to_string()],
+    };
+    raster::write_geotiff(path, grid, &[data], &opts)?;
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn write_outputs(
     dir: &Path,
@@ -342,14 +359,9 @@ fn write_outputs(
     outputs: &mut Map<String, Value>,
 ) -> anyhow::Result<()> {
     let cell_area = info.grid.cell_area();
-    let opts = |name: &str| WriteOptions {
-        nodata: Some(CARBON_NODATA as f64),
-        palette: Vec::new(),
-        band_names: vec![name.to_string()],
-    };
     let mut write = |key: &str, file: &str, band: &str, data: Vec<f32>| -> anyhow::Result<()> {
         let p = dir.join(file);
-        raster::write_geotiff(&p, &info.grid, &[&data], &opts(band))?;
+        write_carbon_raster(&p, &info.grid, band, &data)?;
         outputs.insert(key.into(), json!(p));
         Ok(())
     };

@@ -29,9 +29,16 @@ pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     b.build().context("thread pool")
 }
 
-/// A progress callback that logs one line per iteration.
-pub fn progress_logger(label: String) -> impl FnMut(u32, u64) {
-    move |t, gap| tracing::info!(target: "flus::ca", "{label}: iteration {t}, sum |gap| = {gap}")
+/// A progress callback of a CA run of at most `max` iterations: a progress bar when bars
+/// are shown (see [`crate::output`]), else one log line per iteration.
+pub fn progress_logger(label: String, max: u32) -> impl FnMut(u32, u64) {
+    let bar = crate::output::ca_bar(&label, max);
+    move |t, gap| match &bar {
+        Some(b) => b.update(t, gap),
+        None => {
+            tracing::info!(target: "flus::ca", "{label}: iteration {t}, sum |gap| = {gap}")
+        }
+    }
 }
 
 /// Per-class JSON object from names and values.

@@ -224,7 +224,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         adaptive = !args.fixed,
         "GWR"
     );
+    let fitting = crate::output::stage(&format!("GWR of {} points", model.data().n()));
     let r = gwr::fit(&model, &settings).with_context(|| format!("{}", args.csv.display()))?;
+    drop(fitting);
     let d = &r.diagnostics;
     let mut outputs = Vec::new();
     if let Some(dir) = &args.out {

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod gwr;
 pub mod ping;
 pub mod prepare;
+pub mod report;
 pub mod run;
 pub mod simulate;
 pub mod validate;

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::common;
 use crate::cluster::{local::LocalWorkers, pool, remote};
+use crate::run_files::{self, RunCarbon};
 
 /// Arguments of `flus run`.
 #[derive(Debug, clap::Args)]
@@ -158,7 +159,7 @@ impl ClusterCa<'_> {
             tracing::info!(label, iteration = c.t, "resuming from checkpoint");
         }
         let every = self.every.max(1);
-        let mut progress = common::progress_logger(label.to_string());
+        let mut progress = common::progress_logger(label.to_string(), params.max_iterations);
         let mut checkpoint = |make: &dyn Fn() -> engine::Checkpoint| -> flus_shared::Result<()> {
             let c = make();
             if c.t.is_multiple_of(every) {
@@ -198,6 +199,8 @@ impl ClusterCa<'_> {
 /// Runs `flus run`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
+    let study_bytes = std::fs::read(&args.study)
+        .with_context(|| format!("reading the study file {}", args.study.display()))?;
     let mut study = Study::load(&args.study)?;
     if let Some(s) = args.seed {
         study.config.study.seed = s;
@@ -213,6 +216,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     // inputs and demand
     tracing::info!(study = %args.study.display(), "stage 1/5: inputs");
+    let bar = crate::output::stage("inputs and demand");
     let st = stack::load(&study)?;
     let k = study.k();
     let mk = study.config.markov.clone();
@@ -233,6 +237,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     super::demand::write_tables(&demand_result, &out)?;
     drop(demand_result);
     stage("inputs_and_demand", &mut lap);
+    drop(bar);
+    let bar = crate::output::stage("workers");
 
     // workers
     let threads = std::thread::available_parallelism()
@@ -274,6 +280,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         resume: args.resume,
     };
     stage("workers", &mut lap);
+    drop(bar);
 
     // validation on the past period
     let mut report = json!({
@@ -282,6 +289,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "workers": addrs,
         "classes": names,
         "valid_cells": st.valid_cells(),
+        "config_sha256": files::sha256_hex(&study_bytes),
+        "base_year": mk.to,
+        "target_year": mk.target_year,
+        "legend": study.config.classes.iter().map(|c| json!({
+            "code": c.code, "name": c.name, "color": c.color,
+        })).collect::<Vec<_>>(),
     });
     if !args.no_validation {
         tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
@@ -303,6 +316,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
     // scenarios
     tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
+    let bar = crate::output::stage(&format!("ANN suitability from the {} map", mk.to));
     let suit = model::suitability(&study, &st, mk.to)?;
     let network = suit
         .network
@@ -316,6 +330,21 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     report["ann"] = json!(suit.report);
     report["suitability"] = json!(suit_path);
     stage("ann", &mut lap);
+    drop(bar);
+    // the base map and its carbon storage, for the report and the change rasters
+    let base_label = mk.to.to_string();
+    let base_map = out.join(format!("landuse_{base_label}.tif"));
+    outputs::write_landuse(&base_map, &study, &st.grid, &st.maps[&mk.to])?;
+    let run_carbon = RunCarbon::new(&study, &st.maps[&mk.to], &base_label)?;
+    report["base_map"] = json!(base_map);
+    report["base_carbon"] = json!(run_carbon.write_base(&out, &st.grid)?);
+    let file_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
+    // every map of the run with its files (names in the folder), base first
+    let mut run_maps = vec![json!({
+        "label": base_label,
+        "landuse": file_name(&base_map),
+        "carbon": run_files::storage_name(&base_label),
+    })];
     let mut scen = serde_json::Map::new();
     let mut scenario_counts: Vec<(String, flus_shared::tables::ZoneCounts)> = Vec::new();
     for name in &args.scenarios {
@@ -351,11 +380,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         scenario_counts.push((label.clone(), counts));
         let map_path = out.join(format!("landuse_{label}.tif"));
         outputs::write_landuse(&map_path, &study, &st.grid, &res.map)?;
+        let (carbon_path, change_path) =
+            run_carbon.write_scenario(&study, &out, &st.grid, &label, &res.map)?;
         outputs::write_iterations(
             &out.join(format!("iterations_{label}.csv")),
             &study,
             &res.records,
         )?;
+        run_maps.push(json!({
+            "label": label,
+            "scenario": sc.name,
+            "landuse": file_name(&map_path),
+            "carbon": file_name(&carbon_path),
+            "carbon_change": file_name(&change_path),
+        }));
         scen.insert(
             sc.name.clone(),
             json!({
@@ -366,15 +404,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "stop_reason": res.report.stop_reason,
                 "map": map_path,
                 "map_sha256": files::sha256_hex(&res.map),
+                "label": label,
+                "carbon": carbon_path,
+                "carbon_change": change_path,
                 "traffic": traffic,
             }),
         );
         stage(&format!("scenario_{}", sc.name), &mut lap);
     }
     report["scenarios"] = Value::Object(scen);
+    report["maps"] = Value::Array(run_maps);
     // the paper's tables 7-9 from integer counts per (zone, class)
     let base_counts = flus_shared::tables::zone_counts(&st.maps[&mk.to], st.zones.as_deref(), k);
-    let base_label = mk.to.to_string();
     let mut maps = vec![flus_shared::tables::MapCounts {
         label: &base_label,
         counts: &base_counts,
@@ -387,8 +428,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 counts: c,
             }),
     );
+    let bar = crate::output::stage("carbon tables");
     report["tables"] = flus_shared::tables::write(&study, st.grid.cell_area(), &maps, &out)?;
     stage("carbon_tables", &mut lap);
+    drop(bar);
     if st.drivers.is_empty() {
         tracing::info!("no drivers: no GWR driver analysis");
     } else {
@@ -397,7 +440,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "GWR driver analysis of the {} suitability",
             mk.to
         );
+        let bar = crate::output::stage("GWR driver analysis");
         report["gwr"] = flus_shared::analysis::run(&study, &st, &suit.values, &out)?;
+        drop(bar);
         stage("gwr", &mut lap);
     }
     report["wall_seconds"] = json!(started.elapsed().as_secs_f64());
@@ -406,11 +451,21 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .map(|(n, s)| json!({"stage": n, "seconds": s}))
         .collect::<Vec<_>>());
     report["version"] = json!(env!("CARGO_PKG_VERSION"));
+    report["versions"] = json!({
+        "flus": env!("CARGO_PKG_VERSION"),
+        "gdal": flus_shared::raster::gdal_version(),
+    });
+    report["outputs"] = json!(run_files::manifest(&out)?);
     report["completed"] = json!(true);
     files::write_atomic(
         &out.join("run.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
+    let bar = crate::output::stage("report");
+    let built = crate::report::build(&out)?;
+    drop(bar);
+    tracing::info!(report = %built.report.display(), "report written");
+    report["report"] = json!(built.report);
     if args.json {
         crate::output::print_json(&report)?;
     } else {

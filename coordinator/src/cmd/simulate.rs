@@ -72,7 +72,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let pool = common::pool(args.threads)?;
     let (suit, run) = pool.install(|| -> anyhow::Result<_> {
         tracing::info!("ANN suitability from the {} map", mk.to);
+        let ann = crate::output::stage(&format!("ANN suitability from the {} map", mk.to));
         let suit = model::suitability(&study, &st, mk.to)?;
+        drop(ann);
         let params = model::ca_params(&study, index);
         let input = CaInput {
             width: st.grid.width,
@@ -83,9 +85,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             demand: &demand,
         };
         let label = format!("{} {}", args.scenario, mk.target_year);
-        let run = ca::run(&params, &input, tiling, common::progress_logger(label))?;
+        let run = ca::run(
+            &params,
+            &input,
+            tiling,
+            common::progress_logger(label, params.max_iterations),
+        )?;
         Ok((suit, run))
     })?;
+    let _writing = crate::output::stage("writing outputs");
     flus_shared::files::ensure_dir(&out)?;
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
     flus_shared::ann::write_suitability(&suit_path, &st.grid, &suit.values, &names)?;

@@ -183,7 +183,9 @@ pub fn write_metrics_csv(
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let tiling = common::parse_tiling(&args.tiles)?;
     let study = Study::load(&args.study)?;
+    let inputs = crate::output::stage("inputs");
     let st = stack::load(&study)?;
+    drop(inputs);
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
     let label = format!("validation {}", study.config.markov.to);
     let v = common::pool(args.threads)?.install(|| {
@@ -192,7 +194,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 params,
                 input,
                 tiling,
-                common::progress_logger(label),
+                common::progress_logger(label, params.max_iterations),
             )?)
         })
     })?;

@@ -1,0 +1,434 @@
+//! `report.html` of a run folder: PNG maps of the base year and every scenario (class
+//! colours of the land-use GeoTIFFs, legend, scale bar), carbon change maps, SVG charts
+//! of area per class and total carbon, and the demand, validation and GWR tables.
+//! Built from `run.json` and the files of the folder only, so `flus report` can rebuild
+//! it; it opens offline (no external resources).
+
+pub mod html;
+pub mod png;
+pub mod svg;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use flus_shared::files;
+use serde_json::Value;
+
+use html::{esc, LegendEntry};
+
+/// Width at which every map is shown on the page, CSS pixels.
+const MAP_DISPLAY_WIDTH: f64 = 250.0;
+
+/// What [`build`] wrote.
+#[derive(Debug)]
+pub struct Built {
+    /// The page.
+    pub report: PathBuf,
+    /// The PNG images it shows.
+    pub images: Vec<PathBuf>,
+}
+
+/// One map of the run (the base year or a scenario), as listed in run.json `maps`.
+#[derive(Clone, Debug)]
+struct RunMap {
+    label: String,
+    scenario: Option<String>,
+    landuse: String,
+    carbon_change: Option<String>,
+}
+
+/// A CSV file as header and rows; `None` when the run did not write it.
+type Csv = Option<(Vec<String>, Vec<Vec<String>>)>;
+
+fn read_csv(path: &Path) -> anyhow::Result<Csv> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let header = r
+        .headers()
+        .with_context(|| format!("{}: header", path.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut rows = Vec::new();
+    for rec in r.records() {
+        let rec = rec.with_context(|| format!("reading {}", path.display()))?;
+        rows.push(rec.iter().map(str::to_string).collect());
+    }
+    Ok(Some((header, rows)))
+}
+
+fn str_of<'a>(v: &'a Value, key: &str, file: &Path) -> anyhow::Result<&'a str> {
+    v[key].as_str().with_context(|| {
+        format!(
+            "{}: no string `{key}` (a run.json of flus run {} or later is needed)",
+            file.display(),
+            env!("CARGO_PKG_VERSION")
+        )
+    })
+}
+
+fn maps_of(run: &Value, file: &Path) -> anyhow::Result<Vec<RunMap>> {
+    let maps = run["maps"]
+        .as_array()
+        .with_context(|| format!("{}: no `maps` list (rerun flus run)", file.display()))?;
+    maps.iter()
+        .map(|m| {
+            Ok(RunMap {
+                label: str_of(m, "label", file)?.to_string(),
+                scenario: m["scenario"].as_str().map(str::to_string),
+                landuse: str_of(m, "landuse", file)?.to_string(),
+                carbon_change: m["carbon_change"].as_str().map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+fn legend_of(run: &Value, file: &Path) -> anyhow::Result<Vec<LegendEntry>> {
+    let l = run["legend"]
+        .as_array()
+        .with_context(|| format!("{}: no `legend` list (rerun flus run)", file.display()))?;
+    l.iter()
+        .map(|e| {
+            Ok(LegendEntry {
+                name: str_of(e, "name", file)?.to_string(),
+                color: str_of(e, "color", file)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Writes `report/` PNGs and `report.html` into run folder `dir` from its run.json.
+pub fn build(dir: &Path) -> anyhow::Result<Built> {
+    let run_path = dir.join("run.json");
+    let text = std::fs::read_to_string(&run_path).with_context(|| {
+        format!(
+            "reading {} (is this a flus run folder?)",
+            run_path.display()
+        )
+    })?;
+    let run: Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", run_path.display()))?;
+    let maps = maps_of(&run, &run_path)?;
+    let legend = legend_of(&run, &run_path)?;
+    let img_dir = dir.join("report");
+    files::ensure_dir(&img_dir)?;
+    let mut images = Vec::new();
+
+    // land-use maps
+    let mut figs = String::new();
+    for m in &maps {
+        let (img, palette) = png::class_map(&dir.join(&m.landuse))?;
+        let name = format!("landuse_{}.png", m.label);
+        png::write_png(&img_dir.join(&name), &img, &palette)?;
+        images.push(img_dir.join(&name));
+        let title = match &m.scenario {
+            Some(s) => format!(
+                "{s} <small>{}</small>",
+                esc(m.label.rsplit('_').next().unwrap_or(""))
+            ),
+            None => format!("Base year <small>{}</small>", esc(&m.label)),
+        };
+        figs.push_str(&map_figure(
+            &title,
+            &format!("report/{name}"),
+            &img,
+            &html::legend(&legend),
+        ));
+    }
+    let mut sections = vec![format!(
+        "<section id=\"maps\"><h2>Land use</h2><p class=\"lead\">The observed base-year map and the simulated map of every scenario (class colours as in the GeoTIFFs; click a map for full resolution).</p><div class=\"maps\">{figs}</div></section>"
+    )];
+
+    // carbon change maps
+    let mut figs = String::new();
+    for m in &maps {
+        let Some(change) = &m.carbon_change else {
+            continue;
+        };
+        let (img, max) = png::change_map(&dir.join(change))?;
+        let name = format!("carbon_change_{}.png", m.label);
+        png::write_png(&img_dir.join(&name), &img, &png::change_palette())?;
+        images.push(img_dir.join(&name));
+        let title = format!(
+            "{} <small>− base year</small>",
+            esc(m.scenario.as_deref().unwrap_or(&m.label))
+        );
+        figs.push_str(&map_figure(
+            &title,
+            &format!("report/{name}"),
+            &img,
+            &svg::ramp_legend(max, MAP_DISPLAY_WIDTH),
+        ));
+    }
+    if !figs.is_empty() {
+        sections.push(format!(
+            "<section id=\"carbon-maps\"><h2>Carbon storage change</h2><p class=\"lead\">Change of carbon stored per cell, scenario minus base year (t C per cell; each map on its own symmetric scale).</p><div class=\"maps\">{figs}</div></section>"
+        ));
+    }
+
+    sections.push(charts(dir, &legend)?);
+    let carbon = read_csv(&dir.join("carbon_storage.csv"))?;
+    sections.push(scenario_table(&run, &maps, &carbon));
+    sections.extend(tables(dir, &legend, &run)?);
+
+    let header = header_html(&run);
+    let footer = format!(
+        "Made by flus {} from <code>run.json</code> of this folder; maps and tables are the files beside it. Rebuild with <code>flus report {}</code>.",
+        esc(run["versions"]["flus"].as_str().unwrap_or(env!("CARGO_PKG_VERSION"))),
+        esc(&dir.display().to_string())
+    );
+    let title = format!(
+        "{} — flus run report",
+        run["study"].as_str().unwrap_or("flus run")
+    );
+    let page = html::page(&title, &header, &sections, &footer);
+    let report = dir.join("report.html");
+    files::write_atomic(&report, page.as_bytes())?;
+    Ok(Built { report, images })
+}
+
+fn map_figure(title: &str, src: &str, img: &png::MapImage, below: &str) -> String {
+    let w = MAP_DISPLAY_WIDTH;
+    let h = (w * img.height as f64 / img.width.max(1) as f64).round();
+    format!(
+        "<figure class=\"map\" style=\"width:{}px\"><figcaption>{title}</figcaption><a href=\"{src}\"><img src=\"{src}\" width=\"{w}\" height=\"{h}\" alt=\"map\"></a>{}{below}</figure>",
+        w + 22.0,
+        svg::scale_bar(img.ground_width, w, img.geographic)
+    )
+}
+
+fn legend_color<'a>(legend: &'a [LegendEntry], name: &str) -> &'a str {
+    legend
+        .iter()
+        .find(|e| e.name == name)
+        .map_or("#999", |e| e.color.as_str())
+}
+
+fn swatch(legend: &[LegendEntry]) -> impl Fn(&str) -> String + '_ {
+    move |name: &str| {
+        if legend.iter().any(|e| e.name == name) {
+            format!(
+                "<span class=\"swatch\" style=\"background:{}\"></span>{}",
+                esc(legend_color(legend, name)),
+                esc(name)
+            )
+        } else {
+            esc(name)
+        }
+    }
+}
+
+fn charts(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<String> {
+    let mut s = String::from("<section id=\"charts\"><h2>Area and carbon</h2><p class=\"lead\">Area of every class per map, and total carbon storage per map (InVEST carbon model, pools of the study).</p><div class=\"charts\">");
+    if let Some((header, rows)) = read_csv(&dir.join("area_by_class.csv"))? {
+        let groups: Vec<String> = header
+            .iter()
+            .skip(2)
+            .map(|h| h.trim_end_matches(" km2").replace('_', " "))
+            .collect();
+        let class_rows: Vec<&Vec<String>> = rows
+            .iter()
+            .filter(|r| legend.iter().any(|e| Some(&e.name) == r.first()))
+            .collect();
+        let series: Vec<svg::Series> = class_rows
+            .iter()
+            .map(|r| svg::Series {
+                name: &r[0],
+                color: legend_color(legend, &r[0]),
+            })
+            .collect();
+        let values: Vec<Vec<f64>> = (0..groups.len())
+            .map(|g| {
+                class_rows
+                    .iter()
+                    .map(|r| r.get(g + 2).and_then(|v| v.parse().ok()).unwrap_or(0.0))
+                    .collect()
+            })
+            .collect();
+        s.push_str("<div><h3>Area per class</h3>");
+        s.push_str(&svg::grouped_bars(&groups, &series, &values, "area, km²"));
+        s.push_str("</div>");
+    }
+    if let Some((_, rows)) = read_csv(&dir.join("carbon_storage.csv"))? {
+        let totals: Vec<f64> = rows
+            .iter()
+            .map(|r| r.get(1).and_then(|v| v.parse().ok()).unwrap_or(0.0))
+            .collect();
+        let max = totals.iter().cloned().fold(0.0, f64::max);
+        let (div, unit) = if max >= 1e6 {
+            (1e6, "Mt C")
+        } else if max >= 1e3 {
+            (1e3, "kt C")
+        } else {
+            (1.0, "t C")
+        };
+        // "urbanized_2060" -> "urbanized" over "2060, -58.3 %"
+        let split = |l: &str| -> (String, String) {
+            match l.rsplit_once('_') {
+                Some((n, y)) => (n.replace('_', " "), y.to_string()),
+                None => (l.to_string(), String::new()),
+            }
+        };
+        let labels: Vec<String> = rows.iter().map(|r| split(&r[0]).0).collect();
+        let values: Vec<f64> = totals.iter().map(|t| t / div).collect();
+        let notes: Vec<String> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let p: f64 = r.get(3).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+                let year = split(&r[0]).1;
+                if i == 0 {
+                    "base year".into()
+                } else {
+                    format!(
+                        "{year}, {}{:.1} %",
+                        if p >= 0.0 { "+" } else { "−" },
+                        p.abs()
+                    )
+                }
+            })
+            .collect();
+        let colors: Vec<&str> = (0..rows.len())
+            .map(|i| if i == 0 { "#7b8794" } else { "#2f7d5b" })
+            .collect();
+        s.push_str("<div><h3>Total carbon storage</h3>");
+        s.push_str(&svg::bars(
+            &labels,
+            &values,
+            &notes,
+            &colors,
+            &format!("storage, {unit}"),
+        ));
+        s.push_str("</div>");
+    }
+    s.push_str("</div></section>");
+    Ok(s)
+}
+
+fn scenario_table(run: &Value, maps: &[RunMap], carbon: &Csv) -> String {
+    let mut s = String::from("<section id=\"scenarios\"><h2>Maps and carbon storage</h2><p class=\"lead\">Every map of the run: CA iterations and whether the land demand was met, carbon storage (t C) and its change against the base year.</p><table><thead><tr><th>map</th><th>file</th><th>iterations</th><th>demand</th><th>stop reason</th><th>carbon storage, t</th><th>change, t</th><th>change, %</th></tr></thead><tbody>");
+    for m in maps {
+        let row = carbon
+            .as_ref()
+            .and_then(|(_, rows)| rows.iter().find(|r| r.first() == Some(&m.label)));
+        let num = |i: usize| {
+            row.and_then(|r| r.get(i))
+                .and_then(|v| v.parse::<f64>().ok())
+                .map_or(String::new(), svg::fmt_num)
+        };
+        let (name, iters, demand, stop) = match &m.scenario {
+            Some(name) => {
+                let sc = &run["scenarios"][name];
+                let met = sc["demand_met"].as_bool().unwrap_or(false);
+                (
+                    esc(name),
+                    sc["iterations"].as_u64().unwrap_or(0).to_string(),
+                    format!(
+                        "<td class=\"{}\">{}</td>",
+                        if met { "ok" } else { "bad" },
+                        if met { "met" } else { "not met" }
+                    ),
+                    esc(&sc["stop_reason"].as_str().unwrap_or("").replace('_', " ")),
+                )
+            }
+            None => (
+                format!("base year {}", esc(&m.label)),
+                "–".into(),
+                "<td>observed</td>".into(),
+                String::new(),
+            ),
+        };
+        s.push_str(&format!(
+            "<tr><th scope=\"row\">{name}</th><td><code>{}</code></td><td class=\"num\">{iters}</td>{demand}<td>{stop}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&m.landuse),
+            num(1),
+            num(2),
+            num(3),
+        ));
+    }
+    s.push_str("</tbody></table></section>");
+    s
+}
+
+fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    if let Some((header, rows)) = read_csv(&dir.join("demand.csv"))? {
+        let header: Vec<String> = header
+            .iter()
+            .map(|h| {
+                h.strip_prefix("cells_")
+                    .map(|y| format!("{y} observed"))
+                    .unwrap_or_else(|| h.replace('_', " "))
+            })
+            .collect();
+        out.push(format!(
+            "<section id=\"demand\"><h2>Land demand (cells)</h2><p class=\"lead\">Observed cells per class and the Markov demand of every scenario for the target year.</p>{}</section>",
+            html::table(&header, &rows, None, swatch(legend), |_| "")
+        ));
+    }
+    let validation = match read_csv(&dir.join("validation_metrics.csv"))? {
+        Some((header, rows)) => format!(
+            "<p class=\"lead\">The CA run on the past period compared with the real map: the simulation beside the persistence baseline (no change) and a random allocation of the same demand. OA overall accuracy, FoM figure of merit.</p>{}",
+            html::table(&header, &rows, Some(3), esc, |r| {
+                if r.first().map(String::as_str) == Some("simulation") {
+                    "hl"
+                } else {
+                    ""
+                }
+            })
+        ),
+        None => "<p class=\"lead\">Validation was not run (<code>--no-validation</code>).</p>".to_string(),
+    };
+    out.push(format!(
+        "<section id=\"validation\"><h2>Validation</h2>{validation}</section>"
+    ));
+    if let Some((header, rows)) = read_csv(&dir.join("gwr_factor_r2.csv"))? {
+        out.push(format!(
+            "<section id=\"gwr\"><h2>Driver analysis (GWR factor R²)</h2><p class=\"lead\">Local R² of a geographically weighted regression of each class's suitability on one driver ({} sample points); darker = the driver explains more.</p>{}</section>",
+            run["gwr"]["points"].as_u64().map_or("?".to_string(), |n| n.to_string()),
+            html::heat_table(&header, &rows, swatch(legend))
+        ));
+    }
+    Ok(out)
+}
+
+fn header_html(run: &Value) -> String {
+    let fact = |k: &str, v: String| format!("<span>{k}: <b>{}</b></span>", esc(&v));
+    let mut facts = vec![
+        fact("seed", run["seed"].to_string()),
+        fact(
+            "valid cells",
+            svg::fmt_num(run["valid_cells"].as_f64().unwrap_or(0.0)),
+        ),
+        fact(
+            "workers",
+            run["workers"].as_array().map_or(0, |w| w.len()).to_string(),
+        ),
+        fact(
+            "wall time",
+            format!("{:.1} s", run["wall_seconds"].as_f64().unwrap_or(0.0)),
+        ),
+        fact(
+            "flus",
+            run["versions"]["flus"].as_str().unwrap_or("?").to_string(),
+        ),
+        fact(
+            "GDAL",
+            run["versions"]["gdal"].as_str().unwrap_or("?").to_string(),
+        ),
+    ];
+    if let Some(h) = run["config_sha256"].as_str() {
+        facts.push(fact("config sha256", h.chars().take(12).collect()));
+    }
+    format!(
+        "<h1>{}</h1><p>Land use {} → {} under {} scenario(s): FLUS simulation, carbon storage and driver analysis.</p><div class=\"facts\">{}</div>",
+        esc(run["study"].as_str().unwrap_or("flus run")),
+        run["base_year"],
+        run["target_year"],
+        run["scenarios"].as_object().map_or(0, |s| s.len()),
+        facts.join("")
+    )
+}

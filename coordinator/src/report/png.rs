@@ -1,0 +1,305 @@
+//! PNG maps of the report: a class map with its GeoTIFF colour table, a carbon change
+//! map on a diverging ramp; large grids downsampled (majority for classes, nearest for
+//! values) to at most [`MAX_WIDTH`] pixels wide; written with GDAL's PNG driver
+//! (CreateCopy of a MEM dataset) to a temporary name renamed on success.
+
+use std::path::Path;
+
+use anyhow::Context;
+use flus_shared::carbon::CARBON_NODATA;
+use flus_shared::raster;
+use gdal::raster::{Buffer, ColorEntry, ColorTable, PaletteInterpretation, RasterCreationOptions};
+use gdal::DriverManager;
+
+/// Widest PNG map written, pixels.
+pub const MAX_WIDTH: usize = 1200;
+
+/// A palette of up to 256 RGBA colours, index = pixel value.
+pub type Palette = Vec<[u8; 4]>;
+
+/// A map as written: pixels (palette indices), size, and the ground size of a pixel.
+#[derive(Clone, Debug)]
+pub struct MapImage {
+    /// Pixels, row-major.
+    pub pixels: Vec<u8>,
+    /// Width, pixels.
+    pub width: usize,
+    /// Height, pixels.
+    pub height: usize,
+    /// Ground width of the whole map, in the CRS unit (m for projected grids).
+    pub ground_width: f64,
+    /// Whether the CRS is geographic (degrees) rather than projected.
+    pub geographic: bool,
+}
+
+/// The downsampling factor that brings `width` to at most [`MAX_WIDTH`].
+pub fn factor_for(width: usize) -> usize {
+    width.div_ceil(MAX_WIDTH).max(1)
+}
+
+/// Majority of each `f` x `f` block of `values` (`w` x `h`); ties go to the smaller
+/// value; `nodata` counts only when the whole block is nodata.
+pub fn downsample_majority(
+    values: &[u8],
+    w: usize,
+    h: usize,
+    f: usize,
+    nodata: Option<u8>,
+) -> (Vec<u8>, usize, usize) {
+    if f <= 1 {
+        return (values.to_vec(), w, h);
+    }
+    let (ow, oh) = (w.div_ceil(f), h.div_ceil(f));
+    let mut out = Vec::with_capacity(ow * oh);
+    let mut counts = [0u32; 256];
+    for by in 0..oh {
+        for bx in 0..ow {
+            counts.fill(0);
+            for y in by * f..((by + 1) * f).min(h) {
+                for &v in &values[y * w + bx * f..y * w + ((bx + 1) * f).min(w)] {
+                    counts[v as usize] += 1;
+                }
+            }
+            let mut best: Option<(u8, u32)> = None;
+            for (v, &n) in counts.iter().enumerate() {
+                if n == 0 || Some(v as u8) == nodata {
+                    continue;
+                }
+                if best.is_none_or(|(_, bn)| n > bn) {
+                    best = Some((v as u8, n));
+                }
+            }
+            out.push(best.map(|(v, _)| v).or(nodata).unwrap_or(0));
+        }
+    }
+    (out, ow, oh)
+}
+
+/// The value at the centre of each `f` x `f` block (nearest neighbour).
+pub fn downsample_nearest<T: Copy>(
+    values: &[T],
+    w: usize,
+    h: usize,
+    f: usize,
+) -> (Vec<T>, usize, usize) {
+    if f <= 1 {
+        return (values.to_vec(), w, h);
+    }
+    let (ow, oh) = (w.div_ceil(f), h.div_ceil(f));
+    let mut out = Vec::with_capacity(ow * oh);
+    for by in 0..oh {
+        let y = (by * f + f / 2).min(h - 1);
+        for bx in 0..ow {
+            let x = (bx * f + f / 2).min(w - 1);
+            out.push(values[y * w + x]);
+        }
+    }
+    (out, ow, oh)
+}
+
+/// A class GeoTIFF (Byte with colour table) as a downsampled image and its palette
+/// (the colour table; nodata transparent).
+pub fn class_map(path: &Path) -> anyhow::Result<(MapImage, Palette)> {
+    let (info, values) = raster::read_band::<u8>(path, 1)?;
+    let ds = raster::open(path)?;
+    let band = ds
+        .rasterband(1)
+        .with_context(|| format!("{}: band 1", path.display()))?;
+    let table = band.color_table().with_context(|| {
+        format!(
+            "{}: no colour table, expected a flus land-use map",
+            path.display()
+        )
+    })?;
+    let mut palette: Palette = vec![[0, 0, 0, 0]; 256];
+    for (i, p) in palette
+        .iter_mut()
+        .enumerate()
+        .take(table.entry_count().min(256))
+    {
+        if let Some(e) = table.entry_as_rgb(i) {
+            *p = [e.r as u8, e.g as u8, e.b as u8, e.a as u8];
+        }
+    }
+    let nodata = info
+        .nodata
+        .filter(|v| (0.0..=255.0).contains(v))
+        .map(|v| v as u8);
+    if let Some(n) = nodata {
+        palette[n as usize] = [0, 0, 0, 0];
+    }
+    let f = factor_for(info.grid.width);
+    let (pixels, width, height) =
+        downsample_majority(&values, info.grid.width, info.grid.height, f, nodata);
+    Ok((image(pixels, width, height, &info), palette))
+}
+
+fn image(pixels: Vec<u8>, width: usize, height: usize, info: &raster::RasterInfo) -> MapImage {
+    MapImage {
+        pixels,
+        width,
+        height,
+        ground_width: info.grid.cell_width() * info.grid.width as f64,
+        geographic: is_geographic(&info.grid.crs_wkt),
+    }
+}
+
+fn is_geographic(wkt: &str) -> bool {
+    let w = wkt.trim_start();
+    w.starts_with("GEOGCS") || w.starts_with("GEOGCRS")
+}
+
+/// Colour stops of the diverging ramp (ColorBrewer BrBG, 7 classes): loss brown, no
+/// change light grey, gain blue-green.
+pub const RAMP: [[u8; 3]; 7] = [
+    [0x8c, 0x51, 0x0a],
+    [0xd8, 0xb3, 0x65],
+    [0xf6, 0xe8, 0xc3],
+    [0xf5, 0xf5, 0xf5],
+    [0xc7, 0xea, 0xe5],
+    [0x5a, 0xb4, 0xac],
+    [0x01, 0x66, 0x5e],
+];
+
+/// The ramp's colour at `t` in [-1, 1] (-1 = largest loss, 1 = largest gain).
+pub fn ramp(t: f64) -> [u8; 3] {
+    let x = (t.clamp(-1.0, 1.0) + 1.0) / 2.0 * (RAMP.len() - 1) as f64;
+    let i = (x.floor() as usize).min(RAMP.len() - 2);
+    let u = x - i as f64;
+    let mut c = [0u8; 3];
+    for (k, v) in c.iter_mut().enumerate() {
+        *v = (RAMP[i][k] as f64 * (1.0 - u) + RAMP[i + 1][k] as f64 * u).round() as u8;
+    }
+    c
+}
+
+/// Palette of the change map: index 0 transparent (no data), 1..=255 the ramp from -1
+/// to 1 (index 128 = no change).
+pub fn change_palette() -> Palette {
+    let mut p = vec![[0, 0, 0, 0]; 256];
+    for (i, e) in p.iter_mut().enumerate().skip(1) {
+        let [r, g, b] = ramp((i as f64 - 128.0) / 127.0);
+        *e = [r, g, b, 255];
+    }
+    p
+}
+
+/// Palette index of change `v` on a scale of +-`max` (0 for no data).
+pub fn change_index(v: f32, max: f64) -> u8 {
+    if v == CARBON_NODATA || !v.is_finite() {
+        return 0;
+    }
+    let t = if max > 0.0 { v as f64 / max } else { 0.0 };
+    (128.0 + 127.0 * t.clamp(-1.0, 1.0)).round() as u8
+}
+
+/// A carbon change GeoTIFF as an image on the ramp, with the scale's bound (largest
+/// absolute change, t per cell).
+pub fn change_map(path: &Path) -> anyhow::Result<(MapImage, f64)> {
+    let (info, values) = raster::read_band::<f32>(path, 1)?;
+    let max = values
+        .iter()
+        .filter(|&&v| v != CARBON_NODATA && v.is_finite())
+        .fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+    let f = factor_for(info.grid.width);
+    let (small, width, height) = downsample_nearest(&values, info.grid.width, info.grid.height, f);
+    let pixels = small.iter().map(|&v| change_index(v, max)).collect();
+    Ok((image(pixels, width, height, &info), max))
+}
+
+/// Writes `img` with `palette` as a paletted PNG (alpha where a colour is transparent).
+pub fn write_png(path: &Path, img: &MapImage, palette: &Palette) -> anyhow::Result<()> {
+    let err = |what: &str| format!("{}: {what}", path.display());
+    let mem =
+        DriverManager::get_driver_by_name("MEM").with_context(|| err("no GDAL MEM driver"))?;
+    let png =
+        DriverManager::get_driver_by_name("PNG").with_context(|| err("no GDAL PNG driver"))?;
+    let ds = mem
+        .create_with_band_type::<u8, _>("", img.width, img.height, 1)
+        .with_context(|| err("MEM dataset"))?;
+    {
+        let mut band = ds.rasterband(1).with_context(|| err("MEM band"))?;
+        let mut buf = Buffer::new((img.width, img.height), img.pixels.clone());
+        band.write((0, 0), (img.width, img.height), &mut buf)
+            .with_context(|| err("writing pixels"))?;
+        let mut table = ColorTable::new(PaletteInterpretation::Rgba);
+        for (i, c) in palette.iter().enumerate() {
+            table.set_color_entry(
+                i as u16,
+                &ColorEntry::rgba(c[0] as i16, c[1] as i16, c[2] as i16, c[3] as i16),
+            );
+        }
+        band.set_color_table(&table);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial.png"));
+    let result = ds
+        .create_copy(&png, &tmp, &RasterCreationOptions::new())
+        .map(drop)
+        .with_context(|| err("PNG CreateCopy"));
+    let tmp_aux = tmp.with_file_name(format!(".{name}.partial.png.aux.xml"));
+    let _ = std::fs::remove_file(&tmp_aux);
+    match result {
+        Ok(()) => std::fs::rename(&tmp, path).with_context(|| err("renaming the PNG into place")),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn majority_downsampling_keeps_the_commonest_class_and_skips_nodata() {
+        // 4 x 2 grid, blocks of 2 x 2:
+        // [1 1 | 0 0]
+        // [2 1 | 0 3]   -> left block: 1 (three times); right: 3 (0 is nodata)
+        let v = [1, 1, 0, 0, 2, 1, 0, 3];
+        assert_eq!(
+            downsample_majority(&v, 4, 2, 2, Some(0)),
+            (vec![1, 3], 2, 1)
+        );
+        // a tie (2 and 1 twice each) goes to the smaller value
+        let v = [2, 1, 1, 2];
+        assert_eq!(downsample_majority(&v, 2, 2, 2, None), (vec![1], 1, 1));
+        // an all-nodata block stays nodata
+        assert_eq!(
+            downsample_majority(&[0, 0, 0, 0], 2, 2, 2, Some(0)).0,
+            vec![0]
+        );
+    }
+
+    #[test]
+    fn nearest_downsampling_takes_block_centres() {
+        // 5 x 1 with f = 2: blocks {0,1},{2,3},{4}; centres at x = 1, 3, min(5, 4) = 4
+        let v = [10, 11, 12, 13, 14];
+        assert_eq!(downsample_nearest(&v, 5, 1, 2), (vec![11, 13, 14], 3, 1));
+    }
+
+    #[test]
+    fn grids_wider_than_the_limit_are_reduced_to_it() {
+        assert_eq!(factor_for(1004), 1);
+        assert_eq!(factor_for(1200), 1);
+        assert_eq!(factor_for(1201), 2);
+        assert_eq!(factor_for(12_000), 10);
+    }
+
+    #[test]
+    fn change_scale_maps_loss_zero_and_gain_to_the_ramp_ends_and_centre() {
+        assert_eq!(change_index(CARBON_NODATA, 10.0), 0);
+        assert_eq!(change_index(-10.0, 10.0), 1);
+        assert_eq!(change_index(0.0, 10.0), 128);
+        assert_eq!(change_index(10.0, 10.0), 255);
+        assert_eq!(ramp(-1.0), RAMP[0]);
+        assert_eq!(ramp(0.0), RAMP[3]);
+        assert_eq!(ramp(1.0), RAMP[6]);
+        // halfway between stops 3 and 4: (0xf5 + 0xc7) / 2 = 222, (0xf5 + 0xea) / 2 = 239.5
+        assert_eq!(ramp(1.0 / 6.0), [222, 240, 237]);
+    }
+}

@@ -1,0 +1,407 @@
+//! Inline SVG of the report: scale bars, the change ramp legend, grouped and simple bar
+//! charts with value axes. Pure functions of numbers and labels.
+
+use std::fmt::Write;
+
+use super::html::esc;
+
+/// Font of every chart.
+const FONT: &str = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\"";
+
+/// A "nice" length (1, 2 or 5 times a power of ten) no longer than `max`.
+pub fn nice_length(max: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 0.0;
+    }
+    let p = 10f64.powf(max.log10().floor());
+    [5.0, 2.0, 1.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|&l| l <= max * (1.0 + 1e-9))
+        .unwrap_or(p)
+}
+
+/// A length in metres as text: metres below 1 km, else km.
+pub fn length_label(m: f64) -> String {
+    if m >= 1000.0 {
+        format!("{} km", trim(m / 1000.0))
+    } else {
+        format!("{} m", trim(m))
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A scale bar for a map `ground_width` (CRS units) shown `display_width` pixels wide,
+/// at most about a third of the map, in four alternating segments, with a north arrow.
+pub fn scale_bar(ground_width: f64, display_width: f64, geographic: bool) -> String {
+    let per_px = ground_width / display_width;
+    let len = nice_length(ground_width / 3.0);
+    let px = len / per_px;
+    let label = if geographic {
+        format!("{}°", trim(len))
+    } else {
+        length_label(len)
+    };
+    let mut s = String::new();
+    let h = 34.0;
+    let _ = write!(
+        s,
+        "<svg class=\"scale\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"scale bar {label}\">",
+        w = display_width
+    );
+    let x0 = 4.0;
+    for i in 0..4 {
+        let seg = px / 4.0;
+        let fill = if i % 2 == 0 { "#222" } else { "#fff" };
+        let _ = write!(
+            s,
+            "<rect x=\"{:.1}\" y=\"6\" width=\"{seg:.1}\" height=\"6\" fill=\"{fill}\" stroke=\"#222\" stroke-width=\"1\"/>",
+            x0 + i as f64 * seg
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{x0}\" y=\"26\" font-size=\"11\" {FONT} fill=\"#333\">0</text>\
+         <text x=\"{:.1}\" y=\"26\" font-size=\"11\" {FONT} fill=\"#333\" text-anchor=\"middle\">{}</text>",
+        x0 + px,
+        esc(&label)
+    );
+    // north arrow (the grids are north-up)
+    let ax = display_width - 14.0;
+    let _ = write!(
+        s,
+        "<path d=\"M{ax} 2 L{} 18 L{ax} 14 L{} 18 Z\" fill=\"#222\"/>\
+         <text x=\"{ax}\" y=\"31\" font-size=\"11\" font-weight=\"600\" {FONT} text-anchor=\"middle\" fill=\"#222\">N</text></svg>",
+        ax + 6.0,
+        ax - 6.0
+    );
+    s
+}
+
+/// The change ramp as a horizontal legend from `-max` to `max` t per cell.
+pub fn ramp_legend(max: f64, width: f64) -> String {
+    let mut s = String::new();
+    let bar_w = width - 40.0;
+    let _ = write!(
+        s,
+        "<svg class=\"ramp\" width=\"{width}\" height=\"46\" viewBox=\"0 0 {width} 46\" role=\"img\" aria-label=\"carbon change scale\">\
+         <defs><linearGradient id=\"g{}\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">",
+        (max * 1000.0).round() as i64
+    );
+    for i in 0..=12 {
+        let t = i as f64 / 12.0;
+        let [r, g, b] = super::png::ramp(t * 2.0 - 1.0);
+        let _ = write!(
+            s,
+            "<stop offset=\"{t:.4}\" stop-color=\"rgb({r},{g},{b})\"/>"
+        );
+    }
+    let _ = write!(
+        s,
+        "</linearGradient></defs><rect x=\"20\" y=\"4\" width=\"{bar_w}\" height=\"12\" fill=\"url(#g{})\" stroke=\"#999\" stroke-width=\"0.5\"/>",
+        (max * 1000.0).round() as i64
+    );
+    for i in 0..=4 {
+        let t = i as f64 / 4.0;
+        let x = 20.0 + t * bar_w;
+        let v = (t * 2.0 - 1.0) * max;
+        let _ = write!(
+            s,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"16\" y2=\"20\" stroke=\"#555\"/>\
+             <text x=\"{x:.1}\" y=\"31\" font-size=\"10.5\" {FONT} text-anchor=\"middle\" fill=\"#333\">{}</text>",
+            signed(v)
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"44\" font-size=\"10.5\" {FONT} text-anchor=\"middle\" fill=\"#666\">t C per cell (loss ← → gain)</text></svg>",
+        20.0 + bar_w / 2.0
+    );
+    s
+}
+
+fn signed(v: f64) -> String {
+    if v.abs() < 1e-9 {
+        "0".into()
+    } else if v > 0.0 {
+        format!("+{}", fmt_num(v))
+    } else {
+        format!("−{}", fmt_num(-v))
+    }
+}
+
+/// A number with at most 3 significant decimals and thousands separators.
+pub fn fmt_num(v: f64) -> String {
+    let decimals = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = s.split_once('.').map_or((s.as_str(), ""), |(a, b)| (a, b));
+    let mut grouped = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let mut out = if v < 0.0 {
+        format!("-{grouped}")
+    } else {
+        grouped
+    };
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// Axis ticks 0, step, 2 step, ... covering `max` with a 1/2/2.5/5 x 10^n step.
+pub fn ticks(max: f64) -> Vec<f64> {
+    if max <= 0.0 || !max.is_finite() {
+        return vec![0.0, 1.0];
+    }
+    let raw = max / 5.0;
+    let p = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|&s| s >= raw * (1.0 - 1e-9))
+        .unwrap_or(10.0 * p);
+    let n = (max / step - 1e-9).ceil() as usize;
+    (0..=n).map(|i| i as f64 * step).collect()
+}
+
+/// One series of a grouped bar chart: a name (legend) and a colour.
+pub struct Series<'a> {
+    /// Legend name.
+    pub name: &'a str,
+    /// Fill colour (CSS).
+    pub color: &'a str,
+}
+
+/// Grouped vertical bars: `values[g][s]` for group `g` (x label `groups[g]`) and
+/// series `s`; y axis titled `unit`.
+pub fn grouped_bars(
+    groups: &[String],
+    series: &[Series],
+    values: &[Vec<f64>],
+    unit: &str,
+) -> String {
+    let (w, h) = (640.0, 340.0);
+    let (left, right, top, bottom) = (64.0, 16.0, 16.0, 78.0);
+    let max = values.iter().flatten().cloned().fold(0.0, f64::max);
+    let t = ticks(max);
+    let ymax = *t.last().unwrap_or(&1.0);
+    let ph = h - top - bottom;
+    let pw = w - left - right;
+    let y = |v: f64| top + ph * (1.0 - v / ymax);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
+        esc(unit)
+    );
+    axis(&mut s, &t, y, left, w - right, unit, top + ph / 2.0);
+    let gw = pw / groups.len().max(1) as f64;
+    let bw = (gw * 0.8 / series.len().max(1) as f64).min(34.0);
+    for (g, name) in groups.iter().enumerate() {
+        let cx = left + gw * (g as f64 + 0.5);
+        let x0 = cx - bw * series.len() as f64 / 2.0;
+        for (k, se) in series.iter().enumerate() {
+            let v = values.get(g).and_then(|r| r.get(k)).copied().unwrap_or(0.0);
+            let _ = write!(
+                s,
+                "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"{}\" stroke=\"#fff\" stroke-width=\"0.5\"><title>{}: {} {} {}</title></rect>",
+                x0 + bw * k as f64,
+                y(v),
+                bw,
+                y(0.0) - y(v),
+                esc(se.color),
+                esc(name),
+                esc(se.name),
+                fmt_num(v),
+                esc(unit)
+            );
+        }
+        let _ = write!(
+            s,
+            "<text x=\"{cx:.1}\" y=\"{:.1}\" font-size=\"12\" {FONT} text-anchor=\"middle\" fill=\"#333\">{}</text>",
+            y(0.0) + 18.0,
+            esc(name)
+        );
+    }
+    // legend
+    let mut lx = left;
+    for se in series {
+        let _ = write!(
+            s,
+            "<rect x=\"{lx:.1}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" {FONT} fill=\"#333\">{}</text>",
+            h - 26.0,
+            esc(se.color),
+            lx + 17.0,
+            h - 16.0,
+            esc(se.name)
+        );
+        lx += 30.0 + 7.0 * se.name.chars().count() as f64;
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Simple vertical bars with the value (and an optional note) above each bar.
+pub fn bars(
+    labels: &[String],
+    values: &[f64],
+    notes: &[String],
+    colors: &[&str],
+    unit: &str,
+) -> String {
+    let (w, h) = (470.0, 340.0);
+    let (left, right, top, bottom) = (64.0, 16.0, 30.0, 44.0);
+    let max = values.iter().cloned().fold(0.0, f64::max);
+    let t = ticks(max);
+    let ymax = *t.last().unwrap_or(&1.0);
+    let ph = h - top - bottom;
+    let pw = w - left - right;
+    let y = |v: f64| top + ph * (1.0 - v / ymax);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
+        esc(unit)
+    );
+    axis(&mut s, &t, y, left, w - right, unit, top + ph / 2.0);
+    let gw = pw / labels.len().max(1) as f64;
+    let bw = (gw * 0.55).min(70.0);
+    for (i, l) in labels.iter().enumerate() {
+        let v = values.get(i).copied().unwrap_or(0.0);
+        let cx = left + gw * (i as f64 + 0.5);
+        let color = colors.get(i).copied().unwrap_or("#4c78a8");
+        let _ = write!(
+            s,
+            "<rect x=\"{:.1}\" y=\"{:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{}\" rx=\"2\"><title>{}: {} {}</title></rect>\
+             <text x=\"{cx:.1}\" y=\"{:.1}\" font-size=\"12\" font-weight=\"600\" {FONT} text-anchor=\"middle\" fill=\"#222\">{}</text>\
+             <text x=\"{cx:.1}\" y=\"{:.1}\" font-size=\"12\" {FONT} text-anchor=\"middle\" fill=\"#333\">{}</text>",
+            cx - bw / 2.0,
+            y(v),
+            y(0.0) - y(v),
+            esc(color),
+            esc(l),
+            fmt_num(v),
+            esc(unit),
+            y(v) - 6.0,
+            fmt_num(v),
+            y(0.0) + 18.0,
+            esc(l)
+        );
+        if let Some(n) = notes.get(i).filter(|n| !n.is_empty()) {
+            let _ = write!(
+                s,
+                "<text x=\"{cx:.1}\" y=\"{:.1}\" font-size=\"11\" {FONT} text-anchor=\"middle\" fill=\"#666\">{}</text>",
+                y(0.0) + 33.0,
+                esc(n)
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A tick value with the decimals its step needs (0 for whole steps).
+pub fn tick_label(v: f64, step: f64) -> String {
+    let d = (0..=4)
+        .find(|&d| {
+            let x = step * 10f64.powi(d);
+            (x - x.round()).abs() < 1e-6 * x.abs().max(1.0)
+        })
+        .unwrap_or(4) as usize;
+    if d == 0 {
+        fmt_num(v.round())
+            .split('.')
+            .next()
+            .unwrap_or("0")
+            .to_string()
+    } else {
+        format!("{v:.d$}")
+    }
+}
+
+fn axis(s: &mut String, t: &[f64], y: impl Fn(f64) -> f64, x0: f64, x1: f64, unit: &str, mid: f64) {
+    let step = if t.len() > 1 { t[1] - t[0] } else { 1.0 };
+    for &v in t {
+        let yv = y(v);
+        let _ = write!(
+            s,
+            "<line x1=\"{x0}\" x2=\"{x1}\" y1=\"{yv:.1}\" y2=\"{yv:.1}\" stroke=\"{}\" stroke-width=\"1\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" {FONT} text-anchor=\"end\" fill=\"#555\">{}</text>",
+            if v == 0.0 { "#888" } else { "#e6e6e6" },
+            x0 - 6.0,
+            yv + 4.0,
+            tick_label(v, step),
+        );
+    }
+    let _ = write!(
+        s,
+        "<text transform=\"translate(14 {mid:.1}) rotate(-90)\" font-size=\"12\" {FONT} text-anchor=\"middle\" fill=\"#333\">{}</text>",
+        esc(unit)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_lengths_are_round_and_fit() {
+        assert_eq!(nice_length(8366.0), 5000.0);
+        assert_eq!(nice_length(1999.0), 1000.0);
+        assert_eq!(nice_length(2000.0), 2000.0);
+        assert_eq!(nice_length(450.0), 200.0);
+        assert_eq!(length_label(5000.0), "5 km");
+        assert_eq!(length_label(2500.0), "2.5 km");
+        assert_eq!(length_label(200.0), "200 m");
+    }
+
+    #[test]
+    fn a_scale_bar_is_drawn_to_the_display_scale() {
+        // 1004 cells of 25 m = 25,100 m shown 300 px wide: 83.67 m/px; a third of the
+        // map is 8,367 m -> 5 km bar = 5000 / 83.667 = 59.76 px, segments of 14.94 px
+        let s = scale_bar(25_100.0, 300.0, false);
+        assert!(s.contains(">5 km<"), "{s}");
+        assert!(s.contains("width=\"14.9\""), "{s}");
+    }
+
+    #[test]
+    fn axis_ticks_cover_the_maximum_with_round_steps() {
+        assert_eq!(ticks(455.8), vec![0.0, 100.0, 200.0, 300.0, 400.0, 500.0]);
+        // 13.96 / 5 = 2.79: the next round step is 5
+        assert_eq!(ticks(13.96), vec![0.0, 5.0, 10.0, 15.0]);
+        assert_eq!(
+            ticks(1.0),
+            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
+    }
+
+    #[test]
+    fn numbers_get_thousands_separators_and_few_decimals() {
+        assert_eq!(fmt_num(1_234_567.0), "1,234,567");
+        assert_eq!(fmt_num(-8136.8), "-8,137");
+        assert_eq!(fmt_num(13.96), "14.0");
+        assert_eq!(fmt_num(0.6183), "0.62");
+        assert_eq!(signed(-2.5), "−2.50");
+        assert_eq!(tick_label(0.0, 100.0), "0");
+        assert_eq!(tick_label(1500.0, 500.0), "1,500");
+        assert_eq!(tick_label(7.5, 2.5), "7.5");
+        assert_eq!(tick_label(0.5, 0.25), "0.50");
+        assert_eq!(tick_label(0.2, 0.2), "0.2");
+    }
+}
