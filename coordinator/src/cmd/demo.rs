@@ -1,5 +1,5 @@
 //! `flus demo`: runs the shipped Ben Cat example study end to end with local workers
-//! (`flus run`) and says where the outputs are.
+//! (`flus run`) and says where the outputs and the report are.
 
 use std::path::{Path, PathBuf};
 
@@ -76,5 +76,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "\nAll outputs (land-use maps per scenario, tables, run.json): {}",
         out.display()
     );
+    let report = out.join("report.html");
+    let report = std::fs::canonicalize(&report).unwrap_or(report);
+    println!("Report (open in a browser): file://{}", report.display());
     Ok(())
 }
