@@ -190,7 +190,11 @@ impl<'a> Remote<'a> {
         fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, ()> {
         let deadline = self.deadline;
-        let res = self.rt.block_on(tokio::time::timeout(deadline, fut));
+        let started = Instant::now();
+        // the timer must be made inside the runtime
+        let res = self
+            .rt
+            .block_on(async move { tokio::time::timeout(deadline, fut).await });
         let addr = &self.workers[w].conn.addr;
         match res {
             Ok(Ok(r)) => {
@@ -198,6 +202,11 @@ impl<'a> Remote<'a> {
                 s.calls += 1;
                 s.calls_since_rejoin += 1;
                 Ok(r.into_inner())
+            }
+            // tonic enforces the deadline too (grpc-timeout): name it the same way
+            Err(_) | Ok(Err(_)) if started.elapsed() >= deadline => {
+                tracing::warn!(worker = %addr, "{what}: no answer within the deadline of {deadline:?}");
+                Err(())
             }
             Ok(Err(e)) => {
                 tracing::warn!(worker = %addr, "{what} failed: {:?}: {}", e.code(), e.message());
