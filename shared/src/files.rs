@@ -8,6 +8,13 @@ use crate::error::{Error, Result};
 
 /// Writes `contents` to `path` through a temporary file renamed on success.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_then(path, contents, || ())
+}
+
+/// [`write_atomic`], calling `before_rename` when the temporary file holds all of
+/// `contents` (synced), just before it is renamed to `path`: a crash up to then leaves
+/// the previous file under `path` intact.
+pub fn write_atomic_then(path: &Path, contents: &[u8], before_rename: impl FnOnce()) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -19,6 +26,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(contents).map_err(|e| Error::io(path, e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    before_rename();
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }

@@ -1,6 +1,10 @@
 //! Helpers for the end-to-end tests of flus-cluster: where the built binaries are, a
 //! child-process guard that kills on drop, starting a worker on port 0 and reading the
-//! address it prints, and running `flus` with a timeout.
+//! address it prints, and running `flus` with a timeout; a small window of the Ben Cat
+//! study ([`crop`]) and a TCP proxy that can cut or blackhole a link ([`proxy`]).
+
+pub mod crop;
+pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -13,13 +17,22 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Path of a workspace binary (`flus`, `flus-worker`) built beside this test.
+/// Path of a workspace binary (`flus`, `flus-worker`) built beside this test, or in
+/// the folder `FLUS_E2E_BIN_DIR` names (to test other builds, e.g. installed ones).
 ///
 /// Panics with a clear message when it has not been built (`cargo build --workspace`).
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/test-xxxx -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let dir = match std::env::var_os("FLUS_E2E_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/test-xxxx -> target/<profile>/<name>
+            exe.parent()
+                .and_then(|d| d.parent())
+                .expect("target dir")
+                .to_path_buf()
+        }
+    };
     let p = dir.join(name);
     assert!(
         p.exists(),
@@ -65,8 +78,14 @@ pub struct Worker {
 /// Starts `flus-worker --listen 127.0.0.1:0 EXTRA...` and reads the bound address from
 /// its first stdout line (waits at most 30 s).
 pub fn start_worker(extra: &[&str]) -> Worker {
+    start_worker_at("127.0.0.1:0", extra)
+}
+
+/// Starts `flus-worker --listen LISTEN EXTRA...` (e.g. the address of a worker that was
+/// killed, to restart it in place) and reads the bound address it prints.
+pub fn start_worker_at(listen: &str, extra: &[&str]) -> Worker {
     let mut child = Command::new(bin("flus-worker"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", listen])
         .args(extra)
         .env("FLUS_TOKEN", TEST_TOKEN)
         .stdout(Stdio::piped())

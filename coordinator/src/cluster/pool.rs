@@ -37,6 +37,34 @@ pub struct WorkerConn {
     pub client: Client,
     /// Threads it reported.
     pub threads: u32,
+    /// The token interceptor, kept to reconnect after the worker was lost.
+    pub auth: AddToken,
+}
+
+impl WorkerConn {
+    /// A fresh connection to the same address with the same token: health and protocol
+    /// checked again within `timeout` (used to re-admit a lost worker).
+    pub async fn reconnect(&self, timeout: Duration) -> anyhow::Result<WorkerConn> {
+        let (channel, h) = check_health(&self.addr, timeout).await?;
+        Ok(with_channel(
+            &self.addr,
+            channel,
+            self.auth.clone(),
+            h.threads,
+        ))
+    }
+}
+
+fn with_channel(addr: &str, channel: Channel, auth: AddToken, threads: u32) -> WorkerConn {
+    let client = WorkerClient::with_interceptor(channel, auth.clone())
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    WorkerConn {
+        addr: addr.to_string(),
+        client,
+        threads,
+        auth,
+    }
 }
 
 /// Normalises `host:port` to `http://host:port`.
@@ -84,12 +112,5 @@ pub async fn connect(addr: &str, token: &str, timeout: Duration) -> anyhow::Resu
     let value: MetadataValue<_> = format!("Bearer {token}")
         .parse()
         .context("the token must be printable ASCII")?;
-    let client = WorkerClient::with_interceptor(channel, AddToken(value))
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
-    Ok(WorkerConn {
-        addr: addr.to_string(),
-        client,
-        threads: h.threads,
-    })
+    Ok(with_channel(addr, channel, AddToken(value), h.threads))
 }

@@ -3,7 +3,15 @@
 //! (static layers plus the class window from the coordinator's map) to the surviving
 //! workers, and the unfinished phase is re-run for them. A step is a pure function of
 //! its inputs, so the result is the same bits as without the failure.
+//!
+//! A lost worker's address is health-checked in the background every few seconds; a
+//! worker that answers again (restarted, or reachable again) is re-admitted at the start
+//! of the next iteration: its stale tiles of the run are dropped, its home tiles
+//! (tile i of n workers lives on worker i mod n) are re-loaded on it from the
+//! coordinator's map and leave their interim owners.
 
+use std::future::Future;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use flus_proto::v1::{
@@ -36,6 +44,23 @@ pub struct StaticLayers<'a> {
 struct WorkerSlot {
     conn: WorkerConn,
     alive: bool,
+    /// The background health check of a lost worker's address.
+    probe: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Calls and failures of one worker.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WorkerTraffic {
+    /// Its address.
+    pub addr: String,
+    /// Calls that it answered.
+    pub calls: u64,
+    /// Times it was dropped.
+    pub lost: u64,
+    /// Times it was re-admitted after being dropped.
+    pub rejoined: u64,
+    /// Calls it answered since it was last re-admitted.
+    pub calls_since_rejoin: u64,
 }
 
 /// Counters of what went over the wire.
@@ -51,6 +76,12 @@ pub struct Traffic {
     pub tiles_moved: u64,
     /// Workers dropped.
     pub workers_lost: u64,
+    /// Lost workers re-admitted.
+    pub workers_rejoined: u64,
+    /// Tiles moved back to re-admitted workers.
+    pub tiles_returned: u64,
+    /// Per worker, in the order given.
+    pub per_worker: Vec<WorkerTraffic>,
 }
 
 /// The remote backend of one CA run.
@@ -72,8 +103,18 @@ pub struct Remote<'a> {
     counted: Vec<bool>,
     committed: Vec<bool>,
     loaded: bool,
+    probe_every: Option<Duration>,
+    rejoined_tx: mpsc::Sender<(usize, WorkerConn)>,
+    rejoined_rx: mpsc::Receiver<(usize, WorkerConn)>,
     /// What went over the wire.
     pub traffic: Traffic,
+}
+
+/// A tonic request that carries the deadline (the worker sees it as grpc-timeout).
+fn request<M>(deadline: Duration, msg: M) -> tonic::Request<M> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(deadline);
+    r
 }
 
 impl<'a> Remote<'a> {
@@ -91,11 +132,23 @@ impl<'a> Remote<'a> {
     ) -> Self {
         let n = workers.len().max(1);
         let owner = (0..rects.len()).map(|i| i % n).collect();
+        let (rejoined_tx, rejoined_rx) = mpsc::channel();
+        let per_worker = workers
+            .iter()
+            .map(|c| WorkerTraffic {
+                addr: c.addr.clone(),
+                ..Default::default()
+            })
+            .collect();
         Self {
             rt,
             workers: workers
                 .into_iter()
-                .map(|conn| WorkerSlot { conn, alive: true })
+                .map(|conn| WorkerSlot {
+                    conn,
+                    alive: true,
+                    probe: None,
+                })
                 .collect(),
             rects,
             owner,
@@ -112,7 +165,57 @@ impl<'a> Remote<'a> {
             counted: Vec::new(),
             committed: Vec::new(),
             loaded: false,
-            traffic: Traffic::default(),
+            probe_every: None,
+            rejoined_tx,
+            rejoined_rx,
+            traffic: Traffic {
+                per_worker,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Health-checks lost workers' addresses every `every` (None: never) and re-admits
+    /// those that answer again.
+    pub fn set_rejoin_probe(&mut self, every: Option<Duration>) {
+        self.probe_every = every.filter(|d| !d.is_zero());
+    }
+
+    /// Runs one call to worker `w` within the deadline; a failure is logged with its
+    /// reason and the worker's address.
+    fn call<T>(
+        &mut self,
+        w: usize,
+        what: &str,
+        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ()> {
+        let deadline = self.deadline;
+        let started = Instant::now();
+        // the timer must be made inside the runtime
+        let res = self
+            .rt
+            .block_on(async move { tokio::time::timeout(deadline, fut).await });
+        let addr = &self.workers[w].conn.addr;
+        match res {
+            Ok(Ok(r)) => {
+                let s = &mut self.traffic.per_worker[w];
+                s.calls += 1;
+                s.calls_since_rejoin += 1;
+                Ok(r.into_inner())
+            }
+            // tonic enforces the deadline too (grpc-timeout): name it the same way
+            Err(_) | Ok(Err(_)) if started.elapsed() >= deadline => {
+                tracing::warn!(worker = %addr, "{what}: no answer within the deadline of {deadline:?}");
+                Err(())
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(worker = %addr, "{what} failed: {:?}: {}", e.code(), e.message());
+                Err(())
+            }
+            Err(_) => {
+                tracing::warn!(worker = %addr, "{what}: no answer within the deadline of {deadline:?}");
+                Err(())
+            }
         }
     }
 
@@ -138,13 +241,29 @@ impl<'a> Remote<'a> {
     /// Loads every tile onto its worker from `map` (done by the first Propose).
     fn load(&mut self, map: &MapView) -> flus_shared::Result<()> {
         let all: Vec<u32> = (0..self.rects.len() as u32).collect();
+        self.place(all, map)?;
+        self.loaded = true;
+        Ok(())
+    }
+
+    /// Loads `tiles` onto their owners from `map`. A worker that fails meanwhile is
+    /// dropped, and its tiles join the ones to load (they must be stepped again).
+    fn place(&mut self, mut tiles: Vec<u32>, map: &MapView) -> flus_shared::Result<()> {
         loop {
-            match self.load_tiles(&all, map) {
-                Ok(_) => {
-                    self.loaded = true;
-                    return Ok(());
+            match self.load_tiles(&tiles, map) {
+                Ok(_) => return Ok(()),
+                Err(w) => {
+                    for t in self.tiles_of(w) {
+                        if let Some(s) = self.stepped.get_mut(t as usize) {
+                            *s = false;
+                        }
+                        if !tiles.contains(&t) {
+                            self.traffic.tiles_moved += 1;
+                            tiles.push(t);
+                        }
+                    }
+                    self.lose(w)?;
                 }
-                Err(w) => self.lose(w)?,
             }
         }
     }
@@ -156,18 +275,119 @@ impl<'a> Remote<'a> {
             tracing::warn!(worker = %self.workers[w].conn.addr, "worker lost; moving its tiles");
             self.workers[w].alive = false;
             self.traffic.workers_lost += 1;
+            self.traffic.per_worker[w].lost += 1;
+            self.probe(w);
         }
         let alive = self.alive();
         if alive.is_empty() {
-            return Err(flus_shared::Error::Data(
-                "every worker is lost; the run stops (resume it with `flus run --resume` once workers are back)".into(),
-            ));
+            let iteration = self.last.as_ref().map(|l| l.1.iteration);
+            return Err(flus_shared::Error::Data(format!(
+                "all workers lost ({} of {}){}: the run stops; resume it with `flus run --resume` once workers are back",
+                self.workers.len(),
+                self.workers.len(),
+                iteration.map(|t| format!(" at iteration {t}")).unwrap_or_default(),
+            )));
         }
         let mut i = 0;
         for t in 0..self.rects.len() {
             if !self.workers[self.owner[t]].alive {
                 self.owner[t] = alive[i % alive.len()];
                 i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the background health check of lost worker `w`'s address: every
+    /// `probe_every`, a fresh connection with the health and protocol check; the first
+    /// that succeeds is handed to [`Self::readmit`].
+    fn probe(&mut self, w: usize) {
+        let Some(every) = self.probe_every else {
+            return;
+        };
+        let conn = self.workers[w].conn.clone();
+        let tx = self.rejoined_tx.clone();
+        let handle = self.rt.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if let Ok(Ok(c)) = tokio::time::timeout(every, conn.reconnect(every)).await {
+                    tracing::info!(worker = %c.addr, "lost worker answers its health check again");
+                    let _ = tx.send((w, c));
+                    return;
+                }
+            }
+        });
+        if let Some(old) = self.workers[w].probe.replace(handle) {
+            old.abort();
+        }
+    }
+
+    /// Re-admits the lost workers that answered their health check again: drops their
+    /// stale tiles of this run, moves their home tiles (i mod n) back onto them from
+    /// `map` and drops those tiles from their interim owners.
+    fn readmit(&mut self, map: &MapView) -> flus_shared::Result<()> {
+        let back: Vec<(usize, WorkerConn)> = self.rejoined_rx.try_iter().collect();
+        for (w, conn) in back {
+            self.workers[w].probe = None;
+            if self.workers[w].alive {
+                continue;
+            }
+            self.workers[w].conn = conn;
+            let mut client = self.workers[w].conn.client.clone();
+            let req = DropTilesRequest {
+                run_id: self.run_id.clone(),
+                tile_ids: vec![],
+            };
+            let req = request(self.deadline, req);
+            if self.call(w, "DropTiles", client.drop_tiles(req)).is_err() {
+                self.probe(w);
+                continue;
+            }
+            self.workers[w].alive = true;
+            self.traffic.workers_rejoined += 1;
+            let stats = &mut self.traffic.per_worker[w];
+            stats.rejoined += 1;
+            stats.calls_since_rejoin = 0;
+            let n = self.workers.len();
+            let home: Vec<u32> = (0..self.rects.len())
+                .filter(|&t| t % n == w && self.owner[t] != w)
+                .map(|t| t as u32)
+                .collect();
+            let interim: Vec<(u32, usize)> =
+                home.iter().map(|&t| (t, self.owner[t as usize])).collect();
+            for &t in &home {
+                self.owner[t as usize] = w;
+            }
+            tracing::info!(
+                worker = %self.workers[w].conn.addr,
+                tiles = home.len(),
+                "worker re-admitted; its tiles move back"
+            );
+            self.traffic.tiles_returned += home.len() as u64;
+            self.place(home, map)?;
+            // the interim owners drop the copies that now live elsewhere
+            let owners: std::collections::BTreeSet<usize> =
+                interim.iter().map(|&(_, o)| o).collect();
+            for o in owners {
+                let ids: Vec<u32> = interim
+                    .iter()
+                    .filter(|&&(t, old)| old == o && self.owner[t as usize] != o)
+                    .map(|&(t, _)| t)
+                    .collect();
+                if ids.is_empty() || !self.workers[o].alive {
+                    continue;
+                }
+                let mut client = self.workers[o].conn.client.clone();
+                let req = request(
+                    self.deadline,
+                    DropTilesRequest {
+                        run_id: self.run_id.clone(),
+                        tile_ids: ids,
+                    },
+                );
+                if self.call(o, "DropTiles", client.drop_tiles(req)).is_err() {
+                    self.recover(o, map)?;
+                }
             }
         }
         Ok(())
@@ -293,23 +513,10 @@ impl<'a> Remote<'a> {
                     })
                     .sum();
                 let mut client = self.workers[w].conn.client.clone();
-                let deadline = self.deadline;
-                let res = self.rt.block_on(async move {
-                    let mut req = tonic::Request::new(tokio_stream::iter(msgs));
-                    req.set_timeout(deadline);
-                    tokio::time::timeout(deadline, client.load_tile(req)).await
-                });
-                match res {
-                    Ok(Ok(_)) => self.traffic.tile_bytes += bytes,
-                    Ok(Err(e))
-                        if e.code() == tonic::Code::InvalidArgument
-                            || e.code() == tonic::Code::ResourceExhausted =>
-                    {
-                        tracing::error!(worker = %self.workers[w].conn.addr, "tile {t} refused: {}", e.message());
-                        return Err(w);
-                    }
-                    _ => return Err(w),
-                }
+                let req = request(self.deadline, tokio_stream::iter(msgs));
+                self.call(w, &format!("LoadTile {t}"), client.load_tile(req))
+                    .map_err(|_| w)?;
+                self.traffic.tile_bytes += bytes;
             }
             if let Some(net) = self.network.clone() {
                 let mut client = self.workers[w].conn.client.clone();
@@ -318,21 +525,14 @@ impl<'a> Remote<'a> {
                     tile_ids: mine.clone(),
                     network: net,
                 };
-                let deadline = self.deadline;
-                let res = self.rt.block_on(async move {
-                    let mut req = tonic::Request::new(req);
-                    req.set_timeout(deadline);
-                    tokio::time::timeout(deadline, client.suitability(req)).await
-                });
-                match res {
-                    Ok(Ok(r)) => {
-                        for ts in r.into_inner().tiles {
-                            for (m, v) in max.iter_mut().zip(ts.max) {
-                                *m = m.max(v);
-                            }
-                        }
+                let req = request(self.deadline, req);
+                let r = self
+                    .call(w, "Suitability", client.suitability(req))
+                    .map_err(|_| w)?;
+                for ts in r.tiles {
+                    for (m, v) in max.iter_mut().zip(ts.max) {
+                        *m = m.max(v);
                     }
-                    _ => return Err(w),
                 }
             }
         }
@@ -394,16 +594,8 @@ impl<'a> Remote<'a> {
             }),
         };
         let mut client = self.workers[w].conn.client.clone();
-        let deadline = self.deadline;
-        let res = self.rt.block_on(async move {
-            let mut req = tonic::Request::new(req);
-            req.set_timeout(deadline);
-            tokio::time::timeout(deadline, client.propose(req)).await
-        });
-        let reply = match res {
-            Ok(Ok(r)) => r.into_inner(),
-            _ => return Err(()),
-        };
+        let req = request(self.deadline, req);
+        let reply = self.call(w, "Propose", client.propose(req))?;
         if count {
             let h = reply.histogram.unwrap_or_default();
             self.traffic.reply_bytes += h.index.len() as u64 * 12;
@@ -425,22 +617,16 @@ impl<'a> Remote<'a> {
         self.lose(w)?;
         self.traffic.tiles_moved += moved.len() as u64;
         for &t in &moved {
-            self.stepped[t as usize] = false;
-        }
-        let started = Instant::now();
-        loop {
-            match self.load_tiles(&moved, map) {
-                Ok(_) => break,
-                Err(w2) => {
-                    for t in self.tiles_of(w2) {
-                        self.stepped[t as usize] = false;
-                    }
-                    self.lose(w2)?
-                }
+            if let Some(s) = self.stepped.get_mut(t as usize) {
+                *s = false;
             }
         }
+        let started = Instant::now();
+        let n = moved.len();
+        // a survivor that fails while receiving them gives up its own tiles too
+        self.place(moved, map)?;
         tracing::info!(
-            tiles = moved.len(),
+            tiles = n,
             secs = started.elapsed().as_secs_f64(),
             "tiles re-sent"
         );
@@ -500,15 +686,9 @@ impl<'a> Remote<'a> {
                     run_id: self.run_id.clone(),
                     tile_ids: tiles,
                 };
-                let deadline = self.deadline;
-                let res = self.rt.block_on(async move {
-                    let mut req = tonic::Request::new(req);
-                    req.set_timeout(deadline);
-                    tokio::time::timeout(deadline, client.carbon_sums(req)).await
-                });
-                match res {
-                    Ok(Ok(r)) => {
-                        let r = r.into_inner();
+                let req = request(self.deadline, req);
+                match self.call(w, "CarbonSums", client.carbon_sums(req)) {
+                    Ok(r) => {
                         let k = r.classes as usize;
                         for (zi, z) in r.zones.iter().enumerate() {
                             let e = total.entry(*z).or_insert_with(|| vec![0; k]);
@@ -517,7 +697,7 @@ impl<'a> Remote<'a> {
                             }
                         }
                     }
-                    _ => {
+                    Err(()) => {
                         failed = Some(w);
                         break;
                     }
@@ -538,10 +718,24 @@ impl<'a> Remote<'a> {
                 run_id: self.run_id.clone(),
                 tile_ids: vec![],
             };
-            let _ = self.rt.block_on(async move {
-                tokio::time::timeout(Duration::from_secs(10), client.drop_tiles(req)).await
-            });
+            let req = request(self.deadline, req);
+            let _ = self.call(w, "DropTiles", client.drop_tiles(req));
         }
+        self.stop_probes();
+    }
+
+    fn stop_probes(&mut self) {
+        for s in &mut self.workers {
+            if let Some(p) = s.probe.take() {
+                p.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Remote<'_> {
+    fn drop(&mut self) {
+        self.stop_probes();
     }
 }
 
@@ -557,6 +751,8 @@ impl Backend for Remote<'_> {
             self.load(map)?;
         }
         self.last = Some((params.clone(), step.clone()));
+        // between iterations: lost workers that answer again take their tiles back
+        self.readmit(map)?;
         sum.histogram.clear();
         sum.histogram.resize(BUCKETS * self.k * self.k, 0);
         self.stepped = vec![false; self.rects.len()];
@@ -593,15 +789,10 @@ impl Backend for Remote<'_> {
                     bucket: req.bucket as u32,
                     classes: classes.clone(),
                 };
-                let deadline = self.deadline;
-                let res = self.rt.block_on(async move {
-                    let mut r = tonic::Request::new(r);
-                    r.set_timeout(deadline);
-                    tokio::time::timeout(deadline, client.exact_keys(r)).await
-                });
-                match res {
-                    Ok(Ok(r)) => {
-                        let ps = r.into_inner().proposals;
+                let r = request(self.deadline, r);
+                match self.call(w, "ExactKeys", client.exact_keys(r)) {
+                    Ok(r) => {
+                        let ps = r.proposals;
                         self.traffic.reply_bytes += ps.len() as u64 * 20;
                         out.extend(ps.into_iter().map(|p| Proposal {
                             cell: p.cell,
@@ -610,7 +801,7 @@ impl Backend for Remote<'_> {
                             to: p.to as u8,
                         }));
                     }
-                    _ => {
+                    Err(()) => {
                         self.recover(w, map)?;
                         continue 'retry;
                     }
@@ -660,22 +851,17 @@ impl Backend for Remote<'_> {
                     t_in: t_in.clone(),
                     t_out: t_out.clone(),
                 };
-                let deadline = self.deadline;
-                let res = self.rt.block_on(async move {
-                    let mut r = tonic::Request::new(r);
-                    r.set_timeout(deadline);
-                    tokio::time::timeout(deadline, client.commit(r)).await
-                });
-                match res {
-                    Ok(Ok(r)) => {
-                        let c = r.into_inner().changes.unwrap_or_default();
+                let r = request(self.deadline, r);
+                match self.call(w, "Commit", client.commit(r)) {
+                    Ok(r) => {
+                        let c = r.changes.unwrap_or_default();
                         self.traffic.reply_bytes += c.cells.len() as u64 * 9;
                         changed.extend(c.cells.into_iter().zip(c.classes));
                         for t in tiles {
                             self.committed[t as usize] = true;
                         }
                     }
-                    _ => {
+                    Err(()) => {
                         failed = Some(w);
                         break;
                     }

@@ -59,6 +59,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         deadline: 120.0,
         checkpoint_every: 5,
         resume: false,
+        rejoin_probe: 2.0,
         no_validation: false,
         scenarios: Vec::new(),
         json: false,

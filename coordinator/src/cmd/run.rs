@@ -47,6 +47,10 @@ pub struct Args {
     /// Continue a killed run from its checkpoints in the output folder.
     #[arg(long)]
     pub resume: bool,
+    /// Seconds between health checks of a lost worker's address; a worker that answers
+    /// again is re-admitted at the next iteration and takes its tiles back (0: never).
+    #[arg(long, default_value_t = 2.0)]
+    pub rejoin_probe: f64,
     /// Skip the validation run on the past period.
     #[arg(long)]
     pub no_validation: bool,
@@ -94,6 +98,44 @@ fn checkpoint_path(out: &Path, label: &str) -> PathBuf {
     out.join("checkpoints").join(format!("{label}.json"))
 }
 
+/// Test hook: milliseconds to wait between writing a checkpoint's temporary file and
+/// renaming it, so a test can kill the coordinator in that window.
+pub const CHECKPOINT_DELAY_ENV: &str = "FLUS_TEST_CHECKPOINT_DELAY_MS";
+
+/// Stores checkpoint `c` at `path` through a temporary file renamed when complete.
+fn store_checkpoint(path: &Path, c: &engine::Checkpoint) -> flus_shared::Result<()> {
+    let bytes = serde_json::to_vec(c).map_err(|e| flus_shared::Error::Data(e.to_string()))?;
+    let delay = std::env::var(CHECKPOINT_DELAY_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    files::write_atomic_then(path, &bytes, || {
+        if let Some(ms) = delay {
+            tracing::info!(
+                "checkpoint of iteration {} in its temporary file; renaming in {ms} ms ({CHECKPOINT_DELAY_ENV})",
+                c.t
+            );
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+    })?;
+    tracing::info!(path = %path.display(), "checkpoint of iteration {} stored", c.t);
+    Ok(())
+}
+
+/// Removes the checkpoint of a finished run and temporary files that a killed
+/// coordinator left in the checkpoints folder.
+fn clear_checkpoints(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let Some(dir) = path.parent() else { return };
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".partial-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
 fn load_checkpoint(path: &Path) -> anyhow::Result<Option<engine::Checkpoint>> {
     if !path.exists() {
         return Ok(None);
@@ -114,6 +156,7 @@ struct ClusterCa<'a> {
     deadline: Duration,
     every: u32,
     resume: bool,
+    rejoin_probe: Option<Duration>,
 }
 
 impl ClusterCa<'_> {
@@ -149,6 +192,7 @@ impl ClusterCa<'_> {
             layers,
         );
         backend.set_network(serde_json::to_vec(network)?);
+        backend.set_rejoin_probe(self.rejoin_probe);
         let cp_path = checkpoint_path(self.out, label);
         let resume = if self.resume {
             load_checkpoint(&cp_path)?
@@ -163,20 +207,31 @@ impl ClusterCa<'_> {
         let mut checkpoint = |make: &dyn Fn() -> engine::Checkpoint| -> flus_shared::Result<()> {
             let c = make();
             if c.t.is_multiple_of(every) {
-                let bytes =
-                    serde_json::to_vec(&c).map_err(|e| flus_shared::Error::Data(e.to_string()))?;
-                files::write_atomic(&cp_path, &bytes)?;
+                store_checkpoint(&cp_path, &c)?;
             }
             Ok(())
         };
-        let out = engine::run_loop(
+        let out = match engine::run_loop(
             params,
             input,
             &mut backend,
             resume,
             &mut progress,
             &mut checkpoint,
-        )?;
+        ) {
+            Ok(out) => out,
+            Err(e) => {
+                let kept = match load_checkpoint(&cp_path) {
+                    Ok(Some(c)) => format!(
+                        "{label} stopped; checkpoint {} (iteration {}) kept",
+                        cp_path.display(),
+                        c.t
+                    ),
+                    _ => format!("{label} stopped before its first checkpoint"),
+                };
+                return Err(anyhow::Error::new(e).context(kept));
+            }
+        };
         // carbon partial sums: cell counts per (zone, class) of the workers' final maps
         let r = params.radius();
         let pw = input.width + 2 * r;
@@ -191,7 +246,7 @@ impl ClusterCa<'_> {
         })?;
         backend.release();
         let traffic = backend.traffic.clone();
-        let _ = std::fs::remove_file(&cp_path);
+        clear_checkpoints(&cp_path);
         Ok((out, traffic, counts))
     }
 }
@@ -278,6 +333,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         deadline,
         every: args.checkpoint_every,
         resume: args.resume,
+        rejoin_probe: Duration::try_from_secs_f64(args.rejoin_probe).ok(),
     };
     stage("workers", &mut lap);
     drop(bar);
