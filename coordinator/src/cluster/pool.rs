@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use flus_proto::v1::gwr_worker_client::GwrWorkerClient;
 use flus_proto::v1::health_client::HealthClient;
 use flus_proto::v1::worker_client::WorkerClient;
 use flus_proto::v1::{HealthRequest, HealthResponse};
@@ -25,6 +26,9 @@ impl tonic::service::Interceptor for AddToken {
 /// A Worker client that sends the token.
 pub type Client = WorkerClient<InterceptedService<Channel, AddToken>>;
 
+/// A GwrWorker client that sends the token.
+pub type GwrClient = GwrWorkerClient<InterceptedService<Channel, AddToken>>;
+
 /// Largest message either side accepts (tile data is streamed in smaller chunks).
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
@@ -35,6 +39,8 @@ pub struct WorkerConn {
     pub addr: String,
     /// The client.
     pub client: Client,
+    /// The client of its GWR service.
+    pub gwr: GwrClient,
     /// Threads it reported.
     pub threads: u32,
 }
@@ -84,12 +90,16 @@ pub async fn connect(addr: &str, token: &str, timeout: Duration) -> anyhow::Resu
     let value: MetadataValue<_> = format!("Bearer {token}")
         .parse()
         .context("the token must be printable ASCII")?;
+    let gwr = GwrWorkerClient::with_interceptor(channel.clone(), AddToken(value.clone()))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let client = WorkerClient::with_interceptor(channel, AddToken(value))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     Ok(WorkerConn {
         addr: addr.to_string(),
         client,
+        gwr,
         threads: h.threads,
     })
 }

@@ -67,8 +67,13 @@ impl SpatialIndex {
     /// Distance from point `i` to its `k`-th nearest point (1-based, the point itself
     /// first at distance 0). `k` in 1..=n.
     pub fn kth_distance(&self, i: usize, k: usize, scratch_dist: &mut Vec<f64>) -> f64 {
+        self.kth_distance_at(self.coords[i], k, scratch_dist)
+    }
+
+    /// Distance from location `c` to its `k`-th nearest point (1-based; a point at `c`
+    /// counts, at distance 0). `k` in 1..=n.
+    pub fn kth_distance_at(&self, c: [f64; 2], k: usize, scratch_dist: &mut Vec<f64>) -> f64 {
         let n = self.coords.len();
-        let c = self.coords[i];
         if k.saturating_mul(TREE_SHARE) <= n {
             let (item, _) = self
                 .tree
@@ -117,11 +122,26 @@ impl SpatialIndex {
         bandwidth: f64,
         s: &mut Scratch,
     ) -> f64 {
+        self.weights_at(self.coords[i], weighting, bandwidth, s)
+    }
+
+    /// As [`Self::weights`] around any location `c` (mgwr's prediction kernel: the
+    /// adaptive scale is the distance from `c` to its k-th nearest data point); at a data
+    /// point's own location it gives exactly that point's weights.
+    pub(crate) fn weights_at(
+        &self,
+        c: [f64; 2],
+        weighting: &Weighting,
+        bandwidth: f64,
+        s: &mut Scratch,
+    ) -> f64 {
         let n = self.coords.len();
-        let c = self.coords[i];
         let (h, k) = if weighting.adaptive {
             let k = (bandwidth as usize).clamp(1, n);
-            (self.kth_distance(i, k, &mut s.dist) * ADAPTIVE_EPS, Some(k))
+            (
+                self.kth_distance_at(c, k, &mut s.dist) * ADAPTIVE_EPS,
+                Some(k),
+            )
         } else {
             (bandwidth, None)
         };
