@@ -106,6 +106,14 @@ pub struct GwrCluster {
     traffic: Mutex<GwrTraffic>,
 }
 
+/// Answers that another worker would give as well: bad input or a refused token.
+fn refusal(e: &tonic::Status) -> bool {
+    matches!(
+        e.code(),
+        tonic::Code::InvalidArgument | tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+    )
+}
+
 fn poisoned<T>(_: T) -> GwrError {
     GwrError::Cluster("internal lock poisoned".into())
 }
@@ -224,7 +232,7 @@ impl GwrCluster {
                                 req.set_timeout(deadline);
                                 match tokio::time::timeout(deadline, client.gwr_load(req)).await {
                                     Ok(Ok(_)) => loaded = true,
-                                    Ok(Err(e)) if e.code() == tonic::Code::InvalidArgument => {
+                                    Ok(Err(e)) if refusal(&e) => {
                                         put_back(&queue);
                                         return (
                                             w,
@@ -252,7 +260,7 @@ impl GwrCluster {
                                     }
                                     done += 1;
                                 }
-                                Ok(Err(e)) if e.code() == tonic::Code::InvalidArgument => {
+                                Ok(Err(e)) if refusal(&e) => {
                                     put_back(&queue);
                                     return (
                                         w,
@@ -321,6 +329,17 @@ impl GwrCluster {
                 return Ok(a.drain(..).flatten().collect());
             }
         }
+    }
+}
+
+impl flus_shared::analysis::FitterSource for GwrCluster {
+    fn fitter<'a>(
+        &'a self,
+        model: &'a GwrModel,
+        y: usize,
+        columns: &[usize],
+    ) -> Box<dyn LocalFitter + 'a> {
+        Box::new(RemoteFitter::new(self, model, y, columns.to_vec()))
     }
 }
 

@@ -167,14 +167,9 @@ impl GwrData {
     pub fn standardize_factors(&mut self) {
         let (n, p) = (self.n, self.p);
         for c in 1..p {
-            let mean = (0..n).map(|i| self.x[i * p + c]).sum::<f64>() / n as f64;
-            let var = (0..n)
-                .map(|i| (self.x[i * p + c] - mean).powi(2))
-                .sum::<f64>()
-                / n as f64;
-            let sd = var.sqrt();
-            for i in 0..n {
-                self.x[i * p + c] = (self.x[i * p + c] - mean) / sd;
+            let col: Vec<f64> = (0..n).map(|i| self.x[i * p + c]).collect();
+            for (i, v) in standardized(&col).into_iter().enumerate() {
+                self.x[i * p + c] = v;
             }
         }
     }
@@ -211,6 +206,16 @@ impl GwrData {
     pub fn coords(&self) -> &[[f64; 2]] {
         &self.coords
     }
+}
+
+/// `col` standardised to mean 0 and standard deviation 1 (divisor n), exactly as
+/// [`GwrData::standardize_factors`] does it to each factor.
+pub fn standardized(col: &[f64]) -> Vec<f64> {
+    let n = col.len() as f64;
+    let mean = col.iter().sum::<f64>() / n;
+    let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    let sd = var.sqrt();
+    col.iter().map(|v| (v - mean) / sd).collect()
 }
 
 fn check_finite(name: &str, col: &[f64]) -> Result<(), GwrError> {

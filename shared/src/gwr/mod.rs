@@ -22,7 +22,7 @@ mod ols;
 mod search;
 mod summary;
 
-pub use data::{GwrData, INTERCEPT};
+pub use data::{standardized, GwrData, INTERCEPT};
 pub use error::GwrError;
 pub use factors::{single_factor_r2, FactorR2};
 pub use fitter::{
