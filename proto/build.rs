@@ -2,7 +2,11 @@
 //! system `protoc` is needed) and generates the tonic/prost code.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["flus/v1/health.proto", "flus/v1/worker.proto"];
+    let files = [
+        "flus/v1/health.proto",
+        "flus/v1/worker.proto",
+        "flus/v1/gwr.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

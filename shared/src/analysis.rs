@@ -1,15 +1,21 @@
 //! Driver analysis of a study (DESIGN 2.7, paper Table 10): GWR of each class's
-//! suitability on the drivers at a seeded sample of valid cells, and the R2 of a GWR of
-//! each class's suitability on each single driver.
+//! suitability and of each scenario's carbon change on the drivers at a seeded sample of
+//! valid cells, maps of the local coefficients, and the R2 of a GWR of each class's
+//! suitability on each single driver. The per-point work runs wherever a
+//! [`FitterSource`] says (this machine, or the cluster's workers: the same bits).
 
 use std::path::Path;
 
+use crate::carbon::totals::storage_t;
 use crate::config::{KernelName, Study};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::files;
+use crate::grid::Grid;
 use crate::gwr::{
-    self, BandwidthChoice, GwrData, GwrModel, GwrSettings, Kernel, SearchSettings, Weighting,
+    self, BandwidthChoice, GwrData, GwrModel, GwrSettings, Kernel, LocalFitter, LocalRayon,
+    SearchSettings, Weighting, INTERCEPT,
 };
+use crate::raster;
 use crate::rng::{stream, CounterRng};
 use crate::stack::Stack;
 
@@ -31,7 +37,8 @@ pub fn sample_cells(mask: &[bool], n: usize, seed: u64) -> Vec<usize> {
     cells
 }
 
-fn settings(study: &Study) -> GwrSettings {
+/// The GWR settings of the study's `[gwr]` section.
+pub fn settings(study: &Study) -> GwrSettings {
     let g = &study.config.gwr;
     GwrSettings {
         weighting: Weighting {
@@ -51,21 +58,144 @@ fn settings(study: &Study) -> GwrSettings {
     }
 }
 
-/// Runs the driver analysis on the suitability (cell-major, K per cell) and writes
-/// `gwr_summary.csv`, `gwr_points_<class>.csv` and `gwr_factor_r2.csv` (Table 10) into
-/// `dir`. Returns a JSON summary; a class whose GWR fails is reported, not fatal.
-pub fn run(
+/// The sample of a driver analysis: the sampled cells with their coordinates, the X
+/// columns (intercept, the drivers as they are, then standardised when the study asks
+/// for it) and the Y columns (each class's suitability, then each scenario's carbon
+/// change), ready to be sent once to cluster workers.
+#[derive(Debug, Clone)]
+pub struct DriverSample {
+    /// Sampled cells (row-major grid indices, ascending).
+    pub cells: Vec<usize>,
+    /// Their cell centres.
+    pub coords: Vec<[f64; 2]>,
+    /// X column names: `Intercept`, the drivers, then `std_<driver>` when standardised.
+    pub columns: Vec<String>,
+    /// n x columns, row-major.
+    pub x: Vec<f64>,
+    /// Y column names: `suitability_<class>` then `carbon_change_<scenario>`.
+    pub y_columns: Vec<String>,
+    /// n x y_columns, row-major.
+    pub y: Vec<f64>,
+    drivers: usize,
+    standardize: bool,
+}
+
+impl DriverSample {
+    /// Number of points.
+    pub fn n(&self) -> usize {
+        self.cells.len()
+    }
+
+    fn y_col(&self, c: usize) -> Vec<f64> {
+        let m = self.y_columns.len();
+        (0..self.n()).map(|i| self.y[i * m + c]).collect()
+    }
+
+    fn x_col(&self, c: usize) -> Vec<f64> {
+        let w = self.columns.len();
+        (0..self.n()).map(|i| self.x[i * w + c]).collect()
+    }
+
+    /// X columns of the model on every driver: the intercept, then the drivers
+    /// (standardised ones when the study asks for it).
+    pub fn all_drivers(&self) -> Vec<usize> {
+        let first = if self.standardize {
+            1 + self.drivers
+        } else {
+            1
+        };
+        std::iter::once(0)
+            .chain(first..first + self.drivers)
+            .collect()
+    }
+
+    /// Builds the model of Y column `y` on X `columns` (intercept first) with the
+    /// checks of [`GwrData::new`], and verifies that its design matrix is exactly the
+    /// sample's columns (what a worker fits).
+    pub fn model(&self, y: usize, columns: &[usize]) -> Result<GwrModel> {
+        let factors: Vec<(String, Vec<f64>)> = columns[1..]
+            .iter()
+            .map(|&c| (self.columns[c].clone(), self.x_col(c)))
+            .collect();
+        let data = GwrData::new(
+            &self.y_columns[y],
+            self.y_col(y),
+            factors,
+            self.coords.clone(),
+        )?;
+        let w = self.columns.len();
+        let same = (0..self.n()).all(|i| {
+            data.row(i)
+                .iter()
+                .zip(columns)
+                .all(|(a, &c)| a.to_bits() == self.x[i * w + c].to_bits())
+        });
+        if !same {
+            return Err(Error::Data(format!(
+                "GWR sample: the design of `{}` differs from the sample's columns",
+                self.y_columns[y]
+            )));
+        }
+        Ok(GwrModel::new(data))
+    }
+}
+
+/// Where the per-point GWR work of an analysis runs: a [`LocalFitter`] for the model of
+/// Y column `y` on X `columns` of the [`DriverSample`].
+pub trait FitterSource {
+    /// The fitter of `model` (built by [`DriverSample::model`] with `y`, `columns`).
+    fn fitter<'a>(
+        &'a self,
+        model: &'a GwrModel,
+        y: usize,
+        columns: &[usize],
+    ) -> Box<dyn LocalFitter + 'a>;
+}
+
+/// The local threads of this process.
+pub struct LocalSource;
+
+impl FitterSource for LocalSource {
+    fn fitter<'a>(
+        &'a self,
+        model: &'a GwrModel,
+        _y: usize,
+        _columns: &[usize],
+    ) -> Box<dyn LocalFitter + 'a> {
+        Box::new(LocalRayon::new(model))
+    }
+}
+
+/// Carbon storage change (t per cell) of `cells`: density of the scenario's class minus
+/// density of the base map's class (t/ha, 0 for classes without pools) times the cell
+/// area in ha, as the carbon tables count it.
+pub fn carbon_change_at(
+    density: &[f64],
+    base: &[u8],
+    scenario: &[u8],
+    cells: &[usize],
+    cell_area_m2: f64,
+) -> Vec<f64> {
+    let d = |c: u8| density.get(c as usize).copied().unwrap_or(0.0);
+    cells
+        .iter()
+        .map(|&i| {
+            storage_t(d(scenario[i]), 1, cell_area_m2) - storage_t(d(base[i]), 1, cell_area_m2)
+        })
+        .collect()
+}
+
+/// Builds the sample of the driver analysis: `suitability` cell-major (K per cell), and
+/// `carbon` the (scenario name, carbon change per sampled cell) columns.
+pub fn driver_sample(
     study: &Study,
     stack: &Stack,
     suitability: &[f32],
-    dir: &Path,
-) -> Result<serde_json::Value> {
+    carbon: &[(String, Vec<f64>)],
+    cells: Vec<usize>,
+) -> Result<DriverSample> {
     let k = study.k();
-    let cells = sample_cells(
-        &stack.mask,
-        study.config.gwr.sample_points,
-        study.config.study.seed,
-    );
+    let n = cells.len();
     let coords: Vec<[f64; 2]> = cells
         .iter()
         .map(|&i| {
@@ -75,103 +205,321 @@ pub fn run(
             [x, y]
         })
         .collect();
-    let factors: Vec<(String, Vec<f64>)> = stack
-        .drivers
+    let standardize = study.config.gwr.standardize;
+    let mut cols: Vec<(String, Vec<f64>)> = vec![(INTERCEPT.to_string(), vec![1.0; n])];
+    for d in &stack.drivers {
+        cols.push((
+            d.name.clone(),
+            cells.iter().map(|&i| d.values[i] as f64).collect(),
+        ));
+    }
+    if standardize {
+        for j in 0..stack.drivers.len() {
+            let s = gwr::standardized(&cols[1 + j].1);
+            cols.push((format!("std_{}", stack.drivers[j].name), s));
+        }
+    }
+    let mut ycols: Vec<(String, Vec<f64>)> = study
+        .config
+        .classes
         .iter()
-        .map(|d| {
+        .enumerate()
+        .map(|(c, class)| {
             (
-                d.name.clone(),
-                cells.iter().map(|&i| d.values[i] as f64).collect(),
+                format!("suitability_{}", class.name),
+                cells
+                    .iter()
+                    .map(|&i| suitability[i * k + c] as f64)
+                    .collect(),
             )
         })
         .collect();
-    let s = settings(study);
-    let standardize = study.config.gwr.standardize;
-    let mut summary_rows = Vec::new();
-    let mut table10 = Vec::new();
-    let mut classes_json = serde_json::Map::new();
-    for (c, class) in study.config.classes.iter().enumerate() {
-        let y: Vec<f64> = cells
-            .iter()
-            .map(|&i| suitability[i * k + c] as f64)
-            .collect();
-        let y_name = format!("suitability_{}", class.name);
-        let fitted =
-            GwrData::new(&y_name, y.clone(), factors.clone(), coords.clone()).map(|mut d| {
-                if standardize {
-                    d.standardize_factors();
-                }
-                d
-            });
-        let result = match fitted {
-            Ok(d) => gwr::fit(&GwrModel::new(d), &s),
-            Err(e) => Err(e.into()),
-        };
-        match result {
-            Ok(r) => {
-                let d = &r.diagnostics;
-                let mut row = vec![
-                    class.name.clone(),
-                    d.n.to_string(),
-                    format!("{}", d.bandwidth),
-                    format!("{:.4}", d.aicc),
-                    format!("{:.6}", d.r2),
-                    format!("{:.6}", d.adj_r2),
-                    format!("{:.6}", r.ols.r2),
-                ];
-                row.extend(r.coefficients.iter().map(|c| format!("{:.6}", c.mean)));
-                summary_rows.push(row);
-                let mut header = vec!["x".to_string(), "y".into()];
-                header.extend(r.names.iter().map(|n| format!("b_{n}")));
-                header.extend(r.names.iter().map(|n| format!("t_{n}")));
-                header.push("local_r2".into());
-                let rows: Vec<Vec<String>> = r
-                    .fits
-                    .iter()
-                    .zip(&r.stats)
-                    .map(|(f, st)| {
-                        let mut row = vec![
-                            format!("{:.3}", coords[f.index][0]),
-                            format!("{:.3}", coords[f.index][1]),
-                        ];
-                        row.extend(f.params.iter().map(|v| format!("{v:.6}")));
-                        row.extend(st.t.iter().map(|v| format!("{v:.4}")));
-                        row.push(format!("{:.6}", st.local_r2));
-                        row
-                    })
-                    .collect();
-                files::write_csv(
-                    &dir.join(format!("gwr_points_{}.csv", class.name)),
-                    &header,
-                    &rows,
-                )?;
-                classes_json.insert(
-                    class.name.clone(),
-                    serde_json::json!({ "bandwidth": d.bandwidth, "aicc": d.aicc, "r2": d.r2, "adj_r2": d.adj_r2, "ols_r2": r.ols.r2 }),
-                );
-            }
-            Err(e) => {
-                tracing::warn!(class = %class.name, "GWR failed: {e}");
-                classes_json.insert(
-                    class.name.clone(),
-                    serde_json::json!({ "error": e.to_string() }),
-                );
-            }
+    for (name, v) in carbon {
+        if v.len() != n {
+            return Err(Error::Data(format!(
+                "carbon change of scenario {name}: {} values for {n} sample cells",
+                v.len()
+            )));
         }
-        let single = gwr::single_factor_r2(&y_name, &y, &factors, &coords, &s);
-        match single {
-            Ok(v) => table10.push((
-                class.name.clone(),
-                v.iter().map(|f| f.r2).collect::<Vec<f64>>(),
-            )),
-            Err(e) => {
-                tracing::warn!(class = %class.name, "single-factor GWR failed: {e}");
-                table10.push((class.name.clone(), vec![f64::NAN; factors.len()]));
+        ycols.push((format!("carbon_change_{name}"), v.clone()));
+    }
+    let row_major = |c: &[(String, Vec<f64>)]| -> Vec<f64> {
+        (0..n)
+            .flat_map(|i| c.iter().map(move |(_, v)| v[i]))
+            .collect()
+    };
+    Ok(DriverSample {
+        x: row_major(&cols),
+        y: row_major(&ycols),
+        columns: cols.into_iter().map(|(n, _)| n).collect(),
+        y_columns: ycols.into_iter().map(|(n, _)| n).collect(),
+        cells,
+        coords,
+        drivers: stack.drivers.len(),
+        standardize,
+    })
+}
+
+/// The coarse grid of the local coefficient maps: the study grid aggregated by a whole
+/// factor so that it is at most 300 cells wide (the grid itself when narrower), with a
+/// cell valid where any of its study cells is valid.
+#[derive(Debug, Clone)]
+pub struct CoarseGrid {
+    /// The coarse grid (CRS of the study grid, geotransform scaled by the factor).
+    pub grid: Grid,
+    /// Study cells per coarse cell along each axis.
+    pub factor: usize,
+    /// Valid coarse cells.
+    pub valid: Vec<bool>,
+}
+
+/// Widest coefficient map, cells.
+pub const COEFFICIENT_MAP_WIDTH: usize = 300;
+
+/// The coarse grid of `grid` and `mask` (see [`CoarseGrid`]).
+pub fn coarse_grid(grid: &Grid, mask: &[bool]) -> CoarseGrid {
+    let f = grid.width.div_ceil(COEFFICIENT_MAP_WIDTH).max(1);
+    let (w, h) = (grid.width.div_ceil(f), grid.height.div_ceil(f));
+    let mut valid = vec![false; w * h];
+    for (i, _) in mask.iter().enumerate().filter(|(_, &v)| v) {
+        let (x, y) = (i % grid.width, i / grid.width);
+        valid[(y / f) * w + x / f] = true;
+    }
+    let g = grid.geotransform;
+    let ff = f as f64;
+    CoarseGrid {
+        grid: Grid {
+            width: w,
+            height: h,
+            geotransform: [g[0], g[1] * ff, g[2] * ff, g[3], g[4] * ff, g[5] * ff],
+            crs_wkt: grid.crs_wkt.clone(),
+        },
+        factor: f,
+        valid,
+    }
+}
+
+/// Nodata of the coefficient maps.
+pub const COEFFICIENT_NODATA: f32 = f32::MIN;
+
+/// Writes the local coefficients of `model` at the centres of the valid cells of
+/// `coarse` with `bandwidth` (one Float32 band per parameter, named `b_<parameter>`).
+fn write_coefficient_map(
+    path: &Path,
+    coarse: &CoarseGrid,
+    model: &GwrModel,
+    fitter: &dyn LocalFitter,
+    weighting: &Weighting,
+    bandwidth: f64,
+) -> Result<()> {
+    let cells: Vec<usize> = (0..coarse.valid.len())
+        .filter(|&i| coarse.valid[i])
+        .collect();
+    let at: Vec<[f64; 2]> = cells
+        .iter()
+        .map(|&i| {
+            let (x, y) = coarse
+                .grid
+                .cell_centre(i % coarse.grid.width, i / coarse.grid.width);
+            [x, y]
+        })
+        .collect();
+    let p = model.data().p();
+    let beta = fitter.predict(weighting, bandwidth, &at)?;
+    let mut bands = vec![vec![COEFFICIENT_NODATA; coarse.grid.cells()]; p];
+    for (k, &cell) in cells.iter().enumerate() {
+        for (b, band) in bands.iter_mut().enumerate() {
+            let v = beta[k * p + b];
+            if v.is_finite() {
+                band[cell] = v as f32;
             }
         }
     }
+    let refs: Vec<&[f32]> = bands.iter().map(|b| b.as_slice()).collect();
+    raster::write_geotiff(
+        path,
+        &coarse.grid,
+        &refs,
+        &raster::WriteOptions {
+            nodata: Some(COEFFICIENT_NODATA as f64),
+            band_names: model
+                .data()
+                .names()
+                .iter()
+                .map(|n| format!("b_{n}"))
+                .collect(),
+            ..Default::default()
+        },
+    )
+}
+
+/// One GWR of the analysis, its outputs written; returns its summary row and JSON.
+#[allow(clippy::too_many_arguments)]
+fn one_gwr(
+    label: &str,
+    sample: &DriverSample,
+    y: usize,
+    source: &dyn FitterSource,
+    s: &GwrSettings,
+    coarse: &CoarseGrid,
+    points_csv: &Path,
+    map: &Path,
+) -> Result<(Vec<String>, serde_json::Value)> {
+    let columns = sample.all_drivers();
+    let model = sample.model(y, &columns)?;
+    let fitter = source.fitter(&model, y, &columns);
+    let r = gwr::fit_with(&model, fitter.as_ref(), s)?;
+    let d = &r.diagnostics;
+    let mut row = vec![
+        label.to_string(),
+        d.n.to_string(),
+        format!("{}", d.bandwidth),
+        format!("{:.4}", d.aicc),
+        format!("{:.6}", d.r2),
+        format!("{:.6}", d.adj_r2),
+        format!("{:.6}", r.ols.r2),
+    ];
+    row.extend(r.coefficients.iter().map(|c| format!("{:.6}", c.mean)));
+    let coords = model.data().coords();
+    let mut header = vec!["x".to_string(), "y".into(), sample.y_columns[y].clone()];
+    header.extend(["yhat".to_string(), "residual".into()]);
+    header.extend(r.names.iter().map(|n| format!("b_{n}")));
+    header.extend(r.names.iter().map(|n| format!("se_{n}")));
+    header.extend(r.names.iter().map(|n| format!("t_{n}")));
+    header.extend(["local_r2".to_string(), "influence".into()]);
+    let rows: Vec<Vec<String>> = r
+        .fits
+        .iter()
+        .zip(&r.stats)
+        .map(|(f, st)| {
+            let mut row = vec![
+                format!("{:.3}", coords[f.index][0]),
+                format!("{:.3}", coords[f.index][1]),
+                format!("{}", model.data().y()[f.index]),
+                format!("{}", f.fitted),
+                format!("{}", f.residual),
+            ];
+            row.extend(f.params.iter().map(|v| format!("{v}")));
+            row.extend(st.se.iter().map(|v| format!("{v}")));
+            row.extend(st.t.iter().map(|v| format!("{v}")));
+            row.push(format!("{}", st.local_r2));
+            row.push(format!("{}", f.influence));
+            row
+        })
+        .collect();
+    files::write_csv(points_csv, &header, &rows)?;
+    write_coefficient_map(
+        map,
+        coarse,
+        &model,
+        fitter.as_ref(),
+        &s.weighting,
+        d.bandwidth,
+    )?;
+    Ok((
+        row,
+        serde_json::json!({
+            "bandwidth": d.bandwidth, "aicc": d.aicc, "r2": d.r2, "adj_r2": d.adj_r2,
+            "ols_r2": r.ols.r2, "points_csv": points_csv, "coefficient_map": map,
+        }),
+    ))
+}
+
+/// Runs the driver analysis on the suitability (cell-major, K per cell) on this
+/// machine's threads, without carbon change (see [`run_with`]).
+pub fn run(
+    study: &Study,
+    stack: &Stack,
+    suitability: &[f32],
+    dir: &Path,
+) -> Result<serde_json::Value> {
+    let cells = sample_cells(
+        &stack.mask,
+        study.config.gwr.sample_points,
+        study.config.study.seed,
+    );
+    let sample = driver_sample(study, stack, suitability, &[], cells)?;
+    run_with(study, stack, &sample, &LocalSource, dir)
+}
+
+/// Runs the driver analysis of `sample` with the per-point work on `source`, and
+/// writes into `dir`: `gwr_summary.csv` (one row per class and per scenario's carbon
+/// change), `gwr_points_<class>.csv` and `gwr_carbon_<scenario>.csv` (per point: y,
+/// fitted, residual, coefficients, standard errors, t-values, local R2, influence),
+/// `gwr_coef_<class>.tif` and `gwr_coef_carbon_<scenario>.tif` (local coefficients on a
+/// coarse grid, one band per parameter) and `gwr_factor_r2.csv` (Table 10). Returns a
+/// JSON summary; a GWR that fails is reported, not fatal.
+pub fn run_with(
+    study: &Study,
+    stack: &Stack,
+    sample: &DriverSample,
+    source: &dyn FitterSource,
+    dir: &Path,
+) -> Result<serde_json::Value> {
+    let s = settings(study);
+    let coarse = coarse_grid(&stack.grid, &stack.mask);
+    let k = study.k();
+    let mut summary_rows = Vec::new();
+    let mut table10 = Vec::new();
+    let mut classes_json = serde_json::Map::new();
+    let mut carbon_json = serde_json::Map::new();
+    let drivers: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
+    for y in 0..sample.y_columns.len() {
+        let (label, points, map, is_class) = if y < k {
+            let c = &study.config.classes[y].name;
+            (
+                c.clone(),
+                dir.join(format!("gwr_points_{c}.csv")),
+                dir.join(format!("gwr_coef_{c}.tif")),
+                true,
+            )
+        } else {
+            let sc = sample.y_columns[y]
+                .trim_start_matches("carbon_change_")
+                .to_string();
+            (
+                format!("carbon_{sc}"),
+                dir.join(format!("gwr_carbon_{sc}.csv")),
+                dir.join(format!("gwr_coef_carbon_{sc}.tif")),
+                false,
+            )
+        };
+        let json = match one_gwr(&label, sample, y, source, &s, &coarse, &points, &map) {
+            Ok((row, json)) => {
+                summary_rows.push(row);
+                json
+            }
+            Err(e) => {
+                tracing::warn!(target = %label, "GWR failed: {e}");
+                serde_json::json!({ "error": e.to_string() })
+            }
+        };
+        if !is_class {
+            carbon_json.insert(label.trim_start_matches("carbon_").to_string(), json);
+            continue;
+        }
+        classes_json.insert(label.clone(), json);
+        // Table 10: y on each single driver (as it is), each with its own bandwidth
+        let r2: Vec<f64> = (0..drivers.len())
+            .map(|j| {
+                let columns = [0, 1 + j];
+                let r = sample.model(y, &columns).and_then(|m| {
+                    let f = source.fitter(&m, y, &columns);
+                    gwr::fit_with(&m, f.as_ref(), &s)
+                });
+                match r {
+                    Ok(r) => r.diagnostics.r2,
+                    Err(e) => {
+                        tracing::warn!(class = %label, driver = %drivers[j], "single-factor GWR failed: {e}");
+                        f64::NAN
+                    }
+                }
+            })
+            .collect();
+        table10.push((label, r2));
+    }
     let mut header: Vec<String> = [
-        "class",
+        "target",
         "points",
         "bandwidth",
         "aicc",
@@ -183,10 +531,10 @@ pub fn run(
     .map(|s| s.to_string())
     .collect();
     header.push("mean_b_intercept".into());
-    header.extend(factors.iter().map(|(n, _)| format!("mean_b_{n}")));
+    header.extend(drivers.iter().map(|n| format!("mean_b_{n}")));
     files::write_csv(&dir.join("gwr_summary.csv"), &header, &summary_rows)?;
     let mut header = vec!["class".to_string()];
-    header.extend(factors.iter().map(|(n, _)| n.clone()));
+    header.extend(drivers.iter().cloned());
     let rows: Vec<Vec<String>> = table10
         .iter()
         .map(|(c, r2)| {
@@ -203,8 +551,15 @@ pub fn run(
         .collect();
     files::write_csv(&dir.join("gwr_factor_r2.csv"), &header, &rows)?;
     Ok(serde_json::json!({
-        "points": cells.len(),
+        "points": sample.n(),
         "classes": classes_json,
+        "carbon": carbon_json,
+        "summary_csv": dir.join("gwr_summary.csv"),
+        "coefficient_grid": {
+            "factor": coarse.factor,
+            "width": coarse.grid.width,
+            "height": coarse.grid.height,
+        },
         "factor_r2": table10.iter().map(|(c, v)| serde_json::json!({"class": c, "r2": v.iter().map(|x| if x.is_nan() { None } else { Some(*x) }).collect::<Vec<_>>()})).collect::<Vec<_>>(),
     }))
 }
@@ -223,5 +578,54 @@ mod tests {
         assert_eq!(a, sample_cells(&mask, 50, 7));
         assert_ne!(a, sample_cells(&mask, 50, 8));
         assert_eq!(sample_cells(&mask, 5000, 7).len(), 666);
+    }
+
+    /// Densities 10 and 50 t/ha, cells of 900 m2 = 0.09 ha: a cell going from class 0
+    /// to class 1 gains (50 - 10) * 0.09 = 3.6 t, the reverse loses 3.6 t, an unchanged
+    /// cell 0; a class without pools (index 2, density 0) going to class 0 gains 0.9 t.
+    #[test]
+    fn carbon_change_at_sample_cells_by_hand() {
+        let density = [10.0, 50.0, 0.0];
+        let base = [0u8, 1, 0, 2, 1];
+        let scen = [1u8, 0, 0, 0, 1];
+        let y = carbon_change_at(&density, &base, &scen, &[0, 1, 2, 3], 900.0);
+        let want = [3.6, -3.6, 0.0, 0.9];
+        for (g, w) in y.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{y:?}");
+        }
+        assert_eq!(
+            carbon_change_at(&density, &base, &scen, &[4], 900.0),
+            vec![0.0]
+        );
+    }
+
+    /// A 1000 x 10 grid is aggregated by 4 (250 wide, 3 rows); the geotransform scales
+    /// by 4; a coarse cell is valid when one of its cells is.
+    #[test]
+    fn coarse_grid_of_the_coefficient_maps() {
+        let grid = Grid {
+            width: 1000,
+            height: 10,
+            geotransform: [100.0, 30.0, 0.0, 5000.0, 0.0, -30.0],
+            crs_wkt: String::new(),
+        };
+        let mut mask = vec![false; 10_000];
+        mask[9 * 1000 + 999] = true; // last cell -> coarse (249, 2)
+        mask[5] = true; // (5, 0) -> coarse (1, 0)
+        let c = coarse_grid(&grid, &mask);
+        assert_eq!(c.factor, 4);
+        assert_eq!((c.grid.width, c.grid.height), (250, 3));
+        assert_eq!(
+            c.grid.geotransform,
+            [100.0, 120.0, 0.0, 5000.0, 0.0, -120.0]
+        );
+        let valid: Vec<usize> = (0..c.valid.len()).filter(|&i| c.valid[i]).collect();
+        assert_eq!(valid, vec![1, 2 * 250 + 249]);
+        // a narrow grid is kept as it is
+        let small = Grid {
+            width: 120,
+            ..grid.clone()
+        };
+        assert_eq!(coarse_grid(&small, &vec![true; 1200]).factor, 1);
     }
 }

@@ -518,3 +518,118 @@ fn single_factor_r2_is_each_factors_own_gwr() {
         );
     }
 }
+
+/// A fitter that computes the points in three uneven ranges with the pure per-range
+/// functions and concatenates them, as the cluster does over workers.
+struct ThreeRanges<'a>(&'a GwrModel);
+
+impl ThreeRanges<'_> {
+    fn ranges(&self) -> [std::ops::Range<usize>; 3] {
+        let n = self.0.data().n();
+        [0..1, 1..n / 2, n / 2..n]
+    }
+}
+
+impl gwr::LocalFitter for ThreeRanges<'_> {
+    fn lite(&self, w: &Weighting, bw: f64) -> Result<Vec<gwr::LiteFit>, GwrError> {
+        let mut out = Vec::new();
+        for r in self.ranges() {
+            out.extend(gwr::lite_fits(self.0, w, bw, r)?);
+        }
+        Ok(out)
+    }
+    fn full(&self, w: &Weighting, bw: f64) -> Result<Vec<LocalFit>, GwrError> {
+        let mut out = Vec::new();
+        for r in self.ranges() {
+            out.extend(local_fits(self.0, w, bw, r)?);
+        }
+        Ok(out)
+    }
+    fn local_r2(&self, w: &Weighting, bw: f64, res: &[f64]) -> Result<Vec<f64>, GwrError> {
+        let mut out = Vec::new();
+        for r in self.ranges() {
+            out.extend(gwr::local_r2(self.0, w, bw, r, res)?);
+        }
+        Ok(out)
+    }
+    fn predict(&self, w: &Weighting, bw: f64, at: &[[f64; 2]]) -> Result<Vec<f64>, GwrError> {
+        let (a, b) = at.split_at(at.len() / 3);
+        let mut out = gwr::predict(self.0, w, bw, a)?;
+        out.extend(gwr::predict(self.0, w, bw, b)?);
+        Ok(out)
+    }
+}
+
+/// The whole GWR (search included) through the LocalFitter trait with the points split
+/// in three ranges: mgwr's bandwidth 93, GWR4's figures at 90, and the same bits as the
+/// one-range fit.
+#[test]
+fn georgia_through_a_split_fitter_matches_gwr4_and_the_unsplit_bits() {
+    let model = georgia_model();
+    let split = ThreeRanges(&model);
+    let searched = gwr::fit_with(&model, &split, &GwrSettings::default()).unwrap();
+    assert_eq!(searched.diagnostics.bandwidth, 93.0);
+    let r = gwr::fit_with(&model, &split, &settings(Kernel::Bisquare, true, 90.0)).unwrap();
+    check_summary(&r, "georgia_BS_NN_summary.txt", 1e-4);
+    check_listwise(&r, "georgia_BS_NN_listwise.csv");
+    let whole = fit(&model, &settings(Kernel::Bisquare, true, 90.0)).unwrap();
+    assert_eq!(bits(&r.fits), bits(&whole.fits));
+    assert_eq!(r.stats, whole.stats);
+    assert_eq!(
+        r.diagnostics.aicc.to_bits(),
+        whole.diagnostics.aicc.to_bits()
+    );
+}
+
+/// mgwr's prediction at a location uses the data points' weights from there; at a data
+/// point's own location the neighbours, weights and system are that point's, so the
+/// coefficients equal its calibration coefficients exactly (adaptive and fixed).
+#[test]
+fn prediction_at_a_calibration_point_equals_its_local_coefficients() {
+    let model = georgia_model();
+    for (w, bw) in [
+        (Weighting::default(), 90.0),
+        (
+            Weighting {
+                kernel: Kernel::Gaussian,
+                adaptive: false,
+                min_weight: 0.0,
+            },
+            87308.3,
+        ),
+    ] {
+        let fits = local_fits(&model, &w, bw, 0..159).unwrap();
+        let pts = [0usize, 17, 80, 158];
+        let at: Vec<[f64; 2]> = pts.iter().map(|&i| model.data().coords()[i]).collect();
+        let beta = gwr::predict(&model, &w, bw, &at).unwrap();
+        for (k, &i) in pts.iter().enumerate() {
+            let got: Vec<u64> = beta[k * 4..(k + 1) * 4]
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            let want: Vec<u64> = fits[i].params.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "point {i}");
+        }
+        // through the split fitter as well (locations split over two calls)
+        let split = gwr::LocalFitter::predict(&ThreeRanges(&model), &w, bw, &at).unwrap();
+        assert_eq!(
+            split.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            beta.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Away from the data, a fixed-bandwidth prediction far beyond every point with a
+/// bisquare kernel has no neighbour: its coefficients are NaN (nodata), not an error.
+#[test]
+fn prediction_without_neighbours_is_nan() {
+    let model = georgia_model();
+    let w = Weighting {
+        kernel: Kernel::Bisquare,
+        adaptive: false,
+        min_weight: 0.0,
+    };
+    let beta = gwr::predict(&model, &w, 1000.0, &[[0.0, 0.0]]).unwrap();
+    assert_eq!(beta.len(), 4);
+    assert!(beta.iter().all(|v| v.is_nan()));
+}

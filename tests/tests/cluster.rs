@@ -69,6 +69,7 @@ fn scenario(j: &serde_json::Value) -> &serde_json::Value {
 fn one_two_and_three_local_workers_give_the_single_process_hash_and_the_standalone_carbon() {
     let want = reference_hash().to_string();
     let _s = serial();
+    let mut first_gwr = None;
     for n in ["1", "2", "3"] {
         let dir = tempfile::tempdir().unwrap();
         let out = flus(
@@ -103,7 +104,73 @@ fn one_two_and_three_local_workers_give_the_single_process_hash_and_the_standalo
             );
         }
         assert!(dir.path().join("gwr_factor_r2.csv").exists());
+        // GWR of the carbon change and the coefficient maps, fitted on the workers
+        assert_eq!(j["gwr"]["fits_on"], "workers");
+        assert!(j["gwr"]["carbon"][SCENARIO]["r2"].is_f64(), "{}", j["gwr"]);
+        let outputs = gwr_outputs(dir.path());
+        match &first_gwr {
+            None => first_gwr = Some(outputs),
+            Some(f) => assert!(
+                f == &outputs,
+                "{n} workers: GWR outputs differ from 1 worker"
+            ),
+        }
     }
+    // the same bits with the local fits on the coordinator
+    let dir = tempfile::tempdir().unwrap();
+    let out = flus(
+        &run_args(
+            dir.path().to_str().unwrap(),
+            &["--local-workers", "1", "--gwr-local"],
+        ),
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(out.code, Some(0), "--gwr-local: {}", out.stderr);
+    assert_eq!(out.json()["gwr"]["fits_on"], "coordinator");
+    assert!(
+        first_gwr.as_ref() == Some(&gwr_outputs(dir.path())),
+        "GWR outputs of the coordinator differ from the workers'"
+    );
+}
+
+/// The bytes of every GWR output of a run (CSV tables and coefficient maps' values).
+fn gwr_outputs(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            name.starts_with("gwr_") && name.ends_with(".csv")
+        })
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    for name in [
+        "gwr_coef_built-up.tif".to_string(),
+        format!("gwr_coef_carbon_{SCENARIO}.tif"),
+    ] {
+        let ds = gdal::Dataset::open(dir.join(&name)).unwrap();
+        let mut bytes = Vec::new();
+        for b in 1..=ds.raster_count() {
+            let band = ds.rasterband(b).unwrap();
+            assert!(band.description().unwrap().starts_with("b_"), "{name}");
+            let buf = band
+                .read_as::<f32>((0, 0), band.size(), band.size(), None)
+                .unwrap();
+            bytes.extend(buf.data().iter().flat_map(|v| v.to_le_bytes()));
+        }
+        v.push((name, bytes));
+    }
+    v.sort();
+    assert!(v
+        .iter()
+        .any(|(n, _)| n == &format!("gwr_carbon_{SCENARIO}.csv")));
+    v
 }
 
 /// The run's carbon (from the workers' integer counts) equals `flus carbon` on the

@@ -4,6 +4,7 @@
 //! and prints the bound address, alone, on the first line of stdout.
 
 mod auth;
+mod gwr;
 mod health;
 mod service;
 mod tiles;
@@ -33,6 +34,9 @@ struct Cli {
     /// Largest tile accepted, MiB (all layers).
     #[arg(long, default_value_t = 2048)]
     max_tile_mib: u64,
+    /// Largest GWR sample accepted, MiB (X, Y and coordinates).
+    #[arg(long, default_value_t = 2048)]
+    max_gwr_mib: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,7 +66,8 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(serve(cli.listen, threads, token, limits))
+    let gwr = gwr::GwrService::new(cli.max_gwr_mib * 1024 * 1024, 16);
+    rt.block_on(serve(cli.listen, threads, token, limits, gwr))
 }
 
 /// Largest gRPC message accepted or sent (tile data arrives in smaller chunks).
@@ -73,6 +78,7 @@ async fn serve(
     threads: usize,
     token: String,
     limits: service::Limits,
+    gwr: gwr::GwrService,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -87,6 +93,10 @@ async fn serve(
     let worker = service::WorkerService::new(limits, stop.clone());
     let health = health::HealthService::new(threads, worker.store());
     let check = auth::TokenCheck::new(&token);
+    let gwr_check = check.clone();
+    let gwr_server = flus_proto::v1::gwr_worker_server::GwrWorkerServer::new(gwr)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let worker_server = flus_proto::v1::worker_server::WorkerServer::new(worker)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -101,6 +111,10 @@ async fn serve(
         .add_service(tonic::service::interceptor::InterceptedService::new(
             worker_server,
             move |r| check.check(r),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            gwr_server,
+            move |r| gwr_check.check(r),
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             tokio::select! {

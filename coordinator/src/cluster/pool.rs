@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use flus_proto::v1::gwr_worker_client::GwrWorkerClient;
 use flus_proto::v1::health_client::HealthClient;
 use flus_proto::v1::worker_client::WorkerClient;
 use flus_proto::v1::{HealthRequest, HealthResponse};
@@ -25,6 +26,9 @@ impl tonic::service::Interceptor for AddToken {
 /// A Worker client that sends the token.
 pub type Client = WorkerClient<InterceptedService<Channel, AddToken>>;
 
+/// A GwrWorker client that sends the token.
+pub type GwrClient = GwrWorkerClient<InterceptedService<Channel, AddToken>>;
+
 /// Largest message either side accepts (tile data is streamed in smaller chunks).
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
@@ -35,6 +39,8 @@ pub struct WorkerConn {
     pub addr: String,
     /// The client.
     pub client: Client,
+    /// The client of its GWR service.
+    pub gwr: GwrClient,
     /// Threads it reported.
     pub threads: u32,
     /// The token interceptor, kept to reconnect after the worker was lost.
@@ -56,12 +62,16 @@ impl WorkerConn {
 }
 
 fn with_channel(addr: &str, channel: Channel, auth: AddToken, threads: u32) -> WorkerConn {
+    let gwr = GwrWorkerClient::with_interceptor(channel.clone(), auth.clone())
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let client = WorkerClient::with_interceptor(channel, auth.clone())
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     WorkerConn {
         addr: addr.to_string(),
         client,
+        gwr,
         threads,
         auth,
     }

@@ -70,3 +70,23 @@ mod tests {
             .contains("rows"));
     }
 }
+
+/// The cluster token: the first line of `file`, else the FLUS_TOKEN environment
+/// variable; an error when neither gives one.
+pub fn cluster_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let t = match file {
+        Some(f) => std::fs::read_to_string(f)
+            .with_context(|| format!("token file {}", f.display()))?
+            .trim()
+            .to_string(),
+        None => std::env::var("FLUS_TOKEN")
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    };
+    anyhow::ensure!(
+        !t.is_empty(),
+        "--workers needs the cluster token: --token-file FILE or FLUS_TOKEN"
+    );
+    Ok(t)
+}

@@ -48,22 +48,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let study = args.study.clone().unwrap_or_else(default_study);
     let loaded = flus_shared::config::Study::load(&study)?;
     let out = args.out.clone().unwrap_or_else(|| loaded.output_dir());
-    let run_args = super::run::Args {
-        study: study.clone(),
-        out: Some(out.clone()),
-        local_workers: args.local_workers,
-        workers: Vec::new(),
-        token_file: None,
-        seed: None,
-        tiles_per_worker: 4,
-        deadline: 120.0,
-        checkpoint_every: 5,
-        resume: false,
-        rejoin_probe: 2.0,
-        no_validation: false,
-        scenarios: Vec::new(),
-        json: false,
-    };
+    // `flus run` with its own defaults: parse its arguments rather than spell every field.
+    #[derive(clap::Parser)]
+    struct RunLine {
+        #[command(flatten)]
+        run: super::run::Args,
+    }
+    let mut line: Vec<std::ffi::OsString> = vec!["flus-run".into(), study.clone().into()];
+    line.extend(["--out".into(), out.clone().into()]);
+    if let Some(n) = args.local_workers {
+        line.extend(["--local-workers".into(), n.to_string().into()]);
+    }
+    let run_args = <RunLine as clap::Parser>::try_parse_from(line)?.run;
     super::run::run(&run_args)?;
     for f in [
         "demand.csv",

@@ -41,6 +41,19 @@ pub struct Args {
     /// GWR4); speeds up large data sets.
     #[arg(long, default_value_t = 0.0)]
     pub min_weight: f64,
+    /// Run the local fits on these running workers (comma-separated host:port list);
+    /// the results are the same bits as on this machine.
+    #[arg(long, value_delimiter = ',', conflicts_with = "local_workers")]
+    pub workers: Vec<String>,
+    /// Run the local fits on this many local workers started on loopback.
+    #[arg(long)]
+    pub local_workers: Option<usize>,
+    /// Cluster token file for --workers (else FLUS_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Deadline of every worker call, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub deadline: f64,
     /// Output folder for gwr_points.csv and gwr_summary.json.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -177,6 +190,58 @@ fn points_csv(model: &GwrModel, r: &GwrResult) -> anyhow::Result<Vec<u8>> {
     Ok(w.into_inner()?)
 }
 
+/// Fits `model` with its local fits on the workers of `args`.
+fn fit_on_cluster(
+    args: &Args,
+    model: &GwrModel,
+    settings: &GwrSettings,
+) -> anyhow::Result<flus_shared::Result<GwrResult>> {
+    use crate::cluster::{gwr_remote, local::LocalWorkers, pool};
+    let (_local, addrs, token) = match args.local_workers {
+        Some(n) => {
+            let lw = LocalWorkers::start(n.max(1), 1)?;
+            let (a, t) = (lw.addrs.clone(), lw.token.clone());
+            (Some(lw), a, t)
+        }
+        None => (
+            None,
+            args.workers.clone(),
+            super::common::cluster_token(args.token_file.as_deref())?,
+        ),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let conns = rt.block_on(async {
+        let mut v = Vec::new();
+        for a in &addrs {
+            v.push(pool::connect(a, &token, std::time::Duration::from_secs(30)).await?);
+        }
+        anyhow::Ok(v)
+    })?;
+    let data = model.data();
+    let sample = gwr_remote::GwrSample {
+        columns: data.names().to_vec(),
+        y_columns: vec![data.y_name().to_string()],
+        x: data.design().to_vec(),
+        y: data.y().to_vec(),
+        coords: data.coords().to_vec(),
+    };
+    let cluster = gwr_remote::GwrCluster::new(
+        rt.handle().clone(),
+        conns,
+        std::time::Duration::from_secs_f64(args.deadline),
+        format!("gwr-{}", std::process::id()),
+        &sample,
+    );
+    let fitter = gwr_remote::RemoteFitter::new(&cluster, model, 0, (0..data.p()).collect());
+    let r = gwr::fit_with(model, &fitter, settings);
+    tracing::info!(workers = addrs.len(), traffic = ?cluster.traffic(), "GWR local fits on the cluster");
+    cluster.release();
+    Ok(r)
+}
+
 /// Runs `flus gwr`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.coords.len() != 2 {
@@ -225,7 +290,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "GWR"
     );
     let fitting = crate::output::stage(&format!("GWR of {} points", model.data().n()));
-    let r = gwr::fit(&model, &settings).with_context(|| format!("{}", args.csv.display()))?;
+    let r = if args.workers.is_empty() && args.local_workers.is_none() {
+        gwr::fit(&model, &settings)
+    } else {
+        fit_on_cluster(args, &model, &settings)?
+    }
+    .with_context(|| format!("{}", args.csv.display()))?;
     drop(fitting);
     let d = &r.diagnostics;
     let mut outputs = Vec::new();

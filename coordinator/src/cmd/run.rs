@@ -12,7 +12,7 @@ use flus_shared::{files, markov, model, outputs, stack};
 use serde_json::{json, Value};
 
 use super::common;
-use crate::cluster::{local::LocalWorkers, pool, remote};
+use crate::cluster::{gwr_remote, local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
 
 /// Arguments of `flus run`.
@@ -54,6 +54,10 @@ pub struct Args {
     /// Skip the validation run on the past period.
     #[arg(long)]
     pub no_validation: bool,
+    /// Run the GWR driver analysis's local fits in this process instead of on the
+    /// workers (the results are the same bits).
+    #[arg(long)]
+    pub gwr_local: bool,
     /// Only these scenarios (repeatable; default: all).
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
@@ -76,21 +80,7 @@ pub fn tiling_for(n: usize, width: usize, height: usize) -> Tiling {
 }
 
 fn token_for(args: &Args) -> anyhow::Result<String> {
-    let t = match &args.token_file {
-        Some(f) => std::fs::read_to_string(f)
-            .with_context(|| format!("token file {}", f.display()))?
-            .trim()
-            .to_string(),
-        None => std::env::var("FLUS_TOKEN")
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    };
-    anyhow::ensure!(
-        !t.is_empty(),
-        "--workers needs the cluster token: --token-file FILE or FLUS_TOKEN"
-    );
-    Ok(t)
+    common::cluster_token(args.token_file.as_deref())
 }
 
 /// Where checkpoints of a CA run go.
@@ -251,6 +241,65 @@ impl ClusterCa<'_> {
     }
 }
 
+/// The GWR driver analysis (DESIGN 2.7): each class's suitability and each scenario's
+/// carbon change (scenario minus the base map `base_year`, from the class pools) on the
+/// drivers at the seeded sample, with the local fits on the workers when `cluster` is
+/// given, else on this machine.
+#[allow(clippy::too_many_arguments)]
+fn driver_analysis(
+    study: &Study,
+    st: &stack::Stack,
+    suitability: &[f32],
+    scenario_maps: &[(String, Vec<u8>)],
+    base_year: &i32,
+    out: &Path,
+    cluster: Option<(&tokio::runtime::Runtime, &[pool::WorkerConn])>,
+    deadline: Duration,
+) -> anyhow::Result<Value> {
+    use flus_shared::analysis;
+    let cells = analysis::sample_cells(
+        &st.mask,
+        study.config.gwr.sample_points,
+        study.config.study.seed,
+    );
+    let density = flus_shared::tables::densities(study);
+    let base = &st.maps[base_year];
+    let carbon: Vec<(String, Vec<f64>)> = scenario_maps
+        .iter()
+        .map(|(name, map)| {
+            (
+                name.clone(),
+                analysis::carbon_change_at(&density, base, map, &cells, st.grid.cell_area()),
+            )
+        })
+        .collect();
+    let sample = analysis::driver_sample(study, st, suitability, &carbon, cells)?;
+    let Some((rt, conns)) = cluster else {
+        let mut j = analysis::run_with(study, st, &sample, &analysis::LocalSource, out)?;
+        j["fits_on"] = json!("coordinator");
+        return Ok(j);
+    };
+    let remote = gwr_remote::GwrCluster::new(
+        rt.handle().clone(),
+        conns.to_vec(),
+        deadline,
+        format!("gwr-{}", std::process::id()),
+        &gwr_remote::GwrSample {
+            columns: sample.columns.clone(),
+            y_columns: sample.y_columns.clone(),
+            x: sample.x.clone(),
+            y: sample.y.clone(),
+            coords: sample.coords.clone(),
+        },
+    );
+    let result = analysis::run_with(study, st, &sample, &remote, out);
+    remote.release();
+    let mut j = result?;
+    j["fits_on"] = json!("workers");
+    j["cluster"] = json!(remote.traffic());
+    Ok(j)
+}
+
 /// Runs `flus run`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -403,6 +452,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     })];
     let mut scen = serde_json::Map::new();
     let mut scenario_counts: Vec<(String, flus_shared::tables::ZoneCounts)> = Vec::new();
+    let mut scenario_maps: Vec<(String, Vec<u8>)> = Vec::new();
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -450,6 +500,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "carbon": file_name(&carbon_path),
             "carbon_change": file_name(&change_path),
         }));
+        scenario_maps.push((sc.name.clone(), res.map.clone()));
         scen.insert(
             sc.name.clone(),
             json!({
@@ -493,11 +544,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         tracing::info!(
             points = study.config.gwr.sample_points,
-            "GWR driver analysis of the {} suitability",
+            "GWR driver analysis of the {} suitability and the scenarios' carbon change",
             mk.to
         );
         let bar = crate::output::stage("GWR driver analysis");
-        report["gwr"] = flus_shared::analysis::run(&study, &st, &suit.values, &out)?;
+        report["gwr"] = driver_analysis(
+            &study,
+            &st,
+            &suit.values,
+            &scenario_maps,
+            &mk.to,
+            &out,
+            (!args.gwr_local).then_some((&rt, conns.as_slice())),
+            deadline,
+        )?;
         drop(bar);
         stage("gwr", &mut lap);
     }

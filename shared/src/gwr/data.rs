@@ -100,20 +100,76 @@ impl GwrData {
         })
     }
 
+    /// Data from a ready design matrix (row-major n x p, column 0 the intercept, as
+    /// [`Self::design`] gives it), e.g. received by a cluster worker from a coordinator
+    /// that checked it with [`Self::new`]. Checks the lengths and that every value is
+    /// finite; the values are kept exactly.
+    pub fn from_design(
+        y_name: &str,
+        names: Vec<String>,
+        x: Vec<f64>,
+        y: Vec<f64>,
+        coords: Vec<[f64; 2]>,
+    ) -> Result<Self, GwrError> {
+        let n = y.len();
+        let p = names.len();
+        if p == 0 {
+            return Err(GwrError::LengthMismatch {
+                column: "parameter names".into(),
+                found: 0,
+                expected: 1,
+            });
+        }
+        for (column, found, expected) in [
+            ("design matrix", x.len(), n * p),
+            ("coordinates", coords.len(), n),
+        ] {
+            if found != expected {
+                return Err(GwrError::LengthMismatch {
+                    column: column.into(),
+                    found,
+                    expected,
+                });
+            }
+        }
+        check_finite(y_name, &y)?;
+        if let Some(k) = x.iter().position(|v| !v.is_finite()) {
+            return Err(GwrError::NotFinite {
+                column: names[k % p].clone(),
+                row: k / p,
+                value: x[k],
+            });
+        }
+        let flat: Vec<f64> = coords.iter().flatten().copied().collect();
+        check_finite("coordinates", &flat)?;
+        if n < p + 3 {
+            return Err(GwrError::TooFewPoints {
+                points: n,
+                parameters: p,
+                factors: p - 1,
+                needed: p + 3,
+            });
+        }
+        Ok(Self {
+            y_name: y_name.to_string(),
+            names,
+            n,
+            p,
+            x,
+            y,
+            coords,
+        })
+    }
+
     /// Standardises every factor to mean 0 and standard deviation 1 (population
     /// standard deviation, divisor n, as numpy's default used in mgwr's examples); y and
     /// the intercept are left as they are.
     pub fn standardize_factors(&mut self) {
         let (n, p) = (self.n, self.p);
         for c in 1..p {
-            let mean = (0..n).map(|i| self.x[i * p + c]).sum::<f64>() / n as f64;
-            let var = (0..n)
-                .map(|i| (self.x[i * p + c] - mean).powi(2))
-                .sum::<f64>()
-                / n as f64;
-            let sd = var.sqrt();
-            for i in 0..n {
-                self.x[i * p + c] = (self.x[i * p + c] - mean) / sd;
+            let col: Vec<f64> = (0..n).map(|i| self.x[i * p + c]).collect();
+            for (i, v) in standardized(&col).into_iter().enumerate() {
+                self.x[i * p + c] = v;
             }
         }
     }
@@ -150,6 +206,16 @@ impl GwrData {
     pub fn coords(&self) -> &[[f64; 2]] {
         &self.coords
     }
+}
+
+/// `col` standardised to mean 0 and standard deviation 1 (divisor n), exactly as
+/// [`GwrData::standardize_factors`] does it to each factor.
+pub fn standardized(col: &[f64]) -> Vec<f64> {
+    let n = col.len() as f64;
+    let mean = col.iter().sum::<f64>() / n;
+    let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    let sd = var.sqrt();
+    col.iter().map(|v| (v - mean) / sd).collect()
 }
 
 fn check_finite(name: &str, col: &[f64]) -> Result<(), GwrError> {

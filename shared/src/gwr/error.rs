@@ -77,6 +77,10 @@ pub enum GwrError {
         /// Number of points with a non-zero weight.
         neighbours: usize,
     },
+    /// The cluster could not compute the local fits (every worker lost, a worker's
+    /// answer unusable).
+    #[error("GWR on the cluster: {0}")]
+    Cluster(String),
     /// Partial results that do not fit together (cluster split).
     #[error("GWR: {0}")]
     Partial(String),

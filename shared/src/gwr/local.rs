@@ -97,19 +97,20 @@ impl Work {
     }
 }
 
-/// Accumulates A = X'WX (upper triangle), g = X'Wy and, if `full`, B = X'W^2X; then
-/// factors A. Errors name the point when A is singular.
-fn accumulate(
+/// Accumulates A = X'WX (upper triangle), g = X'Wy and, if `full`, B = X'W^2X around
+/// location `c`; then factors A. Returns the first column whose pivot vanished when A
+/// is singular.
+fn accumulate_at(
     model: &GwrModel,
-    i: usize,
+    c: [f64; 2],
     weighting: &Weighting,
     bandwidth: f64,
     full: bool,
     wk: &mut Work,
-) -> Result<(), GwrError> {
+) -> Result<(), usize> {
     let data = model.data();
     let p = data.p();
-    model.index().weights(i, weighting, bandwidth, &mut wk.s);
+    model.index().weights_at(c, weighting, bandwidth, &mut wk.s);
     wk.a.iter_mut().for_each(|v| *v = 0.0);
     wk.g.iter_mut().for_each(|v| *v = 0.0);
     if full {
@@ -138,18 +139,34 @@ fn accumulate(
             }
         }
     }
-    if let Err(col) = cholesky(&wk.a, p, SINGULAR_PIVOT, &mut wk.l) {
-        let c = data.coords()[i];
-        return Err(GwrError::SingularLocal {
-            point: i,
-            x: c[0],
-            y: c[1],
-            bandwidth,
-            column: data.names()[col].clone(),
-            neighbours: wk.s.idx.len(),
-        });
-    }
-    Ok(())
+    cholesky(&wk.a, p, SINGULAR_PIVOT, &mut wk.l)
+}
+
+/// [`accumulate_at`] at data point `i`; errors name the point when A is singular.
+fn accumulate(
+    model: &GwrModel,
+    i: usize,
+    weighting: &Weighting,
+    bandwidth: f64,
+    full: bool,
+    wk: &mut Work,
+) -> Result<(), GwrError> {
+    let data = model.data();
+    let c = data.coords()[i];
+    accumulate_at(model, c, weighting, bandwidth, full, wk).map_err(|col| GwrError::SingularLocal {
+        point: i,
+        x: c[0],
+        y: c[1],
+        bandwidth,
+        column: data.names()[col].clone(),
+        neighbours: wk.s.idx.len(),
+    })
+}
+
+/// Collects per-point results in order; on errors, the one of the lowest point (so the
+/// error does not depend on thread scheduling or on how the points were split).
+fn in_order<T>(results: Vec<Result<T, GwrError>>) -> Result<Vec<T>, GwrError> {
+    results.into_iter().collect()
 }
 
 fn fit_one(
@@ -216,13 +233,14 @@ pub fn local_fits(
     check_range(model, &points)?;
     model.check_bandwidth(weighting, bandwidth)?;
     let p = model.data().p();
-    points
+    let results = points
         .into_par_iter()
         .map_init(
             || Work::new(p),
             |wk, i| fit_one(model, i, weighting, bandwidth, wk),
         )
-        .collect()
+        .collect::<Vec<_>>();
+    in_order(results)
 }
 
 /// Residuals and influences of `points` only (what AICc needs), cheaper than
@@ -237,7 +255,7 @@ pub fn lite_fits(
     model.check_bandwidth(weighting, bandwidth)?;
     let data = model.data();
     let p = data.p();
-    points
+    let results = points
         .into_par_iter()
         .map_init(
             || Work::new(p),
@@ -255,7 +273,111 @@ pub fn lite_fits(
                 })
             },
         )
-        .collect()
+        .collect::<Vec<_>>();
+    in_order(results)
+}
+
+/// Local R2 of point `i` from the residuals of all points (see [`LocalStats::local_r2`]).
+fn local_r2_one(
+    model: &GwrModel,
+    i: usize,
+    weighting: &Weighting,
+    bandwidth: f64,
+    residuals: &[f64],
+    s: &mut Scratch,
+) -> f64 {
+    let y = model.data().y();
+    model.index().weights(i, weighting, bandwidth, s);
+    let sw: f64 = s.w.iter().sum();
+    let ybar = s.idx.iter().zip(&s.w).map(|(&j, w)| w * y[j]).sum::<f64>() / sw;
+    let mut tss = 0.0;
+    let mut rss = 0.0;
+    for (&j, &w) in s.idx.iter().zip(&s.w) {
+        tss += w * (y[j] - ybar) * (y[j] - ybar);
+        rss += w * residuals[j] * residuals[j];
+    }
+    (tss - rss) / tss
+}
+
+fn check_residuals(model: &GwrModel, residuals: &[f64]) -> Result<(), GwrError> {
+    if residuals.len() != model.data().n() {
+        return Err(GwrError::Partial(format!(
+            "{} residuals given, expected one per point ({})",
+            residuals.len(),
+            model.data().n()
+        )));
+    }
+    Ok(())
+}
+
+/// Local R2 of `points` (one per point, in order) given the residuals of ALL points
+/// (index order): the part of [`local_stats`] that needs the neighbours.
+pub fn local_r2(
+    model: &GwrModel,
+    weighting: &Weighting,
+    bandwidth: f64,
+    points: Range<usize>,
+    residuals: &[f64],
+) -> Result<Vec<f64>, GwrError> {
+    check_range(model, &points)?;
+    check_residuals(model, residuals)?;
+    model.check_bandwidth(weighting, bandwidth)?;
+    Ok(points
+        .into_par_iter()
+        .map_init(Scratch::default, |s, i| {
+            local_r2_one(model, i, weighting, bandwidth, residuals, s)
+        })
+        .collect())
+}
+
+/// Standard errors and t-values of `fit` with `sigma2`, and its `local_r2`.
+pub fn stats_of(fit: &LocalFit, sigma2: f64, local_r2: f64) -> LocalStats {
+    let se: Vec<f64> = fit.var_factor.iter().map(|v| (v * sigma2).sqrt()).collect();
+    let t = fit.params.iter().zip(&se).map(|(b, s)| b / s).collect();
+    LocalStats {
+        index: fit.index,
+        se,
+        t,
+        local_r2,
+    }
+}
+
+/// Local coefficients at arbitrary locations `at` (mgwr's `predict`): the local
+/// regression of the data points around each location with their weights from that
+/// location, p values per location (intercept first) in order; NaN where the local
+/// matrix is singular. At a data point's own location this is that point's fit.
+pub fn predict(
+    model: &GwrModel,
+    weighting: &Weighting,
+    bandwidth: f64,
+    at: &[[f64; 2]],
+) -> Result<Vec<f64>, GwrError> {
+    model.check_bandwidth(weighting, bandwidth)?;
+    for (row, c) in at.iter().enumerate() {
+        if !(c[0].is_finite() && c[1].is_finite()) {
+            return Err(GwrError::NotFinite {
+                column: "prediction location".into(),
+                row,
+                value: if c[0].is_finite() { c[1] } else { c[0] },
+            });
+        }
+    }
+    let p = model.data().p();
+    let rows: Vec<Vec<f64>> = at
+        .par_iter()
+        .map_init(
+            || Work::new(p),
+            |wk, &c| match accumulate_at(model, c, weighting, bandwidth, false, wk) {
+                Ok(()) => {
+                    let mut beta = wk.g.clone();
+                    cholesky_solve(&wk.l, p, &mut beta);
+                    beta
+                }
+                Err(_) => vec![f64::NAN; p],
+            },
+        )
+        .collect();
+    Ok(rows.concat())
 }
 
 /// Second step: standard errors, t-values and local R2 of the points of `fits` (a
@@ -270,15 +392,8 @@ pub fn local_stats(
     sigma2: f64,
 ) -> Result<Vec<LocalStats>, GwrError> {
     let data = model.data();
-    if residuals.len() != data.n() {
-        return Err(GwrError::Partial(format!(
-            "{} residuals given, expected one per point ({})",
-            residuals.len(),
-            data.n()
-        )));
-    }
+    check_residuals(model, residuals)?;
     model.check_bandwidth(weighting, bandwidth)?;
-    let y = data.y();
     fits.par_iter()
         .map_init(Scratch::default, |s, fit| {
             if fit.index >= data.n() || fit.params.len() != data.p() {
@@ -287,23 +402,8 @@ pub fn local_stats(
                     fit.index
                 )));
             }
-            model.index().weights(fit.index, weighting, bandwidth, s);
-            let sw: f64 = s.w.iter().sum();
-            let ybar = s.idx.iter().zip(&s.w).map(|(&j, w)| w * y[j]).sum::<f64>() / sw;
-            let mut tss = 0.0;
-            let mut rss = 0.0;
-            for (&j, &w) in s.idx.iter().zip(&s.w) {
-                tss += w * (y[j] - ybar) * (y[j] - ybar);
-                rss += w * residuals[j] * residuals[j];
-            }
-            let se: Vec<f64> = fit.var_factor.iter().map(|v| (v * sigma2).sqrt()).collect();
-            let t = fit.params.iter().zip(&se).map(|(b, s)| b / s).collect();
-            Ok(LocalStats {
-                index: fit.index,
-                se,
-                t,
-                local_r2: (tss - rss) / tss,
-            })
+            let r2 = local_r2_one(model, fit.index, weighting, bandwidth, residuals, s);
+            Ok(stats_of(fit, sigma2, r2))
         })
         .collect()
 }

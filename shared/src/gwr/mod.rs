@@ -13,6 +13,7 @@
 mod data;
 mod error;
 mod factors;
+mod fitter;
 mod kernel;
 mod linalg;
 mod local;
@@ -21,15 +22,22 @@ mod ols;
 mod search;
 mod summary;
 
-pub use data::{GwrData, INTERCEPT};
+pub use data::{standardized, GwrData, INTERCEPT};
 pub use error::GwrError;
 pub use factors::{single_factor_r2, FactorR2};
+pub use fitter::{
+    full_stride, pack_full, pack_lite, unpack_full, unpack_lite, LocalFitter, LocalRayon,
+    LITE_STRIDE,
+};
 pub use kernel::{Kernel, Weighting, ADAPTIVE_EPS};
-pub use local::{lite_fits, local_fits, local_stats, LiteFit, LocalFit, LocalStats};
+pub use local::{
+    lite_fits, local_fits, local_r2, local_stats, predict, stats_of, LiteFit, LocalFit, LocalStats,
+};
 pub use neighbours::SpatialIndex;
 pub use ols::{ols, Ols};
 pub use search::{
-    default_interval, golden_section, score, Probe, SearchOutcome, SearchSettings, GOLDEN_DELTA,
+    default_interval, golden_section, golden_section_with, score, score_with, Probe, SearchOutcome,
+    SearchSettings, GOLDEN_DELTA,
 };
 pub use summary::{
     aicc_of, coefficient_summaries, summarize, CoefficientSummary, Diagnostics, SigmaDf,
@@ -142,12 +150,24 @@ pub struct GwrResult {
 /// Fits a GWR on this machine: bandwidth search (or the given one), local fits,
 /// diagnostics, standard errors and local R2, and the global OLS beside it.
 pub fn fit(model: &GwrModel, settings: &GwrSettings) -> crate::Result<GwrResult> {
+    fit_with(model, &LocalRayon::new(model), settings)
+}
+
+/// [`fit`] with the per-point work done by `fitter` (local threads or cluster workers;
+/// the same bits either way): the search scores each candidate from `fitter`'s
+/// residuals and influences, then the final fit takes its full per-point results; every
+/// sum over points is taken here, in point order.
+pub fn fit_with(
+    model: &GwrModel,
+    fitter: &dyn LocalFitter,
+    settings: &GwrSettings,
+) -> crate::Result<GwrResult> {
     let weighting = &settings.weighting;
     let ols = ols(model.data())?;
     let (bandwidth, search) = match settings.bandwidth {
         BandwidthChoice::Given(b) => (b, None),
         BandwidthChoice::Search(s) => {
-            let out = golden_section(model, weighting, &s)?;
+            let out = golden_section_with(model, fitter, weighting, &s)?;
             tracing::info!(
                 bandwidth = out.bandwidth,
                 aicc = out.aicc,
@@ -157,8 +177,16 @@ pub fn fit(model: &GwrModel, settings: &GwrSettings) -> crate::Result<GwrResult>
             (out.bandwidth, Some(out))
         }
     };
+    model.check_bandwidth(weighting, bandwidth)?;
     let n = model.data().n();
-    let fits = local_fits(model, weighting, bandwidth, 0..n)?;
+    let fits = fitter.full(weighting, bandwidth)?;
+    if fits.len() != n || fits.iter().enumerate().any(|(i, f)| f.index != i) {
+        return Err(GwrError::Partial(format!(
+            "the fitter returned {} local fits, expected {n} in point order",
+            fits.len()
+        ))
+        .into());
+    }
     let diagnostics = summarize(
         model.data().y(),
         model.data().p(),
@@ -167,14 +195,19 @@ pub fn fit(model: &GwrModel, settings: &GwrSettings) -> crate::Result<GwrResult>
         settings.sigma_df,
     )?;
     let residuals: Vec<f64> = fits.iter().map(|f| f.residual).collect();
-    let stats = local_stats(
-        model,
-        weighting,
-        bandwidth,
-        &fits,
-        &residuals,
-        diagnostics.sigma2,
-    )?;
+    let r2 = fitter.local_r2(weighting, bandwidth, &residuals)?;
+    if r2.len() != n {
+        return Err(GwrError::Partial(format!(
+            "the fitter returned {} local R2 values, expected {n}",
+            r2.len()
+        ))
+        .into());
+    }
+    let stats: Vec<LocalStats> = fits
+        .iter()
+        .zip(&r2)
+        .map(|(f, &r)| stats_of(f, diagnostics.sigma2, r))
+        .collect();
     let t: Vec<Vec<f64>> = stats.iter().map(|s| s.t.clone()).collect();
     let coefficients = coefficient_summaries(model.data().names(), &fits, &t);
     Ok(GwrResult {

@@ -31,13 +31,78 @@ pub(crate) struct Scratch {
     /// Their weights.
     pub w: Vec<f64>,
     dist: Vec<f64>,
+    /// Squared distances to every point (index order), adaptive brute-force path.
+    d2: Vec<f64>,
+    /// Subsample of squared distances (bracketing the k-th one).
+    sub: Vec<f64>,
+}
+
+/// Every SUBSAMPLE-th point (by index) estimates where the k-th distance lies.
+const SUBSAMPLE: usize = 64;
+
+/// Below this many points the k-th distance is selected directly.
+const DIRECT_SELECT: usize = 4096;
+
+/// The `k`-th smallest (1-based) of `d2`, exactly. A subsample of every
+/// [`SUBSAMPLE`]-th value brackets it; one pass counts the values below the bracket and
+/// keeps those inside, and the k-th is selected among those few (a full selection only
+/// when the bracket misses, so the result never depends on the subsample).
+fn kth_smallest(d2: &[f64], k: usize, buf: &mut Vec<f64>, sub: &mut Vec<f64>) -> f64 {
+    let n = d2.len();
+    let select = |buf: &mut Vec<f64>, r: usize| -> f64 {
+        *buf.select_nth_unstable_by(r, |a, b| a.total_cmp(b)).1
+    };
+    if n < DIRECT_SELECT {
+        buf.clear();
+        buf.extend_from_slice(d2);
+        return select(buf, k - 1);
+    }
+    sub.clear();
+    sub.extend(d2.iter().step_by(SUBSAMPLE).copied());
+    sub.sort_unstable_by(|a, b| a.total_cmp(b));
+    let m = sub.len();
+    let pos = (k - 1) as f64 / SUBSAMPLE as f64;
+    let spread = 4.0 * pos.max(1.0).sqrt() + 4.0;
+    let lo = pos - spread;
+    let hi = pos + spread;
+    let lo = if lo < 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        sub[lo as usize]
+    };
+    let hi = if hi as usize >= m {
+        f64::INFINITY
+    } else {
+        sub[hi as usize]
+    };
+    buf.clear();
+    let mut below = 0usize;
+    for &v in d2 {
+        if v < lo {
+            below += 1;
+        } else if v <= hi {
+            buf.push(v);
+        }
+    }
+    if below < k && k <= below + buf.len() {
+        select(buf, k - 1 - below)
+    } else {
+        buf.clear();
+        buf.extend_from_slice(d2);
+        select(buf, k - 1)
+    }
+}
+
+#[inline]
+fn distance2(a: [f64; 2], b: [f64; 2]) -> f64 {
+    let dx = a[0] - b[0];
+    let dy = a[1] - b[1];
+    dx * dx + dy * dy
 }
 
 #[inline]
 fn distance(a: [f64; 2], b: [f64; 2]) -> f64 {
-    let dx = a[0] - b[0];
-    let dy = a[1] - b[1];
-    (dx * dx + dy * dy).sqrt()
+    distance2(a, b).sqrt()
 }
 
 impl SpatialIndex {
@@ -67,8 +132,13 @@ impl SpatialIndex {
     /// Distance from point `i` to its `k`-th nearest point (1-based, the point itself
     /// first at distance 0). `k` in 1..=n.
     pub fn kth_distance(&self, i: usize, k: usize, scratch_dist: &mut Vec<f64>) -> f64 {
+        self.kth_distance_at(self.coords[i], k, scratch_dist)
+    }
+
+    /// Distance from location `c` to its `k`-th nearest point (1-based; a point at `c`
+    /// counts, at distance 0). `k` in 1..=n.
+    pub fn kth_distance_at(&self, c: [f64; 2], k: usize, scratch_dist: &mut Vec<f64>) -> f64 {
         let n = self.coords.len();
-        let c = self.coords[i];
         if k.saturating_mul(TREE_SHARE) <= n {
             let (item, _) = self
                 .tree
@@ -77,10 +147,10 @@ impl SpatialIndex {
                 .expect("k <= n points in the tree");
             distance(c, self.coords[item.data])
         } else {
-            scratch_dist.clear();
-            scratch_dist.extend(self.coords.iter().map(|q| distance(c, *q)));
-            let (_, v, _) = scratch_dist.select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b));
-            *v
+            // sqrt is monotone: the k-th distance is the root of the k-th squared one
+            let d2: Vec<f64> = self.coords.iter().map(|q| distance2(c, *q)).collect();
+            let mut sub = Vec::new();
+            kth_smallest(&d2, k, scratch_dist, &mut sub).sqrt()
         }
     }
 
@@ -117,11 +187,32 @@ impl SpatialIndex {
         bandwidth: f64,
         s: &mut Scratch,
     ) -> f64 {
+        self.weights_at(self.coords[i], weighting, bandwidth, s)
+    }
+
+    /// As [`Self::weights`] around any location `c` (mgwr's prediction kernel: the
+    /// adaptive scale is the distance from `c` to its k-th nearest data point); at a data
+    /// point's own location it gives exactly that point's weights.
+    pub(crate) fn weights_at(
+        &self,
+        c: [f64; 2],
+        weighting: &Weighting,
+        bandwidth: f64,
+        s: &mut Scratch,
+    ) -> f64 {
         let n = self.coords.len();
-        let c = self.coords[i];
+        if weighting.adaptive {
+            let k = (bandwidth as usize).clamp(1, n);
+            if k.saturating_mul(TREE_SHARE) > n {
+                return self.adaptive_scan(c, k, weighting, s);
+            }
+        }
         let (h, k) = if weighting.adaptive {
             let k = (bandwidth as usize).clamp(1, n);
-            (self.kth_distance(i, k, &mut s.dist) * ADAPTIVE_EPS, Some(k))
+            (
+                self.kth_distance_at(c, k, &mut s.dist) * ADAPTIVE_EPS,
+                Some(k),
+            )
         } else {
             (bandwidth, None)
         };
@@ -166,6 +257,51 @@ impl SpatialIndex {
                     .iter()
                     .map(|&j| kernel.weight(distance(c, self.coords[j]) / h)),
             );
+        }
+        h
+    }
+}
+
+impl SpatialIndex {
+    /// Adaptive weights around `c` when the neighbourhood is a large share of the
+    /// points: the squared distances to every point are computed once, the k-th is
+    /// selected from them, and the kernel is evaluated (with the square root taken) only
+    /// where the weight can be non-zero. The same neighbours, distances and weights as
+    /// the tree path, in ascending index order.
+    fn adaptive_scan(&self, c: [f64; 2], k: usize, weighting: &Weighting, s: &mut Scratch) -> f64 {
+        s.d2.clear();
+        s.d2.extend(self.coords.iter().map(|q| distance2(c, *q)));
+        let h = kth_smallest(&s.d2, k, &mut s.dist, &mut s.sub).sqrt() * ADAPTIVE_EPS;
+        s.idx.clear();
+        s.w.clear();
+        if h == 0.0 {
+            for (j, &d2) in s.d2.iter().enumerate() {
+                if d2 == 0.0 {
+                    s.idx.push(j);
+                    s.w.push(1.0);
+                }
+            }
+            return h;
+        }
+        let kernel = weighting.kernel;
+        let support = kernel.support(weighting.min_weight);
+        let bisquare = support == 1.0;
+        let radius = h * support;
+        // beyond this squared distance the root is certainly above the radius
+        let bound = if radius.is_infinite() {
+            f64::INFINITY
+        } else {
+            radius * radius * (1.0 + 1e-12)
+        };
+        for (j, &d2) in s.d2.iter().enumerate() {
+            if d2 <= bound {
+                let d = d2.sqrt();
+                let keep = if bisquare { d < h } else { d <= radius };
+                if keep {
+                    s.idx.push(j);
+                    s.w.push(kernel.weight(d / h));
+                }
+            }
         }
         h
     }
@@ -246,5 +382,23 @@ mod tests {
         let z = 1.0 / h;
         assert_eq!(s.w[1], (1.0 - z * z) * (1.0 - z * z));
         assert!(s.w[2] > 0.0 && s.w[2] < 1e-12);
+    }
+
+    /// The bracketed selection equals a full sort's k-th value for every k, on values
+    /// in an order unrelated to their size (with ties).
+    #[test]
+    fn kth_smallest_equals_the_sorted_kth_for_every_k() {
+        let n = 10_000;
+        let d2: Vec<f64> = (0..n).map(|i| ((i * 7919) % 4999) as f64 * 0.5).collect();
+        let mut sorted = d2.clone();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let (mut buf, mut sub) = (Vec::new(), Vec::new());
+        for k in (1..=n).step_by(37).chain([1, 2, n - 1, n]) {
+            assert_eq!(
+                kth_smallest(&d2, k, &mut buf, &mut sub),
+                sorted[k - 1],
+                "k = {k}"
+            );
+        }
     }
 }

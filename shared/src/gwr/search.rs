@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::local::lite_fits;
+use super::fitter::{LocalFitter, LocalRayon};
 use super::summary::aicc_of;
 use super::{GwrError, GwrModel, Weighting};
 
@@ -74,9 +74,19 @@ pub fn default_interval(model: &GwrModel, weighting: &Weighting) -> (f64, f64) {
     }
 }
 
-/// AICc of `bandwidth` (infinite when a local fit is singular).
+/// AICc of `bandwidth` (infinite when a local fit is singular), on this machine.
 pub fn score(model: &GwrModel, weighting: &Weighting, bandwidth: f64) -> Result<f64, GwrError> {
-    match lite_fits(model, weighting, bandwidth, 0..model.data().n()) {
+    score_with(&LocalRayon::new(model), weighting, bandwidth)
+}
+
+/// AICc of `bandwidth` from `fitter`'s per-point residuals and influences, summed in
+/// point order (infinite when a local fit is singular).
+pub fn score_with(
+    fitter: &dyn LocalFitter,
+    weighting: &Weighting,
+    bandwidth: f64,
+) -> Result<f64, GwrError> {
+    match fitter.lite(weighting, bandwidth) {
         Ok(fits) => Ok(aicc_of(&fits)),
         Err(GwrError::SingularLocal { point, .. }) => {
             tracing::debug!(
@@ -90,9 +100,20 @@ pub fn score(model: &GwrModel, weighting: &Weighting, bandwidth: f64) -> Result<
     }
 }
 
-/// Golden-section search of the AICc-minimising bandwidth.
+/// Golden-section search of the AICc-minimising bandwidth, on this machine.
 pub fn golden_section(
     model: &GwrModel,
+    weighting: &Weighting,
+    settings: &SearchSettings,
+) -> Result<SearchOutcome, GwrError> {
+    golden_section_with(model, &LocalRayon::new(model), weighting, settings)
+}
+
+/// Golden-section search of the AICc-minimising bandwidth of `model`, each candidate
+/// scored with `fitter` (which must fit the same model).
+pub fn golden_section_with(
+    model: &GwrModel,
+    fitter: &dyn LocalFitter,
     weighting: &Weighting,
     settings: &SearchSettings,
 ) -> Result<SearchOutcome, GwrError> {
@@ -106,7 +127,8 @@ pub fn golden_section(
         if let Some(pr) = probes.iter().find(|pr| pr.bandwidth == bw) {
             return Ok(pr.aicc);
         }
-        let s = score(model, weighting, bw)?;
+        model.check_bandwidth(weighting, bw)?;
+        let s = score_with(fitter, weighting, bw)?;
         tracing::debug!(bandwidth = bw, aicc = s, "bandwidth probe");
         probes.push(Probe {
             bandwidth: bw,
