@@ -2,6 +2,7 @@
 //! single-process driver and from `flus run` over 1, 2 and 3 workers; after a worker is
 //! killed or hangs mid-run; after the coordinator is killed and the run resumed.
 
+use gdal::Metadata;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 

@@ -233,7 +233,7 @@ impl GwrWorker for GwrService {
                             )))
                         }
                     };
-                    let end = off.checked_add(ch.values.len()).unwrap_or(usize::MAX);
+                    let end = off.saturating_add(ch.values.len());
                     if end > dst.len() {
                         return Err(Status::invalid_argument(format!(
                             "GWR chunk {off}..{end} beyond its array of {} values",

@@ -52,25 +52,6 @@ pub fn by_class<T: serde::Serialize>(names: &[String], values: &[T]) -> serde_js
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tilings_parse_and_bad_ones_are_named() {
-        assert_eq!(parse_tiling("2x3").unwrap(), Tiling { rows: 2, cols: 3 });
-        assert_eq!(parse_tiling("7X5").unwrap(), Tiling { rows: 7, cols: 5 });
-        assert!(parse_tiling("7")
-            .unwrap_err()
-            .to_string()
-            .contains("ROWSxCOLS"));
-        assert!(parse_tiling("ax2")
-            .unwrap_err()
-            .to_string()
-            .contains("rows"));
-    }
-}
-
 /// The cluster token: the first line of `file`, else the FLUS_TOKEN environment
 /// variable; an error when neither gives one.
 pub fn cluster_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
@@ -89,4 +70,23 @@ pub fn cluster_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
         "--workers needs the cluster token: --token-file FILE or FLUS_TOKEN"
     );
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tilings_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_tiling("2x3").unwrap(), Tiling { rows: 2, cols: 3 });
+        assert_eq!(parse_tiling("7X5").unwrap(), Tiling { rows: 7, cols: 5 });
+        assert!(parse_tiling("7")
+            .unwrap_err()
+            .to_string()
+            .contains("ROWSxCOLS"));
+        assert!(parse_tiling("ax2")
+            .unwrap_err()
+            .to_string()
+            .contains("rows"));
+    }
 }
