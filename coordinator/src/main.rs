@@ -48,6 +48,11 @@ enum Command {
     Simulate(cmd::simulate::Args),
     /// The whole pipeline, every scenario, over the cluster (local workers by default).
     Run(cmd::run::Args),
+    /// A large study from a real one: every raster upsampled and mosaicked to N cells.
+    MakeStudy(cmd::make_study::Args),
+    /// Memory bandwidth, CA cell-updates per second per core, and the wall time and peak
+    /// memory of a large generated study with 1 and 2 local workers.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +69,8 @@ fn main() -> std::process::ExitCode {
         Command::Validate(a) => cmd::validate::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Run(a) => cmd::run::run(a),
+        Command::MakeStudy(a) => cmd::make_study::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

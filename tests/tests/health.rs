@@ -12,7 +12,7 @@ fn a_worker_on_port_zero_prints_its_address_and_answers_ping() {
     let j = out.json();
     let a = &j["workers"][0];
     assert_eq!(a["status"], "SERVING");
-    assert_eq!(a["protocol"], 1);
+    assert_eq!(a["protocol"], 2);
     assert_eq!(a["version"], env!("CARGO_PKG_VERSION"));
 }
 

@@ -4,6 +4,7 @@
 //! and prints the bound address, alone, on the first line of stdout.
 
 mod auth;
+mod data_root;
 mod health;
 mod service;
 mod tiles;
@@ -33,6 +34,10 @@ struct Cli {
     /// Largest tile accepted, MiB (all layers).
     #[arg(long, default_value_t = 2048)]
     max_tile_mib: u64,
+    /// Folder the worker may read rasters from (tiles named by relative path, on a shared
+    /// filesystem); without it the worker reads no files.
+    #[arg(long)]
+    data_root: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -54,6 +59,11 @@ fn main() -> anyhow::Result<()> {
         .num_threads(threads)
         .build_global()
         .context("rayon thread pool")?;
+    let root = cli
+        .data_root
+        .as_deref()
+        .map(data_root::DataRoot::new)
+        .transpose()?;
     let limits = service::Limits {
         max_tile_bytes: cli.max_tile_mib * 1024 * 1024,
         max_tiles: cli.max_tiles,
@@ -62,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(serve(cli.listen, threads, token, limits))
+    rt.block_on(serve(cli.listen, threads, token, limits, root))
 }
 
 /// Largest gRPC message accepted or sent (tile data arrives in smaller chunks).
@@ -73,6 +83,7 @@ async fn serve(
     threads: usize,
     token: String,
     limits: service::Limits,
+    root: Option<data_root::DataRoot>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -84,7 +95,7 @@ async fn serve(
     std::io::stdout().flush()?;
     tracing::info!(%addr, threads, "flus-worker listening");
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
-    let worker = service::WorkerService::new(limits, stop.clone());
+    let worker = service::WorkerService::new(limits, stop.clone(), root);
     let health = health::HealthService::new(threads, worker.store());
     let check = auth::TokenCheck::new(&token);
     let worker_server = flus_proto::v1::worker_server::WorkerServer::new(worker)

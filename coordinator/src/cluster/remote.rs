@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use flus_proto::v1::{
-    tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest, ExactKeysRequest,
+    file_tile_chunk, tile_chunk, CarbonRequest, FileTileChunk, LayerFile, TileFiles, CellChanges, CommitRequest, DropTilesRequest, ExactKeysRequest,
     LayerChunk, LayerInfo, LayerKind, ProposeRequest, StepParams as PStep, SuitabilityRequest,
     Threshold, TileChunk, TileHeader, TileSpec,
 };
@@ -72,6 +72,7 @@ pub struct Remote<'a> {
     counted: Vec<bool>,
     committed: Vec<bool>,
     loaded: bool,
+    files: Option<Vec<LayerFile>>,
     /// What went over the wire.
     pub traffic: Traffic,
 }
@@ -112,6 +113,7 @@ impl<'a> Remote<'a> {
             counted: Vec::new(),
             committed: Vec::new(),
             loaded: false,
+            files: None,
             traffic: Traffic::default(),
         }
     }
@@ -133,6 +135,12 @@ impl<'a> Remote<'a> {
     /// `flus_shared::ann::Network`); without one, the suitability layer is shipped.
     pub fn set_network(&mut self, network: Vec<u8>) {
         self.network = Some(network);
+    }
+
+    /// Workers read the static layers themselves from these files (paths relative to
+    /// their data root) instead of receiving them; only the class window is streamed.
+    pub fn set_files(&mut self, files: Vec<LayerFile>) {
+        self.files = Some(files);
     }
 
     /// Loads every tile onto its worker from `map` (done by the first Propose).
@@ -201,6 +209,9 @@ impl<'a> Remote<'a> {
             win.extend_from_slice(&map.padded[start..start + ww]);
         }
         layers.push((LayerKind::Classes, "classes".into(), win));
+        if self.files.is_some() {
+            return Self::chunked(&self.run_id, self.spec(t), layers);
+        }
         let core = |f: &mut dyn FnMut(usize, &mut Vec<u8>)| {
             let mut out = Vec::new();
             for y in rc.y0..rc.y0 + rc.height {
@@ -242,10 +253,20 @@ impl<'a> Remote<'a> {
                 core(&mut |i, o| o.extend_from_slice(&z[i].to_le_bytes())),
             ));
         }
+        Self::chunked(&self.run_id, self.spec(t), layers)
+    }
+
+    /// The LoadTile messages of `layers`: header, then chunks of at most
+    /// [`CHUNK_BYTES`].
+    fn chunked(
+        run_id: &str,
+        spec: TileSpec,
+        layers: Vec<(LayerKind, String, Vec<u8>)>,
+    ) -> Vec<TileChunk> {
         let mut msgs = vec![TileChunk {
             part: Some(tile_chunk::Part::Header(TileHeader {
-                run_id: self.run_id.clone(),
-                spec: Some(self.spec(t)),
+                run_id: run_id.to_string(),
+                spec: Some(spec),
                 layers: layers
                     .iter()
                     .map(|(kind, name, b)| LayerInfo {
@@ -271,9 +292,10 @@ impl<'a> Remote<'a> {
     }
 
     /// Loads `tiles` on their owners (and computes their suitability when a network is
-    /// set); on failure returns the failed worker's index.
+    /// set, on every worker at once); on failure returns the failed worker's index.
     fn load_tiles(&mut self, tiles: &[u32], map: &MapView) -> Result<Vec<f32>, usize> {
         let mut max = vec![0f32; self.k];
+        let mut jobs = Vec::new();
         for w in self.alive() {
             let mine: Vec<u32> = tiles
                 .iter()
@@ -294,16 +316,49 @@ impl<'a> Remote<'a> {
                     .sum();
                 let mut client = self.workers[w].conn.client.clone();
                 let deadline = self.deadline;
+                let files = self.files.clone();
                 let res = self.rt.block_on(async move {
-                    let mut req = tonic::Request::new(tokio_stream::iter(msgs));
-                    req.set_timeout(deadline);
-                    tokio::time::timeout(deadline, client.load_tile(req)).await
+                    match files {
+                        None => {
+                            let mut req = tonic::Request::new(tokio_stream::iter(msgs));
+                            req.set_timeout(deadline);
+                            tokio::time::timeout(deadline, client.load_tile(req)).await
+                        }
+                        Some(layers) => {
+                            let mut v: Vec<FileTileChunk> = Vec::with_capacity(msgs.len() + 1);
+                            for (i, m) in msgs.into_iter().enumerate() {
+                                let part = match m.part {
+                                    Some(tile_chunk::Part::Header(h)) => {
+                                        file_tile_chunk::Part::Header(h)
+                                    }
+                                    Some(tile_chunk::Part::Chunk(c)) => {
+                                        file_tile_chunk::Part::Chunk(c)
+                                    }
+                                    None => continue,
+                                };
+                                v.push(FileTileChunk { part: Some(part) });
+                                if i == 0 {
+                                    v.push(FileTileChunk {
+                                        part: Some(file_tile_chunk::Part::Files(TileFiles {
+                                            layers: layers.clone(),
+                                        })),
+                                    });
+                                }
+                            }
+                            let mut req = tonic::Request::new(tokio_stream::iter(v));
+                            req.set_timeout(deadline);
+                            tokio::time::timeout(deadline, client.load_tile_files(req)).await
+                        }
+                    }
                 });
                 match res {
                     Ok(Ok(_)) => self.traffic.tile_bytes += bytes,
                     Ok(Err(e))
                         if e.code() == tonic::Code::InvalidArgument
-                            || e.code() == tonic::Code::ResourceExhausted =>
+                            || e.code() == tonic::Code::ResourceExhausted
+                            || e.code() == tonic::Code::PermissionDenied
+                            || e.code() == tonic::Code::FailedPrecondition
+                            || e.code() == tonic::Code::NotFound =>
                     {
                         tracing::error!(worker = %self.workers[w].conn.addr, "tile {t} refused: {}", e.message());
                         return Err(w);
@@ -319,24 +374,35 @@ impl<'a> Remote<'a> {
                     network: net,
                 };
                 let deadline = self.deadline;
-                let res = self.rt.block_on(async move {
-                    let mut req = tonic::Request::new(req);
-                    req.set_timeout(deadline);
-                    tokio::time::timeout(deadline, client.suitability(req)).await
-                });
-                match res {
-                    Ok(Ok(r)) => {
-                        for ts in r.into_inner().tiles {
-                            for (m, v) in max.iter_mut().zip(ts.max) {
-                                *m = m.max(v);
-                            }
+                jobs.push((
+                    w,
+                    self.rt.spawn(async move {
+                        let mut req = tonic::Request::new(req);
+                        req.set_timeout(deadline);
+                        tokio::time::timeout(deadline, client.suitability(req)).await
+                    }),
+                ));
+            }
+        }
+        let mut failed = None;
+        for (w, job) in jobs {
+            match self.rt.block_on(job) {
+                Ok(Ok(Ok(r))) => {
+                    for ts in r.into_inner().tiles {
+                        for (m, v) in max.iter_mut().zip(ts.max) {
+                            *m = m.max(v);
                         }
                     }
-                    _ => return Err(w),
+                }
+                _ => {
+                    failed.get_or_insert(w);
                 }
             }
         }
-        Ok(max)
+        match failed {
+            Some(w) => Err(w),
+            None => Ok(max),
+        }
     }
 
     fn window_contains(&self, t: usize, cell: u64) -> bool {
@@ -366,16 +432,12 @@ impl<'a> Remote<'a> {
         }
     }
 
-    /// Sends Propose for `tiles` (all owned by `w`); adds the histogram into `sum` when
-    /// `count` is set (tiles re-stepped after a failover are not counted twice).
-    fn propose_on(
-        &mut self,
-        w: usize,
-        tiles: Vec<u32>,
-        count: bool,
-        sum: &mut StepSummary,
-    ) -> Result<(), ()> {
-        let (params, step) = self.last.clone().ok_or(())?;
+    /// The Propose request of `tiles` (the halo changes that fall in their windows).
+    fn propose_request(&mut self, tiles: Vec<u32>) -> flus_shared::Result<ProposeRequest> {
+        let (params, step) = self
+            .last
+            .clone()
+            .ok_or_else(|| flus_shared::Error::Data("Propose before any step".into()))?;
         let relevant: Vec<(u64, u8)> = self
             .pending
             .iter()
@@ -383,7 +445,7 @@ impl<'a> Remote<'a> {
             .filter(|&(c, _)| tiles.iter().any(|&t| self.window_contains(t as usize, c)))
             .collect();
         self.traffic.halo_bytes += relevant.len() as u64 * 9;
-        let req = ProposeRequest {
+        Ok(ProposeRequest {
             run_id: self.run_id.clone(),
             tile_ids: tiles,
             params: Some(Self::step_message(&params, &step)),
@@ -391,30 +453,20 @@ impl<'a> Remote<'a> {
                 cells: relevant.iter().map(|c| c.0).collect(),
                 classes: relevant.iter().map(|c| c.1).collect(),
             }),
-        };
-        let mut client = self.workers[w].conn.client.clone();
-        let deadline = self.deadline;
-        let res = self.rt.block_on(async move {
-            let mut req = tonic::Request::new(req);
-            req.set_timeout(deadline);
-            tokio::time::timeout(deadline, client.propose(req)).await
-        });
-        let reply = match res {
-            Ok(Ok(r)) => r.into_inner(),
-            _ => return Err(()),
-        };
-        if count {
-            let h = reply.histogram.unwrap_or_default();
-            self.traffic.reply_bytes += h.index.len() as u64 * 12;
-            for (i, c) in h.index.iter().zip(&h.counts) {
-                if let Some(v) = sum.histogram.get_mut(*i as usize) {
-                    *v += c;
-                }
+        })
+    }
+
+    /// Adds a Propose reply's histogram into `sum`.
+    fn add_reply(&mut self, reply: flus_proto::v1::ProposeReply, sum: &mut StepSummary) {
+        let h = reply.histogram.unwrap_or_default();
+        self.traffic.reply_bytes += h.index.len() as u64 * 12;
+        for (i, c) in h.index.iter().zip(&h.counts) {
+            if let Some(v) = sum.histogram.get_mut(*i as usize) {
+                *v += c;
             }
-            sum.proposals += reply.proposals;
-            sum.cells += reply.cells_visited;
         }
-        Ok(())
+        sum.proposals += reply.proposals;
+        sum.cells += reply.cells_visited;
     }
 
     /// Drops worker `w` and re-sends its tiles (from `map`) to the survivors; the moved
@@ -446,12 +498,15 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// Steps every tile that does not hold this iteration's proposals; histograms of tiles
-    /// not yet counted go into `sum`.
+    /// Steps every tile that does not hold this iteration's proposals, on every worker at
+    /// once; histograms of tiles not yet counted go into `sum` (integer sums: the order
+    /// of the replies does not matter).
     fn step_all(&mut self, map: &MapView, sum: &mut StepSummary) -> flus_shared::Result<()> {
         loop {
-            let mut failed = None;
+            let mut jobs = Vec::new();
             for w in self.alive() {
+                let mut meta = Vec::new();
+                let mut bodies = Vec::new();
                 for count in [true, false] {
                     let tiles: Vec<u32> = self
                         .tiles_of(w)
@@ -461,17 +516,42 @@ impl<'a> Remote<'a> {
                     if tiles.is_empty() {
                         continue;
                     }
-                    if self.propose_on(w, tiles.clone(), count, sum).is_err() {
-                        failed = Some(w);
-                        break;
+                    bodies.push(self.propose_request(tiles.clone())?);
+                    meta.push((tiles, count));
+                }
+                if bodies.is_empty() {
+                    continue;
+                }
+                let mut client = self.workers[w].conn.client.clone();
+                let deadline = self.deadline;
+                let job = self.rt.spawn(async move {
+                    let mut out = Vec::new();
+                    for body in bodies {
+                        let mut req = tonic::Request::new(body);
+                        req.set_timeout(deadline);
+                        match tokio::time::timeout(deadline, client.propose(req)).await {
+                            Ok(Ok(r)) => out.push(r.into_inner()),
+                            _ => break,
+                        }
+                    }
+                    out
+                });
+                jobs.push((w, meta, job));
+            }
+            let mut failed = None;
+            for (w, meta, job) in jobs {
+                let replies = self.rt.block_on(job).unwrap_or_default();
+                if replies.len() < meta.len() {
+                    failed.get_or_insert(w);
+                }
+                for ((tiles, count), reply) in meta.into_iter().zip(replies) {
+                    if count {
+                        self.add_reply(reply, sum);
                     }
                     for t in tiles {
                         self.stepped[t as usize] = true;
                         self.counted[t as usize] = true;
                     }
-                }
-                if failed.is_some() {
-                    break;
                 }
             }
             match failed {
@@ -641,7 +721,7 @@ impl Backend for Remote<'_> {
         loop {
             // tiles moved after a failure are stepped again (not counted again)
             self.step_all(map, &mut scratch)?;
-            let mut failed = None;
+            let mut jobs = Vec::new();
             for w in self.alive() {
                 let tiles: Vec<u32> = self
                     .tiles_of(w)
@@ -660,13 +740,17 @@ impl Backend for Remote<'_> {
                     t_out: t_out.clone(),
                 };
                 let deadline = self.deadline;
-                let res = self.rt.block_on(async move {
+                let job = self.rt.spawn(async move {
                     let mut r = tonic::Request::new(r);
                     r.set_timeout(deadline);
                     tokio::time::timeout(deadline, client.commit(r)).await
                 });
-                match res {
-                    Ok(Ok(r)) => {
+                jobs.push((w, tiles, job));
+            }
+            let mut failed = None;
+            for (w, tiles, job) in jobs {
+                match self.rt.block_on(job) {
+                    Ok(Ok(Ok(r))) => {
                         let c = r.into_inner().changes.unwrap_or_default();
                         self.traffic.reply_bytes += c.cells.len() as u64 * 9;
                         changed.extend(c.cells.into_iter().zip(c.classes));
@@ -675,8 +759,7 @@ impl Backend for Remote<'_> {
                         }
                     }
                     _ => {
-                        failed = Some(w);
-                        break;
+                        failed.get_or_insert(w);
                     }
                 }
             }

@@ -61,6 +61,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         resume: false,
         no_validation: false,
         scenarios: Vec::new(),
+        shared_data: false,
+        data_root: None,
         json: false,
     };
     super::run::run(&run_args)?;
