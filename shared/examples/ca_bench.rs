@@ -54,7 +54,14 @@ fn main() {
         .expect("pool");
     let start = Instant::now();
     let out = pool
-        .install(|| run(&bench::params(), &input, Tiling { rows: 1, cols: 1 }, |_, _| {}))
+        .install(|| {
+            run(
+                &bench::params(),
+                &input,
+                Tiling { rows: 1, cols: 1 },
+                |_, _| {},
+            )
+        })
         .expect("CA run");
     let secs = start.elapsed().as_secs_f64();
     let valid = out.report.valid_cells as f64;

@@ -338,14 +338,29 @@ pub fn make(study: &Study, cells: u64, out: &Path) -> Result<MadeStudy> {
         Ok::<PathBuf, Error>(PathBuf::from(name))
     };
     for m in &mut new.landuse {
-        m.path = layer(&study.resolve(&m.path), 1, Resample::Nearest, Store::Classes)?;
+        m.path = layer(
+            &study.resolve(&m.path),
+            1,
+            Resample::Nearest,
+            Store::Classes,
+        )?;
     }
     for d in &mut new.drivers {
-        d.path = layer(&study.resolve(&d.path), d.band, Resample::Bilinear, Store::Float)?;
+        d.path = layer(
+            &study.resolve(&d.path),
+            d.band,
+            Resample::Bilinear,
+            Store::Float,
+        )?;
         d.band = 1;
     }
     for r in &mut new.restrictions {
-        r.path = layer(&study.resolve(&r.path), r.band, Resample::Nearest, Store::Float)?;
+        r.path = layer(
+            &study.resolve(&r.path),
+            r.band,
+            Resample::Nearest,
+            Store::Float,
+        )?;
         r.band = 1;
     }
     if let Some(z) = &mut new.zones {

@@ -20,9 +20,7 @@ fn value_counts(path: &Path) -> BTreeMap<i64, u64> {
     let ds = gdal::Dataset::open(path).unwrap();
     let band = ds.rasterband(1).unwrap();
     let (w, h) = ds.raster_size();
-    let buf = band
-        .read_as::<f64>((0, 0), (w, h), (w, h), None)
-        .unwrap();
+    let buf = band.read_as::<f64>((0, 0), (w, h), (w, h), None).unwrap();
     let mut out = BTreeMap::new();
     for v in buf.data() {
         *out.entry(*v as i64).or_default() += 1;
@@ -66,7 +64,12 @@ fn upsampling_by_two_multiplies_every_class_count_by_four_and_demand_accepts_it(
     }
     let study = j["study"].as_str().unwrap();
     let d = flus(&["demand", study, "--json"], None, TIMEOUT);
-    assert_eq!(d.code, Some(0), "flus demand refuses the study: {}", d.stderr);
+    assert_eq!(
+        d.code,
+        Some(0),
+        "flus demand refuses the study: {}",
+        d.stderr
+    );
     let s = flus(&["demand", BENCAT, "--json"], None, TIMEOUT);
     assert_eq!(s.code, Some(0), "{}", s.stderr);
     let (big, small) = (d.json(), s.json());
@@ -132,7 +135,10 @@ fn workers_reading_shared_files_give_the_streamed_map_and_memory_is_recorded() {
     );
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let j = r.json();
-    assert_eq!((j["factor"].as_u64(), j["cells"].as_u64()), (Some(1), Some(W * H)));
+    assert_eq!(
+        (j["factor"].as_u64(), j["cells"].as_u64()),
+        (Some(1), Some(W * H))
+    );
     let study = j["study"].as_str().unwrap().to_string();
     let streamed = run(&study, &dir.path().join("streamed"), &[]);
     let shared = run(&study, &dir.path().join("shared"), &["--shared-data"]);
@@ -148,7 +154,11 @@ fn workers_reading_shared_files_give_the_streamed_map_and_memory_is_recorded() {
             .unwrap()
     };
     assert!(tb(&streamed) >= 21 * W * H, "{}", tb(&streamed));
-    assert!(tb(&shared) >= W * H && tb(&shared) < 2 * W * H, "{}", tb(&shared));
+    assert!(
+        tb(&shared) >= W * H && tb(&shared) < 2 * W * H,
+        "{}",
+        tb(&shared)
+    );
     for j in [&streamed, &shared] {
         let m = &j["memory"];
         assert_eq!(m["grid_cells"], W * H);

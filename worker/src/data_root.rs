@@ -58,9 +58,9 @@ impl DataRoot {
             }
         }
         let joined = self.root.join(p);
-        let canonical = joined.canonicalize().map_err(|e| {
-            Status::not_found(format!("path {rel:?} under the data root: {e}"))
-        })?;
+        let canonical = joined
+            .canonicalize()
+            .map_err(|e| Status::not_found(format!("path {rel:?} under the data root: {e}")))?;
         if !canonical.starts_with(&self.root) {
             return Err(denied(
                 "it resolves (through a symlink) to a file outside the data root",
@@ -81,12 +81,14 @@ mod tests {
         std::fs::create_dir_all(root.join("sub")).unwrap();
         std::fs::write(root.join("sub/a.tif"), b"x").unwrap();
         std::fs::write(dir.path().join("outside.tif"), b"x").unwrap();
-        std::os::unix::fs::symlink(dir.path().join("outside.tif"), root.join("link.tif"))
-            .unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.tif"), root.join("link.tif")).unwrap();
         let r = DataRoot::new(&root).unwrap();
         let canon = root.canonicalize().unwrap();
         assert_eq!(r.resolve("sub/a.tif").unwrap(), canon.join("sub/a.tif"));
-        assert_eq!(r.resolve("sub/../sub/a.tif").unwrap(), canon.join("sub/a.tif"));
+        assert_eq!(
+            r.resolve("sub/../sub/a.tif").unwrap(),
+            canon.join("sub/a.tif")
+        );
         for bad in ["../outside.tif", "sub/../../outside.tif", "link.tif"] {
             let e = r.resolve(bad).unwrap_err();
             assert_eq!(e.code(), tonic::Code::PermissionDenied, "{bad}");
@@ -95,6 +97,9 @@ mod tests {
         let abs = dir.path().join("outside.tif");
         let e = r.resolve(abs.to_str().unwrap()).unwrap_err();
         assert_eq!(e.code(), tonic::Code::PermissionDenied);
-        assert_eq!(r.resolve("nope.tif").unwrap_err().code(), tonic::Code::NotFound);
+        assert_eq!(
+            r.resolve("nope.tif").unwrap_err().code(),
+            tonic::Code::NotFound
+        );
     }
 }

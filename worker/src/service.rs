@@ -35,11 +35,7 @@ pub struct WorkerService {
 impl WorkerService {
     /// A service with `limits`, reading files only under `root` (none: no file reads);
     /// `shutdown` is notified by the Shutdown call.
-    pub fn new(
-        limits: Limits,
-        shutdown: Arc<tokio::sync::Notify>,
-        root: Option<DataRoot>,
-    ) -> Self {
+    pub fn new(limits: Limits, shutdown: Arc<tokio::sync::Notify>, root: Option<DataRoot>) -> Self {
         Self {
             store: Arc::new(Mutex::new(TileStore::default())),
             limits,

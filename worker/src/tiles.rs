@@ -151,9 +151,9 @@ impl TileBuilder {
                 LayerKind::Driver | LayerKind::Zones => core * 4,
                 _ => {
                     return Err(bad(format!(
-                        "file layer {:?} of kind {kind:?}; files hold restrictions, drivers or zones",
-                        f.path
-                    )))
+                    "file layer {:?} of kind {kind:?}; files hold restrictions, drivers or zones",
+                    f.path
+                )))
                 }
             };
         }
@@ -165,11 +165,6 @@ impl TileBuilder {
         }
         self.files.extend(files);
         Ok(())
-    }
-
-    /// True when the tile names file layers.
-    pub fn has_files(&self) -> bool {
-        !self.files.is_empty()
     }
 
     /// Copies a chunk into its layer.
@@ -306,8 +301,7 @@ fn read_files(tile: &mut Tile, files: &[LayerFile], root: &DataRoot) -> Result<(
                 f.path
             )));
         }
-        if (info.grid.width, info.grid.height) != (s.grid_width as usize, s.grid_height as usize)
-        {
+        if (info.grid.width, info.grid.height) != (s.grid_width as usize, s.grid_height as usize) {
             return Err(bad(format!(
                 "{:?} has {} x {} cells, the run's grid {} x {}",
                 f.path, info.grid.width, info.grid.height, s.grid_width, s.grid_height

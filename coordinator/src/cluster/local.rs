@@ -78,8 +78,7 @@ fn spawn_one(
     if let Some(root) = data_root {
         cmd.arg("--data-root").arg(root);
     }
-    cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     #[cfg(target_os = "linux")]

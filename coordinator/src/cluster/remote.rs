@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use flus_proto::v1::{
-    file_tile_chunk, tile_chunk, CarbonRequest, FileTileChunk, LayerFile, TileFiles, CellChanges, CommitRequest, DropTilesRequest, ExactKeysRequest,
-    LayerChunk, LayerInfo, LayerKind, ProposeRequest, StepParams as PStep, SuitabilityRequest,
-    Threshold, TileChunk, TileHeader, TileSpec,
+    file_tile_chunk, tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest,
+    ExactKeysRequest, FileTileChunk, LayerChunk, LayerFile, LayerInfo, LayerKind, ProposeRequest,
+    StepParams as PStep, SuitabilityRequest, Threshold, TileChunk, TileFiles, TileHeader, TileSpec,
 };
 use flus_shared::ca::{
     self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, TileRect,

@@ -137,11 +137,7 @@ fn shared_files(
 }
 
 /// Peak resident memory of the coordinator and of every worker, total and per grid cell.
-fn memory_report(
-    rt: &tokio::runtime::Runtime,
-    conns: &[pool::WorkerConn],
-    cells: u64,
-) -> Value {
+fn memory_report(rt: &tokio::runtime::Runtime, conns: &[pool::WorkerConn], cells: u64) -> Value {
     let per = |b: u64| b as f64 / cells.max(1) as f64;
     let coord = flus_shared::memory::peak_rss_bytes().unwrap_or(0);
     let workers: Vec<Value> = conns
