@@ -52,6 +52,11 @@ enum Command {
     Run(cmd::run::Args),
     /// Rebuild report.html (maps, charts, tables) of a `flus run` folder.
     Report(cmd::report::Args),
+    /// A large study from a real one: every raster upsampled and mosaicked to N cells.
+    MakeStudy(cmd::make_study::Args),
+    /// Memory bandwidth, CA cell-updates per second per core, and the wall time and peak
+    /// memory of a large generated study with 1 and 2 local workers.
+    Bench(cmd::bench::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +74,8 @@ fn main() -> std::process::ExitCode {
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Report(a) => cmd::report::run(a),
+        Command::MakeStudy(a) => cmd::make_study::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -32,6 +32,8 @@ pub struct RasterInfo {
     pub nodata: Option<f64>,
     /// Block (tile or strip) size of band 1.
     pub block_size: (usize, usize),
+    /// Short name of the GDAL driver that opened it (GTiff, VRT, ...).
+    pub driver: String,
 }
 
 /// Resampling used when a layer is warped onto the reference grid.
@@ -101,6 +103,7 @@ fn info_of(ds: &Dataset, path: &Path) -> Result<RasterInfo> {
         data_type: band.band_type().name(),
         nodata: band.no_data_value(),
         block_size: band.block_size(),
+        driver: ds.driver().short_name(),
     })
 }
 

@@ -4,6 +4,7 @@
 //! and prints the bound address, alone, on the first line of stdout.
 
 mod auth;
+mod data_root;
 mod gwr;
 mod health;
 mod service;
@@ -37,6 +38,10 @@ struct Cli {
     /// Largest GWR sample accepted, MiB (X, Y and coordinates).
     #[arg(long, default_value_t = 2048)]
     max_gwr_mib: u64,
+    /// Folder the worker may read rasters from (tiles named by relative path, on a shared
+    /// filesystem); without it the worker reads no files.
+    #[arg(long)]
+    data_root: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,6 +63,11 @@ fn main() -> anyhow::Result<()> {
         .num_threads(threads)
         .build_global()
         .context("rayon thread pool")?;
+    let root = cli
+        .data_root
+        .as_deref()
+        .map(data_root::DataRoot::new)
+        .transpose()?;
     let limits = service::Limits {
         max_tile_bytes: cli.max_tile_mib * 1024 * 1024,
         max_tiles: cli.max_tiles,
@@ -67,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let gwr = gwr::GwrService::new(cli.max_gwr_mib * 1024 * 1024, 16);
-    rt.block_on(serve(cli.listen, threads, token, limits, gwr))
+    rt.block_on(serve(cli.listen, threads, token, limits, gwr, root))
 }
 
 /// Largest gRPC message accepted or sent (tile data arrives in smaller chunks).
@@ -79,6 +89,7 @@ async fn serve(
     token: String,
     limits: service::Limits,
     gwr: gwr::GwrService,
+    root: Option<data_root::DataRoot>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -90,7 +101,7 @@ async fn serve(
     std::io::stdout().flush()?;
     tracing::info!(%addr, threads, "flus-worker listening");
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
-    let worker = service::WorkerService::new(limits, stop.clone());
+    let worker = service::WorkerService::new(limits, stop.clone(), root);
     let health = health::HealthService::new(threads, worker.store());
     let check = auth::TokenCheck::new(&token);
     let gwr_check = check.clone();

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::data_root::DataRoot;
 use crate::tiles::{Tile, TileBuilder, TileStore};
 
 /// Limits of what a worker accepts.
@@ -28,16 +29,39 @@ pub struct WorkerService {
     store: Arc<Mutex<TileStore>>,
     limits: Limits,
     shutdown: Arc<tokio::sync::Notify>,
+    root: Option<DataRoot>,
 }
 
 impl WorkerService {
-    /// A service with `limits`; `shutdown` is notified by the Shutdown call.
-    pub fn new(limits: Limits, shutdown: Arc<tokio::sync::Notify>) -> Self {
+    /// A service with `limits`, reading files only under `root` (none: no file reads);
+    /// `shutdown` is notified by the Shutdown call.
+    pub fn new(limits: Limits, shutdown: Arc<tokio::sync::Notify>, root: Option<DataRoot>) -> Self {
         Self {
             store: Arc::new(Mutex::new(TileStore::default())),
             limits,
             shutdown,
+            root,
         }
+    }
+
+    /// Stores a built tile (refused beyond the tile limit).
+    #[allow(clippy::result_large_err)]
+    fn insert(&self, run_id: String, tile: Tile, bytes: u64) -> Result<TileLoaded, Status> {
+        let id = tile.spec.tile_id;
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| Status::internal("tile store poisoned"))?;
+        let replacing = store.runs.get(&run_id).is_some_and(|r| r.contains_key(&id));
+        if !replacing && store.count() >= self.limits.max_tiles {
+            return Err(Status::resource_exhausted(format!(
+                "this worker holds {} tiles, its limit",
+                self.limits.max_tiles
+            )));
+        }
+        store.runs.entry(run_id).or_default().insert(id, tile);
+        tracing::debug!(tile = id, bytes, "tile loaded");
+        Ok(TileLoaded { tile_id: id, bytes })
     }
 
     /// The tile store (shared with the health service).
@@ -158,22 +182,67 @@ impl Worker for WorkerService {
         }
         let (run_id, tile) = builder
             .ok_or_else(|| Status::invalid_argument("no tile header"))?
-            .build()?;
-        let id = tile.spec.tile_id;
-        let mut store = self
+            .build(None)?;
+        Ok(Response::new(self.insert(run_id, tile, bytes)?))
+    }
+
+    async fn load_tile_files(
+        &self,
+        req: Request<Streaming<FileTileChunk>>,
+    ) -> Result<Response<TileLoaded>, Status> {
+        let Some(root) = self.root.clone() else {
+            return Err(Status::failed_precondition(
+                "this worker has no --data-root: it reads no files; stream the tile's layers instead",
+            ));
+        };
+        let mut stream = req.into_inner();
+        let mut builder: Option<TileBuilder> = None;
+        let mut bytes = 0u64;
+        while let Some(msg) = stream.next().await {
+            let msg = msg?;
+            let b = || Status::invalid_argument("tile data before the header");
+            match msg.part {
+                Some(file_tile_chunk::Part::Header(h)) => {
+                    if builder.is_some() {
+                        return Err(Status::invalid_argument("two tile headers in one stream"));
+                    }
+                    builder = Some(TileBuilder::new(h, self.limits.max_tile_bytes)?);
+                }
+                Some(file_tile_chunk::Part::Files(f)) => {
+                    // every path is checked as soon as it arrives
+                    for l in &f.layers {
+                        root.resolve(&l.path)?;
+                    }
+                    builder
+                        .as_mut()
+                        .ok_or_else(b)?
+                        .add_files(f.layers, self.limits.max_tile_bytes)?;
+                }
+                Some(file_tile_chunk::Part::Chunk(c)) => {
+                    bytes += c.data.len() as u64;
+                    builder.as_mut().ok_or_else(b)?.add(c)?;
+                }
+                None => return Err(Status::invalid_argument("empty tile message")),
+            }
+        }
+        let builder = builder.ok_or_else(|| Status::invalid_argument("no tile header"))?;
+        let (run_id, tile) = tokio::task::spawn_blocking(move || builder.build(Some(&root)))
+            .await
+            .map_err(|e| Status::internal(format!("worker task failed: {e}")))??;
+        Ok(Response::new(self.insert(run_id, tile, bytes)?))
+    }
+
+    async fn stats(&self, _req: Request<StatsRequest>) -> Result<Response<StatsReply>, Status> {
+        let tiles = self
             .store
             .lock()
-            .map_err(|_| Status::internal("tile store poisoned"))?;
-        let replacing = store.runs.get(&run_id).is_some_and(|r| r.contains_key(&id));
-        if !replacing && store.count() >= self.limits.max_tiles {
-            return Err(Status::resource_exhausted(format!(
-                "this worker holds {} tiles, its limit",
-                self.limits.max_tiles
-            )));
-        }
-        store.runs.entry(run_id).or_default().insert(id, tile);
-        tracing::debug!(tile = id, bytes, "tile loaded");
-        Ok(Response::new(TileLoaded { tile_id: id, bytes }))
+            .map_err(|_| Status::internal("tile store poisoned"))?
+            .count() as u32;
+        Ok(Response::new(StatsReply {
+            peak_rss_bytes: flus_shared::memory::peak_rss_bytes().unwrap_or(0),
+            rss_bytes: flus_shared::memory::rss_bytes().unwrap_or(0),
+            tiles,
+        }))
     }
 
     async fn drop_tiles(

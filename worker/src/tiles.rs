@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use flus_proto::v1::{LayerKind, TileSpec};
+use flus_proto::v1::{LayerFile, LayerKind, TileSpec};
 use flus_shared::ca::{TileProposals, TileRect, INVALID};
 use tonic::Status;
+
+use crate::data_root::DataRoot;
 
 /// One tile of a run.
 pub struct Tile {
@@ -88,6 +90,7 @@ pub struct TileBuilder {
     spec: TileSpec,
     kinds: Vec<LayerKind>,
     buffers: Vec<Vec<u8>>,
+    files: Vec<LayerFile>,
 }
 
 fn bad(msg: String) -> Status {
@@ -130,7 +133,38 @@ impl TileBuilder {
             spec,
             kinds,
             buffers,
+            files: Vec::new(),
         })
+    }
+
+    /// Adds layers the worker reads itself (resolved under the data root by `build`).
+    #[allow(clippy::result_large_err)]
+    pub fn add_files(&mut self, files: Vec<LayerFile>, max_bytes: u64) -> Result<(), Status> {
+        let core = self.spec.width as u64 * self.spec.height as u64;
+        let streamed: u64 = self.buffers.iter().map(|b| b.len() as u64).sum();
+        let mut total = streamed;
+        for f in &files {
+            let kind = LayerKind::try_from(f.kind)
+                .map_err(|_| bad(format!("unknown layer kind {}", f.kind)))?;
+            total += match kind {
+                LayerKind::Restricted => core,
+                LayerKind::Driver | LayerKind::Zones => core * 4,
+                _ => {
+                    return Err(bad(format!(
+                    "file layer {:?} of kind {kind:?}; files hold restrictions, drivers or zones",
+                    f.path
+                )))
+                }
+            };
+        }
+        if total > max_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "tile {}: {total} bytes, this worker accepts at most {max_bytes} per tile",
+                self.spec.tile_id
+            )));
+        }
+        self.files.extend(files);
+        Ok(())
     }
 
     /// Copies a chunk into its layer.
@@ -158,9 +192,10 @@ impl TileBuilder {
         Ok(())
     }
 
-    /// Finishes the tile: checks every layer's size.
+    /// Finishes the tile: checks every layer's size; reads the file layers (their core
+    /// window) under `root` (a tile with file layers and no root is refused).
     #[allow(clippy::result_large_err)]
-    pub fn build(self) -> Result<(String, Tile), Status> {
+    pub fn build(self, root: Option<&DataRoot>) -> Result<(String, Tile), Status> {
         let s = &self.spec;
         let (w, h, r, k) = (
             s.width as usize,
@@ -227,8 +262,69 @@ impl TileBuilder {
         if tile.classes.is_empty() {
             return Err(bad(format!("tile {}: no class layer", s.tile_id)));
         }
+        if !self.files.is_empty() {
+            let root = root.ok_or_else(|| {
+                Status::failed_precondition(
+                    "this worker has no --data-root: it reads no files; stream the tile's layers instead",
+                )
+            })?;
+            read_files(&mut tile, &self.files, root)?;
+        }
         Ok((self.run_id, tile))
     }
+}
+
+/// Reads the core window of every file layer into `tile`, with the coordinator's rules
+/// (`flus_shared::stack::load`): drivers as f32 of the f64 values, zones as i32 of
+/// them, a cell restricted where any restriction layer has data and the value 0.
+#[allow(clippy::result_large_err)]
+fn read_files(tile: &mut Tile, files: &[LayerFile], root: &DataRoot) -> Result<(), Status> {
+    let s = tile.spec;
+    let (x0, y0, w, h) = (
+        s.x0 as usize,
+        s.y0 as usize,
+        s.width as usize,
+        s.height as usize,
+    );
+    // every path is checked before any file is opened
+    let paths = files
+        .iter()
+        .map(|f| root.resolve(&f.path))
+        .collect::<Result<Vec<_>, Status>>()?;
+    for (f, path) in files.iter().zip(&paths) {
+        let info = flus_shared::raster::info(path)
+            .map_err(|e| Status::invalid_argument(format!("{:?}: {e}", f.path)))?;
+        if info.driver == "VRT" {
+            // a VRT names other files, which may lie outside the data root
+            return Err(Status::permission_denied(format!(
+                "path {:?} refused: a VRT may read files outside the data root",
+                f.path
+            )));
+        }
+        if (info.grid.width, info.grid.height) != (s.grid_width as usize, s.grid_height as usize) {
+            return Err(bad(format!(
+                "{:?} has {} x {} cells, the run's grid {} x {}",
+                f.path, info.grid.width, info.grid.height, s.grid_width, s.grid_height
+            )));
+        }
+        let band = f.band.max(1) as usize;
+        let v = flus_shared::raster::read_window::<f64>(path, band, x0, y0, w, h)
+            .map_err(|e| Status::invalid_argument(format!("{:?}: {e}", f.path)))?;
+        match LayerKind::try_from(f.kind) {
+            Ok(LayerKind::Driver) => tile.drivers.push(v.iter().map(|&x| x as f32).collect()),
+            Ok(LayerKind::Zones) => tile.zones = v.iter().map(|&x| x as i32).collect(),
+            Ok(LayerKind::Restricted) => {
+                for (r, &x) in tile.restricted.iter_mut().zip(&v) {
+                    let data = !x.is_nan() && f.nodata.is_none_or(|nd| x != nd);
+                    if data && x == 0.0 {
+                        *r = true;
+                    }
+                }
+            }
+            _ => return Err(bad(format!("file layer {:?}: unsupported kind", f.path))),
+        }
+    }
+    Ok(())
 }
 
 fn f32s(buf: &[u8]) -> Vec<f32> {

@@ -41,8 +41,9 @@ pub fn worker_binary() -> PathBuf {
 }
 
 impl LocalWorkers {
-    /// Starts `n` workers with `threads` threads each.
-    pub fn start(n: usize, threads: usize) -> anyhow::Result<Self> {
+    /// Starts `n` workers with `threads` threads each (reading files under `data_root`
+    /// when given).
+    pub fn start(n: usize, threads: usize, data_root: Option<&Path>) -> anyhow::Result<Self> {
         let token = random_token()?;
         let mut token_file = tempfile::NamedTempFile::new().context("token file")?;
         std::io::Write::write_all(&mut token_file, token.as_bytes())?;
@@ -54,7 +55,7 @@ impl LocalWorkers {
             _token_file: token_file,
         };
         for i in 0..n {
-            let (child, addr) = spawn_one(&bin, me._token_file.path(), threads)
+            let (child, addr) = spawn_one(&bin, me._token_file.path(), threads, data_root)
                 .with_context(|| format!("starting local worker {i} ({})", bin.display()))?;
             me.children.push(child);
             me.addrs.push(addr);
@@ -64,12 +65,20 @@ impl LocalWorkers {
     }
 }
 
-fn spawn_one(bin: &Path, token_file: &Path, threads: usize) -> anyhow::Result<(Child, String)> {
+fn spawn_one(
+    bin: &Path,
+    token_file: &Path,
+    threads: usize,
+    data_root: Option<&Path>,
+) -> anyhow::Result<(Child, String)> {
     let mut cmd = Command::new(bin);
     cmd.args(["--listen", "127.0.0.1:0", "--threads", &threads.to_string()])
         .arg("--token-file")
-        .arg(token_file)
-        .stdin(Stdio::null())
+        .arg(token_file);
+    if let Some(root) = data_root {
+        cmd.arg("--data-root").arg(root);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     #[cfg(target_os = "linux")]

@@ -15,9 +15,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use flus_proto::v1::{
-    tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest, ExactKeysRequest,
-    LayerChunk, LayerInfo, LayerKind, ProposeRequest, StepParams as PStep, SuitabilityRequest,
-    Threshold, TileChunk, TileHeader, TileSpec,
+    file_tile_chunk, tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest,
+    ExactKeysRequest, FileTileChunk, LayerChunk, LayerFile, LayerInfo, LayerKind, ProposeRequest,
+    StepParams as PStep, SuitabilityRequest, Threshold, TileChunk, TileFiles, TileHeader, TileSpec,
 };
 use flus_shared::ca::{
     self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, TileRect,
@@ -103,6 +103,7 @@ pub struct Remote<'a> {
     counted: Vec<bool>,
     committed: Vec<bool>,
     loaded: bool,
+    files: Option<Vec<LayerFile>>,
     probe_every: Option<Duration>,
     rejoined_tx: mpsc::Sender<(usize, WorkerConn)>,
     rejoined_rx: mpsc::Receiver<(usize, WorkerConn)>,
@@ -165,6 +166,7 @@ impl<'a> Remote<'a> {
             counted: Vec::new(),
             committed: Vec::new(),
             loaded: false,
+            files: None,
             probe_every: None,
             rejoined_tx,
             rejoined_rx,
@@ -234,6 +236,12 @@ impl<'a> Remote<'a> {
 
     /// Sets the ANN network the workers compute their suitability with (JSON of
     /// `flus_shared::ann::Network`); without one, the suitability layer is shipped.
+    /// Workers read the static layers themselves from these files (paths relative to
+    /// their data root) instead of receiving them; only the class window is streamed.
+    pub fn set_files(&mut self, files: Vec<LayerFile>) {
+        self.files = Some(files);
+    }
+
     pub fn set_network(&mut self, network: Vec<u8>) {
         self.network = Some(network);
     }
@@ -421,6 +429,9 @@ impl<'a> Remote<'a> {
             win.extend_from_slice(&map.padded[start..start + ww]);
         }
         layers.push((LayerKind::Classes, "classes".into(), win));
+        if self.files.is_some() {
+            return Self::chunked(&self.run_id, self.spec(t), layers);
+        }
         let core = |f: &mut dyn FnMut(usize, &mut Vec<u8>)| {
             let mut out = Vec::new();
             for y in rc.y0..rc.y0 + rc.height {
@@ -462,10 +473,20 @@ impl<'a> Remote<'a> {
                 core(&mut |i, o| o.extend_from_slice(&z[i].to_le_bytes())),
             ));
         }
+        Self::chunked(&self.run_id, self.spec(t), layers)
+    }
+
+    /// The LoadTile messages of `layers`: header, then chunks of at most
+    /// [`CHUNK_BYTES`].
+    fn chunked(
+        run_id: &str,
+        spec: TileSpec,
+        layers: Vec<(LayerKind, String, Vec<u8>)>,
+    ) -> Vec<TileChunk> {
         let mut msgs = vec![TileChunk {
             part: Some(tile_chunk::Part::Header(TileHeader {
-                run_id: self.run_id.clone(),
-                spec: Some(self.spec(t)),
+                run_id: run_id.to_string(),
+                spec: Some(spec),
                 layers: layers
                     .iter()
                     .map(|(kind, name, b)| LayerInfo {
@@ -513,9 +534,41 @@ impl<'a> Remote<'a> {
                     })
                     .sum();
                 let mut client = self.workers[w].conn.client.clone();
-                let req = request(self.deadline, tokio_stream::iter(msgs));
-                self.call(w, &format!("LoadTile {t}"), client.load_tile(req))
-                    .map_err(|_| w)?;
+                match self.files.clone() {
+                    None => {
+                        let req = request(self.deadline, tokio_stream::iter(msgs));
+                        self.call(w, &format!("LoadTile {t}"), client.load_tile(req))
+                            .map_err(|_| w)?;
+                    }
+                    Some(layers) => {
+                        // the header, the files of the static layers, then the class chunks
+                        let mut v: Vec<FileTileChunk> = Vec::with_capacity(msgs.len() + 1);
+                        for (i, m) in msgs.into_iter().enumerate() {
+                            let part = match m.part {
+                                Some(tile_chunk::Part::Header(h)) => {
+                                    file_tile_chunk::Part::Header(h)
+                                }
+                                Some(tile_chunk::Part::Chunk(c)) => file_tile_chunk::Part::Chunk(c),
+                                None => continue,
+                            };
+                            v.push(FileTileChunk { part: Some(part) });
+                            if i == 0 {
+                                v.push(FileTileChunk {
+                                    part: Some(file_tile_chunk::Part::Files(TileFiles {
+                                        layers: layers.clone(),
+                                    })),
+                                });
+                            }
+                        }
+                        let req = request(self.deadline, tokio_stream::iter(v));
+                        self.call(
+                            w,
+                            &format!("LoadTileFiles {t}"),
+                            client.load_tile_files(req),
+                        )
+                        .map_err(|_| w)?;
+                    }
+                }
                 self.traffic.tile_bytes += bytes;
             }
             if let Some(net) = self.network.clone() {

@@ -199,7 +199,7 @@ fn fit_on_cluster(
     use crate::cluster::{gwr_remote, local::LocalWorkers, pool};
     let (_local, addrs, token) = match args.local_workers {
         Some(n) => {
-            let lw = LocalWorkers::start(n.max(1), 1)?;
+            let lw = LocalWorkers::start(n.max(1), 1, None)?;
             let (a, t) = (lw.addrs.clone(), lw.token.clone());
             (Some(lw), a, t)
         }

@@ -1,11 +1,13 @@
 //! One module per subcommand of `flus`.
 
+pub mod bench;
 pub mod carbon;
 pub mod common;
 pub mod compare;
 pub mod demand;
 pub mod demo;
 pub mod gwr;
+pub mod make_study;
 pub mod ping;
 pub mod prepare;
 pub mod report;

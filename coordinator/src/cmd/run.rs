@@ -61,9 +61,124 @@ pub struct Args {
     /// Only these scenarios (repeatable; default: all).
     #[arg(long = "scenario")]
     pub scenarios: Vec<String>,
+    /// Workers read the static layers (drivers, restrictions, zones) of their tiles
+    /// themselves from the study's rasters, which must lie under their data root (a
+    /// shared filesystem) and on the land-use grid; only class windows are streamed.
+    #[arg(long)]
+    pub shared_data: bool,
+    /// The workers' data root for --shared-data (default: the study file's folder);
+    /// local workers are started with it.
+    #[arg(long, requires = "shared_data")]
+    pub data_root: Option<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The study's static layers as files relative to the workers' data root `root`, with the
+/// nodata each is read with (the rules of `flus_shared::stack::load`).
+fn shared_files(
+    study: &Study,
+    st: &stack::Stack,
+    root: &Path,
+) -> anyhow::Result<Vec<flus_proto::v1::LayerFile>> {
+    use flus_proto::v1::{LayerFile, LayerKind};
+    use flus_shared::config::NodataSetting;
+    if let Some(w) = st.warped.first() {
+        anyhow::bail!(
+            "--shared-data: {} is not on the land-use grid (it was warped); workers read layers as they are: align it first (`flus prepare`, or `flus make-study`)",
+            w.display()
+        );
+    }
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("data root {}", root.display()))?;
+    let rel = |p: &Path| -> anyhow::Result<String> {
+        let path = study.resolve(p);
+        let c = path
+            .canonicalize()
+            .with_context(|| format!("{}", path.display()))?;
+        let r = c.strip_prefix(&root).map_err(|_| {
+            anyhow::anyhow!(
+                "--shared-data: {} is not under the workers' data root {}",
+                c.display(),
+                root.display()
+            )
+        })?;
+        r.to_str()
+            .map(|s| s.replace('\\', "/"))
+            .with_context(|| format!("{}: not a UTF-8 path", r.display()))
+    };
+    let nodata = |p: &Path, setting: Option<&NodataSetting>| -> anyhow::Result<Option<f64>> {
+        Ok(match setting {
+            Some(NodataSetting::Value(v)) => Some(*v),
+            Some(NodataSetting::Keyword(w)) if w == "none" => None,
+            _ => flus_shared::raster::info(&study.resolve(p))?.nodata,
+        })
+    };
+    let cfg = &study.config;
+    let mut out = Vec::new();
+    for d in &cfg.drivers {
+        out.push(LayerFile {
+            kind: LayerKind::Driver as i32,
+            path: rel(&d.path)?,
+            band: d.band as u32,
+            nodata: nodata(&d.path, d.nodata.as_ref())?,
+        });
+    }
+    for r in &cfg.restrictions {
+        out.push(LayerFile {
+            kind: LayerKind::Restricted as i32,
+            path: rel(&r.path)?,
+            band: r.band as u32,
+            nodata: nodata(&r.path, r.nodata.as_ref())?,
+        });
+    }
+    if let Some(z) = &cfg.zones {
+        out.push(LayerFile {
+            kind: LayerKind::Zones as i32,
+            path: rel(&z.path)?,
+            band: 1,
+            nodata: nodata(&z.path, None)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Peak resident memory of the coordinator and of every worker, total and per grid cell.
+fn memory_report(rt: &tokio::runtime::Runtime, conns: &[pool::WorkerConn], cells: u64) -> Value {
+    let per = |b: u64| b as f64 / cells.max(1) as f64;
+    let coord = flus_shared::memory::peak_rss_bytes().unwrap_or(0);
+    let workers: Vec<Value> = conns
+        .iter()
+        .map(|c| {
+            let mut client = c.client.clone();
+            let r = rt.block_on(async move {
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    client.stats(flus_proto::v1::StatsRequest {}),
+                )
+                .await
+            });
+            match r {
+                Ok(Ok(s)) => {
+                    let s = s.into_inner();
+                    json!({
+                        "addr": c.addr,
+                        "peak_rss_bytes": s.peak_rss_bytes,
+                        "peak_rss_bytes_per_cell": per(s.peak_rss_bytes),
+                    })
+                }
+                _ => json!({ "addr": c.addr, "peak_rss_bytes": null }),
+            }
+        })
+        .collect();
+    json!({
+        "grid_cells": cells,
+        "coordinator_peak_rss_bytes": coord,
+        "coordinator_peak_rss_bytes_per_cell": per(coord),
+        "workers": workers,
+    })
 }
 
 /// A near-square tiling with about `n` tiles.
@@ -147,6 +262,7 @@ struct ClusterCa<'a> {
     every: u32,
     resume: bool,
     rejoin_probe: Option<Duration>,
+    files: Option<Vec<flus_proto::v1::LayerFile>>,
 }
 
 impl ClusterCa<'_> {
@@ -183,6 +299,9 @@ impl ClusterCa<'_> {
         );
         backend.set_network(serde_json::to_vec(network)?);
         backend.set_rejoin_probe(self.rejoin_probe);
+        if let Some(f) = &self.files {
+            backend.set_files(f.clone());
+        }
         let cp_path = checkpoint_path(self.out, label);
         let resume = if self.resume {
             load_checkpoint(&cp_path)?
@@ -345,13 +464,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let bar = crate::output::stage("workers");
 
     // workers
+    let data_root = args.shared_data.then(|| {
+        args.data_root
+            .clone()
+            .unwrap_or_else(|| study.base_dir.clone())
+    });
+    let files = match &data_root {
+        Some(root) => Some(shared_files(&study, &st, root)?),
+        None => None,
+    };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     let (_local, addrs, token) = if args.workers.is_empty() {
         let n = args.local_workers.unwrap_or(threads).max(1);
         let per = (threads / n).max(1);
-        let lw = LocalWorkers::start(n, per)?;
+        let lw = LocalWorkers::start(n, per, data_root.as_deref())?;
         let (a, t) = (lw.addrs.clone(), lw.token.clone());
         (Some(lw), a, t)
     } else {
@@ -383,6 +511,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         every: args.checkpoint_every,
         resume: args.resume,
         rejoin_probe: Duration::try_from_secs_f64(args.rejoin_probe).ok(),
+        files,
     };
     stage("workers", &mut lap);
     drop(bar);
@@ -561,6 +690,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         drop(bar);
         stage("gwr", &mut lap);
     }
+    report["shared_data"] = json!(args.shared_data);
+    report["memory"] = memory_report(&rt, &conns, st.grid.cells() as u64);
     report["wall_seconds"] = json!(started.elapsed().as_secs_f64());
     report["timings"] = json!(timings
         .iter()

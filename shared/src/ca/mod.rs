@@ -11,10 +11,12 @@
 //! - [`commit`]: applies the thresholds to a tile's proposals;
 //! - [`feasibility`]: the max-flow check of the demand before any work;
 //! - [`driver`]: a single-process driver running the whole grid as any tiling;
-//! - [`baseline`]: the random-allocation baseline of the validation.
+//! - [`baseline`]: the random-allocation baseline of the validation;
+//! - [`bench`]: throughput measurements (memory bandwidth, tile-step rate).
 
 pub mod acceptance;
 pub mod baseline;
+pub mod bench;
 pub mod commit;
 pub mod driver;
 pub mod engine;

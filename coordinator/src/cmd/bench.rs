@@ -1,0 +1,163 @@
+//! `flus bench [--cells N] [--json]`: in one run on this machine, (a) the memory
+//! bandwidth (a stream-copy loop), (b) CA cell-updates per second on one thread (the
+//! tile step on Ben Cat, `flus_shared::ca::bench`), (c) the bytes the step touches per
+//! cell and the ratio of (b) to the bandwidth bound, (d) the wall time of
+//! `flus run --no-validation --scenario <first>` on a study of about N cells generated
+//! from Ben Cat (`flus make-study`) with 1 and 2 local workers and the speed-up, and (e)
+//! the peak resident memory of the coordinator and of each worker, per cell.
+//!
+//! What (d) times: the whole `flus run` process (inputs, Markov demand, ANN training on
+//! the coordinator, tile loading and ANN inference on the workers, the CA of the first
+//! scenario, outputs, carbon tables and GWR), and separately the scenario stage of
+//! run.json (tile loading, worker suitability, the CA iterations, the output map), the
+//! part the workers share.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::Context;
+use flus_shared::ca::bench;
+use flus_shared::config::Study;
+use serde_json::{json, Value};
+
+/// Arguments of `flus bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Cells of the generated study timed with 1 and 2 workers (0: skip (d) and (e)).
+    #[arg(long, default_value_t = 20_000_000)]
+    pub cells: u64,
+    /// The source study the large one is generated from.
+    #[arg(long, default_value = "examples/bencat/study.toml")]
+    pub study: PathBuf,
+    /// Folder for the generated study and the runs (default: a temporary folder,
+    /// removed at the end).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Size of the stream-copy buffers, MiB.
+    #[arg(long, default_value_t = 512)]
+    pub copy_mib: usize,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `flus run` on `study` with `workers` local workers; returns its wall seconds and
+/// its run.json.
+fn timed_run(study: &Path, out: &Path, scenario: &str, workers: usize) -> anyhow::Result<Value> {
+    let exe = std::env::current_exe().context("path of flus")?;
+    let start = Instant::now();
+    let status = Command::new(exe)
+        .arg("run")
+        .arg(study)
+        .args(["--no-validation", "--scenario", scenario, "--quiet"])
+        .args(["--local-workers", &workers.to_string()])
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .context("starting flus run")?;
+    let wall = start.elapsed().as_secs_f64();
+    anyhow::ensure!(status.success(), "flus run with {workers} worker(s) failed");
+    let path = out.join("run.json");
+    let report: Value = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{}: not JSON", path.display()))?;
+    let stage = format!("scenario_{scenario}");
+    let ca_seconds = report["timings"]
+        .as_array()
+        .and_then(|t| t.iter().find(|s| s["stage"] == stage.as_str()))
+        .and_then(|s| s["seconds"].as_f64());
+    let sc = &report["scenarios"][scenario];
+    let iterations = sc["iterations"].as_u64().unwrap_or(0);
+    let traffic = &sc["traffic"];
+    let per_iter = |key: &str| {
+        traffic[key]
+            .as_u64()
+            .map(|b| b as f64 / iterations.max(1) as f64)
+    };
+    Ok(json!({
+        "workers": workers,
+        "wall_seconds": wall,
+        "scenario_stage_seconds": ca_seconds,
+        "iterations": iterations,
+        "seconds_per_iteration": ca_seconds.map(|s| s / iterations.max(1) as f64),
+        "map_sha256": sc["map_sha256"],
+        "traffic": traffic,
+        "halo_bytes_per_iteration": per_iter("halo_bytes"),
+        "reply_bytes_per_iteration": per_iter("reply_bytes"),
+        "memory": report["memory"],
+    }))
+}
+
+/// Runs `flus bench`.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    // (a) memory bandwidth
+    let bandwidth = bench::stream_copy_bandwidth(args.copy_mib << 20, 5);
+    tracing::info!(gb_per_s = bandwidth / 1e9, "stream copy");
+    // (b) tile step on one thread
+    let source = Study::load(&args.study)?;
+    let grid = bench::bencat(&source.base_dir)?;
+    let step = bench::time_step(&grid, 10);
+    tracing::info!(
+        m_cells_per_s = step.cells_per_second / 1e6,
+        "tile step, 1 thread"
+    );
+    drop(grid);
+    // (c) bytes per cell and the bandwidth bound
+    let bytes = bench::kernel_bytes_per_cell(bench::BENCH_K);
+    let bound = bandwidth / bytes as f64;
+    let mut report = json!({
+        "bandwidth_bytes_per_second": bandwidth,
+        "bandwidth_gb_per_second": bandwidth / 1e9,
+        "ca_step": step,
+        "ca_cell_updates_per_second_per_core": step.cells_per_second,
+        "kernel_bytes_per_cell": bytes,
+        "bandwidth_bound_cell_updates_per_second": bound,
+        "ratio_to_bandwidth_bound": step.cells_per_second / bound,
+    });
+    // (d), (e) the generated study with 1 and 2 workers
+    if args.cells > 0 {
+        let tmp;
+        let dir = match &args.out {
+            Some(d) => d.clone(),
+            None => {
+                tmp = tempfile::tempdir().context("temporary folder")?;
+                tmp.path().to_path_buf()
+            }
+        };
+        let made = flus_shared::make_study::make(&source, args.cells, &dir.join("study"))?;
+        let scenario = source
+            .config
+            .scenarios
+            .first()
+            .map(|s| s.name.clone())
+            .context("the study has no scenario")?;
+        tracing::info!(cells = made.cells, %scenario, "timing flus run with 1 and 2 workers");
+        let one = timed_run(&made.study, &dir.join("run1"), &scenario, 1)?;
+        let two = timed_run(&made.study, &dir.join("run2"), &scenario, 2)?;
+        let ratio = |key: &str| match (one[key].as_f64(), two[key].as_f64()) {
+            (Some(a), Some(b)) if b > 0.0 => json!(a / b),
+            _ => Value::Null,
+        };
+        report["study"] = json!({
+            "cells": made.cells,
+            "width": made.width,
+            "height": made.height,
+            "factor": made.factor,
+            "scenario": scenario,
+        });
+        report["same_map_with_1_and_2_workers"] = json!(one["map_sha256"] == two["map_sha256"]);
+        report["speedup_wall"] = ratio("wall_seconds");
+        report["speedup_scenario_stage"] = ratio("scenario_stage_seconds");
+        report["runs"] = json!([one, two]);
+    }
+    if args.json {
+        crate::output::print_json(&report)?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}

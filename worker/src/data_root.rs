@@ -1,0 +1,105 @@
+//! The worker's data root: the only folder it reads files from. A requested path must be
+//! relative; it is refused when it climbs out of the root lexically (`..` past the root)
+//! or when its canonical form (symlinks resolved) is not under the canonical root.
+
+use std::path::{Component, Path, PathBuf};
+
+use tonic::Status;
+
+/// A canonicalized data root.
+#[derive(Clone, Debug)]
+pub struct DataRoot {
+    root: PathBuf,
+}
+
+impl DataRoot {
+    /// The root `dir` (must exist; it is canonicalized once here).
+    pub fn new(dir: &Path) -> anyhow::Result<Self> {
+        let root = dir
+            .canonicalize()
+            .map_err(|e| anyhow::anyhow!("--data-root {}: {e}", dir.display()))?;
+        anyhow::ensure!(
+            root.is_dir(),
+            "--data-root {}: not a folder",
+            root.display()
+        );
+        Ok(Self { root })
+    }
+
+    /// The canonical file `rel` names under the root, or PERMISSION_DENIED (absolute path,
+    /// `..` out of the root, a symlink out of it) / NOT_FOUND, naming `rel`.
+    #[allow(clippy::result_large_err)]
+    pub fn resolve(&self, rel: &str) -> Result<PathBuf, Status> {
+        let denied = |why: &str| {
+            Status::permission_denied(format!(
+                "path {rel:?} refused: {why}; this worker reads only files under its data root"
+            ))
+        };
+        if rel.is_empty() {
+            return Err(Status::invalid_argument("empty file path"));
+        }
+        let p = Path::new(rel);
+        let mut depth = 0i64;
+        for c in p.components() {
+            match c {
+                Component::Prefix(_) | Component::RootDir => {
+                    return Err(denied(
+                        "it is absolute, expected a path relative to the data root",
+                    ))
+                }
+                Component::ParentDir => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return Err(denied("it leads out of the data root (`..`)"));
+                    }
+                }
+                Component::CurDir => {}
+                Component::Normal(_) => depth += 1,
+            }
+        }
+        let joined = self.root.join(p);
+        let canonical = joined
+            .canonicalize()
+            .map_err(|e| Status::not_found(format!("path {rel:?} under the data root: {e}")))?;
+        if !canonical.starts_with(&self.root) {
+            return Err(denied(
+                "it resolves (through a symlink) to a file outside the data root",
+            ));
+        }
+        Ok(canonical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_inside_are_resolved_and_escapes_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a.tif"), b"x").unwrap();
+        std::fs::write(dir.path().join("outside.tif"), b"x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("outside.tif"), root.join("link.tif")).unwrap();
+        let r = DataRoot::new(&root).unwrap();
+        let canon = root.canonicalize().unwrap();
+        assert_eq!(r.resolve("sub/a.tif").unwrap(), canon.join("sub/a.tif"));
+        assert_eq!(
+            r.resolve("sub/../sub/a.tif").unwrap(),
+            canon.join("sub/a.tif")
+        );
+        for bad in ["../outside.tif", "sub/../../outside.tif", "link.tif"] {
+            let e = r.resolve(bad).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{bad}");
+            assert!(e.message().contains(bad), "{}", e.message());
+        }
+        let abs = dir.path().join("outside.tif");
+        let e = r.resolve(abs.to_str().unwrap()).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            r.resolve("nope.tif").unwrap_err().code(),
+            tonic::Code::NotFound
+        );
+    }
+}
