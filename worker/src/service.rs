@@ -45,6 +45,53 @@ impl WorkerService {
         self.store.clone()
     }
 
+    /// Receives one tile from its chunks (header first) and stores it: the LoadTile
+    /// handler without the network.
+    pub async fn receive_tile<S>(&self, mut stream: S) -> Result<TileLoaded, Status>
+    where
+        S: tokio_stream::Stream<Item = Result<TileChunk, Status>> + Unpin,
+    {
+        let mut builder: Option<TileBuilder> = None;
+        let mut bytes = 0u64;
+        while let Some(msg) = stream.next().await {
+            let msg = msg?;
+            match msg.part {
+                Some(tile_chunk::Part::Header(h)) => {
+                    if builder.is_some() {
+                        return Err(Status::invalid_argument("two tile headers in one stream"));
+                    }
+                    builder = Some(TileBuilder::new(h, self.limits.max_tile_bytes)?);
+                }
+                Some(tile_chunk::Part::Chunk(c)) => {
+                    bytes += c.data.len() as u64;
+                    builder
+                        .as_mut()
+                        .ok_or_else(|| Status::invalid_argument("tile data before the header"))?
+                        .add(c)?;
+                }
+                None => return Err(Status::invalid_argument("empty tile message")),
+            }
+        }
+        let (run_id, tile) = builder
+            .ok_or_else(|| Status::invalid_argument("no tile header"))?
+            .build()?;
+        let id = tile.spec.tile_id;
+        let mut store = self
+            .store
+            .lock()
+            .map_err(|_| Status::internal("tile store poisoned"))?;
+        let replacing = store.runs.get(&run_id).is_some_and(|r| r.contains_key(&id));
+        if !replacing && store.count() >= self.limits.max_tiles {
+            return Err(Status::resource_exhausted(format!(
+                "this worker holds {} tiles, its limit",
+                self.limits.max_tiles
+            )));
+        }
+        store.runs.entry(run_id).or_default().insert(id, tile);
+        tracing::debug!(tile = id, bytes, "tile loaded");
+        Ok(TileLoaded { tile_id: id, bytes })
+    }
+
     /// Runs `f` over the requested tiles of `run_id` on the blocking pool.
     async fn with_tiles<T, F>(&self, run_id: String, ids: Vec<u32>, f: F) -> Result<T, Status>
     where
@@ -132,46 +179,7 @@ impl Worker for WorkerService {
         &self,
         req: Request<Streaming<TileChunk>>,
     ) -> Result<Response<TileLoaded>, Status> {
-        let mut stream = req.into_inner();
-        let mut builder: Option<TileBuilder> = None;
-        let mut bytes = 0u64;
-        while let Some(msg) = stream.next().await {
-            let msg = msg?;
-            match msg.part {
-                Some(tile_chunk::Part::Header(h)) => {
-                    if builder.is_some() {
-                        return Err(Status::invalid_argument("two tile headers in one stream"));
-                    }
-                    builder = Some(TileBuilder::new(h, self.limits.max_tile_bytes)?);
-                }
-                Some(tile_chunk::Part::Chunk(c)) => {
-                    bytes += c.data.len() as u64;
-                    builder
-                        .as_mut()
-                        .ok_or_else(|| Status::invalid_argument("tile data before the header"))?
-                        .add(c)?;
-                }
-                None => return Err(Status::invalid_argument("empty tile message")),
-            }
-        }
-        let (run_id, tile) = builder
-            .ok_or_else(|| Status::invalid_argument("no tile header"))?
-            .build()?;
-        let id = tile.spec.tile_id;
-        let mut store = self
-            .store
-            .lock()
-            .map_err(|_| Status::internal("tile store poisoned"))?;
-        let replacing = store.runs.get(&run_id).is_some_and(|r| r.contains_key(&id));
-        if !replacing && store.count() >= self.limits.max_tiles {
-            return Err(Status::resource_exhausted(format!(
-                "this worker holds {} tiles, its limit",
-                self.limits.max_tiles
-            )));
-        }
-        store.runs.entry(run_id).or_default().insert(id, tile);
-        tracing::debug!(tile = id, bytes, "tile loaded");
-        Ok(Response::new(TileLoaded { tile_id: id, bytes }))
+        Ok(Response::new(self.receive_tile(req.into_inner()).await?))
     }
 
     async fn drop_tiles(

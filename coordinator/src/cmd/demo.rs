@@ -62,6 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         no_validation: false,
         scenarios: Vec::new(),
         json: false,
+        tls: Default::default(),
     };
     super::run::run(&run_args)?;
     for f in [
