@@ -124,14 +124,59 @@ fn write_the_handlers_seed() {
     std::fs::write(dir.join("valid-step"), valid_sequence()).unwrap();
 }
 
+/// A tile header with `layers` byte sizes and placement `x0`, `width`.
+fn header(x0: u32, width: u32, layers: &[u64]) -> Vec<u8> {
+    let h = TileChunk {
+        part: Some(tile_chunk::Part::Header(TileHeader {
+            run_id: "r".into(),
+            spec: Some(TileSpec {
+                tile_id: 1,
+                x0,
+                y0: 0,
+                width,
+                height: 1,
+                halo: 1,
+                grid_width: 4,
+                grid_height: 4,
+                classes: 2,
+            }),
+            layers: layers
+                .iter()
+                .map(|&bytes| LayerInfo {
+                    name: "l".into(),
+                    kind: LayerKind::Classes as i32,
+                    bytes,
+                })
+                .collect(),
+        })),
+    };
+    encode(&[(0, h.encode_to_vec()), (1, Vec::new())])
+}
+
 #[test]
-fn inputs_that_made_handlers_panic_are_handled() {
-    let dir = repo().join("fuzz/regressions/handlers");
+fn layer_sizes_that_overflow_when_added_are_refused() {
+    // u64::MAX + 2 wrapped to 1 byte and passed the tile limit, then the worker tried
+    // to allocate u64::MAX bytes
+    assert_eq!(run_messages(&header(0, 1, &[u64::MAX, 2])), 0);
+}
+
+#[test]
+fn a_placement_that_overflows_when_added_is_refused() {
+    // x0 + width wrapped to 1 <= grid width 4 and passed the placement check
+    assert_eq!(run_messages(&header(u32::MAX, 2, &[9])), 0);
+}
+
+#[test]
+fn every_kept_fuzz_input_is_handled() {
     let mut n = 0;
-    for e in std::fs::read_dir(&dir).unwrap() {
-        let p = e.unwrap().path();
-        run_messages(&std::fs::read(&p).unwrap());
-        n += 1;
+    for sub in ["fuzz/seeds/handlers", "fuzz/regressions/handlers"] {
+        let Ok(rd) = std::fs::read_dir(repo().join(sub)) else {
+            continue;
+        };
+        for e in rd {
+            run_messages(&std::fs::read(e.unwrap().path()).unwrap());
+            n += 1;
+        }
     }
-    assert!(n > 0, "no regression inputs in {}", dir.display());
+    assert!(n > 0, "no kept fuzz inputs");
 }
