@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 pub struct StudyConfig {
     /// General settings.
     pub study: StudySection,
-    /// Land-use classes, in the order that defines the class indices 0..K-1.
+    /// Land-use classes, in the order that defines the class indices 0..K-1 (missing:
+    /// none, which validation refuses with a clear message).
+    #[serde(default)]
     pub classes: Vec<ClassConfig>,
     /// Land-use maps by year (at least the two Markov years).
     pub landuse: Vec<LanduseMap>,
@@ -472,7 +474,47 @@ impl Study {
             base_dir,
         };
         study.config.validate(path)?;
+        study.check_not_self(path)?;
         Ok(study)
+    }
+
+    /// Refuses a layer path that names the config file itself.
+    fn check_not_self(&self, path: &Path) -> Result<()> {
+        let Ok(me) = std::fs::canonicalize(path) else {
+            return Ok(());
+        };
+        let cfg = &self.config;
+        let mut paths: Vec<(String, &Path)> = Vec::new();
+        for (i, m) in cfg.landuse.iter().enumerate() {
+            paths.push((format!("landuse[{i}].path"), &m.path));
+        }
+        for (group, layers) in [
+            ("drivers", &cfg.drivers),
+            ("restrictions", &cfg.restrictions),
+        ] {
+            for (i, l) in layers.iter().enumerate() {
+                paths.push((format!("{group}[{i}].path"), &l.path));
+            }
+        }
+        if let Some(z) = &cfg.zones {
+            paths.push(("zones.path".into(), &z.path));
+        }
+        if let Some(s) = &cfg.ann.suitability {
+            paths.push(("ann.suitability".into(), s));
+        }
+        for (key, p) in paths {
+            if std::fs::canonicalize(self.resolve(p)).is_ok_and(|c| c == me) {
+                return Err(Error::Config {
+                    file: path.to_path_buf(),
+                    key,
+                    message: format!(
+                        "{} is the study config itself, expected a raster",
+                        p.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Resolves a path of the config against the config's folder.
@@ -540,6 +582,18 @@ pub fn parse(text: &str, file: &Path) -> Result<StudyConfig> {
             message: inner.message().trim().to_string(),
         }
     })
+}
+
+/// Parses and validates arbitrary bytes as a study config, ignoring the result: the
+/// body of the `config` fuzz target and of its regression tests (a panic is a bug).
+pub fn fuzz_parse(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let file = Path::new("fuzz.toml");
+    if let Ok(c) = parse(text, file) {
+        let _ = c.validate(file);
+    }
 }
 
 impl StudyConfig {

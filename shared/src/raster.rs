@@ -58,6 +58,12 @@ pub fn open(path: &Path) -> Result<Dataset> {
     if path.is_dir() {
         return Err(Error::raster(path, "is a folder, expected a raster file"));
     }
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err(Error::raster(
+            path,
+            "is an empty file (0 bytes), expected a raster",
+        ));
+    }
     Dataset::open(path).map_err(|e| Error::raster(path, format!("not a readable raster ({e})")))
 }
 
@@ -105,6 +111,22 @@ fn info_of(ds: &Dataset, path: &Path) -> Result<RasterInfo> {
         block_size: band.block_size(),
         driver: ds.driver().short_name(),
     })
+}
+
+/// Writes `data` to `path` and reads it as a raster: header, then band 1 when it has at
+/// most 4 million cells. The body of the `raster_header` fuzz target and of its
+/// regression tests: errors are fine, a panic is a bug.
+pub fn fuzz_header(path: &Path, data: &[u8]) {
+    if std::fs::write(path, data).is_err() {
+        return;
+    }
+    if let Ok(i) = info(path) {
+        let _ = same_crs(&i.grid.crs_wkt, &i.grid.crs_wkt);
+        let _ = crs_name(&i.grid.crs_wkt);
+        if i.grid.width.saturating_mul(i.grid.height) <= 4_000_000 {
+            let _ = read_band::<f64>(path, 1);
+        }
+    }
 }
 
 /// True when two WKT strings describe the same CRS (both empty counts as the same).
@@ -199,7 +221,10 @@ pub fn read_band<T: GdalType + Copy + Default>(
         .map_err(|e| {
             Error::raster(
                 path,
-                format!("read failed at row {}: {e}", strip * STRIP_ROWS),
+                format!(
+                    "read failed at row {}: the file is truncated or corrupt ({e})",
+                    strip * STRIP_ROWS
+                ),
             )
         })?;
     }
@@ -356,7 +381,19 @@ pub fn write_geotiff<T: GdalType + Copy>(
         }
     }
     let tmp = temp_name(path);
-    let result = write_geotiff_to(&tmp, path, grid, bands, options);
+    // GDAL reports some write failures (a full disk, a file-size limit) only through
+    // its error state, not through the return values of the calls: check it.
+    // SAFETY: CPLErrorReset and CPLGetLastError* touch only this thread's error state.
+    unsafe { gdal_sys::CPLErrorReset() };
+    let mut result = write_geotiff_to(&tmp, path, grid, bands, options);
+    let last = unsafe { gdal_sys::CPLGetLastErrorType() };
+    if result.is_ok() && last >= gdal_sys::CPLErr::CE_Failure {
+        // SAFETY: the message is a NUL-terminated string owned by GDAL, copied at once.
+        let msg = unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }
+            .to_string_lossy()
+            .to_string();
+        result = Err(Error::raster(path, format!("write failed: {msg}")));
+    }
     match result {
         Ok(()) => {
             // GTiff keeps category names in a PAM side file: it moves with the raster.

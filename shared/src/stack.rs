@@ -69,6 +69,8 @@ impl Stack {
 struct Layer {
     values: Vec<f64>,
     has_data: Vec<bool>,
+    /// The nodata value in force (declared or configured).
+    nodata: Option<f64>,
 }
 
 /// Reads band `band` of `path` onto `grid`: as is when it is on the grid, warped when
@@ -110,11 +112,24 @@ fn read_on_grid(
         Some(NodataSetting::Keyword(w)) if w == "none" => None,
         Some(NodataSetting::Keyword(_)) => declared,
     };
-    let has_data = values
+    let has_data: Vec<bool> = values
         .iter()
         .map(|&v| !v.is_nan() && nodata.is_none_or(|nd| v != nd))
         .collect();
-    Ok(Layer { values, has_data })
+    if !has_data.iter().any(|&d| d) {
+        return Err(Error::raster(
+            path,
+            format!(
+                "every cell is nodata ({}); expected a layer with data",
+                nodata.map_or("NaN".to_string(), |nd| nd.to_string())
+            ),
+        ));
+    }
+    Ok(Layer {
+        values,
+        has_data,
+        nodata,
+    })
 }
 
 /// Reads every layer of `study` onto the grid of its first land-use map.
@@ -159,10 +174,20 @@ pub fn load(study: &Study) -> Result<Stack> {
                 continue;
             }
             let v = layer.values[i];
+            if v.fract() != 0.0 {
+                return Err(Error::raster(
+                    &path,
+                    format!(
+                        "value {v} at row {}, column {} is not an integer class code",
+                        i / grid.width,
+                        i % grid.width
+                    ),
+                ));
+            }
             let code = v as i64;
             match code_index.get(&code) {
-                Some(&c) if code as f64 == v => idx[i] = c,
-                _ => *unknown.entry(code).or_default() += 1,
+                Some(&c) => idx[i] = c,
+                None => *unknown.entry(code).or_default() += 1,
             }
         }
         if !unknown.is_empty() {
@@ -197,7 +222,21 @@ pub fn load(study: &Study) -> Result<Stack> {
             Resample::Bilinear,
             &mut warped,
         )?;
+        // NaN counts as nodata only where the layer declares no other nodata value.
+        let nan_is_bad = layer.nodata.is_some_and(|nd| !nd.is_nan());
         for i in 0..n {
+            if nan_is_bad && layer.values[i].is_nan() {
+                return Err(Error::raster(
+                    &path,
+                    format!(
+                        "driver {:?} has NaN at row {}, column {}; expected finite numbers or its nodata value {}",
+                        d.name,
+                        i / grid.width,
+                        i % grid.width,
+                        layer.nodata.unwrap_or(f64::NAN)
+                    ),
+                ));
+            }
             if layer.has_data[i] && layer.values[i].is_infinite() {
                 return Err(Error::raster(
                     &path,

@@ -3,18 +3,14 @@
 //! `flus-worker --listen 127.0.0.1:0` binds the address (port 0: the system picks one)
 //! and prints the bound address, alone, on the first line of stdout.
 
-mod auth;
-mod data_root;
-mod gwr;
-mod health;
-mod service;
-mod tiles;
-
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use flus_worker::{auth, data_root, gwr, health, service};
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// flus-worker: serves the flus.v1 protocol to a flus coordinator.
 #[derive(Debug, Parser)]
@@ -35,13 +31,44 @@ struct Cli {
     /// Largest tile accepted, MiB (all layers).
     #[arg(long, default_value_t = 2048)]
     max_tile_mib: u64,
+    /// Largest gRPC message accepted, MiB (tile data arrives in 1 MiB chunks).
+    #[arg(long, default_value_t = 64)]
+    max_message_mib: usize,
     /// Largest GWR sample accepted, MiB (X, Y and coordinates).
     #[arg(long, default_value_t = 2048)]
     max_gwr_mib: u64,
     /// Folder the worker may read rasters from (tiles named by relative path, on a shared
     /// filesystem); without it the worker reads no files.
     #[arg(long)]
-    data_root: Option<std::path::PathBuf>,
+    data_root: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Accept only clients with a certificate signed by this CA (PEM): mutual TLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+}
+
+/// The server TLS settings from the flags (None: plaintext).
+fn tls_config(cli: &Cli) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) else {
+        return Ok(None);
+    };
+    let read = |p: &PathBuf, what: &str| {
+        std::fs::read(p).with_context(|| format!("{what} {}", p.display()))
+    };
+    let identity = Identity::from_pem(
+        read(cert, "TLS certificate")?,
+        read(key, "TLS private key")?,
+    );
+    let mut cfg = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &cli.tls_client_ca {
+        cfg = cfg.client_ca_root(Certificate::from_pem(read(ca, "TLS client CA")?));
+    }
+    Ok(Some(cfg))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or(1)
     });
     let token = auth::load_token(cli.token_file.as_deref())?;
+    let tls = tls_config(&cli)?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build_global()
@@ -76,21 +104,44 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let max_message = cli.max_message_mib.max(1) * 1024 * 1024;
     let gwr = gwr::GwrService::new(cli.max_gwr_mib * 1024 * 1024, 16);
-    rt.block_on(serve(cli.listen, threads, token, limits, gwr, root))
+    let settings = Serve {
+        listen: cli.listen,
+        threads,
+        token,
+        limits,
+        max_message,
+        tls,
+        gwr,
+        root,
+    };
+    rt.block_on(serve(settings))
 }
 
-/// Largest gRPC message accepted or sent (tile data arrives in smaller chunks).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-
-async fn serve(
+/// What `serve` needs, from the flags.
+struct Serve {
     listen: SocketAddr,
     threads: usize,
     token: String,
     limits: service::Limits,
+    max_message: usize,
+    tls: Option<ServerTlsConfig>,
     gwr: gwr::GwrService,
     root: Option<data_root::DataRoot>,
-) -> anyhow::Result<()> {
+}
+
+async fn serve(settings: Serve) -> anyhow::Result<()> {
+    let Serve {
+        listen,
+        threads,
+        token,
+        limits,
+        max_message,
+        tls,
+        gwr,
+        root,
+    } = settings;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -99,24 +150,28 @@ async fn serve(
     println!("{addr}");
     use std::io::Write;
     std::io::stdout().flush()?;
-    tracing::info!(%addr, threads, "flus-worker listening");
+    tracing::info!(%addr, threads, tls = tls.is_some(), "flus-worker listening");
     let stop = std::sync::Arc::new(tokio::sync::Notify::new());
     let worker = service::WorkerService::new(limits, stop.clone(), root);
     let health = health::HealthService::new(threads, worker.store());
     let check = auth::TokenCheck::new(&token);
     let gwr_check = check.clone();
     let gwr_server = flus_proto::v1::gwr_worker_server::GwrWorkerServer::new(gwr)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
     let worker_server = flus_proto::v1::worker_server::WorkerServer::new(worker)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
     // The standard grpc.health.v1 service, for Kubernetes gRPC probes.
     let (reporter, std_health) = tonic_health::server::health_reporter();
     reporter
         .set_serving::<flus_proto::v1::worker_server::WorkerServer<service::WorkerService>>()
         .await;
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(cfg) = tls {
+        builder = builder.tls_config(cfg).context("TLS settings")?;
+    }
+    builder
         .add_service(std_health)
         .add_service(flus_proto::v1::health_server::HealthServer::new(health))
         .add_service(tonic::service::interceptor::InterceptedService::new(

@@ -69,6 +69,39 @@ impl WorkerService {
         self.store.clone()
     }
 
+    /// Receives one tile from its chunks (header first) and stores it: the LoadTile
+    /// handler without the network.
+    pub async fn receive_tile<S>(&self, mut stream: S) -> Result<TileLoaded, Status>
+    where
+        S: tokio_stream::Stream<Item = Result<TileChunk, Status>> + Unpin,
+    {
+        let mut builder: Option<TileBuilder> = None;
+        let mut bytes = 0u64;
+        while let Some(msg) = stream.next().await {
+            let msg = msg?;
+            match msg.part {
+                Some(tile_chunk::Part::Header(h)) => {
+                    if builder.is_some() {
+                        return Err(Status::invalid_argument("two tile headers in one stream"));
+                    }
+                    builder = Some(TileBuilder::new(h, self.limits.max_tile_bytes)?);
+                }
+                Some(tile_chunk::Part::Chunk(c)) => {
+                    bytes += c.data.len() as u64;
+                    builder
+                        .as_mut()
+                        .ok_or_else(|| Status::invalid_argument("tile data before the header"))?
+                        .add(c)?;
+                }
+                None => return Err(Status::invalid_argument("empty tile message")),
+            }
+        }
+        let (run_id, tile) = builder
+            .ok_or_else(|| Status::invalid_argument("no tile header"))?
+            .build(None)?;
+        self.insert(run_id, tile, bytes)
+    }
+
     /// Runs `f` over the requested tiles of `run_id` on the blocking pool.
     async fn with_tiles<T, F>(&self, run_id: String, ids: Vec<u32>, f: F) -> Result<T, Status>
     where
@@ -158,32 +191,7 @@ impl Worker for WorkerService {
         &self,
         req: Request<Streaming<TileChunk>>,
     ) -> Result<Response<TileLoaded>, Status> {
-        let mut stream = req.into_inner();
-        let mut builder: Option<TileBuilder> = None;
-        let mut bytes = 0u64;
-        while let Some(msg) = stream.next().await {
-            let msg = msg?;
-            match msg.part {
-                Some(tile_chunk::Part::Header(h)) => {
-                    if builder.is_some() {
-                        return Err(Status::invalid_argument("two tile headers in one stream"));
-                    }
-                    builder = Some(TileBuilder::new(h, self.limits.max_tile_bytes)?);
-                }
-                Some(tile_chunk::Part::Chunk(c)) => {
-                    bytes += c.data.len() as u64;
-                    builder
-                        .as_mut()
-                        .ok_or_else(|| Status::invalid_argument("tile data before the header"))?
-                        .add(c)?;
-                }
-                None => return Err(Status::invalid_argument("empty tile message")),
-            }
-        }
-        let (run_id, tile) = builder
-            .ok_or_else(|| Status::invalid_argument("no tile header"))?
-            .build(None)?;
-        Ok(Response::new(self.insert(run_id, tile, bytes)?))
+        Ok(Response::new(self.receive_tile(req.into_inner()).await?))
     }
 
     async fn load_tile_files(

@@ -110,10 +110,16 @@ impl TileBuilder {
                 spec.tile_id, spec.width, spec.height, spec.classes
             )));
         }
-        if spec.x0 + spec.width > spec.grid_width || spec.y0 + spec.height > spec.grid_height {
+        if spec.x0 as u64 + spec.width as u64 > spec.grid_width as u64
+            || spec.y0 as u64 + spec.height as u64 > spec.grid_height as u64
+        {
             return Err(bad(format!("tile {} lies outside the grid", spec.tile_id)));
         }
-        let total: u64 = header.layers.iter().map(|l| l.bytes).sum();
+        // saturating: layer sizes near u64::MAX must not wrap below the limit
+        let total: u64 = header
+            .layers
+            .iter()
+            .fold(0u64, |t, l| t.saturating_add(l.bytes));
         if total > max_bytes {
             return Err(Status::resource_exhausted(format!(
                 "tile {}: {total} bytes, this worker accepts at most {max_bytes} per tile",

@@ -10,7 +10,7 @@ use flus_proto::v1::worker_client::WorkerClient;
 use flus_proto::v1::{HealthRequest, HealthResponse};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 /// Adds `authorization: Bearer TOKEN` to every request.
 #[derive(Clone)]
@@ -45,23 +45,32 @@ pub struct WorkerConn {
     pub threads: u32,
     /// The token interceptor, kept to reconnect after the worker was lost.
     pub auth: AddToken,
+    /// TLS settings, kept to reconnect.
+    pub tls: Tls,
 }
 
 impl WorkerConn {
     /// A fresh connection to the same address with the same token: health and protocol
     /// checked again within `timeout` (used to re-admit a lost worker).
     pub async fn reconnect(&self, timeout: Duration) -> anyhow::Result<WorkerConn> {
-        let (channel, h) = check_health(&self.addr, timeout).await?;
+        let (channel, h) = check_health(&self.addr, timeout, &self.tls).await?;
         Ok(with_channel(
             &self.addr,
             channel,
             self.auth.clone(),
             h.threads,
+            &self.tls,
         ))
     }
 }
 
-fn with_channel(addr: &str, channel: Channel, auth: AddToken, threads: u32) -> WorkerConn {
+fn with_channel(
+    addr: &str,
+    channel: Channel,
+    auth: AddToken,
+    threads: u32,
+    tls: &Tls,
+) -> WorkerConn {
     let gwr = GwrWorkerClient::with_interceptor(channel.clone(), auth.clone())
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -74,27 +83,76 @@ fn with_channel(addr: &str, channel: Channel, auth: AddToken, threads: u32) -> W
         gwr,
         threads,
         auth,
+        tls: tls.clone(),
     }
 }
 
-/// Normalises `host:port` to `http://host:port`.
-pub fn endpoint_url(addr: &str) -> String {
+/// TLS towards the workers: the CA that signed their certificates and the name to
+/// expect in them.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// PEM file of the CA to trust (TLS is off without it).
+    pub ca: Option<std::path::PathBuf>,
+    /// Server name expected in the workers' certificates (default: the host of each
+    /// worker address).
+    pub domain: Option<String>,
+}
+
+/// Command-line flags of TLS towards the workers (`flus run`, `flus ping`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Talk TLS to the workers, trusting the CA certificate in this PEM file.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Server name to expect in the workers' certificates (default: each worker's host).
+    #[arg(long, requires = "tls_ca")]
+    pub tls_domain: Option<String>,
+}
+
+impl TlsArgs {
+    /// The TLS settings.
+    pub fn tls(&self) -> Tls {
+        Tls {
+            ca: self.tls_ca.clone(),
+            domain: self.tls_domain.clone(),
+        }
+    }
+}
+
+/// Normalises `host:port` to `http://host:port` (`https://` with TLS).
+pub fn endpoint_url(addr: &str, tls: bool) -> String {
     if addr.contains("://") {
         addr.to_string()
+    } else if tls {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     }
 }
 
-/// Opens a channel to `addr` and checks its health and protocol revision.
+/// Opens a channel to `addr` (TLS when `tls.ca` is set) and checks its health and
+/// protocol revision.
 pub async fn check_health(
     addr: &str,
     timeout: Duration,
+    tls: &Tls,
 ) -> anyhow::Result<(Channel, HealthResponse)> {
-    let channel = Endpoint::from_shared(endpoint_url(addr))
+    let mut endpoint = Endpoint::from_shared(endpoint_url(addr, tls.ca.is_some()))
         .with_context(|| format!("bad worker address {addr:?}"))?
         .connect_timeout(timeout)
-        .tcp_nodelay(true)
+        .tcp_nodelay(true);
+    if let Some(ca) = &tls.ca {
+        let pem =
+            std::fs::read(ca).with_context(|| format!("TLS CA certificate {}", ca.display()))?;
+        let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+        if let Some(d) = &tls.domain {
+            cfg = cfg.domain_name(d.clone());
+        }
+        endpoint = endpoint
+            .tls_config(cfg)
+            .with_context(|| format!("worker {addr}: TLS settings"))?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .with_context(|| format!("worker {addr}: cannot connect"))?;
@@ -117,10 +175,15 @@ pub async fn check_health(
 }
 
 /// Connects to `addr`, checks health and protocol revision.
-pub async fn connect(addr: &str, token: &str, timeout: Duration) -> anyhow::Result<WorkerConn> {
-    let (channel, h) = check_health(addr, timeout).await?;
+pub async fn connect(
+    addr: &str,
+    token: &str,
+    timeout: Duration,
+    tls: &Tls,
+) -> anyhow::Result<WorkerConn> {
+    let (channel, h) = check_health(addr, timeout, tls).await?;
     let value: MetadataValue<_> = format!("Bearer {token}")
         .parse()
         .context("the token must be printable ASCII")?;
-    Ok(with_channel(addr, channel, AddToken(value), h.threads))
+    Ok(with_channel(addr, channel, AddToken(value), h.threads, tls))
 }

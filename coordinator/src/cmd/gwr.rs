@@ -51,6 +51,9 @@ pub struct Args {
     /// Cluster token file for --workers (else FLUS_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// TLS towards --workers.
+    #[command(flatten)]
+    pub tls: crate::cluster::pool::TlsArgs,
     /// Deadline of every worker call, seconds.
     #[arg(long, default_value_t = 300.0)]
     pub deadline: f64,
@@ -209,6 +212,12 @@ fn fit_on_cluster(
             super::common::cluster_token(args.token_file.as_deref())?,
         ),
     };
+    // local workers on loopback speak plaintext
+    let tls = if args.workers.is_empty() {
+        pool::Tls::default()
+    } else {
+        args.tls.tls()
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -216,7 +225,7 @@ fn fit_on_cluster(
     let conns = rt.block_on(async {
         let mut v = Vec::new();
         for a in &addrs {
-            v.push(pool::connect(a, &token, std::time::Duration::from_secs(30)).await?);
+            v.push(pool::connect(a, &token, std::time::Duration::from_secs(30), &tls).await?);
         }
         anyhow::Ok(v)
     })?;

@@ -14,6 +14,9 @@ pub struct Args {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// TLS towards the workers.
+    #[command(flatten)]
+    pub tls: crate::cluster::pool::TlsArgs,
 }
 
 #[derive(Serialize)]
@@ -31,10 +34,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let timeout = std::time::Duration::from_secs_f64(args.timeout);
+    let tls = args.tls.tls();
     let answers = rt.block_on(async {
         let mut out = Vec::new();
         for w in &args.workers {
-            let (_, r) = crate::cluster::pool::check_health(w, timeout).await?;
+            let (_, r) = crate::cluster::pool::check_health(w, timeout, &tls).await?;
             out.push(Answer {
                 worker: w.clone(),
                 status: r.status,

@@ -73,6 +73,9 @@ pub struct Args {
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// TLS towards --workers.
+    #[command(flatten)]
+    pub tls: pool::TlsArgs,
 }
 
 /// The study's static layers as files relative to the workers' data root `root`, with the
@@ -430,6 +433,45 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
     files::ensure_dir(&out)?;
+    // The run folder says whether it is complete: `run.json` holds `"completed": false`
+    // from the start (a killed run leaves it so), an error replaces it with the message,
+    // and only a run that reaches the end writes `"completed": true`.
+    let marker = |status: &str, error: Option<String>| {
+        let j = json!({
+            "completed": false,
+            "status": status,
+            "error": error,
+            "study": args.study,
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+        });
+        files::write_atomic(
+            &out.join("run.json"),
+            serde_json::to_string_pretty(&j)
+                .unwrap_or_default()
+                .as_bytes(),
+        )
+    };
+    marker("running", None)?;
+    let config_sha256 = files::sha256_hex(&study_bytes);
+    let result = run_in(args, study, &out, started, &config_sha256);
+    if let Err(e) = &result {
+        if let Err(w) = marker("failed", Some(format!("{e:#}"))) {
+            tracing::error!("cannot record the failure in run.json: {w}");
+        }
+    }
+    result
+}
+
+/// The body of `flus run` once the output folder exists.
+fn run_in(
+    args: &Args,
+    study: Study,
+    out: &Path,
+    started: Instant,
+    config_sha256: &str,
+) -> anyhow::Result<()> {
+    let out = out.to_path_buf();
     let mut timings: Vec<(String, f64)> = Vec::new();
     let mut lap = Instant::now();
     let mut stage = |name: &str, lap: &mut Instant| {
@@ -490,10 +532,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let deadline = Duration::from_secs_f64(args.deadline);
+    // local workers speak plaintext on loopback; TLS is for --workers
+    let tls = if args.workers.is_empty() {
+        pool::Tls::default()
+    } else {
+        args.tls.tls()
+    };
     let conns: Vec<pool::WorkerConn> = rt.block_on(async {
         let mut v = Vec::new();
         for a in &addrs {
-            v.push(pool::connect(a, &token, Duration::from_secs(30)).await?);
+            v.push(pool::connect(a, &token, Duration::from_secs(30), &tls).await?);
         }
         anyhow::Ok(v)
     })?;
@@ -523,7 +571,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "workers": addrs,
         "classes": names,
         "valid_cells": st.valid_cells(),
-        "config_sha256": files::sha256_hex(&study_bytes),
+        "config_sha256": config_sha256,
         "base_year": mk.to,
         "target_year": mk.target_year,
         "legend": study.config.classes.iter().map(|c| json!({
