@@ -298,7 +298,10 @@ fn all_workers_lost_stop_the_run_with_a_message_and_resume_finishes_it() {
             && last.contains("kept"),
         "{last}"
     );
-    assert!(!dir.path().join("run.json").exists(), "not complete");
+    let marker: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
+    assert_eq!(marker["completed"], false, "not complete: {marker}");
+    assert_eq!(marker["status"], "failed", "{marker}");
     let cp = read_checkpoint(&checkpoint_path(dir.path()));
     assert_eq!(
         cp["t"].as_u64(),
