@@ -1,19 +1,32 @@
-//! Large studies and shared data: `flus make-study` upsamples Ben Cat so that every
+//! Large studies and shared data: `flus make-study` upsamples a study so that every
 //! class count is multiplied by exactly f * f and `flus demand` accepts the result; a
 //! run whose workers read their static layers from the shared files gives the same map
-//! as the streamed run; run.json records the peak memory of every process.
+//! as the streamed run; run.json records the peak memory of every process. The source
+//! is a 300 x 300 window of Ben Cat (same layers and config), so the runs take seconds.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use flus_e2e::flus;
+use flus_e2e::{crop, flus};
 
 const TIMEOUT: Duration = Duration::from_secs(900);
-const BENCAT: &str = "examples/bencat/study.toml";
-/// Ben Cat's grid.
-const W: u64 = 1004;
-const H: u64 = 1559;
+/// The window of Ben Cat (column, row, size): its grid is W x H.
+const WINDOW: (usize, usize, usize) = (350, 600, 300);
+const W: u64 = WINDOW.2 as u64;
+const H: u64 = WINDOW.2 as u64;
+
+/// The study file of the Ben Cat window, cut once per test binary.
+fn source() -> &'static Path {
+    static STUDY: OnceLock<PathBuf> = OnceLock::new();
+    STUDY.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scale-bencat-window");
+        let _ = std::fs::remove_dir_all(&dir);
+        let (x0, y0, size) = WINDOW;
+        crop::bencat_window(&dir, x0, y0, size)
+    })
+}
 
 /// Cells per value of band 1 (read with GDAL directly, not with flus).
 fn value_counts(path: &Path) -> BTreeMap<i64, u64> {
@@ -33,11 +46,12 @@ fn upsampling_by_two_multiplies_every_class_count_by_four_and_demand_accepts_it(
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("big");
     let cells = (4 * W * H).to_string();
+    let src_study = source().to_str().unwrap();
     let r = flus(
         &[
             "make-study",
             "--from",
-            BENCAT,
+            src_study,
             "--cells",
             &cells,
             "--out",
@@ -54,7 +68,7 @@ fn upsampling_by_two_multiplies_every_class_count_by_four_and_demand_accepts_it(
     assert_eq!(j["height"], 2 * H);
     assert_eq!(j["cells"], 4 * W * H);
     // hand check: each cell becomes a 2 x 2 block, so every count (nodata included) x 4
-    let src = flus_e2e::repo_root().join("examples/bencat");
+    let src = source().parent().unwrap();
     for year in [2000, 2010, 2020] {
         let name = format!("landuse_{year}.tif");
         let a = value_counts(&src.join(&name));
@@ -70,7 +84,7 @@ fn upsampling_by_two_multiplies_every_class_count_by_four_and_demand_accepts_it(
         "flus demand refuses the study: {}",
         d.stderr
     );
-    let s = flus(&["demand", BENCAT, "--json"], None, TIMEOUT);
+    let s = flus(&["demand", src_study, "--json"], None, TIMEOUT);
     assert_eq!(s.code, Some(0), "{}", s.stderr);
     let (big, small) = (d.json(), s.json());
     assert_eq!(
@@ -116,14 +130,14 @@ fn run(study: &str, out: &Path, extra: &[&str]) -> serde_json::Value {
 #[test]
 fn workers_reading_shared_files_give_the_streamed_map_and_memory_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    // factor 1: Ben Cat with dist_road warped onto the land-use grid (workers read
+    // factor 1: the window with dist_road warped onto the land-use grid (workers read
     // layers as they are on disk)
     let gen = dir.path().join("bencat");
     let r = flus(
         &[
             "make-study",
             "--from",
-            BENCAT,
+            source().to_str().unwrap(),
             "--cells",
             &(W * H).to_string(),
             "--out",

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use flus_worker::{auth, data_root, gwr, health, service};
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// flus-worker: serves the flus.v1 protocol to a flus coordinator.
@@ -182,13 +182,18 @@ async fn serve(settings: Serve) -> anyhow::Result<()> {
             gwr_server,
             move |r| gwr_check.check(r),
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = stop.notified() => {}
-            }
-            tracing::info!("shutting down");
-        })
+        // No Nagle: every reply is one small write that the coordinator waits for (with
+        // Nagle and delayed ACKs each call could wait ~40 ms).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async move {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = stop.notified() => {}
+                }
+                tracing::info!("shutting down");
+            },
+        )
         .await
         .context("gRPC server failed")?;
     Ok(())

@@ -188,6 +188,47 @@ pub struct Series<'a> {
     pub color: &'a str,
 }
 
+/// The frame of a bar chart: the opened `<svg>` with its y axis, the plot width and
+/// the value-to-y mapping.
+struct Frame {
+    svg: String,
+    ymax: f64,
+    top: f64,
+    ph: f64,
+    pw: f64,
+}
+
+impl Frame {
+    /// Opens a `w` x `h` chart with margins `(left, right, top, bottom)` and a y axis up
+    /// to `max` titled `unit`.
+    fn open(w: f64, h: f64, margins: (f64, f64, f64, f64), max: f64, unit: &str) -> Frame {
+        let (left, right, top, bottom) = margins;
+        let t = ticks(max);
+        let ymax = *t.last().unwrap_or(&1.0);
+        let ph = h - top - bottom;
+        let y = |v: f64| top + ph * (1.0 - v / ymax);
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
+            esc(unit)
+        );
+        axis(&mut svg, &t, y, left, w - right, unit, top + ph / 2.0);
+        Frame {
+            svg,
+            ymax,
+            top,
+            ph,
+            pw: w - left - right,
+        }
+    }
+
+    /// The y coordinate of value `v`.
+    fn y(&self, v: f64) -> f64 {
+        self.top + self.ph * (1.0 - v / self.ymax)
+    }
+}
+
 /// Grouped vertical bars: `values[g][s]` for group `g` (x label `groups[g]`) and
 /// series `s`; y axis titled `unit`.
 pub fn grouped_bars(
@@ -197,21 +238,12 @@ pub fn grouped_bars(
     unit: &str,
 ) -> String {
     let (w, h) = (640.0, 340.0);
-    let (left, right, top, bottom) = (64.0, 16.0, 16.0, 78.0);
+    let left = 64.0;
     let max = values.iter().flatten().cloned().fold(0.0, f64::max);
-    let t = ticks(max);
-    let ymax = *t.last().unwrap_or(&1.0);
-    let ph = h - top - bottom;
-    let pw = w - left - right;
-    let y = |v: f64| top + ph * (1.0 - v / ymax);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
-        esc(unit)
-    );
-    axis(&mut s, &t, y, left, w - right, unit, top + ph / 2.0);
-    let gw = pw / groups.len().max(1) as f64;
+    let f = Frame::open(w, h, (left, 16.0, 16.0, 78.0), max, unit);
+    let y = |v: f64| f.y(v);
+    let mut s = f.svg.clone();
+    let gw = f.pw / groups.len().max(1) as f64;
     let bw = (gw * 0.8 / series.len().max(1) as f64).min(34.0);
     for (g, name) in groups.iter().enumerate() {
         let cx = left + gw * (g as f64 + 0.5);
@@ -266,21 +298,12 @@ pub fn bars(
     unit: &str,
 ) -> String {
     let (w, h) = (470.0, 340.0);
-    let (left, right, top, bottom) = (64.0, 16.0, 30.0, 44.0);
+    let left = 64.0;
     let max = values.iter().cloned().fold(0.0, f64::max);
-    let t = ticks(max);
-    let ymax = *t.last().unwrap_or(&1.0);
-    let ph = h - top - bottom;
-    let pw = w - left - right;
-    let y = |v: f64| top + ph * (1.0 - v / ymax);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
-        esc(unit)
-    );
-    axis(&mut s, &t, y, left, w - right, unit, top + ph / 2.0);
-    let gw = pw / labels.len().max(1) as f64;
+    let f = Frame::open(w, h, (left, 16.0, 30.0, 44.0), max, unit);
+    let y = |v: f64| f.y(v);
+    let mut s = f.svg.clone();
+    let gw = f.pw / labels.len().max(1) as f64;
     let bw = (gw * 0.55).min(70.0);
     for (i, l) in labels.iter().enumerate() {
         let v = values.get(i).copied().unwrap_or(0.0);
