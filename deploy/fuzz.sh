@@ -19,8 +19,9 @@ for t in "${targets[@]}"; do
   seeds=()
   [ -d "seeds/$t" ] && seeds=("seeds/$t")
   echo "== $t: ${secs} s" >&2
+  # -a: with debug assertions, so an integer overflow is a crash too;
   # -rss_limit_mb: the worker under fuzzing has 1 MiB tile limits; more is a leak
-  if ! cargo +nightly fuzz run -O "$t" "corpus/$t" "${seeds[@]}" -- \
+  if ! cargo +nightly fuzz run -O -a "$t" "corpus/$t" "${seeds[@]}" -- \
       -max_total_time="$secs" -rss_limit_mb=2048 -timeout=30 -print_final_stats=1; then
     echo "== $t: FAILED (see fuzz/artifacts/$t)" >&2
     status=1
