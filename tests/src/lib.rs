@@ -148,6 +148,36 @@ pub fn flus(args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Output {
     run_with_timeout(cmd, timeout)
 }
 
+/// The single-process driver's run of `scenario` of `study` (2x3 tiles, 1 thread) into
+/// `out`: the reference every cluster run must equal. Returns the class map's SHA-256
+/// and the CA iterations; panics unless the run meets its demand.
+pub fn reference_run(study: &str, scenario: &str, out: &Path, timeout: Duration) -> (String, u64) {
+    let o = flus(
+        &[
+            "simulate",
+            study,
+            "--scenario",
+            scenario,
+            "--tiles",
+            "2x3",
+            "--threads",
+            "1",
+            "--json",
+            "--out",
+            out.to_str().expect("UTF-8 path"),
+        ],
+        None,
+        timeout,
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let j = o.json();
+    assert_eq!(j["demand_met"], true, "the reference run meets its demand");
+    (
+        j["map_sha256"].as_str().expect("map_sha256").to_string(),
+        j["iterations"].as_u64().expect("iterations"),
+    )
+}
+
 /// Runs a command to completion, killing it after `timeout` (then panics).
 pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
     let mut child = cmd.spawn().expect("spawn");

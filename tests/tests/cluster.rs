@@ -17,27 +17,7 @@ fn reference_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let out = flus(
-            &[
-                "simulate",
-                STUDY,
-                "--scenario",
-                SCENARIO,
-                "--tiles",
-                "2x3",
-                "--threads",
-                "1",
-                "--json",
-                "--out",
-                dir.path().to_str().unwrap(),
-            ],
-            None,
-            TIMEOUT,
-        );
-        assert_eq!(out.code, Some(0), "{}", out.stderr);
-        let j = out.json();
-        assert_eq!(j["demand_met"], true, "the reference run meets its demand");
-        j["map_sha256"].as_str().unwrap().to_string()
+        flus_e2e::reference_run(STUDY, SCENARIO, dir.path(), TIMEOUT).0
     })
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flus_e2e::proxy::Proxy;
 use flus_e2e::TEST_TOKEN;
-use flus_e2e::{crop, flus, flus_watch, signal, start_worker, start_worker_at, Output, Worker};
+use flus_e2e::{crop, flus_watch, signal, start_worker, start_worker_at, Output, Worker};
 use flus_shared::rng::CounterRng;
 use serde_json::Value;
 
@@ -37,35 +37,15 @@ fn study() -> &'static Study {
         let (x0, y0, size) = WINDOW;
         let toml = crop::bencat_window(&dir, x0, y0, size);
         let toml = toml.to_str().unwrap().to_string();
-        let out = dir.join("reference");
-        let o = flus(
-            &[
-                "simulate",
-                &toml,
-                "--scenario",
-                SCENARIO,
-                "--tiles",
-                "2x3",
-                "--threads",
-                "1",
-                "--json",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            None,
-            TIMEOUT,
-        );
-        assert_eq!(o.code, Some(0), "{}", o.stderr);
-        let j = o.json();
-        assert_eq!(j["demand_met"], true, "the reference run meets its demand");
-        let iterations = j["iterations"].as_u64().unwrap();
+        let (hash, iterations) =
+            flus_e2e::reference_run(&toml, SCENARIO, &dir.join("reference"), TIMEOUT);
         assert!(
             iterations >= 10,
             "{iterations} iterations: too few to disturb"
         );
         Study {
             toml,
-            hash: j["map_sha256"].as_str().unwrap().to_string(),
+            hash,
             iterations,
         }
     })
