@@ -176,8 +176,15 @@ impl SpatialIndex {
         });
         s.covered2 = r2;
         s.dist.clear();
-        s.dist.extend_from_slice(&s.d2);
-        let k = k.min(s.dist.len()).max(1);
+        if s.d2.len() < k {
+            // never expected (the grid's bound holds k points): select over every point,
+            // and leave no candidates for reuse
+            s.idx.clear();
+            s.d2.clear();
+            s.dist.extend(self.coords.iter().map(|q| distance2(c, *q)));
+        } else {
+            s.dist.extend_from_slice(&s.d2);
+        }
         *s.dist
             .select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b))
             .1
@@ -393,6 +400,7 @@ fn convex_hull(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
 mod tests {
     use super::*;
     use crate::gwr::Kernel;
+    use crate::rng::CounterRng;
 
     /// Points on a line at x = 0, 1, 3, 6, 10: from point 0 the 3rd nearest (self first)
     /// is at 3; the diameter is 10 and the closest pair is 1 apart.
@@ -449,6 +457,66 @@ mod tests {
                 sorted[k - 1],
                 "k = {k}"
             );
+        }
+    }
+
+    /// Grid path against brute force: 3,000 points clustered in two blobs (uneven
+    /// density, Philox), numbered in grid order as GwrModel does; for adaptive k up to
+    /// n / 4 and fixed distances, the neighbours are every point with d < h (bisquare,
+    /// h = d_k * 1.0000001 with d_k the k-th smallest distance by a full sort), ascending,
+    /// with bisquare weights; also at a location off the data.
+    #[test]
+    fn grid_neighbours_equal_a_brute_force_scan() {
+        let rng = crate::rng::CounterRng::new(7);
+        let raw: Vec<[f64; 2]> = (0..3000u64)
+            .map(|i| {
+                let b = rng.block(99, 0, i, 0);
+                let (u, v) = (CounterRng::unit(b[0]), CounterRng::unit(b[1]));
+                if i % 3 == 0 {
+                    [u * 1000.0, v * 1000.0]
+                } else {
+                    [400.0 + u * 50.0, 700.0 + v * 20.0]
+                }
+            })
+            .collect();
+        let order = super::super::grid::Grid::order(&raw);
+        let coords: Vec<[f64; 2]> = order.iter().map(|&i| raw[i]).collect();
+        let idx = SpatialIndex::new(&coords);
+        let mut s = Scratch::default();
+        for c in [coords[0], coords[1234], coords[2999], [-50.0, 1200.0]] {
+            let mut d: Vec<f64> = coords.iter().map(|q| distance(c, *q)).collect();
+            d.sort_by(|a, b| a.total_cmp(b));
+            for (adaptive, bw) in [
+                (true, 1.0),
+                (true, 7.0),
+                (true, 60.0),
+                (true, 333.0),
+                (true, 750.0),
+                (false, 15.0),
+                (false, 120.0),
+            ] {
+                let w = Weighting {
+                    kernel: Kernel::Bisquare,
+                    adaptive,
+                    min_weight: 0.0,
+                };
+                let h = if adaptive {
+                    d[bw as usize - 1] * ADAPTIVE_EPS
+                } else {
+                    bw
+                };
+                if h == 0.0 {
+                    continue;
+                }
+                assert_eq!(idx.weights_at(c, &w, bw, &mut s), h, "{c:?} {bw}");
+                let want: Vec<usize> = (0..coords.len())
+                    .filter(|&j| distance(c, coords[j]) < h)
+                    .collect();
+                assert_eq!(s.idx, want, "{c:?} adaptive {adaptive} {bw}");
+                for (&j, &wt) in s.idx.iter().zip(&s.w) {
+                    assert_eq!(wt, Kernel::Bisquare.weight(distance(c, coords[j]) / h));
+                }
+            }
         }
     }
 }
