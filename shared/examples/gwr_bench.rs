@@ -4,37 +4,41 @@
 //!
 //! `cargo run --release -p flus-shared --example gwr_bench -- 20000 100000`
 //!
-//! An argument `N/K` caps the search interval at K neighbours (mgwr's `bw_max`)
-//! instead of n: the first probes of the default interval [40 + 2p, n] fit every point
-//! on 38 % and 62 % of all points, which makes the default search O(n^2).
+//! Each argument is a point count N, searched with the default cap (a pilot search on
+//! 4,000 points, see `flus_shared::gwr::SearchCap`); `N/full` runs the full search of
+//! mgwr (every iteration evaluated, O(n^2) for large n); `N/K` uses the cap K.
 
 #[path = "../benches/gwr_synthetic.rs"]
 mod gwr_synthetic;
 
 use std::time::Instant;
 
-use flus_shared::gwr::{fit, BandwidthChoice, GwrModel, GwrSettings, SearchSettings};
+use flus_shared::gwr::{fit, BandwidthChoice, GwrModel, GwrSettings, SearchCap, SearchSettings};
 
 fn main() {
-    let sizes: Vec<(usize, Option<f64>)> = std::env::args()
+    let sizes: Vec<(usize, SearchCap)> = std::env::args()
         .skip(1)
         .map(|a| match a.split_once('/') {
-            Some((n, k)) => (n.parse().expect("N/K"), Some(k.parse().expect("N/K"))),
-            None => (a.parse().expect("point count"), None),
+            Some((n, "full")) => (n.parse().expect("N/full"), SearchCap::Full),
+            Some((n, k)) => (
+                n.parse().expect("N/K"),
+                SearchCap::Given(k.parse().expect("N/K")),
+            ),
+            None => (a.parse().expect("point count"), SearchCap::Auto),
         })
         .collect();
     let sizes = if sizes.is_empty() {
-        vec![(20_000, None)]
+        vec![(20_000, SearchCap::Auto)]
     } else {
         sizes
     };
-    for (n, upper) in sizes {
+    for (n, cap) in sizes {
         let t0 = Instant::now();
         let model = GwrModel::new(gwr_synthetic::synthetic(n));
         let t1 = Instant::now();
         let settings = GwrSettings {
             bandwidth: BandwidthChoice::Search(SearchSettings {
-                upper,
+                cap,
                 ..SearchSettings::default()
             }),
             ..GwrSettings::default()
@@ -43,14 +47,18 @@ fn main() {
         let t2 = Instant::now();
         let s = r.search.as_ref().expect("searched");
         println!(
-            "n = {n}, p = {}, search interval {:?}: threads {}, data+index {:.2} s, search+fit {:.2} s ({} bandwidths probed, {} iterations); bandwidth {}, AICc {:.3}, R2 {:.4}, ENP {:.2}",
+            "n = {n}, p = {}, {cap:?}: threads {}, data+index {:.2} s, search+fit {:.2} s; interval {:?}, cap {:?}, pilot {:?}, {} iterations ({} skipped, widened {} times), {} AICc evaluations; bandwidth {}, AICc {:.3}, R2 {:.4}, ENP {:.2}",
             model.data().p(),
-            s.interval,
             rayon::current_num_threads(),
             (t1 - t0).as_secs_f64(),
             (t2 - t1).as_secs_f64(),
-            s.probes.len(),
+            s.interval,
+            s.cap,
+            s.pilot,
             s.iterations,
+            s.skipped,
+            s.widened,
+            s.probes.len(),
             r.diagnostics.bandwidth,
             r.diagnostics.aicc,
             r.diagnostics.r2,

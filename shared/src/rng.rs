@@ -46,6 +46,8 @@ pub mod stream {
     pub const GWR_SAMPLE: u32 = 4;
     /// Random-allocation baseline of the validation.
     pub const RANDOM_BASELINE: u32 = 5;
+    /// Pilot subsample of a GWR bandwidth search (seeded with a fixed key).
+    pub const GWR_PILOT: u32 = 6;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
 }

@@ -84,10 +84,19 @@ pub fn start_worker(extra: &[&str]) -> Worker {
 /// Starts `flus-worker --listen LISTEN EXTRA...` (e.g. the address of a worker that was
 /// killed, to restart it in place) and reads the bound address it prints.
 pub fn start_worker_at(listen: &str, extra: &[&str]) -> Worker {
-    let mut child = Command::new(bin("flus-worker"))
-        .args(["--listen", listen])
+    start_worker_env(listen, extra, &[])
+}
+
+/// [`start_worker_at`] with extra environment variables `env` (e.g. a test hook).
+pub fn start_worker_env(listen: &str, extra: &[&str], env: &[(&str, &str)]) -> Worker {
+    let mut cmd = Command::new(bin("flus-worker"));
+    cmd.args(["--listen", listen])
         .args(extra)
-        .env("FLUS_TOKEN", TEST_TOKEN)
+        .env("FLUS_TOKEN", TEST_TOKEN);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -161,6 +161,24 @@ impl GwrData {
         })
     }
 
+    /// The points `rows` (each below n), in the order given, with their values kept
+    /// exactly (no second standardisation).
+    pub fn subset(&self, rows: &[usize]) -> Self {
+        let p = self.p;
+        Self {
+            y_name: self.y_name.clone(),
+            names: self.names.clone(),
+            n: rows.len(),
+            p,
+            x: rows
+                .iter()
+                .flat_map(|&i| self.row(i).iter().copied())
+                .collect(),
+            y: rows.iter().map(|&i| self.y[i]).collect(),
+            coords: rows.iter().map(|&i| self.coords[i]).collect(),
+        }
+    }
+
     /// Standardises every factor to mean 0 and standard deviation 1 (population
     /// standard deviation, divisor n, as numpy's default used in mgwr's examples); y and
     /// the intercept are left as they are.

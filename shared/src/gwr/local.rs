@@ -4,7 +4,7 @@
 //! Each function takes a range of points and returns one entry per point in index
 //! order; results of disjoint ranges concatenate to the result of the whole range, bit
 //! for bit, whatever the number of threads (each entry is computed on its own, with its
-//! neighbours summed in ascending index order).
+//! neighbours summed in the model's spatial order, a fixed order).
 
 use std::ops::Range;
 
@@ -75,13 +75,29 @@ fn check_range(model: &GwrModel, points: &Range<usize>) -> Result<(), GwrError> 
     Ok(())
 }
 
+/// Per-thread buffers of the local fits: nothing is allocated per point.
 struct Work {
     s: Scratch,
+    /// X'WX, upper triangle (row-major p x p).
     a: Vec<f64>,
+    /// X'W^2X, upper triangle (full fits only).
     b: Vec<f64>,
+    /// X'Wy.
     g: Vec<f64>,
+    /// Cholesky factor of `a`.
     l: Vec<f64>,
+    /// (X'WX)^-1 (full fits only).
     inv: Vec<f64>,
+    /// The neighbours' columns: x[a * k + t] = X[idx[t], a].
+    x: Vec<f64>,
+    /// The same scaled by the weights: wx[a * k + t] = w_t X[idx[t], a].
+    wx: Vec<f64>,
+    /// The neighbours' y.
+    y: Vec<f64>,
+    /// Local coefficients.
+    beta: Vec<f64>,
+    /// A^-1 x_i.
+    u: Vec<f64>,
 }
 
 impl Work {
@@ -93,13 +109,45 @@ impl Work {
             g: vec![0.0; p],
             l: vec![0.0; p * p],
             inv: vec![0.0; p * p],
+            x: Vec::new(),
+            wx: Vec::new(),
+            y: Vec::new(),
+            beta: vec![0.0; p],
+            u: vec![0.0; p],
         }
     }
+}
+
+/// Lanes of [`dot`]: independent partial sums the compiler keeps in vector registers.
+const LANES: usize = 4;
+
+/// The dot product of two equally long slices, summed in a fixed order (LANES
+/// interleaved partial sums combined pairwise, then the tail), so the same on every
+/// machine and thread count.
+#[inline]
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let ca = a.chunks_exact(LANES);
+    let cb = b.chunks_exact(LANES);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..LANES {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
 }
 
 /// Accumulates A = X'WX (upper triangle), g = X'Wy and, if `full`, B = X'W^2X around
 /// location `c`; then factors A. Returns the first column whose pivot vanished when A
 /// is singular.
+///
+/// The neighbours' columns are gathered once (in the spatial order), and every entry
+/// is a [`dot`] over them: vectorised, and a fixed order of summation.
 fn accumulate_at(
     model: &GwrModel,
     c: [f64; 2],
@@ -108,36 +156,30 @@ fn accumulate_at(
     full: bool,
     wk: &mut Work,
 ) -> Result<(), usize> {
-    let data = model.data();
+    let data = model.work();
     let p = data.p();
     model.index().weights_at(c, weighting, bandwidth, &mut wk.s);
-    wk.a.iter_mut().for_each(|v| *v = 0.0);
-    wk.g.iter_mut().for_each(|v| *v = 0.0);
-    if full {
-        wk.b.iter_mut().for_each(|v| *v = 0.0);
-    }
+    let k = wk.s.idx.len();
     let y = data.y();
-    for (&j, &w) in wk.s.idx.iter().zip(&wk.s.w) {
-        let xj = data.row(j);
-        let yj = y[j];
-        for (a, &xa) in xj.iter().enumerate() {
-            let wa = w * xa;
-            let row = &mut wk.a[a * p + a..(a + 1) * p];
-            for (r, &xb) in row.iter_mut().zip(&xj[a..]) {
-                *r += wa * xb;
-            }
-            wk.g[a] += wa * yj;
+    wk.x.resize(p * k, 0.0);
+    wk.wx.resize(p * k, 0.0);
+    wk.y.clear();
+    for (t, (&j, &w)) in wk.s.idx.iter().zip(&wk.s.w).enumerate() {
+        for (a, &xa) in data.row(j).iter().enumerate() {
+            wk.x[a * k + t] = xa;
+            wk.wx[a * k + t] = w * xa;
         }
-        if full {
-            let w2 = w * w;
-            for (a, &xa) in xj.iter().enumerate() {
-                let wa = w2 * xa;
-                let row = &mut wk.b[a * p + a..(a + 1) * p];
-                for (r, &xb) in row.iter_mut().zip(&xj[a..]) {
-                    *r += wa * xb;
-                }
+        wk.y.push(y[j]);
+    }
+    for a in 0..p {
+        let wxa = &wk.wx[a * k..(a + 1) * k];
+        for b in a..p {
+            wk.a[a * p + b] = dot(wxa, &wk.x[b * k..(b + 1) * k]);
+            if full {
+                wk.b[a * p + b] = dot(wxa, &wk.wx[b * k..(b + 1) * k]);
             }
         }
+        wk.g[a] = dot(wxa, &wk.y);
     }
     cholesky(&wk.a, p, SINGULAR_PIVOT, &mut wk.l)
 }
@@ -262,14 +304,14 @@ pub fn lite_fits(
             |wk, i| {
                 accumulate(model, i, weighting, bandwidth, false, wk)?;
                 let xi = data.row(i);
-                let mut beta = wk.g.clone();
-                cholesky_solve(&wk.l, p, &mut beta);
-                let mut u = xi.to_vec();
-                cholesky_solve(&wk.l, p, &mut u);
-                let fitted: f64 = xi.iter().zip(&beta).map(|(a, b)| a * b).sum();
+                wk.beta.copy_from_slice(&wk.g);
+                cholesky_solve(&wk.l, p, &mut wk.beta);
+                wk.u.copy_from_slice(xi);
+                cholesky_solve(&wk.l, p, &mut wk.u);
+                let fitted: f64 = xi.iter().zip(&wk.beta).map(|(a, b)| a * b).sum();
                 Ok(LiteFit {
                     residual: data.y()[i] - fitted,
-                    influence: xi.iter().zip(&u).map(|(a, b)| a * b).sum(),
+                    influence: xi.iter().zip(&wk.u).map(|(a, b)| a * b).sum(),
                 })
             },
         )
@@ -277,26 +319,37 @@ pub fn lite_fits(
     in_order(results)
 }
 
-/// Local R2 of point `i` from the residuals of all points (see [`LocalStats::local_r2`]).
+/// Local R2 of point `i` from the residuals of all points in the spatial order of the
+/// model's work data (see [`LocalStats::local_r2`]).
 fn local_r2_one(
     model: &GwrModel,
     i: usize,
     weighting: &Weighting,
     bandwidth: f64,
-    residuals: &[f64],
+    work_residuals: &[f64],
     s: &mut Scratch,
 ) -> f64 {
-    let y = model.data().y();
-    model.index().weights(i, weighting, bandwidth, s);
+    let y = model.work().y();
+    let c = model.data().coords()[i];
+    model.index().weights_at(c, weighting, bandwidth, s);
     let sw: f64 = s.w.iter().sum();
     let ybar = s.idx.iter().zip(&s.w).map(|(&j, w)| w * y[j]).sum::<f64>() / sw;
     let mut tss = 0.0;
     let mut rss = 0.0;
     for (&j, &w) in s.idx.iter().zip(&s.w) {
         tss += w * (y[j] - ybar) * (y[j] - ybar);
-        rss += w * residuals[j] * residuals[j];
+        rss += w * work_residuals[j] * work_residuals[j];
     }
     (tss - rss) / tss
+}
+
+/// `residuals` (point order) in the spatial order of the model's work data.
+fn to_work_order(model: &GwrModel, residuals: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; residuals.len()];
+    for (&pos, &r) in model.rank().iter().zip(residuals) {
+        out[pos] = r;
+    }
+    out
 }
 
 fn check_residuals(model: &GwrModel, residuals: &[f64]) -> Result<(), GwrError> {
@@ -322,10 +375,11 @@ pub fn local_r2(
     check_range(model, &points)?;
     check_residuals(model, residuals)?;
     model.check_bandwidth(weighting, bandwidth)?;
+    let residuals = to_work_order(model, residuals);
     Ok(points
         .into_par_iter()
         .map_init(Scratch::default, |s, i| {
-            local_r2_one(model, i, weighting, bandwidth, residuals, s)
+            local_r2_one(model, i, weighting, bandwidth, &residuals, s)
         })
         .collect())
 }
@@ -394,6 +448,7 @@ pub fn local_stats(
     let data = model.data();
     check_residuals(model, residuals)?;
     model.check_bandwidth(weighting, bandwidth)?;
+    let residuals = to_work_order(model, residuals);
     fits.par_iter()
         .map_init(Scratch::default, |s, fit| {
             if fit.index >= data.n() || fit.params.len() != data.p() {
@@ -402,7 +457,7 @@ pub fn local_stats(
                     fit.index
                 )));
             }
-            let r2 = local_r2_one(model, fit.index, weighting, bandwidth, residuals, s);
+            let r2 = local_r2_one(model, fit.index, weighting, bandwidth, &residuals, s);
             Ok(stats_of(fit, sigma2, r2))
         })
         .collect()

@@ -14,6 +14,7 @@ mod data;
 mod error;
 mod factors;
 mod fitter;
+mod grid;
 mod kernel;
 mod linalg;
 mod local;
@@ -36,8 +37,9 @@ pub use local::{
 pub use neighbours::SpatialIndex;
 pub use ols::{ols, Ols};
 pub use search::{
-    default_interval, golden_section, golden_section_with, score, score_with, Probe, SearchOutcome,
-    SearchSettings, GOLDEN_DELTA,
+    default_interval, golden_section, golden_section_with, score, score_with, Pilot, Probe,
+    SearchCap, SearchOutcome, SearchSettings, GOLDEN_DELTA, PILOT_MARGIN, PILOT_MIN_POINTS,
+    PILOT_POINTS,
 };
 pub use summary::{
     aicc_of, coefficient_summaries, summarize, CoefficientSummary, Diagnostics, SigmaDf,
@@ -46,17 +48,37 @@ pub use summary::{
 use serde::{Deserialize, Serialize};
 
 /// Checked data with its spatial index: what every step works on.
+///
+/// The local fits run on a copy of the data in spatial order (the cells of a bucket
+/// grid row by row), so that the neighbours of a point lie close together in memory and
+/// come out of the grid in ascending order; every result is still given in the data's
+/// own point order, and each local sum runs over the neighbours in that spatial order
+/// (a fixed order: a pure function of the coordinates).
 #[derive(Debug)]
 pub struct GwrModel {
     data: GwrData,
+    work: GwrData,
+    /// Position in `work` of each point of `data`.
+    rank: Vec<usize>,
     index: SpatialIndex,
 }
 
 impl GwrModel {
-    /// Builds the spatial index over the data's points.
+    /// Orders the points spatially and builds the spatial index over them.
     pub fn new(data: GwrData) -> Self {
-        let index = SpatialIndex::new(data.coords());
-        Self { data, index }
+        let order = grid::Grid::order(data.coords());
+        let work = data.subset(&order);
+        let mut rank = vec![0; order.len()];
+        for (pos, &i) in order.iter().enumerate() {
+            rank[i] = pos;
+        }
+        let index = SpatialIndex::new(work.coords());
+        Self {
+            data,
+            work,
+            rank,
+            index,
+        }
     }
 
     /// The data.
@@ -64,7 +86,17 @@ impl GwrModel {
         &self.data
     }
 
-    /// The spatial index.
+    /// The data in the spatial order of the index.
+    pub(crate) fn work(&self) -> &GwrData {
+        &self.work
+    }
+
+    /// Per point of [`Self::data`], its position in the spatial order.
+    pub(crate) fn rank(&self) -> &[usize] {
+        &self.rank
+    }
+
+    /// The spatial index (its point numbers are positions in the spatial order).
     pub fn index(&self) -> &SpatialIndex {
         &self.index
     }

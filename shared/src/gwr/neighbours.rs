@@ -1,5 +1,6 @@
-//! Neighbour search with an R*-tree (rstar): the k-th nearest distance and the points
-//! with a non-zero kernel weight, never an n x n distance matrix.
+//! Neighbour search with a bucket grid ([`super::grid`]): the k-th nearest distance and
+//! the points with a non-zero kernel weight, never an n x n distance matrix; an R*-tree
+//! (rstar) gives the closest pair for the fixed-bandwidth search interval.
 //!
 //! Every distance is recomputed here as sqrt(dx^2 + dy^2) from the coordinates, and the
 //! neighbours of a point are listed in ascending index order, so a local fit is a pure
@@ -8,18 +9,19 @@
 use rstar::primitives::GeomWithData;
 use rstar::RTree;
 
+use super::grid::Grid;
 use super::kernel::{Weighting, ADAPTIVE_EPS};
 
 type Entry = GeomWithData<[f64; 2], usize>;
 
-/// Adaptive neighbourhoods of more than n / TREE_SHARE points are found by scanning
-/// every point (cheaper than the tree's sorted nearest-neighbour iteration there).
-const TREE_SHARE: usize = 64;
+/// Adaptive neighbourhoods of more than n / SCAN_SHARE points scan every point.
+const SCAN_SHARE: usize = 4;
 
 /// A spatial index over the points.
 #[derive(Debug)]
 pub struct SpatialIndex {
     tree: RTree<Entry>,
+    grid: Grid,
     coords: Vec<[f64; 2]>,
 }
 
@@ -35,6 +37,8 @@ pub(crate) struct Scratch {
     d2: Vec<f64>,
     /// Subsample of squared distances (bracketing the k-th one).
     sub: Vec<f64>,
+    /// Squared radius (widened) whose points `idx` holds after a radius search.
+    covered2: f64,
 }
 
 /// Every SUBSAMPLE-th point (by index) estimates where the k-th distance lies.
@@ -115,6 +119,7 @@ impl SpatialIndex {
             .collect();
         Self {
             tree: RTree::bulk_load(entries),
+            grid: Grid::new(coords),
             coords: coords.to_vec(),
         }
     }
@@ -139,19 +144,50 @@ impl SpatialIndex {
     /// counts, at distance 0). `k` in 1..=n.
     pub fn kth_distance_at(&self, c: [f64; 2], k: usize, scratch_dist: &mut Vec<f64>) -> f64 {
         let n = self.coords.len();
-        if k.saturating_mul(TREE_SHARE) <= n {
-            let (item, _) = self
-                .tree
-                .nearest_neighbor_iter_with_distance_2(&c)
-                .nth(k - 1)
-                .expect("k <= n points in the tree");
-            distance(c, self.coords[item.data])
-        } else {
-            // sqrt is monotone: the k-th distance is the root of the k-th squared one
+        // sqrt is monotone: the k-th distance is the root of the k-th squared one
+        if k.saturating_mul(SCAN_SHARE) > n {
             let d2: Vec<f64> = self.coords.iter().map(|q| distance2(c, *q)).collect();
             let mut sub = Vec::new();
             kth_smallest(&d2, k, scratch_dist, &mut sub).sqrt()
+        } else {
+            let mut s = Scratch::default();
+            self.kth_near(c, k, &mut s).sqrt()
         }
+    }
+
+    /// The `k`-th smallest squared distance from `c` (k <= n) through the grid: every
+    /// point within a radius that holds at least k points (from the grid's cell counts)
+    /// is listed, and the k-th is selected among them (every point outside lies
+    /// farther). Leaves those points in `s.idx` (ascending when the points are in grid
+    /// order), their squared distances in `s.d2` and the squared radius in `s.covered2`.
+    fn kth_near(&self, c: [f64; 2], k: usize, s: &mut Scratch) -> f64 {
+        let r = self.grid.radius_holding(c, k);
+        let r2 = r * r;
+        s.idx.clear();
+        s.d2.clear();
+        let coords = &self.coords;
+        let (idx, d2s) = (&mut s.idx, &mut s.d2);
+        self.grid.for_each_near(c, r, |j| {
+            let d2 = distance2(c, coords[j]);
+            if d2 <= r2 {
+                idx.push(j);
+                d2s.push(d2);
+            }
+        });
+        s.covered2 = r2;
+        s.dist.clear();
+        if s.d2.len() < k {
+            // never expected (the grid's bound holds k points): select over every point,
+            // and leave no candidates for reuse
+            s.idx.clear();
+            s.d2.clear();
+            s.dist.extend(self.coords.iter().map(|q| distance2(c, *q)));
+        } else {
+            s.dist.extend_from_slice(&s.d2);
+        }
+        *s.dist
+            .select_nth_unstable_by(k - 1, |a, b| a.total_cmp(b))
+            .1
     }
 
     /// The smallest distance between two distinct points (0 with duplicates) and the
@@ -180,6 +216,7 @@ impl SpatialIndex {
     /// Fills `s.idx` (ascending) and `s.w` with the points of non-zero weight around
     /// point `i` at `bandwidth` (neighbour count if adaptive, else distance). Returns the
     /// kernel scale h (0 if every neighbour of an adaptive bandwidth sits on the point).
+    #[cfg(test)]
     pub(crate) fn weights(
         &self,
         i: usize,
@@ -201,32 +238,26 @@ impl SpatialIndex {
         s: &mut Scratch,
     ) -> f64 {
         let n = self.coords.len();
-        if weighting.adaptive {
-            let k = (bandwidth as usize).clamp(1, n);
-            if k.saturating_mul(TREE_SHARE) > n {
-                return self.adaptive_scan(c, k, weighting, s);
-            }
-        }
-        let (h, k) = if weighting.adaptive {
-            let k = (bandwidth as usize).clamp(1, n);
-            (
-                self.kth_distance_at(c, k, &mut s.dist) * ADAPTIVE_EPS,
-                Some(k),
-            )
-        } else {
-            (bandwidth, None)
-        };
-        s.idx.clear();
-        s.w.clear();
         let kernel = weighting.kernel;
         let support = kernel.support(weighting.min_weight);
         let bisquare = support == 1.0;
+        s.idx.clear();
+        s.w.clear();
+        s.d2.clear();
+        let h = if weighting.adaptive {
+            let k = (bandwidth as usize).clamp(1, n);
+            if k.saturating_mul(SCAN_SHARE) > n || support.is_infinite() {
+                return self.adaptive_scan(c, k, weighting, s);
+            }
+            self.kth_near(c, k, s).sqrt() * ADAPTIVE_EPS
+        } else {
+            bandwidth
+        };
         let radius = h * support;
-        // Large neighbourhoods: scan every point (in index order); small ones: the tree.
-        let brute = radius.is_infinite() || k.is_some_and(|k| k.saturating_mul(TREE_SHARE) > n);
         if h == 0.0 {
             // Degenerate adaptive bandwidth: only points at distance 0 (0/0 = NaN in mgwr);
             // give them weight 1 so the caller reports a singular local fit.
+            s.idx.clear();
             for (j, q) in self.coords.iter().enumerate() {
                 if distance(c, *q) == 0.0 {
                     s.idx.push(j);
@@ -236,7 +267,8 @@ impl SpatialIndex {
             return h;
         }
         let keep = |d: f64| if bisquare { d < h } else { d <= radius };
-        if brute {
+        if radius.is_infinite() {
+            s.idx.clear();
             for (j, q) in self.coords.iter().enumerate() {
                 let d = distance(c, *q);
                 if keep(d) {
@@ -244,20 +276,45 @@ impl SpatialIndex {
                     s.w.push(kernel.weight(d / h));
                 }
             }
-        } else {
-            // rstar keeps d^2 <= r^2 (its own rounding): widen by a few ulps, then decide
-            // with our own distance.
-            let r2 = radius * radius * (1.0 + 1e-12);
-            s.idx
-                .extend(self.tree.locate_within_distance(c, r2).map(|e| e.data));
-            s.idx.sort_unstable();
-            s.idx.retain(|&j| keep(distance(c, self.coords[j])));
-            s.w.extend(
-                s.idx
-                    .iter()
-                    .map(|&j| kernel.weight(distance(c, self.coords[j]) / h)),
-            );
+            return h;
         }
+        // The k-th distance search may already hold every point within the kernel's
+        // radius (all points with d^2 <= covered2): filter those; else query the grid.
+        let r2 = radius * radius * (1.0 + 1e-12);
+        if s.d2.is_empty() || s.covered2 < r2 {
+            s.idx.clear();
+            s.d2.clear();
+            let coords = &self.coords;
+            let (idx, d2s) = (&mut s.idx, &mut s.d2);
+            self.grid.for_each_near(c, radius * (1.0 + 1e-9), |j| {
+                let d2 = distance2(c, coords[j]);
+                if d2 <= r2 {
+                    idx.push(j);
+                    d2s.push(d2);
+                }
+            });
+        }
+        if !self.grid.ordered() {
+            let mut pairs: Vec<(usize, f64)> =
+                s.idx.iter().copied().zip(s.d2.iter().copied()).collect();
+            pairs.sort_unstable_by_key(|p| p.0);
+            s.idx.clear();
+            s.d2.clear();
+            for (j, d2) in pairs {
+                s.idx.push(j);
+                s.d2.push(d2);
+            }
+        }
+        let mut kept = 0;
+        for t in 0..s.idx.len() {
+            let d = s.d2[t].sqrt();
+            if keep(d) {
+                s.idx[kept] = s.idx[t];
+                s.w.push(kernel.weight(d / h));
+                kept += 1;
+            }
+        }
+        s.idx.truncate(kept);
         h
     }
 }
@@ -343,6 +400,7 @@ fn convex_hull(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
 mod tests {
     use super::*;
     use crate::gwr::Kernel;
+    use crate::rng::CounterRng;
 
     /// Points on a line at x = 0, 1, 3, 6, 10: from point 0 the 3rd nearest (self first)
     /// is at 3; the diameter is 10 and the closest pair is 1 apart.
@@ -399,6 +457,66 @@ mod tests {
                 sorted[k - 1],
                 "k = {k}"
             );
+        }
+    }
+
+    /// Grid path against brute force: 3,000 points clustered in two blobs (uneven
+    /// density, Philox), numbered in grid order as GwrModel does; for adaptive k up to
+    /// n / 4 and fixed distances, the neighbours are every point with d < h (bisquare,
+    /// h = d_k * 1.0000001 with d_k the k-th smallest distance by a full sort), ascending,
+    /// with bisquare weights; also at a location off the data.
+    #[test]
+    fn grid_neighbours_equal_a_brute_force_scan() {
+        let rng = crate::rng::CounterRng::new(7);
+        let raw: Vec<[f64; 2]> = (0..3000u64)
+            .map(|i| {
+                let b = rng.block(99, 0, i, 0);
+                let (u, v) = (CounterRng::unit(b[0]), CounterRng::unit(b[1]));
+                if i % 3 == 0 {
+                    [u * 1000.0, v * 1000.0]
+                } else {
+                    [400.0 + u * 50.0, 700.0 + v * 20.0]
+                }
+            })
+            .collect();
+        let order = super::super::grid::Grid::order(&raw);
+        let coords: Vec<[f64; 2]> = order.iter().map(|&i| raw[i]).collect();
+        let idx = SpatialIndex::new(&coords);
+        let mut s = Scratch::default();
+        for c in [coords[0], coords[1234], coords[2999], [-50.0, 1200.0]] {
+            let mut d: Vec<f64> = coords.iter().map(|q| distance(c, *q)).collect();
+            d.sort_by(|a, b| a.total_cmp(b));
+            for (adaptive, bw) in [
+                (true, 1.0),
+                (true, 7.0),
+                (true, 60.0),
+                (true, 333.0),
+                (true, 750.0),
+                (false, 15.0),
+                (false, 120.0),
+            ] {
+                let w = Weighting {
+                    kernel: Kernel::Bisquare,
+                    adaptive,
+                    min_weight: 0.0,
+                };
+                let h = if adaptive {
+                    d[bw as usize - 1] * ADAPTIVE_EPS
+                } else {
+                    bw
+                };
+                if h == 0.0 {
+                    continue;
+                }
+                assert_eq!(idx.weights_at(c, &w, bw, &mut s), h, "{c:?} {bw}");
+                let want: Vec<usize> = (0..coords.len())
+                    .filter(|&j| distance(c, coords[j]) < h)
+                    .collect();
+                assert_eq!(s.idx, want, "{c:?} adaptive {adaptive} {bw}");
+                for (&j, &wt) in s.idx.iter().zip(&s.w) {
+                    assert_eq!(wt, Kernel::Bisquare.weight(distance(c, coords[j]) / h));
+                }
+            }
         }
     }
 }
