@@ -350,14 +350,14 @@ impl<'a> Remote<'a> {
             .collect()
     }
 
-    /// Sets the ANN network the workers compute their suitability with (JSON of
-    /// `flus_shared::ann::Network`); without one, the suitability layer is shipped.
     /// Workers read the static layers themselves from these files (paths relative to
     /// their data root) instead of receiving them; only the class window is streamed.
     pub fn set_files(&mut self, files: Vec<LayerFile>) {
         self.files = Some(files);
     }
 
+    /// Sets the ANN network the workers compute their suitability with (JSON of
+    /// `flus_shared::ann::Network`); without one, the suitability layer is shipped.
     pub fn set_network(&mut self, network: Vec<u8>) {
         self.network = Some(network);
     }
