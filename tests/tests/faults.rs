@@ -207,6 +207,54 @@ fn a_worker_hung_until_its_deadline_loses_its_tiles_and_keeps_the_map() {
 }
 
 #[test]
+fn two_workers_hung_in_the_same_step_both_lose_their_tiles_and_keep_the_map() {
+    let ws = workers(3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut stopped = Vec::new();
+    let out = run(
+        dir.path(),
+        &addrs(&ws),
+        &["--deadline", "4", "--rejoin-probe", "0"],
+        &[],
+        |line, _| {
+            if stopped.is_empty() && line.contains("iteration 5,") {
+                // both stop before the next call: the calls of one phase go to every
+                // worker at once, so both miss the same deadline
+                for w in [0, 2] {
+                    let pid = ws[w].guard.pid();
+                    signal(pid, libc::SIGSTOP);
+                    stopped.push(pid);
+                }
+            }
+        },
+    );
+    assert_eq!(stopped.len(), 2, "the run reached iteration 5");
+    for &pid in &stopped {
+        signal(pid, libc::SIGCONT);
+    }
+    let sc = same_map(&out, "two hung workers");
+    let t = &sc["traffic"];
+    assert_eq!(t["workers_lost"], 2, "{}", out.stderr);
+    assert_eq!(t["per_worker"][0]["lost"], 1);
+    assert_eq!(t["per_worker"][1]["lost"], 0);
+    assert_eq!(t["per_worker"][2]["lost"], 1);
+    // 3 workers x 4 tiles: the two lost workers held 8 tiles, all now on worker 1
+    assert_eq!(t["tiles_moved"], 8, "{}", out.stderr);
+    let timeouts: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("no answer within the deadline"))
+        .collect();
+    for w in [0, 2] {
+        assert!(
+            timeouts.iter().any(|l| l.contains(ws[w].addr.as_str())),
+            "worker {w} timed out: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
 fn a_restarted_worker_is_readmitted_takes_its_tiles_back_and_keeps_the_map() {
     let mut ws = workers(3);
     let list = addrs(&ws);
@@ -278,10 +326,21 @@ fn all_workers_lost_stop_the_run_with_a_message_and_resume_finishes_it() {
             && last.contains("kept"),
         "{last}"
     );
+    // run.json marks the run incomplete and names the error
     let marker: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("run.json")).unwrap()).unwrap();
-    assert_eq!(marker["completed"], false, "not complete: {marker}");
+    assert_eq!(
+        marker["completed"],
+        Value::Bool(false),
+        "not complete: {marker}"
+    );
     assert_eq!(marker["status"], "failed", "{marker}");
+    assert!(
+        marker["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("all workers lost")),
+        "{marker}"
+    );
     let cp = read_checkpoint(&checkpoint_path(dir.path()));
     assert_eq!(
         cp["t"].as_u64(),

@@ -9,15 +9,22 @@
 //! of the next iteration: its stale tiles of the run are dropped, its home tiles
 //! (tile i of n workers lives on worker i mod n) are re-loaded on it from the
 //! coordinator's map and leave their interim owners.
+//!
+//! Every phase (tile loading, Suitability, Propose, ExactKeys, Commit, CarbonSums) sends
+//! its calls to all live workers at once through one helper ([`Remote::call`]); replies
+//! are combined in worker (and so tile-id) order, never in arrival order.
 
+use std::collections::BTreeSet;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use flus_proto::v1::{
     file_tile_chunk, tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest,
     ExactKeysRequest, FileTileChunk, LayerChunk, LayerFile, LayerInfo, LayerKind, ProposeRequest,
-    StepParams as PStep, SuitabilityRequest, Threshold, TileChunk, TileFiles, TileHeader, TileSpec,
+    StepParams as PStep, SuitabilityRequest, Threshold, TileChunk, TileFiles, TileHeader,
+    TileLoaded, TileSpec,
 };
 use flus_shared::ca::{
     self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, TileRect,
@@ -82,6 +89,59 @@ pub struct Traffic {
     pub tiles_returned: u64,
     /// Per worker, in the order given.
     pub per_worker: Vec<WorkerTraffic>,
+    /// Wall seconds spent waiting for each phase's calls (from the first request to the
+    /// last reply, failovers included): the rest of a run is the coordinator's own work.
+    pub seconds: PhaseSeconds,
+}
+
+/// Wall seconds per phase of the remote CA.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PhaseSeconds {
+    /// Tile loading and Suitability (first load, failover and rejoin).
+    pub load: f64,
+    /// Propose (step of the tiles).
+    pub propose: f64,
+    /// ExactKeys requests of the bucket walk.
+    pub exact: f64,
+    /// Commit.
+    pub commit: f64,
+    /// CarbonSums.
+    pub carbon: f64,
+}
+
+/// One RPC to a worker, boxed so that calls of different kinds share one helper.
+type Rpc<T> = Pin<Box<dyn Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send>>;
+
+/// The calls of one phase to worker `w`, run one after another (each within the
+/// deadline); the first that fails ends them.
+struct Calls<T> {
+    w: usize,
+    what: String,
+    rpcs: Vec<Rpc<T>>,
+}
+
+/// Why a worker's calls ended early.
+enum Failure {
+    Deadline,
+    Status(tonic::Status),
+}
+
+/// Calls started on the runtime, not yet waited for: `(worker, what, task)`.
+type InFlight<T> = Vec<(
+    usize,
+    String,
+    tokio::task::JoinHandle<(Vec<T>, Option<Failure>)>,
+)>;
+
+/// Boxes the RPC that `f` makes with a clone of `client`.
+fn rpc<C, T, F, Fut>(client: &C, f: F) -> Rpc<T>
+where
+    C: Clone + Send + 'static,
+    F: FnOnce(C) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
+{
+    let c = client.clone();
+    Box::pin(async move { f(c).await })
 }
 
 /// The remote backend of one CA run.
@@ -183,42 +243,98 @@ impl<'a> Remote<'a> {
         self.probe_every = every.filter(|d| !d.is_zero());
     }
 
-    /// Runs one call to worker `w` within the deadline; a failure is logged with its
-    /// reason and the worker's address.
-    fn call<T>(
-        &mut self,
-        w: usize,
-        what: &str,
-        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    ) -> Result<T, ()> {
+    /// Starts `calls` on the runtime, every worker's at once (each RPC within the
+    /// deadline, a worker's RPCs one after another).
+    fn start<T: Send + 'static>(&self, calls: Vec<Calls<T>>) -> InFlight<T> {
         let deadline = self.deadline;
-        let started = Instant::now();
-        // the timer must be made inside the runtime
-        let res = self
-            .rt
-            .block_on(async move { tokio::time::timeout(deadline, fut).await });
-        let addr = &self.workers[w].conn.addr;
-        match res {
-            Ok(Ok(r)) => {
+        calls
+            .into_iter()
+            .map(|c| {
+                let rpcs = c.rpcs;
+                // the timers are made inside the runtime
+                let job = self.rt.spawn(async move {
+                    let mut out = Vec::with_capacity(rpcs.len());
+                    for rpc in rpcs {
+                        let started = Instant::now();
+                        match tokio::time::timeout(deadline, rpc).await {
+                            Ok(Ok(r)) => out.push(r.into_inner()),
+                            // tonic enforces the deadline too (grpc-timeout): name it the same way
+                            Ok(Err(_)) | Err(_) if started.elapsed() >= deadline => {
+                                return (out, Some(Failure::Deadline))
+                            }
+                            Ok(Err(e)) => return (out, Some(Failure::Status(e))),
+                            Err(_) => return (out, Some(Failure::Deadline)),
+                        }
+                    }
+                    (out, None)
+                });
+                (c.w, c.what, job)
+            })
+            .collect()
+    }
+
+    /// Waits for calls started by [`Self::start`]; returns each worker's replies in the
+    /// order the calls were given (never in arrival order), or `Err` for a worker that
+    /// failed or missed the deadline (logged with its reason and address).
+    fn wait<T>(&mut self, calls: InFlight<T>) -> Vec<(usize, Result<Vec<T>, ()>)> {
+        let deadline = self.deadline;
+        let rt = self.rt.clone();
+        calls
+            .into_iter()
+            .map(|(w, what, job)| {
+                let (out, failure) = rt.block_on(job).unwrap_or_else(|e| {
+                    let msg = format!("call task ended: {e}");
+                    (Vec::new(), Some(Failure::Status(tonic::Status::internal(msg))))
+                });
                 let s = &mut self.traffic.per_worker[w];
-                s.calls += 1;
-                s.calls_since_rejoin += 1;
-                Ok(r.into_inner())
-            }
-            // tonic enforces the deadline too (grpc-timeout): name it the same way
-            Err(_) | Ok(Err(_)) if started.elapsed() >= deadline => {
-                tracing::warn!(worker = %addr, "{what}: no answer within the deadline of {deadline:?}");
-                Err(())
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(worker = %addr, "{what} failed: {:?}: {}", e.code(), e.message());
-                Err(())
-            }
-            Err(_) => {
-                tracing::warn!(worker = %addr, "{what}: no answer within the deadline of {deadline:?}");
-                Err(())
-            }
+                s.calls += out.len() as u64;
+                s.calls_since_rejoin += out.len() as u64;
+                let addr = &self.workers[w].conn.addr;
+                match failure {
+                    None => (w, Ok(out)),
+                    Some(Failure::Deadline) => {
+                        tracing::warn!(worker = %addr, "{what}: no answer within the deadline of {deadline:?}");
+                        (w, Err(()))
+                    }
+                    Some(Failure::Status(e)) => {
+                        tracing::warn!(worker = %addr, "{what} failed: {:?}: {}", e.code(), e.message());
+                        (w, Err(()))
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Runs `calls` (several workers at once) and waits for all of them: the one helper
+    /// every phase goes through. Replies come back in the order of `calls`.
+    fn call<T: Send + 'static>(
+        &mut self,
+        calls: Vec<Calls<T>>,
+    ) -> Vec<(usize, Result<Vec<T>, ()>)> {
+        let started = self.start(calls);
+        self.wait(started)
+    }
+
+    /// One RPC to worker `w` through [`Self::call`].
+    fn call_one<T: Send + 'static>(&mut self, w: usize, what: &str, rpc: Rpc<T>) -> Result<T, ()> {
+        let mut r = self.call(vec![Calls {
+            w,
+            what: what.to_string(),
+            rpcs: vec![rpc],
+        }]);
+        match r.pop() {
+            Some((_, Ok(mut v))) => v.pop().ok_or(()),
+            _ => Err(()),
         }
+    }
+
+    /// The workers whose calls failed in `results`.
+    fn failed<T>(results: &[(usize, Result<T, ()>)]) -> Vec<usize> {
+        results
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|&(w, _)| w)
+            .collect()
     }
 
     fn alive(&self) -> Vec<usize> {
@@ -234,14 +350,14 @@ impl<'a> Remote<'a> {
             .collect()
     }
 
-    /// Sets the ANN network the workers compute their suitability with (JSON of
-    /// `flus_shared::ann::Network`); without one, the suitability layer is shipped.
     /// Workers read the static layers themselves from these files (paths relative to
     /// their data root) instead of receiving them; only the class window is streamed.
     pub fn set_files(&mut self, files: Vec<LayerFile>) {
         self.files = Some(files);
     }
 
+    /// Sets the ANN network the workers compute their suitability with (JSON of
+    /// `flus_shared::ann::Network`); without one, the suitability layer is shipped.
     pub fn set_network(&mut self, network: Vec<u8>) {
         self.network = Some(network);
     }
@@ -254,26 +370,41 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// Loads `tiles` onto their owners from `map`. A worker that fails meanwhile is
-    /// dropped, and its tiles join the ones to load (they must be stepped again).
+    /// Loads `tiles` onto their owners from `map`. Workers that fail meanwhile are
+    /// dropped, and their tiles join the ones to load (they must be stepped again).
     fn place(&mut self, mut tiles: Vec<u32>, map: &MapView) -> flus_shared::Result<()> {
-        loop {
+        let started = Instant::now();
+        let res = loop {
             match self.load_tiles(&tiles, map) {
-                Ok(_) => return Ok(()),
-                Err(w) => {
-                    for t in self.tiles_of(w) {
-                        if let Some(s) = self.stepped.get_mut(t as usize) {
-                            *s = false;
-                        }
-                        if !tiles.contains(&t) {
-                            self.traffic.tiles_moved += 1;
-                            tiles.push(t);
+                Ok(()) => break Ok(()),
+                Err(failed) => {
+                    for &w in &failed {
+                        for t in self.tiles_of(w) {
+                            if let Some(s) = self.stepped.get_mut(t as usize) {
+                                *s = false;
+                            }
+                            if !tiles.contains(&t) {
+                                self.traffic.tiles_moved += 1;
+                                tiles.push(t);
+                            }
                         }
                     }
-                    self.lose(w)?;
+                    if let Err(e) = self.lose_all(&failed) {
+                        break Err(e);
+                    }
                 }
             }
+        };
+        self.traffic.seconds.load += started.elapsed().as_secs_f64();
+        res
+    }
+
+    /// [`Self::lose`] for each of `failed`.
+    fn lose_all(&mut self, failed: &[usize]) -> flus_shared::Result<()> {
+        for &w in failed {
+            self.lose(w)?;
         }
+        Ok(())
     }
 
     /// Marks worker `w` dead and gives its tiles to the others (round-robin over the
@@ -341,13 +472,16 @@ impl<'a> Remote<'a> {
                 continue;
             }
             self.workers[w].conn = conn;
-            let mut client = self.workers[w].conn.client.clone();
-            let req = DropTilesRequest {
-                run_id: self.run_id.clone(),
-                tile_ids: vec![],
-            };
-            let req = request(self.deadline, req);
-            if self.call(w, "DropTiles", client.drop_tiles(req)).is_err() {
+            let req = request(
+                self.deadline,
+                DropTilesRequest {
+                    run_id: self.run_id.clone(),
+                    tile_ids: vec![],
+                },
+            );
+            let client = &self.workers[w].conn.client;
+            let drop = rpc(client, |mut c| async move { c.drop_tiles(req).await });
+            if self.call_one(w, "DropTiles", drop).is_err() {
                 self.probe(w);
                 continue;
             }
@@ -385,7 +519,6 @@ impl<'a> Remote<'a> {
                 if ids.is_empty() || !self.workers[o].alive {
                     continue;
                 }
-                let mut client = self.workers[o].conn.client.clone();
                 let req = request(
                     self.deadline,
                     DropTilesRequest {
@@ -393,8 +526,10 @@ impl<'a> Remote<'a> {
                         tile_ids: ids,
                     },
                 );
-                if self.call(o, "DropTiles", client.drop_tiles(req)).is_err() {
-                    self.recover(o, map)?;
+                let client = &self.workers[o].conn.client;
+                let drop = rpc(client, |mut c| async move { c.drop_tiles(req).await });
+                if self.call_one(o, "DropTiles", drop).is_err() {
+                    self.recover(&[o], map)?;
                 }
             }
         }
@@ -511,85 +646,131 @@ impl<'a> Remote<'a> {
         msgs
     }
 
+    /// The LoadTile (or LoadTileFiles) RPC of tile `t` to worker `w`, and its data
+    /// bytes.
+    fn load_rpc(&self, w: usize, t: u32, map: &MapView) -> (Rpc<TileLoaded>, u64) {
+        let msgs = self.tile_messages(t as usize, map);
+        let bytes: u64 = msgs
+            .iter()
+            .map(|m| match &m.part {
+                Some(tile_chunk::Part::Chunk(c)) => c.data.len() as u64,
+                _ => 0,
+            })
+            .sum();
+        let client = &self.workers[w].conn.client;
+        let call = match &self.files {
+            None => {
+                let req = request(self.deadline, tokio_stream::iter(msgs));
+                rpc(client, |mut c| async move { c.load_tile(req).await })
+            }
+            Some(layers) => {
+                // the header, the files of the static layers, then the class chunks
+                let mut v: Vec<FileTileChunk> = Vec::with_capacity(msgs.len() + 1);
+                for (i, m) in msgs.into_iter().enumerate() {
+                    let part = match m.part {
+                        Some(tile_chunk::Part::Header(h)) => file_tile_chunk::Part::Header(h),
+                        Some(tile_chunk::Part::Chunk(c)) => file_tile_chunk::Part::Chunk(c),
+                        None => continue,
+                    };
+                    v.push(FileTileChunk { part: Some(part) });
+                    if i == 0 {
+                        v.push(FileTileChunk {
+                            part: Some(file_tile_chunk::Part::Files(TileFiles {
+                                layers: layers.clone(),
+                            })),
+                        });
+                    }
+                }
+                let req = request(self.deadline, tokio_stream::iter(v));
+                rpc(client, |mut c| async move { c.load_tile_files(req).await })
+            }
+        };
+        (call, bytes)
+    }
+
     /// Loads `tiles` on their owners (and computes their suitability when a network is
-    /// set); on failure returns the failed worker's index.
-    fn load_tiles(&mut self, tiles: &[u32], map: &MapView) -> Result<Vec<f32>, usize> {
-        let mut max = vec![0f32; self.k];
-        for w in self.alive() {
-            let mine: Vec<u32> = tiles
-                .iter()
-                .copied()
-                .filter(|&t| self.owner[t as usize] == w)
-                .collect();
-            if mine.is_empty() {
-                continue;
-            }
-            for &t in &mine {
-                let msgs = self.tile_messages(t as usize, map);
-                let bytes: u64 = msgs
+    /// set), every worker at once: round i sends each worker its i-th tile, and the
+    /// messages of round i + 1 are built while round i is on the wire. On failure returns
+    /// the failed workers.
+    fn load_tiles(&mut self, tiles: &[u32], map: &MapView) -> Result<(), Vec<usize>> {
+        let per: Vec<(usize, Vec<u32>)> = self
+            .alive()
+            .into_iter()
+            .map(|w| {
+                let mine: Vec<u32> = tiles
                     .iter()
-                    .map(|m| match &m.part {
-                        Some(tile_chunk::Part::Chunk(c)) => c.data.len() as u64,
-                        _ => 0,
-                    })
-                    .sum();
-                let mut client = self.workers[w].conn.client.clone();
-                match self.files.clone() {
-                    None => {
-                        let req = request(self.deadline, tokio_stream::iter(msgs));
-                        self.call(w, &format!("LoadTile {t}"), client.load_tile(req))
-                            .map_err(|_| w)?;
+                    .copied()
+                    .filter(|&t| self.owner[t as usize] == w)
+                    .collect();
+                (w, mine)
+            })
+            .filter(|(_, mine)| !mine.is_empty())
+            .collect();
+        let rounds = per.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
+        let mut failed = BTreeSet::new();
+        let mut flight: Option<(InFlight<TileLoaded>, Vec<u64>)> = None;
+        for i in 0..=rounds {
+            let next = (i < rounds && failed.is_empty()).then(|| {
+                let (mut calls, mut bytes) = (Vec::new(), Vec::new());
+                for (w, mine) in &per {
+                    if let Some(&t) = mine.get(i) {
+                        let (call, b) = self.load_rpc(*w, t, map);
+                        let what = if self.files.is_some() {
+                            format!("LoadTileFiles {t}")
+                        } else {
+                            format!("LoadTile {t}")
+                        };
+                        calls.push(Calls {
+                            w: *w,
+                            what,
+                            rpcs: vec![call],
+                        });
+                        bytes.push(b);
                     }
-                    Some(layers) => {
-                        // the header, the files of the static layers, then the class chunks
-                        let mut v: Vec<FileTileChunk> = Vec::with_capacity(msgs.len() + 1);
-                        for (i, m) in msgs.into_iter().enumerate() {
-                            let part = match m.part {
-                                Some(tile_chunk::Part::Header(h)) => {
-                                    file_tile_chunk::Part::Header(h)
-                                }
-                                Some(tile_chunk::Part::Chunk(c)) => file_tile_chunk::Part::Chunk(c),
-                                None => continue,
-                            };
-                            v.push(FileTileChunk { part: Some(part) });
-                            if i == 0 {
-                                v.push(FileTileChunk {
-                                    part: Some(file_tile_chunk::Part::Files(TileFiles {
-                                        layers: layers.clone(),
-                                    })),
-                                });
-                            }
+                }
+                (self.start(calls), bytes)
+            });
+            if let Some((calls, bytes)) = flight.take() {
+                for ((w, r), b) in self.wait(calls).into_iter().zip(bytes) {
+                    match r {
+                        Ok(_) => self.traffic.tile_bytes += b,
+                        Err(()) => {
+                            failed.insert(w);
                         }
-                        let req = request(self.deadline, tokio_stream::iter(v));
-                        self.call(
-                            w,
-                            &format!("LoadTileFiles {t}"),
-                            client.load_tile_files(req),
-                        )
-                        .map_err(|_| w)?;
                     }
                 }
-                self.traffic.tile_bytes += bytes;
             }
-            if let Some(net) = self.network.clone() {
-                let mut client = self.workers[w].conn.client.clone();
-                let req = SuitabilityRequest {
-                    run_id: self.run_id.clone(),
-                    tile_ids: mine.clone(),
-                    network: net,
-                };
-                let req = request(self.deadline, req);
-                let r = self
-                    .call(w, "Suitability", client.suitability(req))
-                    .map_err(|_| w)?;
-                for ts in r.tiles {
-                    for (m, v) in max.iter_mut().zip(ts.max) {
-                        *m = m.max(v);
+            flight = next;
+        }
+        if !failed.is_empty() {
+            return Err(failed.into_iter().collect());
+        }
+        if let Some(net) = &self.network {
+            let calls = per
+                .iter()
+                .map(|(w, mine)| {
+                    let req = request(
+                        self.deadline,
+                        SuitabilityRequest {
+                            run_id: self.run_id.clone(),
+                            tile_ids: mine.clone(),
+                            network: net.clone(),
+                        },
+                    );
+                    let client = &self.workers[*w].conn.client;
+                    Calls {
+                        w: *w,
+                        what: "Suitability".into(),
+                        rpcs: vec![rpc(client, |mut c| async move { c.suitability(req).await })],
                     }
-                }
+                })
+                .collect();
+            let failed = Self::failed(&self.call(calls));
+            if !failed.is_empty() {
+                return Err(failed);
             }
         }
-        Ok(max)
+        Ok(())
     }
 
     fn window_contains(&self, t: usize, cell: u64) -> bool {
@@ -620,54 +801,35 @@ impl<'a> Remote<'a> {
         }
     }
 
-    /// Sends Propose for `tiles` (all owned by `w`); adds the histogram into `sum` when
-    /// `count` is set (tiles re-stepped after a failover are not counted twice).
-    fn propose_on(
+    /// The Propose request of `tiles`, with the halo changes that fall in their windows.
+    fn propose_request(
         &mut self,
-        w: usize,
+        params: &CaParams,
+        step: &ca::StepParams,
         tiles: Vec<u32>,
-        count: bool,
-        sum: &mut StepSummary,
-    ) -> Result<(), ()> {
-        let (params, step) = self.last.clone().ok_or(())?;
-        let relevant: Vec<(u64, u8)> = self
+    ) -> ProposeRequest {
+        let (cells, classes): (Vec<u64>, Vec<u8>) = self
             .pending
             .iter()
             .copied()
             .filter(|&(c, _)| tiles.iter().any(|&t| self.window_contains(t as usize, c)))
-            .collect();
-        self.traffic.halo_bytes += relevant.len() as u64 * 9;
-        let req = ProposeRequest {
+            .unzip();
+        self.traffic.halo_bytes += cells.len() as u64 * 9;
+        ProposeRequest {
             run_id: self.run_id.clone(),
             tile_ids: tiles,
-            params: Some(Self::step_message(&params, &step)),
-            halo_changes: Some(CellChanges {
-                cells: relevant.iter().map(|c| c.0).collect(),
-                classes: relevant.iter().map(|c| c.1).collect(),
-            }),
-        };
-        let mut client = self.workers[w].conn.client.clone();
-        let req = request(self.deadline, req);
-        let reply = self.call(w, "Propose", client.propose(req))?;
-        if count {
-            let h = reply.histogram.unwrap_or_default();
-            self.traffic.reply_bytes += h.index.len() as u64 * 12;
-            for (i, c) in h.index.iter().zip(&h.counts) {
-                if let Some(v) = sum.histogram.get_mut(*i as usize) {
-                    *v += c;
-                }
-            }
-            sum.proposals += reply.proposals;
-            sum.cells += reply.cells_visited;
+            params: Some(Self::step_message(params, step)),
+            halo_changes: Some(CellChanges { cells, classes }),
         }
-        Ok(())
     }
 
-    /// Drops worker `w` and re-sends its tiles (from `map`) to the survivors; the moved
-    /// tiles must be stepped again.
-    fn recover(&mut self, w: usize, map: &MapView) -> flus_shared::Result<()> {
-        let moved: Vec<u32> = self.tiles_of(w);
-        self.lose(w)?;
+    /// Drops the workers `failed` and re-sends their tiles (from `map`) to the
+    /// survivors; the moved tiles must be stepped again.
+    fn recover(&mut self, failed: &[usize], map: &MapView) -> flus_shared::Result<()> {
+        let mut moved: Vec<u32> = failed.iter().flat_map(|&w| self.tiles_of(w)).collect();
+        moved.sort_unstable();
+        moved.dedup();
+        self.lose_all(failed)?;
         self.traffic.tiles_moved += moved.len() as u64;
         for &t in &moved {
             if let Some(s) = self.stepped.get_mut(t as usize) {
@@ -686,12 +848,18 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// Steps every tile that does not hold this iteration's proposals; histograms of tiles
-    /// not yet counted go into `sum`.
+    /// Steps every tile that does not hold this iteration's proposals, on every worker at
+    /// once; histograms of tiles not yet counted go into `sum` (integer sums, added in
+    /// worker order).
     fn step_all(&mut self, map: &MapView, sum: &mut StepSummary) -> flus_shared::Result<()> {
+        let (params, step) = self.last.clone().ok_or_else(|| {
+            flus_shared::Error::Data("remote CA: a step was asked for before Propose".into())
+        })?;
         loop {
-            let mut failed = None;
+            let started = Instant::now();
+            let (mut calls, mut parts) = (Vec::new(), Vec::new());
             for w in self.alive() {
+                let (mut rpcs, mut mine) = (Vec::new(), Vec::new());
                 for count in [true, false] {
                     let tiles: Vec<u32> = self
                         .tiles_of(w)
@@ -701,24 +869,64 @@ impl<'a> Remote<'a> {
                     if tiles.is_empty() {
                         continue;
                     }
-                    if self.propose_on(w, tiles.clone(), count, sum).is_err() {
-                        failed = Some(w);
-                        break;
+                    let req = request(
+                        self.deadline,
+                        self.propose_request(&params, &step, tiles.clone()),
+                    );
+                    let client = &self.workers[w].conn.client;
+                    rpcs.push(rpc(client, |mut c| async move { c.propose(req).await }));
+                    mine.push((tiles, count));
+                }
+                if !rpcs.is_empty() {
+                    calls.push(Calls {
+                        w,
+                        what: "Propose".into(),
+                        rpcs,
+                    });
+                    parts.push(mine);
+                }
+            }
+            if calls.is_empty() {
+                return Ok(());
+            }
+            let results = self.call(calls);
+            let failed = Self::failed(&results);
+            for ((_, r), mine) in results.into_iter().zip(parts) {
+                // a failed worker's replies are dropped: its tiles are stepped again
+                let Ok(replies) = r else { continue };
+                for ((tiles, count), reply) in mine.into_iter().zip(replies) {
+                    if count {
+                        let h = reply.histogram.unwrap_or_default();
+                        self.traffic.reply_bytes += h.index.len() as u64 * 12;
+                        for (i, c) in h.index.iter().zip(&h.counts) {
+                            if let Some(v) = sum.histogram.get_mut(*i as usize) {
+                                *v += c;
+                            }
+                        }
+                        sum.proposals += reply.proposals;
+                        sum.cells += reply.cells_visited;
                     }
                     for t in tiles {
                         self.stepped[t as usize] = true;
                         self.counted[t as usize] = true;
                     }
                 }
-                if failed.is_some() {
-                    break;
-                }
             }
-            match failed {
-                None => return Ok(()),
-                Some(w) => self.recover(w, map)?,
+            self.traffic.seconds.propose += started.elapsed().as_secs_f64();
+            if failed.is_empty() {
+                return Ok(());
             }
+            self.recover(&failed, map)?;
         }
+    }
+
+    /// The live workers that hold tiles, with their tiles (in id order).
+    fn holders(&self) -> Vec<(usize, Vec<u32>)> {
+        self.alive()
+            .into_iter()
+            .map(|w| (w, self.tiles_of(w)))
+            .filter(|(_, t)| !t.is_empty())
+            .collect()
     }
 
     /// Cell counts per (zone, class) of the tiles' current maps, summed over workers.
@@ -727,53 +935,69 @@ impl<'a> Remote<'a> {
         map: &MapView,
     ) -> flus_shared::Result<std::collections::BTreeMap<i64, Vec<u64>>> {
         loop {
+            let started = Instant::now();
+            let calls = self
+                .holders()
+                .into_iter()
+                .map(|(w, tiles)| {
+                    let req = request(
+                        self.deadline,
+                        CarbonRequest {
+                            run_id: self.run_id.clone(),
+                            tile_ids: tiles,
+                        },
+                    );
+                    let client = &self.workers[w].conn.client;
+                    Calls {
+                        w,
+                        what: "CarbonSums".into(),
+                        rpcs: vec![rpc(client, |mut c| async move { c.carbon_sums(req).await })],
+                    }
+                })
+                .collect();
+            let results = self.call(calls);
+            self.traffic.seconds.carbon += started.elapsed().as_secs_f64();
+            let failed = Self::failed(&results);
+            if !failed.is_empty() {
+                self.recover(&failed, map)?;
+                continue;
+            }
             let mut total: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
-            let mut failed = None;
-            for w in self.alive() {
-                let tiles = self.tiles_of(w);
-                if tiles.is_empty() {
-                    continue;
-                }
-                let mut client = self.workers[w].conn.client.clone();
-                let req = CarbonRequest {
-                    run_id: self.run_id.clone(),
-                    tile_ids: tiles,
-                };
-                let req = request(self.deadline, req);
-                match self.call(w, "CarbonSums", client.carbon_sums(req)) {
-                    Ok(r) => {
-                        let k = r.classes as usize;
-                        for (zi, z) in r.zones.iter().enumerate() {
-                            let e = total.entry(*z).or_insert_with(|| vec![0; k]);
-                            for c in 0..k {
-                                e[c] += r.counts[zi * k + c];
-                            }
-                        }
-                    }
-                    Err(()) => {
-                        failed = Some(w);
-                        break;
+            for r in results.into_iter().filter_map(|(_, r)| r.ok()).flatten() {
+                let k = r.classes as usize;
+                for (zi, z) in r.zones.iter().enumerate() {
+                    let e = total.entry(*z).or_insert_with(|| vec![0; k]);
+                    for c in 0..k {
+                        e[c] += r.counts[zi * k + c];
                     }
                 }
             }
-            match failed {
-                None => return Ok(total),
-                Some(w) => self.recover(w, map)?,
-            }
+            return Ok(total);
         }
     }
 
     /// Drops the run's tiles from every live worker.
     pub fn release(&mut self) {
-        for w in self.alive() {
-            let mut client = self.workers[w].conn.client.clone();
-            let req = DropTilesRequest {
-                run_id: self.run_id.clone(),
-                tile_ids: vec![],
-            };
-            let req = request(self.deadline, req);
-            let _ = self.call(w, "DropTiles", client.drop_tiles(req));
-        }
+        let calls = self
+            .alive()
+            .into_iter()
+            .map(|w| {
+                let req = request(
+                    self.deadline,
+                    DropTilesRequest {
+                        run_id: self.run_id.clone(),
+                        tile_ids: vec![],
+                    },
+                );
+                let client = &self.workers[w].conn.client;
+                Calls {
+                    w,
+                    what: "DropTiles".into(),
+                    rpcs: vec![rpc(client, |mut c| async move { c.drop_tiles(req).await })],
+                }
+            })
+            .collect();
+        let _ = self.call(calls);
         self.stop_probes();
     }
 
@@ -826,39 +1050,47 @@ impl Backend for Remote<'_> {
             .collect();
         let iteration = self.last.as_ref().map(|l| l.1.iteration).unwrap_or(0);
         let mut scratch = StepSummary::default();
-        'retry: loop {
+        loop {
             self.step_all(map, &mut scratch)?;
+            let started = Instant::now();
+            let calls = self
+                .holders()
+                .into_iter()
+                .map(|(w, tiles)| {
+                    let r = request(
+                        self.deadline,
+                        ExactKeysRequest {
+                            run_id: self.run_id.clone(),
+                            tile_ids: tiles,
+                            iteration,
+                            bucket: req.bucket as u32,
+                            classes: classes.clone(),
+                        },
+                    );
+                    let client = &self.workers[w].conn.client;
+                    Calls {
+                        w,
+                        what: "ExactKeys".into(),
+                        rpcs: vec![rpc(client, |mut c| async move { c.exact_keys(r).await })],
+                    }
+                })
+                .collect();
+            let results = self.call(calls);
+            self.traffic.seconds.exact += started.elapsed().as_secs_f64();
+            let failed = Self::failed(&results);
+            if !failed.is_empty() {
+                self.recover(&failed, map)?;
+                continue;
+            }
             out.clear();
-            for w in self.alive() {
-                let tiles = self.tiles_of(w);
-                if tiles.is_empty() {
-                    continue;
-                }
-                let mut client = self.workers[w].conn.client.clone();
-                let r = ExactKeysRequest {
-                    run_id: self.run_id.clone(),
-                    tile_ids: tiles,
-                    iteration,
-                    bucket: req.bucket as u32,
-                    classes: classes.clone(),
-                };
-                let r = request(self.deadline, r);
-                match self.call(w, "ExactKeys", client.exact_keys(r)) {
-                    Ok(r) => {
-                        let ps = r.proposals;
-                        self.traffic.reply_bytes += ps.len() as u64 * 20;
-                        out.extend(ps.into_iter().map(|p| Proposal {
-                            cell: p.cell,
-                            key: p.key,
-                            from: p.from as u8,
-                            to: p.to as u8,
-                        }));
-                    }
-                    Err(()) => {
-                        self.recover(w, map)?;
-                        continue 'retry;
-                    }
-                }
+            for r in results.into_iter().filter_map(|(_, r)| r.ok()).flatten() {
+                self.traffic.reply_bytes += r.proposals.len() as u64 * 20;
+                out.extend(r.proposals.into_iter().map(|p| Proposal {
+                    cell: p.cell,
+                    key: p.key,
+                    from: p.from as u8,
+                    to: p.to as u8,
+                }));
             }
             return Ok(());
         }
@@ -886,44 +1118,55 @@ impl Backend for Remote<'_> {
         loop {
             // tiles moved after a failure are stepped again (not counted again)
             self.step_all(map, &mut scratch)?;
-            let mut failed = None;
-            for w in self.alive() {
-                let tiles: Vec<u32> = self
-                    .tiles_of(w)
+            let started = Instant::now();
+            let mut sent = Vec::new();
+            let mut calls = Vec::new();
+            for (w, tiles) in self.holders() {
+                let tiles: Vec<u32> = tiles
                     .into_iter()
                     .filter(|&t| !self.committed[t as usize])
                     .collect();
                 if tiles.is_empty() {
                     continue;
                 }
-                let mut client = self.workers[w].conn.client.clone();
-                let r = CommitRequest {
-                    run_id: self.run_id.clone(),
-                    tile_ids: tiles.clone(),
-                    iteration,
-                    t_in: t_in.clone(),
-                    t_out: t_out.clone(),
-                };
-                let r = request(self.deadline, r);
-                match self.call(w, "Commit", client.commit(r)) {
-                    Ok(r) => {
-                        let c = r.changes.unwrap_or_default();
-                        self.traffic.reply_bytes += c.cells.len() as u64 * 9;
-                        changed.extend(c.cells.into_iter().zip(c.classes));
-                        for t in tiles {
-                            self.committed[t as usize] = true;
-                        }
-                    }
-                    Err(()) => {
-                        failed = Some(w);
-                        break;
-                    }
+                let r = request(
+                    self.deadline,
+                    CommitRequest {
+                        run_id: self.run_id.clone(),
+                        tile_ids: tiles.clone(),
+                        iteration,
+                        t_in: t_in.clone(),
+                        t_out: t_out.clone(),
+                    },
+                );
+                let client = &self.workers[w].conn.client;
+                calls.push(Calls {
+                    w,
+                    what: "Commit".into(),
+                    rpcs: vec![rpc(client, |mut c| async move { c.commit(r).await })],
+                });
+                sent.push(tiles);
+            }
+            let results = self.call(calls);
+            self.traffic.seconds.commit += started.elapsed().as_secs_f64();
+            let failed = Self::failed(&results);
+            // the committed workers' changes are kept; a failed worker's tiles are
+            // reloaded from the (uncommitted) map, stepped and committed again
+            for ((_, r), tiles) in results.into_iter().zip(sent) {
+                let Ok(replies) = r else { continue };
+                for r in replies {
+                    let c = r.changes.unwrap_or_default();
+                    self.traffic.reply_bytes += c.cells.len() as u64 * 9;
+                    changed.extend(c.cells.into_iter().zip(c.classes));
+                }
+                for t in tiles {
+                    self.committed[t as usize] = true;
                 }
             }
-            match failed {
-                None => break,
-                Some(w) => self.recover(w, map)?,
+            if failed.is_empty() {
+                break;
             }
+            self.recover(&failed, map)?;
         }
         // Workers applied their own core changes; the others learn them with the next
         // Propose (halo changes). Sorted so that nothing depends on reply order.

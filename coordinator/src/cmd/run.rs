@@ -229,6 +229,43 @@ fn store_checkpoint(path: &Path, c: &engine::Checkpoint) -> flus_shared::Result<
     Ok(())
 }
 
+/// Stores checkpoints on a background thread, one at a time and in order: the next
+/// waits for the previous one to be renamed into place.
+struct CheckpointWriter {
+    path: PathBuf,
+    pending: Option<std::thread::JoinHandle<flus_shared::Result<()>>>,
+}
+
+impl CheckpointWriter {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            pending: None,
+        }
+    }
+
+    /// Waits for the previous checkpoint, then starts storing `c`.
+    fn submit(&mut self, c: engine::Checkpoint) -> flus_shared::Result<()> {
+        self.finish()?;
+        let path = self.path.clone();
+        self.pending = Some(std::thread::spawn(move || store_checkpoint(&path, &c)));
+        Ok(())
+    }
+
+    /// Waits for the checkpoint being stored, if any.
+    fn finish(&mut self) -> flus_shared::Result<()> {
+        match self.pending.take() {
+            None => Ok(()),
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(flus_shared::Error::Data(format!(
+                    "{}: the checkpoint writer stopped",
+                    self.path.display()
+                )))
+            }),
+        }
+    }
+}
+
 /// Removes the checkpoint of a finished run and temporary files that a killed
 /// coordinator left in the checkpoints folder.
 fn clear_checkpoints(path: &Path) {
@@ -316,21 +353,26 @@ impl ClusterCa<'_> {
         }
         let every = self.every.max(1);
         let mut progress = common::progress_logger(label.to_string(), params.max_iterations);
-        let mut checkpoint = |make: &dyn Fn() -> engine::Checkpoint| -> flus_shared::Result<()> {
-            let c = make();
-            if c.t.is_multiple_of(every) {
-                store_checkpoint(&cp_path, &c)?;
+        // built on this thread (a copy of the map), serialised and written on another
+        // while the workers step the next iterations
+        let mut writer = CheckpointWriter::new(cp_path.clone());
+        let mut checkpoint = |t: u32, make: &dyn Fn() -> engine::Checkpoint| {
+            if t.is_multiple_of(every) {
+                writer.submit(make())?;
             }
             Ok(())
         };
-        let out = match engine::run_loop(
+        let res = engine::run_loop(
             params,
             input,
             &mut backend,
             resume,
             &mut progress,
             &mut checkpoint,
-        ) {
+        );
+        // the last checkpoint is on disk before the result is reported or cleared
+        let written = writer.finish();
+        let out = match res.and_then(|o| written.map(|_| o)) {
             Ok(out) => out,
             Err(e) => {
                 let kept = match load_checkpoint(&cp_path) {

@@ -273,7 +273,7 @@ fn bencat_reaches_every_demand_with_forest_to_built_up_forbidden() {
         &mut backend,
         None,
         &mut |_, _| {},
-        &mut |_| Ok(()),
+        &mut |_, _| Ok(()),
     )
     .unwrap();
     assert_eq!(

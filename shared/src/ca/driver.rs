@@ -153,7 +153,7 @@ pub fn run(
         &mut backend,
         None,
         &mut progress,
-        &mut |_| Ok(()),
+        &mut |_, _| Ok(()),
     )
 }
 

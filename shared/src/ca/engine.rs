@@ -185,16 +185,20 @@ pub struct Checkpoint {
     pub records: Vec<IterationRecord>,
 }
 
+/// The checkpoint hook of [`run_loop`]: `(iterations done, builder of the state)`.
+pub type CheckpointHook<'a> = dyn FnMut(u32, &dyn Fn() -> Checkpoint) -> Result<()> + 'a;
+
 /// Runs the CA loop over `backend`, from `input` or from `resume`. `progress(t, sum)` is
-/// called after every iteration; `checkpoint` after every iteration too, with the state
-/// to resume from (the caller decides how often to store it).
+/// called after every iteration; `checkpoint(t, make)` after every iteration too, with
+/// the number of iterations done and a builder of the state to resume from (the caller
+/// decides how often to build and store it: building copies the whole map).
 pub fn run_loop(
     params: &CaParams,
     input: &CaInput,
     backend: &mut dyn Backend,
     resume: Option<Checkpoint>,
     progress: &mut dyn FnMut(u32, u64),
-    checkpoint: &mut dyn FnMut(&dyn Fn() -> Checkpoint) -> Result<()>,
+    checkpoint: &mut CheckpointHook<'_>,
 ) -> Result<CaOutput> {
     params.validate()?;
     let (w, h, k) = (input.width, input.height, params.k);
@@ -339,7 +343,7 @@ pub fn run_loop(
             }
             m
         };
-        checkpoint(&|| Checkpoint {
+        checkpoint(t, &|| Checkpoint {
             t,
             map: unpad(),
             state: state.clone(),
