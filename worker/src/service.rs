@@ -328,6 +328,16 @@ impl Worker for WorkerService {
                             t.spec.tile_id
                         )));
                     }
+                    // the N x N neighbourhood of every core cell must lie in the window
+                    let radius = (params.neighbourhood - 1) / 2;
+                    if radius > t.halo() {
+                        return Err(Status::invalid_argument(format!(
+                            "neighbourhood {} needs a halo of {radius} cells; tile {} was loaded with {}",
+                            params.neighbourhood,
+                            t.spec.tile_id,
+                            t.halo()
+                        )));
+                    }
                     for &(cell, class) in &changes {
                         t.apply(cell, class);
                     }

@@ -16,6 +16,11 @@ fn repo() -> PathBuf {
 /// A 4 x 4 tile of 2 classes (halo 1) with suitability, one CA step, its commit with
 /// open thresholds and the carbon counts.
 fn valid_sequence() -> Vec<u8> {
+    sequence(3)
+}
+
+/// [`valid_sequence`] with an N x N neighbourhood in the CA step.
+fn sequence(neighbourhood: u32) -> Vec<u8> {
     let spec = TileSpec {
         tile_id: 3,
         x0: 0,
@@ -67,7 +72,7 @@ fn valid_sequence() -> Vec<u8> {
             iteration: 0,
             seed: 7,
             stream: 0,
-            neighbourhood: 3,
+            neighbourhood,
             weights: vec![1.0, 1.0],
             cost: vec![1.0; 4],
             inertia: vec![1.0, 1.0],
@@ -180,4 +185,13 @@ fn every_kept_fuzz_input_is_handled() {
         }
     }
     assert!(n > 0, "no kept fuzz inputs");
+}
+
+#[test]
+fn a_neighbourhood_wider_than_the_tile_halo_is_refused_without_a_panic() {
+    // Found by the handlers target with debug assertions: a 5 x 5 neighbourhood on a
+    // tile loaded with halo 1 read past the class window (slice index 102 of 36) and the
+    // panic poisoned the tile store, so the worker then held nothing (count 0).
+    assert_eq!(run_messages(&sequence(5)), 1);
+    assert_eq!(run_messages(&sequence(255)), 1);
 }
