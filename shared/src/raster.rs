@@ -64,8 +64,23 @@ pub fn open(path: &Path) -> Result<Dataset> {
             "is an empty file (0 bytes), expected a raster",
         ));
     }
-    Dataset::open(path).map_err(|e| Error::raster(path, format!("not a readable raster ({e})")))
+    let ds = Dataset::open(path)
+        .map_err(|e| Error::raster(path, format!("not a readable raster ({e})")))?;
+    // A few hundred bytes can declare thousands of pixel-interleaved bands: reading band 1
+    // would then load a block of every band (found by the raster_header fuzz target: 7168
+    // bands, 1.9 GB). flus reads single-band layers.
+    let bands = ds.raster_count();
+    if bands > MAX_BANDS {
+        return Err(Error::raster(
+            path,
+            format!("has {bands} bands, expected a single-band raster (at most {MAX_BANDS} bands)"),
+        ));
+    }
+    Ok(ds)
 }
+
+/// Most bands a raster read by flus may have.
+pub const MAX_BANDS: usize = 64;
 
 fn grid_of(ds: &Dataset, path: &Path) -> Result<Grid> {
     let (width, height) = ds.raster_size();

@@ -53,3 +53,20 @@ fn kept_raster_inputs_are_handled_and_the_seeds_are_readable() {
         }
     }
 }
+
+#[test]
+fn a_tiny_file_declaring_thousands_of_bands_is_refused_before_any_read() {
+    // Found by the raster_header target: 831 bytes declaring 7168 pixel-interleaved
+    // Float32 bands of 8 x 8 cells (gdalinfo lists 7168 bands); reading band 1 loaded a
+    // block of every band, 1.9 GB.
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/regressions/raster_header/oom-7168-bands.tif");
+    assert_eq!(std::fs::metadata(&p).unwrap().len(), 831);
+    let e = flus_shared::raster::read_band::<f64>(&p, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("oom-7168-bands.tif") && e.contains("7168 bands") && e.contains("single-band"),
+        "{e}"
+    );
+}
