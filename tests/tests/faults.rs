@@ -264,7 +264,8 @@ fn a_restarted_worker_is_readmitted_takes_its_tiles_back_and_keeps_the_map() {
         dir.path(),
         &list,
         &["--rejoin-probe", "0.3"],
-        &[],
+        // 40 ms per iteration: the rest of the run outlasts the restart and a probe
+        &[("FLUS_TEST_ITERATION_DELAY_MS", "40")],
         |line, _| {
             if restarted.is_none() && line.contains("iteration 3,") {
                 // kill worker 0 and start a new process on its address

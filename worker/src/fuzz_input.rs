@@ -49,48 +49,60 @@ pub fn run_messages(data: &[u8]) -> usize {
                 }
                 1 => {
                     let chunks: Vec<_> = queued.drain(..).map(Ok).collect();
-                    let _ = svc.receive_tile(tokio_stream::iter(chunks)).await;
+                    check(svc.receive_tile(tokio_stream::iter(chunks)).await);
                 }
                 2 => {
                     if let Ok(mut m) = ProposeRequest::decode(msg) {
                         m.run_id = run();
-                        let _ = svc.propose(Request::new(m)).await;
+                        check(svc.propose(Request::new(m)).await);
                     }
                 }
                 3 => {
                     if let Ok(mut m) = ExactKeysRequest::decode(msg) {
                         m.run_id = run();
-                        let _ = svc.exact_keys(Request::new(m)).await;
+                        check(svc.exact_keys(Request::new(m)).await);
                     }
                 }
                 4 => {
                     if let Ok(mut m) = CommitRequest::decode(msg) {
                         m.run_id = run();
-                        let _ = svc.commit(Request::new(m)).await;
+                        check(svc.commit(Request::new(m)).await);
                     }
                 }
                 5 => {
                     if let Ok(mut m) = CarbonRequest::decode(msg) {
                         m.run_id = run();
-                        let _ = svc.carbon_sums(Request::new(m)).await;
+                        check(svc.carbon_sums(Request::new(m)).await);
                     }
                 }
                 6 => {
                     if let Ok(mut m) = DropTilesRequest::decode(msg) {
                         m.run_id = run();
-                        let _ = svc.drop_tiles(Request::new(m)).await;
+                        check(svc.drop_tiles(Request::new(m)).await);
                     }
                 }
                 _ => {
                     if let Ok(mut m) = SuitabilityRequest::decode(msg) {
                         m.run_id = run();
-                        let _ = svc.suitability(Request::new(m)).await;
+                        check(svc.suitability(Request::new(m)).await);
                     }
                 }
             }
         }
     });
     svc.store().lock().map(|s| s.count()).unwrap_or(0)
+}
+
+/// Errors are the handlers' business; an INTERNAL status means a handler panicked (the
+/// blocking task failed or the tile store is poisoned): a bug, so panic here too.
+fn check<T>(r: Result<T, tonic::Status>) {
+    if let Err(e) = r {
+        assert!(
+            e.code() != tonic::Code::Internal,
+            "a handler failed internally: {}",
+            e.message()
+        );
+    }
 }
 
 /// Encodes messages in the format of [`run_messages`] (for seeds and tests).

@@ -442,6 +442,15 @@ impl Worker for WorkerService {
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
                 let mut all = Vec::new();
                 for t in tiles.iter_mut() {
+                    let k = t.spec.classes as usize;
+                    if thresholds.t_in.len() != k || thresholds.t_out.len() != k {
+                        return Err(Status::invalid_argument(format!(
+                            "thresholds for {} / {} classes do not fit tile {} of {k} classes",
+                            thresholds.t_in.len(),
+                            thresholds.t_out.len(),
+                            t.spec.tile_id
+                        )));
+                    }
                     if t.step_iteration != Some(r.iteration) {
                         return Err(Status::failed_precondition(format!(
                             "tile {} has no step of iteration {}",

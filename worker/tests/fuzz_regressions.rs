@@ -1,6 +1,6 @@
 //! Regression tests of the `handlers` fuzz target: every input kept in
 //! `fuzz/regressions/handlers/` (inputs that made a handler panic before the fix) runs
-//! through the same function without a panic, and the seed of the fuzz corpus is a
+//! through the same function without a panic (an INTERNAL status counts as one), and the seed of the fuzz corpus is a
 //! well-formed message sequence that loads one tile and steps it.
 
 use std::path::PathBuf;
