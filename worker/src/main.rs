@@ -106,8 +106,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let max_message = cli.max_message_mib.max(1) * 1024 * 1024;
     let gwr = gwr::GwrService::new(cli.max_gwr_mib * 1024 * 1024, 16);
-    let settings = Serve {
-        listen: cli.listen,
+    rt.block_on(serve(
+        cli.listen,
         threads,
         token,
         limits,
@@ -115,12 +115,10 @@ fn main() -> anyhow::Result<()> {
         tls,
         gwr,
         root,
-    };
-    rt.block_on(serve(settings))
+    ))
 }
 
-/// What `serve` needs, from the flags.
-struct Serve {
+async fn serve(
     listen: SocketAddr,
     threads: usize,
     token: String,
@@ -129,19 +127,7 @@ struct Serve {
     tls: Option<ServerTlsConfig>,
     gwr: gwr::GwrService,
     root: Option<data_root::DataRoot>,
-}
-
-async fn serve(settings: Serve) -> anyhow::Result<()> {
-    let Serve {
-        listen,
-        threads,
-        token,
-        limits,
-        max_message,
-        tls,
-        gwr,
-        root,
-    } = settings;
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
