@@ -7,8 +7,8 @@
 //! A lost worker's address is health-checked in the background every few seconds; a
 //! worker that answers again (restarted, or reachable again) is re-admitted at the start
 //! of the next iteration: its stale tiles of the run are dropped, its home tiles
-//! (tile i of n workers lives on worker i mod n) are re-loaded on it from the
-//! coordinator's map and leave their interim owners.
+//! ([`home_workers`]) are re-loaded on it from the coordinator's map and leave their
+//! interim owners.
 //!
 //! Every phase (tile loading, Suitability, Propose, ExactKeys, Commit, CarbonSums) sends
 //! its calls to all live workers at once through one helper ([`Remote::call`]); replies
@@ -150,6 +150,8 @@ pub struct Remote<'a> {
     workers: Vec<WorkerSlot>,
     rects: Vec<TileRect>,
     owner: Vec<usize>,
+    /// Home worker of each tile (where it goes back when its worker rejoins).
+    home: Vec<usize>,
     run_id: String,
     deadline: Duration,
     k: usize,
@@ -178,8 +180,25 @@ fn request<M>(deadline: Duration, msg: M) -> tonic::Request<M> {
     r
 }
 
+/// The home worker of every tile among `n` workers: tiles in row `r` and column `c` of
+/// the tiling go to worker `(r + c) mod n`, a diagonal striping that gives each worker
+/// tiles from every part of the grid (with `i mod n` and two tile columns, each of two
+/// workers held one half of the map, and busy and quiet halves made one worker wait for
+/// the other). Same count per worker within one when the tiling has n or more columns
+/// or rows.
+pub fn home_workers(rects: &[TileRect], n: usize) -> Vec<usize> {
+    let n = n.max(1);
+    let rows: BTreeSet<usize> = rects.iter().map(|r| r.y0).collect();
+    let cols: BTreeSet<usize> = rects.iter().map(|r| r.x0).collect();
+    let index = |set: &BTreeSet<usize>, v: usize| set.range(..v).count();
+    rects
+        .iter()
+        .map(|r| (index(&rows, r.y0) + index(&cols, r.x0)) % n)
+        .collect()
+}
+
 impl<'a> Remote<'a> {
-    /// Assigns `rects` round-robin to `workers` (tile i to worker i mod n).
+    /// Places every tile on its home worker ([`home_workers`]).
     pub fn new(
         rt: tokio::runtime::Handle,
         workers: Vec<WorkerConn>,
@@ -191,8 +210,8 @@ impl<'a> Remote<'a> {
         deadline: Duration,
         layers: StaticLayers<'a>,
     ) -> Self {
-        let n = workers.len().max(1);
-        let owner = (0..rects.len()).map(|i| i % n).collect();
+        let home = home_workers(&rects, workers.len());
+        let owner = home.clone();
         let (rejoined_tx, rejoined_rx) = mpsc::channel();
         let per_worker = workers
             .iter()
@@ -213,6 +232,7 @@ impl<'a> Remote<'a> {
                 .collect(),
             rects,
             owner,
+            home,
             run_id,
             deadline,
             k,
@@ -490,9 +510,8 @@ impl<'a> Remote<'a> {
             let stats = &mut self.traffic.per_worker[w];
             stats.rejoined += 1;
             stats.calls_since_rejoin = 0;
-            let n = self.workers.len();
             let home: Vec<u32> = (0..self.rects.len())
-                .filter(|&t| t % n == w && self.owner[t] != w)
+                .filter(|&t| self.home[t] == w && self.owner[t] != w)
                 .map(|t| t as u32)
                 .collect();
             let interim: Vec<(u32, usize)> =
@@ -1173,5 +1192,48 @@ impl Backend for Remote<'_> {
         changed.sort_unstable();
         self.pending = changed.clone();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rects(rows: usize, cols: usize) -> Vec<TileRect> {
+        let mut v = Vec::new();
+        for r in 0..rows {
+            for c in 0..cols {
+                v.push(TileRect {
+                    x0: c * 10,
+                    y0: r * 10,
+                    width: 10,
+                    height: 10,
+                    grid_width: cols * 10,
+                });
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn two_workers_on_a_four_by_two_tiling_get_a_checkerboard() {
+        // row-major tiles of 4 rows x 2 columns: (r + c) mod 2
+        assert_eq!(
+            home_workers(&rects(4, 2), 2),
+            vec![0, 1, 1, 0, 0, 1, 1, 0],
+            "each worker holds one tile of every row and both columns"
+        );
+    }
+
+    #[test]
+    fn home_tiles_are_spread_evenly_and_one_worker_holds_all() {
+        // 3 workers, 4 x 3 tiling: (r + c) mod 3 takes each value 4 times.
+        let h = home_workers(&rects(4, 3), 3);
+        for w in 0..3 {
+            assert_eq!(h.iter().filter(|&&x| x == w).count(), 4);
+        }
+        assert!(home_workers(&rects(2, 4), 1).iter().all(|&w| w == 0));
+        // a single tile column: rows alternate
+        assert_eq!(home_workers(&rects(4, 1), 2), vec![0, 1, 0, 1]);
     }
 }

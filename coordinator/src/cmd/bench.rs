@@ -34,6 +34,10 @@ pub struct Args {
     /// removed at the end).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Threads of each local worker in (d): with 1, the run with 2 workers uses twice the
+    /// cores of the run with 1, so the speed-up measures what a second worker adds.
+    #[arg(long, default_value_t = 1)]
+    pub worker_threads: usize,
     /// Size of the stream-copy buffers, MiB.
     #[arg(long, default_value_t = 512)]
     pub copy_mib: usize,
@@ -44,7 +48,13 @@ pub struct Args {
 
 /// Runs `flus run` on `study` with `workers` local workers; returns its wall seconds and
 /// its run.json.
-fn timed_run(study: &Path, out: &Path, scenario: &str, workers: usize) -> anyhow::Result<Value> {
+fn timed_run(
+    study: &Path,
+    out: &Path,
+    scenario: &str,
+    workers: usize,
+    threads: usize,
+) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("path of flus")?;
     let start = Instant::now();
     let status = Command::new(exe)
@@ -52,6 +62,7 @@ fn timed_run(study: &Path, out: &Path, scenario: &str, workers: usize) -> anyhow
         .arg(study)
         .args(["--no-validation", "--scenario", scenario, "--quiet"])
         .args(["--local-workers", &workers.to_string()])
+        .args(["--worker-threads", &threads.to_string()])
         .arg("--out")
         .arg(out)
         .stdout(Stdio::null())
@@ -80,6 +91,7 @@ fn timed_run(study: &Path, out: &Path, scenario: &str, workers: usize) -> anyhow
     };
     Ok(json!({
         "workers": workers,
+        "threads_per_worker": threads,
         "wall_seconds": wall,
         "scenario_stage_seconds": ca_seconds,
         "iterations": iterations,
@@ -136,8 +148,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .map(|s| s.name.clone())
             .context("the study has no scenario")?;
         tracing::info!(cells = made.cells, %scenario, "timing flus run with 1 and 2 workers");
-        let one = timed_run(&made.study, &dir.join("run1"), &scenario, 1)?;
-        let two = timed_run(&made.study, &dir.join("run2"), &scenario, 2)?;
+        let threads = args.worker_threads.max(1);
+        let one = timed_run(&made.study, &dir.join("run1"), &scenario, 1, threads)?;
+        let two = timed_run(&made.study, &dir.join("run2"), &scenario, 2, threads)?;
         let ratio = |key: &str| match (one[key].as_f64(), two[key].as_f64()) {
             (Some(a), Some(b)) if b > 0.0 => json!(a / b),
             _ => Value::Null,

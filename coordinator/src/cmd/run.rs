@@ -26,6 +26,9 @@ pub struct Args {
     /// Start this many local workers on loopback (default: one per core).
     #[arg(long, conflicts_with = "workers")]
     pub local_workers: Option<usize>,
+    /// Threads of each local worker (default: the cores divided among the local workers).
+    #[arg(long, conflicts_with = "workers")]
+    pub worker_threads: Option<usize>,
     /// Use running workers: comma-separated host:port list.
     #[arg(long, value_delimiter = ',')]
     pub workers: Vec<String>,
@@ -562,7 +565,7 @@ fn run_in(
         .unwrap_or(1);
     let (_local, addrs, token) = if args.workers.is_empty() {
         let n = args.local_workers.unwrap_or(threads).max(1);
-        let per = (threads / n).max(1);
+        let per = args.worker_threads.unwrap_or(threads / n).max(1);
         let lw = LocalWorkers::start(n, per, data_root.as_deref())?;
         let (a, t) = (lw.addrs.clone(), lw.token.clone());
         (Some(lw), a, t)
