@@ -186,5 +186,14 @@ fn workers_reading_shared_files_give_the_streamed_map_and_memory_is_recorded() {
             let per = w["peak_rss_bytes_per_cell"].as_f64().unwrap();
             assert!((per - peak as f64 / (W * H) as f64).abs() < 1e-9);
         }
+        // all processes: the coordinator's peak plus both workers'
+        let sum = m["coordinator_peak_rss_bytes"].as_u64().unwrap()
+            + workers
+                .iter()
+                .map(|w| w["peak_rss_bytes"].as_u64().unwrap())
+                .sum::<u64>();
+        assert_eq!(m["all_processes_peak_rss_bytes"], sum);
+        let per = m["all_processes_peak_rss_bytes_per_cell"].as_f64().unwrap();
+        assert!((per - sum as f64 / (W * H) as f64).abs() < 1e-9);
     }
 }

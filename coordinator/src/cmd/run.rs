@@ -179,11 +179,20 @@ fn memory_report(rt: &tokio::runtime::Runtime, conns: &[pool::WorkerConn], cells
             }
         })
         .collect();
+    // The sum of the processes' peaks: an upper bound of the machine's peak when the
+    // workers are local (the peaks need not coincide); null when a worker did not answer.
+    let total = workers
+        .iter()
+        .map(|w| w["peak_rss_bytes"].as_u64())
+        .sum::<Option<u64>>()
+        .map(|w| w + coord);
     json!({
         "grid_cells": cells,
         "coordinator_peak_rss_bytes": coord,
         "coordinator_peak_rss_bytes_per_cell": per(coord),
         "workers": workers,
+        "all_processes_peak_rss_bytes": total,
+        "all_processes_peak_rss_bytes_per_cell": total.map(per),
     })
 }
 
