@@ -948,51 +948,75 @@ impl<'a> Remote<'a> {
             .collect()
     }
 
+    /// One call per live tile holder, built by `make` from (the worker, its tiles), to
+    /// all of them at once, the wait added to the phase's seconds (`slot`). The replies
+    /// in worker order; `None` when a worker failed: its tiles then went to the others
+    /// and the caller runs the phase again (after re-stepping moved tiles if it needs).
+    fn each_holder<T: Send + 'static>(
+        &mut self,
+        map: &MapView,
+        slot: fn(&mut PhaseSeconds) -> &mut f64,
+        make: impl Fn(&Self, usize, Vec<u32>) -> Calls<T>,
+    ) -> flus_shared::Result<Option<Vec<T>>> {
+        let started = Instant::now();
+        let calls = self
+            .holders()
+            .into_iter()
+            .map(|(w, tiles)| make(self, w, tiles))
+            .collect();
+        let results = self.call(calls);
+        *slot(&mut self.traffic.seconds) += started.elapsed().as_secs_f64();
+        let failed = Self::failed(&results);
+        if failed.is_empty() {
+            return Ok(Some(
+                results
+                    .into_iter()
+                    .filter_map(|(_, r)| r.ok())
+                    .flatten()
+                    .collect(),
+            ));
+        }
+        self.recover(&failed, map)?;
+        Ok(None)
+    }
+
     /// Cell counts per (zone, class) of the tiles' current maps, summed over workers.
     pub fn carbon_counts(
         &mut self,
         map: &MapView,
     ) -> flus_shared::Result<std::collections::BTreeMap<i64, Vec<u64>>> {
-        loop {
-            let started = Instant::now();
-            let calls = self
-                .holders()
-                .into_iter()
-                .map(|(w, tiles)| {
-                    let req = request(
-                        self.deadline,
-                        CarbonRequest {
-                            run_id: self.run_id.clone(),
-                            tile_ids: tiles,
-                        },
-                    );
-                    let client = &self.workers[w].conn.client;
-                    Calls {
-                        w,
-                        what: "CarbonSums".into(),
-                        rpcs: vec![rpc(client, |mut c| async move { c.carbon_sums(req).await })],
-                    }
-                })
-                .collect();
-            let results = self.call(calls);
-            self.traffic.seconds.carbon += started.elapsed().as_secs_f64();
-            let failed = Self::failed(&results);
-            if !failed.is_empty() {
-                self.recover(&failed, map)?;
-                continue;
+        let replies = loop {
+            let make = |me: &Self, w: usize, tiles: Vec<u32>| {
+                let req = request(
+                    me.deadline,
+                    CarbonRequest {
+                        run_id: me.run_id.clone(),
+                        tile_ids: tiles,
+                    },
+                );
+                Calls {
+                    w,
+                    what: "CarbonSums".into(),
+                    rpcs: vec![rpc(&me.workers[w].conn.client, |mut c| async move {
+                        c.carbon_sums(req).await
+                    })],
+                }
+            };
+            if let Some(r) = self.each_holder(map, |s| &mut s.carbon, make)? {
+                break r;
             }
-            let mut total: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
-            for r in results.into_iter().filter_map(|(_, r)| r.ok()).flatten() {
-                let k = r.classes as usize;
-                for (zi, z) in r.zones.iter().enumerate() {
-                    let e = total.entry(*z).or_insert_with(|| vec![0; k]);
-                    for c in 0..k {
-                        e[c] += r.counts[zi * k + c];
-                    }
+        };
+        let mut total: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
+        for r in replies {
+            let k = r.classes as usize;
+            for (zi, z) in r.zones.iter().enumerate() {
+                let e = total.entry(*z).or_insert_with(|| vec![0; k]);
+                for c in 0..k {
+                    e[c] += r.counts[zi * k + c];
                 }
             }
-            return Ok(total);
         }
+        Ok(total)
     }
 
     /// Drops the run's tiles from every live worker.
@@ -1069,50 +1093,43 @@ impl Backend for Remote<'_> {
             .collect();
         let iteration = self.last.as_ref().map(|l| l.1.iteration).unwrap_or(0);
         let mut scratch = StepSummary::default();
-        loop {
+        let replies = loop {
+            // tiles moved after a failure are stepped again (not counted again)
             self.step_all(map, &mut scratch)?;
-            let started = Instant::now();
-            let calls = self
-                .holders()
-                .into_iter()
-                .map(|(w, tiles)| {
-                    let r = request(
-                        self.deadline,
-                        ExactKeysRequest {
-                            run_id: self.run_id.clone(),
-                            tile_ids: tiles,
-                            iteration,
-                            bucket: req.bucket as u32,
-                            classes: classes.clone(),
-                        },
-                    );
-                    let client = &self.workers[w].conn.client;
-                    Calls {
-                        w,
-                        what: "ExactKeys".into(),
-                        rpcs: vec![rpc(client, |mut c| async move { c.exact_keys(r).await })],
-                    }
-                })
-                .collect();
-            let results = self.call(calls);
-            self.traffic.seconds.exact += started.elapsed().as_secs_f64();
-            let failed = Self::failed(&results);
-            if !failed.is_empty() {
-                self.recover(&failed, map)?;
-                continue;
+            let make = |me: &Self, w: usize, tiles: Vec<u32>| {
+                let r = request(
+                    me.deadline,
+                    ExactKeysRequest {
+                        run_id: me.run_id.clone(),
+                        tile_ids: tiles,
+                        iteration,
+                        bucket: req.bucket as u32,
+                        classes: classes.clone(),
+                    },
+                );
+                Calls {
+                    w,
+                    what: "ExactKeys".into(),
+                    rpcs: vec![rpc(&me.workers[w].conn.client, |mut c| async move {
+                        c.exact_keys(r).await
+                    })],
+                }
+            };
+            if let Some(r) = self.each_holder(map, |s| &mut s.exact, make)? {
+                break r;
             }
-            out.clear();
-            for r in results.into_iter().filter_map(|(_, r)| r.ok()).flatten() {
-                self.traffic.reply_bytes += r.proposals.len() as u64 * 20;
-                out.extend(r.proposals.into_iter().map(|p| Proposal {
-                    cell: p.cell,
-                    key: p.key,
-                    from: p.from as u8,
-                    to: p.to as u8,
-                }));
-            }
-            return Ok(());
+        };
+        out.clear();
+        for r in replies {
+            self.traffic.reply_bytes += r.proposals.len() as u64 * 20;
+            out.extend(r.proposals.into_iter().map(|p| Proposal {
+                cell: p.cell,
+                key: p.key,
+                from: p.from as u8,
+                to: p.to as u8,
+            }));
         }
+        Ok(())
     }
 
     fn commit(
