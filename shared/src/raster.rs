@@ -450,8 +450,9 @@ pub fn write_geotiff<T: GdalType + Copy>(
 /// a temporary name until [`StripWriter::finish`] renames it to its path; dropped
 /// unfinished, the temporary file is removed.
 ///
-/// Blocks are stored in the order their rows are completed: a multi-band raster written
-/// band after band is byte for byte the file [`write_geotiff`] writes.
+/// Blocks are stored in the order their rows are completed: a raster written band after
+/// band in strips of [`STRIP_ROWS`] rows is byte for byte the file [`write_geotiff`]
+/// writes; other strip heights give the same values (the file's bytes may differ).
 pub struct StripWriter<T: GdalType + Copy> {
     ds: Option<Dataset>,
     tmp: PathBuf,
@@ -529,24 +530,32 @@ impl<T: GdalType + Copy> StripWriter<T> {
             .as_ref()
             .ok_or_else(|| Error::raster(&path, "write after the file was closed"))?;
         let mut rb = ds.rasterband(band + 1).map_err(err)?;
-        let n = rows.len() / w;
-        let mut buf = gdal::raster::Buffer::new((w, n), rows.to_vec());
-        rb.write((0, done as isize), (w, n), &mut buf)
-            .map_err(err)?;
-        let now = done + n;
-        self.rows_done[band] = now;
-        // a row of blocks is complete: out of the cache into the file
-        if now / STRIP_ROWS > done / STRIP_ROWS || now == self.height {
-            // SAFETY: the band handle belongs to the open dataset `ds`.
-            let rv = unsafe { gdal_sys::GDALFlushRasterCache(rb.c_rasterband()) };
-            if rv != gdal_sys::CPLErr::CE_None {
-                return Err(Error::raster(
-                    &path,
-                    format!(
-                        "write failed: flushing rows up to {now} of band {}",
-                        band + 1
-                    ),
-                ));
+        // written up to each boundary of a row of blocks, which is then flushed: a block
+        // reaches the file once, complete, whatever the caller's strips
+        let mut done = done;
+        let mut part = rows;
+        while !part.is_empty() {
+            let room = STRIP_ROWS - done % STRIP_ROWS;
+            let n = (part.len() / w).min(room);
+            let (now_rows, rest) = part.split_at(n * w);
+            let mut buf = gdal::raster::Buffer::new((w, n), now_rows.to_vec());
+            rb.write((0, done as isize), (w, n), &mut buf)
+                .map_err(err)?;
+            done += n;
+            self.rows_done[band] = done;
+            part = rest;
+            if done.is_multiple_of(STRIP_ROWS) || done == self.height {
+                // SAFETY: the band handle belongs to the open dataset `ds`.
+                let rv = unsafe { gdal_sys::GDALFlushRasterCache(rb.c_rasterband()) };
+                if rv != gdal_sys::CPLErr::CE_None {
+                    return Err(Error::raster(
+                        &path,
+                        format!(
+                            "write failed: flushing rows up to {done} of band {}",
+                            band + 1
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -763,11 +772,11 @@ mod tests {
         };
         let whole = dir.path().join("whole.tif");
         write_geotiff(&whole, &g, &[&bands[0], &bands[1]], &opts).unwrap();
+        // strips of STRIP_ROWS rows, band after band: the same bytes
         let strips = dir.path().join("strips.tif");
         let mut w = StripWriter::<f32>::create(&strips, &g, 2, &opts).unwrap();
-        // 7 rows at a time: strips straddle the block boundary at row 256
         for (b, band) in bands.iter().enumerate() {
-            for rows in band.chunks(7 * 300) {
+            for rows in band.chunks(STRIP_ROWS * 300) {
                 w.write_rows(b, rows).unwrap();
             }
         }
@@ -778,12 +787,27 @@ mod tests {
             std::fs::read(&whole).unwrap(),
             std::fs::read(&strips).unwrap()
         );
-        let (_, b2) = read_band::<f32>(&strips, 2).unwrap();
-        // row 269, column 299 of band 2: 100000 + 2690 + 74.75
-        assert_eq!(b2[269 * 300 + 299], 102764.75);
-        // row 256 (first row of the second block row), column 1 of band 1: 2560.25
-        let (_, b1) = read_band::<f32>(&strips, 1).unwrap();
-        assert_eq!(b1[256 * 300 + 1], 2560.25);
+        // 7 rows at a time, the bands interleaved: strips straddle the block boundary
+        // at row 256; the same values
+        let sevens = dir.path().join("sevens.tif");
+        let mut w = StripWriter::<f32>::create(&sevens, &g, 2, &opts).unwrap();
+        for (a, b) in bands[0].chunks(7 * 300).zip(bands[1].chunks(7 * 300)) {
+            w.write_rows(0, a).unwrap();
+            w.write_rows(1, b).unwrap();
+        }
+        w.finish().unwrap();
+        for p in [&strips, &sevens] {
+            let (_, b1) = read_band::<f32>(p, 1).unwrap();
+            let (_, b2) = read_band::<f32>(p, 2).unwrap();
+            // row 269, column 299 of band 2: 100000 + 2690 + 74.75
+            assert_eq!(b2[269 * 300 + 299], 102764.75);
+            // row 256 (first row of the second block row), column 1 of band 1: 2560.25
+            assert_eq!(b1[256 * 300 + 1], 2560.25);
+            // row 255, column 4 of band 1: 2550 + 1
+            assert_eq!(b1[255 * 300 + 4], 2551.0);
+            assert_eq!(b1, bands[0]);
+            assert_eq!(b2, bands[1]);
+        }
     }
 
     #[test]
