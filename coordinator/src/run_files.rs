@@ -9,9 +9,9 @@ use anyhow::Context;
 use flus_shared::carbon::{self, CarbonLayers, CodeLayer, PoolsTable, StorageUnit};
 use flus_shared::config::Study;
 use flus_shared::grid::Grid;
-use flus_shared::{files, tables};
+use flus_shared::{files, raster, tables};
 
-use crate::cmd::carbon::write_carbon_raster;
+use crate::cmd::carbon::carbon_writer;
 
 /// File name of the storage raster (t per cell) of the map labelled `label`.
 pub fn storage_name(label: &str) -> String {
@@ -23,93 +23,135 @@ pub fn change_name(label: &str) -> String {
     format!("carbon_change_{label}_t.tif")
 }
 
-/// Carbon rasters of a run: the base map's codes and the pools, kept to compare every
-/// scenario against.
+/// Carbon rasters of a run: the pools and the label of the base map every scenario is
+/// compared against. The rasters are computed and written a strip of rows at a time
+/// from the class maps: no per-cell copy of a map or of a raster is held.
 pub struct RunCarbon {
     pools: PoolsTable,
-    base_codes: Vec<f64>,
     base_label: String,
 }
 
+/// Which raster of a map [`RunCarbon::write_raster`] writes.
+#[derive(Clone, Copy)]
+enum Raster {
+    /// Storage of the base map.
+    BaseStorage,
+    /// Storage of the scenario map.
+    Storage,
+    /// Scenario minus base.
+    Change,
+}
+
 impl RunCarbon {
-    /// Pools of `study`, base map `base` (class indices) labelled `base_label`.
-    pub fn new(study: &Study, base: &[u8], base_label: &str) -> anyhow::Result<Self> {
+    /// Pools of `study`; the base map is labelled `base_label`.
+    pub fn new(study: &Study, base_label: &str) -> anyhow::Result<Self> {
         Ok(RunCarbon {
             pools: tables::pools_table(study)?,
-            base_codes: tables::class_codes(study, base),
             base_label: base_label.to_string(),
         })
     }
 
-    fn layers<'a>(&'a self, alternate: Option<&'a [f64]>) -> CarbonLayers<'a> {
-        CarbonLayers {
-            baseline: CodeLayer {
-                name: &self.base_label,
-                values: &self.base_codes,
-                nodata: None,
-            },
-            alternate: alternate.map(|values| CodeLayer {
-                name: "scenario map",
-                values,
-                nodata: None,
-            }),
-            zones: None,
+    /// Writes raster `what` of `base` (and `map`, class indices of `study`) to `path`, a
+    /// strip of rows at a time.
+    fn write_raster(
+        &self,
+        study: &Study,
+        path: &Path,
+        grid: &Grid,
+        band: &str,
+        what: Raster,
+        base: &[u8],
+        map: Option<&[u8]>,
+    ) -> anyhow::Result<()> {
+        let cells = grid.cells();
+        anyhow::ensure!(
+            base.len() == cells && map.is_none_or(|m| m.len() == cells),
+            "{}: maps of {} and {:?} cells on a grid of {cells}",
+            path.display(),
+            base.len(),
+            map.map(|m| m.len())
+        );
+        let mut writer = carbon_writer(path, grid, band)?;
+        let strip = (raster::STRIP_ROWS * grid.width).max(1);
+        for a in (0..cells).step_by(strip) {
+            let e = (a + strip).min(cells);
+            let base_codes = tables::class_codes(study, &base[a..e]);
+            let codes = map.map(|m| tables::class_codes(study, &m[a..e]));
+            let layers = CarbonLayers {
+                baseline: CodeLayer {
+                    name: &self.base_label,
+                    values: &base_codes,
+                    nodata: None,
+                },
+                alternate: codes.as_deref().map(|values| CodeLayer {
+                    name: "scenario map",
+                    values,
+                    nodata: None,
+                }),
+                zones: None,
+            };
+            let data = match what {
+                Raster::BaseStorage | Raster::Storage => carbon::storage_cells(
+                    &self.pools,
+                    &layers,
+                    if matches!(what, Raster::BaseStorage) {
+                        carbon::Map::Baseline
+                    } else {
+                        carbon::Map::Alternate
+                    },
+                    StorageUnit::TonnesPerCell,
+                    grid.cell_area(),
+                )?,
+                Raster::Change => {
+                    carbon::change_cells(&self.pools, &layers, grid.cell_area(), 1.0)?
+                }
+            };
+            writer.write_rows(0, &data)?;
         }
+        writer.finish()?;
+        Ok(())
     }
 
-    /// Writes the base map's storage raster into `dir`; returns its path.
-    pub fn write_base(&self, dir: &Path, grid: &Grid) -> anyhow::Result<PathBuf> {
+    /// Writes the storage raster of the base map `base` (class indices of `study`) into
+    /// `dir`; returns its path.
+    pub fn write_base(
+        &self,
+        study: &Study,
+        dir: &Path,
+        grid: &Grid,
+        base: &[u8],
+    ) -> anyhow::Result<PathBuf> {
         let p = dir.join(storage_name(&self.base_label));
-        let data = carbon::storage_cells(
-            &self.pools,
-            &self.layers(None),
-            carbon::Map::Baseline,
-            StorageUnit::TonnesPerCell,
-            grid.cell_area(),
-        )?;
-        write_carbon_raster(
-            &p,
-            grid,
-            &format!("carbon storage {}, t per cell", self.base_label),
-            &data,
-        )?;
+        let band = format!("carbon storage {}, t per cell", self.base_label);
+        self.write_raster(study, &p, grid, &band, Raster::BaseStorage, base, None)?;
         Ok(p)
     }
 
     /// Writes the storage raster of scenario map `map` (class indices of `study`)
-    /// labelled `label`, and its change against the base; returns both paths.
+    /// labelled `label`, and its change against the base map `base`; returns both paths.
     pub fn write_scenario(
         &self,
         study: &Study,
         dir: &Path,
         grid: &Grid,
         label: &str,
+        base: &[u8],
         map: &[u8],
     ) -> anyhow::Result<(PathBuf, PathBuf)> {
-        let codes = tables::class_codes(study, map);
-        let layers = self.layers(Some(&codes));
         let storage = dir.join(storage_name(label));
-        let data = carbon::storage_cells(
-            &self.pools,
-            &layers,
-            carbon::Map::Alternate,
-            StorageUnit::TonnesPerCell,
-            grid.cell_area(),
-        )?;
-        write_carbon_raster(
+        let band = format!("carbon storage {label}, t per cell");
+        self.write_raster(
+            study,
             &storage,
             grid,
-            &format!("carbon storage {label}, t per cell"),
-            &data,
+            &band,
+            Raster::Storage,
+            base,
+            Some(map),
         )?;
         let change = dir.join(change_name(label));
-        let data = carbon::change_cells(&self.pools, &layers, grid.cell_area(), 1.0)?;
-        write_carbon_raster(
-            &change,
-            grid,
-            &format!("carbon change {label} - {}, t per cell", self.base_label),
-            &data,
-        )?;
+        let band = format!("carbon change {label} - {}, t per cell", self.base_label);
+        self.write_raster(study, &change, grid, &band, Raster::Change, base, Some(map))?;
         Ok((storage, change))
     }
 }

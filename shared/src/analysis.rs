@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use crate::carbon::totals::storage_t;
 use crate::config::{KernelName, Study};
 use crate::error::{Error, Result};
@@ -22,16 +24,14 @@ use crate::stack::Stack;
 /// A seeded sample of `n` valid cells (the smallest Philox keys; ascending cell order).
 pub fn sample_cells(mask: &[bool], n: usize, seed: u64) -> Vec<usize> {
     let rng = CounterRng::new(seed);
-    let mut keyed: Vec<(u32, usize)> = mask
-        .iter()
-        .enumerate()
-        .filter(|(_, &v)| v)
-        .map(|(i, _)| (rng.block(stream::GWR_SAMPLE, 0, i as u64, 0)[0], i))
-        .collect();
-    if keyed.len() > n {
-        keyed.select_nth_unstable(n);
-        keyed.truncate(n);
-    }
+    // the n smallest (key, cell) pairs, without a pair per valid cell in memory
+    let keyed: Vec<(u32, usize)> = crate::select::smallest_n(
+        mask.par_iter()
+            .enumerate()
+            .filter(|(_, &v)| v)
+            .map(|(i, _)| (rng.block(stream::GWR_SAMPLE, 0, i as u64, 0)[0], i)),
+        n,
+    );
     let mut cells: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
     cells.sort_unstable();
     cells
@@ -195,7 +195,37 @@ pub fn driver_sample(
     cells: Vec<usize>,
 ) -> Result<DriverSample> {
     let k = study.k();
+    if suitability.len() != stack.grid.cells() * k {
+        return Err(Error::Data(format!(
+            "driver analysis: {} suitability values, expected {} cells x {k} classes",
+            suitability.len(),
+            stack.grid.cells()
+        )));
+    }
+    let at: Vec<f32> = cells
+        .iter()
+        .flat_map(|&i| suitability[i * k..(i + 1) * k].iter().copied())
+        .collect();
+    driver_sample_at(study, stack, &at, carbon, cells)
+}
+
+/// [`driver_sample`] from the suitability of the sampled cells only: `suitability_at`
+/// holds K values per cell of `cells`, in that order.
+pub fn driver_sample_at(
+    study: &Study,
+    stack: &Stack,
+    suitability_at: &[f32],
+    carbon: &[(String, Vec<f64>)],
+    cells: Vec<usize>,
+) -> Result<DriverSample> {
+    let k = study.k();
     let n = cells.len();
+    if suitability_at.len() != n * k {
+        return Err(Error::Data(format!(
+            "driver analysis: {} suitability values for {n} sample cells x {k} classes",
+            suitability_at.len()
+        )));
+    }
     let coords: Vec<[f64; 2]> = cells
         .iter()
         .map(|&i| {
@@ -227,10 +257,7 @@ pub fn driver_sample(
         .map(|(c, class)| {
             (
                 format!("suitability_{}", class.name),
-                cells
-                    .iter()
-                    .map(|&i| suitability[i * k + c] as f64)
-                    .collect(),
+                (0..n).map(|j| suitability_at[j * k + c] as f64).collect(),
             )
         })
         .collect();

@@ -25,6 +25,7 @@ pub mod outputs;
 pub mod prepare;
 pub mod raster;
 pub mod rng;
+pub mod select;
 pub mod stack;
 pub mod tables;
 pub mod zones;

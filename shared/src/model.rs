@@ -66,6 +66,20 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
             report: None,
         });
     }
+    let trained = train(study, stack, year)?;
+    let drivers: Vec<&[f32]> = stack.drivers.iter().map(|d| d.values.as_slice()).collect();
+    let values = ann::suitability(&drivers, &stack.mask, &trained.network)?;
+    Ok(Suitability {
+        values,
+        network: Some(trained.network),
+        report: Some(trained.report),
+    })
+}
+
+/// The ANN of [`suitability`] without the suitability of every cell: trained on the map
+/// of `year` and the drivers (the caller computes suitability where and when it needs
+/// it, e.g. a block of rows at a time). An error when the study has no driver.
+pub fn train(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainedAnn> {
     if stack.drivers.is_empty() {
         return Err(Error::Config {
             file: study.file.clone(),
@@ -93,13 +107,7 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
         class_names: &class_names,
         width: stack.grid.width,
     };
-    let trained = ann::train(&data, &ann_settings(study), study.config.study.seed)?;
-    let values = ann::suitability(&drivers, &stack.mask, &trained.network)?;
-    Ok(Suitability {
-        values,
-        network: Some(trained.network),
-        report: Some(trained.report),
-    })
+    ann::train(&data, &ann_settings(study), study.config.study.seed)
 }
 
 /// CA parameters of scenario `index` (its conversion matrix; the validation run uses

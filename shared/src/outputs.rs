@@ -31,16 +31,6 @@ pub fn write_landuse(path: &Path, study: &Study, grid: &Grid, map: &[u8]) -> Res
     } else {
         0
     };
-    let data: Vec<u8> = map
-        .iter()
-        .map(|&v| {
-            if v == NO_CLASS || v as usize >= classes.len() {
-                nodata
-            } else {
-                code(v as usize)
-            }
-        })
-        .collect();
     let palette = classes
         .iter()
         .enumerate()
@@ -50,16 +40,36 @@ pub fn write_landuse(path: &Path, study: &Study, grid: &Grid, map: &[u8]) -> Res
             rgb: c.rgb(),
         })
         .collect();
-    raster::write_geotiff(
+    if map.len() != grid.cells() {
+        return Err(crate::Error::raster(
+            path,
+            format!("map has {} cells, the grid {}", map.len(), grid.cells()),
+        ));
+    }
+    let mut writer = raster::StripWriter::<u8>::create(
         path,
         grid,
-        &[&data],
+        1,
         &WriteOptions {
             nodata: Some(nodata as f64),
             palette,
             band_names: vec!["land use".into()],
         },
-    )
+    )?;
+    // class codes a strip of rows at a time: no copy of the whole map
+    let mut strip = Vec::with_capacity(raster::STRIP_ROWS * grid.width);
+    for rows in map.chunks((raster::STRIP_ROWS * grid.width).max(1)) {
+        strip.clear();
+        strip.extend(rows.iter().map(|&v| {
+            if v == NO_CLASS || v as usize >= classes.len() {
+                nodata
+            } else {
+                code(v as usize)
+            }
+        }));
+        writer.write_rows(0, &strip)?;
+    }
+    writer.finish()
 }
 
 /// Writes the per-iteration records: counts, gaps and inertia per class.

@@ -246,6 +246,43 @@ pub fn read_band<T: GdalType + Copy + Default>(
     Ok((info, data))
 }
 
+/// Reads band `band` (1-based) of `path` a strip of [`STRIP_ROWS`] rows at a time,
+/// converted to `T`: `f(first row, values of the strip's rows)`. Neither a copy of the
+/// band nor GDAL's cache of its blocks outgrows a strip. Returns the header.
+pub fn read_band_strips<T: GdalType + Copy + Default>(
+    path: &Path,
+    band: usize,
+    mut f: impl FnMut(usize, &[T]) -> Result<()>,
+) -> Result<RasterInfo> {
+    let ds = open(path)?;
+    let info = info_of(&ds, path)?;
+    if band == 0 || band > info.bands {
+        return Err(Error::raster(
+            path,
+            format!("has {} band(s), band {band} was asked for", info.bands),
+        ));
+    }
+    let (w, h) = (info.grid.width, info.grid.height);
+    let rb = ds.rasterband(band).map_err(|e| Error::raster(path, e))?;
+    let mut data = vec![T::default(); STRIP_ROWS.min(h) * w];
+    for y0 in (0..h).step_by(STRIP_ROWS) {
+        let rows = STRIP_ROWS.min(h - y0);
+        let chunk = &mut data[..rows * w];
+        rb.read_into_slice::<T>((0, y0 as isize), (w, rows), (w, rows), chunk, None)
+            .map_err(|e| {
+                Error::raster(
+                    path,
+                    format!("read failed at row {y0}: the file is truncated or corrupt ({e})"),
+                )
+            })?;
+        // the strip's blocks are read: out of GDAL's cache
+        // SAFETY: the band handle belongs to the open dataset `ds`.
+        unsafe { gdal_sys::GDALFlushRasterCache(rb.c_rasterband()) };
+        f(y0, chunk)?;
+    }
+    Ok(info)
+}
+
 /// Reads a window (`x`, `y`, `w`, `h` in cells) of band `band` (1-based) of `path`.
 pub fn read_window<T: GdalType + Copy + Default>(
     path: &Path,
@@ -373,7 +410,8 @@ fn temp_name(path: &Path) -> PathBuf {
 
 /// Writes `bands` (each `grid.cells()` values, row-major) as a tiled, DEFLATE-compressed
 /// GeoTIFF on `grid`, a strip of rows at a time, to a temporary name that is renamed to
-/// `path` only when everything was written.
+/// `path` only when everything was written. The same file as a [`StripWriter`] fed the
+/// bands one after the other.
 pub fn write_geotiff<T: GdalType + Copy>(
     path: &Path,
     grid: &Grid,
@@ -395,46 +433,206 @@ pub fn write_geotiff<T: GdalType + Copy>(
             ));
         }
     }
-    let tmp = temp_name(path);
-    // GDAL reports some write failures (a full disk, a file-size limit) only through
-    // its error state, not through the return values of the calls: check it.
-    // SAFETY: CPLErrorReset and CPLGetLastError* touch only this thread's error state.
-    unsafe { gdal_sys::CPLErrorReset() };
-    let mut result = write_geotiff_to(&tmp, path, grid, bands, options);
-    let last = unsafe { gdal_sys::CPLGetLastErrorType() };
-    if result.is_ok() && last >= gdal_sys::CPLErr::CE_Failure {
-        // SAFETY: the message is a NUL-terminated string owned by GDAL, copied at once.
-        let msg = unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }
-            .to_string_lossy()
-            .to_string();
-        result = Err(Error::raster(path, format!("write failed: {msg}")));
-    }
-    match result {
-        Ok(()) => {
-            // GTiff keeps category names in a PAM side file: it moves with the raster.
-            let tmp_aux = aux_name(&tmp);
-            let aux = aux_name(path);
-            let _ = std::fs::remove_file(&aux);
-            if tmp_aux.exists() {
-                std::fs::rename(&tmp_aux, &aux).map_err(|e| Error::io(&aux, e))?;
-            }
-            std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let mut writer = StripWriter::<T>::create(path, grid, bands.len(), options)?;
+    let w = grid.width.max(1);
+    for (bi, data) in bands.iter().enumerate() {
+        for chunk in data.chunks(STRIP_ROWS * w) {
+            writer.write_rows(bi, chunk)?;
         }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            let _ = std::fs::remove_file(aux_name(&tmp));
-            Err(e)
+    }
+    writer.finish()
+}
+
+/// A tiled, DEFLATE-compressed GeoTIFF written a few rows at a time, so that neither
+/// the caller nor GDAL's block cache holds more than a strip of blocks: every band's
+/// rows are appended top to bottom with [`StripWriter::write_rows`], and each band's
+/// blocks are flushed to the file as soon as a row of blocks is complete. The file has
+/// a temporary name until [`StripWriter::finish`] renames it to its path; dropped
+/// unfinished, the temporary file is removed.
+///
+/// Blocks are stored in the order their rows are completed: a raster written band after
+/// band in strips of [`STRIP_ROWS`] rows is byte for byte the file [`write_geotiff`]
+/// writes; other strip heights give the same values (the file's bytes may differ).
+pub struct StripWriter<T: GdalType + Copy> {
+    ds: Option<Dataset>,
+    tmp: PathBuf,
+    path: PathBuf,
+    width: usize,
+    height: usize,
+    /// Rows written so far, per band.
+    rows_done: Vec<usize>,
+    _values: std::marker::PhantomData<T>,
+}
+
+impl<T: GdalType + Copy> StripWriter<T> {
+    /// Creates the temporary file of `path` on `grid` with `bands` bands of type `T`,
+    /// their nodata, names and palette from `options`.
+    pub fn create(path: &Path, grid: &Grid, bands: usize, options: &WriteOptions) -> Result<Self> {
+        if bands == 0 {
+            return Err(Error::raster(path, "nothing to write (no bands)"));
+        }
+        let tmp = temp_name(path);
+        // GDAL reports some write failures (a full disk, a file-size limit) only through
+        // its error state, not through the return values of the calls: it is checked
+        // when the file is finished.
+        // SAFETY: CPLErrorReset touches only this thread's error state.
+        unsafe { gdal_sys::CPLErrorReset() };
+        match create_geotiff::<T>(&tmp, path, grid, bands, options) {
+            Ok(ds) => Ok(Self {
+                ds: Some(ds),
+                tmp,
+                path: path.to_path_buf(),
+                width: grid.width,
+                height: grid.height,
+                rows_done: vec![0; bands],
+                _values: std::marker::PhantomData,
+            }),
+            Err(e) => {
+                remove_partial(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends whole rows (`rows.len()` a multiple of the grid width) to band `band`
+    /// (0-based), below the rows written to it before.
+    pub fn write_rows(&mut self, band: usize, rows: &[T]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e: gdal::errors::GdalError| Error::raster(&path, format!("write failed: {e}"));
+        let w = self.width;
+        let Some(&done) = self.rows_done.get(band) else {
+            return Err(Error::raster(
+                &path,
+                format!(
+                    "band {} written, the raster has {} band(s)",
+                    band + 1,
+                    self.rows_done.len()
+                ),
+            ));
+        };
+        if w == 0 || rows.len() % w != 0 || done + rows.len() / w > self.height {
+            return Err(Error::raster(
+                &path,
+                format!(
+                    "{} values written below row {done} of band {}: expected whole rows of {w} \
+                     cells within the {} rows of the grid",
+                    rows.len(),
+                    band + 1,
+                    self.height
+                ),
+            ));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ds = self
+            .ds
+            .as_ref()
+            .ok_or_else(|| Error::raster(&path, "write after the file was closed"))?;
+        let mut rb = ds.rasterband(band + 1).map_err(err)?;
+        // written up to each boundary of a row of blocks, which is then flushed: a block
+        // reaches the file once, complete, whatever the caller's strips
+        let mut done = done;
+        let mut part = rows;
+        while !part.is_empty() {
+            let room = STRIP_ROWS - done % STRIP_ROWS;
+            let n = (part.len() / w).min(room);
+            let (now_rows, rest) = part.split_at(n * w);
+            let mut buf = gdal::raster::Buffer::new((w, n), now_rows.to_vec());
+            rb.write((0, done as isize), (w, n), &mut buf)
+                .map_err(err)?;
+            done += n;
+            self.rows_done[band] = done;
+            part = rest;
+            if done.is_multiple_of(STRIP_ROWS) || done == self.height {
+                // SAFETY: the band handle belongs to the open dataset `ds`.
+                let rv = unsafe { gdal_sys::GDALFlushRasterCache(rb.c_rasterband()) };
+                if rv != gdal_sys::CPLErr::CE_None {
+                    return Err(Error::raster(
+                        &path,
+                        format!(
+                            "write failed: flushing rows up to {done} of band {}",
+                            band + 1
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every band has all its rows, closes the file and renames it to its
+    /// path.
+    pub fn finish(mut self) -> Result<()> {
+        let path = self.path.clone();
+        if let Some(b) = self.rows_done.iter().position(|&r| r != self.height) {
+            return Err(Error::raster(
+                &path,
+                format!(
+                    "band {} has {} of its {} rows written; expected every row",
+                    b + 1,
+                    self.rows_done[b],
+                    self.height
+                ),
+            ));
+        }
+        let err = |e: gdal::errors::GdalError| Error::raster(&path, format!("write failed: {e}"));
+        let mut result = match self.ds.take() {
+            Some(mut ds) => ds
+                .flush_cache()
+                .map_err(err)
+                .and_then(|_| ds.close().map_err(err)),
+            None => Err(Error::raster(&path, "the file was already closed")),
+        };
+        // SAFETY: CPLGetLastError* read only this thread's error state.
+        let last = unsafe { gdal_sys::CPLGetLastErrorType() };
+        if result.is_ok() && last >= gdal_sys::CPLErr::CE_Failure {
+            // SAFETY: the message is a NUL-terminated string owned by GDAL, copied at once.
+            let msg = unsafe { std::ffi::CStr::from_ptr(gdal_sys::CPLGetLastErrorMsg()) }
+                .to_string_lossy()
+                .to_string();
+            result = Err(Error::raster(&path, format!("write failed: {msg}")));
+        }
+        if result.is_ok() {
+            // GTiff keeps category names in a PAM side file: it moves with the raster.
+            let tmp_aux = aux_name(&self.tmp);
+            let aux = aux_name(&path);
+            let _ = std::fs::remove_file(&aux);
+            result = (|| {
+                if tmp_aux.exists() {
+                    std::fs::rename(&tmp_aux, &aux).map_err(|e| Error::io(&aux, e))?;
+                }
+                std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))
+            })();
+        }
+        if result.is_err() {
+            remove_partial(&self.tmp);
+        }
+        result
+    }
+}
+
+impl<T: GdalType + Copy> Drop for StripWriter<T> {
+    fn drop(&mut self) {
+        if let Some(ds) = self.ds.take() {
+            drop(ds);
+            remove_partial(&self.tmp);
         }
     }
 }
 
-fn write_geotiff_to<T: GdalType + Copy>(
+fn remove_partial(tmp: &Path) {
+    let _ = std::fs::remove_file(tmp);
+    let _ = std::fs::remove_file(aux_name(tmp));
+}
+
+fn create_geotiff<T: GdalType + Copy>(
     tmp: &Path,
     path: &Path,
     grid: &Grid,
-    bands: &[&[T]],
+    bands: usize,
     options: &WriteOptions,
-) -> Result<()> {
+) -> Result<Dataset> {
     let err = |e: gdal::errors::GdalError| Error::raster(path, format!("write failed: {e}"));
     let driver = DriverManager::get_driver_by_name("GTiff").map_err(err)?;
     let mut copts = RasterCreationOptions::new();
@@ -447,24 +645,17 @@ fn write_geotiff_to<T: GdalType + Copy>(
     ] {
         copts.set_name_value(k, v).map_err(err)?;
     }
-    if bands.len() > 1 {
+    if bands > 1 {
         copts.set_name_value("INTERLEAVE", "BAND").map_err(err)?;
     }
     let mut ds = driver
-        .create_with_band_type_with_options::<T, _>(
-            tmp,
-            grid.width,
-            grid.height,
-            bands.len(),
-            &copts,
-        )
+        .create_with_band_type_with_options::<T, _>(tmp, grid.width, grid.height, bands, &copts)
         .map_err(err)?;
     ds.set_geo_transform(&grid.geotransform).map_err(err)?;
     if !grid.crs_wkt.is_empty() {
         ds.set_projection(&grid.crs_wkt).map_err(err)?;
     }
-    let w = grid.width;
-    for (bi, data) in bands.iter().enumerate() {
+    for bi in 0..bands {
         let mut band = ds.rasterband(bi + 1).map_err(err)?;
         band.set_no_data_value(options.nodata).map_err(err)?;
         if let Some(name) = options.band_names.get(bi) {
@@ -484,16 +675,8 @@ fn write_geotiff_to<T: GdalType + Copy>(
             band.set_color_table(&table);
             set_category_names(&band, &names);
         }
-        for (strip, chunk) in data.chunks(STRIP_ROWS * w).enumerate() {
-            let rows = chunk.len() / w;
-            let mut buf = gdal::raster::Buffer::new((w, rows), chunk.to_vec());
-            band.write((0, (strip * STRIP_ROWS) as isize), (w, rows), &mut buf)
-                .map_err(err)?;
-        }
     }
-    ds.flush_cache().map_err(err)?;
-    ds.close().map_err(err)?;
-    Ok(())
+    Ok(ds)
 }
 
 fn set_category_names(band: &gdal::raster::RasterBand<'_>, names: &[String]) {
@@ -571,6 +754,77 @@ mod tests {
             names,
             vec!["classes.tif".to_string(), "classes.tif.aux.xml".to_string()]
         );
+    }
+
+    #[test]
+    fn a_raster_written_in_strips_is_the_file_written_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = grid(); // 300 x 270: two rows of 256 x 256 blocks
+                        // band b, column x, row y: 100000 b + 10 y + x / 4 (exact in f32)
+        let value = |b: usize, x: usize, y: usize| (100000 * b + 10 * y) as f32 + x as f32 / 4.0;
+        let bands: Vec<Vec<f32>> = (0..2)
+            .map(|b| (0..g.cells()).map(|i| value(b, i % 300, i / 300)).collect())
+            .collect();
+        let opts = WriteOptions {
+            nodata: Some(-1.0),
+            palette: Vec::new(),
+            band_names: vec!["a".into(), "b".into()],
+        };
+        let whole = dir.path().join("whole.tif");
+        write_geotiff(&whole, &g, &[&bands[0], &bands[1]], &opts).unwrap();
+        // strips of STRIP_ROWS rows, band after band: the same bytes
+        let strips = dir.path().join("strips.tif");
+        let mut w = StripWriter::<f32>::create(&strips, &g, 2, &opts).unwrap();
+        for (b, band) in bands.iter().enumerate() {
+            for rows in band.chunks(STRIP_ROWS * 300) {
+                w.write_rows(b, rows).unwrap();
+            }
+        }
+        // nothing under the final name until it is finished
+        assert!(!strips.exists());
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read(&whole).unwrap(),
+            std::fs::read(&strips).unwrap()
+        );
+        // 7 rows at a time, the bands interleaved: strips straddle the block boundary
+        // at row 256; the same values
+        let sevens = dir.path().join("sevens.tif");
+        let mut w = StripWriter::<f32>::create(&sevens, &g, 2, &opts).unwrap();
+        for (a, b) in bands[0].chunks(7 * 300).zip(bands[1].chunks(7 * 300)) {
+            w.write_rows(0, a).unwrap();
+            w.write_rows(1, b).unwrap();
+        }
+        w.finish().unwrap();
+        for p in [&strips, &sevens] {
+            let (_, b1) = read_band::<f32>(p, 1).unwrap();
+            let (_, b2) = read_band::<f32>(p, 2).unwrap();
+            // row 269, column 299 of band 2: 100000 + 2690 + 74.75
+            assert_eq!(b2[269 * 300 + 299], 102764.75);
+            // row 256 (first row of the second block row), column 1 of band 1: 2560.25
+            assert_eq!(b1[256 * 300 + 1], 2560.25);
+            // row 255, column 4 of band 1: 2550 + 1
+            assert_eq!(b1[255 * 300 + 4], 2551.0);
+            assert_eq!(b1, bands[0]);
+            assert_eq!(b2, bands[1]);
+        }
+    }
+
+    #[test]
+    fn an_unfinished_strip_writer_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = grid();
+        let p = dir.path().join("part.tif");
+        let mut w = StripWriter::<u8>::create(&p, &g, 1, &WriteOptions::default()).unwrap();
+        w.write_rows(0, &vec![1u8; 300 * 10]).unwrap();
+        // a partial row and rows past the bottom are refused
+        assert!(w.write_rows(0, &[1u8; 299]).is_err());
+        assert!(w.write_rows(0, &vec![1u8; 300 * 261]).is_err());
+        let e = w.finish().unwrap_err().to_string();
+        assert!(e.contains("10 of its 270 rows"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        assert!(!p.exists());
     }
 
     #[test]

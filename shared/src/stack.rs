@@ -65,16 +65,10 @@ impl Stack {
     }
 }
 
-/// Values of one layer on the grid plus a per-cell "has data" flag.
-struct Layer {
-    values: Vec<f64>,
-    has_data: Vec<bool>,
-    /// The nodata value in force (declared or configured).
-    nodata: Option<f64>,
-}
-
-/// Reads band `band` of `path` onto `grid`: as is when it is on the grid, warped when
-/// `align` is set, otherwise an error naming both files.
+/// Reads band `band` of `path` onto `grid`: as is when it is on the grid (a strip of rows
+/// at a time), warped when `align` is set (whole), otherwise an error naming both files.
+/// `f(first cell, values, has data, nodata in force)` sees every cell once, in order;
+/// a layer without any data cell is an error (after `f` saw it).
 fn read_on_grid(
     study: &Study,
     reference: &Path,
@@ -84,7 +78,8 @@ fn read_on_grid(
     nodata: Option<&NodataSetting>,
     resample: Resample,
     warped: &mut Vec<PathBuf>,
-) -> Result<Layer> {
+    mut f: impl FnMut(usize, &[f64], &[bool], Option<f64>) -> Result<()>,
+) -> Result<()> {
     let info = raster::info(path)?;
     let same = raster::check_same_grid(
         reference,
@@ -93,30 +88,41 @@ fn read_on_grid(
         &info.grid,
         study.config.study.grid_tolerance,
     );
-    let (values, declared) = match same {
-        Ok(()) => {
-            let (_, v) = raster::read_band::<f64>(path, band)?;
-            (v, info.nodata)
-        }
-        Err(Error::GridMismatch { difference, .. }) if study.config.study.align => {
-            tracing::info!(file = %path.display(), %difference, "warping onto the land-use grid");
-            warped.push(path.to_path_buf());
-            let (v, nd) = raster::warp_to_grid(path, grid, resample)?;
-            (v, if nd.is_nan() { None } else { Some(nd) })
-        }
-        Err(e) => return Err(e),
-    };
-    let nodata = match nodata {
+    let in_force = |declared: Option<f64>| match nodata {
         None => declared,
         Some(NodataSetting::Value(v)) => Some(*v),
         Some(NodataSetting::Keyword(w)) if w == "none" => None,
         Some(NodataSetting::Keyword(_)) => declared,
     };
-    let has_data: Vec<bool> = values
-        .iter()
-        .map(|&v| !v.is_nan() && nodata.is_none_or(|nd| v != nd))
-        .collect();
-    if !has_data.iter().any(|&d| d) {
+    let mut has_data = Vec::new();
+    let mut any = false;
+    let mut feed = |first: usize, values: &[f64], nodata: Option<f64>| -> Result<()> {
+        has_data.clear();
+        has_data.extend(
+            values
+                .iter()
+                .map(|&v| !v.is_nan() && nodata.is_none_or(|nd| v != nd)),
+        );
+        any |= has_data.iter().any(|&d| d);
+        f(first, values, &has_data, nodata)
+    };
+    let nodata = match same {
+        Ok(()) => {
+            let nd = in_force(info.nodata);
+            raster::read_band_strips::<f64>(path, band, |row, v| feed(row * grid.width, v, nd))?;
+            nd
+        }
+        Err(Error::GridMismatch { difference, .. }) if study.config.study.align => {
+            tracing::info!(file = %path.display(), %difference, "warping onto the land-use grid");
+            warped.push(path.to_path_buf());
+            let (v, nd) = raster::warp_to_grid(path, grid, resample)?;
+            let nd = in_force(if nd.is_nan() { None } else { Some(nd) });
+            feed(0, &v, nd)?;
+            nd
+        }
+        Err(e) => return Err(e),
+    };
+    if !any {
         return Err(Error::raster(
             path,
             format!(
@@ -125,11 +131,7 @@ fn read_on_grid(
             ),
         ));
     }
-    Ok(Layer {
-        values,
-        has_data,
-        nodata,
-    })
+    Ok(())
 }
 
 /// Reads every layer of `study` onto the grid of its first land-use map.
@@ -155,7 +157,10 @@ pub fn load(study: &Study) -> Result<Stack> {
     let mut raw_maps = BTreeMap::new();
     for m in &cfg.landuse {
         let path = study.resolve(&m.path);
-        let layer = read_on_grid(
+        // map codes to indices; unknown codes with data are an error
+        let mut idx = vec![NO_CLASS; n];
+        let mut unknown: BTreeMap<i64, u64> = BTreeMap::new();
+        read_on_grid(
             study,
             &reference,
             &grid,
@@ -164,32 +169,32 @@ pub fn load(study: &Study) -> Result<Stack> {
             None,
             Resample::Nearest,
             &mut warped,
+            |first, values, has_data, _| {
+                for (j, (&v, &d)) in values.iter().zip(has_data).enumerate() {
+                    let i = first + j;
+                    if !d {
+                        mask[i] = false;
+                        continue;
+                    }
+                    if v.fract() != 0.0 {
+                        return Err(Error::raster(
+                            &path,
+                            format!(
+                                "value {v} at row {}, column {} is not an integer class code",
+                                i / grid.width,
+                                i % grid.width
+                            ),
+                        ));
+                    }
+                    let code = v as i64;
+                    match code_index.get(&code) {
+                        Some(&c) => idx[i] = c,
+                        None => *unknown.entry(code).or_default() += 1,
+                    }
+                }
+                Ok(())
+            },
         )?;
-        // map codes to indices; unknown codes with data are an error
-        let mut idx = vec![NO_CLASS; n];
-        let mut unknown: BTreeMap<i64, u64> = BTreeMap::new();
-        for i in 0..n {
-            if !layer.has_data[i] {
-                mask[i] = false;
-                continue;
-            }
-            let v = layer.values[i];
-            if v.fract() != 0.0 {
-                return Err(Error::raster(
-                    &path,
-                    format!(
-                        "value {v} at row {}, column {} is not an integer class code",
-                        i / grid.width,
-                        i % grid.width
-                    ),
-                ));
-            }
-            let code = v as i64;
-            match code_index.get(&code) {
-                Some(&c) => idx[i] = c,
-                None => *unknown.entry(code).or_default() += 1,
-            }
-        }
         if !unknown.is_empty() {
             let list: Vec<String> = unknown
                 .iter()
@@ -213,7 +218,8 @@ pub fn load(study: &Study) -> Result<Stack> {
     let mut drivers = Vec::new();
     for d in &cfg.drivers {
         let path = study.resolve(&d.path);
-        let layer = read_layer(
+        let mut values: Vec<f32> = Vec::with_capacity(n);
+        read_layer(
             study,
             &reference,
             &grid,
@@ -221,46 +227,51 @@ pub fn load(study: &Study) -> Result<Stack> {
             d,
             Resample::Bilinear,
             &mut warped,
+            |first, strip, has_data, nodata| {
+                // NaN counts as nodata only where the layer declares no other nodata value.
+                let nan_is_bad = nodata.is_some_and(|nd| !nd.is_nan());
+                for (j, (&v, &data)) in strip.iter().zip(has_data).enumerate() {
+                    let i = first + j;
+                    if nan_is_bad && v.is_nan() {
+                        return Err(Error::raster(
+                            &path,
+                            format!(
+                                "driver {:?} has NaN at row {}, column {}; expected finite numbers or its nodata value {}",
+                                d.name,
+                                i / grid.width,
+                                i % grid.width,
+                                nodata.unwrap_or(f64::NAN)
+                            ),
+                        ));
+                    }
+                    if data && v.is_infinite() {
+                        return Err(Error::raster(
+                            &path,
+                            format!(
+                                "driver {:?} has an infinite value at row {}, column {}; expected finite numbers or nodata",
+                                d.name,
+                                i / grid.width,
+                                i % grid.width
+                            ),
+                        ));
+                    }
+                    mask[i] &= data;
+                }
+                values.extend(strip.iter().map(|&v| v as f32));
+                Ok(())
+            },
         )?;
-        // NaN counts as nodata only where the layer declares no other nodata value.
-        let nan_is_bad = layer.nodata.is_some_and(|nd| !nd.is_nan());
-        for i in 0..n {
-            if nan_is_bad && layer.values[i].is_nan() {
-                return Err(Error::raster(
-                    &path,
-                    format!(
-                        "driver {:?} has NaN at row {}, column {}; expected finite numbers or its nodata value {}",
-                        d.name,
-                        i / grid.width,
-                        i % grid.width,
-                        layer.nodata.unwrap_or(f64::NAN)
-                    ),
-                ));
-            }
-            if layer.has_data[i] && layer.values[i].is_infinite() {
-                return Err(Error::raster(
-                    &path,
-                    format!(
-                        "driver {:?} has an infinite value at row {}, column {}; expected finite numbers or nodata",
-                        d.name,
-                        i / grid.width,
-                        i % grid.width
-                    ),
-                ));
-            }
-            mask[i] &= layer.has_data[i];
-        }
         drivers.push(Driver {
             name: d.name.clone(),
             path,
-            values: layer.values.iter().map(|&v| v as f32).collect(),
+            values,
         });
     }
 
     let mut restricted = vec![false; n];
     for r in &cfg.restrictions {
         let path = study.resolve(&r.path);
-        let layer = read_layer(
+        read_layer(
             study,
             &reference,
             &grid,
@@ -268,13 +279,16 @@ pub fn load(study: &Study) -> Result<Stack> {
             r,
             Resample::Nearest,
             &mut warped,
+            |first, values, has_data, _| {
+                for (j, (&v, &data)) in values.iter().zip(has_data).enumerate() {
+                    mask[first + j] &= data;
+                    if data && v == 0.0 {
+                        restricted[first + j] = true;
+                    }
+                }
+                Ok(())
+            },
         )?;
-        for i in 0..n {
-            mask[i] &= layer.has_data[i];
-            if layer.has_data[i] && layer.values[i] == 0.0 {
-                restricted[i] = true;
-            }
-        }
     }
 
     let zones = match &cfg.zones {
@@ -291,7 +305,8 @@ pub fn load(study: &Study) -> Result<Stack> {
                     ),
                 });
             }
-            let layer = read_on_grid(
+            let mut codes: Vec<i32> = Vec::with_capacity(n);
+            read_on_grid(
                 study,
                 &reference,
                 &grid,
@@ -300,11 +315,15 @@ pub fn load(study: &Study) -> Result<Stack> {
                 None,
                 Resample::Nearest,
                 &mut warped,
+                |first, values, has_data, _| {
+                    for (j, &data) in has_data.iter().enumerate() {
+                        mask[first + j] &= data;
+                    }
+                    codes.extend(values.iter().map(|&v| v as i32));
+                    Ok(())
+                },
             )?;
-            for i in 0..n {
-                mask[i] &= layer.has_data[i];
-            }
-            Some(layer.values.iter().map(|&v| v as i32).collect())
+            Some(codes)
         }
     };
 
@@ -346,7 +365,8 @@ fn read_layer(
     cfg: &LayerConfig,
     resample: Resample,
     warped: &mut Vec<PathBuf>,
-) -> Result<Layer> {
+    f: impl FnMut(usize, &[f64], &[bool], Option<f64>) -> Result<()>,
+) -> Result<()> {
     read_on_grid(
         study,
         reference,
@@ -356,6 +376,7 @@ fn read_layer(
         cfg.nodata.as_ref(),
         resample,
         warped,
+        f,
     )
 }
 

@@ -282,27 +282,37 @@ impl Worker for WorkerService {
         let r = req.into_inner();
         let net: flus_shared::ann::Network = serde_json::from_slice(&r.network)
             .map_err(|e| Status::invalid_argument(format!("network: {e}")))?;
+        // One tile after the other, its cells in parallel: each tile drops its driver
+        // layers as soon as its suitability is computed, so the worker never holds the
+        // drivers and the suitability of all its tiles at once.
         let tiles = self
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
-                tiles
-                    .par_iter_mut()
-                    .map(|t| {
-                        let k = t.spec.classes as usize;
-                        let valid: Vec<bool> = t.core_classes().map(|c| (c as usize) < k).collect();
-                        let drivers: Vec<&[f32]> = t.drivers.iter().map(|d| d.as_slice()).collect();
-                        let mut out = vec![0f32; valid.len() * k];
-                        flus_shared::ann::suitability_window(&drivers, &valid, &net, &mut out)
-                            .map_err(|e| {
-                                Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id))
-                            })?;
-                        let max = flus_shared::ann::max_suitability_per_class(&out, &valid, k);
-                        t.suitability = out;
-                        Ok(TileSuitability {
-                            tile_id: t.spec.tile_id,
-                            max,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, Status>>()
+                if let Some(t) = tiles.iter().find(|t| t.drivers_dropped) {
+                    return Err(Status::failed_precondition(format!(
+                        "tile {}: its suitability was already computed and its driver layers \
+                         dropped; load the tile again to compute its suitability anew",
+                        t.spec.tile_id
+                    )));
+                }
+                let mut done = Vec::with_capacity(tiles.len());
+                for t in tiles.iter_mut() {
+                    let k = t.spec.classes as usize;
+                    let valid: Vec<bool> = t.core_classes().map(|c| (c as usize) < k).collect();
+                    let drivers: Vec<&[f32]> = t.drivers.iter().map(|d| d.as_slice()).collect();
+                    let out =
+                        flus_shared::ann::suitability(&drivers, &valid, &net).map_err(|e| {
+                            Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id))
+                        })?;
+                    let max = flus_shared::ann::max_suitability_per_class(&out, &valid, k);
+                    t.suitability = out;
+                    t.drivers = Vec::new();
+                    t.drivers_dropped = true;
+                    done.push(TileSuitability {
+                        tile_id: t.spec.tile_id,
+                        max,
+                    });
+                }
+                Ok(done)
             })
             .await?;
         Ok(Response::new(SuitabilityReply { tiles }))
@@ -508,5 +518,115 @@ impl Worker for WorkerService {
         tracing::info!("shutdown requested");
         self.shutdown.notify_one();
         Ok(Response::new(ShutdownReply {}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 2 x 2 tile of 2 classes (halo 0) with one driver; cell 3 is invalid.
+    fn tile_messages() -> Vec<Result<TileChunk, Status>> {
+        let spec = TileSpec {
+            tile_id: 7,
+            x0: 0,
+            y0: 0,
+            width: 2,
+            height: 2,
+            halo: 0,
+            grid_width: 2,
+            grid_height: 2,
+            classes: 2,
+        };
+        let classes = vec![0u8, 1, 1, ca::INVALID];
+        let driver: Vec<u8> = [1f32, 2.0, 3.0, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let layers = [(LayerKind::Classes, classes), (LayerKind::Driver, driver)];
+        let mut msgs = vec![Ok(TileChunk {
+            part: Some(tile_chunk::Part::Header(TileHeader {
+                run_id: "r".into(),
+                spec: Some(spec),
+                layers: layers
+                    .iter()
+                    .map(|(kind, b)| LayerInfo {
+                        name: format!("{kind:?}"),
+                        kind: *kind as i32,
+                        bytes: b.len() as u64,
+                    })
+                    .collect(),
+            })),
+        })];
+        for (i, (_, b)) in layers.into_iter().enumerate() {
+            msgs.push(Ok(TileChunk {
+                part: Some(tile_chunk::Part::Chunk(LayerChunk {
+                    layer: i as u32,
+                    offset: 0,
+                    data: b,
+                })),
+            }));
+        }
+        msgs
+    }
+
+    /// One driver, one hidden unit, two classes, every weight 0: each class 1/2.
+    fn network() -> Vec<u8> {
+        let net = flus_shared::ann::Network::from_weights(
+            vec!["d".into()],
+            vec!["a".into(), "b".into()],
+            flus_shared::ann::Normalisation {
+                min: vec![1.0],
+                max: vec![4.0],
+            },
+            &[vec![0.0]],
+            &[0.0],
+            &[vec![0.0], vec![0.0]],
+            &[0.0, 0.0],
+        )
+        .unwrap();
+        serde_json::to_vec(&net).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_tile_drops_its_drivers_after_its_suitability_and_refuses_a_second_one() {
+        let svc = WorkerService::new(
+            Limits {
+                max_tile_bytes: 1 << 20,
+                max_tiles: 4,
+            },
+            Arc::new(tokio::sync::Notify::new()),
+            None,
+        );
+        svc.receive_tile(tokio_stream::iter(tile_messages()))
+            .await
+            .unwrap();
+        let req = || {
+            Request::new(SuitabilityRequest {
+                run_id: "r".into(),
+                tile_ids: vec![7],
+                network: network(),
+            })
+        };
+        let reply = svc.suitability(req()).await.unwrap().into_inner();
+        // zero weights: softmax of (0, 0) = (1/2, 1/2) in every valid cell
+        assert_eq!(reply.tiles.len(), 1);
+        assert_eq!(reply.tiles[0].max, vec![0.5, 0.5]);
+        {
+            let store = svc.store();
+            let store = store.lock().unwrap();
+            let t = &store.runs["r"][&7];
+            assert!(t.drivers.is_empty() && t.drivers_dropped);
+            // cell 3 is invalid: 0 for both classes
+            assert_eq!(t.suitability, vec![0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0]);
+        }
+        let e = svc.suitability(req()).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.message().contains("tile 7"), "{}", e.message());
+        // loaded again, the tile has its drivers back
+        svc.receive_tile(tokio_stream::iter(tile_messages()))
+            .await
+            .unwrap();
+        assert!(svc.suitability(req()).await.is_ok());
     }
 }

@@ -20,8 +20,12 @@ pub struct Tile {
     pub restricted: Vec<bool>,
     /// Cell-major suitability of the core (K per cell).
     pub suitability: Vec<f32>,
-    /// Drivers over the core (for ANN inference on the worker).
+    /// Drivers over the core (for ANN inference on the worker); emptied once the
+    /// tile's suitability is computed from them.
     pub drivers: Vec<Vec<f32>>,
+    /// The drivers were dropped after the suitability was computed: a second
+    /// Suitability call needs the tile loaded again.
+    pub drivers_dropped: bool,
     /// Zone codes over the core (empty: one zone 0).
     pub zones: Vec<i32>,
     /// Proposals of the last step and its iteration.
@@ -217,6 +221,7 @@ impl TileBuilder {
             restricted: vec![false; core],
             suitability: Vec::new(),
             drivers: Vec::new(),
+            drivers_dropped: false,
             zones: Vec::new(),
             proposals: TileProposals::default(),
             step_iteration: None,

@@ -338,13 +338,31 @@ pub fn write_carbon_raster(
     band: &str,
     data: &[f32],
 ) -> anyhow::Result<()> {
-    let opts = WriteOptions {
+    raster::write_geotiff(path, grid, &[data], &carbon_options(band))?;
+    Ok(())
+}
+
+fn carbon_options(band: &str) -> WriteOptions {
+    WriteOptions {
         nodata: Some(CARBON_NODATA as f64),
         palette: Vec::new(),
         band_names: vec![band.to_string()],
-    };
-    raster::write_geotiff(path, grid, &[data], &opts)?;
-    Ok(())
+    }
+}
+
+/// A writer of a carbon raster fed a strip of rows at a time: the same file as
+/// [`write_carbon_raster`] of the whole array.
+pub fn carbon_writer(
+    path: &Path,
+    grid: &flus_shared::grid::Grid,
+    band: &str,
+) -> anyhow::Result<raster::StripWriter<f32>> {
+    Ok(raster::StripWriter::create(
+        path,
+        grid,
+        1,
+        &carbon_options(band),
+    )?)
 }
 
 #[allow(clippy::too_many_arguments)]

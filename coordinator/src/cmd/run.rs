@@ -417,39 +417,38 @@ impl ClusterCa<'_> {
     }
 }
 
-/// The GWR driver analysis (DESIGN 2.7): each class's suitability and each scenario's
-/// carbon change (scenario minus the base map `base_year`, from the class pools) on the
-/// drivers at the seeded sample, with the local fits on the workers when `cluster` is
-/// given, else on this machine.
+/// The GWR driver analysis (DESIGN 2.7): each class's suitability (from `network`, at
+/// the sampled `cells` only) and each scenario's carbon change (`carbon`: scenario minus
+/// the base map, from the class pools, at the same cells) on the drivers at the seeded
+/// sample, with the local fits on the workers when `cluster` is given, else on this
+/// machine.
 #[allow(clippy::too_many_arguments)]
 fn driver_analysis(
     study: &Study,
     st: &stack::Stack,
-    suitability: &[f32],
-    scenario_maps: &[(String, Vec<u8>)],
-    base_year: &i32,
+    network: &flus_shared::ann::Network,
+    cells: Vec<usize>,
+    carbon: &[(String, Vec<f64>)],
     out: &Path,
     cluster: Option<(&tokio::runtime::Runtime, &[pool::WorkerConn])>,
     deadline: Duration,
 ) -> anyhow::Result<Value> {
     use flus_shared::analysis;
-    let cells = analysis::sample_cells(
-        &st.mask,
-        study.config.gwr.sample_points,
-        study.config.study.seed,
-    );
-    let density = flus_shared::tables::densities(study);
-    let base = &st.maps[base_year];
-    let carbon: Vec<(String, Vec<f64>)> = scenario_maps
+    // the sampled cells are valid: their suitability is the network's on their drivers
+    let drivers: Vec<Vec<f32>> = st
+        .drivers
         .iter()
-        .map(|(name, map)| {
-            (
-                name.clone(),
-                analysis::carbon_change_at(&density, base, map, &cells, st.grid.cell_area()),
-            )
-        })
+        .map(|d| cells.iter().map(|&i| d.values[i]).collect())
         .collect();
-    let sample = analysis::driver_sample(study, st, suitability, &carbon, cells)?;
+    let drivers: Vec<&[f32]> = drivers.iter().map(|d| d.as_slice()).collect();
+    let mut suitability = vec![0f32; cells.len() * network.n_classes()];
+    flus_shared::ann::suitability_window(
+        &drivers,
+        &vec![true; cells.len()],
+        network,
+        &mut suitability,
+    )?;
+    let sample = analysis::driver_sample_at(study, st, &suitability, carbon, cells)?;
     let Some((rt, conns)) = cluster else {
         let mut j = analysis::run_with(study, st, &sample, &analysis::LocalSource, out)?;
         j["fits_on"] = json!("coordinator");
@@ -547,14 +546,15 @@ fn run_in(
         .collect();
     let transition = markov::transition(&st.maps[&mk.from], &st.maps[&mk.to], k);
     let demands = markov::demand(&study, &transition, st.valid_cells())?;
+    // the stack is lent to the tables, not copied
     let demand_result = super::demand::DemandResult {
         study: study.clone(),
-        stack: st.clone(),
+        stack: st,
         transition: transition.clone(),
         scenarios: demands.clone(),
     };
     super::demand::write_tables(&demand_result, &out)?;
-    drop(demand_result);
+    let st = demand_result.stack;
     stage("inputs_and_demand", &mut lap);
     drop(bar);
     let bar = crate::output::stage("workers");
@@ -635,7 +635,7 @@ fn run_in(
     if !args.no_validation {
         tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
         let mut traffic = None;
-        let v = super::validate::validate(&study, &st, &out, |params, input, suit| {
+        let v = super::validate::validate(&study, &st, &out, false, |params, input, suit| {
             let network = suit
                 .network
                 .as_ref()
@@ -653,17 +653,30 @@ fn run_in(
     // scenarios
     tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
     let bar = crate::output::stage(&format!("ANN suitability from the {} map", mk.to));
-    let suit = model::suitability(&study, &st, mk.to)?;
-    let network = suit
-        .network
-        .as_ref()
-        .context("scenarios need an ANN (no suitability raster)")?;
-    if let Some(r) = &suit.report {
-        tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
-    }
+    // The workers compute the suitability of their tiles from the network; here it is
+    // computed a strip at a time for its raster (and at the GWR sample), never held.
+    anyhow::ensure!(
+        study.config.ann.suitability.is_none(),
+        "scenarios need an ANN (no suitability raster)"
+    );
+    let trained = model::train(&study, &st, mk.to)?;
+    let network = &trained.network;
+    let r = &trained.report;
+    tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
-    flus_shared::ann::write_suitability(&suit_path, &st.grid, &suit.values, &names)?;
-    report["ann"] = json!(suit.report);
+    let max_suitability = {
+        let drivers: Vec<&[f32]> = st.drivers.iter().map(|d| d.values.as_slice()).collect();
+        flus_shared::ann::write_suitability_from_network(
+            &suit_path,
+            &st.grid,
+            &drivers,
+            &st.mask,
+            &st.restricted,
+            network,
+            &names,
+        )?
+    };
+    report["ann"] = json!(trained.report);
     report["suitability"] = json!(suit_path);
     stage("ann", &mut lap);
     drop(bar);
@@ -671,9 +684,22 @@ fn run_in(
     let base_label = mk.to.to_string();
     let base_map = out.join(format!("landuse_{base_label}.tif"));
     outputs::write_landuse(&base_map, &study, &st.grid, &st.maps[&mk.to])?;
-    let run_carbon = RunCarbon::new(&study, &st.maps[&mk.to], &base_label)?;
+    let base = &st.maps[&mk.to];
+    let run_carbon = RunCarbon::new(&study, &base_label)?;
     report["base_map"] = json!(base_map);
-    report["base_carbon"] = json!(run_carbon.write_base(&out, &st.grid)?);
+    report["base_carbon"] = json!(run_carbon.write_base(&study, &out, &st.grid, base)?);
+    let base_class_counts = st.counts(mk.to, k);
+    // the GWR sample (valid cells only, from the seed): each scenario's carbon change is
+    // taken there as soon as its map is done, and the map is dropped
+    let gwr_cells = (!st.drivers.is_empty()).then(|| {
+        flus_shared::analysis::sample_cells(
+            &st.mask,
+            study.config.gwr.sample_points,
+            study.config.study.seed,
+        )
+    });
+    let density = flus_shared::tables::densities(&study);
+    let mut carbon_at: Vec<(String, Vec<f64>)> = Vec::new();
     let file_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
     // every map of the run with its files (names in the folder), base first
     let mut run_maps = vec![json!({
@@ -683,7 +709,6 @@ fn run_in(
     })];
     let mut scen = serde_json::Map::new();
     let mut scenario_counts: Vec<(String, flus_shared::tables::ZoneCounts)> = Vec::new();
-    let mut scenario_maps: Vec<(String, Vec<u8>)> = Vec::new();
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -699,14 +724,16 @@ fn run_in(
         tracing::info!("stage 5/5: scenario {label}");
         let demand: Vec<i64> = demands[i].cells.iter().map(|&c| c as i64).collect();
         let params = model::ca_params(&study, i);
+        // the workers hold the suitability (computed from the network)
         let input = CaInput {
             width: st.grid.width,
             height: st.grid.height,
-            classes: &st.maps[&mk.to],
-            suitability: &suit.values,
+            classes: base,
+            suitability: &[],
             restricted: &st.restricted,
             demand: &demand,
         };
+        ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
         let (res, traffic, counts) = cluster.run(&label, &params, &input, network, &st)?;
         let local = flus_shared::tables::zone_counts(&res.map, st.zones.as_deref(), k);
         anyhow::ensure!(
@@ -718,7 +745,19 @@ fn run_in(
         let map_path = out.join(format!("landuse_{label}.tif"));
         outputs::write_landuse(&map_path, &study, &st.grid, &res.map)?;
         let (carbon_path, change_path) =
-            run_carbon.write_scenario(&study, &out, &st.grid, &label, &res.map)?;
+            run_carbon.write_scenario(&study, &out, &st.grid, &label, base, &res.map)?;
+        if let Some(cells) = &gwr_cells {
+            carbon_at.push((
+                sc.name.clone(),
+                flus_shared::analysis::carbon_change_at(
+                    &density,
+                    base,
+                    &res.map,
+                    cells,
+                    st.grid.cell_area(),
+                ),
+            ));
+        }
         outputs::write_iterations(
             &out.join(format!("iterations_{label}.csv")),
             &study,
@@ -731,7 +770,6 @@ fn run_in(
             "carbon": file_name(&carbon_path),
             "carbon_change": file_name(&change_path),
         }));
-        scenario_maps.push((sc.name.clone(), res.map.clone()));
         scen.insert(
             sc.name.clone(),
             json!({
@@ -770,9 +808,7 @@ fn run_in(
     report["tables"] = flus_shared::tables::write(&study, st.grid.cell_area(), &maps, &out)?;
     stage("carbon_tables", &mut lap);
     drop(bar);
-    if st.drivers.is_empty() {
-        tracing::info!("no drivers: no GWR driver analysis");
-    } else {
+    if let Some(cells) = gwr_cells {
         tracing::info!(
             points = study.config.gwr.sample_points,
             "GWR driver analysis of the {} suitability and the scenarios' carbon change",
@@ -782,15 +818,17 @@ fn run_in(
         report["gwr"] = driver_analysis(
             &study,
             &st,
-            &suit.values,
-            &scenario_maps,
-            &mk.to,
+            network,
+            cells,
+            &carbon_at,
             &out,
             (!args.gwr_local).then_some((&rt, conns.as_slice())),
             deadline,
         )?;
         drop(bar);
         stage("gwr", &mut lap);
+    } else {
+        tracing::info!("no drivers: no GWR driver analysis");
     }
     report["shared_data"] = json!(args.shared_data);
     report["memory"] = memory_report(&rt, &conns, st.grid.cells() as u64);

@@ -43,11 +43,15 @@ pub struct Validation {
 ///
 /// `run_ca` runs the CA (in this process or over the cluster) with the validation's
 /// parameters, input and suitability; everything around it is shared by `flus validate`
-/// and `flus run`.
+/// and `flus run`. With `suitability_here` false the CA's backend computes the
+/// suitability itself (the cluster's workers, from the network): only the network is
+/// trained, the input's and the [`model::Suitability`]'s values are empty, and no
+/// suitability of every cell is held here.
 pub fn validate(
     study: &Study,
     st: &stack::Stack,
     out: &std::path::Path,
+    suitability_here: bool,
     run_ca: impl FnOnce(&ca::CaParams, &CaInput, &model::Suitability) -> anyhow::Result<ca::CaOutput>,
 ) -> anyhow::Result<Validation> {
     let mk = &study.config.markov;
@@ -66,10 +70,25 @@ pub fn validate(
         mk.to,
         mk.from
     );
-    let suit = model::suitability(study, st, mk.from)?;
+    let suit = if suitability_here || study.config.ann.suitability.is_some() {
+        model::suitability(study, st, mk.from)?
+    } else {
+        let trained = model::train(study, st, mk.from)?;
+        model::Suitability {
+            values: Vec::new(),
+            network: Some(trained.network),
+            report: Some(trained.report),
+        }
+    };
     let demand = model::validation_demand(study, st)?;
     let transition = flus_shared::markov::transition(start, truth, k);
     let params = model::validation_params(study, &transition.counts);
+    if let (true, Some(net)) = (suit.values.is_empty(), &suit.network) {
+        // the warning the CA loop gives when it holds the suitability
+        let drivers: Vec<&[f32]> = st.drivers.iter().map(|d| d.values.as_slice()).collect();
+        let max = flus_shared::ann::max_free_suitability(&drivers, &st.mask, &st.restricted, net)?;
+        ca::warn_low_max_suitability(&params, &demand, &st.counts(mk.from, k), &max);
+    }
     let input = CaInput {
         width: st.grid.width,
         height: st.grid.height,
@@ -189,7 +208,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
     let label = format!("validation {}", study.config.markov.to);
     let v = common::pool(args.threads)?.install(|| {
-        validate(&study, &st, &out, |params, input, _| {
+        validate(&study, &st, &out, true, |params, input, _| {
             Ok(ca::run(
                 params,
                 input,

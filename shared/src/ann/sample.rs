@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::rng::{stream, CounterRng};
+use crate::select::smallest_n;
 
 /// Class index of an invalid cell in the class layer given to the ANN.
 pub const INVALID_CLASS: u8 = 255;
@@ -49,16 +50,6 @@ fn key(rng: &CounterRng, iteration: u32, cell: usize) -> u64 {
     ((b[0] as u64) << 32) | b[1] as u64
 }
 
-/// Keeps the `n` entries with the smallest (key, cell) of `v`, sorted.
-fn smallest(mut v: Vec<(u64, usize)>, n: usize) -> Vec<(u64, usize)> {
-    if n < v.len() {
-        v.select_nth_unstable(n);
-        v.truncate(n);
-    }
-    v.sort_unstable();
-    v
-}
-
 /// Draws the training sample from `classes` (class index per cell, [`INVALID_CLASS`] =
 /// invalid), `per_mille` of the valid cells in all, and holds out the share `holdout`
 /// of each class's sampled cells. `class_names` (K of them) name classes in errors.
@@ -88,18 +79,25 @@ pub fn draw_sample(
         )));
     }
     let rng = CounterRng::new(seed);
-    let keyed: Vec<(u64, usize)> = classes
-        .par_iter()
-        .enumerate()
-        .filter(|(_, &c)| c != INVALID_CLASS)
-        .map(|(cell, _)| (key(&rng, 0, cell), cell))
-        .collect();
-    let valid_cells = keyed.len();
-    let total = (per_mille / 1000.0 * valid_cells as f64).round() as usize;
     let mut counts = vec![0usize; k];
-    for &(_, cell) in &keyed {
-        counts[classes[cell] as usize] += 1;
+    for &c in classes {
+        if c != INVALID_CLASS {
+            counts[c as usize] += 1;
+        }
     }
+    let valid_cells: usize = counts.iter().sum();
+    let total = (per_mille / 1000.0 * valid_cells as f64).round() as usize;
+    // the cells of `class` (all valid cells: None) with the n smallest (key, cell)
+    let smallest_of = |class: Option<u8>, n: usize| {
+        smallest_n(
+            classes
+                .par_iter()
+                .enumerate()
+                .filter(|(_, &c)| c != INVALID_CLASS && class.is_none_or(|k| c == k))
+                .map(|(cell, _)| (key(&rng, 0, cell), cell)),
+            n,
+        )
+    };
     let chosen: Vec<(u64, usize)> = match sampling {
         Sampling::Uniform => {
             let per_class = total / k;
@@ -119,14 +117,8 @@ pub fn draw_sample(
                     )));
                 }
             }
-            let mut by_class: Vec<Vec<(u64, usize)>> =
-                counts.iter().map(|&n| Vec::with_capacity(n)).collect();
-            for e in keyed {
-                by_class[classes[e.1] as usize].push(e);
-            }
-            by_class
-                .into_iter()
-                .flat_map(|v| smallest(v, per_class))
+            (0..k)
+                .flat_map(|c| smallest_of(Some(c as u8), per_class))
                 .collect()
         }
         Sampling::Proportional => {
@@ -136,7 +128,7 @@ pub fn draw_sample(
                      raise `per_mille`"
                 )));
             }
-            smallest(keyed, total)
+            smallest_of(None, total)
         }
     };
     let mut by_class: Vec<Vec<(u64, usize)>> = vec![Vec::new(); k];

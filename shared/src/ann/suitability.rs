@@ -98,6 +98,20 @@ pub fn suitability(drivers: &[&[f32]], valid: &[bool], net: &Network) -> Result<
     let k = net.n_classes();
     let mut out = vec![0f32; valid.len() * k];
     check_window(drivers, valid, net, out.len())?;
+    fill_parallel(drivers, valid, net, &mut out, 0)?;
+    Ok(out)
+}
+
+/// [`suitability`] of a window of cells into `out`; `first_cell` is the window's first
+/// cell in the grid (for error messages).
+fn fill_parallel(
+    drivers: &[&[f32]],
+    valid: &[bool],
+    net: &Network,
+    out: &mut [f32],
+    first_cell: usize,
+) -> Result<()> {
+    let k = net.n_classes();
     let results: Vec<Result<()>> = out
         .par_chunks_mut(CHUNK_CELLS * k)
         .enumerate()
@@ -105,12 +119,110 @@ pub fn suitability(drivers: &[&[f32]], valid: &[bool], net: &Network) -> Result<
             let a = chunk * CHUNK_CELLS;
             let b = a + o.len() / k;
             let window: Vec<&[f32]> = drivers.iter().map(|l| &l[a..b]).collect();
-            window_impl(&window, &valid[a..b], net, o, a)
+            window_impl(&window, &valid[a..b], net, o, first_cell + a)
         })
         .collect();
     // The first error in cell order, whatever the thread count.
-    results.into_iter().collect::<Result<()>>()?;
-    Ok(out)
+    results.into_iter().collect::<Result<()>>()
+}
+
+/// The largest suitability per class over the valid cells that are not `restricted`
+/// (the cells a CA may change), computed from `net` a strip of cells at a time: the
+/// maxima of [`max_suitability_per_class`] without the suitability of every cell.
+pub fn max_free_suitability(
+    drivers: &[&[f32]],
+    valid: &[bool],
+    restricted: &[bool],
+    net: &Network,
+) -> Result<Vec<f32>> {
+    let k = net.n_classes();
+    let cells = valid.len();
+    if restricted.len() != cells {
+        return Err(Error::Data(format!(
+            "suitability: restrictions of {} cells for {cells} valid flags",
+            restricted.len()
+        )));
+    }
+    check_window(drivers, valid, net, cells * k)?;
+    let strip = 64 * CHUNK_CELLS;
+    let mut out = vec![0f32; strip.min(cells) * k];
+    let mut max = vec![0f32; k];
+    for a in (0..cells).step_by(strip) {
+        let e = (a + strip).min(cells);
+        let window: Vec<&[f32]> = drivers.iter().map(|l| &l[a..e]).collect();
+        let o = &mut out[..(e - a) * k];
+        fill_parallel(&window, &valid[a..e], net, o, a)?;
+        for (i, v) in o.chunks_exact(k).enumerate() {
+            if valid[a + i] && !restricted[a + i] {
+                for (m, &x) in max.iter_mut().zip(v) {
+                    *m = m.max(x);
+                }
+            }
+        }
+    }
+    Ok(max)
+}
+
+/// Computes the suitability of every cell of `grid` from `net` and writes it as
+/// [`write_suitability`] writes the result of [`suitability`] (the same file, byte for
+/// byte), without ever holding more than a strip of rows: band after band, each strip's
+/// suitability is computed again (K inferences per cell instead of one, for K times
+/// less memory). Returns the largest suitability per class over the valid cells that
+/// are not `restricted` (the cells the CA may change).
+pub fn write_suitability_from_network(
+    path: &Path,
+    grid: &Grid,
+    drivers: &[&[f32]],
+    valid: &[bool],
+    restricted: &[bool],
+    net: &Network,
+    class_names: &[String],
+) -> Result<Vec<f32>> {
+    let k = class_names.len();
+    let cells = grid.cells();
+    if k != net.n_classes() || valid.len() != cells || restricted.len() != cells {
+        return Err(Error::raster(
+            path,
+            format!(
+                "suitability of {} classes from a network of {} on a grid of {cells} cells \
+                 (valid mask {}, restrictions {}): expected one class name per network \
+                 class and one value per cell",
+                k,
+                net.n_classes(),
+                valid.len(),
+                restricted.len()
+            ),
+        ));
+    }
+    check_window(drivers, valid, net, cells * k)?;
+    let options = raster::WriteOptions {
+        nodata: None,
+        palette: Vec::new(),
+        band_names: class_names.to_vec(),
+    };
+    let mut writer = raster::StripWriter::<f32>::create(path, grid, k, &options)?;
+    let strip_cells = (raster::STRIP_ROWS * grid.width).max(1);
+    let mut all = vec![0f32; strip_cells.min(cells) * k];
+    let mut band = Vec::with_capacity(strip_cells.min(cells));
+    let mut max = vec![0f32; k];
+    for b in 0..k {
+        for a in (0..cells).step_by(strip_cells) {
+            let e = (a + strip_cells).min(cells);
+            let window: Vec<&[f32]> = drivers.iter().map(|l| &l[a..e]).collect();
+            let out = &mut all[..(e - a) * k];
+            fill_parallel(&window, &valid[a..e], net, out, a)?;
+            band.clear();
+            band.extend(out.chunks_exact(k).map(|v| v[b]));
+            for (i, &v) in band.iter().enumerate() {
+                if valid[a + i] && !restricted[a + i] {
+                    max[b] = max[b].max(v);
+                }
+            }
+            writer.write_rows(b, &band)?;
+        }
+    }
+    writer.finish()?;
+    Ok(max)
 }
 
 /// Cell-major values (`cell * k + class`) to `k` bands of `cells` values each.
@@ -414,6 +526,59 @@ mod tests {
                 .to_wkt()
                 .unwrap(),
         }
+    }
+
+    #[test]
+    fn suitability_written_by_strips_is_the_file_of_the_whole_grid() {
+        let dir = tempfile::tempdir().unwrap();
+        // 40 x 300 cells: two rows of 256-row blocks, strips of 10,240 cells
+        let grid = test_grid(40, 300);
+        let (mut a, b, valid) = grid_data(grid.cells());
+        let names: Vec<String> = (0..3).map(|i| format!("c{i}")).collect();
+        let net = net();
+        let whole_path = dir.path().join("whole.tif");
+        let whole = suitability(&[&a, &b], &valid, &net).unwrap();
+        write_suitability(&whole_path, &grid, &whole, &names).unwrap();
+        // every third cell restricted
+        let restricted: Vec<bool> = (0..grid.cells()).map(|i| i % 3 == 0).collect();
+        let strips_path = dir.path().join("strips.tif");
+        let max = write_suitability_from_network(
+            &strips_path,
+            &grid,
+            &[&a, &b],
+            &valid,
+            &restricted,
+            &net,
+            &names,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(&whole_path).unwrap(),
+            std::fs::read(&strips_path).unwrap()
+        );
+        let free: Vec<bool> = (0..grid.cells())
+            .map(|i| valid[i] && !restricted[i])
+            .collect();
+        assert_eq!(max, max_suitability_per_class(&whole, &free, 3));
+        assert_eq!(
+            max_free_suitability(&[&a, &b], &valid, &restricted, &net).unwrap(),
+            max
+        );
+        // nothing free: no maximum above 0
+        let all = vec![true; grid.cells()];
+        let p = dir.path().join("none.tif");
+        let max = write_suitability_from_network(&p, &grid, &[&a, &b], &valid, &all, &net, &names)
+            .unwrap();
+        assert_eq!(max, vec![0.0; 3]);
+        // a bad value in the second strip is named by its grid cell; no file is left
+        a[11_000] = f32::INFINITY;
+        let valid = vec![true; grid.cells()];
+        let bad = dir.path().join("bad.tif");
+        let e = write_suitability_from_network(&bad, &grid, &[&a, &b], &valid, &all, &net, &names)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cell 11000"), "{e}");
+        assert!(!bad.exists());
     }
 
     #[test]

@@ -19,7 +19,9 @@ pub struct CaInput<'a> {
     pub height: usize,
     /// Start class map, row-major: class index 0..K-1, or 255 for an invalid cell.
     pub classes: &'a [u8],
-    /// Cell-major suitability: `cell * K + k`, each valid cell summing to 1.
+    /// Cell-major suitability: `cell * K + k`, each valid cell summing to 1. Empty when
+    /// the backend holds its own (gRPC workers computing it from the ANN): the loop then
+    /// leaves the low-suitability warning to the caller ([`warn_low_max_suitability`]).
     pub suitability: &'a [f32],
     /// Restricted cells (they never change), row-major.
     pub restricted: &'a [bool],
@@ -170,8 +172,16 @@ pub(crate) fn warn_low_suitability(params: &CaParams, input: &CaInput, counts: &
             *m = m.max(s);
         }
     }
-    for c in 0..k {
-        if input.demand[c] > counts[c] as i64 && (max[c] as f64) < 1.0 / k as f64 {
+    warn_low_max_suitability(params, input.demand, counts, &max);
+}
+
+/// Warns about every class that must grow (`demand` above its start `counts`) while its
+/// largest suitability over the cells that may change (`max`, one per class) stays below
+/// 1/K: the CA's gate will hold it back.
+pub fn warn_low_max_suitability(params: &CaParams, demand: &[i64], counts: &[u64], max: &[f32]) {
+    let k = params.k;
+    for c in 0..k.min(max.len()).min(demand.len()).min(counts.len()) {
+        if demand[c] > counts[c] as i64 && (max[c] as f64) < 1.0 / k as f64 {
             tracing::warn!(
                 class = c,
                 max_suitability = max[c],

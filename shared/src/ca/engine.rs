@@ -105,6 +105,13 @@ impl Backend for LocalTiles<'_> {
     ) -> Result<()> {
         let (w, k) = (self.width, self.k);
         let (suit, restricted) = (self.suitability, self.restricted);
+        if suit.len() != restricted.len() * k {
+            return Err(Error::Data(format!(
+                "local tiles: {} suitability values for {} cells x {k} classes",
+                suit.len(),
+                restricted.len()
+            )));
+        }
         self.rects
             .par_iter()
             .zip(self.outs.par_iter_mut())
@@ -203,9 +210,11 @@ pub fn run_loop(
     params.validate()?;
     let (w, h, k) = (input.width, input.height, params.k);
     let cells = w * h;
+    // an empty suitability: the backend holds its own (workers computing it)
+    let own_suitability = !input.suitability.is_empty();
     if input.classes.len() != cells
         || input.restricted.len() != cells
-        || input.suitability.len() != cells * k
+        || (own_suitability && input.suitability.len() != cells * k)
     {
         return Err(Error::Data(format!(
             "CA input of {w}x{h} cells and {k} classes: class map has {} cells (expected {cells}), \
@@ -220,7 +229,9 @@ pub fn run_loop(
     let valid: u64 = start_counts.iter().sum();
     check_demand(input.demand, k, valid)?;
     check_feasible(params, &start_counts, &free, input.demand)?;
-    super::driver::warn_low_suitability(params, input, &start_counts);
+    if own_suitability {
+        super::driver::warn_low_suitability(params, input, &start_counts);
+    }
 
     let r = params.radius();
     let pw = w + 2 * r;

@@ -28,7 +28,9 @@ pub mod step;
 pub use acceptance::{BucketWalk, KeyRequest, Thresholds};
 pub use baseline::random_allocation;
 pub use commit::commit;
-pub use driver::{run, CaInput, CaOutput, CaReport, IterationRecord, StopReason, Tiling};
+pub use driver::{
+    run, warn_low_max_suitability, CaInput, CaOutput, CaReport, IterationRecord, StopReason, Tiling,
+};
 pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary};
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
