@@ -510,7 +510,7 @@ impl<T: GdalType + Copy> StripWriter<T> {
                 ),
             ));
         };
-        if w == 0 || rows.len() % w != 0 || done + rows.len() / w > self.height {
+        if w == 0 || !rows.len().is_multiple_of(w) || done + rows.len() / w > self.height {
             return Err(Error::raster(
                 &path,
                 format!(
