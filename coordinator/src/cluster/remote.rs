@@ -112,6 +112,12 @@ pub struct PhaseSeconds {
 /// One RPC to a worker, boxed so that calls of different kinds share one helper.
 type Rpc<T> = Pin<Box<dyn Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send>>;
 
+/// `rpc` with its reply dropped, so calls of different kinds can follow one another in
+/// one [`Calls`].
+fn unit<T: Send + 'static>(rpc: Rpc<T>) -> Rpc<()> {
+    Box::pin(async move { rpc.await.map(|r| r.map(|_| ())) })
+}
+
 /// The calls of one phase to worker `w`, run one after another (each within the
 /// deadline); the first that fails ends them.
 struct Calls<T> {
@@ -708,9 +714,11 @@ impl<'a> Remote<'a> {
     }
 
     /// Loads `tiles` on their owners (and computes their suitability when a network is
-    /// set), every worker at once: round i sends each worker its i-th tile, and the
-    /// messages of round i + 1 are built while round i is on the wire. On failure returns
-    /// the failed workers.
+    /// set), every worker at once: round i sends each worker its i-th tile, followed by
+    /// the Suitability of that tile alone (the worker then drops the tile's drivers, so
+    /// a worker never holds the drivers of all its tiles at once), and the messages of
+    /// round i + 1 are built while round i is on the wire. On failure returns the failed
+    /// workers.
     fn load_tiles(&mut self, tiles: &[u32], map: &MapView) -> Result<(), Vec<usize>> {
         let per: Vec<(usize, Vec<u32>)> = self
             .alive()
@@ -727,7 +735,7 @@ impl<'a> Remote<'a> {
             .collect();
         let rounds = per.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
         let mut failed = BTreeSet::new();
-        let mut flight: Option<(InFlight<TileLoaded>, Vec<u64>)> = None;
+        let mut flight: Option<(InFlight<()>, Vec<u64>)> = None;
         for i in 0..=rounds {
             let next = (i < rounds && failed.is_empty()).then(|| {
                 let (mut calls, mut bytes) = (Vec::new(), Vec::new());
@@ -739,11 +747,24 @@ impl<'a> Remote<'a> {
                         } else {
                             format!("LoadTile {t}")
                         };
-                        calls.push(Calls {
-                            w: *w,
-                            what,
-                            rpcs: vec![call],
-                        });
+                        let mut rpcs = vec![unit(call)];
+                        let mut what = what;
+                        if let Some(net) = &self.network {
+                            what.push_str(" + Suitability");
+                            let req = request(
+                                self.deadline,
+                                SuitabilityRequest {
+                                    run_id: self.run_id.clone(),
+                                    tile_ids: vec![t],
+                                    network: net.clone(),
+                                },
+                            );
+                            let client = &self.workers[*w].conn.client;
+                            rpcs.push(unit(rpc(client, |mut c| async move {
+                                c.suitability(req).await
+                            })));
+                        }
+                        calls.push(Calls { w: *w, what, rpcs });
                         bytes.push(b);
                     }
                 }
@@ -763,31 +784,6 @@ impl<'a> Remote<'a> {
         }
         if !failed.is_empty() {
             return Err(failed.into_iter().collect());
-        }
-        if let Some(net) = &self.network {
-            let calls = per
-                .iter()
-                .map(|(w, mine)| {
-                    let req = request(
-                        self.deadline,
-                        SuitabilityRequest {
-                            run_id: self.run_id.clone(),
-                            tile_ids: mine.clone(),
-                            network: net.clone(),
-                        },
-                    );
-                    let client = &self.workers[*w].conn.client;
-                    Calls {
-                        w: *w,
-                        what: "Suitability".into(),
-                        rpcs: vec![rpc(client, |mut c| async move { c.suitability(req).await })],
-                    }
-                })
-                .collect();
-            let failed = Self::failed(&self.call(calls));
-            if !failed.is_empty() {
-                return Err(failed);
-            }
         }
         Ok(())
     }
