@@ -296,7 +296,7 @@ impl Worker for WorkerService {
                                 Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id))
                             })?;
                         let max = flus_shared::ann::max_suitability_per_class(&out, &valid, k);
-                        t.suitability = out;
+                        t.suitability = ca::suitability_fixed(&out);
                         Ok(TileSuitability {
                             tile_id: t.spec.tile_id,
                             max,

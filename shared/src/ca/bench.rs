@@ -21,12 +21,13 @@ use crate::raster::read_band;
 /// - class window: 1 byte (u8). The `N x N` neighbourhood re-reads the `N` rows around
 ///   the current one, which stay in cache, so each class byte comes from memory once;
 /// - restriction: 1 byte (`bool`);
-/// - suitability: `4 K` bytes (K f32, cell-major). Only cells that are not uniform or
-///   closed read it, but hardware prefetch streams the whole layer, so all are counted;
+/// - suitability: `2 K` bytes (K u16 fixed point, cell-major). Only cells that are not
+///   uniform or closed read it, but hardware prefetch streams the whole layer, so all
+///   are counted;
 /// - proposals written: `size_of::<Proposal>() = 16` bytes for the few cells that
 ///   propose (typically < 1 % of the cells), not counted.
 pub const fn kernel_bytes_per_cell(k: usize) -> usize {
-    1 + 1 + 4 * k
+    1 + 1 + 2 * k
 }
 
 /// Memory bandwidth of a stream copy (`dst.copy_from_slice(src)` of `bytes` bytes),
@@ -191,14 +192,15 @@ pub fn thread_cpu_ns() -> Option<u64> {
 }
 
 /// Everything one tile step of iteration 0 over a [`BenchGrid`] (as one tile) needs,
-/// built once: the padded class window, the restriction mask, the parameters, the
-/// output buffers.
+/// built once: the padded class window, the restriction mask, the fixed-point
+/// suitability, the parameters, the output buffers.
 pub struct StepSetup<'a> {
     grid: &'a BenchGrid,
     params: CaParams,
     step: super::StepParams,
     padded: Vec<u8>,
     restricted: Vec<bool>,
+    suitability: Vec<u16>,
     /// Output of the last [`StepSetup::run`].
     pub out: TileProposals,
 }
@@ -230,6 +232,7 @@ impl<'a> StepSetup<'a> {
             step,
             padded,
             restricted: vec![false; g.width * g.height],
+            suitability: super::suitability_fixed(&g.suitability),
             out: TileProposals::default(),
         }
     }
@@ -249,7 +252,7 @@ impl<'a> StepSetup<'a> {
             stride: g.width + 2 * self.params.radius(),
         };
         let stat = TileStatic {
-            suitability: &g.suitability,
+            suitability: &self.suitability,
             restricted: &self.restricted,
             stride: g.width,
         };
@@ -299,8 +302,10 @@ mod tests {
 
     #[test]
     fn bytes_per_cell_follow_the_layout() {
-        // Ben Cat: K = 4 -> 1 (class) + 1 (restriction) + 16 (suitability)
-        assert_eq!(kernel_bytes_per_cell(4), 18);
+        // Ben Cat: K = 4 -> 1 (class) + 1 (restriction) + 4 x 2 (u16 suitability) = 10
+        assert_eq!(kernel_bytes_per_cell(4), 10);
+        // K = 10 -> 1 + 1 + 20 = 22
+        assert_eq!(kernel_bytes_per_cell(10), 22);
     }
 
     #[test]

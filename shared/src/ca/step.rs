@@ -34,11 +34,42 @@ pub struct ClassWindow<'a> {
     pub stride: usize,
 }
 
+/// Largest stored suitability: the fixed-point code of 1.
+pub const SUITABILITY_ONE: u16 = u16::MAX;
+
+/// A suitability as tiles store it: `round(s * 65535)` in u16 fixed point (2 bytes per
+/// class and cell instead of 4), values below 0 as 0, above 1 as 65535, NaN as 0. Every
+/// holder of a tile's suitability (the single-process engine, the worker's tiles, the
+/// benchmark) converts with this function, once, when the suitability is computed or
+/// received, so that all of them step on the same numbers.
+#[inline]
+pub fn suitability_to_fixed(s: f32) -> u16 {
+    let v = (s as f64 * SUITABILITY_ONE as f64).round();
+    if v >= 0.0 {
+        v.min(SUITABILITY_ONE as f64) as u16
+    } else {
+        0
+    }
+}
+
+/// [`suitability_to_fixed`] of every value of `values`.
+pub fn suitability_fixed(values: &[f32]) -> Vec<u16> {
+    values.iter().map(|&s| suitability_to_fixed(s)).collect()
+}
+
+/// The suitability the step computes with for a stored code `q`: `q * (1 / 65535)` in
+/// f64 (within 1 ulp of `q / 65535`, and the same product everywhere).
+#[inline]
+pub fn suitability_from_fixed(q: u16) -> f64 {
+    q as f64 * (1.0 / SUITABILITY_ONE as f64)
+}
+
 /// A tile's static layers. Index 0 is the tile's top-left cell.
 #[derive(Clone, Copy, Debug)]
 pub struct TileStatic<'a> {
-    /// Cell-major suitability: `(y * stride + x) * K + k`; each cell sums to 1.
-    pub suitability: &'a [f32],
+    /// Cell-major suitability in fixed point ([`suitability_to_fixed`]):
+    /// `(y * stride + x) * K + k`; each cell sums to about 1.
+    pub suitability: &'a [u16],
     /// Restricted cells (never change): `y * stride + x`.
     pub restricted: &'a [bool],
     /// Cells per row of both layers.
@@ -123,6 +154,8 @@ struct StepScratch {
     closed: Vec<u8>,
     /// Per cell of the row: past the early outs (0/1).
     mask: Vec<u8>,
+    /// Suitability of the current cell as f64, per class.
+    sp: Vec<f64>,
     /// Conversion cost, row-major K x K.
     cost: Vec<f64>,
     /// The row's cells past the early outs, then those that need a draw: column;
@@ -179,8 +212,8 @@ pub fn omega(counts: &[u32], n: usize, weights: &[f64], out: &mut [f64]) {
 /// Combined scores TP(p, k) = sp(p, k) * Omega(p, k) * cost[c][k], times I_c * 10 K for
 /// k == c; returns their sum.
 #[inline]
-pub fn combined_scores(
-    sp: &[f32],
+pub fn combined_scores<S: Copy + Into<f64>>(
+    sp: &[S],
     omega: &[f64],
     cost_row: &[f64],
     c: usize,
@@ -190,7 +223,7 @@ pub fn combined_scores(
     let kk = out.len();
     let mut sum = 0.0;
     for k in 0..kk {
-        let mut tp = sp[k] as f64 * omega[k] * cost_row[k];
+        let mut tp = sp[k].into() * omega[k] * cost_row[k];
         if k == c {
             tp *= inertia_c * 10.0 * kk as f64;
         }
@@ -224,8 +257,8 @@ pub fn roulette(tp: &[f64], sum: f64, u1: f64) -> Option<usize> {
 
 /// The gate: (U2 + 1/K) / (t + 1) < sp(p, k).
 #[inline]
-pub fn gate(u2: f64, k: usize, t: u32, sp: f32) -> bool {
-    (u2 + 1.0 / k as f64) / (t as f64 + 1.0) < sp as f64
+pub fn gate(u2: f64, k: usize, t: u32, sp: f64) -> bool {
+    (u2 + 1.0 / k as f64) / (t as f64 + 1.0) < sp
 }
 
 /// Marks, for the tile row `y`, the cells whose whole N x N neighbourhood equals the
@@ -417,7 +450,13 @@ pub fn tile_step(
             let c = crow[x];
             let cu = c as usize;
             let sbase = (static_row + x) * kk;
-            let sp = &stat.suitability[sbase..sbase + kk];
+            s.sp.clear();
+            s.sp.extend(
+                stat.suitability[sbase..sbase + kk]
+                    .iter()
+                    .map(|&q| suitability_from_fixed(q)),
+            );
+            let sp = &s.sp[..];
             let cost_row = &s.cost[cu * kk..(cu + 1) * kk];
             let base = s.tp.len();
             let mut sum = 0.0;
@@ -433,7 +472,7 @@ pub fn tile_step(
                 debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64 - 1);
                 for k in 0..kk {
                     let count = ((word >> (8 * k)) & 0xff) as usize;
-                    let mut v = sp[k] as f64 * s.omega[count * kk + k] * cost_row[k];
+                    let mut v = sp[k] * s.omega[count * kk + k] * cost_row[k];
                     if k == cu {
                         v *= s.own[cu];
                     }
@@ -445,7 +484,7 @@ pub fn tile_step(
                 debug_assert!(counts[cu] < nn1);
                 for k in 0..kk {
                     let om = counts[k] as f64 / nn1f * params.weights[k];
-                    let mut v = sp[k] as f64 * om * cost_row[k];
+                    let mut v = sp[k] * om * cost_row[k];
                     if k == cu {
                         v *= s.own[cu];
                     }
@@ -459,7 +498,7 @@ pub fn tile_step(
             // has score 0 or fails the gate even at U2 = 0 (U2 > 0 always): skip the
             // generator (exact).
             let tp = &s.tp[base..];
-            if sum <= 0.0 || !(0..kk).any(|k| k != cu && tp[k] > 0.0 && sp[k] as f64 > gate_floor) {
+            if sum <= 0.0 || !(0..kk).any(|k| k != cu && tp[k] > 0.0 && sp[k] > gate_floor) {
                 s.tp.truncate(base);
                 continue;
             }
@@ -487,7 +526,7 @@ pub fn tile_step(
             if to == cu || s.cost[cu * kk + to] <= 0.0 {
                 continue;
             }
-            let sp_to = stat.suitability[(static_row + x) * kk + to];
+            let sp_to = suitability_from_fixed(stat.suitability[(static_row + x) * kk + to]);
             if !gate(CounterRng::unit(b[1]), kk, t, sp_to) {
                 continue;
             }
@@ -666,7 +705,7 @@ mod tests {
         // with sp 0 -> sum 0.
         let map = [1u8, 0, 0, 0];
         let (p, pw) = padded(&map, 4, 1, 1);
-        let suit = [0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+        let suit = suitability_fixed(&[0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
         let restricted = [false; 4];
         let params = params2();
         let step = StepParams {
@@ -773,7 +812,8 @@ mod tests {
         // 3x3 map of class 0 with class 1 in a corner.
         let map = [1u8, 0, 0, 0, 0, 0, 0, 0, 0];
         let (p, pw) = padded(&map, 3, 3, 1);
-        let suit: Vec<f32> = (0..9).flat_map(|_| [0.5f32, 0.5]).collect();
+        let suit: Vec<u16> =
+            suitability_fixed(&(0..9).flat_map(|_| [0.5f32, 0.5]).collect::<Vec<_>>());
         let restricted = [false; 9];
         let rect = TileRect {
             x0: 0,
@@ -853,7 +893,8 @@ mod tests {
         let mut map = [0u8; 25];
         map[0] = 1;
         let (p, pw) = padded(&map, 5, 5, 1);
-        let suit: Vec<f32> = (0..25).flat_map(|_| [0.5f32, 0.5]).collect();
+        let suit: Vec<u16> =
+            suitability_fixed(&(0..25).flat_map(|_| [0.5f32, 0.5]).collect::<Vec<_>>());
         let restricted = [false; 25];
         let rect = TileRect {
             x0: 0,
@@ -932,9 +973,13 @@ mod tests {
                 let mut om = vec![0.0; kk];
                 omega(&counts[..kk], n, &params.weights, &mut om);
                 let sbase = (y * stat.stride + x) * kk;
-                let sp = &stat.suitability[sbase..sbase + kk];
+                let sp: Vec<f64> = stat.suitability[sbase..sbase + kk]
+                    .iter()
+                    .map(|&q| q as f64 / 65535.0)
+                    .collect();
                 let mut tp = vec![0.0; kk];
-                let sum = combined_scores(sp, &om, &params.cost[cu], cu, step.inertia[cu], &mut tp);
+                let sum =
+                    combined_scores(&sp, &om, &params.cost[cu], cu, step.inertia[cu], &mut tp);
                 let cell = ((rect.y0 + y) * rect.grid_width + rect.x0 + x) as u64;
                 let b = rng.block(params.stream, t, cell, 0);
                 let Some(to) = roulette(&tp, sum, CounterRng::unit(b[0])) else {
@@ -1012,9 +1057,10 @@ mod tests {
                     }
                 }
             }
-            let suit: Vec<f32> = (0..w * h * kk)
+            let suit_f32: Vec<f32> = (0..w * h * kk)
                 .map(|i| draw(i as u64, 4, 1001) as f32 / 1000.0)
                 .collect();
+            let suit = suitability_fixed(&suit_f32);
             let restricted: Vec<bool> = (0..w * h).map(|i| draw(i as u64, 5, 15) == 0).collect();
             let weights: Vec<f64> = (0..kk)
                 .map(|k| 0.05 + draw(k as u64, 6, 100) as f64 / 100.0)
