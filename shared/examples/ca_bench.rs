@@ -18,7 +18,7 @@ use flus_shared::ca::{run, Tiling};
 fn bench_step(name: &str, g: &BenchGrid, reps: usize) {
     let t = bench::time_step(g, reps);
     println!(
-        "{name}: {}x{} = {} cells ({} valid), tile step t=0, 1 thread: {:.2} ms, {:.1} M cells/s/core ({:.1} M valid cells/s); skipped uniform {:.1} %, proposals {}",
+        "{name}: {}x{} = {} cells ({} valid), tile step t=0, 1 thread: {:.2} ms, {:.1} M cells/s/core ({:.1} M valid cells/s; {} M cells per thread CPU second); skipped uniform {:.1} %, proposals {}",
         g.width,
         g.height,
         t.cells,
@@ -26,6 +26,8 @@ fn bench_step(name: &str, g: &BenchGrid, reps: usize) {
         t.seconds * 1e3,
         t.cells_per_second / 1e6,
         t.valid_cells as f64 / t.seconds / 1e6,
+        t.cells_per_cpu_second
+            .map_or("?".into(), |c| format!("{:.1}", c / 1e6)),
         100.0 * t.skipped_uniform as f64 / t.valid_cells as f64,
         t.proposals
     );
@@ -34,9 +36,13 @@ fn bench_step(name: &str, g: &BenchGrid, reps: usize) {
 fn main() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/bencat");
     let g = bench::bencat(&dir).expect("Ben Cat maps");
-    if std::env::args().any(|a| a == "--step-only") {
-        // One tile step, e.g. for `valgrind --tool=callgrind` instruction counts.
-        bench_step("Ben Cat 2010", &g, 1);
+    if std::env::args().any(|a| a.starts_with("--step-only")) {
+        // Tile steps only (`--step-only`: one, e.g. for `valgrind --tool=callgrind`
+        // instruction counts; `--step-only=N`: N).
+        let reps = std::env::args()
+            .find_map(|a| a.strip_prefix("--step-only=").and_then(|n| n.parse().ok()))
+            .unwrap_or(1);
+        bench_step("Ben Cat 2010", &g, reps);
         return;
     }
     bench_step("Ben Cat 2010", &g, 20);

@@ -304,7 +304,7 @@ impl Worker for WorkerService {
                             Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id))
                         })?;
                     let max = flus_shared::ann::max_suitability_per_class(&out, &valid, k);
-                    t.suitability = out;
+                    t.suitability = ca::suitability_fixed(&out);
                     t.drivers = Vec::new();
                     t.drivers_dropped = true;
                     done.push(TileSuitability {
@@ -617,8 +617,10 @@ mod tests {
             let store = store.lock().unwrap();
             let t = &store.runs["r"][&7];
             assert!(t.drivers.is_empty() && t.drivers_dropped);
-            // cell 3 is invalid: 0 for both classes
-            assert_eq!(t.suitability, vec![0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0]);
+            // cell 3 is invalid: 0 for both classes; 0.5 is kept in u16 fixed point as
+            // round(0.5 * 65535) = round(32767.5) = 32768
+            let h = 32768u16;
+            assert_eq!(t.suitability, vec![h, h, h, h, h, h, 0, 0]);
         }
         let e = svc.suitability(req()).await.unwrap_err();
         assert_eq!(e.code(), tonic::Code::FailedPrecondition);

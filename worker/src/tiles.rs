@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use flus_proto::v1::{LayerFile, LayerKind, TileSpec};
-use flus_shared::ca::{TileProposals, TileRect, INVALID};
+use flus_shared::ca::{suitability_to_fixed, TileProposals, TileRect, INVALID};
 use tonic::Status;
 
 use crate::data_root::DataRoot;
@@ -18,8 +18,9 @@ pub struct Tile {
     pub classes: Vec<u8>,
     /// Restricted cells of the core.
     pub restricted: Vec<bool>,
-    /// Cell-major suitability of the core (K per cell).
-    pub suitability: Vec<f32>,
+    /// Cell-major suitability of the core (K per cell), u16 fixed point
+    /// (`flus_shared::ca::suitability_to_fixed`, converted once on receipt).
+    pub suitability: Vec<u16>,
     /// Drivers over the core (for ANN inference on the worker); emptied once the
     /// tile's suitability is computed from them.
     pub drivers: Vec<Vec<f32>>,
@@ -254,7 +255,10 @@ impl TileBuilder {
                 }
                 LayerKind::Suitability => {
                     expect("suitability", buf.len(), core * k * 4)?;
-                    tile.suitability = f32s(&buf);
+                    tile.suitability = buf
+                        .chunks_exact(4)
+                        .map(|c| suitability_to_fixed(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                        .collect();
                 }
                 LayerKind::Driver => {
                     expect("driver", buf.len(), core * 4)?;

@@ -21,12 +21,13 @@ use crate::raster::read_band;
 /// - class window: 1 byte (u8). The `N x N` neighbourhood re-reads the `N` rows around
 ///   the current one, which stay in cache, so each class byte comes from memory once;
 /// - restriction: 1 byte (`bool`);
-/// - suitability: `4 K` bytes (K f32, cell-major). Only cells that are not uniform or
-///   closed read it, but hardware prefetch streams the whole layer, so all are counted;
+/// - suitability: `2 K` bytes (K u16 fixed point, cell-major). Only cells that are not
+///   uniform or closed read it, but hardware prefetch streams the whole layer, so all
+///   are counted;
 /// - proposals written: `size_of::<Proposal>() = 16` bytes for the few cells that
 ///   propose (typically < 1 % of the cells), not counted.
 pub const fn kernel_bytes_per_cell(k: usize) -> usize {
-    1 + 1 + 4 * k
+    1 + 1 + 2 * k
 }
 
 /// Memory bandwidth of a stream copy (`dst.copy_from_slice(src)` of `bytes` bytes),
@@ -167,64 +168,129 @@ pub struct StepTiming {
     pub seconds: f64,
     /// Grid cells per second (cell-updates per second on one core).
     pub cells_per_second: f64,
+    /// CPU seconds of the calling thread per step (mean), where the system reports a
+    /// thread's CPU time (Linux `/proc/thread-self/schedstat`): unlike `seconds` it
+    /// leaves out the time other processes held the core.
+    pub cpu_seconds: Option<f64>,
+    /// Grid cells per CPU second of the calling thread.
+    pub cells_per_cpu_second: Option<f64>,
     /// Cells skipped because their whole neighbourhood is their own class.
     pub skipped_uniform: u64,
     /// Proposals of the step.
     pub proposals: u64,
 }
 
+/// The calling thread's CPU time in nanoseconds (Linux: first field of
+/// `/proc/thread-self/schedstat`), `None` elsewhere.
+pub fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Everything one tile step of iteration 0 over a [`BenchGrid`] (as one tile) needs,
+/// built once: the padded class window, the restriction mask, the fixed-point
+/// suitability, the parameters, the output buffers.
+pub struct StepSetup<'a> {
+    grid: &'a BenchGrid,
+    params: CaParams,
+    step: super::StepParams,
+    padded: Vec<u8>,
+    restricted: Vec<bool>,
+    suitability: Vec<u16>,
+    /// Output of the last [`StepSetup::run`].
+    pub out: TileProposals,
+}
+
+impl<'a> StepSetup<'a> {
+    /// The setup of `g` with the Ben Cat test [`params`].
+    pub fn new(g: &'a BenchGrid) -> Self {
+        let p = params();
+        let k = p.k;
+        let mut counts = vec![0u64; k];
+        for &c in &g.classes {
+            if c != INVALID {
+                counts[c as usize] += 1;
+            }
+        }
+        let mut state = InertiaState::new(k, p.accelerate);
+        state.update(&counts, &g.demand, 0);
+        let step = state.step_params(0, &p.cost);
+        let r = p.radius();
+        let pw = g.width + 2 * r;
+        let mut padded = vec![INVALID; pw * (g.height + 2 * r)];
+        for y in 0..g.height {
+            padded[(y + r) * pw + r..(y + r) * pw + r + g.width]
+                .copy_from_slice(&g.classes[y * g.width..(y + 1) * g.width]);
+        }
+        Self {
+            grid: g,
+            params: p,
+            step,
+            padded,
+            restricted: vec![false; g.width * g.height],
+            suitability: super::suitability_fixed(&g.suitability),
+            out: TileProposals::default(),
+        }
+    }
+
+    /// One tile step over the whole grid into `self.out`.
+    pub fn run(&mut self) {
+        let g = self.grid;
+        let rect = TileRect {
+            x0: 0,
+            y0: 0,
+            width: g.width,
+            height: g.height,
+            grid_width: g.width,
+        };
+        let window = ClassWindow {
+            data: &self.padded,
+            stride: g.width + 2 * self.params.radius(),
+        };
+        let stat = TileStatic {
+            suitability: &self.suitability,
+            restricted: &self.restricted,
+            stride: g.width,
+        };
+        tile_step(
+            &self.params,
+            &self.step,
+            &rect,
+            &window,
+            &stat,
+            &mut self.out,
+        );
+    }
+}
+
 /// Times `reps` (at least 1) tile steps of iteration 0 over `g` as one tile, after one
 /// warm-up step, on the calling thread.
 pub fn time_step(g: &BenchGrid, reps: usize) -> StepTiming {
-    let p = params();
-    let k = p.k;
-    let mut counts = vec![0u64; k];
-    for &c in &g.classes {
-        if c != INVALID {
-            counts[c as usize] += 1;
-        }
-    }
-    let mut state = InertiaState::new(k, p.accelerate);
-    state.update(&counts, &g.demand, 0);
-    let step = state.step_params(0, &p.cost);
-    let r = p.radius();
-    let pw = g.width + 2 * r;
-    let mut padded = vec![INVALID; pw * (g.height + 2 * r)];
-    for y in 0..g.height {
-        padded[(y + r) * pw + r..(y + r) * pw + r + g.width]
-            .copy_from_slice(&g.classes[y * g.width..(y + 1) * g.width]);
-    }
-    let restricted = vec![false; g.width * g.height];
-    let rect = TileRect {
-        x0: 0,
-        y0: 0,
-        width: g.width,
-        height: g.height,
-        grid_width: g.width,
-    };
-    let window = ClassWindow {
-        data: &padded,
-        stride: pw,
-    };
-    let stat = TileStatic {
-        suitability: &g.suitability,
-        restricted: &restricted,
-        stride: g.width,
-    };
-    let mut out = TileProposals::default();
-    tile_step(&p, &step, &rect, &window, &stat, &mut out);
+    let mut setup = StepSetup::new(g);
+    setup.run();
     let reps = reps.max(1);
+    let cpu0 = thread_cpu_ns();
     let start = Instant::now();
     for _ in 0..reps {
-        tile_step(&p, &step, &rect, &window, &stat, &mut out);
+        setup.run();
     }
     let seconds = start.elapsed().as_secs_f64() / reps as f64;
+    let cpu_seconds = cpu0
+        .zip(thread_cpu_ns())
+        .map(|(a, b)| b.saturating_sub(a) as f64 * 1e-9 / reps as f64);
     let cells = (g.width * g.height) as u64;
+    let out = &setup.out;
     StepTiming {
         cells,
         valid_cells: out.cells,
         seconds,
         cells_per_second: cells as f64 / seconds.max(1e-12),
+        cpu_seconds,
+        cells_per_cpu_second: cpu_seconds.map(|c| cells as f64 / c.max(1e-12)),
         skipped_uniform: out.skipped_uniform,
         proposals: out.proposals.len() as u64,
     }
@@ -236,8 +302,10 @@ mod tests {
 
     #[test]
     fn bytes_per_cell_follow_the_layout() {
-        // Ben Cat: K = 4 -> 1 (class) + 1 (restriction) + 16 (suitability)
-        assert_eq!(kernel_bytes_per_cell(4), 18);
+        // Ben Cat: K = 4 -> 1 (class) + 1 (restriction) + 4 x 2 (u16 suitability) = 10
+        assert_eq!(kernel_bytes_per_cell(4), 10);
+        // K = 10 -> 1 + 1 + 20 = 22
+        assert_eq!(kernel_bytes_per_cell(10), 22);
     }
 
     #[test]

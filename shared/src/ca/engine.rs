@@ -74,7 +74,8 @@ pub trait Backend {
 pub struct LocalTiles<'a> {
     rects: Vec<TileRect>,
     outs: Vec<TileProposals>,
-    suitability: &'a [f32],
+    /// The input's suitability in fixed point ([`super::suitability_fixed`]).
+    suitability: Vec<u16>,
     restricted: &'a [bool],
     width: usize,
     k: usize,
@@ -87,7 +88,7 @@ impl<'a> LocalTiles<'a> {
         Self {
             rects,
             outs: (0..n).map(|_| TileProposals::default()).collect(),
-            suitability: input.suitability,
+            suitability: super::step::suitability_fixed(input.suitability),
             restricted: input.restricted,
             width: input.width,
             k,
@@ -104,7 +105,7 @@ impl Backend for LocalTiles<'_> {
         sum: &mut StepSummary,
     ) -> Result<()> {
         let (w, k) = (self.width, self.k);
-        let (suit, restricted) = (self.suitability, self.restricted);
+        let (suit, restricted) = (&self.suitability[..], self.restricted);
         if suit.len() != restricted.len() * k {
             return Err(Error::Data(format!(
                 "local tiles: {} suitability values for {} cells x {k} classes",

@@ -35,7 +35,10 @@ pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
-pub use step::{tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic};
+pub use step::{
+    suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
+    Proposal, StepParams, TileProposals, TileRect, TileStatic, SUITABILITY_ONE,
+};
 
 /// Class value of an invalid cell in a class map.
 pub const INVALID: u8 = 255;

@@ -34,11 +34,42 @@ pub struct ClassWindow<'a> {
     pub stride: usize,
 }
 
+/// Largest stored suitability: the fixed-point code of 1.
+pub const SUITABILITY_ONE: u16 = u16::MAX;
+
+/// A suitability as tiles store it: `round(s * 65535)` in u16 fixed point (2 bytes per
+/// class and cell instead of 4), values below 0 as 0, above 1 as 65535, NaN as 0. Every
+/// holder of a tile's suitability (the single-process engine, the worker's tiles, the
+/// benchmark) converts with this function, once, when the suitability is computed or
+/// received, so that all of them step on the same numbers.
+#[inline]
+pub fn suitability_to_fixed(s: f32) -> u16 {
+    let v = (s as f64 * SUITABILITY_ONE as f64).round();
+    if v >= 0.0 {
+        v.min(SUITABILITY_ONE as f64) as u16
+    } else {
+        0
+    }
+}
+
+/// [`suitability_to_fixed`] of every value of `values`.
+pub fn suitability_fixed(values: &[f32]) -> Vec<u16> {
+    values.iter().map(|&s| suitability_to_fixed(s)).collect()
+}
+
+/// The suitability the step computes with for a stored code `q`: `q * (1 / 65535)` in
+/// f64 (within 1 ulp of `q / 65535`, and the same product everywhere).
+#[inline]
+pub fn suitability_from_fixed(q: u16) -> f64 {
+    q as f64 * (1.0 / SUITABILITY_ONE as f64)
+}
+
 /// A tile's static layers. Index 0 is the tile's top-left cell.
 #[derive(Clone, Copy, Debug)]
 pub struct TileStatic<'a> {
-    /// Cell-major suitability: `(y * stride + x) * K + k`; each cell sums to 1.
-    pub suitability: &'a [f32],
+    /// Cell-major suitability in fixed point ([`suitability_to_fixed`]):
+    /// `(y * stride + x) * K + k`; each cell sums to about 1.
+    pub suitability: &'a [u16],
     /// Restricted cells (never change): `y * stride + x`.
     pub restricted: &'a [bool],
     /// Cells per row of both layers.
@@ -105,10 +136,35 @@ pub struct TileProposals {
     /// All proposals that passed roulette and gate, including those a lock or a closed
     /// class refuses.
     pub raw_proposals: u64,
-    scratch_tp: Vec<f64>,
-    scratch_omega: Vec<f64>,
-    scratch_column: Vec<u8>,
-    scratch_uniform: Vec<u8>,
+    scratch: StepScratch,
+}
+
+/// Buffers of [`tile_step`], kept from one call to the next.
+#[derive(Clone, Debug, Default)]
+struct StepScratch {
+    /// Omega by (count, class): `count * K + k`.
+    omega: Vec<f64>,
+    /// Own-class factor I_c * 10 K per class.
+    own: Vec<f64>,
+    /// Per window column: its N rows equal the centre row ([`uniform_row`]).
+    column: Vec<u8>,
+    /// Per cell of the row: its whole window is its class.
+    uniform: Vec<u8>,
+    /// Classes that may not lose cells.
+    closed: Vec<u8>,
+    /// Per cell of the row: past the early outs (0/1).
+    mask: Vec<u8>,
+    /// Suitability of the current cell as f64, per class.
+    sp: Vec<f64>,
+    /// Conversion cost, row-major K x K.
+    cost: Vec<f64>,
+    /// The row's cells past the early outs, then those that need a draw: column;
+    /// and of the latter global cell, score sum, scores (K each) and Philox block.
+    x: Vec<u32>,
+    cell: Vec<u64>,
+    sum: Vec<f64>,
+    tp: Vec<f64>,
+    blocks: Vec<[u32; 4]>,
 }
 
 impl TileProposals {
@@ -156,8 +212,8 @@ pub fn omega(counts: &[u32], n: usize, weights: &[f64], out: &mut [f64]) {
 /// Combined scores TP(p, k) = sp(p, k) * Omega(p, k) * cost[c][k], times I_c * 10 K for
 /// k == c; returns their sum.
 #[inline]
-pub fn combined_scores(
-    sp: &[f32],
+pub fn combined_scores<S: Copy + Into<f64>>(
+    sp: &[S],
     omega: &[f64],
     cost_row: &[f64],
     c: usize,
@@ -167,7 +223,7 @@ pub fn combined_scores(
     let kk = out.len();
     let mut sum = 0.0;
     for k in 0..kk {
-        let mut tp = sp[k] as f64 * omega[k] * cost_row[k];
+        let mut tp = sp[k].into() * omega[k] * cost_row[k];
         if k == c {
             tp *= inertia_c * 10.0 * kk as f64;
         }
@@ -201,8 +257,8 @@ pub fn roulette(tp: &[f64], sum: f64, u1: f64) -> Option<usize> {
 
 /// The gate: (U2 + 1/K) / (t + 1) < sp(p, k).
 #[inline]
-pub fn gate(u2: f64, k: usize, t: u32, sp: f32) -> bool {
-    (u2 + 1.0 / k as f64) / (t as f64 + 1.0) < sp as f64
+pub fn gate(u2: f64, k: usize, t: u32, sp: f64) -> bool {
+    (u2 + 1.0 / k as f64) / (t as f64 + 1.0) < sp
 }
 
 /// Marks, for the tile row `y`, the cells whose whole N x N neighbourhood equals the
@@ -259,10 +315,23 @@ fn uniform_row(
     }
 }
 
+/// Classes the packed neighbour count of [`tile_step`] holds (one byte each in a u64):
+/// the N x N window's one-hot words summed, minus the centre's.
+const PACKED_CLASSES: usize = 8;
+
+/// Largest neighbourhood whose N*N cells fit a byte of the packed count.
+const PACKED_MAX_N: usize = 15;
+
 /// The tile step of iteration `step.iteration`: fills `out` with the tile's proposals and
 /// their key histogram. Cells whose whole neighbourhood is their own class and cells of a
 /// class that may not lose cells are skipped (they cannot change); with counter-based
 /// draws that changes nobody else's numbers.
+///
+/// Row by row, in three passes: the cells that need a draw (past every early out) with
+/// their scores; their Philox blocks, [`LANES`](crate::rng::LANES) at a time
+/// ([`CounterRng::blocks`]); then roulette, gate and proposals in row order. The
+/// numbers are those of the cell-by-cell definition ([`neighbour_counts`], [`omega`],
+/// [`combined_scores`], [`roulette`], [`gate`], [`CounterRng::block`]).
 pub fn tile_step(
     params: &CaParams,
     step: &StepParams,
@@ -275,83 +344,190 @@ pub fn tile_step(
     let n = params.neighbourhood;
     let r = params.radius();
     let nn1 = (n * n - 1) as u32;
+    let nn1f = nn1 as f64;
     let rng = CounterRng::new(params.seed);
     let t = step.iteration;
     out.proposals.clear();
     out.histogram.clear();
     out.histogram.resize(BUCKETS * kk * kk, 0);
-    out.scratch_tp.clear();
-    out.scratch_tp.resize(kk, 0.0);
-    out.scratch_omega.clear();
-    out.scratch_omega.resize(kk, 0.0);
     out.cells = 0;
     out.skipped_uniform = 0;
     out.skipped_closed = 0;
     out.raw_proposals = 0;
+    let s = &mut out.scratch;
+    // Neighbour counts of up to 8 classes packed one byte per class in a u64, from a
+    // one-hot word per class value (invalid: 0). Wider neighbourhoods or more classes
+    // count into a 256-entry array.
+    let packed = kk <= PACKED_CLASSES && n <= PACKED_MAX_N;
+    let mut onehot = [0u64; 256];
+    for (c, v) in onehot.iter_mut().enumerate().take(kk.min(PACKED_CLASSES)) {
+        *v = 1 << (8 * c);
+    }
+    // Omega = count / (N*N - 1) * w_k by table (the same two operations per value).
+    s.omega.clear();
+    if packed {
+        for c in 0..=nn1 {
+            let share = c as f64 / nn1f;
+            s.omega.extend(params.weights.iter().map(|&w| share * w));
+        }
+    }
+    // I_c * 10 K, the own-class factor of the combined score.
+    s.own.clear();
+    s.own
+        .extend(step.inertia.iter().map(|&i| i * 10.0 * kk as f64));
     let mut counts = [0u32; 256];
-    let tp = &mut out.scratch_tp;
-    let om = &mut out.scratch_omega;
-    // Omega's count / (N*N - 1) by table (the same division, done once per value).
-    let share: Vec<f64> = (0..=nn1).map(|c| c as f64 / nn1 as f64).collect();
     // The gate's threshold (U2 + 1/K) / (t + 1) at U2 = 0: a lower bound of it.
     let gate_floor = (1.0 / kk as f64) / (t as f64 + 1.0);
+    // Class values that may not lose cells in this iteration.
+    s.closed.clear();
+    s.closed
+        .extend((0..kk).filter(|&c| step.closed_out[c]).map(|c| c as u8));
+    s.cost.clear();
+    for row in &params.cost {
+        s.cost.extend_from_slice(row);
+    }
+    let width = rect.width;
+    let nnu = n * n;
     for y in 0..rect.height {
-        uniform_row(
-            window,
-            y,
-            rect.width,
-            n,
-            &mut out.scratch_column,
-            &mut out.scratch_uniform,
-        );
+        uniform_row(window, y, width, n, &mut s.column, &mut s.uniform);
         let centre_row = (y + r) * window.stride + r;
         let static_row = y * stat.stride;
         let global_row = ((rect.y0 + y) * rect.grid_width + rect.x0) as u64;
-        for x in 0..rect.width {
-            let c = window.data[centre_row + x];
-            if c == INVALID || stat.restricted[static_row + x] {
-                continue;
+        // Pass 1a: the row's cells past the early outs (valid, unrestricted, class open
+        // for leaving, not uniform) as a 0/1 mask, in vectorisable passes; then their
+        // columns, skipping 8 cells at a time where the mask is 0.
+        let crow = &window.data[centre_row..centre_row + width];
+        let rrow = &stat.restricted[static_row..static_row + width];
+        s.mask.clear();
+        s.mask.resize(width, 0);
+        let mut cells = 0u32;
+        for ((m, &c), &rs) in s.mask.iter_mut().zip(crow).zip(rrow) {
+            let valid = (c != INVALID) & !rs;
+            *m = valid as u8;
+            cells += valid as u32;
+        }
+        out.cells += cells as u64;
+        if cells == 0 {
+            continue;
+        }
+        for &v in &s.closed {
+            let mut shut = 0u32;
+            for (m, &c) in s.mask.iter_mut().zip(crow) {
+                let hit = *m & (c == v) as u8;
+                shut += hit as u32;
+                *m &= hit ^ 1;
             }
-            out.cells += 1;
+            out.skipped_closed += shut as u64;
+        }
+        let mut uniform = 0u32;
+        for (m, &u) in s.mask.iter_mut().zip(&s.uniform[..width]) {
+            let hit = *m & u;
+            uniform += hit as u32;
+            *m &= hit ^ 1;
+        }
+        out.skipped_uniform += uniform as u64;
+        s.x.clear();
+        for (i, chunk) in s.mask.chunks(8).enumerate() {
+            let mut bytes = [0u8; 8];
+            bytes[..chunk.len()].copy_from_slice(chunk);
+            let mut bits = u64::from_le_bytes(bytes);
+            while bits != 0 {
+                s.x.push((i * 8) as u32 + bits.trailing_zeros() / 8);
+                bits &= bits - 1;
+            }
+        }
+        let m = s.x.len();
+        if m == 0 {
+            continue;
+        }
+        // Pass 1b: their scores; kept are those that need a draw.
+        s.cell.clear();
+        s.sum.clear();
+        s.tp.clear();
+        let mut kept = 0;
+        for j in 0..m {
+            let x = s.x[j] as usize;
+            let c = crow[x];
             let cu = c as usize;
-            if step.closed_out[cu] {
-                out.skipped_closed += 1;
-                continue;
-            }
-            // Early out: every neighbour of the own class.
-            if out.scratch_uniform[x] != 0 {
-                out.skipped_uniform += 1;
-                continue;
-            }
-            neighbour_counts(window, x, y, n, &mut counts);
-            debug_assert!(counts[cu] < nn1);
-            for (k, o) in om.iter_mut().enumerate() {
-                *o = share[counts[k] as usize] * params.weights[k];
-            }
-            for v in counts[..kk].iter_mut() {
-                *v = 0;
-            }
-            counts[INVALID as usize] = 0;
             let sbase = (static_row + x) * kk;
-            let sp = &stat.suitability[sbase..sbase + kk];
-            let sum = combined_scores(sp, om, &params.cost[cu], cu, step.inertia[cu], tp);
-            if sum <= 0.0 {
+            s.sp.clear();
+            s.sp.extend(
+                stat.suitability[sbase..sbase + kk]
+                    .iter()
+                    .map(|&q| suitability_from_fixed(q)),
+            );
+            let sp = &s.sp[..];
+            let cost_row = &s.cost[cu * kk..(cu + 1) * kk];
+            let base = s.tp.len();
+            let mut sum = 0.0;
+            if packed {
+                let mut word = 0u64;
+                for dy in 0..n {
+                    let start = (y + dy) * window.stride + x;
+                    for &b in &window.data[start..start + n] {
+                        word += onehot[b as usize];
+                    }
+                }
+                word -= onehot[cu];
+                debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64 - 1);
+                for k in 0..kk {
+                    let count = ((word >> (8 * k)) & 0xff) as usize;
+                    let mut v = sp[k] * s.omega[count * kk + k] * cost_row[k];
+                    if k == cu {
+                        v *= s.own[cu];
+                    }
+                    s.tp.push(v);
+                    sum += v;
+                }
+            } else {
+                neighbour_counts(window, x, y, n, &mut counts);
+                debug_assert!(counts[cu] < nn1);
+                for k in 0..kk {
+                    let om = counts[k] as f64 / nn1f * params.weights[k];
+                    let mut v = sp[k] * om * cost_row[k];
+                    if k == cu {
+                        v *= s.own[cu];
+                    }
+                    s.tp.push(v);
+                    sum += v;
+                }
+                counts[..kk].iter_mut().for_each(|v| *v = 0);
+                counts[INVALID as usize] = 0;
+            }
+            // No draw can give a proposal when the sum is 0, or when every other class
+            // has score 0 or fails the gate even at U2 = 0 (U2 > 0 always): skip the
+            // generator (exact).
+            let tp = &s.tp[base..];
+            if sum <= 0.0 || !(0..kk).any(|k| k != cu && tp[k] > 0.0 && sp[k] > gate_floor) {
+                s.tp.truncate(base);
                 continue;
             }
-            // No draw can give a proposal when every other class has score 0 or fails
-            // the gate even at U2 = 0 (U2 > 0 always): skip the generator (exact).
-            if !(0..kk).any(|k| k != cu && tp[k] > 0.0 && sp[k] as f64 > gate_floor) {
-                continue;
-            }
-            let cell = global_row + x as u64;
-            let b = rng.block(params.stream, t, cell, 0);
-            let Some(to) = roulette(tp, sum, CounterRng::unit(b[0])) else {
+            s.x[kept] = x as u32;
+            kept += 1;
+            s.cell.push(global_row + x as u64);
+            s.sum.push(sum);
+        }
+        if kept == 0 {
+            continue;
+        }
+        // Pass 2: their Philox blocks, several cells per instruction.
+        s.blocks.resize(s.cell.len(), [0; 4]);
+        rng.blocks(params.stream, t, 0, &s.cell, &mut s.blocks);
+        // Pass 3: roulette, gate and proposals in row order.
+        for (j, (&x, &cell)) in s.x.iter().zip(&s.cell).enumerate() {
+            let x = x as usize;
+            let c = window.data[centre_row + x];
+            let cu = c as usize;
+            let b = s.blocks[j];
+            let tp = &s.tp[j * kk..(j + 1) * kk];
+            let Some(to) = roulette(tp, s.sum[j], CounterRng::unit(b[0])) else {
                 continue;
             };
-            if to == cu || params.cost[cu][to] <= 0.0 {
+            if to == cu || s.cost[cu * kk + to] <= 0.0 {
                 continue;
             }
-            if !gate(CounterRng::unit(b[1]), kk, t, sp[to]) {
+            let sp_to = suitability_from_fixed(stat.suitability[(static_row + x) * kk + to]);
+            if !gate(CounterRng::unit(b[1]), kk, t, sp_to) {
                 continue;
             }
             out.raw_proposals += 1;
@@ -529,7 +705,7 @@ mod tests {
         // with sp 0 -> sum 0.
         let map = [1u8, 0, 0, 0];
         let (p, pw) = padded(&map, 4, 1, 1);
-        let suit = [0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+        let suit = suitability_fixed(&[0.0f32, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0]);
         let restricted = [false; 4];
         let params = params2();
         let step = StepParams {
@@ -636,7 +812,8 @@ mod tests {
         // 3x3 map of class 0 with class 1 in a corner.
         let map = [1u8, 0, 0, 0, 0, 0, 0, 0, 0];
         let (p, pw) = padded(&map, 3, 3, 1);
-        let suit: Vec<f32> = (0..9).flat_map(|_| [0.5f32, 0.5]).collect();
+        let suit: Vec<u16> =
+            suitability_fixed(&(0..9).flat_map(|_| [0.5f32, 0.5]).collect::<Vec<_>>());
         let restricted = [false; 9];
         let rect = TileRect {
             x0: 0,
@@ -716,7 +893,8 @@ mod tests {
         let mut map = [0u8; 25];
         map[0] = 1;
         let (p, pw) = padded(&map, 5, 5, 1);
-        let suit: Vec<f32> = (0..25).flat_map(|_| [0.5f32, 0.5]).collect();
+        let suit: Vec<u16> =
+            suitability_fixed(&(0..25).flat_map(|_| [0.5f32, 0.5]).collect::<Vec<_>>());
         let restricted = [false; 25];
         let rect = TileRect {
             x0: 0,
@@ -751,5 +929,204 @@ mod tests {
         );
         assert_eq!(out.skipped_uniform, 8);
         assert_eq!(out.cells, 25);
+    }
+
+    /// The cell-by-cell definition of the step (DESIGN 2.3) from the public pieces, no
+    /// early out but the skipped-cell counts: every valid unrestricted cell draws its
+    /// block. Returns (proposals, histogram, cells, uniform, closed, raw).
+    fn reference_step(
+        params: &CaParams,
+        step: &StepParams,
+        rect: &TileRect,
+        window: &ClassWindow,
+        stat: &TileStatic,
+    ) -> (Vec<Proposal>, Vec<u32>, u64, u64, u64, u64) {
+        let (kk, n) = (params.k, params.neighbourhood);
+        let r = (n - 1) / 2;
+        let rng = CounterRng::new(params.seed);
+        let t = step.iteration;
+        let mut props = Vec::new();
+        let mut hist = vec![0u32; BUCKETS * kk * kk];
+        let (mut cells, mut uniform, mut closed, mut raw) = (0, 0, 0, 0);
+        for y in 0..rect.height {
+            for x in 0..rect.width {
+                let c = window.data[(y + r) * window.stride + x + r];
+                if c == INVALID || stat.restricted[y * stat.stride + x] {
+                    continue;
+                }
+                cells += 1;
+                let cu = c as usize;
+                if step.closed_out[cu] {
+                    closed += 1;
+                    continue;
+                }
+                let all_own = (0..n).all(|dy| {
+                    let start = (y + dy) * window.stride + x;
+                    window.data[start..start + n].iter().all(|&b| b == c)
+                });
+                if all_own {
+                    uniform += 1;
+                    continue;
+                }
+                let mut counts = [0u32; 256];
+                neighbour_counts(window, x, y, n, &mut counts);
+                let mut om = vec![0.0; kk];
+                omega(&counts[..kk], n, &params.weights, &mut om);
+                let sbase = (y * stat.stride + x) * kk;
+                let sp: Vec<f64> = stat.suitability[sbase..sbase + kk]
+                    .iter()
+                    .map(|&q| q as f64 / 65535.0)
+                    .collect();
+                let mut tp = vec![0.0; kk];
+                let sum =
+                    combined_scores(&sp, &om, &params.cost[cu], cu, step.inertia[cu], &mut tp);
+                let cell = ((rect.y0 + y) * rect.grid_width + rect.x0 + x) as u64;
+                let b = rng.block(params.stream, t, cell, 0);
+                let Some(to) = roulette(&tp, sum, CounterRng::unit(b[0])) else {
+                    continue;
+                };
+                if to == cu || params.cost[cu][to] <= 0.0 {
+                    continue;
+                }
+                if !gate(CounterRng::unit(b[1]), kk, t, sp[to]) {
+                    continue;
+                }
+                raw += 1;
+                if step.closed_in[to] || step.closed_pairs[cu * kk + to] {
+                    continue;
+                }
+                let p = Proposal {
+                    cell,
+                    key: b[2],
+                    from: c,
+                    to: to as u8,
+                };
+                hist[(p.bucket() * kk + cu) * kk + to] += 1;
+                props.push(p);
+            }
+        }
+        (props, hist, cells, uniform, closed, raw)
+    }
+
+    #[test]
+    fn tile_step_equals_the_cell_by_cell_definition_on_random_tiles() {
+        // Patchy random maps (so that uniform windows, edges and invalid cells all
+        // occur), random suitability, restrictions, closed classes and pairs; K and N
+        // on both sides of the packed neighbour count (K <= 8, N <= 15) and tiles that
+        // are not at the grid's origin.
+        let rng = CounterRng::new(11);
+        let cases = [
+            (2usize, 3usize, 0u32),
+            (4, 3, 0),
+            (4, 5, 3),
+            (6, 7, 1),
+            (8, 3, 20),
+            (9, 3, 2),
+            (3, 17, 0),
+            (5, 15, 4),
+        ];
+        let (mut proposals, mut uniform, mut closed) = (0, 0, 0);
+        for (case, &(kk, n, t)) in cases.iter().enumerate() {
+            let case = case as u32;
+            let draw = |cell: u64, d: u8, m: u64| rng.below(60 + case, 0, cell, d, m);
+            let r = (n - 1) / 2;
+            // grid 53 x 31; the tile is its columns 5..46, rows 2..29 (halo from the grid)
+            let (gw, gh) = (53usize, 31usize);
+            let map: Vec<u8> = (0..gw * gh)
+                .map(|i| {
+                    let (x, y) = (i % gw, i / gw);
+                    let patch = ((x / 5) * 37 + (y / 4) * 11) as u64;
+                    match draw(patch, 0, 12) {
+                        0 => INVALID,
+                        _ if draw(i as u64, 1, 9) == 0 => draw(i as u64, 2, kk as u64) as u8,
+                        _ => draw(patch, 3, kk as u64) as u8,
+                    }
+                })
+                .collect();
+            let (x0, y0, w, h) = (5usize, 2usize, 41usize, 27usize);
+            let stride = w + 2 * r;
+            let mut win = vec![INVALID; stride * (h + 2 * r)];
+            for wy in 0..h + 2 * r {
+                for wx in 0..stride {
+                    let (gx, gy) = (
+                        (x0 + wx) as isize - r as isize,
+                        (y0 + wy) as isize - r as isize,
+                    );
+                    if gx >= 0 && gy >= 0 && (gx as usize) < gw && (gy as usize) < gh {
+                        win[wy * stride + wx] = map[gy as usize * gw + gx as usize];
+                    }
+                }
+            }
+            let suit_f32: Vec<f32> = (0..w * h * kk)
+                .map(|i| draw(i as u64, 4, 1001) as f32 / 1000.0)
+                .collect();
+            let suit = suitability_fixed(&suit_f32);
+            let restricted: Vec<bool> = (0..w * h).map(|i| draw(i as u64, 5, 15) == 0).collect();
+            let weights: Vec<f64> = (0..kk)
+                .map(|k| 0.05 + draw(k as u64, 6, 100) as f64 / 100.0)
+                .collect();
+            let cost: Vec<Vec<f64>> = (0..kk)
+                .map(|a| {
+                    (0..kk)
+                        .map(|b| match draw((a * kk + b) as u64, 7, 5) {
+                            0 if a != b => 0.0,
+                            v => v as f64 / 4.0,
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut params = CaParams::new(weights, cost, 1000 + case as u64);
+            params.neighbourhood = n;
+            params.stream = 16 + case;
+            let step = StepParams {
+                iteration: t,
+                inertia: (0..kk)
+                    .map(|k| 0.5 + draw(k as u64, 8, 100) as f64 / 50.0)
+                    .collect(),
+                closed_in: (0..kk).map(|k| draw(k as u64, 9, 5) == 0).collect(),
+                closed_out: (0..kk).map(|k| draw(k as u64, 10, 5) == 0).collect(),
+                closed_pairs: (0..kk * kk).map(|i| draw(i as u64, 11, 6) == 0).collect(),
+            };
+            let rect = TileRect {
+                x0,
+                y0,
+                width: w,
+                height: h,
+                grid_width: gw,
+            };
+            let window = ClassWindow { data: &win, stride };
+            let stat = TileStatic {
+                suitability: &suit,
+                restricted: &restricted,
+                stride: w,
+            };
+            let want = reference_step(&params, &step, &rect, &window, &stat);
+            let mut out = TileProposals::default();
+            // twice: the reused buffers must not change the result
+            for _ in 0..2 {
+                tile_step(&params, &step, &rect, &window, &stat, &mut out);
+                assert_eq!(out.proposals, want.0, "case {case}: K={kk} N={n}");
+                assert_eq!(out.histogram, want.1, "case {case}");
+                assert_eq!(
+                    (
+                        out.cells,
+                        out.skipped_uniform,
+                        out.skipped_closed,
+                        out.raw_proposals
+                    ),
+                    (want.2, want.3, want.4, want.5),
+                    "case {case}"
+                );
+            }
+            assert!(want.2 > 0, "case {case}: valid cells");
+            proposals += want.0.len();
+            uniform += want.3;
+            closed += want.4;
+        }
+        assert!(proposals > 100, "{proposals} proposals over all cases");
+        assert!(
+            uniform > 0 && closed > 0,
+            "uniform {uniform}, closed {closed}"
+        );
     }
 }
