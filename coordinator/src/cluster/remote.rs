@@ -788,17 +788,21 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    fn window_contains(&self, t: usize, cell: u64) -> bool {
+    /// Whether `cell` lies in tile `t`'s halo ring (its window minus its core): the
+    /// changes a tile learns from the coordinator. A tile applies its own core's changes
+    /// when it commits them, and a tile (re)loaded from the map has them already.
+    fn halo_contains(&self, t: usize, cell: u64) -> bool {
         let rc = &self.rects[t];
         let (x, y) = (
             (cell as usize % rc.grid_width) as i64,
             (cell as usize / rc.grid_width) as i64,
         );
         let r = self.r as i64;
-        x >= rc.x0 as i64 - r
-            && x < (rc.x0 + rc.width) as i64 + r
-            && y >= rc.y0 as i64 - r
-            && y < (rc.y0 + rc.height) as i64 + r
+        let (x0, y0) = (rc.x0 as i64, rc.y0 as i64);
+        let (x1, y1) = (x0 + rc.width as i64, y0 + rc.height as i64);
+        let in_window = x >= x0 - r && x < x1 + r && y >= y0 - r && y < y1 + r;
+        let in_core = x >= x0 && x < x1 && y >= y0 && y < y1;
+        in_window && !in_core
     }
 
     fn step_message(params: &CaParams, step: &ca::StepParams) -> PStep {
@@ -827,7 +831,7 @@ impl<'a> Remote<'a> {
             .pending
             .iter()
             .copied()
-            .filter(|&(c, _)| tiles.iter().any(|&t| self.window_contains(t as usize, c)))
+            .filter(|&(c, _)| tiles.iter().any(|&t| self.halo_contains(t as usize, c)))
             .unzip();
         self.traffic.halo_bytes += cells.len() as u64 * 9;
         ProposeRequest {
