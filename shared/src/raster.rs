@@ -208,11 +208,8 @@ pub fn check_same_grid(
     Ok(())
 }
 
-/// Reads band `band` (1-based) of `path` entirely, converted to `T`.
-pub fn read_band<T: GdalType + Copy + Default>(
-    path: &Path,
-    band: usize,
-) -> Result<(RasterInfo, Vec<T>)> {
+/// Opens `path` and checks that it has band `band` (1-based).
+fn open_band(path: &Path, band: usize) -> Result<(Dataset, RasterInfo)> {
     let ds = open(path)?;
     let info = info_of(&ds, path)?;
     if band == 0 || band > info.bands {
@@ -221,27 +218,38 @@ pub fn read_band<T: GdalType + Copy + Default>(
             format!("has {} band(s), band {band} was asked for", info.bands),
         ));
     }
+    Ok((ds, info))
+}
+
+/// Reads the full-width rows `y0..y0 + chunk.len() / width` of `rb` into `chunk`.
+fn read_rows<T: GdalType + Copy>(
+    rb: &gdal::raster::RasterBand,
+    path: &Path,
+    y0: usize,
+    width: usize,
+    chunk: &mut [T],
+) -> Result<()> {
+    let rows = chunk.len() / width;
+    rb.read_into_slice::<T>((0, y0 as isize), (width, rows), (width, rows), chunk, None)
+        .map_err(|e| {
+            Error::raster(
+                path,
+                format!("read failed at row {y0}: the file is truncated or corrupt ({e})"),
+            )
+        })
+}
+
+/// Reads band `band` (1-based) of `path` entirely, converted to `T`.
+pub fn read_band<T: GdalType + Copy + Default>(
+    path: &Path,
+    band: usize,
+) -> Result<(RasterInfo, Vec<T>)> {
+    let (ds, info) = open_band(path, band)?;
     let (w, h) = (info.grid.width, info.grid.height);
     let mut data = vec![T::default(); w * h];
     let rb = ds.rasterband(band).map_err(|e| Error::raster(path, e))?;
     for (strip, chunk) in data.chunks_mut(STRIP_ROWS * w).enumerate() {
-        let rows = chunk.len() / w;
-        rb.read_into_slice::<T>(
-            (0, (strip * STRIP_ROWS) as isize),
-            (w, rows),
-            (w, rows),
-            chunk,
-            None,
-        )
-        .map_err(|e| {
-            Error::raster(
-                path,
-                format!(
-                    "read failed at row {}: the file is truncated or corrupt ({e})",
-                    strip * STRIP_ROWS
-                ),
-            )
-        })?;
+        read_rows(&rb, path, strip * STRIP_ROWS, w, chunk)?;
     }
     Ok((info, data))
 }
@@ -254,27 +262,14 @@ pub fn read_band_strips<T: GdalType + Copy + Default>(
     band: usize,
     mut f: impl FnMut(usize, &[T]) -> Result<()>,
 ) -> Result<RasterInfo> {
-    let ds = open(path)?;
-    let info = info_of(&ds, path)?;
-    if band == 0 || band > info.bands {
-        return Err(Error::raster(
-            path,
-            format!("has {} band(s), band {band} was asked for", info.bands),
-        ));
-    }
+    let (ds, info) = open_band(path, band)?;
     let (w, h) = (info.grid.width, info.grid.height);
     let rb = ds.rasterband(band).map_err(|e| Error::raster(path, e))?;
     let mut data = vec![T::default(); STRIP_ROWS.min(h) * w];
     for y0 in (0..h).step_by(STRIP_ROWS) {
         let rows = STRIP_ROWS.min(h - y0);
         let chunk = &mut data[..rows * w];
-        rb.read_into_slice::<T>((0, y0 as isize), (w, rows), (w, rows), chunk, None)
-            .map_err(|e| {
-                Error::raster(
-                    path,
-                    format!("read failed at row {y0}: the file is truncated or corrupt ({e})"),
-                )
-            })?;
+        read_rows(&rb, path, y0, w, chunk)?;
         // the strip's blocks are read: out of GDAL's cache
         // SAFETY: the band handle belongs to the open dataset `ds`.
         unsafe { gdal_sys::GDALFlushRasterCache(rb.c_rasterband()) };
