@@ -237,11 +237,9 @@ pub fn driver_sample_at(
         .collect();
     let standardize = study.config.gwr.standardize;
     let mut cols: Vec<(String, Vec<f64>)> = vec![(INTERCEPT.to_string(), vec![1.0; n])];
-    for d in &stack.drivers {
-        cols.push((
-            d.name.clone(),
-            cells.iter().map(|&i| d.values[i] as f64).collect(),
-        ));
+    for (j, d) in stack.drivers.iter().enumerate() {
+        let values = crate::layers::values_at(&stack.drivers, j, &cells)?;
+        cols.push((d.name.clone(), values.iter().map(|&v| v as f64).collect()));
     }
     if standardize {
         for j in 0..stack.drivers.len() {

@@ -15,16 +15,30 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// `contents` (synced), just before it is renamed to `path`: a crash up to then leaves
 /// the previous file under `path` intact.
 pub fn write_atomic_then(path: &Path, contents: &[u8], before_rename: impl FnOnce()) -> Result<()> {
+    write_atomic_with(path, |w| w.write_all(contents), before_rename)
+}
+
+/// [`write_atomic_then`] of what `write` writes (through a buffer), so a large file
+/// need not be held whole in memory first.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    before_rename: impl FnOnce(),
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".partial-")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(contents).map_err(|e| Error::io(path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    write(&mut w).map_err(|e| Error::io(path, e))?;
+    let tmp = w
+        .into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     before_rename();
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;

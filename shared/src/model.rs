@@ -67,8 +67,7 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
         });
     }
     let trained = train(study, stack, year)?;
-    let drivers: Vec<&[f32]> = stack.drivers.iter().map(|d| d.values.as_slice()).collect();
-    let values = ann::suitability(&drivers, &stack.mask, &trained.network)?;
+    let values = ann::suitability(&stack.drivers, &stack.mask, &trained.network)?;
     Ok(Suitability {
         values,
         network: Some(trained.network),
@@ -92,7 +91,6 @@ pub fn train(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainedAnn>
         .maps
         .get(&year)
         .ok_or_else(|| Error::Data(format!("no land-use map of {year}")))?;
-    let drivers: Vec<&[f32]> = stack.drivers.iter().map(|d| d.values.as_slice()).collect();
     let driver_names: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
     let class_names: Vec<String> = study
         .config
@@ -101,7 +99,7 @@ pub fn train(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainedAnn>
         .map(|c| c.name.clone())
         .collect();
     let data = ann::TrainingData {
-        drivers: &drivers,
+        drivers: &stack.drivers,
         driver_names: &driver_names,
         classes,
         class_names: &class_names,

@@ -3,11 +3,16 @@
 //! valid mask (the intersection of all layers' nodata masks).
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::{LayerConfig, NodataSetting, Study};
 use crate::error::{Error, Result};
 use crate::grid::Grid;
+use crate::layers::{self, Layers};
 use crate::raster::{self, Resample};
 
 /// Class index of cells that are not valid.
@@ -21,7 +26,81 @@ pub struct Driver {
     /// Source file.
     pub path: PathBuf,
     /// Values, row-major (meaningless where the mask is false).
-    pub values: Vec<f32>,
+    pub values: DriverValues,
+}
+
+/// Where a driver's values are: in memory, or in a scratch file read a run of cells at a
+/// time ([`load_spilled`]).
+#[derive(Clone, Debug)]
+pub enum DriverValues {
+    /// Every cell's value, row-major.
+    Memory(Vec<f32>),
+    /// In a scratch file.
+    File(SpillFile),
+}
+
+impl DriverValues {
+    /// The values when they are in memory.
+    pub fn in_memory(&self) -> Option<&[f32]> {
+        match self {
+            Self::Memory(v) => Some(v),
+            Self::File(_) => None,
+        }
+    }
+}
+
+/// A driver's values in a scratch file: f32, little-endian, row-major. The file lives in
+/// a temporary folder removed when the last [`Stack`] that shares it is dropped.
+#[derive(Clone, Debug)]
+pub struct SpillFile {
+    file: Arc<File>,
+    path: PathBuf,
+    cells: usize,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+impl SpillFile {
+    fn read(&self, first: usize, out: &mut [f32]) -> Result<()> {
+        if first + out.len() > self.cells {
+            return Err(layers::out_of_range(0, first, out.len(), self.cells));
+        }
+        let mut bytes = vec![0u8; out.len() * 4];
+        self.file
+            .read_exact_at(&mut bytes, first as u64 * 4)
+            .map_err(|e| Error::io(&self.path, e))?;
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+            *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        Ok(())
+    }
+}
+
+impl Layers for Vec<Driver> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn cells(&self, layer: usize) -> usize {
+        match self.get(layer).map(|d| &d.values) {
+            Some(DriverValues::Memory(v)) => v.len(),
+            Some(DriverValues::File(f)) => f.cells,
+            None => 0,
+        }
+    }
+
+    fn read(&self, layer: usize, first: usize, out: &mut [f32]) -> Result<()> {
+        match self.get(layer).map(|d| &d.values) {
+            Some(DriverValues::Memory(v)) => layers::read_slice(v, layer, first, out),
+            Some(DriverValues::File(f)) => f.read(first, out),
+            None => Err(layers::out_of_range(layer, first, out.len(), 0)),
+        }
+    }
+}
+
+/// Where [`load_into`] puts the drivers' values.
+enum DriverSink {
+    Memory(Vec<f32>),
+    File(std::io::BufWriter<File>, PathBuf, Arc<tempfile::TempDir>),
 }
 
 /// Every layer of a study on one grid.
@@ -136,6 +215,22 @@ fn read_on_grid(
 
 /// Reads every layer of `study` onto the grid of its first land-use map.
 pub fn load(study: &Study) -> Result<Stack> {
+    load_into(study, None)
+}
+
+/// [`load`] with the drivers' values in scratch files of a new temporary folder (in
+/// `TMPDIR`), not in memory: what the coordinator of a run does, which reads them a run
+/// of cells at a time (through [`Layers`]) to train the network, cut tiles and write the
+/// suitability raster.
+pub fn load_spilled(study: &Study) -> Result<Stack> {
+    let dir = tempfile::Builder::new()
+        .prefix("flus-drivers-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    load_into(study, Some(Arc::new(dir)))
+}
+
+fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Stack> {
     let cfg = &study.config;
     let first = cfg.landuse.first().ok_or_else(|| Error::Config {
         file: study.file.clone(),
@@ -216,9 +311,25 @@ pub fn load(study: &Study) -> Result<Stack> {
     }
 
     let mut drivers = Vec::new();
-    for d in &cfg.drivers {
+    for (index, d) in cfg.drivers.iter().enumerate() {
         let path = study.resolve(&d.path);
-        let mut values: Vec<f32> = Vec::with_capacity(n);
+        let mut sink = match &spill {
+            None => DriverSink::Memory(Vec::with_capacity(n)),
+            Some(dir) => {
+                let p = dir.path().join(format!("driver_{index}.f32"));
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&p)
+                    .map_err(|e| Error::io(&p, e))?;
+                DriverSink::File(
+                    std::io::BufWriter::with_capacity(1 << 20, f),
+                    p,
+                    dir.clone(),
+                )
+            }
+        };
         read_layer(
             study,
             &reference,
@@ -257,10 +368,31 @@ pub fn load(study: &Study) -> Result<Stack> {
                     }
                     mask[i] &= data;
                 }
-                values.extend(strip.iter().map(|&v| v as f32));
+                match &mut sink {
+                    DriverSink::Memory(values) => values.extend(strip.iter().map(|&v| v as f32)),
+                    DriverSink::File(w, p, _) => {
+                        let bytes: Vec<u8> = strip
+                            .iter()
+                            .flat_map(|&v| (v as f32).to_le_bytes())
+                            .collect();
+                        w.write_all(&bytes).map_err(|e| Error::io(p.as_path(), e))?;
+                    }
+                }
                 Ok(())
             },
         )?;
+        let values = match sink {
+            DriverSink::Memory(v) => DriverValues::Memory(v),
+            DriverSink::File(w, p, dir) => {
+                let file = w.into_inner().map_err(|e| Error::io(&p, e.into_error()))?;
+                DriverValues::File(SpillFile {
+                    file: Arc::new(file),
+                    path: p,
+                    cells: n,
+                    _dir: dir,
+                })
+            }
+        };
         drivers.push(Driver {
             name: d.name.clone(),
             path,
@@ -458,4 +590,53 @@ pub fn index_maps(maps: &[&CodeMap]) -> Result<(Vec<i64>, Vec<Vec<u8>>)> {
         })
         .collect();
     Ok((codes, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bencat() -> Study {
+        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/bencat/study.toml");
+        Study::load(&p).unwrap()
+    }
+
+    #[test]
+    fn spilled_drivers_read_back_the_values_held_in_memory_and_their_folder_goes_with_the_stack() {
+        let study = bencat();
+        let mem = load(&study).unwrap();
+        let spilled = load_spilled(&study).unwrap();
+        assert_eq!(spilled.mask, mem.mask);
+        assert_eq!(spilled.maps, mem.maps);
+        let n = mem.grid.cells();
+        let dir = match &spilled.drivers[0].values {
+            DriverValues::File(f) => f.path.parent().unwrap().to_path_buf(),
+            DriverValues::Memory(_) => panic!("load_spilled kept a driver in memory"),
+        };
+        assert!(dir.is_dir());
+        for (j, d) in mem.drivers.iter().enumerate() {
+            let want = d.values.in_memory().unwrap();
+            assert_eq!(want.len(), n);
+            assert!(spilled.drivers[j].values.in_memory().is_none());
+            // the whole layer through runs that do not start on a run boundary
+            let mut got = vec![0f32; n];
+            let cut = n / 3 + 7;
+            spilled.drivers.read(j, 0, &mut got[..cut]).unwrap();
+            spilled.drivers.read(j, cut, &mut got[cut..]).unwrap();
+            assert!(
+                got.iter()
+                    .zip(want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "driver {}",
+                d.name
+            );
+            let e = spilled.drivers.read(j, n - 1, &mut [0f32; 2]).unwrap_err();
+            assert!(
+                e.to_string().contains(&format!("{}..{}", n - 1, n + 1)),
+                "{e}"
+            );
+        }
+        drop(spilled);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
 }

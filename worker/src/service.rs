@@ -298,13 +298,12 @@ impl Worker for WorkerService {
                 for t in tiles.iter_mut() {
                     let k = t.spec.classes as usize;
                     let valid: Vec<bool> = t.core_classes().map(|c| (c as usize) < k).collect();
-                    let drivers: Vec<&[f32]> = t.drivers.iter().map(|d| d.as_slice()).collect();
-                    let out =
-                        flus_shared::ann::suitability(&drivers, &valid, &net).map_err(|e| {
-                            Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id))
-                        })?;
-                    let max = flus_shared::ann::max_suitability_per_class(&out, &valid, k);
-                    t.suitability = ca::suitability_fixed(&out);
+                    // straight to fixed point: the f32 suitability of the tile is never held
+                    let (fixed, max) =
+                        flus_shared::ann::suitability_fixed(&t.drivers, &valid, &net).map_err(
+                            |e| Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id)),
+                        )?;
+                    t.suitability = fixed;
                     t.drivers = Vec::new();
                     t.drivers_dropped = true;
                     done.push(TileSuitability {

@@ -30,6 +30,7 @@ use flus_shared::ca::{
     self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, TileRect,
     BUCKETS,
 };
+use flus_shared::layers::Layers;
 
 use super::pool::WorkerConn;
 
@@ -40,8 +41,9 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 pub struct StaticLayers<'a> {
     /// Restricted cells.
     pub restricted: &'a [bool],
-    /// Drivers (full grid each), for ANN inference on the workers.
-    pub drivers: Vec<&'a [f32]>,
+    /// Drivers (full grid each, read a row of a tile at a time), for ANN inference on
+    /// the workers.
+    pub drivers: &'a dyn Layers,
     /// Cell-major suitability (K per cell) when it is shipped instead of computed.
     pub suitability: Option<&'a [f32]>,
     /// Zone codes.
@@ -107,6 +109,9 @@ pub struct PhaseSeconds {
     pub commit: f64,
     /// CarbonSums.
     pub carbon: f64,
+    /// The whole CA run, from the first tile loaded to the carbon sums: what it takes
+    /// beyond the phases above is the coordinator's own work.
+    pub total: f64,
 }
 
 /// One RPC to a worker, boxed so that calls of different kinds share one helper.
@@ -402,8 +407,9 @@ impl<'a> Remote<'a> {
         let started = Instant::now();
         let res = loop {
             match self.load_tiles(&tiles, map) {
-                Ok(()) => break Ok(()),
-                Err(failed) => {
+                Err(e) => break Err(e),
+                Ok(failed) if failed.is_empty() => break Ok(()),
+                Ok(failed) => {
                     for &w in &failed {
                         for t in self.tiles_of(w) {
                             if let Some(s) = self.stepped.get_mut(t as usize) {
@@ -577,7 +583,7 @@ impl<'a> Remote<'a> {
     }
 
     /// Builds the LoadTile messages of tile `t`.
-    fn tile_messages(&self, t: usize, map: &MapView) -> Vec<TileChunk> {
+    fn tile_messages(&self, t: usize, map: &MapView) -> flus_shared::Result<Vec<TileChunk>> {
         let rc = self.rects[t];
         let (w, r) = (rc.grid_width, self.r);
         let mut layers: Vec<(LayerKind, String, Vec<u8>)> = Vec::new();
@@ -590,7 +596,7 @@ impl<'a> Remote<'a> {
         }
         layers.push((LayerKind::Classes, "classes".into(), win));
         if self.files.is_some() {
-            return Self::chunked(&self.run_id, self.spec(t), layers);
+            return Ok(Self::chunked(&self.run_id, self.spec(t), layers));
         }
         let core = |f: &mut dyn FnMut(usize, &mut Vec<u8>)| {
             let mut out = Vec::new();
@@ -618,12 +624,14 @@ impl<'a> Remote<'a> {
                 }),
             ));
         } else {
-            for (n, d) in self.layers.drivers.iter().enumerate() {
-                layers.push((
-                    LayerKind::Driver,
-                    format!("driver{n}"),
-                    core(&mut |i, o| o.extend_from_slice(&d[i].to_le_bytes())),
-                ));
+            let mut row = vec![0f32; rc.width];
+            for n in 0..self.layers.drivers.count() {
+                let mut bytes = Vec::with_capacity(rc.width * rc.height * 4);
+                for y in rc.y0..rc.y0 + rc.height {
+                    self.layers.drivers.read(n, y * w + rc.x0, &mut row)?;
+                    bytes.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+                }
+                layers.push((LayerKind::Driver, format!("driver{n}"), bytes));
             }
         }
         if let Some(z) = self.layers.zones {
@@ -633,7 +641,7 @@ impl<'a> Remote<'a> {
                 core(&mut |i, o| o.extend_from_slice(&z[i].to_le_bytes())),
             ));
         }
-        Self::chunked(&self.run_id, self.spec(t), layers)
+        Ok(Self::chunked(&self.run_id, self.spec(t), layers))
     }
 
     /// The LoadTile messages of `layers`: header, then chunks of at most
@@ -673,8 +681,13 @@ impl<'a> Remote<'a> {
 
     /// The LoadTile (or LoadTileFiles) RPC of tile `t` to worker `w`, and its data
     /// bytes.
-    fn load_rpc(&self, w: usize, t: u32, map: &MapView) -> (Rpc<TileLoaded>, u64) {
-        let msgs = self.tile_messages(t as usize, map);
+    fn load_rpc(
+        &self,
+        w: usize,
+        t: u32,
+        map: &MapView,
+    ) -> flus_shared::Result<(Rpc<TileLoaded>, u64)> {
+        let msgs = self.tile_messages(t as usize, map)?;
         let bytes: u64 = msgs
             .iter()
             .map(|m| match &m.part {
@@ -710,16 +723,16 @@ impl<'a> Remote<'a> {
                 rpc(client, |mut c| async move { c.load_tile_files(req).await })
             }
         };
-        (call, bytes)
+        Ok((call, bytes))
     }
 
     /// Loads `tiles` on their owners (and computes their suitability when a network is
     /// set), every worker at once: round i sends each worker its i-th tile, followed by
     /// the Suitability of that tile alone (the worker then drops the tile's drivers, so
     /// a worker never holds the drivers of all its tiles at once), and the messages of
-    /// round i + 1 are built while round i is on the wire. On failure returns the failed
-    /// workers.
-    fn load_tiles(&mut self, tiles: &[u32], map: &MapView) -> Result<(), Vec<usize>> {
+    /// round i + 1 are built while round i is on the wire. Returns the workers that
+    /// failed (none when every tile is loaded).
+    fn load_tiles(&mut self, tiles: &[u32], map: &MapView) -> flus_shared::Result<Vec<usize>> {
         let per: Vec<(usize, Vec<u32>)> = self
             .alive()
             .into_iter()
@@ -737,11 +750,12 @@ impl<'a> Remote<'a> {
         let mut failed = BTreeSet::new();
         let mut flight: Option<(InFlight<()>, Vec<u64>)> = None;
         for i in 0..=rounds {
-            let next = (i < rounds && failed.is_empty()).then(|| {
+            let mut next = None;
+            if i < rounds && failed.is_empty() {
                 let (mut calls, mut bytes) = (Vec::new(), Vec::new());
                 for (w, mine) in &per {
                     if let Some(&t) = mine.get(i) {
-                        let (call, b) = self.load_rpc(*w, t, map);
+                        let (call, b) = self.load_rpc(*w, t, map)?;
                         let what = if self.files.is_some() {
                             format!("LoadTileFiles {t}")
                         } else {
@@ -768,8 +782,8 @@ impl<'a> Remote<'a> {
                         bytes.push(b);
                     }
                 }
-                (self.start(calls), bytes)
-            });
+                next = Some((self.start(calls), bytes));
+            }
             if let Some((calls, bytes)) = flight.take() {
                 for ((w, r), b) in self.wait(calls).into_iter().zip(bytes) {
                     match r {
@@ -782,10 +796,7 @@ impl<'a> Remote<'a> {
             }
             flight = next;
         }
-        if !failed.is_empty() {
-            return Err(failed.into_iter().collect());
-        }
-        Ok(())
+        Ok(failed.into_iter().collect())
     }
 
     /// Whether `cell` lies in tile `t`'s halo ring (its window minus its core): the

@@ -10,7 +10,9 @@
 //! the coordinator, tile loading and ANN inference on the workers, the CA of the first
 //! scenario, outputs, carbon tables and GWR), and separately the scenario stage of
 //! run.json (tile loading, worker suitability, the CA iterations, the output map), the
-//! part the workers share.
+//! part the workers share, and within it the CA run (`ca_seconds`: tile loading and the
+//! iterations, the coordinator's own share of it in `coordinator_own_ca_seconds`) and
+//! the wait for the workers' steps (`propose_seconds`), each with its speed-up.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -84,6 +86,12 @@ fn timed_run(
     let sc = &report["scenarios"][scenario];
     let iterations = sc["iterations"].as_u64().unwrap_or(0);
     let traffic = &sc["traffic"];
+    let phases = &traffic["seconds"];
+    let ca_seconds_total = phases["total"].as_f64();
+    let waits: f64 = ["load", "propose", "exact", "commit", "carbon"]
+        .iter()
+        .filter_map(|p| phases[*p].as_f64())
+        .sum();
     let per_iter = |key: &str| {
         traffic[key]
             .as_u64()
@@ -96,6 +104,9 @@ fn timed_run(
         "scenario_stage_seconds": ca_seconds,
         "iterations": iterations,
         "seconds_per_iteration": ca_seconds.map(|s| s / iterations.max(1) as f64),
+        "ca_seconds": ca_seconds_total,
+        "coordinator_own_ca_seconds": ca_seconds_total.map(|t| t - waits),
+        "propose_seconds": phases["propose"],
         "map_sha256": sc["map_sha256"],
         "traffic": traffic,
         "halo_bytes_per_iteration": per_iter("halo_bytes"),
@@ -165,6 +176,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         report["same_map_with_1_and_2_workers"] = json!(one["map_sha256"] == two["map_sha256"]);
         report["speedup_wall"] = ratio("wall_seconds");
         report["speedup_scenario_stage"] = ratio("scenario_stage_seconds");
+        report["speedup_ca"] = ratio("ca_seconds");
+        report["speedup_propose"] = ratio("propose_seconds");
         report["runs"] = json!([one, two]);
     }
     if args.json {

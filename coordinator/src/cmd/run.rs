@@ -41,6 +41,11 @@ pub struct Args {
     /// Tiles per worker (over-decomposition).
     #[arg(long, default_value_t = 4)]
     pub tiles_per_worker: usize,
+    /// Largest tile, in cells: a large grid gets more tiles (a multiple of workers x
+    /// tiles per worker), so that a worker loading a tile holds its drivers for a small
+    /// part of the grid only.
+    #[arg(long, default_value_t = 4_000_000)]
+    pub max_tile_cells: usize,
     /// Deadline of every worker call, seconds.
     #[arg(long, default_value_t = 120.0)]
     pub deadline: f64,
@@ -196,6 +201,14 @@ fn memory_report(rt: &tokio::runtime::Runtime, conns: &[pool::WorkerConn], cells
     })
 }
 
+/// Tiles of a run: `base` (workers x tiles per worker), or the smallest multiple of it
+/// whose tiles hold at most `max_cells` cells each on average.
+pub fn tile_count(base: usize, cells: usize, max_cells: usize) -> usize {
+    let base = base.max(1);
+    let need = cells.div_ceil(max_cells.max(1));
+    base * need.div_ceil(base).max(1)
+}
+
 /// A near-square tiling with about `n` tiles.
 pub fn tiling_for(n: usize, width: usize, height: usize) -> Tiling {
     let n = n.max(1);
@@ -215,7 +228,7 @@ fn token_for(args: &Args) -> anyhow::Result<String> {
 
 /// Where checkpoints of a CA run go.
 fn checkpoint_path(out: &Path, label: &str) -> PathBuf {
-    out.join("checkpoints").join(format!("{label}.json"))
+    out.join("checkpoints").join(format!("{label}.ckpt"))
 }
 
 /// Test hook: milliseconds to wait between writing a checkpoint's temporary file and
@@ -224,19 +237,22 @@ pub const CHECKPOINT_DELAY_ENV: &str = "FLUS_TEST_CHECKPOINT_DELAY_MS";
 
 /// Stores checkpoint `c` at `path` through a temporary file renamed when complete.
 fn store_checkpoint(path: &Path, c: &engine::Checkpoint) -> flus_shared::Result<()> {
-    let bytes = serde_json::to_vec(c).map_err(|e| flus_shared::Error::Data(e.to_string()))?;
     let delay = std::env::var(CHECKPOINT_DELAY_ENV)
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok());
-    files::write_atomic_then(path, &bytes, || {
-        if let Some(ms) = delay {
-            tracing::info!(
+    files::write_atomic_with(
+        path,
+        |w| c.write(w),
+        || {
+            if let Some(ms) = delay {
+                tracing::info!(
                 "checkpoint of iteration {} in its temporary file; renaming in {ms} ms ({CHECKPOINT_DELAY_ENV})",
                 c.t
             );
-            std::thread::sleep(Duration::from_millis(ms));
-        }
-    })?;
+                std::thread::sleep(Duration::from_millis(ms));
+            }
+        },
+    )?;
     tracing::info!(path = %path.display(), "checkpoint of iteration {} stored", c.t);
     Ok(())
 }
@@ -298,9 +314,7 @@ fn load_checkpoint(path: &Path) -> anyhow::Result<Option<engine::Checkpoint>> {
         return Ok(None);
     }
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let c: engine::Checkpoint = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: not a flus checkpoint", path.display()))?;
-    Ok(Some(c))
+    Ok(Some(engine::Checkpoint::read(bytes, path)?))
 }
 
 /// One CA run over the workers: tiles loaded (the workers compute suitability from the
@@ -334,7 +348,7 @@ impl ClusterCa<'_> {
         let rects = tiling.rects(input.width, input.height)?;
         let layers = remote::StaticLayers {
             restricted: input.restricted,
-            drivers: st.drivers.iter().map(|d| d.values.as_slice()).collect(),
+            drivers: &st.drivers,
             suitability: None,
             zones: st.zones.as_deref(),
         };
@@ -374,6 +388,7 @@ impl ClusterCa<'_> {
             }
             Ok(())
         };
+        let started = Instant::now();
         let res = engine::run_loop(
             params,
             input,
@@ -410,6 +425,7 @@ impl ClusterCa<'_> {
             padded: &padded,
             stride: pw,
         })?;
+        backend.traffic.seconds.total = started.elapsed().as_secs_f64();
         backend.release();
         let traffic = backend.traffic.clone();
         clear_checkpoints(&cp_path);
@@ -435,11 +451,9 @@ fn driver_analysis(
 ) -> anyhow::Result<Value> {
     use flus_shared::analysis;
     // the sampled cells are valid: their suitability is the network's on their drivers
-    let drivers: Vec<Vec<f32>> = st
-        .drivers
-        .iter()
-        .map(|d| cells.iter().map(|&i| d.values[i]).collect())
-        .collect();
+    let drivers: Vec<Vec<f32>> = (0..st.drivers.len())
+        .map(|j| flus_shared::layers::values_at(&st.drivers, j, &cells))
+        .collect::<flus_shared::Result<_>>()?;
     let drivers: Vec<&[f32]> = drivers.iter().map(|d| d.as_slice()).collect();
     let mut suitability = vec![0f32; cells.len() * network.n_classes()];
     flus_shared::ann::suitability_window(
@@ -535,7 +549,8 @@ fn run_in(
     // inputs and demand
     tracing::info!(study = %args.study.display(), "stage 1/5: inputs");
     let bar = crate::output::stage("inputs and demand");
-    let st = stack::load(&study)?;
+    // the drivers stay in scratch files, read a run of cells at a time
+    let st = stack::load_spilled(&study)?;
     let k = study.k();
     let mk = study.config.markov.clone();
     let names: Vec<String> = study
@@ -554,7 +569,10 @@ fn run_in(
         scenarios: demands.clone(),
     };
     super::demand::write_tables(&demand_result, &out)?;
-    let st = demand_result.stack;
+    let mut st = demand_result.stack;
+    // only the maps still needed: the base map, and the start map of the validation
+    st.maps
+        .retain(|&y, _| y == mk.to || (y == mk.from && !args.no_validation));
     stage("inputs_and_demand", &mut lap);
     drop(bar);
     let bar = crate::output::stage("workers");
@@ -608,7 +626,11 @@ fn run_in(
         rt: &rt,
         conns: &conns,
         out: &out,
-        tiles: conns.len() * args.tiles_per_worker.max(1),
+        tiles: tile_count(
+            conns.len() * args.tiles_per_worker.max(1),
+            st.grid.cells(),
+            args.max_tile_cells,
+        ),
         deadline,
         every: args.checkpoint_every,
         resume: args.resume,
@@ -648,6 +670,7 @@ fn run_in(
         v["traffic"] = json!(traffic);
         report["validation"] = v;
         stage("validation", &mut lap);
+        st.maps.retain(|&y, _| y == mk.to);
     }
 
     // scenarios
@@ -664,18 +687,15 @@ fn run_in(
     let r = &trained.report;
     tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
-    let max_suitability = {
-        let drivers: Vec<&[f32]> = st.drivers.iter().map(|d| d.values.as_slice()).collect();
-        flus_shared::ann::write_suitability_from_network(
-            &suit_path,
-            &st.grid,
-            &drivers,
-            &st.mask,
-            &st.restricted,
-            network,
-            &names,
-        )?
-    };
+    let max_suitability = flus_shared::ann::write_suitability_from_network(
+        &suit_path,
+        &st.grid,
+        &st.drivers,
+        &st.mask,
+        &st.restricted,
+        network,
+        &names,
+    )?;
     report["ann"] = json!(trained.report);
     report["suitability"] = json!(suit_path);
     stage("ann", &mut lap);
@@ -876,5 +896,18 @@ mod tests {
         let t = tiling_for(8, 1004, 1559);
         assert_eq!(t.rows * t.cols, 8);
         assert!(t.rows >= t.cols);
+    }
+
+    #[test]
+    fn large_grids_get_a_multiple_of_the_base_tiles_below_the_largest_tile() {
+        // Ben Cat (1,565,236 cells) on 2 workers x 4 tiles: 8 tiles of ~196 k cells
+        assert_eq!(tile_count(8, 1_565_236, 4_000_000), 8);
+        // 130,003,200 cells: 130.0 M / 4 M = 32.5 -> 33 tiles needed -> 5 x 8 = 40
+        assert_eq!(tile_count(8, 130_003_200, 4_000_000), 40);
+        // exactly 8 tiles of 4 M
+        assert_eq!(tile_count(8, 32_000_000, 4_000_000), 8);
+        assert_eq!(tile_count(8, 32_000_001, 4_000_000), 16);
+        // no limit below one cell
+        assert_eq!(tile_count(3, 10, 0), 12);
     }
 }

@@ -85,8 +85,8 @@ pub fn validate(
     let params = model::validation_params(study, &transition.counts);
     if let (true, Some(net)) = (suit.values.is_empty(), &suit.network) {
         // the warning the CA loop gives when it holds the suitability
-        let drivers: Vec<&[f32]> = st.drivers.iter().map(|d| d.values.as_slice()).collect();
-        let max = flus_shared::ann::max_free_suitability(&drivers, &st.mask, &st.restricted, net)?;
+        let max =
+            flus_shared::ann::max_free_suitability(&st.drivers, &st.mask, &st.restricted, net)?;
         ca::warn_low_max_suitability(&params, &demand, &st.counts(mk.from, k), &max);
     }
     let input = CaInput {

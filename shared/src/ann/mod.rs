@@ -23,7 +23,7 @@ pub use normalise::Normalisation;
 pub use sample::{draw_sample, Sample, Sampling, INVALID_CLASS};
 pub use suitability::{
     low_suitability_classes, max_free_suitability, max_suitability_per_class, read_suitability,
-    suitability, suitability_window, to_band_major, write_suitability,
+    suitability, suitability_fixed, suitability_window, to_band_major, write_suitability,
     write_suitability_from_network, SuitabilityCheck,
 };
 pub use train::{train, AnnSettings, TrainReport, TrainedAnn, TrainingData};

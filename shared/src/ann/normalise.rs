@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::layers::{Layers, RUN_CELLS};
 
 /// Per-driver minimum and maximum over the valid cells: a raw value `v` of driver `i`
 /// normalises to `(v - min[i]) / (max[i] - min[i])`, and to 0 when the driver is constant.
@@ -24,6 +25,16 @@ impl Normalisation {
     /// index into a row and a column. A NaN or infinite value in a valid cell is an
     /// error naming the driver and the cell's row and column.
     pub fn fit(drivers: &[&[f32]], names: &[String], valid: &[bool], width: usize) -> Result<Self> {
+        Self::fit_layers(&drivers.to_vec(), names, valid, width)
+    }
+
+    /// [`Self::fit`] of layers read a run of cells at a time.
+    pub fn fit_layers(
+        drivers: &dyn Layers,
+        names: &[String],
+        valid: &[bool],
+        width: usize,
+    ) -> Result<Self> {
         check_layers(drivers, names, valid.len())?;
         if !valid.iter().any(|&v| v) {
             return Err(Error::Data(
@@ -32,25 +43,32 @@ impl Normalisation {
             ));
         }
         let width = width.max(1);
-        let mut min = Vec::with_capacity(drivers.len());
-        let mut max = Vec::with_capacity(drivers.len());
-        for (layer, name) in drivers.iter().zip(names) {
+        let mut min = Vec::with_capacity(drivers.count());
+        let mut max = Vec::with_capacity(drivers.count());
+        let mut run = Vec::new();
+        for (layer, name) in names.iter().enumerate() {
             let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-            for (cell, (&v, &ok)) in layer.iter().zip(valid).enumerate() {
-                if !ok {
-                    continue;
+            for first in (0..valid.len()).step_by(RUN_CELLS) {
+                let ok = &valid[first..(first + RUN_CELLS).min(valid.len())];
+                run.resize(ok.len(), 0.0);
+                drivers.read(layer, first, &mut run)?;
+                for (j, (&v, &ok)) in run.iter().zip(ok).enumerate() {
+                    if !ok {
+                        continue;
+                    }
+                    if !v.is_finite() {
+                        let cell = first + j;
+                        return Err(Error::Data(format!(
+                            "driver `{name}`: value {v} at row {}, column {} of a valid cell; \
+                             expected a finite number (declare it as the layer's nodata or fix the layer)",
+                            cell / width,
+                            cell % width
+                        )));
+                    }
+                    let v = v as f64;
+                    lo = lo.min(v);
+                    hi = hi.max(v);
                 }
-                if !v.is_finite() {
-                    return Err(Error::Data(format!(
-                        "driver `{name}`: value {v} at row {}, column {} of a valid cell; \
-                         expected a finite number (declare it as the layer's nodata or fix the layer)",
-                        cell / width,
-                        cell % width
-                    )));
-                }
-                let v = v as f64;
-                lo = lo.min(v);
-                hi = hi.max(v);
             }
             min.push(lo);
             max.push(hi);
@@ -89,22 +107,22 @@ impl Normalisation {
 }
 
 /// Checks that there is one name per driver and that every driver has `cells` values.
-pub(crate) fn check_layers(drivers: &[&[f32]], names: &[String], cells: usize) -> Result<()> {
-    if drivers.is_empty() {
+pub(crate) fn check_layers(drivers: &dyn Layers, names: &[String], cells: usize) -> Result<()> {
+    if drivers.count() == 0 {
         return Err(Error::Data("ANN: no driver layer given".into()));
     }
-    if names.len() != drivers.len() {
+    if names.len() != drivers.count() {
         return Err(Error::Data(format!(
             "ANN: {} driver name(s) for {} driver layer(s)",
             names.len(),
-            drivers.len()
+            drivers.count()
         )));
     }
-    for (layer, name) in drivers.iter().zip(names) {
-        if layer.len() != cells {
+    for (layer, name) in names.iter().enumerate() {
+        if drivers.cells(layer) != cells {
             return Err(Error::Data(format!(
                 "driver `{name}` has {} values, expected {cells} (one per cell of the grid)",
-                layer.len()
+                drivers.cells(layer)
             )));
         }
     }

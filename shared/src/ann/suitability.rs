@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::network::Network;
 use crate::error::{Error, Result};
 use crate::grid::Grid;
+use crate::layers::Layers;
 use crate::raster;
 
 /// Cells per parallel work unit of [`suitability`].
@@ -47,27 +48,31 @@ fn window_impl(
 }
 
 fn check_window(drivers: &[&[f32]], valid: &[bool], net: &Network, out_len: usize) -> Result<()> {
-    if drivers.len() != net.n_drivers() {
+    check_layers(&drivers.to_vec(), valid.len(), net, out_len)
+}
+
+/// Checks that `drivers` are the network's, each with `cells` values, and that `out_len`
+/// slots hold K values per cell.
+fn check_layers(drivers: &dyn Layers, cells: usize, net: &Network, out_len: usize) -> Result<()> {
+    if drivers.count() != net.n_drivers() {
         return Err(Error::Data(format!(
             "suitability: {} driver layer(s) given, the network was trained on {} ({})",
-            drivers.len(),
+            drivers.count(),
             net.n_drivers(),
             net.driver_names().join(", ")
         )));
     }
-    for (layer, name) in drivers.iter().zip(net.driver_names()) {
-        if layer.len() != valid.len() {
+    for (layer, name) in net.driver_names().iter().enumerate() {
+        if drivers.cells(layer) != cells {
             return Err(Error::Data(format!(
-                "suitability: driver `{name}` has {} values for {} cells",
-                layer.len(),
-                valid.len()
+                "suitability: driver `{name}` has {} values for {cells} cells",
+                drivers.cells(layer),
             )));
         }
     }
-    if out_len != valid.len() * net.n_classes() {
+    if out_len != cells * net.n_classes() {
         return Err(Error::Data(format!(
-            "suitability: output has {out_len} slots, expected {} cells x {} classes",
-            valid.len(),
+            "suitability: output has {out_len} slots, expected {cells} cells x {} classes",
             net.n_classes()
         )));
     }
@@ -94,18 +99,51 @@ pub fn suitability_window(
 /// Suitability of every cell, cell-major (`index cell * K + k`, invalid cells 0), in
 /// parallel (rayon) over chunks of cells; bit-identical for any thread count and equal
 /// to [`suitability_window`] over any split of the cells.
-pub fn suitability(drivers: &[&[f32]], valid: &[bool], net: &Network) -> Result<Vec<f32>> {
+pub fn suitability(drivers: &dyn Layers, valid: &[bool], net: &Network) -> Result<Vec<f32>> {
     let k = net.n_classes();
     let mut out = vec![0f32; valid.len() * k];
-    check_window(drivers, valid, net, out.len())?;
+    check_layers(drivers, valid.len(), net, out.len())?;
     fill_parallel(drivers, valid, net, &mut out, 0)?;
     Ok(out)
 }
 
-/// [`suitability`] of a window of cells into `out`; `first_cell` is the window's first
-/// cell in the grid (for error messages).
+/// [`suitability`] in fixed point ([`crate::ca::suitability_to_fixed`]), what the CA
+/// steps on, with the largest suitability per class over the valid cells
+/// ([`max_suitability_per_class`]): computed a run of cells at a time, so only the
+/// fixed-point values of every cell are held.
+pub fn suitability_fixed(
+    drivers: &dyn Layers,
+    valid: &[bool],
+    net: &Network,
+) -> Result<(Vec<u16>, Vec<f32>)> {
+    let k = net.n_classes();
+    let cells = valid.len();
+    check_layers(drivers, cells, net, cells * k)?;
+    let mut fixed = vec![0u16; cells * k];
+    let mut max = vec![0f32; k];
+    let run = 16 * CHUNK_CELLS;
+    let mut out = vec![0f32; run.min(cells) * k];
+    for a in (0..cells).step_by(run) {
+        let e = (a + run).min(cells);
+        let o = &mut out[..(e - a) * k];
+        fill_parallel(drivers, &valid[a..e], net, o, a)?;
+        for (m, x) in max
+            .iter_mut()
+            .zip(max_suitability_per_class(o, &valid[a..e], k))
+        {
+            *m = m.max(x);
+        }
+        for (f, &v) in fixed[a * k..e * k].iter_mut().zip(o.iter()) {
+            *f = crate::ca::suitability_to_fixed(v);
+        }
+    }
+    Ok((fixed, max))
+}
+
+/// The suitability of the cells `first_cell .. first_cell + valid.len()` of `drivers`
+/// into `out` (K per cell), in parallel over chunks of cells, each reading its own run.
 fn fill_parallel(
-    drivers: &[&[f32]],
+    drivers: &dyn Layers,
     valid: &[bool],
     net: &Network,
     out: &mut [f32],
@@ -118,7 +156,11 @@ fn fill_parallel(
         .map(|(chunk, o)| {
             let a = chunk * CHUNK_CELLS;
             let b = a + o.len() / k;
-            let window: Vec<&[f32]> = drivers.iter().map(|l| &l[a..b]).collect();
+            let mut runs = vec![vec![0f32; b - a]; drivers.count()];
+            for (layer, r) in runs.iter_mut().enumerate() {
+                drivers.read(layer, first_cell + a, r)?;
+            }
+            let window: Vec<&[f32]> = runs.iter().map(|r| r.as_slice()).collect();
             window_impl(&window, &valid[a..b], net, o, first_cell + a)
         })
         .collect();
@@ -130,7 +172,7 @@ fn fill_parallel(
 /// (the cells a CA may change), computed from `net` a strip of cells at a time: the
 /// maxima of [`max_suitability_per_class`] without the suitability of every cell.
 pub fn max_free_suitability(
-    drivers: &[&[f32]],
+    drivers: &dyn Layers,
     valid: &[bool],
     restricted: &[bool],
     net: &Network,
@@ -143,15 +185,14 @@ pub fn max_free_suitability(
             restricted.len()
         )));
     }
-    check_window(drivers, valid, net, cells * k)?;
+    check_layers(drivers, cells, net, cells * k)?;
     let strip = 64 * CHUNK_CELLS;
     let mut out = vec![0f32; strip.min(cells) * k];
     let mut max = vec![0f32; k];
     for a in (0..cells).step_by(strip) {
         let e = (a + strip).min(cells);
-        let window: Vec<&[f32]> = drivers.iter().map(|l| &l[a..e]).collect();
         let o = &mut out[..(e - a) * k];
-        fill_parallel(&window, &valid[a..e], net, o, a)?;
+        fill_parallel(drivers, &valid[a..e], net, o, a)?;
         for (i, v) in o.chunks_exact(k).enumerate() {
             if valid[a + i] && !restricted[a + i] {
                 for (m, &x) in max.iter_mut().zip(v) {
@@ -164,15 +205,14 @@ pub fn max_free_suitability(
 }
 
 /// Computes the suitability of every cell of `grid` from `net` and writes it as
-/// [`write_suitability`] writes the result of [`suitability`] (the same file, byte for
-/// byte), without ever holding more than a strip of rows: band after band, each strip's
-/// suitability is computed again (K inferences per cell instead of one, for K times
-/// less memory). Returns the largest suitability per class over the valid cells that
-/// are not `restricted` (the cells the CA may change).
+/// [`write_suitability`] writes the result of [`suitability`] (the same values), never
+/// holding more than a strip of rows: each strip's suitability is computed once and
+/// its K bands written. Returns the largest suitability per class over the valid cells
+/// that are not `restricted` (the cells the CA may change).
 pub fn write_suitability_from_network(
     path: &Path,
     grid: &Grid,
-    drivers: &[&[f32]],
+    drivers: &dyn Layers,
     valid: &[bool],
     restricted: &[bool],
     net: &Network,
@@ -194,7 +234,7 @@ pub fn write_suitability_from_network(
             ),
         ));
     }
-    check_window(drivers, valid, net, cells * k)?;
+    check_layers(drivers, cells, net, cells * k)?;
     let options = raster::WriteOptions {
         nodata: None,
         palette: Vec::new(),
@@ -205,17 +245,16 @@ pub fn write_suitability_from_network(
     let mut all = vec![0f32; strip_cells.min(cells) * k];
     let mut band = Vec::with_capacity(strip_cells.min(cells));
     let mut max = vec![0f32; k];
-    for b in 0..k {
-        for a in (0..cells).step_by(strip_cells) {
-            let e = (a + strip_cells).min(cells);
-            let window: Vec<&[f32]> = drivers.iter().map(|l| &l[a..e]).collect();
-            let out = &mut all[..(e - a) * k];
-            fill_parallel(&window, &valid[a..e], net, out, a)?;
+    for a in (0..cells).step_by(strip_cells) {
+        let e = (a + strip_cells).min(cells);
+        let out = &mut all[..(e - a) * k];
+        fill_parallel(drivers, &valid[a..e], net, out, a)?;
+        for (b, m) in max.iter_mut().enumerate() {
             band.clear();
             band.extend(out.chunks_exact(k).map(|v| v[b]));
             for (i, &v) in band.iter().enumerate() {
                 if valid[a + i] && !restricted[a + i] {
-                    max[b] = max[b].max(v);
+                    *m = m.max(v);
                 }
             }
             writer.write_rows(b, &band)?;
@@ -433,6 +472,28 @@ mod tests {
     }
 
     #[test]
+    fn fixed_point_suitability_is_the_rounded_suitability_and_its_maxima() {
+        // more cells than one run of suitability_fixed (16 x 4096), the last run partial
+        let cells = 16 * CHUNK_CELLS + 1001;
+        let (a, b, valid) = grid_data(cells);
+        let net = net();
+        let whole = suitability(&[&a, &b], &valid, &net).unwrap();
+        let (fixed, max) = suitability_fixed(&[&a, &b], &valid, &net).unwrap();
+        assert_eq!(fixed.len(), cells * 3);
+        for (f, &s) in fixed.iter().zip(&whole) {
+            // round(s * 65535), by hand
+            assert_eq!(*f as f64, (s as f64 * 65535.0).round(), "{s}");
+        }
+        let mut want = vec![0f32; 3];
+        for (v, _) in whole.chunks_exact(3).zip(&valid).filter(|(_, &ok)| ok) {
+            for c in 0..3 {
+                want[c] = want[c].max(v[c]);
+            }
+        }
+        assert_eq!(max, want);
+    }
+
+    #[test]
     fn whole_grid_equals_any_split_into_windows_and_any_thread_count() {
         let cells = 10_000 + 123;
         let (a, b, valid) = grid_data(cells);
@@ -529,7 +590,7 @@ mod tests {
     }
 
     #[test]
-    fn suitability_written_by_strips_is_the_file_of_the_whole_grid() {
+    fn suitability_written_by_strips_holds_the_values_of_the_whole_grid() {
         let dir = tempfile::tempdir().unwrap();
         // 40 x 300 cells: two rows of 256-row blocks, strips of 10,240 cells
         let grid = test_grid(40, 300);
@@ -552,10 +613,15 @@ mod tests {
             &names,
         )
         .unwrap();
-        assert_eq!(
-            std::fs::read(&whole_path).unwrap(),
-            std::fs::read(&strips_path).unwrap()
-        );
+        // every band holds the values of the whole grid's suitability
+        for b in 1..=3 {
+            let (_, w) = raster::read_band::<f32>(&whole_path, b).unwrap();
+            let (_, s) = raster::read_band::<f32>(&strips_path, b).unwrap();
+            assert_eq!(w, s, "band {b}");
+            let want: Vec<f32> = whole.chunks_exact(3).map(|v| v[b - 1]).collect();
+            assert_eq!(s, want, "band {b}");
+        }
+        assert_eq!(raster::info(&strips_path).unwrap().bands, 3);
         let free: Vec<bool> = (0..grid.cells())
             .map(|i| valid[i] && !restricted[i])
             .collect();

@@ -6,6 +6,7 @@ use super::network::{param_count, Network};
 use super::normalise::{check_layers, Normalisation};
 use super::sample::{draw_sample, Sampling, INVALID_CLASS};
 use crate::error::{Error, Result};
+use crate::layers::{self, Layers};
 use crate::rng::{stream, CounterRng};
 
 /// ANN training settings (DESIGN 2.2). The defaults ([`AnnSettings::default`]) are:
@@ -128,8 +129,8 @@ impl AnnSettings {
 /// What the ANN is trained on: driver layers and the class layer on one grid.
 #[derive(Clone, Copy, Debug)]
 pub struct TrainingData<'a> {
-    /// Raw driver values, one slice of `width * height` cells (row-major) per driver.
-    pub drivers: &'a [&'a [f32]],
+    /// Raw driver values, `width * height` cells (row-major) per driver.
+    pub drivers: &'a dyn Layers,
     /// Driver names (for errors, the report and the network), one per driver.
     pub driver_names: &'a [String],
     /// Class index 0..K-1 per cell, [`INVALID_CLASS`] (255) for invalid cells. The
@@ -184,17 +185,20 @@ struct Samples {
     ys: Vec<u8>,
 }
 
-fn gather(data: &TrainingData, norm: &Normalisation, cells: Vec<usize>) -> Samples {
-    let d = data.drivers.len();
+fn gather(data: &TrainingData, norm: &Normalisation, cells: Vec<usize>) -> Result<Samples> {
+    let d = data.drivers.count();
+    let raw = (0..d)
+        .map(|i| layers::values_at(data.drivers, i, &cells))
+        .collect::<Result<Vec<_>>>()?;
     let mut xs = Vec::with_capacity(cells.len() * d);
     let mut ys = Vec::with_capacity(cells.len());
-    for &c in &cells {
-        for (i, layer) in data.drivers.iter().enumerate() {
-            xs.push(norm.apply(i, layer[c]));
+    for (j, &c) in cells.iter().enumerate() {
+        for (i, layer) in raw.iter().enumerate() {
+            xs.push(norm.apply(i, layer[j]));
         }
         ys.push(data.classes[c]);
     }
-    Samples { cells, xs, ys }
+    Ok(Samples { cells, xs, ys })
 }
 
 fn accuracy(net: &Network, s: &Samples) -> f64 {
@@ -234,7 +238,7 @@ pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<T
     check_layers(data.drivers, data.driver_names, cells)?;
     let k = data.class_names.len();
     let valid: Vec<bool> = data.classes.iter().map(|&c| c != INVALID_CLASS).collect();
-    let norm = Normalisation::fit(data.drivers, data.driver_names, &valid, data.width)?;
+    let norm = Normalisation::fit_layers(data.drivers, data.driver_names, &valid, data.width)?;
     let constant_drivers: Vec<String> = norm
         .constant_drivers()
         .into_iter()
@@ -256,9 +260,9 @@ pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<T
             "ANN: the training sample is empty; raise `per_mille` or lower `holdout`".into(),
         ));
     }
-    let hidden = settings.hidden_units(data.drivers.len());
-    let train_set = gather(data, &norm, sample.train.clone());
-    let hold_set = gather(data, &norm, sample.holdout.clone());
+    let hidden = settings.hidden_units(data.drivers.count());
+    let train_set = gather(data, &norm, sample.train.clone())?;
+    let hold_set = gather(data, &norm, sample.holdout.clone())?;
     let mut net = Network::initial(
         data.driver_names.to_vec(),
         data.class_names.to_vec(),
@@ -266,7 +270,7 @@ pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<T
         hidden,
         seed,
     );
-    let d = data.drivers.len();
+    let d = data.drivers.count();
     let n_params = param_count(d, hidden, k);
     let mut velocity = vec![0.0; n_params];
     let mut grad = vec![0.0; n_params];

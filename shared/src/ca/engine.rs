@@ -176,29 +176,14 @@ impl Backend for LocalTiles<'_> {
     }
 }
 
-/// A checkpoint's class map as one hex string, two characters per cell: as a JSON array
-/// of numbers, storing the map of a 130 M-cell grid took about 2 s of a core every
-/// checkpoint, taken from the workers on a small machine.
-mod hex_map {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(map: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(map))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        hex::decode(&text).map_err(|e| serde::de::Error::custom(format!("checkpoint map: {e}")))
-    }
-}
-
 /// The state of the loop between iterations: enough to resume a run.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Checkpoint {
     /// Next iteration to run.
     pub t: u32,
-    /// Class map (unpadded, row-major); stored as one hex string ([`hex_map`]).
-    #[serde(with = "hex_map")]
+    /// Class map (unpadded, row-major); stored as raw bytes after the JSON of the rest
+    /// ([`Checkpoint::write`]).
+    #[serde(skip)]
     pub map: Vec<u8>,
     /// Inertia, locks and reference gaps.
     pub state: InertiaState,
@@ -208,6 +193,38 @@ pub struct Checkpoint {
     pub since_best: u32,
     /// Records of the iterations run so far.
     pub records: Vec<IterationRecord>,
+}
+
+impl Checkpoint {
+    /// Writes the checkpoint: one line of JSON (everything but the map), a newline, then
+    /// the map's bytes, one per cell. A 130 M-cell map is written as it is held, where
+    /// text (a JSON array, then a hex string) took a core for seconds and several times
+    /// the map's memory.
+    pub fn write(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *w, self)?;
+        w.write_all(b"\n")?;
+        w.write_all(&self.map)
+    }
+
+    /// Reads what [`Self::write`] wrote (`bytes` become the map, without a copy);
+    /// `source` names the file in errors.
+    pub fn read(mut bytes: Vec<u8>, source: &std::path::Path) -> Result<Self> {
+        let bad = |what: String| {
+            Error::Data(format!(
+                "{}: not a flus checkpoint ({what}); expected a line of JSON, then the map",
+                source.display()
+            ))
+        };
+        let line = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| bad("no end of line".into()))?;
+        let mut c: Checkpoint =
+            serde_json::from_slice(&bytes[..line]).map_err(|e| bad(e.to_string()))?;
+        bytes.drain(..=line);
+        c.map = bytes;
+        Ok(c)
+    }
 }
 
 /// The checkpoint hook of [`run_loop`]: `(iterations done, builder of the state)`.
@@ -405,22 +422,36 @@ mod checkpoint_tests {
     use super::*;
 
     #[test]
-    fn a_checkpoint_stores_its_map_as_hex_and_reads_it_back() {
+    fn a_checkpoint_is_a_line_of_json_then_its_map_and_reads_back() {
         let c = Checkpoint {
             t: 3,
-            map: vec![0, 1, 255, 16],
+            map: vec![0, 1, 255, 10, 16],
             state: InertiaState::new(2, 1.0),
             best_sum: 7,
             since_best: 1,
             records: Vec::new(),
         };
-        let text = serde_json::to_string(&c).unwrap();
-        // 0 -> "00", 1 -> "01", 255 -> "ff", 16 -> "10"
-        assert!(text.contains(r#""map":"0001ff10""#), "{text}");
-        let back: Checkpoint = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, c);
-        let bad = text.replace("0001ff10", "0001fg10");
-        let e = serde_json::from_str::<Checkpoint>(&bad).unwrap_err();
-        assert!(e.to_string().contains("checkpoint map"), "{e}");
+        let mut bytes = Vec::new();
+        c.write(&mut bytes).unwrap();
+        // the map's 5 bytes as they are (10 is a newline: only the first one ends the JSON)
+        assert_eq!(&bytes[bytes.len() - 6..], &[b'\n', 0, 1, 255, 10, 16]);
+        let line = bytes.iter().position(|&b| b == b'\n').unwrap();
+        assert_eq!(line, bytes.len() - 6);
+        let head: serde_json::Value = serde_json::from_slice(&bytes[..line]).unwrap();
+        assert_eq!(head["t"], 3);
+        assert!(head.get("map").is_none());
+        let p = std::path::Path::new("cp.ckpt");
+        assert_eq!(Checkpoint::read(bytes, p).unwrap(), c);
+        let e = Checkpoint::read(b"{\"t\":3}".to_vec(), p).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cp.ckpt: not a flus checkpoint (no end of line)"),
+            "{e}"
+        );
+        let e = Checkpoint::read(b"[1,2]\n\x01".to_vec(), p).unwrap_err();
+        assert!(
+            e.to_string().contains("cp.ckpt: not a flus checkpoint"),
+            "{e}"
+        );
     }
 }
