@@ -328,6 +328,7 @@ impl Worker for WorkerService {
         let changes = changes_of(&r.halo_changes);
         let reply = self
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
+                let started = std::time::Instant::now();
                 let k = tiles.first().map(|t| t.spec.classes as usize).unwrap_or(0);
                 let (params, step) = ca_params(&p, k)?;
                 tiles.par_iter_mut().try_for_each(|t| {
@@ -395,6 +396,7 @@ impl Worker for WorkerService {
                     }),
                     proposals: n,
                     cells_visited: cells,
+                    step_seconds: started.elapsed().as_secs_f64(),
                 })
             })
             .await?;

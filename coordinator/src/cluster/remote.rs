@@ -70,6 +70,9 @@ pub struct WorkerTraffic {
     pub rejoined: u64,
     /// Calls it answered since it was last re-admitted.
     pub calls_since_rejoin: u64,
+    /// Seconds it reported spending on its tiles' steps (Propose): beside the phase's
+    /// wait, it shows how evenly the work was spread.
+    pub step_seconds: f64,
 }
 
 /// Counters of what went over the wire.
@@ -921,10 +924,11 @@ impl<'a> Remote<'a> {
             }
             let results = self.call(calls);
             let failed = Self::failed(&results);
-            for ((_, r), mine) in results.into_iter().zip(parts) {
+            for ((w, r), mine) in results.into_iter().zip(parts) {
                 // a failed worker's replies are dropped: its tiles are stepped again
                 let Ok(replies) = r else { continue };
                 for ((tiles, count), reply) in mine.into_iter().zip(replies) {
+                    self.traffic.per_worker[w].step_seconds += reply.step_seconds;
                     if count {
                         let h = reply.histogram.unwrap_or_default();
                         self.traffic.reply_bytes += h.index.len() as u64 * 12;
