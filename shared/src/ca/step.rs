@@ -287,7 +287,7 @@ fn uniform_row(
             *c &= (a == m) as u8;
         }
     }
-    uniform.clear();
+    // every cell of the row is written below
     uniform.resize(width, 0);
     if n == 3 {
         let (c0, c1, c2) = (&column[..width], &column[1..=width], &column[2..width + 2]);
@@ -398,7 +398,7 @@ pub fn tile_step(
         // columns, skipping 8 cells at a time where the mask is 0.
         let crow = &window.data[centre_row..centre_row + width];
         let rrow = &stat.restricted[static_row..static_row + width];
-        s.mask.clear();
+        // every byte of the mask is written by the first pass
         s.mask.resize(width, 0);
         let mut cells = 0u32;
         for ((m, &c), &rs) in s.mask.iter_mut().zip(crow).zip(rrow) {
@@ -440,55 +440,68 @@ pub fn tile_step(
         if m == 0 {
             continue;
         }
-        // Pass 1b: their scores; kept are those that need a draw.
+        // Pass 1b: their scores; kept are those that need a draw. Each cell's scores go
+        // to the next free K slots of `tp` (written in place: no growth per cell).
         s.cell.clear();
         s.sum.clear();
-        s.tp.clear();
+        // grown, never cleared: every slot is written before it is read
+        if s.tp.len() < m * kk {
+            s.tp.resize(m * kk, 0.0);
+        }
+        s.sp.resize(kk, 0.0);
         let mut kept = 0;
         for j in 0..m {
             let x = s.x[j] as usize;
             let c = crow[x];
             let cu = c as usize;
             let sbase = (static_row + x) * kk;
-            s.sp.clear();
-            s.sp.extend(
-                stat.suitability[sbase..sbase + kk]
-                    .iter()
-                    .map(|&q| suitability_from_fixed(q)),
-            );
+            for (d, &q) in s.sp.iter_mut().zip(&stat.suitability[sbase..sbase + kk]) {
+                *d = suitability_from_fixed(q);
+            }
             let sp = &s.sp[..];
             let cost_row = &s.cost[cu * kk..(cu + 1) * kk];
-            let base = s.tp.len();
+            let tp = &mut s.tp[kept * kk..(kept + 1) * kk];
             let mut sum = 0.0;
             if packed {
                 let mut word = 0u64;
-                for dy in 0..n {
-                    let start = (y + dy) * window.stride + x;
-                    for &b in &window.data[start..start + n] {
-                        word += onehot[b as usize];
+                if n == 3 {
+                    // the 3 x 3 window unrolled (the paper's neighbourhood)
+                    let a = y * window.stride + x;
+                    for row in [a, a + window.stride, a + 2 * window.stride] {
+                        let w3 = &window.data[row..row + 3];
+                        word += onehot[w3[0] as usize]
+                            + onehot[w3[1] as usize]
+                            + onehot[w3[2] as usize];
+                    }
+                } else {
+                    for dy in 0..n {
+                        let start = (y + dy) * window.stride + x;
+                        for &b in &window.data[start..start + n] {
+                            word += onehot[b as usize];
+                        }
                     }
                 }
                 word -= onehot[cu];
                 debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64 - 1);
-                for k in 0..kk {
+                for (k, t) in tp.iter_mut().enumerate() {
                     let count = ((word >> (8 * k)) & 0xff) as usize;
                     let mut v = sp[k] * s.omega[count * kk + k] * cost_row[k];
                     if k == cu {
                         v *= s.own[cu];
                     }
-                    s.tp.push(v);
+                    *t = v;
                     sum += v;
                 }
             } else {
                 neighbour_counts(window, x, y, n, &mut counts);
                 debug_assert!(counts[cu] < nn1);
-                for k in 0..kk {
+                for (k, t) in tp.iter_mut().enumerate() {
                     let om = counts[k] as f64 / nn1f * params.weights[k];
                     let mut v = sp[k] * om * cost_row[k];
                     if k == cu {
                         v *= s.own[cu];
                     }
-                    s.tp.push(v);
+                    *t = v;
                     sum += v;
                 }
                 counts[..kk].iter_mut().for_each(|v| *v = 0);
@@ -496,10 +509,8 @@ pub fn tile_step(
             }
             // No draw can give a proposal when the sum is 0, or when every other class
             // has score 0 or fails the gate even at U2 = 0 (U2 > 0 always): skip the
-            // generator (exact).
-            let tp = &s.tp[base..];
+            // generator (exact). A skipped cell's slots are taken by the next cell.
             if sum <= 0.0 || !(0..kk).any(|k| k != cu && tp[k] > 0.0 && sp[k] > gate_floor) {
-                s.tp.truncate(base);
                 continue;
             }
             s.x[kept] = x as u32;
