@@ -32,6 +32,7 @@ use flus_shared::ca::{
 };
 use flus_shared::layers::Layers;
 
+use super::halo::HaloIndex;
 use super::pool::WorkerConn;
 
 /// Bytes per LoadTile chunk (well under the message limit).
@@ -175,6 +176,10 @@ pub struct Remote<'a> {
     network: Option<Vec<u8>>,
     last: Option<(CaParams, ca::StepParams)>,
     pending: Vec<(u64, u8)>,
+    /// Tiles by position, to find the halo rings a change falls in.
+    halo: HaloIndex,
+    /// Per tile, the positions in `pending` of the changes in its halo ring.
+    pending_halo: Vec<Vec<u32>>,
     stepped: Vec<bool>,
     counted: Vec<bool>,
     committed: Vec<bool>,
@@ -226,6 +231,8 @@ impl<'a> Remote<'a> {
     ) -> Self {
         let home = home_workers(&rects, workers.len());
         let owner = home.clone();
+        let halo = HaloIndex::new(&rects, r);
+        let pending_halo = vec![Vec::new(); rects.len()];
         let (rejoined_tx, rejoined_rx) = mpsc::channel();
         let per_worker = workers
             .iter()
@@ -256,6 +263,8 @@ impl<'a> Remote<'a> {
             network: None,
             last: None,
             pending: Vec::new(),
+            halo,
+            pending_halo,
             stepped: Vec::new(),
             counted: Vec::new(),
             committed: Vec::new(),
@@ -802,23 +811,6 @@ impl<'a> Remote<'a> {
         Ok(failed.into_iter().collect())
     }
 
-    /// Whether `cell` lies in tile `t`'s halo ring (its window minus its core): the
-    /// changes a tile learns from the coordinator. A tile applies its own core's changes
-    /// when it commits them, and a tile (re)loaded from the map has them already.
-    fn halo_contains(&self, t: usize, cell: u64) -> bool {
-        let rc = &self.rects[t];
-        let (x, y) = (
-            (cell as usize % rc.grid_width) as i64,
-            (cell as usize / rc.grid_width) as i64,
-        );
-        let r = self.r as i64;
-        let (x0, y0) = (rc.x0 as i64, rc.y0 as i64);
-        let (x1, y1) = (x0 + rc.width as i64, y0 + rc.height as i64);
-        let in_window = x >= x0 - r && x < x1 + r && y >= y0 - r && y < y1 + r;
-        let in_core = x >= x0 && x < x1 && y >= y0 && y < y1;
-        in_window && !in_core
-    }
-
     fn step_message(params: &CaParams, step: &ca::StepParams) -> PStep {
         PStep {
             iteration: step.iteration,
@@ -841,12 +833,15 @@ impl<'a> Remote<'a> {
         step: &ca::StepParams,
         tiles: Vec<u32>,
     ) -> ProposeRequest {
-        let (cells, classes): (Vec<u64>, Vec<u8>) = self
-            .pending
+        // in the order of `pending` (sorted by cell), each change once
+        let mut at: Vec<u32> = tiles
             .iter()
-            .copied()
-            .filter(|&(c, _)| tiles.iter().any(|&t| self.halo_contains(t as usize, c)))
-            .unzip();
+            .flat_map(|&t| self.pending_halo[t as usize].iter().copied())
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        let (cells, classes): (Vec<u64>, Vec<u8>) =
+            at.iter().map(|&i| self.pending[i as usize]).unzip();
         self.traffic.halo_bytes += cells.len() as u64 * 9;
         ProposeRequest {
             run_id: self.run_id.clone(),
@@ -1223,6 +1218,7 @@ impl Backend for Remote<'_> {
         // Propose (halo changes). Sorted so that nothing depends on reply order.
         changed.sort_unstable();
         self.pending = changed.clone();
+        self.pending_halo = self.halo.per_tile(&self.pending);
         Ok(())
     }
 }
