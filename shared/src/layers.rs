@@ -34,22 +34,37 @@ pub fn read_slice(l: &[f32], layer: usize, first: usize, out: &mut [f32]) -> Res
     Ok(())
 }
 
+/// [`Layers::cells`] of layers held in memory, one slice per layer.
+fn slices_cells<T: AsRef<[f32]>>(layers: &[T], layer: usize) -> usize {
+    layers.get(layer).map_or(0, |l| l.as_ref().len())
+}
+
+/// [`Layers::read`] of layers held in memory, one slice per layer.
+fn slices_read<T: AsRef<[f32]>>(
+    layers: &[T],
+    layer: usize,
+    first: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    read_slice(
+        layers.get(layer).map_or(&[], |l| l.as_ref()),
+        layer,
+        first,
+        out,
+    )
+}
+
 impl<T: AsRef<[f32]> + Sync + std::fmt::Debug> Layers for Vec<T> {
     fn count(&self) -> usize {
         self.len()
     }
 
     fn cells(&self, layer: usize) -> usize {
-        self.get(layer).map_or(0, |l| l.as_ref().len())
+        slices_cells(self, layer)
     }
 
     fn read(&self, layer: usize, first: usize, out: &mut [f32]) -> Result<()> {
-        read_slice(
-            self.get(layer).map_or(&[], |l| l.as_ref()),
-            layer,
-            first,
-            out,
-        )
+        slices_read(self, layer, first, out)
     }
 }
 
@@ -59,16 +74,11 @@ impl<T: AsRef<[f32]> + Sync + std::fmt::Debug, const N: usize> Layers for [T; N]
     }
 
     fn cells(&self, layer: usize) -> usize {
-        self.get(layer).map_or(0, |l| l.as_ref().len())
+        slices_cells(self, layer)
     }
 
     fn read(&self, layer: usize, first: usize, out: &mut [f32]) -> Result<()> {
-        read_slice(
-            self.get(layer).map_or(&[], |l| l.as_ref()),
-            layer,
-            first,
-            out,
-        )
+        slices_read(self, layer, first, out)
     }
 }
 

@@ -60,9 +60,10 @@ pub struct SpillFile {
 }
 
 impl SpillFile {
-    fn read(&self, first: usize, out: &mut [f32]) -> Result<()> {
+    /// The values of cells `first .. first + out.len()`; `layer` names it in errors.
+    fn read(&self, layer: usize, first: usize, out: &mut [f32]) -> Result<()> {
         if first + out.len() > self.cells {
-            return Err(layers::out_of_range(0, first, out.len(), self.cells));
+            return Err(layers::out_of_range(layer, first, out.len(), self.cells));
         }
         let mut bytes = vec![0u8; out.len() * 4];
         self.file
@@ -91,7 +92,7 @@ impl Layers for Vec<Driver> {
     fn read(&self, layer: usize, first: usize, out: &mut [f32]) -> Result<()> {
         match self.get(layer).map(|d| &d.values) {
             Some(DriverValues::Memory(v)) => layers::read_slice(v, layer, first, out),
-            Some(DriverValues::File(f)) => f.read(first, out),
+            Some(DriverValues::File(f)) => f.read(layer, first, out),
             None => Err(layers::out_of_range(layer, first, out.len(), 0)),
         }
     }
@@ -632,7 +633,8 @@ mod tests {
             );
             let e = spilled.drivers.read(j, n - 1, &mut [0f32; 2]).unwrap_err();
             assert!(
-                e.to_string().contains(&format!("{}..{}", n - 1, n + 1)),
+                e.to_string()
+                    .contains(&format!("layer {j}: cells {}..{}", n - 1, n + 1)),
                 "{e}"
             );
         }

@@ -106,19 +106,9 @@ mod tests {
 
     /// `rows` x `cols` tiles of 10 x 8 cells.
     fn grid(rows: usize, cols: usize) -> Vec<TileRect> {
-        let mut v = Vec::new();
-        for r in 0..rows {
-            for c in 0..cols {
-                v.push(TileRect {
-                    x0: c * 10,
-                    y0: r * 8,
-                    width: 10,
-                    height: 8,
-                    grid_width: cols * 10,
-                });
-            }
-        }
-        v
+        flus_shared::ca::Tiling { rows, cols }
+            .rects(cols * 10, rows * 8)
+            .unwrap()
     }
 
     #[test]

@@ -1227,20 +1227,11 @@ impl Backend for Remote<'_> {
 mod tests {
     use super::*;
 
+    /// `rows` x `cols` tiles of 10 x 10 cells.
     fn rects(rows: usize, cols: usize) -> Vec<TileRect> {
-        let mut v = Vec::new();
-        for r in 0..rows {
-            for c in 0..cols {
-                v.push(TileRect {
-                    x0: c * 10,
-                    y0: r * 10,
-                    width: 10,
-                    height: 10,
-                    grid_width: cols * 10,
-                });
-            }
-        }
-        v
+        flus_shared::ca::Tiling { rows, cols }
+            .rects(cols * 10, rows * 10)
+            .unwrap()
     }
 
     #[test]
