@@ -71,6 +71,17 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The number printed after the first `"key":` of a JSON text, parsed by Rust (exact
+/// round trip of a printed f64, which serde_json's default parser does not promise).
+fn raw_number(text: &str, key: &str) -> f64 {
+    let at = text.find(&format!("\"{key}\":")).expect("key in the JSON") + key.len() + 3;
+    let rest = text[at..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c)))
+        .unwrap_or(rest.len());
+    rest[..end].parse().expect("a number")
+}
+
 fn near(v: &Value, expected: f64) -> bool {
     let x = v.as_f64().unwrap_or(f64::NAN);
     (x - expected).abs() <= 1e-9 * expected.abs().max(1.0)
@@ -114,6 +125,7 @@ fn carbon_json_totals_change_and_npv_match_hand_computation() {
         "2012",
         "--out",
         s(&out),
+        "--per-ha",
         "--json",
     ]));
     // Baseline 5, 3, 4 cells: 86*5*0.09 + 28*3*0.09 + 8*4*0.09 = 38.7 + 7.56 + 2.88 = 49.14 t.
@@ -276,6 +288,20 @@ fn carbon_unknown_code_is_named_or_excluded() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("200") && err.contains("pools.csv"), "{err}");
     assert!(out.stdout.is_empty());
+    // with an output folder: the error comes after the pass, and no raster is left
+    let dest = dir.path().join("out");
+    let out = flus(&[
+        "carbon",
+        "--baseline",
+        s(&p),
+        "--pools",
+        s(&pools),
+        "--out",
+        s(&dest),
+    ]);
+    assert!(!out.status.success());
+    let left: Vec<_> = std::fs::read_dir(&dest).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
     let j = json_of(&flus(&[
         "carbon",
         "--baseline",
@@ -380,4 +406,87 @@ fn correct_density_writes_the_corrected_table() {
     assert!((p.soil - 186.3 * k).abs() < 1e-9);
     assert_eq!(p.above, 40.5);
     assert_eq!(t.get(1).unwrap().name, "cropland");
+}
+
+/// The shipped Ben Cat maps (1004 x 1559 cells of 25 m, seven strips of 256 rows):
+/// totals and every cell of the rasters against class counts and densities made here
+/// from the maps and the pools table, and only the rasters in t per cell by default.
+#[test]
+fn ben_cat_carbon_streamed_in_strips_equals_class_counts_times_densities() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bencat");
+    let (b, a) = (root.join("landuse_2010.tif"), root.join("landuse_2020.tif"));
+    let pools = root.join("carbon_pools.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = flus(&[
+        "carbon",
+        "--baseline",
+        s(&b),
+        "--alternate",
+        s(&a),
+        "--pools",
+        s(&pools),
+        "--out",
+        s(&out),
+        "--json",
+    ]);
+    let j = json_of(&run);
+    // densities of examples/bencat/carbon_pools.csv, codes 1..=4; nodata 0
+    let dens = [
+        82.2 + 16.4 + 273.0 + 7.6,
+        0.0 + 0.0 + 0.0 + 0.0,
+        5.6 + 1.1 + 25.3 + 0.0,
+        40.5 + 26.8 + 186.3 + 5.2,
+    ];
+    let (info, base) = read_band::<u8>(&b, 1).unwrap();
+    let (_, alt) = read_band::<u8>(&a, 1).unwrap();
+    assert!(info.grid.height > 4 * 256);
+    let ha = info.grid.cell_area() / 10_000.0;
+    let (mut nb, mut na) = ([0u64; 4], [0u64; 4]);
+    let valid = |i: usize| base[i] != 0 && alt[i] != 0;
+    for i in 0..base.len() {
+        if valid(i) {
+            nb[base[i] as usize - 1] += 1;
+            na[alt[i] as usize - 1] += 1;
+        }
+    }
+    // class totals summed in code order, t = density * cells * ha
+    let total = |n: &[u64; 4]| {
+        (0..4)
+            .map(|k| dens[k] * n[k] as f64 * ha)
+            .fold(0.0, |s, x| s + x)
+    };
+    // to the bit: the printed numbers parsed with Rust's correctly rounded parser
+    let text = String::from_utf8_lossy(&run.stdout);
+    assert_eq!(raw_number(&text, "baseline_total_t"), total(&nb));
+    assert_eq!(raw_number(&text, "alternate_total_t"), total(&na));
+    assert_eq!(j["cells"], nb.iter().sum::<u64>());
+    let (_, change) = read_band::<f32>(&out.join("carbon_change_t.tif"), 1).unwrap();
+    let (_, stock) = read_band::<f32>(&out.join("carbon_alternate_t.tif"), 1).unwrap();
+    for i in 0..base.len() {
+        let (bi, ai) = (base[i] as usize, alt[i] as usize);
+        let (c, t) = if valid(i) {
+            (
+                (dens[ai - 1] * ha - dens[bi - 1] * ha) as f32,
+                (dens[ai - 1] * ha) as f32,
+            )
+        } else {
+            (f32::MIN, f32::MIN)
+        };
+        assert_eq!((change[i], stock[i]), (c, t), "cell {i}");
+    }
+    let mut files: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|f| f.ends_with(".tif"))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "carbon_alternate_t.tif",
+            "carbon_baseline_t.tif",
+            "carbon_change_t.tif"
+        ]
+    );
 }

@@ -278,6 +278,52 @@ pub fn read_band_strips<T: GdalType + Copy + Default>(
     Ok(info)
 }
 
+/// Band `band` of an open raster read a run of full-width rows at a time, in any order,
+/// without a copy of the band: each read leaves GDAL's cache of the band empty.
+pub struct RowReader {
+    ds: Dataset,
+    band: usize,
+    info: RasterInfo,
+}
+
+impl RowReader {
+    /// Opens band `band` (1-based) of `path`.
+    pub fn open(path: &Path, band: usize) -> Result<Self> {
+        let (ds, info) = open_band(path, band)?;
+        Ok(Self { ds, band, info })
+    }
+
+    /// The raster's header.
+    pub fn info(&self) -> &RasterInfo {
+        &self.info
+    }
+
+    /// Reads rows `y0..y0 + out.len() / width` into `out` (a whole number of rows),
+    /// converted to `T`.
+    pub fn read<T: GdalType + Copy>(&self, y0: usize, out: &mut [T]) -> Result<()> {
+        let path = &self.info.path;
+        let w = self.info.grid.width;
+        if !out.len().is_multiple_of(w) || y0 + out.len() / w > self.info.grid.height {
+            return Err(Error::raster(
+                path,
+                format!(
+                    "{} values asked from row {y0}: expected whole rows of {w} cells within its {} rows",
+                    out.len(),
+                    self.info.grid.height
+                ),
+            ));
+        }
+        let rb = self
+            .ds
+            .rasterband(self.band)
+            .map_err(|e| Error::raster(path, e))?;
+        read_rows(&rb, path, y0, w, out)?;
+        // SAFETY: the band handle belongs to the open dataset `self.ds`.
+        unsafe { gdal_sys::GDALFlushRasterCache(rb.c_rasterband()) };
+        Ok(())
+    }
+}
+
 /// Reads a window (`x`, `y`, `w`, `h` in cells) of band `band` (1-based) of `path`.
 pub fn read_window<T: GdalType + Copy + Default>(
     path: &Path,
@@ -389,6 +435,17 @@ pub struct WriteOptions {
     pub band_names: Vec<String>,
 }
 
+/// How a [`StripWriter`] compresses its blocks (DEFLATE either way; the values are the
+/// same, only the file's bytes and the time taken differ).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Encoding {
+    /// Threads compressing blocks in GDAL (its `NUM_THREADS`); 0 or 1: the writing
+    /// thread compresses.
+    pub threads: usize,
+    /// DEFLATE level 1-12 (GDAL's `ZLEVEL`); `None`: GDAL's default, 6.
+    pub level: Option<u8>,
+}
+
 fn aux_name(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".aux.xml");
@@ -463,6 +520,17 @@ impl<T: GdalType + Copy> StripWriter<T> {
     /// Creates the temporary file of `path` on `grid` with `bands` bands of type `T`,
     /// their nodata, names and palette from `options`.
     pub fn create(path: &Path, grid: &Grid, bands: usize, options: &WriteOptions) -> Result<Self> {
+        Self::create_encoded(path, grid, bands, options, Encoding::default())
+    }
+
+    /// [`Self::create`] with the blocks compressed as `encoding` says.
+    pub fn create_encoded(
+        path: &Path,
+        grid: &Grid,
+        bands: usize,
+        options: &WriteOptions,
+        encoding: Encoding,
+    ) -> Result<Self> {
         if bands == 0 {
             return Err(Error::raster(path, "nothing to write (no bands)"));
         }
@@ -472,7 +540,7 @@ impl<T: GdalType + Copy> StripWriter<T> {
         // when the file is finished.
         // SAFETY: CPLErrorReset touches only this thread's error state.
         unsafe { gdal_sys::CPLErrorReset() };
-        match create_geotiff::<T>(&tmp, path, grid, bands, options) {
+        match create_geotiff::<T>(&tmp, path, grid, bands, options, encoding) {
             Ok(ds) => Ok(Self {
                 ds: Some(ds),
                 tmp,
@@ -627,6 +695,7 @@ fn create_geotiff<T: GdalType + Copy>(
     grid: &Grid,
     bands: usize,
     options: &WriteOptions,
+    encoding: Encoding,
 ) -> Result<Dataset> {
     let err = |e: gdal::errors::GdalError| Error::raster(path, format!("write failed: {e}"));
     let driver = DriverManager::get_driver_by_name("GTiff").map_err(err)?;
@@ -642,6 +711,16 @@ fn create_geotiff<T: GdalType + Copy>(
     }
     if bands > 1 {
         copts.set_name_value("INTERLEAVE", "BAND").map_err(err)?;
+    }
+    if encoding.threads > 1 {
+        copts
+            .set_name_value("NUM_THREADS", &encoding.threads.to_string())
+            .map_err(err)?;
+    }
+    if let Some(level) = encoding.level {
+        copts
+            .set_name_value("ZLEVEL", &level.clamp(1, 12).to_string())
+            .map_err(err)?;
     }
     let mut ds = driver
         .create_with_band_type_with_options::<T, _>(tmp, grid.width, grid.height, bands, &copts)

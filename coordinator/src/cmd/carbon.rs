@@ -9,24 +9,27 @@ use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
 use flus_shared::carbon::{
-    self, change_cells, correct_densities,
+    self, correct_densities,
     pools::{pools_csv_text, write_atomic},
-    read_pools_csv, storage_cells, totals, write_pools_csv, CarbonCounts, CarbonLayers,
-    CarbonTotals, CodeLayer, CorrectionTarget, OnMissing, PoolsTable, StorageUnit, Valuation,
-    CARBON_NODATA,
+    read_pools_csv, totals, write_pools_csv, CarbonCounts, CarbonTotals, CellKernel, CellRaster,
+    CorrectionTarget, OnMissing, StorageUnit, Valuation, CARBON_NODATA,
 };
 use flus_shared::raster::{self, RasterInfo, WriteOptions};
 use flus_shared::zones::{self, Zones};
 
+use super::carbon_stream::{self, Inputs, Output, ZoneInput};
 use crate::output::print_json;
 
 const AFTER_HELP: &str = "\
 Outputs in --out DIR (Float32, nodata -3.4028235e38, grid and CRS of the baseline):
-  carbon_baseline_t.tif, carbon_baseline_t_ha.tif    storage in t per cell and t/ha
-  carbon_alternate_t.tif, carbon_alternate_t_ha.tif  the same for --alternate
-  carbon_change_t.tif                                alternate - baseline, t per cell
-  carbon_npv.tif                                     NPV of the change (with valuation)
+  carbon_baseline_t.tif            storage in t per cell
+  carbon_alternate_t.tif           the same for --alternate
+  carbon_change_t.tif              alternate - baseline, t per cell
+  carbon_npv.tif                   NPV of the change (with valuation)
+  carbon_baseline_t_ha.tif, carbon_alternate_t_ha.tif   storage in t/ha (with --per-ha)
   carbon_by_class.csv, carbon_by_zone.csv, carbon_summary.json
+The maps are read and the rasters written a strip of 256 rows at a time (no layer is held
+whole; polygon zones are rasterised whole), the blocks compressed on all cores.
 A cell counts when every given layer has data there and both of its land-use codes are
 in the pools table; the other cells are excluded everywhere and reported under `missing`.
 Storage t = (c_above + c_below + c_soil + c_dead) t/ha * cells * cell area (ha), totals
@@ -86,6 +89,10 @@ pub struct Args {
     /// Folder for the rasters and tables (created if needed); without it nothing is written.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Also write the storage rasters in t/ha (carbon_baseline_t_ha.tif,
+    /// carbon_alternate_t_ha.tif); by default only t per cell is written.
+    #[arg(long, requires = "out")]
+    pub per_ha: bool,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -222,7 +229,9 @@ fn valuation(args: &Args) -> anyhow::Result<Option<Valuation>> {
     }))
 }
 
-fn read_zones(args: &Args, baseline: &Path, info: &RasterInfo) -> anyhow::Result<Option<Zones>> {
+/// The zones of `args`: polygons rasterised on the baseline's grid (held whole), a
+/// raster (streamed: here only its name, for the tables) or none.
+fn zones_of(args: &Args, info: &RasterInfo) -> anyhow::Result<Option<Zones>> {
     let Some(z) = &args.zones else {
         return Ok(None);
     };
@@ -239,8 +248,59 @@ fn read_zones(args: &Args, baseline: &Path, info: &RasterInfo) -> anyhow::Result
                 z.display()
             );
         }
-        Ok(Some(zones::zones_from_raster(z, baseline, &info.grid)?))
+        Ok(Some(Zones {
+            path: z.clone(),
+            values: Vec::new(),
+            nodata: None,
+            names: Default::default(),
+        }))
     }
+}
+
+/// The per-cell rasters asked for: (JSON key, output).
+fn raster_outputs(args: &Args, dir: &Path, npv: bool) -> Vec<(String, Output)> {
+    let mut maps = vec![(carbon::Map::Baseline, "baseline")];
+    if args.alternate.is_some() {
+        maps.push((carbon::Map::Alternate, "alternate"));
+    }
+    let mut units = vec![(StorageUnit::TonnesPerCell, "t", "t per cell")];
+    if args.per_ha {
+        units.push((StorageUnit::TonnesPerHa, "t_ha", "t/ha"));
+    }
+    let mut outs = Vec::new();
+    for (map, name) in maps {
+        for &(unit, suffix, what) in &units {
+            outs.push((
+                format!("{name}_storage_{suffix}"),
+                Output {
+                    raster: CellRaster::Storage(map, unit),
+                    path: dir.join(format!("carbon_{name}_{suffix}.tif")),
+                    band: format!("{name} carbon storage, {what}"),
+                },
+            ));
+        }
+    }
+    if args.alternate.is_some() {
+        outs.push((
+            "change_t".into(),
+            Output {
+                raster: CellRaster::Change,
+                path: dir.join("carbon_change_t.tif"),
+                band: "carbon change alternate - baseline, t per cell".into(),
+            },
+        ));
+        if npv {
+            outs.push((
+                "npv".into(),
+                Output {
+                    raster: CellRaster::Npv,
+                    path: dir.join("carbon_npv.tif"),
+                    band: "net present value of the carbon change".into(),
+                },
+            ));
+        }
+    }
+    outs
 }
 
 fn run_storage(args: &Args) -> anyhow::Result<()> {
@@ -253,48 +313,39 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
     };
     let val = valuation(args)?;
     let pools = read_pools_csv(pools_path)?;
-    let (binfo, bvals) = raster::read_band::<f64>(baseline, 1)?;
-    let alt = match &args.alternate {
-        Some(a) => {
-            let (ainfo, avals) = raster::read_band::<f64>(a, 1)?;
-            raster::check_same_grid(baseline, &binfo.grid, a, &ainfo.grid, 0.01)?;
-            Some((a.clone(), ainfo, avals))
-        }
-        None => None,
+    let binfo = raster::info(baseline)?;
+    let zones = zones_of(args, &binfo)?;
+    let zone_input = match (&zones, &args.zones) {
+        (Some(z), Some(path)) if z.values.is_empty() => ZoneInput::Raster(path),
+        (Some(z), _) => ZoneInput::Cells(z),
+        _ => ZoneInput::None,
     };
-    let zones = read_zones(args, baseline, &binfo)?;
-    let bname = baseline.display().to_string();
-    let aname = args
-        .alternate
-        .as_ref()
-        .map(|a| a.display().to_string())
-        .unwrap_or_default();
-    let zname = zones
-        .as_ref()
-        .map(|z| z.path.display().to_string())
-        .unwrap_or_default();
-    let layers = CarbonLayers {
-        baseline: CodeLayer {
-            name: &bname,
-            values: &bvals,
-            nodata: binfo.nodata,
-        },
-        alternate: alt.as_ref().map(|(_, i, v)| CodeLayer {
-            name: &aname,
-            values: v,
-            nodata: i.nodata,
-        }),
-        zones: zones.as_ref().map(|z| CodeLayer {
-            name: &zname,
-            values: &z.values,
-            nodata: z.nodata,
-        }),
-    };
-    let counts = CarbonCounts::count(&pools, &layers)?;
-    counts.check_missing(on_missing, &pools_path.display().to_string())?;
     let cell_area = binfo.grid.cell_area();
-    let tot = totals(&counts, &pools, cell_area)?;
     let constant = val.map(|v| v.constant()).transpose()?;
+    let (keys, outs): (Vec<String>, Vec<Output>) = match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+            raster_outputs(args, dir, constant.is_some())
+                .into_iter()
+                .unzip()
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let kinds: Vec<CellRaster> = outs.iter().map(|o| o.raster).collect();
+    let kernel = CellKernel::new(&pools, &kinds, cell_area, constant)?;
+    let pools_name = pools_path.display().to_string();
+    let counts = carbon_stream::run(
+        &Inputs {
+            baseline,
+            alternate: args.alternate.as_deref(),
+            zones: zone_input,
+        },
+        &kernel,
+        &outs,
+        |c| Ok(c.check_missing(on_missing, &pools_name)?),
+    )?;
+    let tot = totals(&counts, &pools, cell_area)?;
     tracing::info!(
         cells = tot.cells,
         baseline_t = tot.baseline_t,
@@ -304,18 +355,10 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
 
     let mut outputs = Map::new();
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-        write_outputs(
-            dir,
-            &binfo,
-            &pools,
-            &layers,
-            &tot,
-            zones.as_ref(),
-            constant,
-            &mut outputs,
-        )?;
+        for (key, o) in keys.iter().zip(&outs) {
+            outputs.insert(key.clone(), json!(o.path));
+        }
+        write_tables(dir, &tot, zones.as_ref(), constant, &mut outputs)?;
     }
     let summary = summary_json(args, &tot, &counts, zones.as_ref(), val, constant, outputs);
     if let Some(dir) = &args.out {
@@ -330,19 +373,8 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes one carbon raster: Float32, nodata [`CARBON_NODATA`], band named `band`, on
-/// `grid` (CRS kept), atomically.
-pub fn write_carbon_raster(
-    path: &Path,
-    grid: &flus_shared::grid::Grid,
-    band: &str,
-    data: &[f32],
-) -> anyhow::Result<()> {
-    raster::write_geotiff(path, grid, &[data], &carbon_options(band))?;
-    Ok(())
-}
-
-fn carbon_options(band: &str) -> WriteOptions {
+/// Creation options of a carbon raster with band description `band`.
+pub(crate) fn carbon_options(band: &str) -> WriteOptions {
     WriteOptions {
         nodata: Some(CARBON_NODATA as f64),
         palette: Vec::new(),
@@ -365,57 +397,14 @@ pub fn carbon_writer(
     )?)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_outputs(
+/// Writes the class and zone tables into `dir`.
+fn write_tables(
     dir: &Path,
-    info: &RasterInfo,
-    pools: &PoolsTable,
-    layers: &CarbonLayers<'_>,
     tot: &CarbonTotals,
     zones: Option<&Zones>,
     constant: Option<f64>,
     outputs: &mut Map<String, Value>,
 ) -> anyhow::Result<()> {
-    let cell_area = info.grid.cell_area();
-    let mut write = |key: &str, file: &str, band: &str, data: Vec<f32>| -> anyhow::Result<()> {
-        let p = dir.join(file);
-        write_carbon_raster(&p, &info.grid, band, &data)?;
-        outputs.insert(key.into(), json!(p));
-        Ok(())
-    };
-    let mut maps = vec![(carbon::Map::Baseline, "baseline")];
-    if layers.alternate.is_some() {
-        maps.push((carbon::Map::Alternate, "alternate"));
-    }
-    for (map, name) in maps {
-        for (unit, suffix, what) in [
-            (StorageUnit::TonnesPerCell, "t", "t per cell"),
-            (StorageUnit::TonnesPerHa, "t_ha", "t/ha"),
-        ] {
-            write(
-                &format!("{name}_storage_{suffix}"),
-                &format!("carbon_{name}_{suffix}.tif"),
-                &format!("{name} carbon storage, {what}"),
-                storage_cells(pools, layers, map, unit, cell_area)?,
-            )?;
-        }
-    }
-    if layers.alternate.is_some() {
-        write(
-            "change_t",
-            "carbon_change_t.tif",
-            "carbon change alternate - baseline, t per cell",
-            change_cells(pools, layers, cell_area, 1.0)?,
-        )?;
-        if let Some(k) = constant {
-            write(
-                "npv",
-                "carbon_npv.tif",
-                "net present value of the carbon change",
-                change_cells(pools, layers, cell_area, k)?,
-            )?;
-        }
-    }
     let p = dir.join("carbon_by_class.csv");
     write_atomic(&p, &class_csv(tot)?)?;
     outputs.insert("by_class_csv".into(), json!(p));

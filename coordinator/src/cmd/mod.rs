@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod carbon;
+pub mod carbon_stream;
 pub mod common;
 pub mod compare;
 pub mod demand;

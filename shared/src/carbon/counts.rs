@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::blocks::Tally;
 use super::pools::{ClassIndex, PoolsTable};
 use crate::error::{Error, Result};
 
@@ -26,14 +27,22 @@ impl CodeLayer<'_> {
     /// The integer code of cell `i`: `Ok(None)` for nodata, an error for a fractional value.
     #[inline]
     pub fn code(&self, i: usize) -> Result<Option<i64>> {
+        self.code_at(i, 0)
+    }
+
+    /// [`Self::code`] of cell `i` of a layer that is a block of a larger grid starting
+    /// at cell `first`: errors name the cell of the grid, `first + i`.
+    #[inline]
+    pub fn code_at(&self, i: usize, first: usize) -> Result<Option<i64>> {
         let v = self.values[i];
         if v.is_nan() || self.nodata == Some(v) {
             return Ok(None);
         }
         if v.fract() != 0.0 || v.abs() > 9.0e15 {
             return Err(Error::Data(format!(
-                "{}: cell {i} holds {v}, expected an integer code",
-                self.name
+                "{}: cell {} holds {v}, expected an integer code",
+                self.name,
+                first + i
             )));
         }
         Ok(Some(v as i64))
@@ -81,6 +90,21 @@ pub struct CarbonLayers<'a> {
     pub zones: Option<CodeLayer<'a>>,
 }
 
+impl<'a> CarbonLayers<'a> {
+    /// The cells `range` of every layer (a block of the same cells).
+    pub fn part(&self, range: std::ops::Range<usize>) -> CarbonLayers<'a> {
+        let cut = |l: CodeLayer<'a>| CodeLayer {
+            values: &l.values[range.clone()],
+            ..l
+        };
+        CarbonLayers {
+            baseline: cut(self.baseline),
+            alternate: self.alternate.map(cut),
+            zones: self.zones.map(cut),
+        }
+    }
+}
+
 impl CarbonLayers<'_> {
     /// Number of cells; errors when the layers differ in length.
     pub fn len(&self) -> Result<usize> {
@@ -107,9 +131,16 @@ impl CarbonLayers<'_> {
     /// land-use codes are in the pools table; the same rule drives counts and rasters.
     #[inline]
     pub fn classify(&self, index: &ClassIndex, i: usize) -> Result<CellClass> {
-        let b = self.baseline.code(i)?;
+        self.classify_at(index, i, 0)
+    }
+
+    /// [`Self::classify`] of cell `i` of layers that are a block of a larger grid
+    /// starting at cell `first` (errors name the cell of the grid).
+    #[inline]
+    pub fn classify_at(&self, index: &ClassIndex, i: usize, first: usize) -> Result<CellClass> {
+        let b = self.baseline.code_at(i, first)?;
         let a = match &self.alternate {
-            Some(l) => Some(l.code(i)?),
+            Some(l) => Some(l.code_at(i, first)?),
             None => None,
         };
         let (Some(b), true) = (b, a.map(|x| x.is_some()).unwrap_or(true)) else {
@@ -117,7 +148,7 @@ impl CarbonLayers<'_> {
         };
         let a = a.flatten();
         let zone = match &self.zones {
-            Some(z) => match z.code(i)? {
+            Some(z) => match z.code_at(i, first)? {
                 Some(z) => z,
                 None => return Ok(CellClass::OutsideZones),
             },
@@ -197,29 +228,11 @@ impl CarbonCounts {
         }
         let n = layers.len()?;
         let index = pools.index();
-        let k = self.classes.len();
+        let mut tally = Tally::new(self.classes.len());
         for i in 0..n {
-            match layers.classify(&index, i)? {
-                CellClass::Valid {
-                    zone,
-                    baseline,
-                    alternate,
-                } => {
-                    self.baseline.entry(zone).or_insert_with(|| vec![0; k])[baseline] += 1;
-                    if let (Some(alt), Some(a)) = (self.alternate.as_mut(), alternate) {
-                        alt.entry(zone).or_insert_with(|| vec![0; k])[a] += 1;
-                    }
-                }
-                CellClass::Nodata => self.nodata_cells += 1,
-                CellClass::OutsideZones => self.outside_zones_cells += 1,
-                CellClass::Unknown(b, a) => {
-                    self.unknown_cells += 1;
-                    for c in [b, a].into_iter().flatten() {
-                        *self.unknown_codes.entry(c).or_insert(0) += 1;
-                    }
-                }
-            }
+            tally.add(layers.classify(&index, i)?);
         }
+        tally.into_counts(self);
         Ok(())
     }
 

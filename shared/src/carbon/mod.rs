@@ -7,6 +7,8 @@
 //! - [`totals`]: storage (t) = density (t/ha) * cells * cell area (ha), by class, by
 //!   zone and overall; mean density kg/m2 = t * 1000 / m2; change = alternate - baseline.
 //! - [`cells`]: per-cell rasters (t per cell, t/ha, change, NPV).
+//! - [`blocks`]: counts and per-cell rasters of a block of cells in one pass (the
+//!   streaming of `flus carbon`).
 //! - [`valuation`]: InVEST's net present value of a change.
 //! - [`correction`]: the paper's precipitation correction of densities (eq. 10-11).
 //!
@@ -15,6 +17,7 @@
 //! code missing from the table are an error by default ([`OnMissing::Error`]) or are
 //! left out and reported ([`OnMissing::Exclude`]).
 
+pub mod blocks;
 pub mod cells;
 pub mod correction;
 pub mod counts;
@@ -22,6 +25,7 @@ pub mod pools;
 pub mod totals;
 pub mod valuation;
 
+pub use blocks::{CellKernel, CellRaster};
 pub use cells::{change_cells, storage_cells, Map, StorageUnit, CARBON_NODATA};
 pub use correction::{correct_densities, correction_factor, CorrectionTarget};
 pub use counts::{CarbonCounts, CarbonLayers, CellClass, CodeLayer, OnMissing, NO_ZONE};

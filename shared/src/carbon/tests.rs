@@ -410,3 +410,176 @@ fn merging_counts_of_different_tables_fails() {
     assert!(a.merge(&CarbonCounts::new(&other, false)).is_err());
     assert!(a.merge(&CarbonCounts::new(&pools, true)).is_err());
 }
+
+/// Every raster of a carbon run, in [`CellKernel`] order.
+const ALL_RASTERS: [CellRaster; 6] = [
+    CellRaster::Storage(Map::Baseline, StorageUnit::TonnesPerCell),
+    CellRaster::Storage(Map::Baseline, StorageUnit::TonnesPerHa),
+    CellRaster::Storage(Map::Alternate, StorageUnit::TonnesPerCell),
+    CellRaster::Storage(Map::Alternate, StorageUnit::TonnesPerHa),
+    CellRaster::Change,
+    CellRaster::Npv,
+];
+
+#[test]
+fn a_block_gives_hand_computed_cell_values_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pools) = invest_pools(dir.path());
+    // InVEST's densities 86, 28, 8 t/ha on 0.09 ha cells; code 0 is nodata, 9 unknown.
+    let base = [1.0, 1.0, 2.0, 0.0, 9.0];
+    let alt = [1.0, 2.0, 3.0, 3.0, 1.0];
+    let layers = CarbonLayers {
+        baseline: CodeLayer {
+            name: "b",
+            values: &base,
+            nodata: Some(0.0),
+        },
+        alternate: Some(CodeLayer {
+            name: "a",
+            values: &alt,
+            nodata: Some(0.0),
+        }),
+        zones: None,
+    };
+    let kernel = CellKernel::new(&pools, &ALL_RASTERS, 900.0, Some(2.0)).unwrap();
+    let mut outs = vec![vec![0f32; 5]; 6];
+    let mut slices: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+    let counts = kernel.block(&layers, 0, &mut slices).unwrap();
+    let nd = CARBON_NODATA;
+    assert_eq!(outs[0], [7.74f32, 7.74, 2.52, nd, nd]); // 86 * 0.09, 28 * 0.09
+    assert_eq!(outs[1], [86f32, 86.0, 28.0, nd, nd]);
+    assert_eq!(outs[2], [7.74f32, 2.52, 0.72, nd, nd]); // 8 * 0.09 = 0.72
+    assert_eq!(outs[3], [86f32, 28.0, 8.0, nd, nd]);
+    // (28 - 86) * 0.09 = -5.22, (8 - 28) * 0.09 = -1.8, as f64 then f32
+    let ch = |a: f64, b: f64| (a * 0.09 - b * 0.09) as f32;
+    assert_eq!(outs[4], [0f32, ch(28.0, 86.0), ch(8.0, 28.0), nd, nd]);
+    assert_eq!(
+        outs[5],
+        [
+            0f32,
+            ((28.0 * 0.09 - 86.0 * 0.09) * 2.0) as f32,
+            ((8.0 * 0.09 - 28.0 * 0.09) * 2.0) as f32,
+            nd,
+            nd
+        ]
+    );
+    assert_eq!(counts.class_cells(false), Some(vec![2, 1, 0]));
+    assert_eq!(counts.class_cells(true), Some(vec![1, 1, 1]));
+    assert_eq!((counts.nodata_cells, counts.unknown_cells), (1, 1));
+    assert_eq!(counts.unknown_codes.get(&9), Some(&1));
+}
+
+#[test]
+fn a_map_cut_into_blocks_gives_the_counts_and_rasters_of_the_whole_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pools) = invest_pools(dir.path());
+    let (w, h) = (301usize, 457usize); // more cells than one task of block_par
+                                       // Codes 0..=4 (0 nodata, 4 unknown), zones 1..=3 with some nodata (0).
+    let base: Vec<f64> = (0..w * h).map(|i| ((i * 7 + i / 11) % 5) as f64).collect();
+    let alt: Vec<f64> = (0..w * h).map(|i| ((i * 3 + i / 5) % 5) as f64).collect();
+    let zone: Vec<f64> = (0..w * h).map(|i| ((i / 1301) % 4) as f64).collect();
+    let layers = CarbonLayers {
+        baseline: CodeLayer {
+            name: "b",
+            values: &base,
+            nodata: Some(0.0),
+        },
+        alternate: Some(CodeLayer {
+            name: "a",
+            values: &alt,
+            nodata: Some(0.0),
+        }),
+        zones: Some(CodeLayer {
+            name: "z",
+            values: &zone,
+            nodata: Some(0.0),
+        }),
+    };
+    let area = 625.0;
+    let k = 40.87;
+    let kernel = CellKernel::new(&pools, &ALL_RASTERS, area, Some(k)).unwrap();
+    let whole = CarbonCounts::count(&pools, &layers).unwrap();
+    let expected: Vec<Vec<f32>> = vec![
+        storage_cells(
+            &pools,
+            &layers,
+            Map::Baseline,
+            StorageUnit::TonnesPerCell,
+            area,
+        )
+        .unwrap(),
+        storage_cells(
+            &pools,
+            &layers,
+            Map::Baseline,
+            StorageUnit::TonnesPerHa,
+            area,
+        )
+        .unwrap(),
+        storage_cells(
+            &pools,
+            &layers,
+            Map::Alternate,
+            StorageUnit::TonnesPerCell,
+            area,
+        )
+        .unwrap(),
+        storage_cells(
+            &pools,
+            &layers,
+            Map::Alternate,
+            StorageUnit::TonnesPerHa,
+            area,
+        )
+        .unwrap(),
+        change_cells(&pools, &layers, area, 1.0).unwrap(),
+        change_cells(&pools, &layers, area, k).unwrap(),
+    ];
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    // strips of 64 rows, each split over threads; and a whole-map block_par
+    for rows in [64, h] {
+        let mut counts = CarbonCounts::new(&pools, true);
+        let mut got = vec![Vec::new(); 6];
+        for r0 in (0..h).step_by(rows) {
+            let r1 = (r0 + rows).min(h);
+            let mut outs = vec![Vec::new(); 6];
+            let part = layers.part(r0 * w..r1 * w);
+            counts
+                .merge(&kernel.block_par(&part, r0 * w, &mut outs).unwrap())
+                .unwrap();
+            for (g, o) in got.iter_mut().zip(outs) {
+                g.extend(o);
+            }
+        }
+        assert_eq!(counts, whole, "strips of {rows} rows");
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(bits(g), bits(e), "strips of {rows} rows");
+        }
+    }
+    assert!(whole.unknown_cells > 0 && whole.outside_zones_cells > 0 && whole.nodata_cells > 0);
+}
+
+#[test]
+fn a_fractional_code_in_a_later_block_names_the_cell_of_the_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pools) = invest_pools(dir.path());
+    let base = [1.0, 2.5];
+    let layers = CarbonLayers {
+        baseline: CodeLayer {
+            name: "lu.tif",
+            values: &base,
+            nodata: None,
+        },
+        alternate: None,
+        zones: None,
+    };
+    let kernel = CellKernel::new(&pools, &[], 900.0, None).unwrap();
+    let e = kernel
+        .block_par(&layers, 1000, &mut [])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("lu.tif") && e.contains("cell 1001") && e.contains("2.5"),
+        "{e}"
+    );
+}
