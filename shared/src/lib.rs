@@ -28,6 +28,7 @@ pub mod raster;
 pub mod rng;
 pub mod select;
 pub mod stack;
+pub mod synth;
 pub mod tables;
 pub mod zones;
 

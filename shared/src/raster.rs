@@ -435,8 +435,8 @@ pub struct WriteOptions {
     pub band_names: Vec<String>,
 }
 
-/// How a [`StripWriter`] compresses its blocks (DEFLATE either way; the values are the
-/// same, only the file's bytes and the time taken differ).
+/// How a [`StripWriter`] compresses its blocks (DEFLATE unless `uncompressed`; the
+/// values are the same, only the file's bytes and the time taken differ).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Encoding {
     /// Threads compressing blocks in GDAL (its `NUM_THREADS`); 0 or 1: the writing
@@ -444,6 +444,8 @@ pub struct Encoding {
     pub threads: usize,
     /// DEFLATE level 1-12 (GDAL's `ZLEVEL`); `None`: GDAL's default, 6.
     pub level: Option<u8>,
+    /// No compression at all (test and benchmark inputs).
+    pub uncompressed: bool,
 }
 
 fn aux_name(path: &Path) -> PathBuf {
@@ -704,7 +706,14 @@ fn create_geotiff<T: GdalType + Copy>(
         ("TILED", "YES"),
         ("BLOCKXSIZE", "256"),
         ("BLOCKYSIZE", "256"),
-        ("COMPRESS", "DEFLATE"),
+        (
+            "COMPRESS",
+            if encoding.uncompressed {
+                "NONE"
+            } else {
+                "DEFLATE"
+            },
+        ),
         ("BIGTIFF", "IF_SAFER"),
     ] {
         copts.set_name_value(k, v).map_err(err)?;
@@ -717,7 +726,7 @@ fn create_geotiff<T: GdalType + Copy>(
             .set_name_value("NUM_THREADS", &encoding.threads.to_string())
             .map_err(err)?;
     }
-    if let Some(level) = encoding.level {
+    if let (Some(level), false) = (encoding.level, encoding.uncompressed) {
         copts
             .set_name_value("ZLEVEL", &level.clamp(1, 12).to_string())
             .map_err(err)?;

@@ -260,6 +260,10 @@ pub mod stream {
     pub const RANDOM_BASELINE: u32 = 5;
     /// Pilot subsample of a GWR bandwidth search (seeded with a fixed key).
     pub const GWR_PILOT: u32 = 6;
+    /// Synthetic land-use maps of `flus bench` (`synth`).
+    pub const SYNTH_LULC: u32 = 7;
+    /// Synthetic GWR points of `flus bench` (`synth`).
+    pub const SYNTH_GWR: u32 = 8;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
 }

@@ -4,7 +4,9 @@
 //! cell and the ratio of (b) to the bandwidth bound, (d) the wall time of
 //! `flus run --no-validation --scenario <first>` on a study of about N cells generated
 //! from Ben Cat (`flus make-study`) with 1 and 2 local workers and the speed-up, and (e)
-//! the peak resident memory of the coordinator and of each worker, per cell.
+//! the peak resident memory of the coordinator and of each worker, per cell, and (f) the
+//! kernels against their peers (`carbon_pixels_per_second`, `gwr_seconds_n5000`,
+//! `ca_validation_cell_updates_per_cpu_second`: see [`super::bench_kernels`]).
 //!
 //! What (d) times: the whole `flus run` process (inputs, Markov demand, ANN training on
 //! the coordinator, tile loading and ANN inference on the workers, the CA of the first
@@ -48,6 +50,22 @@ pub struct Args {
     /// shared or noisy machine disturbs least. Every run is listed in `runs`.
     #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Pixels of the generated land-use pair `flus carbon` is timed on
+    /// (`carbon_pixels_per_second`; 0: skip). Default: InVEST's benchmark, 9000 x 14150.
+    #[arg(long, default_value_t = 127_350_000)]
+    pub carbon_pixels: u64,
+    /// Points of the generated GWR timed with its bandwidth search
+    /// (`gwr_seconds_n<N>`; 0: skip). Default: mgwr's benchmark.
+    #[arg(long, default_value_t = 5000)]
+    pub gwr_points: usize,
+    /// Studies whose whole validation run gives
+    /// `ca_validation_cell_updates_per_cpu_second` (comma separated; empty: skip).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "examples/bencat/study.toml,examples/dongguan/study.toml"
+    )]
+    pub ca_studies: Vec<PathBuf>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -146,6 +164,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "bandwidth_bound_cell_updates_per_second": bound,
         "ratio_to_bandwidth_bound": step.cells_per_second / bound,
     });
+    // carbon, GWR and whole CA validation runs against their peers' sizes
+    super::bench_kernels::add_to(&mut report, args)?;
     // (d), (e) the generated study with 1 and 2 workers
     if args.cells > 0 {
         let tmp;

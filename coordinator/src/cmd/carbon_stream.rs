@@ -153,7 +153,7 @@ fn write_strips(
 ) -> anyhow::Result<bool> {
     let encoding = Encoding {
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        level: None,
+        ..Encoding::default()
     };
     let mut w = StripWriter::<f32>::create_encoded(
         &out.path,

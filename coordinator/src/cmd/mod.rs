@@ -1,6 +1,7 @@
 //! One module per subcommand of `flus`.
 
 pub mod bench;
+pub mod bench_kernels;
 pub mod carbon;
 pub mod carbon_stream;
 pub mod common;
