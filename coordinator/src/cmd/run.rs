@@ -696,6 +696,7 @@ fn run_in(
         network,
         &names,
     )?;
+    outputs::finish_format(&study, &suit_path)?;
     report["ann"] = json!(trained.report);
     report["suitability"] = json!(suit_path);
     stage("ann", &mut lap);
