@@ -193,6 +193,10 @@ pub struct Checkpoint {
     pub since_best: u32,
     /// Records of the iterations run so far.
     pub records: Vec<IterationRecord>,
+    /// The run it belongs to (set by the caller that stores it; a checkpoint without one
+    /// is never resumed).
+    #[serde(default)]
+    pub identity: Option<super::resume::RunIdentity>,
 }
 
 impl Checkpoint {
@@ -396,6 +400,7 @@ pub fn run_loop(
             best_sum,
             since_best,
             records: records.clone(),
+            identity: None,
         })?;
     };
     let mut map = vec![INVALID; cells];
@@ -430,6 +435,7 @@ mod checkpoint_tests {
             best_sum: 7,
             since_best: 1,
             records: Vec::new(),
+            identity: None,
         };
         let mut bytes = Vec::new();
         c.write(&mut bytes).unwrap();
