@@ -162,7 +162,12 @@ pub async fn check_health(
     let h = health
         .check(req)
         .await
-        .with_context(|| format!("worker {addr}: health check failed"))?
+        .with_context(|| {
+            format!(
+                "worker {addr}: health check failed within {} s (--deadline)",
+                timeout.as_secs_f64()
+            )
+        })?
         .into_inner();
     if h.protocol != flus_proto::PROTOCOL_REVISION {
         anyhow::bail!(
