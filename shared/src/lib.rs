@@ -23,6 +23,7 @@ pub mod markov;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod notices;
 pub mod outputs;
 pub mod prepare;
 pub mod raster;

@@ -24,7 +24,10 @@ pub fn write_landuse(path: &Path, study: &Study, grid: &Grid, map: &[u8]) -> Res
         }
     };
     if !byte_codes {
-        tracing::warn!("class codes do not fit a byte: the map holds class index + 1");
+        crate::notices::warn(format!(
+            "{}: class codes do not fit a byte: the map holds class index + 1",
+            path.display()
+        ));
     }
     let nodata: u8 = if (0..classes.len()).any(|i| code(i) == 0) {
         255

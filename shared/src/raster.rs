@@ -181,6 +181,7 @@ pub fn check_same_grid(
             a: reference.to_path_buf(),
             b: other.to_path_buf(),
             difference: d,
+            hint: crate::error::ALIGN_HINT,
         });
     }
     if ref_grid.crs_wkt.is_empty() != other_grid.crs_wkt.is_empty() {
@@ -203,6 +204,7 @@ pub fn check_same_grid(
                 crs_name(&ref_grid.crs_wkt),
                 crs_name(&other_grid.crs_wkt)
             ),
+            hint: crate::error::ALIGN_HINT,
         });
     }
     Ok(())
@@ -466,6 +468,7 @@ impl<T: GdalType + Copy> StripWriter<T> {
         if bands == 0 {
             return Err(Error::raster(path, "nothing to write (no bands)"));
         }
+        crate::files::check_output(path)?;
         let tmp = temp_name(path);
         // GDAL reports some write failures (a full disk, a file-size limit) only through
         // its error state, not through the return values of the calls: it is checked
@@ -597,7 +600,9 @@ impl<T: GdalType + Copy> StripWriter<T> {
                 if tmp_aux.exists() {
                     std::fs::rename(&tmp_aux, &aux).map_err(|e| Error::io(&aux, e))?;
                 }
-                std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))
+                std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))?;
+                crate::files::record_written(&path);
+                Ok(())
             })();
         }
         if result.is_err() {

@@ -249,6 +249,8 @@ pub struct Remote<'a> {
     probe_every: Option<Duration>,
     rejoined_tx: mpsc::Sender<(usize, WorkerConn)>,
     rejoined_rx: mpsc::Receiver<(usize, WorkerConn)>,
+    /// Workers' refusals that a resume cannot cure (a wrong token, a limit).
+    refusals: super::cause::Refusals,
     /// What went over the wire in the current (or last) run.
     pub traffic: Traffic,
     /// What the session cost over all its runs.
@@ -342,6 +344,7 @@ impl<'a> Remote<'a> {
             probe_every: None,
             rejoined_tx,
             rejoined_rx,
+            refusals: Default::default(),
             traffic: Traffic {
                 per_worker,
                 ..Default::default()
@@ -415,6 +418,7 @@ impl<'a> Remote<'a> {
                     }
                     Some(Failure::Status(e)) => {
                         tracing::warn!(worker = %addr, "{what} failed: {:?}: {}", e.code(), e.message());
+                        self.refusals.note(addr, &what, &e);
                         (w, Err(()))
                     }
                 }
@@ -784,12 +788,12 @@ impl<'a> Remote<'a> {
         let alive = self.alive();
         if alive.is_empty() {
             let iteration = self.last.as_ref().map(|l| l.1.iteration);
-            return Err(flus_shared::Error::Data(format!(
+            return Err(flus_shared::Error::Data(self.refusals.explain(format!(
                 "all workers lost ({} of {}){}: the run stops; resume it with `flus run --resume` once workers are back",
                 self.workers.len(),
                 self.workers.len(),
                 iteration.map(|t| format!(" at iteration {t}")).unwrap_or_default(),
-            )));
+            ))));
         }
         let mut i = 0;
         for t in 0..self.rects.len() {

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::common;
 use crate::cluster::{gwr_remote, local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
+use crate::run_guard;
 
 /// Arguments of `flus run`.
 #[derive(Debug, clap::Args)]
@@ -309,6 +310,7 @@ fn clear_checkpoints(path: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
+/// Reads the checkpoint at `path`, if there is one (its identity unchecked).
 fn load_checkpoint(path: &Path) -> anyhow::Result<Option<engine::Checkpoint>> {
     if !path.exists() {
         return Ok(None);
@@ -329,6 +331,9 @@ struct ClusterCa<'a> {
     resume: bool,
     rejoin_probe: Option<Duration>,
     files: Option<Vec<flus_proto::v1::LayerFile>>,
+    /// SHA-256 of the study file and the seed: with the label, whom a checkpoint is of.
+    study_sha256: &'a str,
+    seed: u64,
 }
 
 /// An open session and its start map padded by the halo (kept until the session's
@@ -418,8 +423,9 @@ impl ClusterCa<'_> {
         let backend = session;
         backend.begin_run();
         let cp_path = checkpoint_path(self.out, label);
+        let identity = run_guard::identity(self.study_sha256, self.seed, label);
         let resume = if self.resume {
-            load_checkpoint(&cp_path)?
+            run_guard::resume_from(&cp_path, &identity)?
         } else {
             None
         };
@@ -433,7 +439,9 @@ impl ClusterCa<'_> {
         let mut writer = CheckpointWriter::new(cp_path.clone());
         let mut checkpoint = |t: u32, make: &dyn Fn() -> engine::Checkpoint| {
             if t.is_multiple_of(every) {
-                writer.submit(make())?;
+                let mut c = make();
+                c.identity = Some(identity.clone());
+                writer.submit(c)?;
             }
             Ok(())
         };
@@ -580,32 +588,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let study_bytes = std::fs::read(&args.study)
         .with_context(|| format!("reading the study file {}", args.study.display()))?;
+    run_guard::check_args(args.deadline, args.max_tile_cells, args.tiles_per_worker)?;
     let mut study = Study::load(&args.study)?;
     if let Some(s) = args.seed {
         study.config.study.seed = s;
     }
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
+    files::check_outputs(run_guard::planned_outputs(&study, &out, &args.scenarios))?;
     files::ensure_dir(&out)?;
     // The run folder says whether it is complete: `run.json` holds `"completed": false`
     // from the start (a killed run leaves it so), an error replaces it with the message,
     // and only a run that reaches the end writes `"completed": true`.
     let marker = |status: &str, error: Option<String>| {
-        let j = json!({
-            "completed": false,
-            "status": status,
-            "error": error,
-            "study": args.study,
-            "pid": std::process::id(),
-            "version": env!("CARGO_PKG_VERSION"),
-        });
-        files::write_atomic(
-            &out.join("run.json"),
-            serde_json::to_string_pretty(&j)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
+        run_guard::write_marker(&out, &args.study, status, error)
     };
     marker("running", None)?;
+    run_guard::on_interrupt(out.clone(), args.study.clone())?;
     let config_sha256 = files::sha256_hex(&study_bytes);
     let result = run_in(args, study, &out, started, &config_sha256);
     if let Err(e) = &result {
@@ -699,7 +697,7 @@ fn run_in(
     let conns: Vec<pool::WorkerConn> = rt.block_on(async {
         let mut v = Vec::new();
         for a in &addrs {
-            v.push(pool::connect(a, &token, Duration::from_secs(30), &tls).await?);
+            v.push(pool::connect(a, &token, deadline, &tls).await?);
         }
         anyhow::Ok(v)
     })?;
@@ -722,6 +720,8 @@ fn run_in(
         resume: args.resume,
         rejoin_probe: Duration::try_from_secs_f64(args.rejoin_probe).ok(),
         files,
+        study_sha256: config_sha256,
+        seed: study.config.study.seed,
     };
     stage("workers", &mut lap);
     drop(bar);
@@ -969,6 +969,7 @@ fn run_in(
         "gdal": flus_shared::raster::gdal_version(),
     });
     report["outputs"] = json!(run_files::manifest(&out)?);
+    report["warnings"] = json!(flus_shared::notices::all());
     report["completed"] = json!(true);
     files::write_atomic(
         &out.join("run.json"),

@@ -193,6 +193,10 @@ pub struct Checkpoint {
     pub since_best: u32,
     /// Records of the iterations run so far.
     pub records: Vec<IterationRecord>,
+    /// The run it belongs to (set by the caller that stores it; a checkpoint without one
+    /// is never resumed).
+    #[serde(default)]
+    pub identity: Option<super::resume::RunIdentity>,
 }
 
 impl Checkpoint {
@@ -392,6 +396,7 @@ pub fn run_loop(
             best_sum,
             since_best,
             records: records.clone(),
+            identity: None,
         })?;
     };
     let mut map = vec![INVALID; cells];
@@ -426,6 +431,7 @@ mod checkpoint_tests {
             best_sum: 7,
             since_best: 1,
             records: Vec::new(),
+            identity: None,
         };
         let mut bytes = Vec::new();
         c.write(&mut bytes).unwrap();

@@ -24,6 +24,7 @@ pub mod engine;
 pub mod feasibility;
 pub mod inertia;
 pub mod params;
+pub mod resume;
 pub mod step;
 pub mod window;
 
@@ -37,6 +38,7 @@ pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
+pub use resume::RunIdentity;
 pub use step::{
     suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
     Proposal, StepParams, TileProposals, TileRect, TileStatic, SUITABILITY_ONE,
