@@ -14,6 +14,7 @@ use flus_shared::carbon::{
     read_pools_csv, totals, write_pools_csv, CarbonCounts, CarbonTotals, CellKernel, CellRaster,
     CorrectionTarget, OnMissing, StorageUnit, Valuation, CARBON_NODATA,
 };
+use flus_shared::files;
 use flus_shared::raster::{self, RasterInfo, WriteOptions};
 use flus_shared::zones::{self, Zones};
 
@@ -311,6 +312,16 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         Missing::Error => OnMissing::Error,
         Missing::Exclude => OnMissing::Exclude,
     };
+    files::register_inputs(
+        [
+            Some(baseline),
+            Some(pools_path),
+            args.alternate.as_ref(),
+            args.zones.as_ref(),
+        ]
+        .into_iter()
+        .flatten(),
+    );
     let val = valuation(args)?;
     let pools = read_pools_csv(pools_path)?;
     let binfo = raster::info(baseline)?;
@@ -343,7 +354,20 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         },
         &kernel,
         &outs,
-        |c| Ok(c.check_missing(on_missing, &pools_name)?),
+        |c| {
+            c.check_missing(on_missing, &pools_name)?;
+            anyhow::ensure!(
+                c.counted_cells() > 0,
+                "no cell has data in {}: expected maps (and zones) whose data overlap",
+                [Some(baseline), args.alternate.as_ref(), args.zones.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            );
+            Ok(())
+        },
     )?;
     let tot = totals(&counts, &pools, cell_area)?;
     tracing::info!(

@@ -18,6 +18,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use anyhow::Context;
 use flus_shared::carbon::{CarbonCounts, CarbonLayers, CellKernel, CellRaster, CodeLayer};
+use flus_shared::error::WARP_HINT;
 use flus_shared::grid::Grid;
 use flus_shared::raster::{self, Encoding, RowReader, StripWriter, STRIP_ROWS};
 use flus_shared::zones::Zones;
@@ -74,7 +75,8 @@ impl Readers {
         let alternate = match inputs.alternate {
             Some(a) => {
                 let r = RowReader::open(a, 1)?;
-                raster::check_same_grid(inputs.baseline, grid, a, &r.info().grid, 0.01)?;
+                raster::check_same_grid(inputs.baseline, grid, a, &r.info().grid, 0.01)
+                    .map_err(|e| e.with_grid_hint(WARP_HINT))?;
                 Some(r)
             }
             None => None,
@@ -82,7 +84,8 @@ impl Readers {
         let zones = match inputs.zones {
             ZoneInput::Raster(z) => {
                 let r = RowReader::open(z, 1)?;
-                raster::check_same_grid(inputs.baseline, grid, z, &r.info().grid, 0.01)?;
+                raster::check_same_grid(inputs.baseline, grid, z, &r.info().grid, 0.01)
+                    .map_err(|e| e.with_grid_hint(WARP_HINT))?;
                 Some(r)
             }
             _ => None,
