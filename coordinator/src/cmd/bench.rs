@@ -61,10 +61,12 @@ pub struct Args {
     #[arg(long, default_value_t = 5000)]
     pub gwr_points: usize,
     /// Studies whose whole validation run gives
-    /// `ca_validation_cell_updates_per_cpu_second` (comma separated; empty: skip).
+    /// `ca_validation_cell_updates_per_cpu_second` (comma separated; the flag without a
+    /// value: skip).
     #[arg(
         long,
         value_delimiter = ',',
+        num_args = 0..,
         default_value = "examples/bencat/study.toml,examples/dongguan/study.toml"
     )]
     pub ca_studies: Vec<PathBuf>,

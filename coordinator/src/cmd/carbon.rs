@@ -30,7 +30,8 @@ Outputs in --out DIR (Float32, nodata -3.4028235e38, grid and CRS of the baselin
   carbon_baseline_t_ha.tif, carbon_alternate_t_ha.tif   storage in t/ha (with --per-ha)
   carbon_by_class.csv, carbon_by_zone.csv, carbon_summary.json
 The maps are read and the rasters written a strip of 256 rows at a time (no layer is held
-whole; polygon zones are rasterised whole), the blocks compressed on all cores.
+whole; polygon zones are rasterised whole), the blocks compressed (DEFLATE level 1) on
+all cores.
 A cell counts when every given layer has data there and both of its land-use codes are
 in the pools table; the other cells are excluded everywhere and reported under `missing`.
 Storage t = (c_above + c_below + c_soil + c_dead) t/ha * cells * cell area (ha), totals
