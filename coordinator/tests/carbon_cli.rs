@@ -381,3 +381,76 @@ fn correct_density_writes_the_corrected_table() {
     assert_eq!(p.above, 40.5);
     assert_eq!(t.get(1).unwrap().name, "cropland");
 }
+
+#[test]
+fn densities_turn_the_chain_table_into_the_paper_pools_from_precipitation() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("chain.csv");
+    // national soil density, below/above ratio, shares (see flus_shared::carbon::chain:
+    // soils = Table 6 soil / K at printed precision; construction not corrected)
+    std::fs::write(
+        &table,
+        "lucode,soil,ratio,biomass_share,soil_share,dead_share,correct\n\
+         1,108.4,0.66,0.26,0.72,0.02,true\n\
+         2,158.82,0.2,0.26,0.72,0.02,true\n\
+         4,25.3,0.2,0.21,0.79,0,false\n",
+    )
+    .unwrap();
+    let out = dir.path().join("pools.csv");
+    let j = json_of(&flus(&[
+        "carbon",
+        "densities",
+        "--table",
+        s(&table),
+        "--precipitation-local",
+        "1999.4",
+        "--precipitation-national",
+        "671.1",
+        "--out",
+        s(&out),
+        "--json",
+    ]));
+    assert!(near(&j["k"], 10787.66192 / 6275.69248));
+    let pools = j["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 3);
+    // the paper's Table 6 to its printed rounding: cropland 40.5 26.8 186.3 5.2,
+    // forest 82.2 16.4 273.0 7.6, construction 5.6 1.1 25.3 0
+    let want = [
+        (1, [40.5, 26.8, 186.3, 5.2]),
+        (2, [82.2, 16.4, 273.0, 7.6]),
+        (4, [5.6, 1.1, 25.3, 0.0]),
+    ];
+    for (p, (code, w)) in pools.iter().zip(want) {
+        assert_eq!(p["lucode"], code);
+        for (key, w) in ["c_above", "c_below", "c_soil", "c_dead"].iter().zip(w) {
+            let v = p[key].as_f64().unwrap();
+            assert_eq!((v * 10.0).round() / 10.0, w, "{code} {key} {v}");
+        }
+    }
+    // the file is an InVEST pools table with the same values
+    let t = flus_shared::carbon::read_pools_csv(&out).unwrap();
+    assert_eq!(t.codes(), vec![1, 2, 4]);
+    assert!(near(&pools[0]["c_soil"], t.get(1).unwrap().pools.soil));
+    // --factor gives the same table; neither K nor precipitation is an error
+    let j2 = json_of(&flus(&[
+        "carbon",
+        "densities",
+        "--table",
+        s(&table),
+        "--factor",
+        "2",
+        "--out",
+        s(&out),
+        "--json",
+    ]));
+    assert!(near(&j2["pools"][0]["c_soil"], 216.8));
+    let o = flus(&[
+        "carbon",
+        "densities",
+        "--table",
+        s(&table),
+        "--out",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+}
