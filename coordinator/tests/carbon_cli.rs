@@ -454,3 +454,84 @@ fn densities_turn_the_chain_table_into_the_paper_pools_from_precipitation() {
     ]);
     assert!(!o.status.success());
 }
+
+/// A WGS 84 grid of 0.01 degree at 21 N: 2 x 2 cells, rows 21.02..21.01 and
+/// 21.01..21.00. Cell areas from PROJ's geodesic library (pyproj 3.7.2 / PROJ 9.5.1,
+/// `Geod(ellps="WGS84").polygon_area_perimeter` of the cell outline with each parallel
+/// edge cut into 200 segments): 1151016.354958266 m2 (upper row) and
+/// 1151091.7102091126 m2 (lower row); not 0.0001 m2 (the geotransform's square degrees).
+#[test]
+fn carbon_on_a_lon_lat_grid_uses_geodesic_cell_areas() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = invest_pools(dir.path());
+    let g = Grid {
+        width: 2,
+        height: 2,
+        geotransform: [108.0, 0.01, 0.0, 21.02, 0.0, -0.01],
+        crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(4326)
+            .unwrap()
+            .to_wkt()
+            .unwrap(),
+    };
+    let lu = dir.path().join("lonlat.tif");
+    // class 1 (86 t/ha) in the upper row, class 2 (28 t/ha) in the lower row
+    write_u8(&lu, &g, &[1, 1, 2, 2], Some(0.0));
+    let out = dir.path().join("out");
+    let j = json_of(&flus(&[
+        "carbon",
+        "--baseline",
+        s(&lu),
+        "--pools",
+        s(&pools),
+        "--out",
+        s(&out),
+        "--json",
+    ]));
+    let (upper, lower) = (1_151_016.354_958_266, 1_151_091.710_209_112_6);
+    let area = j["area_m2"].as_f64().unwrap();
+    assert!((area - 2.0 * (upper + lower)).abs() < 1e-3, "{area}");
+    assert_eq!(j["geographic"], true);
+    assert!(j["cell_area_m2"].is_null());
+    // storage: 86 t/ha x 2 upper cells + 28 t/ha x 2 lower cells, areas in ha
+    let want = 86.0 * 2.0 * upper / 1e4 + 28.0 * 2.0 * lower / 1e4;
+    let got = j["baseline_total_t"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
+    assert!((j["by_class"]["1"]["area_m2"].as_f64().unwrap() - 2.0 * upper).abs() < 1e-3);
+    // the t per cell raster follows the row's area
+    let (_, t) = read_band::<f32>(&out.join("carbon_baseline_t.tif"), 1).unwrap();
+    assert!((t[0] as f64 - 86.0 * upper / 1e4).abs() < 0.01, "{}", t[0]);
+    assert!((t[3] as f64 - 28.0 * lower / 1e4).abs() < 0.01, "{}", t[3]);
+}
+
+#[test]
+fn a_crs_in_feet_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = invest_pools(dir.path());
+    let g = Grid {
+        width: 2,
+        height: 1,
+        geotransform: [0.0, 100.0, 0.0, 0.0, 0.0, -100.0],
+        // NAD83 / Texas North Central (ftUS)
+        crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(2276)
+            .unwrap()
+            .to_wkt()
+            .unwrap(),
+    };
+    let lu = dir.path().join("feet.tif");
+    write_u8(&lu, &g, &[1, 2], Some(0.0));
+    let out = flus(&[
+        "carbon",
+        "--baseline",
+        s(&lu),
+        "--pools",
+        s(&pools),
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("feet.tif")
+            && err.contains("expected metres or degrees"),
+        "{err}"
+    );
+}

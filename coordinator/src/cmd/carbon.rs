@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
+use flus_shared::area::CellAreas;
 use flus_shared::carbon::{
     self, change_cells, correct_densities,
     pools::{pools_csv_text, write_atomic},
@@ -356,10 +357,10 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
             nodata: z.nodata,
         }),
     };
-    let counts = CarbonCounts::count(&pools, &layers)?;
+    let areas = CellAreas::of_grid(&binfo.grid, &bname)?;
+    let counts = CarbonCounts::count_on_grid(&pools, &layers, binfo.grid.width, &areas)?;
     counts.check_missing(on_missing, &pools_path.display().to_string())?;
-    let cell_area = binfo.grid.cell_area();
-    let tot = totals(&counts, &pools, cell_area)?;
+    let tot = totals(&counts, &pools, &areas)?;
     let constant = val.map(|v| v.constant()).transpose()?;
     tracing::info!(
         cells = tot.cells,
@@ -375,6 +376,7 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         write_outputs(
             dir,
             &binfo,
+            &areas,
             &pools,
             &layers,
             &tot,
@@ -435,6 +437,7 @@ pub fn carbon_writer(
 fn write_outputs(
     dir: &Path,
     info: &RasterInfo,
+    areas: &CellAreas,
     pools: &PoolsTable,
     layers: &CarbonLayers<'_>,
     tot: &CarbonTotals,
@@ -442,7 +445,7 @@ fn write_outputs(
     constant: Option<f64>,
     outputs: &mut Map<String, Value>,
 ) -> anyhow::Result<()> {
-    let cell_area = info.grid.cell_area();
+    let cell_area = areas.window(0, info.grid.width);
     let mut write = |key: &str, file: &str, band: &str, data: Vec<f32>| -> anyhow::Result<()> {
         let p = dir.join(file);
         write_carbon_raster(&p, &info.grid, band, &data)?;
@@ -517,10 +520,10 @@ fn class_csv(tot: &CarbonTotals) -> anyhow::Result<Vec<u8>> {
             c.name.clone(),
             c.density_t_ha.to_string(),
             c.baseline_cells.to_string(),
-            (c.baseline_cells as f64 * tot.cell_area_m2).to_string(),
+            c.baseline_area_m2.to_string(),
             c.baseline_t.to_string(),
             c.alternate_cells.map(|n| n.to_string()).unwrap_or_default(),
-            opt(c.alternate_cells.map(|n| n as f64 * tot.cell_area_m2)),
+            opt(c.alternate_area_m2),
             opt(c.alternate_t),
             opt(c.alternate_t.map(|a| a - c.baseline_t)),
         ])?;
@@ -584,10 +587,10 @@ fn summary_json(
                 "name": c.name,
                 "density_t_ha": c.density_t_ha,
                 "cells": c.baseline_cells,
-                "area_m2": c.baseline_cells as f64 * tot.cell_area_m2,
+                "area_m2": c.baseline_area_m2,
                 "baseline_t": c.baseline_t,
                 "alternate_cells": c.alternate_cells,
-                "alternate_area_m2": c.alternate_cells.map(|n| n as f64 * tot.cell_area_m2),
+                "alternate_area_m2": c.alternate_area_m2,
                 "alternate_t": c.alternate_t,
                 "change_t": c.alternate_t.map(|a| a - c.baseline_t),
             }),
@@ -599,6 +602,7 @@ fn summary_json(
         "pools": args.pools,
         "zones": args.zones,
         "cell_area_m2": tot.cell_area_m2,
+        "geographic": tot.cell_area_m2.is_none(),
         "cells": tot.cells,
         "area_m2": tot.area_m2,
         "baseline_total_t": tot.baseline_t,
