@@ -3,6 +3,7 @@
 //! address it prints, and running `flus` with a timeout; a small window of the Ben Cat
 //! study ([`crop`]) and a TCP proxy that can cut or blackhole a link ([`proxy`]).
 
+pub mod corpus;
 pub mod crop;
 pub mod proxy;
 
