@@ -195,6 +195,49 @@ pub fn manifest(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 mod tests {
     use super::*;
 
+    /// The Ben Cat study's pools (forest 82.2 + 16.4 + 273.0 + 7.6 = 379.2 t/ha, water 0,
+    /// built-up 32.0, cropland 258.8) on a 2 x 2 WGS 84 grid of 0.01 degree at 21 N:
+    /// the t/ha raster holds the densities, the t per cell raster density x the row's
+    /// area (PROJ geodesic areas, see flus_shared::area: 1151016.354958266 m2 for the
+    /// upper row 21.01..21.02, 1151091.7102091126 m2 for the lower row).
+    #[test]
+    fn base_storage_is_written_in_t_per_cell_and_t_per_ha_with_row_areas() {
+        let file = Path::new("examples/bencat/study.toml");
+        let study = Study {
+            config: flus_shared::config::parse(
+                include_str!("../../examples/bencat/study.toml"),
+                file,
+            )
+            .unwrap(),
+            file: file.to_path_buf(),
+            base_dir: ".".into(),
+        };
+        let grid = Grid {
+            width: 2,
+            height: 2,
+            geotransform: [108.0, 0.01, 0.0, 21.02, 0.0, -0.01],
+            crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(4326)
+                .unwrap()
+                .to_wkt()
+                .unwrap(),
+        };
+        let areas = CellAreas::of_grid(&grid, "test grid").unwrap();
+        let rc = RunCarbon::new(&study, "2020", areas).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let t = rc
+            .write_base(&study, d.path(), &grid, &[0, 1, 2, 3])
+            .unwrap();
+        let (_, per_cell) = raster::read_band::<f32>(&t, 1).unwrap();
+        let (_, per_ha) =
+            raster::read_band::<f32>(&d.path().join("carbon_storage_2020_t_ha.tif"), 1).unwrap();
+        assert_eq!(per_ha, vec![379.2f32, 0.0, 32.0, 258.8]);
+        let (upper, lower) = (1_151_016.354_958_266, 1_151_091.710_209_112_6);
+        let want = [379.2 * upper, 0.0, 32.0 * lower, 258.8 * lower].map(|x| x / 1e4);
+        for (g, w) in per_cell.iter().zip(want) {
+            assert!((*g as f64 - w).abs() <= 1e-6 * w.max(1.0), "{g} vs {w}");
+        }
+    }
+
     #[test]
     fn the_manifest_hashes_the_files_this_run_wrote_only() {
         let d = tempfile::tempdir().unwrap();
