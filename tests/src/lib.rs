@@ -5,6 +5,7 @@
 
 pub mod corpus;
 pub mod crop;
+pub mod http;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read};

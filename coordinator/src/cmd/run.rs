@@ -107,6 +107,14 @@ fn shared_files(
         .with_context(|| format!("data root {}", root.display()))?;
     let rel = |p: &Path| -> anyhow::Result<String> {
         let path = study.resolve(p);
+        // a URL (GDAL's /vsicurl/, /vsis3/, ...) goes to the workers as it is: each reads
+        // its tiles' windows from it
+        if flus_shared::raster::is_virtual(&path) {
+            return path
+                .to_str()
+                .map(str::to_string)
+                .with_context(|| format!("{}: not a UTF-8 path", path.display()));
+        }
         let c = path
             .canonicalize()
             .with_context(|| format!("{}", path.display()))?;
