@@ -173,6 +173,46 @@ fn a_checkpoint_of_another_study_is_refused_on_resume_naming_what_differs() {
     assert_run_failed(&d.path().join("out"));
 }
 
+#[test]
+fn files_an_earlier_run_left_in_the_folder_are_not_listed_as_outputs() {
+    let d = quick_dongguan();
+    let out = d.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // what an earlier run (another scenario, another year) left behind
+    for stale in ["landuse_urban_2030.tif", "iterations_urban_2030.csv"] {
+        std::fs::write(out.join(stale), b"an earlier run's file").unwrap();
+    }
+    let o = flus(
+        &[
+            "run",
+            &study(d.path()),
+            "--no-validation",
+            "--scenario",
+            "trend",
+            "--local-workers",
+            "1",
+        ],
+        Some(d.path()),
+        LONG,
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(j["completed"], true);
+    let outputs = j["outputs"].as_object().unwrap();
+    for stale in ["landuse_urban_2030.tif", "iterations_urban_2030.csv"] {
+        assert!(!outputs.contains_key(stale), "{stale} listed: {outputs:?}");
+        assert!(out.join(stale).exists(), "{stale} was removed");
+    }
+    let map = std::fs::read(out.join("landuse_trend_2011.tif")).unwrap();
+    assert_eq!(
+        outputs["landuse_trend_2011.tif"],
+        flus_shared::files::sha256_hex(&map)
+    );
+    assert!(outputs.contains_key("demand.csv"), "{outputs:?}");
+    assert!(j["warnings"].is_array(), "{j}");
+}
+
 // ---- kind 5: errors say the real cause ----
 
 #[test]
