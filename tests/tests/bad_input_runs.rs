@@ -250,6 +250,41 @@ fn a_wrong_token_is_the_message_and_no_resume_is_suggested() {
 }
 
 #[test]
+fn a_worker_limit_is_the_message_and_no_resume_is_suggested() {
+    let d = quick_dongguan();
+    // 4 tiles for one worker that holds at most 1
+    let worker = start_worker(&["--max-tiles", "1"]);
+    std::fs::write(d.path().join("t.token"), flus_e2e::TEST_TOKEN).unwrap();
+    let before = hashes(d.path());
+    let o = flus(
+        &[
+            "run",
+            &study(d.path()),
+            "--no-validation",
+            "--scenario",
+            "trend",
+            "--workers",
+            &worker.addr,
+            "--token-file",
+            "t.token",
+        ],
+        Some(d.path()),
+        LONG,
+    );
+    assert_fails(
+        &o,
+        &[
+            &format!("{}: RESOURCE_EXHAUSTED", worker.addr),
+            "resuming cannot cure this",
+            "raise the workers' limits (--max-tiles",
+        ],
+    );
+    assert!(!o.stderr.contains("flus run --resume"), "{}", o.stderr);
+    assert_unchanged(&before);
+    assert_run_failed(&d.path().join("out"));
+}
+
+#[test]
 fn a_deadline_or_tile_size_of_zero_is_refused_naming_the_flag() {
     let d = quick_dongguan();
     let before = hashes(d.path());
