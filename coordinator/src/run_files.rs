@@ -109,6 +109,7 @@ impl RunCarbon {
             writer.write_rows(0, &data)?;
         }
         writer.finish()?;
+        flus_shared::outputs::finish_format(study, path)?;
         Ok(())
     }
 

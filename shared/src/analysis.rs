@@ -516,7 +516,9 @@ pub fn run_with(
                 false,
             )
         };
-        let json = match one_gwr(&label, sample, y, source, &s, &coarse, &points, &map) {
+        let fitted = one_gwr(&label, sample, y, source, &s, &coarse, &points, &map)
+            .and_then(|r| crate::outputs::finish_format(study, &map).map(|()| r));
+        let json = match fitted {
             Ok((row, json)) => {
                 summary_rows.push(row);
                 json

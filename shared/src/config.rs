@@ -80,6 +80,21 @@ pub struct StudySection {
     /// Largest placement difference between grids accepted as "the same grid", in cells.
     #[serde(default = "default_grid_tolerance")]
     pub grid_tolerance: f64,
+    /// Format of the rasters a run writes (land use, suitability, carbon).
+    #[serde(default)]
+    pub output_format: OutputFormat,
+}
+
+/// `[study] output_format`: how a run's rasters are written.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Tiled, DEFLATE-compressed GeoTIFF (default).
+    #[default]
+    Gtiff,
+    /// Cloud-optimized GeoTIFF (GDAL's COG driver: tiles, overviews, header first), to
+    /// be served and viewed straight from object storage.
+    Cog,
 }
 
 /// Largest `[study] grid_tolerance` (cells): half a cell or more would take a layer

@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod ann;
 pub mod ca;
 pub mod carbon;
+pub mod cog;
 pub mod config;
 pub mod error;
 pub mod files;

@@ -55,11 +55,23 @@ fn workers(n: usize) -> Vec<Worker> {
     (0..n).map(|_| start_worker(&[])).collect()
 }
 
-/// `flus run` of the study over `addrs` into `out`; `act(line, coordinator pid)` sees
-/// every stderr line while it runs.
+/// `flus run` of the study's first scenario over `addrs` into `out`; `act(line,
+/// coordinator pid)` sees every stderr line while it runs.
 fn run(
     out: &Path,
     addrs: &[String],
+    extra: &[&str],
+    env: &[(&str, &str)],
+    act: impl FnMut(&str, u32),
+) -> Output {
+    run_scenarios(out, addrs, &[SCENARIO], extra, env, act)
+}
+
+/// [`run`] of `scenarios` (in one session).
+fn run_scenarios(
+    out: &Path,
+    addrs: &[String],
+    scenarios: &[&str],
     extra: &[&str],
     env: &[(&str, &str)],
     act: impl FnMut(&str, u32),
@@ -69,8 +81,6 @@ fn run(
     let mut args = vec![
         "run",
         &s.toml,
-        "--scenario",
-        SCENARIO,
         "--no-validation",
         "--json",
         "--out",
@@ -78,6 +88,9 @@ fn run(
         "--workers",
         &list,
     ];
+    for sc in scenarios {
+        args.extend(["--scenario", sc]);
+    }
     args.extend_from_slice(extra);
     let mut env = env.to_vec();
     env.push(("FLUS_TOKEN", TEST_TOKEN));
@@ -455,4 +468,94 @@ fn a_blackholed_link_to_one_worker_times_out_and_keeps_the_map() {
         "{}",
         out.stderr
     );
+}
+
+/// The single-process map hash of each of the study's other scenarios (once per binary).
+fn other_hashes() -> &'static Vec<(&'static str, String)> {
+    static HASHES: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    HASHES.get_or_init(|| {
+        let s = study();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-bencat-window");
+        ["agricultural", "ecological"]
+            .into_iter()
+            .map(|sc| {
+                let (hash, _) =
+                    flus_e2e::reference_run(&s.toml, sc, &dir.join(format!("ref-{sc}")), TIMEOUT);
+                (sc, hash)
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn a_worker_killed_during_the_suitability_assembly_gives_its_tiles_to_the_other_and_keeps_the_map()
+{
+    let ws = workers(2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut killed = false;
+    let out = run(
+        dir.path(),
+        &addrs(&ws),
+        &["--rejoin-probe", "0"],
+        &[(ASSEMBLY_DELAY_ENV, "1500")],
+        |line, _| {
+            if !killed && line.contains("assembling the suitability raster") {
+                signal(ws[1].guard.pid(), libc::SIGKILL);
+                killed = true;
+            }
+        },
+    );
+    assert!(killed, "the run reached the suitability assembly");
+    same_map(&out, "worker killed during the suitability assembly");
+    let j = out.json();
+    let s = &j["sessions"]["scenarios"];
+    assert_eq!(s["workers_lost"], 1, "{s}");
+    // its tiles went to the survivor: sent twice in the session
+    assert!(
+        s["tile_bytes"].as_u64().unwrap() > s["first_load_bytes"].as_u64().unwrap(),
+        "{s}"
+    );
+    assert!(dir.path().join("suitability_2020.tif").exists());
+}
+
+/// The coordinator's test hook: milliseconds between logging the start of the
+/// suitability raster's assembly and fetching the first rows (`remote::ASSEMBLY_DELAY_ENV`).
+const ASSEMBLY_DELAY_ENV: &str = "FLUS_TEST_ASSEMBLY_DELAY_MS";
+
+#[test]
+fn a_worker_killed_in_the_second_scenario_of_a_session_keeps_every_map() {
+    let others = other_hashes();
+    let ws = workers(3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut killed = false;
+    let scenarios = [SCENARIO, others[0].0, others[1].0];
+    // the second scenario's third iteration: its tiles re-sent mid-run carry the
+    // session's start map, from which the third scenario starts
+    let mark = format!("{}_2060: iteration 3,", others[0].0);
+    let out = run_scenarios(
+        dir.path(),
+        &addrs(&ws),
+        &scenarios,
+        &["--rejoin-probe", "0"],
+        &[],
+        |line, _| {
+            if !killed && line.contains(&mark) {
+                signal(ws[1].guard.pid(), libc::SIGKILL);
+                killed = true;
+            }
+        },
+    );
+    assert!(killed, "the run reached {mark:?}");
+    same_map(&out, "worker killed in the second scenario");
+    let j = out.json();
+    for (sc, hash) in others {
+        assert_eq!(
+            j["scenarios"][sc]["map_sha256"],
+            hash.as_str(),
+            "{sc}: the class map differs from the undisturbed run"
+        );
+    }
+    assert_eq!(j["scenarios"][others[0].0]["traffic"]["workers_lost"], 1);
+    assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
+    assert_eq!(j["sessions"]["scenarios"]["runs"], 3);
 }

@@ -274,7 +274,6 @@ pub fn run_loop(
 
     let r = params.radius();
     let pw = w + 2 * r;
-    let mut padded = vec![INVALID; pw * (h + 2 * r)];
     let start_map = resume
         .as_ref()
         .map(|c| c.map.as_slice())
@@ -285,10 +284,7 @@ pub fn run_loop(
             start_map.len()
         )));
     }
-    for y in 0..h {
-        padded[(y + r) * pw + r..(y + r) * pw + r + w]
-            .copy_from_slice(&start_map[y * w..(y + 1) * w]);
-    }
+    let mut padded = super::window::pad(start_map, w, h, r)?;
     let gap_sum = |counts: &[u64]| -> u64 {
         (0..k)
             .map(|c| (input.demand[c] - counts[c] as i64).unsigned_abs())
