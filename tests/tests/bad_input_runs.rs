@@ -215,46 +215,13 @@ fn files_an_earlier_run_left_in_the_folder_are_not_listed_as_outputs() {
 
 // ---- kind 5: errors say the real cause ----
 
-#[test]
-fn a_wrong_token_is_the_message_and_no_resume_is_suggested() {
+/// Runs the trend scenario on one worker started with `worker_args`, with `token` in
+/// the token file, expecting the worker's refusal `code` and `remedy` as the message,
+/// no resume suggested, no input changed and the run folder saying failed.
+fn refused_run(worker_args: &[&str], token: &str, code: &str, remedy: &str) {
     let d = quick_dongguan();
-    let worker = start_worker(&[]);
-    std::fs::write(d.path().join("wrong.token"), "not-the-cluster-token-0000").unwrap();
-    let before = hashes(d.path());
-    let o = flus(
-        &[
-            "run",
-            &study(d.path()),
-            "--no-validation",
-            "--scenario",
-            "trend",
-            "--workers",
-            &worker.addr,
-            "--token-file",
-            "wrong.token",
-        ],
-        Some(d.path()),
-        LONG,
-    );
-    assert_fails(
-        &o,
-        &[
-            &format!("{}: UNAUTHENTICATED", worker.addr),
-            "resuming cannot cure this",
-            "--token-file",
-        ],
-    );
-    assert!(!o.stderr.contains("flus run --resume"), "{}", o.stderr);
-    assert_unchanged(&before);
-    assert_run_failed(&d.path().join("out"));
-}
-
-#[test]
-fn a_worker_limit_is_the_message_and_no_resume_is_suggested() {
-    let d = quick_dongguan();
-    // 4 tiles for one worker that holds at most 1
-    let worker = start_worker(&["--max-tiles", "1"]);
-    std::fs::write(d.path().join("t.token"), flus_e2e::TEST_TOKEN).unwrap();
+    let worker = start_worker(worker_args);
+    std::fs::write(d.path().join("t.token"), token).unwrap();
     let before = hashes(d.path());
     let o = flus(
         &[
@@ -274,14 +241,35 @@ fn a_worker_limit_is_the_message_and_no_resume_is_suggested() {
     assert_fails(
         &o,
         &[
-            &format!("{}: RESOURCE_EXHAUSTED", worker.addr),
+            &format!("{}: {code}", worker.addr),
             "resuming cannot cure this",
-            "raise the workers' limits (--max-tiles",
+            remedy,
         ],
     );
     assert!(!o.stderr.contains("flus run --resume"), "{}", o.stderr);
     assert_unchanged(&before);
     assert_run_failed(&d.path().join("out"));
+}
+
+#[test]
+fn a_wrong_token_is_the_message_and_no_resume_is_suggested() {
+    refused_run(
+        &[],
+        "not-the-cluster-token-0000",
+        "UNAUTHENTICATED",
+        "give the coordinator the workers' token (--token-file",
+    );
+}
+
+#[test]
+fn a_worker_limit_is_the_message_and_no_resume_is_suggested() {
+    // 4 tiles for one worker that holds at most 1
+    refused_run(
+        &["--max-tiles", "1"],
+        flus_e2e::TEST_TOKEN,
+        "RESOURCE_EXHAUSTED",
+        "raise the workers' limits (--max-tiles",
+    );
 }
 
 #[test]
