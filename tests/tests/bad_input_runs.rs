@@ -197,6 +197,12 @@ fn files_an_earlier_run_left_in_the_folder_are_not_listed_as_outputs() {
     }
     let o = run_trend(d.path(), &[]);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // a long stage shows progress (kind 3): the ANN logs its epochs
+    assert!(
+        o.stderr.contains("ANN training: epoch 2 of at most 2"),
+        "{}",
+        o.stderr
+    );
     let j = run_json(&out);
     assert_eq!(j["completed"], true);
     let outputs = j["outputs"].as_object().unwrap();
