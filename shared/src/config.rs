@@ -745,7 +745,7 @@ impl StudyConfig {
                     if v > MAX_CARBON_POOL {
                         return Err(err(
                             format!("classes[{i}].carbon.{f}"),
-                            format!("{v} t/ha: expected at most {MAX_CARBON_POOL} t/ha"),
+                            format!("{v:e} t/ha: expected at most {MAX_CARBON_POOL} t/ha"),
                         ));
                     }
                 }
