@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flus_shared::ca::{self, engine, CaInput, Tiling};
 use flus_shared::config::Study;
-use flus_shared::{files, markov, model, outputs, stack};
+use flus_shared::{files, markov, model, outputs, stack, tables};
 use serde_json::{json, Value};
 
 use super::common;
@@ -581,6 +581,7 @@ fn driver_analysis(
             x: sample.x.clone(),
             y: sample.y.clone(),
             coords: sample.coords.clone(),
+            spherical: sample.spherical,
         },
     );
     let result = analysis::run_with(study, st, &sample, &remote, out);
@@ -820,7 +821,8 @@ fn run_in(
     let base_label = mk.to.to_string();
     let base_map = out.join(format!("landuse_{base_label}.tif"));
     outputs::write_landuse(&base_map, &study, &st.grid, base)?;
-    let run_carbon = RunCarbon::new(&study, &base_label)?;
+    let areas = st.cell_areas()?;
+    let run_carbon = RunCarbon::new(&study, &base_label, areas.clone())?;
     report["base_map"] = json!(base_map);
     report["base_carbon"] = json!(run_carbon.write_base(&study, &out, &st.grid, base)?);
     // the GWR sample (valid cells only, from the seed): each scenario's carbon change is
@@ -842,7 +844,7 @@ fn run_in(
         "carbon": run_files::storage_name(&base_label),
     })];
     let mut scen = serde_json::Map::new();
-    let mut scenario_counts: Vec<(String, flus_shared::tables::ZoneCounts)> = Vec::new();
+    let mut scenario_counts: Vec<(String, tables::ZoneCounts, tables::ZoneAreas)> = Vec::new();
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -870,7 +872,14 @@ fn run_in(
         ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
         // the workers' counts of the final map are the tables' (not recounted here)
         let (res, traffic, counts) = cluster.run(&mut session, &label, &params, &input)?;
-        scenario_counts.push((label.clone(), counts));
+        let zone_areas = tables::zone_areas(
+            &counts,
+            &res.map,
+            st.zones.as_deref(),
+            st.grid.width,
+            &areas,
+        );
+        scenario_counts.push((label.clone(), counts, zone_areas));
         let map_path = out.join(format!("landuse_{label}.tif"));
         outputs::write_landuse(&map_path, &study, &st.grid, &res.map)?;
         let (carbon_path, change_path) =
@@ -883,7 +892,8 @@ fn run_in(
                     base,
                     &res.map,
                     cells,
-                    st.grid.cell_area(),
+                    &areas,
+                    st.grid.width,
                 ),
             ));
         }
@@ -923,20 +933,25 @@ fn run_in(
     report["scenarios"] = Value::Object(scen);
     report["maps"] = Value::Array(run_maps);
     // the paper's tables 7-9 from integer counts per (zone, class)
-    let mut maps = vec![flus_shared::tables::MapCounts {
+    let base_areas = tables::zone_areas(
+        &base_counts,
+        base,
+        st.zones.as_deref(),
+        st.grid.width,
+        &areas,
+    );
+    let mut maps = vec![tables::MapCounts {
         label: &base_label,
         counts: &base_counts,
+        areas: &base_areas,
     }];
-    maps.extend(
-        scenario_counts
-            .iter()
-            .map(|(l, c)| flus_shared::tables::MapCounts {
-                label: l,
-                counts: c,
-            }),
-    );
+    maps.extend(scenario_counts.iter().map(|(l, c, a)| tables::MapCounts {
+        label: l,
+        counts: c,
+        areas: a,
+    }));
     let bar = crate::output::stage("carbon tables");
-    report["tables"] = flus_shared::tables::write(&study, st.grid.cell_area(), &maps, &out)?;
+    report["tables"] = tables::write(&study, &maps, &out)?;
     stage("carbon_tables", &mut lap);
     drop(bar);
     if let Some(cells) = gwr_cells {
