@@ -1,4 +1,4 @@
-//! Driver analysis of a study (DESIGN 2.7, paper Table 10): GWR of each class's
+//! Driver analysis of a study (docs/design.md §8, paper Table 10): GWR of each class's
 //! suitability and of each scenario's carbon change on the drivers at a seeded sample of
 //! valid cells, maps of the local coefficients, and the R2 of a GWR of each class's
 //! suitability on each single driver. The per-point work runs wherever a

@@ -82,7 +82,7 @@ fn ben_cat_validation_meets_demand_beats_random_and_ignores_tiling_and_threads()
 fn dongguan_validation_meets_demand_and_beats_random() {
     let j = validate("examples/dongguan/study.toml", &["--tiles", "2x3"]);
     check(&j);
-    // the persistence baseline on the drivers' mask (DESIGN 2.5 / data README)
+    // the persistence baseline on the drivers' mask (docs/design.md §6; 2,023 cells fewer than the land-use mask)
     assert_eq!(
         format!("{:.4}", j["persistence"]["oa"].as_f64().unwrap()),
         "0.5997"

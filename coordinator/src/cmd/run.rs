@@ -433,7 +433,7 @@ impl ClusterCa<'_> {
     }
 }
 
-/// The GWR driver analysis (DESIGN 2.7): each class's suitability (from `network`, at
+/// The GWR driver analysis (docs/design.md §8): each class's suitability (from `network`, at
 /// the sampled `cells` only) and each scenario's carbon change (`carbon`: scenario minus
 /// the base map, from the class pools, at the same cells) on the drivers at the seeded
 /// sample, with the local fits on the workers when `cluster` is given, else on this
