@@ -15,17 +15,13 @@ use flus_e2e::{crop, flus};
 
 const SCENARIO: &str = "urbanized";
 const TIMEOUT: Duration = Duration::from_secs(900);
-/// Window of Ben Cat (column, row, size): all four classes, built-up growing.
-const WINDOW: (usize, usize, usize) = (350, 600, 300);
 
 /// The window's folder and study file.
 fn study() -> &'static (PathBuf, String) {
     static STUDY: OnceLock<(PathBuf, String)> = OnceLock::new();
     STUDY.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-bencat-window");
-        let _ = std::fs::remove_dir_all(&dir);
-        let (x0, y0, size) = WINDOW;
-        let toml = crop::bencat_window(&dir, x0, y0, size);
+        let toml = crop::test_window(&dir);
         (dir, toml.to_str().unwrap().to_string())
     })
 }

@@ -21,8 +21,6 @@ use serde_json::Value;
 const SCENARIO: &str = "urbanized";
 const LABEL: &str = "urbanized_2060";
 const TIMEOUT: Duration = Duration::from_secs(300);
-/// Window of Ben Cat: all four classes, built-up growing 2010 -> 2020.
-const WINDOW: (usize, usize, usize) = (350, 600, 300);
 
 /// The small study and its undisturbed result.
 struct Study {
@@ -38,9 +36,7 @@ fn study() -> &'static Study {
     static STUDY: OnceLock<Study> = OnceLock::new();
     STUDY.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-bencat-window");
-        let _ = std::fs::remove_dir_all(&dir);
-        let (x0, y0, size) = WINDOW;
-        let toml = crop::bencat_window(&dir, x0, y0, size);
+        let toml = crop::test_window(&dir);
         let toml = toml.to_str().unwrap().to_string();
         let (hash, iterations) =
             flus_e2e::reference_run(&toml, SCENARIO, &dir.join("reference"), TIMEOUT);
@@ -151,7 +147,7 @@ fn read_checkpoint(path: &Path) -> Value {
         .unwrap_or_else(|| panic!("{}: no line of JSON", path.display()));
     let c: Value = serde_json::from_slice(&bytes[..line])
         .unwrap_or_else(|e| panic!("{} does not start with complete JSON: {e}", path.display()));
-    let size = WINDOW.2;
+    let size = crop::TEST_WINDOW.2;
     assert_eq!(bytes.len() - line - 1, size * size, "{}", path.display());
     c
 }

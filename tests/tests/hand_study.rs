@@ -87,20 +87,20 @@ fn grid() -> Grid {
     }
 }
 
-fn write_byte(path: &Path, values: &[u8]) {
+fn write<T: gdal::raster::GdalType + Copy>(path: &Path, values: &[T]) {
     raster::write_geotiff(path, &grid(), &[values], &WriteOptions::default())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
 /// Writes the study into `dir` and returns its config path.
 fn write_study(dir: &Path) -> std::path::PathBuf {
-    write_byte(&dir.join("lu2000.tif"), &map_2000().concat());
-    write_byte(&dir.join("lu2010.tif"), &MAP_2010.concat());
+    write(&dir.join("lu2000.tif"), &map_2000().concat());
+    write(&dir.join("lu2010.tif"), &MAP_2010.concat());
     let mut free = vec![0u8; 36];
     for (r, c) in FREE {
         free[r * 6 + c] = 1;
     }
-    write_byte(&dir.join("free.tif"), &free);
+    write(&dir.join("free.tif"), &free);
     // one driver that tells the classes apart (the free cells look like built-up)
     let driver: Vec<f32> = MAP_2010
         .concat()
@@ -116,13 +116,7 @@ fn write_study(dir: &Path) -> std::path::PathBuf {
             }
         })
         .collect();
-    raster::write_geotiff(
-        &dir.join("driver.tif"),
-        &grid(),
-        &[&driver],
-        &WriteOptions::default(),
-    )
-    .expect("driver.tif");
+    write(&dir.join("driver.tif"), &driver);
     let toml = r##"
 [study]
 name = "hand-worked"

@@ -156,18 +156,7 @@ fn check(j: &Value) {
         0.0,
         "persistence has no hits"
     );
-    for key in [
-        "oa",
-        "kappa",
-        "kloc",
-        "khisto",
-        "producer_accuracy",
-        "user_accuracy",
-        "hits",
-        "misses",
-        "wrong_hits",
-        "false_alarms",
-    ] {
+    for key in METRICS {
         assert!(
             j.get(key).is_some()
                 && j["persistence"].get(key).is_some()

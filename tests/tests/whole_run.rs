@@ -13,8 +13,6 @@ use flus_e2e::{crop, flus};
 use serde_json::Value;
 
 const TIMEOUT: Duration = Duration::from_secs(600);
-/// The window of the fault tests: all four classes, built-up growing 2010 -> 2020.
-const WINDOW: (usize, usize, usize) = (350, 600, 300);
 
 /// The study (window) and the folder of its finished `flus run`.
 struct Run {
@@ -26,9 +24,7 @@ fn run() -> &'static Run {
     static RUN: OnceLock<Run> = OnceLock::new();
     RUN.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("whole-run-bencat-window");
-        let _ = std::fs::remove_dir_all(&dir);
-        let (x0, y0, size) = WINDOW;
-        let study = crop::bencat_window(&dir, x0, y0, size);
+        let study = crop::test_window(&dir);
         let out = dir.join("run");
         let o = flus(
             &[
