@@ -19,9 +19,6 @@
 /// The environment variable that names the hold folder.
 pub const HOLD_DIR_ENV: &str = "FLUS_TEST_HOLD_DIR";
 
-/// Whether this build has the hold points (the cargo feature `test-hooks`).
-pub const ENABLED: bool = cfg!(feature = "test-hooks");
-
 /// Holds the calling thread at the hold point named by `name()` while the test keeps
 /// it armed (see the module documentation); returns at once when the point is not
 /// armed, when `FLUS_TEST_HOLD_DIR` is unset, or in builds without `test-hooks` (where
