@@ -76,3 +76,23 @@ mod tests {
         h.join().unwrap();
     }
 }
+
+/// Runs without the feature (`cargo test -p flus-shared`): what a release build does.
+#[cfg(all(test, not(feature = "test-hooks")))]
+mod release_tests {
+    use super::*;
+
+    #[test]
+    fn without_the_feature_an_armed_point_neither_holds_nor_reads_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var(HOLD_DIR_ENV, dir.path());
+        std::fs::write(dir.path().join("p"), b"").unwrap();
+        let mut named = false;
+        hold(|| {
+            named = true;
+            "p".into()
+        });
+        assert!(!named, "the name is never built");
+        assert!(!dir.path().join("p.held").exists());
+    }
+}
