@@ -109,6 +109,7 @@ impl RunCarbon {
             writer.write_rows(0, &data)?;
         }
         writer.finish()?;
+        flus_shared::outputs::finish_format(study, path)?;
         Ok(())
     }
 
@@ -156,18 +157,18 @@ impl RunCarbon {
     }
 }
 
-/// SHA-256 of every regular file directly in `dir` (file name -> hex), leaving out
-/// `run.json`, hidden and temporary files, and sub-folders.
+/// SHA-256 of every file this process wrote directly in `dir` (file name -> hex),
+/// leaving out `run.json`, hidden and temporary files, sub-folders, and every file it did
+/// not write (inputs, or outputs an earlier run left in the folder).
 pub fn manifest(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name == "run.json" || name.starts_with('.') || !entry.file_type()?.is_file() {
+    for rel in files::written_under(dir) {
+        let name = rel.to_string_lossy().to_string();
+        if rel.components().count() != 1 || name == "run.json" || name.starts_with('.') {
             continue;
         }
-        let bytes = std::fs::read(entry.path())
-            .with_context(|| format!("reading {}", entry.path().display()))?;
+        let path = dir.join(&rel);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         out.insert(name, files::sha256_hex(&bytes));
     }
     Ok(out)
@@ -178,12 +179,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_manifest_hashes_output_files_only() {
+    fn the_manifest_hashes_the_files_this_run_wrote_only() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("a.csv"), b"abc").unwrap();
-        std::fs::write(d.path().join("run.json"), b"{}").unwrap();
+        files::write_atomic(&d.path().join("a.csv"), b"abc").unwrap();
+        files::write_atomic(&d.path().join("run.json"), b"{}").unwrap();
+        files::write_atomic(&d.path().join("checkpoints/s.ckpt"), b"c").unwrap();
+        // left by an earlier run (or an input): not written by this process
+        std::fs::write(d.path().join("landuse_2006.tif"), b"old").unwrap();
         std::fs::write(d.path().join(".partial-x"), b"x").unwrap();
-        std::fs::create_dir(d.path().join("checkpoints")).unwrap();
         let m = manifest(d.path()).unwrap();
         // SHA-256("abc"), FIPS 180-2 appendix B.1
         assert_eq!(

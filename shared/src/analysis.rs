@@ -23,6 +23,13 @@ use crate::stack::Stack;
 
 /// A seeded sample of `n` valid cells (the smallest Philox keys; ascending cell order).
 pub fn sample_cells(mask: &[bool], n: usize, seed: u64) -> Vec<usize> {
+    let valid = mask.par_iter().filter(|&&v| v).count();
+    if n > valid {
+        crate::notices::warn(format!(
+            "gwr.sample_points = {n} is more than the {valid} valid cells: the GWR uses all {valid}"
+        ));
+    }
+    let n = n.min(valid);
     let rng = CounterRng::new(seed);
     // the n smallest (key, cell) pairs, without a pair per valid cell in memory
     let keyed: Vec<(u32, usize)> = crate::select::smallest_n(
@@ -517,7 +524,9 @@ pub fn run_with(
                 false,
             )
         };
-        let json = match one_gwr(&label, sample, y, source, &s, &coarse, &points, &map) {
+        let fitted = one_gwr(&label, sample, y, source, &s, &coarse, &points, &map)
+            .and_then(|r| crate::outputs::finish_format(study, &map).map(|()| r));
+        let json = match fitted {
             Ok((row, json)) => {
                 summary_rows.push(row);
                 json
@@ -600,6 +609,18 @@ pub fn run_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_larger_than_the_valid_cells_takes_them_all_with_a_warning() {
+        // 5 valid cells of 8
+        let mask = [true, false, true, true, false, true, false, true];
+        assert_eq!(sample_cells(&mask, 1_000_000_000, 3), vec![0, 2, 3, 5, 7]);
+        assert!(crate::notices::all().contains(
+            &"gwr.sample_points = 1000000000 is more than the 5 valid cells: the GWR uses all 5"
+                .to_string()
+        ));
+        assert_eq!(sample_cells(&mask, 2, 3).len(), 2);
+    }
 
     #[test]
     fn the_sample_is_seeded_sized_and_only_valid_cells() {

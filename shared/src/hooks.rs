@@ -1,7 +1,8 @@
 //! Hold points for the end-to-end fault tests (docs/design.md §13).
 //!
 //! A test that must act at an exact point of a run (between two CA iterations, between
-//! writing a checkpoint and renaming it, inside a GWR fit request) cannot rely on timing:
+//! writing a checkpoint and renaming it, before the suitability raster is assembled from
+//! the workers, inside a GWR fit request) cannot rely on timing:
 //! on a loaded machine the run outpaces or lags the test. Instead the process stops at a
 //! named *hold point* until the test releases it:
 //!

@@ -27,7 +27,8 @@ pub fn zone_counts(map: &[u8], zones: Option<&[i32]>, k: usize) -> ZoneCounts {
     out
 }
 
-fn class_totals(counts: &ZoneCounts, k: usize) -> Vec<u64> {
+/// Cells per class over every zone of `counts`.
+pub fn class_totals(counts: &ZoneCounts, k: usize) -> Vec<u64> {
     let mut t = vec![0u64; k];
     for v in counts.values() {
         for (a, b) in t.iter_mut().zip(v) {

@@ -4,6 +4,7 @@
 //! study ([`crop`]), a TCP proxy that can cut or blackhole a link ([`proxy`]) and the
 //! hold points of the test builds ([`hold`]).
 
+pub mod corpus;
 pub mod crop;
 pub mod hold;
 pub mod proxy;

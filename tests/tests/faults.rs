@@ -56,11 +56,23 @@ fn workers(n: usize) -> Vec<Worker> {
     (0..n).map(|_| start_worker(&[])).collect()
 }
 
-/// `flus run` of the study over `addrs` into `out`, with the hold points of `holds`;
-/// `act(line, coordinator pid)` sees every stderr line while it runs.
+/// `flus run` of the study's first scenario over `addrs` into `out`, with the hold
+/// points of `holds`; `act(line, coordinator pid)` sees every stderr line while it runs.
 fn run(
     out: &Path,
     addrs: &[String],
+    extra: &[&str],
+    holds: &Holds,
+    act: impl FnMut(&str, u32),
+) -> Output {
+    run_scenarios(out, addrs, &[SCENARIO], extra, holds, act)
+}
+
+/// [`run`] of `scenarios` (in one session).
+fn run_scenarios(
+    out: &Path,
+    addrs: &[String],
+    scenarios: &[&str],
     extra: &[&str],
     holds: &Holds,
     act: impl FnMut(&str, u32),
@@ -70,8 +82,6 @@ fn run(
     let mut args = vec![
         "run",
         &s.toml,
-        "--scenario",
-        SCENARIO,
         "--no-validation",
         "--json",
         "--out",
@@ -79,6 +89,9 @@ fn run(
         "--workers",
         &list,
     ];
+    for sc in scenarios {
+        args.extend(["--scenario", sc]);
+    }
     args.extend_from_slice(extra);
     let env = [("FLUS_TOKEN", TEST_TOKEN), holds.env()];
     flus_watch(&args, &env, TIMEOUT, act)
@@ -89,25 +102,36 @@ fn after_iteration(t: u64) -> String {
     format!("{LABEL}-iteration-{t}")
 }
 
-/// A run held after iteration `t`, where `act(line, coordinator pid)` sees every stderr
-/// line and `at_hold()` runs while the coordinator waits; the hold is then released.
-/// Panics unless the hold was reached.
+/// A run of the first scenario held after iteration `t`, where `at_hold()` runs while
+/// the coordinator waits; the hold is then released. Panics unless it was reached.
 fn run_held_at(
     t: u64,
     out: &Path,
     addrs: &[String],
     extra: &[&str],
+    at_hold: impl FnMut(),
+) -> Output {
+    run_held(&after_iteration(t), out, addrs, &[SCENARIO], extra, at_hold)
+}
+
+/// A run of `scenarios` held at hold point `point`, where `at_hold()` runs while the
+/// coordinator waits; the hold is then released. Panics unless it was reached.
+fn run_held(
+    point: &str,
+    out: &Path,
+    addrs: &[String],
+    scenarios: &[&str],
+    extra: &[&str],
     mut at_hold: impl FnMut(),
 ) -> Output {
     let holds = Holds::new();
-    let point = after_iteration(t);
-    holds.arm(&point);
+    holds.arm(point);
     let mut acted = false;
-    let out = run(out, addrs, extra, &holds, |line, _| {
-        if !acted && held_at(line, &point) {
+    let out = run_scenarios(out, addrs, scenarios, extra, &holds, |line, _| {
+        if !acted && held_at(line, point) {
             at_hold();
             acted = true;
-            holds.release(&point);
+            holds.release(point);
         }
     });
     assert!(acted, "the run was never held at {point}:\n{}", out.stderr);
@@ -481,4 +505,80 @@ fn a_blackholed_link_to_one_worker_times_out_and_keeps_the_map() {
         "{}",
         out.stderr
     );
+}
+
+/// The single-process map hash of each of the study's other scenarios (once per binary).
+fn other_hashes() -> &'static Vec<(&'static str, String)> {
+    static HASHES: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    HASHES.get_or_init(|| {
+        let s = study();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-bencat-window");
+        ["agricultural", "ecological"]
+            .into_iter()
+            .map(|sc| {
+                let (hash, _) =
+                    flus_e2e::reference_run(&s.toml, sc, &dir.join(format!("ref-{sc}")), TIMEOUT);
+                (sc, hash)
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn a_worker_killed_during_the_suitability_assembly_gives_its_tiles_to_the_other_and_keeps_the_map()
+{
+    let mut ws = workers(2);
+    let list = addrs(&ws);
+    let dir = tempfile::tempdir().unwrap();
+    // held before the first rows of the suitability raster are fetched from the workers
+    let out = run_held(
+        "suitability-assembly",
+        dir.path(),
+        &list,
+        &[SCENARIO],
+        &["--rejoin-probe", "0"],
+        || ws[1].guard.kill_and_reap(),
+    );
+    same_map(&out, "worker killed during the suitability assembly");
+    let j = out.json();
+    let s = &j["sessions"]["scenarios"];
+    assert_eq!(s["workers_lost"], 1, "{s}");
+    // its tiles went to the survivor: sent twice in the session
+    assert!(
+        s["tile_bytes"].as_u64().unwrap() > s["first_load_bytes"].as_u64().unwrap(),
+        "{s}"
+    );
+    assert!(dir.path().join("suitability_2020.tif").exists());
+}
+
+#[test]
+fn a_worker_killed_in_the_second_scenario_of_a_session_keeps_every_map() {
+    let others = other_hashes();
+    let mut ws = workers(3);
+    let list = addrs(&ws);
+    let dir = tempfile::tempdir().unwrap();
+    let scenarios = [SCENARIO, others[0].0, others[1].0];
+    // after the second scenario's third iteration: its tiles re-sent mid-run carry the
+    // session's start map, from which the third scenario starts
+    let point = format!("{}_2060-iteration-3", others[0].0);
+    let out = run_held(
+        &point,
+        dir.path(),
+        &list,
+        &scenarios,
+        &["--rejoin-probe", "0"],
+        || ws[1].guard.kill_and_reap(),
+    );
+    same_map(&out, "worker killed in the second scenario");
+    let j = out.json();
+    for (sc, hash) in others {
+        assert_eq!(
+            j["scenarios"][sc]["map_sha256"],
+            hash.as_str(),
+            "{sc}: the class map differs from the undisturbed run"
+        );
+    }
+    assert_eq!(j["scenarios"][others[0].0]["traffic"]["workers_lost"], 1);
+    assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
+    assert_eq!(j["sessions"]["scenarios"]["runs"], 3);
 }

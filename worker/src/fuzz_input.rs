@@ -4,8 +4,9 @@
 //!
 //! Format: repeated `[op: u8][len: u16 LE][len bytes of a message]`; `op % 8` picks
 //! the message: 0 TileChunk (queued), 1 LoadTile of the queued chunks, 2 Propose,
-//! 3 ExactKeys, 4 Commit, 5 CarbonSums, 6 DropTiles, 7 Suitability. Every run id is
-//! set to "r" so that messages meet the tiles loaded before them.
+//! 3 ExactKeys, 4 Commit, 5 CarbonSums, 6 DropTiles, 7 Suitability, or with
+//! `(op >> 3) & 3` = 2 ResetClasses and = 3 SuitabilityRows. Every run id is set to "r"
+//! so that messages meet the tiles loaded before them.
 
 use std::sync::Arc;
 
@@ -33,7 +34,8 @@ pub fn run_messages(data: &[u8]) -> usize {
         let mut queued: Vec<TileChunk> = Vec::new();
         let mut rest = data;
         while rest.len() >= 3 {
-            let op = rest[0] % 8;
+            let head = rest[0];
+            let op = head % 8;
             let len = (u16::from_le_bytes([rest[1], rest[2]]) as usize).min(rest.len() - 3);
             let msg = &rest[3..3 + len];
             rest = &rest[3 + len..];
@@ -81,12 +83,27 @@ pub fn run_messages(data: &[u8]) -> usize {
                         check(svc.drop_tiles(Request::new(m)).await);
                     }
                 }
-                _ => {
-                    if let Ok(mut m) = SuitabilityRequest::decode(msg) {
-                        m.run_id = run();
-                        check(svc.suitability(Request::new(m)).await);
+                // op 7: Suitability, or by the next bits the session calls
+                _ => match (head >> 3) & 3 {
+                    2 => {
+                        if let Ok(mut m) = ResetRequest::decode(msg) {
+                            m.run_id = run();
+                            check(svc.reset_classes(Request::new(m)).await);
+                        }
                     }
-                }
+                    3 => {
+                        if let Ok(mut m) = SuitabilityRowsRequest::decode(msg) {
+                            m.run_id = run();
+                            check(svc.suitability_rows(Request::new(m)).await);
+                        }
+                    }
+                    _ => {
+                        if let Ok(mut m) = SuitabilityRequest::decode(msg) {
+                            m.run_id = run();
+                            check(svc.suitability(Request::new(m)).await);
+                        }
+                    }
+                },
             }
         }
     });

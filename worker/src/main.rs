@@ -71,8 +71,26 @@ fn tls_config(cli: &Cli) -> anyhow::Result<Option<ServerTlsConfig>> {
     Ok(Some(cfg))
 }
 
+/// Refuses limits under which the worker could do no work, naming the flag.
+fn check_limits(cli: &Cli) -> anyhow::Result<()> {
+    for (flag, v) in [
+        ("--max-tiles", cli.max_tiles as u64),
+        ("--max-tile-mib", cli.max_tile_mib),
+        ("--max-message-mib", cli.max_message_mib as u64),
+        ("--max-gwr-mib", cli.max_gwr_mib),
+        ("--threads", cli.threads.unwrap_or(1) as u64),
+    ] {
+        anyhow::ensure!(
+            v > 0,
+            "{flag} 0: expected at least 1 (a worker with a limit of 0 can do no work)"
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    check_limits(&cli)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

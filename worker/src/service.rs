@@ -299,10 +299,15 @@ impl Worker for WorkerService {
                     let k = t.spec.classes as usize;
                     let valid: Vec<bool> = t.core_classes().map(|c| (c as usize) < k).collect();
                     // straight to fixed point: the f32 suitability of the tile is never held
-                    let (fixed, max) =
-                        flus_shared::ann::suitability_fixed(&t.drivers, &valid, &net).map_err(
-                            |e| Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id)),
-                        )?;
+                    let (fixed, max) = flus_shared::ann::suitability_fixed(
+                        &t.drivers,
+                        &valid,
+                        &t.restricted,
+                        &net,
+                    )
+                    .map_err(|e| {
+                        Status::invalid_argument(format!("tile {}: {e}", t.spec.tile_id))
+                    })?;
                     t.suitability = fixed;
                     t.drivers = Vec::new();
                     t.drivers_dropped = true;
@@ -512,6 +517,76 @@ impl Worker for WorkerService {
         Ok(Response::new(reply))
     }
 
+    async fn reset_classes(
+        &self,
+        req: Request<ResetRequest>,
+    ) -> Result<Response<ResetReply>, Status> {
+        let r = req.into_inner();
+        let changes = changes_of(&r.changes);
+        let tiles = self
+            .with_tiles(r.run_id, r.tile_ids, move |tiles| {
+                for t in tiles.iter() {
+                    let k = t.spec.classes as usize;
+                    if let Some(&(cell, c)) = changes
+                        .iter()
+                        .find(|&&(_, c)| c as usize >= k && c != ca::INVALID)
+                    {
+                        return Err(Status::invalid_argument(format!(
+                            "reset of tile {}: cell {cell} set to class index {c}, expected 0..{k} or {} (invalid)",
+                            t.spec.tile_id,
+                            ca::INVALID
+                        )));
+                    }
+                }
+                tiles.par_iter_mut().for_each(|t| {
+                    t.reset();
+                    for &(cell, class) in &changes {
+                        t.apply(cell, class);
+                    }
+                });
+                Ok(tiles.len() as u32)
+            })
+            .await?;
+        Ok(Response::new(ResetReply { tiles }))
+    }
+
+    async fn suitability_rows(
+        &self,
+        req: Request<SuitabilityRowsRequest>,
+    ) -> Result<Response<SuitabilityRowsReply>, Status> {
+        let r = req.into_inner();
+        let (id, row0, rows) = (r.tile_id, r.row0, r.rows);
+        let values = self
+            .with_tiles(r.run_id, vec![id], move |tiles| {
+                let t = &tiles[0];
+                let (w, h, k) = (
+                    t.spec.width as usize,
+                    t.spec.height as usize,
+                    t.spec.classes as usize,
+                );
+                let end = row0 as u64 + rows as u64;
+                if end > h as u64 {
+                    return Err(Status::out_of_range(format!(
+                        "tile {id}: rows {row0}..{end} of a tile of {h} rows"
+                    )));
+                }
+                if t.suitability.len() != w * h * k {
+                    return Err(Status::failed_precondition(format!(
+                        "tile {id} has no suitability yet (Suitability first)"
+                    )));
+                }
+                let part = &t.suitability[row0 as usize * w * k..end as usize * w * k];
+                Ok(part.iter().flat_map(|v| v.to_le_bytes()).collect())
+            })
+            .await?;
+        Ok(Response::new(SuitabilityRowsReply {
+            tile_id: id,
+            row0,
+            rows,
+            values,
+        }))
+    }
+
     async fn shutdown(
         &self,
         _req: Request<ShutdownRequest>,
@@ -631,5 +706,88 @@ mod tests {
             .await
             .unwrap();
         assert!(svc.suitability(req()).await.is_ok());
+    }
+
+    fn service() -> WorkerService {
+        WorkerService::new(
+            Limits {
+                max_tile_bytes: 1 << 20,
+                max_tiles: 4,
+            },
+            Arc::new(tokio::sync::Notify::new()),
+            None,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_reset_restores_the_start_map_then_applies_the_changes_in_the_window() {
+        let svc = service();
+        svc.receive_tile(tokio_stream::iter(tile_messages()))
+            .await
+            .unwrap();
+        // a run changes cell 0 to class 1
+        svc.store()
+            .lock()
+            .unwrap()
+            .runs
+            .get_mut("r")
+            .unwrap()
+            .get_mut(&7)
+            .unwrap()
+            .apply(0, 1);
+        // the next run starts from a checkpoint that differs from the start map in
+        // cell 2 (class 0) only; cell 9 lies off this 2 x 2 grid's tile and is ignored
+        let reply = svc
+            .reset_classes(Request::new(ResetRequest {
+                run_id: "r".into(),
+                tile_ids: vec![7],
+                changes: Some(CellChanges {
+                    cells: vec![2, 9],
+                    classes: vec![0, 0],
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(reply.tiles, 1);
+        let store = svc.store();
+        let store = store.lock().unwrap();
+        // loaded as [0, 1, 1, INVALID]: cell 0 back to 0, cell 2 now 0
+        assert_eq!(store.runs["r"][&7].classes, vec![0, 1, 0, ca::INVALID]);
+        assert_eq!(store.runs["r"][&7].start, vec![0, 1, 1, ca::INVALID]);
+    }
+
+    #[tokio::test]
+    async fn suitability_rows_are_the_fixed_point_values_of_the_asked_rows_only() {
+        let svc = service();
+        svc.receive_tile(tokio_stream::iter(tile_messages()))
+            .await
+            .unwrap();
+        let rows = |row0, rows| {
+            Request::new(SuitabilityRowsRequest {
+                run_id: "r".into(),
+                tile_id: 7,
+                row0,
+                rows,
+            })
+        };
+        // before its suitability: refused, naming the tile
+        let e = svc.suitability_rows(rows(0, 1)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.message().contains("tile 7"), "{}", e.message());
+        svc.suitability(Request::new(SuitabilityRequest {
+            run_id: "r".into(),
+            tile_ids: vec![7],
+            network: network(),
+        }))
+        .await
+        .unwrap();
+        // row 1 = cells 2 (valid: 1/2 each) and 3 (invalid: 0), 2 classes, u16 LE;
+        // round(0.5 * 65535) = 32768 = 0x8000
+        let r = svc.suitability_rows(rows(1, 1)).await.unwrap().into_inner();
+        assert_eq!((r.tile_id, r.row0, r.rows), (7, 1, 1));
+        assert_eq!(r.values, vec![0x00, 0x80, 0x00, 0x80, 0, 0, 0, 0]);
+        let e = svc.suitability_rows(rows(1, 2)).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::OutOfRange);
     }
 }

@@ -16,6 +16,8 @@ pub struct Tile {
     /// Class indices over the core grown by the halo on every side, (w+2r) x (h+2r),
     /// [`INVALID`] off the grid.
     pub classes: Vec<u8>,
+    /// The session's start map over the same window, restored by [`Tile::reset`].
+    pub start: Vec<u8>,
     /// Restricted cells of the core.
     pub restricted: Vec<bool>,
     /// Cell-major suitability of the core (K per cell), u16 fixed point
@@ -74,6 +76,14 @@ impl Tile {
         if wx >= 0 && wy >= 0 && wx < ww && wy < wh {
             self.classes[(wy * ww + wx) as usize] = class;
         }
+    }
+
+    /// Restores the start map and forgets the last step: the start of a new run of the
+    /// session.
+    pub fn reset(&mut self) {
+        self.classes.copy_from_slice(&self.start);
+        self.proposals = TileProposals::default();
+        self.step_iteration = None;
     }
 
     /// Current class of every core cell, row-major.
@@ -219,6 +229,7 @@ impl TileBuilder {
         let mut tile = Tile {
             spec: *s,
             classes: Vec::new(),
+            start: Vec::new(),
             restricted: vec![false; core],
             suitability: Vec::new(),
             drivers: Vec::new(),
@@ -239,15 +250,24 @@ impl TileBuilder {
         };
         for (kind, buf) in self.kinds.into_iter().zip(self.buffers) {
             match kind {
-                LayerKind::Classes => {
-                    expect("classes", buf.len(), window)?;
+                LayerKind::Classes | LayerKind::StartClasses => {
+                    let name = if kind == LayerKind::Classes {
+                        "classes"
+                    } else {
+                        "start classes"
+                    };
+                    expect(name, buf.len(), window)?;
                     if let Some(v) = buf.iter().find(|&&v| v as usize >= k && v != INVALID) {
                         return Err(bad(format!(
-                            "tile {}: class index {v} with {k} classes",
+                            "tile {}: class index {v} with {k} classes in its {name} layer",
                             s.tile_id
                         )));
                     }
-                    tile.classes = buf;
+                    if kind == LayerKind::Classes {
+                        tile.classes = buf;
+                    } else {
+                        tile.start = buf;
+                    }
                 }
                 LayerKind::Restricted => {
                     expect("restricted", buf.len(), core)?;
@@ -276,6 +296,9 @@ impl TileBuilder {
         }
         if tile.classes.is_empty() {
             return Err(bad(format!("tile {}: no class layer", s.tile_id)));
+        }
+        if tile.start.is_empty() {
+            tile.start = tile.classes.clone();
         }
         if !self.files.is_empty() {
             let root = root.ok_or_else(|| {

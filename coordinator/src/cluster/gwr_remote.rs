@@ -202,6 +202,7 @@ impl GwrCluster {
                 ));
             }
             let deadline = self.deadline;
+            let busy = super::busy::enter();
             let outcomes: Vec<(usize, bool, u64, Outcome)> = self.rt.block_on(async {
                 let mut set = tokio::task::JoinSet::new();
                 for (w, conn, loaded) in workers {
@@ -298,6 +299,7 @@ impl GwrCluster {
                 }
                 out
             });
+            drop(busy);
             let mut fatal = None;
             {
                 let mut slots = self.slots.lock().map_err(poisoned)?;

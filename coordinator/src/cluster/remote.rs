@@ -10,6 +10,15 @@
 //! ([`home_workers`]) are re-loaded on it from the coordinator's map and leave their
 //! interim owners.
 //!
+//! A backend is a **session**: the tiles of one network (class window, static layers,
+//! then the u16 suitability the workers compute from the broadcast network) are loaded
+//! once ([`Remote::open`]) and stay on the workers for every CA run that uses that
+//! network; a run ([`Remote::begin_run`]) only resets the class windows to the session's
+//! start map (ResetClasses, with the differences of a checkpoint's map when resuming).
+//! The suitability raster is assembled from the workers' tiles
+//! ([`Remote::write_suitability`]) and the maxima they return are kept
+//! ([`Remote::free_maxima`]).
+//!
 //! Every phase (tile loading, Suitability, Propose, ExactKeys, Commit, CarbonSums) sends
 //! its calls to all live workers at once through one helper ([`Remote::call`]); replies
 //! are combined in worker (and so tile-id) order, never in arrival order.
@@ -23,8 +32,8 @@ use std::time::{Duration, Instant};
 use flus_proto::v1::{
     file_tile_chunk, tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest,
     ExactKeysRequest, FileTileChunk, LayerChunk, LayerFile, LayerInfo, LayerKind, ProposeRequest,
-    StepParams as PStep, SuitabilityRequest, Threshold, TileChunk, TileFiles, TileHeader,
-    TileLoaded, TileSpec,
+    ResetRequest, StepParams as PStep, SuitabilityRequest, SuitabilityRowsRequest, Threshold,
+    TileChunk, TileFiles, TileHeader, TileLoaded, TileSpec,
 };
 use flus_shared::ca::{
     self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, TileRect,
@@ -40,6 +49,9 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// Static layers of the whole grid that tiles are cut from.
 pub struct StaticLayers<'a> {
+    /// The session's start map (class indices, row-major): every run starts from it,
+    /// and a tile loaded in the middle of a run carries it beside the run's current map.
+    pub start: &'a [u8],
     /// Restricted cells.
     pub restricted: &'a [bool],
     /// Drivers (full grid each, read a row of a tile at a time), for ANN inference on
@@ -100,6 +112,30 @@ pub struct Traffic {
     pub seconds: PhaseSeconds,
 }
 
+/// What a session (the tiles of one network) cost, over all its runs.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SessionTraffic {
+    /// Tiles of the session.
+    pub tiles: u64,
+    /// Tile data bytes sent by LoadTile over the session: the first load, plus the
+    /// tiles re-sent after failures and rejoins.
+    pub tile_bytes: u64,
+    /// Tile data bytes of the first load alone (each tile once).
+    pub first_load_bytes: u64,
+    /// Wall seconds of the first load (LoadTile and Suitability of every tile).
+    pub load_seconds: f64,
+    /// Bytes of ResetClasses requests (changes of resumed runs' maps).
+    pub reset_bytes: u64,
+    /// Suitability bytes fetched back to assemble the suitability raster.
+    pub suitability_bytes: u64,
+    /// Wall seconds of the suitability raster's assembly.
+    pub suitability_seconds: f64,
+    /// CA runs of the session.
+    pub runs: u64,
+    /// Workers dropped during the session (in its runs or between them).
+    pub workers_lost: u64,
+}
+
 /// Wall seconds per phase of the remote CA.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PhaseSeconds {
@@ -121,10 +157,10 @@ pub struct PhaseSeconds {
 /// One RPC to a worker, boxed so that calls of different kinds share one helper.
 type Rpc<T> = Pin<Box<dyn Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send>>;
 
-/// `rpc` with its reply dropped, so calls of different kinds can follow one another in
-/// one [`Calls`].
-fn unit<T: Send + 'static>(rpc: Rpc<T>) -> Rpc<()> {
-    Box::pin(async move { rpc.await.map(|r| r.map(|_| ())) })
+/// `rpc` with its reply turned by `f`, so calls of different kinds can follow one
+/// another in one [`Calls`].
+fn map_reply<T: Send + 'static, U: 'static>(rpc: Rpc<T>, f: fn(T) -> U) -> Rpc<U> {
+    Box::pin(async move { rpc.await.map(|r| r.map(f)) })
 }
 
 /// The calls of one phase to worker `w`, run one after another (each within the
@@ -140,6 +176,13 @@ enum Failure {
     Deadline,
     Status(tonic::Status),
 }
+
+/// The reply of a tile loading call: the tile's suitability maxima (from its
+/// Suitability call; None from LoadTile).
+type TileMax = Option<Vec<f32>>;
+
+/// A round of tile loading in flight: the calls, and each call's tile and data bytes.
+type LoadRound = (InFlight<TileMax>, Vec<(u32, u64)>);
 
 /// Calls started on the runtime, not yet waited for: `(worker, what, task)`.
 type InFlight<T> = Vec<(
@@ -184,12 +227,25 @@ pub struct Remote<'a> {
     counted: Vec<bool>,
     committed: Vec<bool>,
     loaded: bool,
+    /// A run is under way: tiles loaded now carry the session's start map too.
+    in_run: bool,
+    /// The run has not stepped yet: its first Propose resets the class windows.
+    fresh_run: bool,
+    /// A run has changed the class windows since they were loaded.
+    ran: bool,
+    /// Per tile, the largest suitability per class over its free cells (from
+    /// Suitability; None before).
+    max_free: Vec<Option<Vec<f32>>>,
     files: Option<Vec<LayerFile>>,
     probe_every: Option<Duration>,
     rejoined_tx: mpsc::Sender<(usize, WorkerConn)>,
     rejoined_rx: mpsc::Receiver<(usize, WorkerConn)>,
-    /// What went over the wire.
+    /// Workers' refusals that a resume cannot cure (a wrong token, a limit).
+    refusals: super::cause::Refusals,
+    /// What went over the wire in the current (or last) run.
     pub traffic: Traffic,
+    /// What the session cost over all its runs.
+    pub session: SessionTraffic,
 }
 
 /// A tonic request that carries the deadline (the worker sees it as grpc-timeout).
@@ -229,10 +285,12 @@ impl<'a> Remote<'a> {
         deadline: Duration,
         layers: StaticLayers<'a>,
     ) -> Self {
+        let n_tiles = rects.len();
         let home = home_workers(&rects, workers.len());
         let owner = home.clone();
         let halo = HaloIndex::new(&rects, r);
         let pending_halo = vec![Vec::new(); rects.len()];
+        let max_free = vec![None; rects.len()];
         let (rejoined_tx, rejoined_rx) = mpsc::channel();
         let per_worker = workers
             .iter()
@@ -269,12 +327,21 @@ impl<'a> Remote<'a> {
             counted: Vec::new(),
             committed: Vec::new(),
             loaded: false,
+            in_run: false,
+            fresh_run: false,
+            ran: false,
+            max_free,
             files: None,
             probe_every: None,
             rejoined_tx,
             rejoined_rx,
+            refusals: Default::default(),
             traffic: Traffic {
                 per_worker,
+                ..Default::default()
+            },
+            session: SessionTraffic {
+                tiles: n_tiles as u64,
                 ..Default::default()
             },
         }
@@ -296,6 +363,7 @@ impl<'a> Remote<'a> {
                 let rpcs = c.rpcs;
                 // the timers are made inside the runtime
                 let job = self.rt.spawn(async move {
+                    let _busy = super::busy::enter();
                     let mut out = Vec::with_capacity(rpcs.len());
                     for rpc in rpcs {
                         let started = Instant::now();
@@ -341,6 +409,7 @@ impl<'a> Remote<'a> {
                     }
                     Some(Failure::Status(e)) => {
                         tracing::warn!(worker = %addr, "{what} failed: {:?}: {}", e.code(), e.message());
+                        self.refusals.note(addr, &what, &e);
                         (w, Err(()))
                     }
                 }
@@ -405,11 +474,252 @@ impl<'a> Remote<'a> {
         self.network = Some(network);
     }
 
-    /// Loads every tile onto its worker from `map` (done by the first Propose).
-    fn load(&mut self, map: &MapView) -> flus_shared::Result<()> {
+    /// Opens the session: loads every tile onto its worker, the class windows from
+    /// `map` (the session's start map, padded), and with a network computes the tiles'
+    /// suitability there. Done by the first Propose when not called before.
+    pub fn open(&mut self, map: &MapView) -> flus_shared::Result<()> {
+        let started = Instant::now();
+        let before = self.traffic.tile_bytes;
         let all: Vec<u32> = (0..self.rects.len() as u32).collect();
         self.place(all, map)?;
         self.loaded = true;
+        self.session.first_load_bytes = self.traffic.tile_bytes - before;
+        self.session.load_seconds = started.elapsed().as_secs_f64();
+        // the first load is the session's, not its first run's
+        self.traffic.tile_bytes = before;
+        self.traffic.seconds.load = 0.0;
+        Ok(())
+    }
+
+    /// Starts a CA run of the session: its traffic counters start from zero, and its
+    /// first Propose resets the tiles' class windows to the map it starts from (the
+    /// session's start map, or a checkpoint's).
+    pub fn begin_run(&mut self) {
+        self.traffic = Traffic {
+            per_worker: self
+                .workers
+                .iter()
+                .map(|w| WorkerTraffic {
+                    addr: w.conn.addr.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        self.last = None;
+        self.pending.clear();
+        self.pending_halo = vec![Vec::new(); self.rects.len()];
+        self.in_run = true;
+        self.fresh_run = true;
+        self.session.runs += 1;
+    }
+
+    /// Ends the run begun by [`Self::begin_run`]; its traffic stays in `traffic`.
+    pub fn end_run(&mut self) {
+        self.in_run = false;
+        self.fresh_run = false;
+    }
+
+    /// The largest suitability per class over the free cells of the grid (valid and
+    /// not restricted), from the maxima the workers returned with their tiles'
+    /// suitability; None when some tile has none (no network, or not loaded yet).
+    pub fn free_maxima(&self) -> Option<Vec<f32>> {
+        let mut out: Option<Vec<f32>> = None;
+        for m in &self.max_free {
+            let m = m.as_ref()?;
+            match &mut out {
+                None => out = Some(m.clone()),
+                Some(o) => o.iter_mut().zip(m).for_each(|(a, &b)| *a = a.max(b)),
+            }
+        }
+        out
+    }
+
+    /// Resets every tile's class window to `map` (padded), the map the run starts from:
+    /// the workers restore the session's start map and apply the differences, sent to
+    /// each worker for its tiles' windows only.
+    fn reset(&mut self, map: &MapView) -> flus_shared::Result<()> {
+        let (r, start) = (self.r, self.layers.start);
+        let width = self.rects.first().map(|rc| rc.grid_width).unwrap_or(0);
+        let mut diff: Vec<(u64, u8)> = Vec::new();
+        for y in 0..self.height {
+            let row = &map.padded[(y + r) * map.stride + r..][..width];
+            let base = &start[y * width..(y + 1) * width];
+            if row != base {
+                diff.extend(
+                    row.iter()
+                        .zip(base)
+                        .enumerate()
+                        .filter(|(_, (a, b))| a != b)
+                        .map(|(x, (&a, _))| ((y * width + x) as u64, a)),
+                );
+            }
+        }
+        if diff.is_empty() && !self.ran {
+            return Ok(());
+        }
+        loop {
+            let make = |me: &Self, w: usize, tiles: Vec<u32>| {
+                let mine: Vec<(u64, u8)> = diff
+                    .iter()
+                    .copied()
+                    .filter(|&(c, _)| tiles.iter().any(|&t| me.in_window(t as usize, c)))
+                    .collect();
+                let (cells, classes): (Vec<u64>, Vec<u8>) = mine.into_iter().unzip();
+                let req = request(
+                    me.deadline,
+                    ResetRequest {
+                        run_id: me.run_id.clone(),
+                        tile_ids: tiles,
+                        changes: Some(CellChanges { cells, classes }),
+                    },
+                );
+                Calls {
+                    w,
+                    what: "ResetClasses".into(),
+                    rpcs: vec![rpc(&me.workers[w].conn.client, |mut c| async move {
+                        c.reset_classes(req).await
+                    })],
+                }
+            };
+            if self.each_holder(map, |s| &mut s.load, make)?.is_some() {
+                break;
+            }
+        }
+        self.session.reset_bytes += diff.len() as u64 * 9;
+        Ok(())
+    }
+
+    /// Whether global cell `cell` lies in the window (core and halo) of tile `t`.
+    fn in_window(&self, t: usize, cell: u64) -> bool {
+        let rc = &self.rects[t];
+        let (x, y) = (
+            (cell % rc.grid_width as u64) as usize,
+            (cell / rc.grid_width as u64) as usize,
+        );
+        x + self.r >= rc.x0
+            && x < rc.x0 + rc.width + self.r
+            && y + self.r >= rc.y0
+            && y < rc.y0 + rc.height + self.r
+    }
+
+    /// Writes the K-band suitability raster of the session to `path` (Float32, band
+    /// names `class_names`) from the workers' tiles: a strip of rows at a time, each
+    /// tile's rows of the strip fetched from its worker (SuitabilityRows), the values the
+    /// CA steps on ([`ca::suitability_from_fixed`] of the u16). A worker lost meanwhile
+    /// gives its tiles to the others (reloaded from `map`, the session's start map
+    /// padded) and the strip is fetched again.
+    pub fn write_suitability(
+        &mut self,
+        path: &std::path::Path,
+        grid: &flus_shared::grid::Grid,
+        class_names: &[String],
+        map: &MapView,
+    ) -> flus_shared::Result<()> {
+        use flus_shared::raster;
+        let started = Instant::now();
+        let k = self.k;
+        if class_names.len() != k || grid.width != self.rects[0].grid_width {
+            return Err(flus_shared::Error::raster(
+                path,
+                format!(
+                    "{} class names for a session of {k} classes on a grid {} cells wide,                      expected {k} names and the session's grid ({} cells wide)",
+                    class_names.len(),
+                    grid.width,
+                    self.rects[0].grid_width
+                ),
+            ));
+        }
+        // test builds: a fault test can kill a worker before the first rows are fetched
+        flus_shared::hooks::hold(|| "suitability-assembly".into());
+        let options = raster::WriteOptions {
+            nodata: None,
+            palette: Vec::new(),
+            band_names: class_names.to_vec(),
+        };
+        let mut writer = raster::StripWriter::<f32>::create(path, grid, k, &options)?;
+        let (w, h) = (grid.width, grid.height);
+        let mut bands = vec![Vec::new(); k];
+        for y0 in (0..h).step_by(raster::STRIP_ROWS) {
+            let y1 = (y0 + raster::STRIP_ROWS).min(h);
+            // the tiles that cross the strip, with their rows of it
+            let parts: Vec<(u32, u32, u32)> = (0..self.rects.len())
+                .filter_map(|t| {
+                    let rc = &self.rects[t];
+                    let a = y0.max(rc.y0);
+                    let b = y1.min(rc.y0 + rc.height);
+                    (a < b).then(|| (t as u32, (a - rc.y0) as u32, (b - a) as u32))
+                })
+                .collect();
+            let replies = loop {
+                let make = |me: &Self, wk: usize, tiles: Vec<u32>| {
+                    let rpcs = parts
+                        .iter()
+                        .filter(|p| tiles.contains(&p.0))
+                        .map(|&(tile_id, row0, rows)| {
+                            let req = request(
+                                me.deadline,
+                                SuitabilityRowsRequest {
+                                    run_id: me.run_id.clone(),
+                                    tile_id,
+                                    row0,
+                                    rows,
+                                },
+                            );
+                            rpc(&me.workers[wk].conn.client, |mut c| async move {
+                                c.suitability_rows(req).await
+                            })
+                        })
+                        .collect();
+                    Calls {
+                        w: wk,
+                        what: "SuitabilityRows".into(),
+                        rpcs,
+                    }
+                };
+                if let Some(r) = self.each_holder(map, |s| &mut s.load, make)? {
+                    break r;
+                }
+            };
+            for b in bands.iter_mut() {
+                b.clear();
+                b.resize((y1 - y0) * w, 0f32);
+            }
+            for rep in replies {
+                self.session.suitability_bytes += rep.values.len() as u64;
+                let rc = self.rects.get(rep.tile_id as usize).ok_or_else(|| {
+                    flus_shared::Error::Data(format!(
+                        "SuitabilityRows: a reply for tile {} of {}",
+                        rep.tile_id,
+                        self.rects.len()
+                    ))
+                })?;
+                let cells = rep.rows as usize * rc.width;
+                if rep.values.len() != cells * k * 2 {
+                    return Err(flus_shared::Error::Data(format!(
+                        "SuitabilityRows of tile {}: {} bytes for {} rows of {} cells x {k} classes",
+                        rep.tile_id,
+                        rep.values.len(),
+                        rep.rows,
+                        rc.width
+                    )));
+                }
+                for (i, v) in rep.values.chunks_exact(2).enumerate() {
+                    let (cell, c) = (i / k, i % k);
+                    let (y, x) = (
+                        rc.y0 + rep.row0 as usize + cell / rc.width,
+                        rc.x0 + cell % rc.width,
+                    );
+                    bands[c][(y - y0) * w + x] =
+                        ca::suitability_from_fixed(u16::from_le_bytes([v[0], v[1]])) as f32;
+                }
+            }
+            for (c, band) in bands.iter().enumerate() {
+                writer.write_rows(c, band)?;
+            }
+        }
+        writer.finish()?;
+        self.session.suitability_seconds += started.elapsed().as_secs_f64();
         Ok(())
     }
 
@@ -459,17 +769,18 @@ impl<'a> Remote<'a> {
             self.workers[w].alive = false;
             self.traffic.workers_lost += 1;
             self.traffic.per_worker[w].lost += 1;
+            self.session.workers_lost += 1;
             self.probe(w);
         }
         let alive = self.alive();
         if alive.is_empty() {
             let iteration = self.last.as_ref().map(|l| l.1.iteration);
-            return Err(flus_shared::Error::Data(format!(
+            return Err(flus_shared::Error::Data(self.refusals.explain(format!(
                 "all workers lost ({} of {}){}: the run stops; resume it with `flus run --resume` once workers are back",
                 self.workers.len(),
                 self.workers.len(),
                 iteration.map(|t| format!(" at iteration {t}")).unwrap_or_default(),
-            )));
+            ))));
         }
         let mut i = 0;
         for t in 0..self.rects.len() {
@@ -600,13 +911,13 @@ impl<'a> Remote<'a> {
         let (w, r) = (rc.grid_width, self.r);
         let mut layers: Vec<(LayerKind, String, Vec<u8>)> = Vec::new();
         // class window with halo, from the padded map (padding is INVALID)
-        let ww = rc.width + 2 * r;
-        let mut win = Vec::with_capacity(ww * (rc.height + 2 * r));
-        for y in 0..rc.height + 2 * r {
-            let start = (rc.y0 + y) * map.stride + rc.x0;
-            win.extend_from_slice(&map.padded[start..start + ww]);
-        }
+        let win = ca::padded_tile_window(map.padded, map.stride, &rc, r);
         layers.push((LayerKind::Classes, "classes".into(), win));
+        if self.in_run {
+            // in the middle of a run: the session's start map, for the next runs' reset
+            let start = ca::tile_window(self.layers.start, self.height, &rc, r)?;
+            layers.push((LayerKind::StartClasses, "start classes".into(), start));
+        }
         if self.files.is_some() {
             return Ok(Self::chunked(&self.run_id, self.spec(t), layers));
         }
@@ -760,7 +1071,7 @@ impl<'a> Remote<'a> {
             .collect();
         let rounds = per.iter().map(|(_, m)| m.len()).max().unwrap_or(0);
         let mut failed = BTreeSet::new();
-        let mut flight: Option<(InFlight<()>, Vec<u64>)> = None;
+        let mut flight: Option<LoadRound> = None;
         for i in 0..=rounds {
             let mut next = None;
             if i < rounds && failed.is_empty() {
@@ -773,7 +1084,7 @@ impl<'a> Remote<'a> {
                         } else {
                             format!("LoadTile {t}")
                         };
-                        let mut rpcs = vec![unit(call)];
+                        let mut rpcs = vec![map_reply(call, |_| None)];
                         let mut what = what;
                         if let Some(net) = &self.network {
                             what.push_str(" + Suitability");
@@ -786,20 +1097,27 @@ impl<'a> Remote<'a> {
                                 },
                             );
                             let client = &self.workers[*w].conn.client;
-                            rpcs.push(unit(rpc(client, |mut c| async move {
-                                c.suitability(req).await
-                            })));
+                            rpcs.push(map_reply(
+                                rpc(client, |mut c| async move { c.suitability(req).await }),
+                                |r| r.tiles.into_iter().next().map(|t| t.max),
+                            ));
                         }
                         calls.push(Calls { w: *w, what, rpcs });
-                        bytes.push(b);
+                        bytes.push((t, b));
                     }
                 }
                 next = Some((self.start(calls), bytes));
             }
             if let Some((calls, bytes)) = flight.take() {
-                for ((w, r), b) in self.wait(calls).into_iter().zip(bytes) {
+                for ((w, r), (t, b)) in self.wait(calls).into_iter().zip(bytes) {
                     match r {
-                        Ok(_) => self.traffic.tile_bytes += b,
+                        Ok(replies) => {
+                            self.traffic.tile_bytes += b;
+                            self.session.tile_bytes += b;
+                            if let Some(max) = replies.into_iter().flatten().next() {
+                                self.max_free[t as usize] = Some(max);
+                            }
+                        }
                         Err(()) => {
                             failed.insert(w);
                         }
@@ -1078,7 +1396,13 @@ impl Backend for Remote<'_> {
         sum: &mut StepSummary,
     ) -> flus_shared::Result<()> {
         if !self.loaded {
-            self.load(map)?;
+            self.open(map)?;
+        }
+        if self.fresh_run {
+            // the first step of a run: the class windows to the map it starts from
+            self.reset(map)?;
+            self.fresh_run = false;
+            self.ran = true;
         }
         self.last = Some((params.clone(), step.clone()));
         // between iterations: lost workers that answer again take their tiles back

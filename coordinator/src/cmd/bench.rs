@@ -1,18 +1,20 @@
 //! `flus bench [--cells N] [--json]`: in one run on this machine, (a) the memory
 //! bandwidth (a stream-copy loop), (b) CA cell-updates per second on one thread (the
 //! tile step on Ben Cat, `flus_shared::ca::bench`), (c) the bytes the step touches per
-//! cell and the ratio of (b) to the bandwidth bound, (d) the wall time of
-//! `flus run --no-validation --scenario <first>` on a study of about N cells generated
-//! from Ben Cat (`flus make-study`) with 1 and 2 local workers and the speed-up, and (e)
-//! the peak resident memory of the coordinator and of each worker, per cell.
+//! cell and the ratio of (b) to the bandwidth bound, (d) the wall time of the whole
+//! study, `flus run` (validation, every scenario, carbon, GWR) on a study of about N
+//! cells generated from Ben Cat (`flus make-study`), with 1 and 2 local workers and the
+//! speed-up, and (e) the peak resident memory of the coordinator and of each worker,
+//! per cell.
 //!
-//! What (d) times: the whole `flus run` process (inputs, Markov demand, ANN training on
-//! the coordinator, tile loading and ANN inference on the workers, the CA of the first
-//! scenario, outputs, carbon tables and GWR), and separately the scenario stage of
-//! run.json (tile loading, worker suitability, the CA iterations, the output map), the
-//! part the workers share, and within it the CA run (`ca_seconds`: tile loading and the
-//! iterations, the coordinator's own share of it in `coordinator_own_ca_seconds`) and
-//! the wait for the workers' steps (`propose_seconds`), each with its speed-up.
+//! What (d) reports: the whole `flus run` process's wall time and its speed-up
+//! (`study_speedup`), every stage's seconds of run.json for both runs
+//! (`stage_seconds`), the share of the 1-worker wall time in which no worker call was
+//! in flight (`coordinator_only_fraction`, from run.json `worker_busy_seconds`: the
+//! serial fraction of Amdahl's law), the bytes each session sent, and for the first
+//! scenario its CA run (`ca_seconds`, the coordinator's own share of it in
+//! `coordinator_own_ca_seconds`) and the wait for the workers' steps
+//! (`propose_seconds`), each with its speed-up.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -53,8 +55,8 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Runs `flus run` on `study` with `workers` local workers; returns its wall seconds and
-/// its run.json.
+/// Runs the whole `flus run` of `study` with `workers` local workers; returns its wall
+/// seconds, stages and traffic from its run.json.
 fn timed_run(
     study: &Path,
     out: &Path,
@@ -67,7 +69,7 @@ fn timed_run(
     let status = Command::new(exe)
         .arg("run")
         .arg(study)
-        .args(["--no-validation", "--scenario", scenario, "--quiet"])
+        .arg("--quiet")
         .args(["--local-workers", &workers.to_string()])
         .args(["--worker-threads", &threads.to_string()])
         .arg("--out")
@@ -84,10 +86,16 @@ fn timed_run(
     )
     .with_context(|| format!("{}: not JSON", path.display()))?;
     let stage = format!("scenario_{scenario}");
-    let ca_seconds = report["timings"]
+    let stages: serde_json::Map<String, Value> = report["timings"]
         .as_array()
-        .and_then(|t| t.iter().find(|s| s["stage"] == stage.as_str()))
-        .and_then(|s| s["seconds"].as_f64());
+        .map(|t| {
+            t.iter()
+                .filter_map(|s| Some((s["stage"].as_str()?.to_string(), s["seconds"].clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ca_seconds = stages.get(&stage).and_then(|s| s.as_f64());
+    let busy = report["worker_busy_seconds"].as_f64();
     let sc = &report["scenarios"][scenario];
     let iterations = sc["iterations"].as_u64().unwrap_or(0);
     let traffic = &sc["traffic"];
@@ -106,6 +114,11 @@ fn timed_run(
         "workers": workers,
         "threads_per_worker": threads,
         "wall_seconds": wall,
+        "stage_seconds": stages,
+        "worker_busy_seconds": busy,
+        "coordinator_only_seconds": busy.map(|b| (wall - b).max(0.0)),
+        "coordinator_only_fraction": busy.map(|b| (wall - b).max(0.0) / wall),
+        "sessions": report["sessions"],
         "scenario_stage_seconds": ca_seconds,
         "iterations": iterations,
         "seconds_per_iteration": ca_seconds.map(|s| s / iterations.max(1) as f64),
@@ -113,6 +126,10 @@ fn timed_run(
         "coordinator_own_ca_seconds": ca_seconds_total.map(|t| t - waits),
         "propose_seconds": phases["propose"],
         "map_sha256": sc["map_sha256"],
+        "map_sha256_all": report["scenarios"]
+            .as_object()
+            .map(|m| m.values().map(|s| s["map_sha256"].clone()).collect::<Vec<_>>()),
+        "validation_map_sha256": report["validation"]["map_sha256"],
         "traffic": traffic,
         "halo_bytes_per_iteration": per_iter("halo_bytes"),
         "reply_bytes_per_iteration": per_iter("reply_bytes"),
@@ -163,7 +180,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .first()
             .map(|s| s.name.clone())
             .context("the study has no scenario")?;
-        tracing::info!(cells = made.cells, %scenario, "timing flus run with 1 and 2 workers");
+        tracing::info!(
+            cells = made.cells,
+            "timing the whole study with 1 and 2 workers"
+        );
         let threads = args.worker_threads.max(1);
         let (mut ones, mut twos) = (Vec::new(), Vec::new());
         for i in 0..args.repeat.max(1) {
@@ -197,10 +217,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "factor": made.factor,
             "scenario": scenario,
         });
-        report["same_map_with_1_and_2_workers"] = json!(ones
-            .iter()
-            .chain(&twos)
-            .all(|r| r["map_sha256"] == one["map_sha256"]));
+        report["same_map_with_1_and_2_workers"] = json!(ones.iter().chain(&twos).all(|r| {
+            r["map_sha256_all"] == one["map_sha256_all"]
+                && r["validation_map_sha256"] == one["validation_map_sha256"]
+        }));
+        report["study_speedup"] = ratio("wall_seconds");
+        report["coordinator_only_fraction"] = one["coordinator_only_fraction"].clone();
+        report["stage_seconds"] = json!({
+            "1_worker": one["stage_seconds"],
+            "2_workers": two["stage_seconds"],
+        });
         report["speedup_wall"] = ratio("wall_seconds");
         report["speedup_scenario_stage"] = ratio("scenario_stage_seconds");
         report["speedup_ca"] = ratio("ca_seconds");

@@ -15,6 +15,7 @@ use flus_shared::carbon::{
     CarbonTotals, CodeLayer, CorrectionTarget, OnMissing, PoolsTable, StorageUnit, Valuation,
     CARBON_NODATA,
 };
+use flus_shared::files;
 use flus_shared::raster::{self, RasterInfo, WriteOptions};
 use flus_shared::zones::{self, Zones};
 
@@ -239,7 +240,10 @@ fn read_zones(args: &Args, baseline: &Path, info: &RasterInfo) -> anyhow::Result
                 z.display()
             );
         }
-        Ok(Some(zones::zones_from_raster(z, baseline, &info.grid)?))
+        Ok(Some(
+            zones::zones_from_raster(z, baseline, &info.grid)
+                .map_err(|e| e.with_grid_hint(flus_shared::error::WARP_HINT))?,
+        ))
     }
 }
 
@@ -251,13 +255,24 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         Missing::Error => OnMissing::Error,
         Missing::Exclude => OnMissing::Exclude,
     };
+    files::register_inputs(
+        [
+            Some(baseline),
+            Some(pools_path),
+            args.alternate.as_ref(),
+            args.zones.as_ref(),
+        ]
+        .into_iter()
+        .flatten(),
+    );
     let val = valuation(args)?;
     let pools = read_pools_csv(pools_path)?;
     let (binfo, bvals) = raster::read_band::<f64>(baseline, 1)?;
     let alt = match &args.alternate {
         Some(a) => {
             let (ainfo, avals) = raster::read_band::<f64>(a, 1)?;
-            raster::check_same_grid(baseline, &binfo.grid, a, &ainfo.grid, 0.01)?;
+            raster::check_same_grid(baseline, &binfo.grid, a, &ainfo.grid, 0.01)
+                .map_err(|e| e.with_grid_hint(flus_shared::error::WARP_HINT))?;
             Some((a.clone(), ainfo, avals))
         }
         None => None,
@@ -294,6 +309,20 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
     counts.check_missing(on_missing, &pools_path.display().to_string())?;
     let cell_area = binfo.grid.cell_area();
     let tot = totals(&counts, &pools, cell_area)?;
+    anyhow::ensure!(
+        tot.cells > 0,
+        "no cell has data in {}: expected maps (and zones) whose data overlap",
+        [
+            Some(&bname),
+            args.alternate.as_ref().map(|_| &aname),
+            zones.as_ref().map(|_| &zname)
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" and ")
+    );
     let constant = val.map(|v| v.constant()).transpose()?;
     tracing::info!(
         cells = tot.cells,

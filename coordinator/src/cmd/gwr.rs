@@ -170,11 +170,10 @@ fn read_columns(path: &Path, names: &[&str]) -> anyhow::Result<Vec<Vec<f64>>> {
     Ok(cols)
 }
 
-/// Writes `bytes` to `path` through a temporary name in the same folder.
+/// Writes `bytes` to `path` through a temporary name in the same folder, never over an
+/// input ([`files::write_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename", path.display()))
+    Ok(flus_shared::files::write_atomic(path, bytes)?)
 }
 
 fn points_csv(model: &GwrModel, r: &GwrResult) -> anyhow::Result<Vec<u8>> {
@@ -244,10 +243,16 @@ fn fit_on_cluster(
         .worker_threads(2)
         .enable_all()
         .build()?;
+    anyhow::ensure!(
+        args.deadline.is_finite() && args.deadline > 0.0,
+        "--deadline {}: expected a number of seconds > 0",
+        args.deadline
+    );
+    let deadline = std::time::Duration::from_secs_f64(args.deadline);
     let conns = rt.block_on(async {
         let mut v = Vec::new();
         for a in &addrs {
-            v.push(pool::connect(a, &token, std::time::Duration::from_secs(30), &tls).await?);
+            v.push(pool::connect(a, &token, deadline, &tls).await?);
         }
         anyhow::Ok(v)
     })?;
@@ -262,7 +267,7 @@ fn fit_on_cluster(
     let cluster = gwr_remote::GwrCluster::new(
         rt.handle().clone(),
         conns,
-        std::time::Duration::from_secs_f64(args.deadline),
+        deadline,
         format!("gwr-{}", std::process::id()),
         &sample,
     );
@@ -281,6 +286,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             args.coords.len()
         );
     }
+    flus_shared::files::register_inputs([&args.csv]);
     let mut names: Vec<&str> = vec![args.y.as_str(), &args.coords[0], &args.coords[1]];
     names.extend(args.x.iter().map(String::as_str));
     let cols = read_columns(&args.csv, &names)?;

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::common;
 use crate::cluster::{gwr_remote, local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
+use crate::run_guard;
 
 /// Arguments of `flus run`.
 #[derive(Debug, clap::Args)]
@@ -300,6 +301,7 @@ fn clear_checkpoints(path: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
+/// Reads the checkpoint at `path`, if there is one (its identity unchecked).
 fn load_checkpoint(path: &Path) -> anyhow::Result<Option<engine::Checkpoint>> {
     if !path.exists() {
         return Ok(None);
@@ -308,8 +310,8 @@ fn load_checkpoint(path: &Path) -> anyhow::Result<Option<engine::Checkpoint>> {
     Ok(Some(engine::Checkpoint::read(bytes, path)?))
 }
 
-/// One CA run over the workers: tiles loaded (the workers compute suitability from the
-/// broadcast network), checkpoints every few iterations, resume from the last one.
+/// The CA over the workers: sessions (the tiles of one network, loaded once) and the
+/// runs in them, with checkpoints every few iterations and resume from the last one.
 struct ClusterCa<'a> {
     rt: &'a tokio::runtime::Runtime,
     conns: &'a [pool::WorkerConn],
@@ -320,25 +322,38 @@ struct ClusterCa<'a> {
     resume: bool,
     rejoin_probe: Option<Duration>,
     files: Option<Vec<flus_proto::v1::LayerFile>>,
+    /// SHA-256 of the study file and the seed: with the label, whom a checkpoint is of.
+    study_sha256: &'a str,
+    seed: u64,
+}
+
+/// An open session and its start map padded by the halo (kept until the session's
+/// first-load work is done: base counts, suitability raster; then dropped).
+struct OpenSession<'s> {
+    remote: remote::Remote<'s>,
+    padded_start: Vec<u8>,
+    stride: usize,
 }
 
 impl ClusterCa<'_> {
-    fn run(
+    /// Opens the session `name` of `network` from the start map `start`: every tile
+    /// (class window, static layers) is sent once and its suitability computed on its
+    /// worker; the CA runs with neighbourhood radius up to `radius` and `k` classes.
+    fn open<'s>(
         &self,
-        label: &str,
-        params: &ca::CaParams,
-        input: &CaInput,
+        name: &str,
+        start: &'s [u8],
+        restricted: &'s [bool],
+        (k, radius): (usize, usize),
         network: &flus_shared::ann::Network,
-        st: &stack::Stack,
-    ) -> anyhow::Result<(
-        ca::CaOutput,
-        remote::Traffic,
-        flus_shared::tables::ZoneCounts,
-    )> {
-        let tiling = tiling_for(self.tiles, input.width, input.height);
-        let rects = tiling.rects(input.width, input.height)?;
+        st: &'s stack::Stack,
+    ) -> anyhow::Result<OpenSession<'s>> {
+        let (width, height) = (st.grid.width, st.grid.height);
+        let tiling = tiling_for(self.tiles, width, height);
+        let rects = tiling.rects(width, height)?;
         let layers = remote::StaticLayers {
-            restricted: input.restricted,
+            start,
+            restricted,
             drivers: &st.drivers,
             suitability: None,
             zones: st.zones.as_deref(),
@@ -347,10 +362,10 @@ impl ClusterCa<'_> {
             self.rt.handle().clone(),
             self.conns.to_vec(),
             rects,
-            input.height,
-            params.k,
-            params.radius(),
-            format!("{label}-{}", std::process::id()),
+            height,
+            k,
+            radius,
+            format!("{name}-{}", std::process::id()),
             self.deadline,
             layers,
         );
@@ -359,9 +374,49 @@ impl ClusterCa<'_> {
         if let Some(f) = &self.files {
             backend.set_files(f.clone());
         }
+        let padded_start = ca::pad(start, width, height, radius)?;
+        let mut session = OpenSession {
+            remote: backend,
+            padded_start,
+            stride: width + 2 * radius,
+        };
+        let view = engine::MapView {
+            padded: &session.padded_start,
+            stride: session.stride,
+        };
+        session
+            .remote
+            .open(&view)
+            .with_context(|| format!("session {name}: loading the tiles"))?;
+        tracing::info!(
+            session = name,
+            bytes = session.remote.session.first_load_bytes,
+            secs = session.remote.session.load_seconds,
+            "session open: tiles loaded and their suitability computed on the workers"
+        );
+        Ok(session)
+    }
+
+    /// One CA run `label` in `session`, from `input.classes` (the session's start map)
+    /// or from its checkpoint; returns its output, traffic and the workers' cell counts
+    /// per (zone, class) of the final map.
+    fn run(
+        &self,
+        session: &mut remote::Remote<'_>,
+        label: &str,
+        params: &ca::CaParams,
+        input: &CaInput,
+    ) -> anyhow::Result<(
+        ca::CaOutput,
+        remote::Traffic,
+        flus_shared::tables::ZoneCounts,
+    )> {
+        let backend = session;
+        backend.begin_run();
         let cp_path = checkpoint_path(self.out, label);
+        let identity = run_guard::identity(self.study_sha256, self.seed, label);
         let resume = if self.resume {
-            load_checkpoint(&cp_path)?
+            run_guard::resume_from(&cp_path, &identity)?
         } else {
             None
         };
@@ -375,7 +430,9 @@ impl ClusterCa<'_> {
         let mut writer = CheckpointWriter::new(cp_path.clone());
         let mut checkpoint = |t: u32, make: &dyn Fn() -> engine::Checkpoint| {
             if t.is_multiple_of(every) {
-                writer.submit(make())?;
+                let mut c = make();
+                c.identity = Some(identity.clone());
+                writer.submit(c)?;
             }
             Ok(())
         };
@@ -383,7 +440,7 @@ impl ClusterCa<'_> {
         let res = engine::run_loop(
             params,
             input,
-            &mut backend,
+            backend,
             resume,
             &mut progress,
             &mut checkpoint,
@@ -406,22 +463,59 @@ impl ClusterCa<'_> {
         };
         // carbon partial sums: cell counts per (zone, class) of the workers' final maps
         let r = params.radius();
-        let pw = input.width + 2 * r;
-        let mut padded = vec![ca::INVALID; pw * (input.height + 2 * r)];
-        for y in 0..input.height {
-            padded[(y + r) * pw + r..(y + r) * pw + r + input.width]
-                .copy_from_slice(&out.map[y * input.width..(y + 1) * input.width]);
-        }
+        let padded = ca::pad(&out.map, input.width, input.height, r)?;
         let counts = backend.carbon_counts(&engine::MapView {
             padded: &padded,
-            stride: pw,
+            stride: input.width + 2 * r,
         })?;
         backend.traffic.seconds.total = started.elapsed().as_secs_f64();
-        backend.release();
+        backend.end_run();
         let traffic = backend.traffic.clone();
         clear_checkpoints(&cp_path);
         Ok((out, traffic, counts))
     }
+}
+
+/// The validation on the past period over the cluster, in its own session (its own
+/// network): the validation's JSON (with the run's traffic) and the session's traffic.
+fn validation_stage(
+    study: &Study,
+    st: &stack::Stack,
+    out: &Path,
+    cluster: &ClusterCa<'_>,
+) -> anyhow::Result<(Value, Value)> {
+    let (mut traffic, mut session) = (None, None);
+    let v = super::validate::validate(study, st, out, false, |params, input, suit| {
+        let network = suit
+            .network
+            .as_ref()
+            .context("validation needs an ANN (no suitability raster)")?;
+        let s = cluster.open(
+            "validation",
+            input.classes,
+            input.restricted,
+            (params.k, params.radius()),
+            network,
+            st,
+        )?;
+        // the warning the CA loop gives when it holds the suitability, from the maxima
+        // the workers returned
+        if let Some(max) = s.remote.free_maxima() {
+            let (counts, _) =
+                ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
+            ca::warn_low_max_suitability(params, input.demand, &counts, &max);
+        }
+        let mut remote = s.remote;
+        drop(s.padded_start);
+        let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
+        remote.release();
+        traffic = Some(t);
+        session = Some(remote.session.clone());
+        Ok(res)
+    })?;
+    let mut v = v.json;
+    v["traffic"] = json!(traffic);
+    Ok((v, json!(session)))
 }
 
 /// The GWR driver analysis (docs/design.md §8): each class's suitability (from `network`, at
@@ -485,32 +579,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let study_bytes = std::fs::read(&args.study)
         .with_context(|| format!("reading the study file {}", args.study.display()))?;
+    run_guard::check_args(args.deadline, args.max_tile_cells, args.tiles_per_worker)?;
     let mut study = Study::load(&args.study)?;
     if let Some(s) = args.seed {
         study.config.study.seed = s;
     }
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
+    files::check_outputs(run_guard::planned_outputs(&study, &out, &args.scenarios))?;
     files::ensure_dir(&out)?;
     // The run folder says whether it is complete: `run.json` holds `"completed": false`
     // from the start (a killed run leaves it so), an error replaces it with the message,
     // and only a run that reaches the end writes `"completed": true`.
     let marker = |status: &str, error: Option<String>| {
-        let j = json!({
-            "completed": false,
-            "status": status,
-            "error": error,
-            "study": args.study,
-            "pid": std::process::id(),
-            "version": env!("CARGO_PKG_VERSION"),
-        });
-        files::write_atomic(
-            &out.join("run.json"),
-            serde_json::to_string_pretty(&j)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
+        run_guard::write_marker(&out, &args.study, status, error)
     };
     marker("running", None)?;
+    run_guard::on_interrupt(out.clone(), args.study.clone())?;
     let config_sha256 = files::sha256_hex(&study_bytes);
     let result = run_in(args, study, &out, started, &config_sha256);
     if let Err(e) = &result {
@@ -604,7 +688,7 @@ fn run_in(
     let conns: Vec<pool::WorkerConn> = rt.block_on(async {
         let mut v = Vec::new();
         for a in &addrs {
-            v.push(pool::connect(a, &token, Duration::from_secs(30), &tls).await?);
+            v.push(pool::connect(a, &token, deadline, &tls).await?);
         }
         anyhow::Ok(v)
     })?;
@@ -627,11 +711,14 @@ fn run_in(
         resume: args.resume,
         rejoin_probe: Duration::try_from_secs_f64(args.rejoin_probe).ok(),
         files,
+        study_sha256: config_sha256,
+        seed: study.config.study.seed,
     };
     stage("workers", &mut lap);
     drop(bar);
 
     // validation on the past period
+    let mut sessions = serde_json::Map::new();
     let mut report = json!({
         "study": study.config.study.name,
         "seed": study.config.study.seed,
@@ -645,61 +732,80 @@ fn run_in(
             "code": c.code, "name": c.name, "color": c.color,
         })).collect::<Vec<_>>(),
     });
-    if !args.no_validation {
-        tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
-        let mut traffic = None;
-        let v = super::validate::validate(&study, &st, &out, false, |params, input, suit| {
-            let network = suit
-                .network
-                .as_ref()
-                .context("validation needs an ANN (no suitability raster)")?;
-            let (res, t, _) = cluster.run("validation", params, input, network, &st)?;
-            traffic = Some(t);
-            Ok(res)
-        })?;
-        let mut v = v.json;
-        v["traffic"] = json!(traffic);
-        report["validation"] = v;
-        stage("validation", &mut lap);
-        st.maps.retain(|&y, _| y == mk.to);
-    }
-
-    // scenarios
-    tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
-    let bar = crate::output::stage(&format!("ANN suitability from the {} map", mk.to));
-    // The workers compute the suitability of their tiles from the network; here it is
-    // computed a strip at a time for its raster (and at the GWR sample), never held.
+    // the scenarios' network trains on the coordinator while the workers run the
+    // validation (its own network and session): the training leaves the critical path
     anyhow::ensure!(
         study.config.ann.suitability.is_none(),
         "scenarios need an ANN (no suitability raster)"
     );
-    let trained = model::train(&study, &st, mk.to)?;
+    let bar = crate::output::stage("validation and the scenarios' ANN");
+    let (validation, trained, ann_seconds) = std::thread::scope(|scope| {
+        let training = scope.spawn(|| {
+            tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
+            let t0 = Instant::now();
+            model::train(&study, &st, mk.to).map(|t| (t, t0.elapsed().as_secs_f64()))
+        });
+        let v = if args.no_validation {
+            Ok(None)
+        } else {
+            tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
+            validation_stage(&study, &st, &out, &cluster).map(Some)
+        };
+        let trained = training
+            .join()
+            .map_err(|_| anyhow::anyhow!("the ANN training thread panicked"))?;
+        let (trained, secs) = trained?;
+        anyhow::Ok((v?, trained, secs))
+    })?;
+    if let Some((v, session)) = validation {
+        report["validation"] = v;
+        sessions.insert("validation".into(), session);
+        stage("validation", &mut lap);
+        st.maps.retain(|&y, _| y == mk.to);
+    }
     let network = &trained.network;
     let r = &trained.report;
     tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
-    let suit_path = out.join(format!("suitability_{}.tif", mk.to));
-    let max_suitability = flus_shared::ann::write_suitability_from_network(
-        &suit_path,
-        &st.grid,
-        &st.drivers,
-        &st.mask,
-        &st.restricted,
-        network,
-        &names,
-    )?;
     report["ann"] = json!(trained.report);
-    report["suitability"] = json!(suit_path);
+    // the training's own time; the stage "ann" is what remained of it after the validation
+    report["ann_seconds"] = json!(ann_seconds);
     stage("ann", &mut lap);
+    drop(bar);
+    // one session for every scenario: the tiles of the base map and this network are
+    // loaded once; each scenario only resets the class windows
+    let bar = crate::output::stage("scenario tiles and suitability raster");
+    let base = &st.maps[&mk.to];
+    let radius = (0..study.config.scenarios.len())
+        .map(|i| model::ca_params(&study, i).radius())
+        .max()
+        .unwrap_or(0);
+    let opened = cluster.open("scenarios", base, &st.restricted, (k, radius), network, &st)?;
+    let (mut session, padded_base) = (opened.remote, opened.padded_start);
+    let view = engine::MapView {
+        padded: &padded_base,
+        stride: opened.stride,
+    };
+    // the base map's counts per (zone, class), from the workers' tiles
+    let base_counts = session.carbon_counts(&view)?;
+    let base_class_counts = flus_shared::tables::class_totals(&base_counts, k);
+    // the suitability raster, assembled from the workers' tiles (what the CA steps on)
+    let suit_path = out.join(format!("suitability_{}.tif", mk.to));
+    session.write_suitability(&suit_path, &st.grid, &names, &view)?;
+    outputs::finish_format(&study, &suit_path)?;
+    let max_suitability = session
+        .free_maxima()
+        .context("the workers returned no suitability maxima")?;
+    drop(padded_base);
+    report["suitability"] = json!(suit_path);
+    stage("scenario_tiles", &mut lap);
     drop(bar);
     // the base map and its carbon storage, for the report and the change rasters
     let base_label = mk.to.to_string();
     let base_map = out.join(format!("landuse_{base_label}.tif"));
-    outputs::write_landuse(&base_map, &study, &st.grid, &st.maps[&mk.to])?;
-    let base = &st.maps[&mk.to];
+    outputs::write_landuse(&base_map, &study, &st.grid, base)?;
     let run_carbon = RunCarbon::new(&study, &base_label)?;
     report["base_map"] = json!(base_map);
     report["base_carbon"] = json!(run_carbon.write_base(&study, &out, &st.grid, base)?);
-    let base_class_counts = st.counts(mk.to, k);
     // the GWR sample (valid cells only, from the seed): each scenario's carbon change is
     // taken there as soon as its map is done, and the map is dropped
     let gwr_cells = (!st.drivers.is_empty()).then(|| {
@@ -745,13 +851,8 @@ fn run_in(
             demand: &demand,
         };
         ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
-        let (res, traffic, counts) = cluster.run(&label, &params, &input, network, &st)?;
-        let local = flus_shared::tables::zone_counts(&res.map, st.zones.as_deref(), k);
-        anyhow::ensure!(
-            local == counts,
-            "scenario {}: the workers' cell counts differ from the committed map",
-            sc.name
-        );
+        // the workers' counts of the final map are the tables' (not recounted here)
+        let (res, traffic, counts) = cluster.run(&mut session, &label, &params, &input)?;
         scenario_counts.push((label.clone(), counts));
         let map_path = out.join(format!("landuse_{label}.tif"));
         outputs::write_landuse(&map_path, &study, &st.grid, &res.map)?;
@@ -799,10 +900,12 @@ fn run_in(
         );
         stage(&format!("scenario_{}", sc.name), &mut lap);
     }
+    session.release();
+    sessions.insert("scenarios".into(), json!(session.session));
+    report["sessions"] = Value::Object(sessions);
     report["scenarios"] = Value::Object(scen);
     report["maps"] = Value::Array(run_maps);
     // the paper's tables 7-9 from integer counts per (zone, class)
-    let base_counts = flus_shared::tables::zone_counts(&st.maps[&mk.to], st.zones.as_deref(), k);
     let mut maps = vec![flus_shared::tables::MapCounts {
         label: &base_label,
         counts: &base_counts,
@@ -844,6 +947,9 @@ fn run_in(
     report["shared_data"] = json!(args.shared_data);
     report["memory"] = memory_report(&rt, &conns, st.grid.cells() as u64);
     report["wall_seconds"] = json!(started.elapsed().as_secs_f64());
+    // the wall time during which some worker call was in flight; the rest is the
+    // coordinator's alone (the serial part of the study)
+    report["worker_busy_seconds"] = json!(crate::cluster::busy::seconds());
     report["timings"] = json!(timings
         .iter()
         .map(|(n, s)| json!({"stage": n, "seconds": s}))
@@ -854,6 +960,7 @@ fn run_in(
         "gdal": flus_shared::raster::gdal_version(),
     });
     report["outputs"] = json!(run_files::manifest(&out)?);
+    report["warnings"] = json!(flus_shared::notices::all());
     report["completed"] = json!(true);
     files::write_atomic(
         &out.join("run.json"),

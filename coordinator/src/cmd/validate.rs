@@ -83,12 +83,9 @@ pub fn validate(
     let demand = model::validation_demand(study, st)?;
     let transition = flus_shared::markov::transition(start, truth, k);
     let params = model::validation_params(study, &transition.counts);
-    if let (true, Some(net)) = (suit.values.is_empty(), &suit.network) {
-        // the warning the CA loop gives when it holds the suitability
-        let max =
-            flus_shared::ann::max_free_suitability(&st.drivers, &st.mask, &st.restricted, net)?;
-        ca::warn_low_max_suitability(&params, &demand, &st.counts(mk.from, k), &max);
-    }
+    // Without the suitability here, the low-suitability warning that the CA loop gives
+    // when it holds the suitability is `run_ca`'s: the cluster's session warns from the
+    // maxima its workers return with their tiles' suitability.
     let input = CaInput {
         width: st.grid.width,
         height: st.grid.height,

@@ -108,16 +108,24 @@ pub fn suitability(drivers: &dyn Layers, valid: &[bool], net: &Network) -> Resul
 }
 
 /// [`suitability`] in fixed point ([`crate::ca::suitability_to_fixed`]), what the CA
-/// steps on, with the largest suitability per class over the valid cells
-/// ([`max_suitability_per_class`]): computed a run of cells at a time, so only the
-/// fixed-point values of every cell are held.
+/// steps on, with the largest suitability per class over the valid cells that are not
+/// `restricted` (the cells a CA may change; the maxima of [`max_free_suitability`], so
+/// that the maxima of tiles combine into the grid's): computed a run of cells at a time,
+/// so only the fixed-point values of every cell are held.
 pub fn suitability_fixed(
     drivers: &dyn Layers,
     valid: &[bool],
+    restricted: &[bool],
     net: &Network,
 ) -> Result<(Vec<u16>, Vec<f32>)> {
     let k = net.n_classes();
     let cells = valid.len();
+    if restricted.len() != cells {
+        return Err(Error::Data(format!(
+            "suitability: restrictions of {} cells for {cells} valid flags",
+            restricted.len()
+        )));
+    }
     check_layers(drivers, cells, net, cells * k)?;
     let mut fixed = vec![0u16; cells * k];
     let mut max = vec![0f32; k];
@@ -127,10 +135,8 @@ pub fn suitability_fixed(
         let e = (a + run).min(cells);
         let o = &mut out[..(e - a) * k];
         fill_parallel(drivers, &valid[a..e], net, o, a)?;
-        for (m, x) in max
-            .iter_mut()
-            .zip(max_suitability_per_class(o, &valid[a..e], k))
-        {
+        let free: Vec<bool> = (a..e).map(|i| valid[i] && !restricted[i]).collect();
+        for (m, x) in max.iter_mut().zip(max_suitability_per_class(o, &free, k)) {
             *m = m.max(x);
         }
         for (f, &v) in fixed[a * k..e * k].iter_mut().zip(o.iter()) {
@@ -472,20 +478,23 @@ mod tests {
     }
 
     #[test]
-    fn fixed_point_suitability_is_the_rounded_suitability_and_its_maxima() {
+    fn fixed_point_suitability_is_the_rounded_suitability_and_its_maxima_over_free_cells() {
         // more cells than one run of suitability_fixed (16 x 4096), the last run partial
         let cells = 16 * CHUNK_CELLS + 1001;
         let (a, b, valid) = grid_data(cells);
         let net = net();
         let whole = suitability(&[&a, &b], &valid, &net).unwrap();
-        let (fixed, max) = suitability_fixed(&[&a, &b], &valid, &net).unwrap();
+        // every seventh cell restricted: left out of the maxima, not of the values
+        let restricted: Vec<bool> = (0..cells).map(|i| i % 7 == 3).collect();
+        let (fixed, max) = suitability_fixed(&[&a, &b], &valid, &restricted, &net).unwrap();
         assert_eq!(fixed.len(), cells * 3);
         for (f, &s) in fixed.iter().zip(&whole) {
             // round(s * 65535), by hand
             assert_eq!(*f as f64, (s as f64 * 65535.0).round(), "{s}");
         }
         let mut want = vec![0f32; 3];
-        for (v, _) in whole.chunks_exact(3).zip(&valid).filter(|(_, &ok)| ok) {
+        let free = valid.iter().zip(&restricted).map(|(&v, &r)| v && !r);
+        for (v, _) in whole.chunks_exact(3).zip(free).filter(|(_, ok)| *ok) {
             for c in 0..3 {
                 want[c] = want[c].max(v[c]);
             }

@@ -312,6 +312,14 @@ pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<T
                 settings.learning_rate
             )));
         }
+        // progress: about ten lines per training, whatever its size
+        if (epoch + 1) % settings.epochs.div_ceil(10).max(1) == 0 {
+            tracing::info!(
+                "ANN training: epoch {} of at most {}",
+                epoch + 1,
+                settings.epochs
+            );
+        }
         if let Some(patience) = settings.early_stop_patience {
             let loss = net.loss_and_gradient(&hold_set.xs, &hold_set.ys, &mut sc, None);
             let improved = best.as_ref().is_none_or(|b| loss < b.0);

@@ -220,12 +220,8 @@ impl<'a> StepSetup<'a> {
         state.update(&counts, &g.demand, 0);
         let step = state.step_params(0, &p.cost);
         let r = p.radius();
-        let pw = g.width + 2 * r;
-        let mut padded = vec![INVALID; pw * (g.height + 2 * r)];
-        for y in 0..g.height {
-            padded[(y + r) * pw + r..(y + r) * pw + r + g.width]
-                .copy_from_slice(&g.classes[y * g.width..(y + 1) * g.width]);
-        }
+        let padded = super::window::pad(&g.classes, g.width, g.height, r)
+            .expect("the bench grid's map has width x height cells");
         Self {
             grid: g,
             params: p,

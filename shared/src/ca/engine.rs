@@ -193,6 +193,10 @@ pub struct Checkpoint {
     pub since_best: u32,
     /// Records of the iterations run so far.
     pub records: Vec<IterationRecord>,
+    /// The run it belongs to (set by the caller that stores it; a checkpoint without one
+    /// is never resumed).
+    #[serde(default)]
+    pub identity: Option<super::resume::RunIdentity>,
 }
 
 impl Checkpoint {
@@ -270,7 +274,6 @@ pub fn run_loop(
 
     let r = params.radius();
     let pw = w + 2 * r;
-    let mut padded = vec![INVALID; pw * (h + 2 * r)];
     let start_map = resume
         .as_ref()
         .map(|c| c.map.as_slice())
@@ -281,10 +284,7 @@ pub fn run_loop(
             start_map.len()
         )));
     }
-    for y in 0..h {
-        padded[(y + r) * pw + r..(y + r) * pw + r + w]
-            .copy_from_slice(&start_map[y * w..(y + 1) * w]);
-    }
+    let mut padded = super::window::pad(start_map, w, h, r)?;
     let gap_sum = |counts: &[u64]| -> u64 {
         (0..k)
             .map(|c| (input.demand[c] - counts[c] as i64).unsigned_abs())
@@ -396,6 +396,7 @@ pub fn run_loop(
             best_sum,
             since_best,
             records: records.clone(),
+            identity: None,
         })?;
     };
     let mut map = vec![INVALID; cells];
@@ -430,6 +431,7 @@ mod checkpoint_tests {
             best_sum: 7,
             since_best: 1,
             records: Vec::new(),
+            identity: None,
         };
         let mut bytes = Vec::new();
         c.write(&mut bytes).unwrap();

@@ -12,7 +12,8 @@
 //! - [`feasibility`]: the max-flow check of the demand before any work;
 //! - [`driver`]: a single-process driver running the whole grid as any tiling;
 //! - [`baseline`]: the random-allocation baseline of the validation;
-//! - [`bench`]: throughput measurements (memory bandwidth, tile-step rate).
+//! - [`bench`]: throughput measurements (memory bandwidth, tile-step rate);
+//! - [`window`]: padding and tile windows of class maps (`ndarray` views).
 
 pub mod acceptance;
 pub mod baseline;
@@ -23,7 +24,9 @@ pub mod engine;
 pub mod feasibility;
 pub mod inertia;
 pub mod params;
+pub mod resume;
 pub mod step;
+pub mod window;
 
 pub use acceptance::{BucketWalk, KeyRequest, Thresholds};
 pub use baseline::random_allocation;
@@ -35,10 +38,12 @@ pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
+pub use resume::RunIdentity;
 pub use step::{
     suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
     Proposal, StepParams, TileProposals, TileRect, TileStatic, SUITABILITY_ONE,
 };
+pub use window::{pad, padded_tile_window, tile_window};
 
 /// Class value of an invalid cell in a class map.
 pub const INVALID: u8 = 255;

@@ -50,17 +50,7 @@ impl GwrData {
                 expected: n,
             });
         }
-        for (row, c) in coords.iter().enumerate() {
-            for (axis, v) in ["x coordinate", "y coordinate"].iter().zip(c) {
-                if !v.is_finite() {
-                    return Err(GwrError::NotFinite {
-                        column: axis.to_string(),
-                        row,
-                        value: *v,
-                    });
-                }
-            }
-        }
+        check_coords(&coords)?;
         // n - p - 2 > 0 keeps the AICc of the global model finite; n > p is the minimum
         // for any residual variance.
         if n < p + 3 {
@@ -140,8 +130,7 @@ impl GwrData {
                 value: x[k],
             });
         }
-        let flat: Vec<f64> = coords.iter().flatten().copied().collect();
-        check_finite("coordinates", &flat)?;
+        check_coords(&coords)?;
         if n < p + 3 {
             return Err(GwrError::TooFewPoints {
                 points: n,
@@ -234,6 +223,34 @@ pub fn standardized(col: &[f64]) -> Vec<f64> {
     let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
     let sd = var.sqrt();
     col.iter().map(|v| (v - mean) / sd).collect()
+}
+
+/// Largest coordinate magnitude accepted: squared distances between such points stay
+/// finite and precise to well under a map unit.
+pub const MAX_COORDINATE: f64 = 1e15;
+
+/// Every coordinate finite and within ±[`MAX_COORDINATE`]; the error names the row.
+fn check_coords(coords: &[[f64; 2]]) -> Result<(), GwrError> {
+    for (row, c) in coords.iter().enumerate() {
+        for (axis, &value) in ["x coordinate", "y coordinate"].iter().zip(c) {
+            if !value.is_finite() {
+                return Err(GwrError::NotFinite {
+                    column: axis.to_string(),
+                    row,
+                    value,
+                });
+            }
+            if value.abs() > MAX_COORDINATE {
+                return Err(GwrError::CoordinateRange {
+                    axis: axis.to_string(),
+                    row,
+                    value,
+                    max: MAX_COORDINATE,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_finite(name: &str, col: &[f64]) -> Result<(), GwrError> {

@@ -1,0 +1,110 @@
+//! Grid windows, halos and padding as `ndarray` views: the class map padded with
+//! [`INVALID`] by the halo width, and the window of a tile (its core grown by the halo,
+//! clipped cells [`INVALID`]) cut from a plain or a padded map.
+
+use ndarray::{s, Array2, ArrayView2};
+
+use super::step::TileRect;
+use super::INVALID;
+use crate::{Error, Result};
+
+/// A row-major `width` x `height` map as a 2-D view (rows, columns).
+pub fn grid_view<T>(map: &[T], width: usize, height: usize) -> Result<ArrayView2<'_, T>> {
+    ArrayView2::from_shape((height, width), map).map_err(|_| {
+        Error::Data(format!(
+            "a map of {} cells on a grid of {width} x {height} = {} cells",
+            map.len(),
+            width * height
+        ))
+    })
+}
+
+/// `map` (`width` x `height`, row-major) padded by `r` [`INVALID`] cells on every side:
+/// (width + 2r) x (height + 2r), row-major.
+pub fn pad(map: &[u8], width: usize, height: usize, r: usize) -> Result<Vec<u8>> {
+    let view = grid_view(map, width, height)?;
+    let mut out = Array2::from_elem((height + 2 * r, width + 2 * r), INVALID);
+    out.slice_mut(s![r..r + height, r..r + width]).assign(&view);
+    Ok(out.into_raw_vec_and_offset().0)
+}
+
+/// The window of tile `rect` with halo `r` (its core grown by `r` on every side), cut
+/// from the plain map `map` of the tile's grid (`rect.grid_width` x `height`): cells off
+/// the grid are [`INVALID`]. (width + 2r) x (height + 2r), row-major.
+pub fn tile_window(map: &[u8], height: usize, rect: &TileRect, r: usize) -> Result<Vec<u8>> {
+    let view = grid_view(map, rect.grid_width, height)?;
+    let (ww, wh) = (rect.width + 2 * r, rect.height + 2 * r);
+    let mut out = Array2::from_elem((wh, ww), INVALID);
+    // the window's extent on the grid, clipped
+    let (gy0, gx0) = (rect.y0.saturating_sub(r), rect.x0.saturating_sub(r));
+    let gy1 = (rect.y0 + rect.height + r).min(height);
+    let gx1 = (rect.x0 + rect.width + r).min(rect.grid_width);
+    // where that extent lands in the window
+    let (oy, ox) = (gy0 + r - rect.y0, gx0 + r - rect.x0);
+    out.slice_mut(s![oy..oy + (gy1 - gy0), ox..ox + (gx1 - gx0)])
+        .assign(&view.slice(s![gy0..gy1, gx0..gx1]));
+    Ok(out.into_raw_vec_and_offset().0)
+}
+
+/// The window of tile `rect` with halo `r`, cut from `padded`, a map padded by `r`
+/// ([`pad`]) with `stride` cells per padded row.
+pub fn padded_tile_window(padded: &[u8], stride: usize, rect: &TileRect, r: usize) -> Vec<u8> {
+    let rows = padded.len() / stride.max(1);
+    let view = ArrayView2::from_shape((rows, stride), &padded[..rows * stride])
+        .expect("rows x stride cells");
+    view.slice(s![
+        rect.y0..rect.y0 + rect.height + 2 * r,
+        rect.x0..rect.x0 + rect.width + 2 * r
+    ])
+    .iter()
+    .copied()
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_padded_map_has_an_invalid_ring_of_the_halo_width() {
+        // 3 x 2 map, r = 1: 5 x 4, written out by hand
+        let p = pad(&[1, 2, 3, 4, 5, 6], 3, 2, 1).unwrap();
+        let x = INVALID;
+        #[rustfmt::skip]
+        let want = vec![
+            x, x, x, x, x,
+            x, 1, 2, 3, x,
+            x, 4, 5, 6, x,
+            x, x, x, x, x,
+        ];
+        assert_eq!(p, want);
+        let e = pad(&[1, 2, 3], 3, 2, 1).unwrap_err().to_string();
+        assert!(e.contains("3 cells") && e.contains("3 x 2"), "{e}");
+    }
+
+    #[test]
+    fn a_tile_window_is_the_same_from_the_plain_and_the_padded_map() {
+        // 4 x 3 grid, cells numbered 0..12; the tile is the 2 x 2 core at (2, 1)
+        let map: Vec<u8> = (0..12).collect();
+        let rect = TileRect {
+            x0: 2,
+            y0: 1,
+            width: 2,
+            height: 2,
+            grid_width: 4,
+        };
+        let w = tile_window(&map, 3, &rect, 1).unwrap();
+        let x = INVALID;
+        // rows 0..3 and columns 1..4 of the grid, the column right of the grid invalid
+        #[rustfmt::skip]
+        let want = vec![
+            1, 2, 3, x,
+            5, 6, 7, x,
+            9, 10, 11, x,
+            x, x, x, x,
+        ];
+        assert_eq!(w, want);
+        let padded = pad(&map, 4, 3, 1).unwrap();
+        assert_eq!(padded_tile_window(&padded, 6, &rect, 1), want);
+    }
+}
