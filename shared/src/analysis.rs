@@ -1,4 +1,4 @@
-//! Driver analysis of a study (DESIGN 2.7, paper Table 10): GWR of each class's
+//! Driver analysis of a study (docs/design.md §8, paper Table 10): GWR of each class's
 //! suitability and of each scenario's carbon change on the drivers at a seeded sample of
 //! valid cells, maps of the local coefficients, and the R2 of a GWR of each class's
 //! suitability on each single driver. The per-point work runs wherever a
@@ -422,7 +422,11 @@ fn one_gwr(
     ];
     row.extend(r.coefficients.iter().map(|c| format!("{:.6}", c.mean)));
     let coords = model.data().coords();
+    // the point's X values too (every column of the sample but the intercept), so that
+    // `flus gwr` on this file gives the same fits (shortest round-trip numbers)
+    let w = sample.columns.len();
     let mut header = vec!["x".to_string(), "y".into(), sample.y_columns[y].clone()];
+    header.extend(sample.columns[1..].iter().cloned());
     header.extend(["yhat".to_string(), "residual".into()]);
     header.extend(r.names.iter().map(|n| format!("b_{n}")));
     header.extend(r.names.iter().map(|n| format!("se_{n}")));
@@ -434,12 +438,16 @@ fn one_gwr(
         .zip(&r.stats)
         .map(|(f, st)| {
             let mut row = vec![
-                format!("{:.3}", coords[f.index][0]),
-                format!("{:.3}", coords[f.index][1]),
+                format!("{}", coords[f.index][0]),
+                format!("{}", coords[f.index][1]),
                 format!("{}", model.data().y()[f.index]),
-                format!("{}", f.fitted),
-                format!("{}", f.residual),
             ];
+            row.extend(
+                sample.x[f.index * w + 1..(f.index + 1) * w]
+                    .iter()
+                    .map(|v| format!("{v}")),
+            );
+            row.extend([format!("{}", f.fitted), format!("{}", f.residual)]);
             row.extend(f.params.iter().map(|v| format!("{v}")));
             row.extend(st.se.iter().map(|v| format!("{v}")));
             row.extend(st.t.iter().map(|v| format!("{v}")));

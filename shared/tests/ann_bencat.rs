@@ -59,7 +59,7 @@ fn bencat_uniform_training_is_clearly_above_chance() {
     assert_eq!(settings.sampling, Sampling::Uniform);
     let trained = ann::train(&data, &settings, 1).unwrap();
     let r = &trained.report;
-    // The 2010 map has 928,375 class cells (README: 638924 + 5405 + 236568 + 47478);
+    // The 2010 map has 928,375 class cells (examples/PROVENANCE.md: 638924 + 5405 + 236568 + 47478);
     // the population and dist_river nodata remove a few more.
     assert!(r.valid_cells <= 928_375 && r.valid_cells > 900_000, "{r:?}");
     // 20 per mille, equal per class, 20 % of each class's sample held out.

@@ -1,4 +1,4 @@
-//! `flus carbon`: carbon storage like InVEST's carbon model (DESIGN 2.6), usable on its
+//! `flus carbon`: carbon storage like InVEST's carbon model (docs/design.md §7), usable on its
 //! own: storage of a baseline (and alternate) land-use map from a pools table, totals by
 //! class and zone, change, optional valuation; and `flus carbon correct-density`, the
 //! paper's precipitation correction of a pools table.

@@ -107,6 +107,14 @@ fn shared_files(
         .with_context(|| format!("data root {}", root.display()))?;
     let rel = |p: &Path| -> anyhow::Result<String> {
         let path = study.resolve(p);
+        // a URL (GDAL's /vsicurl/, /vsis3/, ...) goes to the workers as it is: each reads
+        // its tiles' windows from it
+        if flus_shared::raster::is_virtual(&path) {
+            return path
+                .to_str()
+                .map(str::to_string)
+                .with_context(|| format!("{}: not a UTF-8 path", path.display()));
+        }
         let c = path
             .canonicalize()
             .with_context(|| format!("{}", path.display()))?;
@@ -232,26 +240,17 @@ fn checkpoint_path(out: &Path, label: &str) -> PathBuf {
     out.join("checkpoints").join(format!("{label}.ckpt"))
 }
 
-/// Test hook: milliseconds to wait between writing a checkpoint's temporary file and
-/// renaming it, so a test can kill the coordinator in that window.
-pub const CHECKPOINT_DELAY_ENV: &str = "FLUS_TEST_CHECKPOINT_DELAY_MS";
-
 /// Stores checkpoint `c` at `path` through a temporary file renamed when complete.
 fn store_checkpoint(path: &Path, c: &engine::Checkpoint) -> flus_shared::Result<()> {
-    let delay = std::env::var(CHECKPOINT_DELAY_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok());
     files::write_atomic_with(
         path,
         |w| c.write(w),
+        // test builds: a fault test can kill the coordinator between write and rename
         || {
-            if let Some(ms) = delay {
-                tracing::info!(
-                "checkpoint of iteration {} in its temporary file; renaming in {ms} ms ({CHECKPOINT_DELAY_ENV})",
-                c.t
-            );
-                std::thread::sleep(Duration::from_millis(ms));
-            }
+            flus_shared::hooks::hold(|| {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                format!("checkpoint-{stem}-{}", c.t)
+            })
         },
     )?;
     tracing::info!(path = %path.display(), "checkpoint of iteration {} stored", c.t);
@@ -527,7 +526,7 @@ fn validation_stage(
     Ok((v, json!(session)))
 }
 
-/// The GWR driver analysis (DESIGN 2.7): each class's suitability (from `network`, at
+/// The GWR driver analysis (docs/design.md §8): each class's suitability (from `network`, at
 /// the sampled `cells` only) and each scenario's carbon change (`carbon`: scenario minus
 /// the base map, from the class pools, at the same cells) on the drivers at the seeded
 /// sample, with the local fits on the workers when `cluster` is given, else on this

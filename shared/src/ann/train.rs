@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::layers::{self, Layers};
 use crate::rng::{stream, CounterRng};
 
-/// ANN training settings (DESIGN 2.2). The defaults ([`AnnSettings::default`]) are:
+/// ANN training settings (docs/design.md §3). The defaults ([`AnnSettings::default`]) are:
 ///
 /// | field | default | meaning |
 /// |---|---|---|

@@ -1,4 +1,4 @@
-//! Carbon storage as the InVEST carbon model computes it (DESIGN 2.6).
+//! Carbon storage as the InVEST carbon model computes it (docs/design.md §7).
 //!
 //! - [`pools`]: the pools table (c_above, c_below, c_soil, c_dead in t/ha per class),
 //!   read from and written to InVEST's CSV layout.
