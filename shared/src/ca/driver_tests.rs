@@ -239,14 +239,20 @@ fn demand_already_met_stops_before_any_iteration() {
     assert_eq!(out.map, s.classes);
 }
 
-#[test]
-fn infeasible_demand_names_the_class_that_nobody_may_become() {
-    let s = synthetic();
+/// 4 classes, every conversion allowed except into class 2 (which may stay).
+fn nobody_becomes_class_2() -> Vec<Vec<f64>> {
     let mut cost = all_allowed(4);
     for row in cost.iter_mut().take(4) {
         row[2] = 0.0;
     }
     cost[2][2] = 1.0;
+    cost
+}
+
+#[test]
+fn infeasible_demand_names_the_class_that_nobody_may_become() {
+    let s = synthetic();
+    let cost = nobody_becomes_class_2();
     let params = CaParams::new(vec![1.0; 4], cost, 5);
     let err = run(&params, &s.input(), Tiling { rows: 1, cols: 1 }, |_, _| {})
         .unwrap_err()
@@ -266,10 +272,7 @@ fn infeasible_demand_names_the_class_that_nobody_may_become() {
 #[test]
 fn a_best_effort_run_of_an_unreachable_demand_ends_with_the_gap_known_by_hand() {
     let s = synthetic();
-    let mut cost = all_allowed(4);
-    for row in cost.iter_mut().take(4) {
-        row[2] = 0.0;
-    }
+    let mut cost = nobody_becomes_class_2();
     // class 2 neither gains nor loses cells
     cost[2] = vec![0.0, 0.0, 1.0, 0.0];
     let (counts, _) = class_counts(4, &s.classes, &s.restricted).unwrap();
