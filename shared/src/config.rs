@@ -238,7 +238,7 @@ pub struct MarkovConfig {
     pub interpolate: bool,
 }
 
-/// `[ca]`: cellular automaton parameters (DESIGN 2.3).
+/// `[ca]`: cellular automaton parameters (docs/design.md §4).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaConfig {
@@ -291,7 +291,7 @@ pub enum SamplingMode {
     Proportional,
 }
 
-/// `[ann]`: ANN suitability parameters (DESIGN 2.2).
+/// `[ann]`: ANN suitability parameters (docs/design.md §3).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnnConfig {
@@ -379,7 +379,7 @@ pub enum KernelName {
     Exponential,
 }
 
-/// `[gwr]`: GWR driver analysis parameters (DESIGN 2.7).
+/// `[gwr]`: GWR driver analysis parameters (docs/design.md §8).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GwrConfig {

@@ -1,4 +1,4 @@
-//! The CA iteration loop (DESIGN 2.3, 2.4, 3.3), generic over where the tiles live:
+//! The CA iteration loop (docs/design.md §4, §5, §9), generic over where the tiles live:
 //! in this process ([`LocalTiles`]) or on gRPC workers (the coordinator's backend). The
 //! loop holds the authoritative class map, the global counts and the inertia state; a
 //! backend only runs tile steps, answers exact-key requests and commits. The output is
