@@ -254,6 +254,22 @@ pub struct CaConfig {
     /// Stop when sum |gap| has not decreased for this many iterations.
     #[serde(default = "default_stall")]
     pub stall_iterations: u32,
+    /// A demand that the conversion matrix and restrictions cannot meet: refused before
+    /// the run (`"error"`, default) or run anyway to `max_iterations` or the stall rule,
+    /// reporting the gap per class (`"best_effort"`).
+    #[serde(default)]
+    pub unmet: Unmet,
+}
+
+/// `[ca] unmet`: what to do with a demand that cannot be met.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmet {
+    /// Refuse the run, naming the classes (default).
+    #[default]
+    Error,
+    /// Run, write the outputs and report demand, cells reached and gap per class.
+    BestEffort,
 }
 
 fn default_neighbourhood() -> usize {
@@ -276,6 +292,7 @@ impl Default for CaConfig {
             max_iterations: default_max_iterations(),
             accelerate: default_accelerate(),
             stall_iterations: default_stall(),
+            unmet: Unmet::default(),
         }
     }
 }
@@ -1183,6 +1200,21 @@ matrix = [[1, 1], [0, 1]]
         assert_eq!(c.study.seed, 1);
         assert_eq!(c.classes[1].carbon.unwrap().total(), 10.0);
         assert_eq!(c.classes[0].rgb(), [0, 255, 0]);
+    }
+
+    #[test]
+    fn ca_unmet_is_error_by_default_best_effort_on_request_and_nothing_else() {
+        assert_eq!(check(MINIMAL).unwrap().ca.unmet, Unmet::Error);
+        let c = check(&MINIMAL.replace("[markov]\n", "[ca]\nunmet = \"best_effort\"\n[markov]\n"))
+            .unwrap();
+        assert_eq!(c.ca.unmet, Unmet::BestEffort);
+        let e = check(&MINIMAL.replace("[markov]\n", "[ca]\nunmet = \"ignore\"\n[markov]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("study.toml") && e.contains("ignore") && e.contains("best_effort"),
+            "{e}"
+        );
     }
 
     #[test]

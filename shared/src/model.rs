@@ -106,6 +106,7 @@ pub fn ca_params(study: &Study, index: usize) -> CaParams {
     p.stall_iterations = cfg.ca.stall_iterations;
     p.stream = stream::CA_BASE + 1 + index as u32;
     p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
+    p.best_effort = cfg.ca.unmet == crate::config::Unmet::BestEffort;
     p
 }
 

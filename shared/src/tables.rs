@@ -163,6 +163,75 @@ pub fn storage(counts: &[u64], density: &[f64], cell_area_m2: f64) -> f64 {
         .sum()
 }
 
+/// One class of a scenario whose demand was not met (`[ca] unmet = "best_effort"`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct UnmetClass {
+    /// Scenario name.
+    pub scenario: String,
+    /// Class name.
+    pub class: String,
+    /// Demand, cells.
+    pub demand: i64,
+    /// Cells of the class in the final map.
+    pub reached: i64,
+    /// demand - reached.
+    pub gap: i64,
+}
+
+/// The classes of `scenario` left with a gap (gap = demand - cells reached), in class
+/// order; empty when the demand was met.
+pub fn unmet(names: &[String], scenario: &str, demand: &[i64], gap: &[i64]) -> Vec<UnmetClass> {
+    names
+        .iter()
+        .zip(demand.iter().zip(gap))
+        .filter(|(_, (_, &g))| g != 0)
+        .map(|(n, (&d, &g))| UnmetClass {
+            scenario: scenario.to_string(),
+            class: n.clone(),
+            demand: d,
+            reached: d - g,
+            gap: g,
+        })
+        .collect()
+}
+
+/// `{class: {demand, reached, gap}}` of `rows` (null when empty), for run.json.
+pub fn unmet_json(rows: &[UnmetClass]) -> serde_json::Value {
+    if rows.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::Value::Object(
+        rows.iter()
+            .map(|u| {
+                (
+                    u.class.clone(),
+                    serde_json::json!({"demand": u.demand, "reached": u.reached, "gap": u.gap}),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Writes `unmet_demand.csv` (scenario, class, demand, cells reached, gap) into `dir`.
+pub fn write_unmet(dir: &Path, rows: &[UnmetClass]) -> Result<()> {
+    let header: Vec<String> = ["scenario", "class", "demand", "cells reached", "gap"]
+        .map(String::from)
+        .to_vec();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|u| {
+            vec![
+                u.scenario.clone(),
+                u.class.clone(),
+                u.demand.to_string(),
+                u.reached.to_string(),
+                u.gap.to_string(),
+            ]
+        })
+        .collect();
+    files::write_csv(&dir.join("unmet_demand.csv"), &header, &rows)
+}
+
 /// Writes `area_by_class.csv` (Table 7), `carbon_storage.csv` (Table 8) and, with
 /// zones, `carbon_density_by_zone.csv` (Table 9) into `dir`; the first map is the base.
 /// Returns a JSON summary.
@@ -284,6 +353,18 @@ pub fn write(study: &Study, maps: &[MapCounts], dir: &Path) -> Result<serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unmet_classes_report_demand_reached_and_gap() {
+        let names = ["a", "b", "c"].map(String::from).to_vec();
+        // demand 100 / 50 / 30, gaps -60, 0, 60: a ends with 160 cells, c with -30 + 30
+        let u = unmet(&names, "s", &[100, 50, 30], &[-60, 0, 60]);
+        assert_eq!(u.len(), 2);
+        assert_eq!((u[0].reached, u[1].reached), (160, -30));
+        let j = unmet_json(&u);
+        assert_eq!(j["c"]["gap"], 60);
+        assert!(unmet_json(&unmet(&names, "s", &[1, 2, 3], &[0, 0, 0])).is_null());
+    }
 
     #[test]
     fn zone_counts_and_storage_by_hand() {

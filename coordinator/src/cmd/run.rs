@@ -836,6 +836,7 @@ fn run_in(
     })];
     let mut scen = serde_json::Map::new();
     let mut scenario_counts: Vec<(String, tables::ZoneCounts, tables::ZoneAreas)> = Vec::new();
+    let mut unmet_all: Vec<tables::UnmetClass> = Vec::new();
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -900,11 +901,16 @@ fn run_in(
             "carbon": file_name(&carbon_path),
             "carbon_change": file_name(&change_path),
         }));
+        let short = tables::unmet(&names, &sc.name, &demand, &res.report.final_gap);
+        if !short.is_empty() {
+            tracing::warn!(scenario = %sc.name, unmet = ?short, "demand not met: see unmet_demand.csv");
+        }
         scen.insert(
             sc.name.clone(),
             json!({
                 "demand": common::by_class(&names, &demand),
                 "final_gap": common::by_class(&names, &res.report.final_gap),
+                "unmet": tables::unmet_json(&short),
                 "demand_met": res.report.demand_met,
                 "iterations": res.report.iterations,
                 "stop_reason": res.report.stop_reason,
@@ -916,7 +922,11 @@ fn run_in(
                 "traffic": traffic,
             }),
         );
+        unmet_all.extend(short);
         stage(&format!("scenario_{}", sc.name), &mut lap);
+    }
+    if !unmet_all.is_empty() {
+        tables::write_unmet(&out, &unmet_all)?;
     }
     session.release();
     sessions.insert("scenarios".into(), json!(session.session));
