@@ -1133,6 +1133,66 @@ matrix = [[1, 1], [0, 1]]
     }
 
     #[test]
+    fn settings_that_cannot_finish_or_mean_nothing_are_errors_naming_the_key() {
+        let with = |section: &str| format!("{MINIMAL}\n{section}\n");
+        for (text, key, expected) in [
+            (
+                with("[ann]\nhidden = 1001"),
+                "ann.hidden",
+                "1001: expected 1 to 1000",
+            ),
+            (
+                with("[ann]\nepochs = 100001"),
+                "ann.epochs",
+                "100001: expected 1 to 100000",
+            ),
+            (
+                with("[ca]\nneighbourhood = 53"),
+                "ca.neighbourhood",
+                "53: expected an odd number from 3 to 51",
+            ),
+            (
+                with("[ca]\nmax_iterations = 100001"),
+                "ca.max_iterations",
+                "100001: expected 1 to 100000",
+            ),
+            (
+                with("[gwr]\nsample_points = 100001"),
+                "gwr.sample_points",
+                "100001: expected 10 to 100000",
+            ),
+            (
+                with("[gwr]\nfixed = true\nbandwidth = -5"),
+                "gwr.bandwidth",
+                "-5: expected a distance > 0",
+            ),
+            (
+                // no drivers: intercept + 0 coefficients need 2 neighbours
+                with("[gwr]\nbandwidth = 2.5"),
+                "gwr.bandwidth",
+                "2.5: expected a whole number of neighbours from 2",
+            ),
+            (
+                MINIMAL.replace("name = \"t\"", "name = \"t\"\ngrid_tolerance = 0.5"),
+                "study.grid_tolerance",
+                "0.5: expected a number of cells in [0, 0.5)",
+            ),
+        ] {
+            let e = check(&text).unwrap_err().to_string();
+            assert!(
+                e.contains("study.toml") && e.contains(&format!("`{key}`")) && e.contains(expected),
+                "{key}: {e}"
+            );
+        }
+        // the bounds themselves are accepted
+        check(&with(
+            "[ann]\nhidden = 1000\nepochs = 100000\n[ca]\nneighbourhood = 51",
+        ))
+        .unwrap();
+        check(&with("[gwr]\nsample_points = 100000\nbandwidth = 2")).unwrap();
+    }
+
+    #[test]
     fn a_minimal_config_parses_with_defaults() {
         let c = check(MINIMAL).unwrap();
         assert_eq!(c.ca.neighbourhood, 3);

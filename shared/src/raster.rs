@@ -88,6 +88,11 @@ pub fn open(path: &Path) -> Result<Dataset> {
 fn gdal_message(e: gdal::errors::GdalError) -> String {
     match e {
         gdal::errors::GdalError::NullPointer { msg, .. } if !msg.is_empty() => msg,
+        // GDAL's object stores answer a missing object or bucket without a message
+        gdal::errors::GdalError::NullPointer { .. } => "no such object, or access refused: \
+            check the address, and the credentials and endpoint in the environment \
+            (AWS_ACCESS_KEY_ID, AWS_S3_ENDPOINT, GS_ACCESS_KEY_ID, ...)"
+            .to_string(),
         e => e.to_string(),
     }
 }

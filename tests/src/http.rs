@@ -115,3 +115,80 @@ fn free_port() -> u16 {
         .expect("a free port")
         .port()
 }
+
+/// Where deploy/install-deps.sh installs moto's S3 server (PyPI `moto[server]`), unless
+/// `FLUS_TEST_MOTO_VENV` names another virtual environment.
+pub fn moto_venv() -> PathBuf {
+    match std::env::var_os("FLUS_TEST_MOTO_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/flus-cluster/moto-venv"),
+    }
+}
+
+/// An S3-compatible server on loopback (moto's `moto_server`) until dropped.
+pub struct S3 {
+    /// host:port of the endpoint (GDAL's `AWS_S3_ENDPOINT`).
+    pub endpoint: String,
+    venv: PathBuf,
+    _child: ChildGuard,
+}
+
+impl S3 {
+    /// Starts moto's S3 server; panics naming the missing install when it cannot.
+    pub fn start() -> S3 {
+        let venv = moto_venv();
+        let server = venv.join("bin/moto_server");
+        assert!(
+            server.exists(),
+            "{} not found: run deploy/install-deps.sh (it installs moto[server] there)",
+            server.display()
+        );
+        let port = free_port();
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let child = ChildGuard { child };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto_server did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3 {
+            endpoint: format!("127.0.0.1:{port}"),
+            venv,
+            _child: child,
+        }
+    }
+
+    /// Uploads every file under `dir` to `bucket` (created) under the same relative keys,
+    /// with boto3 from moto's environment and the credentials `key`/`secret`.
+    pub fn upload(&self, bucket: &str, dir: &Path, key: &str, secret: &str) {
+        let script = "import boto3, os, sys\n\
+            endpoint, bucket, root = sys.argv[1:4]\n\
+            s3 = boto3.client('s3', endpoint_url='http://' + endpoint, region_name='us-east-1')\n\
+            s3.create_bucket(Bucket=bucket)\n\
+            for d, _, files in os.walk(root):\n\
+            \x20   for f in files:\n\
+            \x20       p = os.path.join(d, f)\n\
+            \x20       s3.upload_file(p, bucket, os.path.relpath(p, root))\n";
+        let o = Command::new(self.venv.join("bin/python"))
+            .args(["-c", script, &self.endpoint, bucket])
+            .arg(dir)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .output()
+            .expect("moto's python");
+        assert!(
+            o.status.success(),
+            "upload to S3: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use flus_e2e::crop::bencat_window;
-use flus_e2e::http::Nginx;
+use flus_e2e::http::{Nginx, S3};
 use flus_e2e::{flus, flus_watch, repo_root, start_worker_env, Output, TEST_TOKEN};
 
 /// `flus run` of the urbanized scenario of `study` (no validation, one local worker)
@@ -258,4 +258,102 @@ fn run_dongguan(study: &Path, out: &Path, extra: &[&str]) -> Output {
         Duration::from_secs(600),
         |_, _| {},
     )
+}
+
+#[test]
+fn a_study_on_s3_runs_to_the_local_hash_with_credentials_from_the_environment_only() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    dongguan_cogs(&data);
+    // a secret that must appear nowhere in what flus prints or writes
+    let (key, secret) = ("flustestkey", "fLuS-sEcReT-9f3a1c7e");
+    let s3 = S3::start();
+    s3.upload("landuse", &data, key, secret);
+    let cfg = d.path().join("cfg");
+    std::fs::create_dir(&cfg).unwrap();
+    let study = cfg.join("study.toml");
+    with_urls(&data.join("study.toml"), &study, 11, |f| {
+        format!("/vsis3/landuse/{f}")
+    });
+
+    let local = run_dongguan(
+        &data.join("study.toml"),
+        &d.path().join("local"),
+        &["--local-workers", "1"],
+    );
+    assert_eq!(local.code, Some(0), "{}", local.stderr);
+    let env = [
+        ("AWS_S3_ENDPOINT", s3.endpoint.as_str()),
+        ("AWS_HTTPS", "NO"),
+        ("AWS_VIRTUAL_HOSTING", "FALSE"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", key),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+        ("FLUS_TOKEN", TEST_TOKEN),
+    ];
+    let out = d.path().join("s3");
+    let cfg_s = cfg.to_str().unwrap();
+    // local workers inherit the environment and read their windows from S3
+    let args = [
+        "run",
+        study.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-validation",
+        "--scenario",
+        "tutorial",
+        "--json",
+        "--local-workers",
+        "2",
+        "--shared-data",
+        "--data-root",
+        cfg_s,
+    ];
+    let remote = flus_watch(&args, &env, Duration::from_secs(600), |_, _| {});
+    assert_eq!(remote.code, Some(0), "{}", remote.stderr);
+    let sc = |o: &Output| o.json()["scenarios"]["tutorial"]["map_sha256"].clone();
+    assert!(sc(&local).is_string());
+    assert_eq!(sc(&local), sc(&remote));
+    assert!(!remote.stderr.contains(secret) && !remote.stdout.contains(secret));
+    for e in walk(&out) {
+        let bytes = std::fs::read(&e).unwrap();
+        let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+        assert!(!found, "{} holds the secret", e.display());
+    }
+
+    // a bucket that does not exist (moto accepts any credentials): the error names the
+    // object and S3's answer, and still not the secret
+    let text = std::fs::read_to_string(&study).unwrap();
+    std::fs::write(
+        &study,
+        text.replace("/vsis3/landuse/", "/vsis3/no-such-bucket/"),
+    )
+    .unwrap();
+    let o = flus_watch(&args, &env, Duration::from_secs(600), |_, _| {});
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("/vsis3/no-such-bucket/landuse_2001.tif"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("no such object, or access refused"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains(secret), "{}", o.stderr);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            v.extend(walk(&p));
+        } else {
+            v.push(p);
+        }
+    }
+    v
 }
