@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what flus-cluster needs to build and run on Debian 12 (bookworm) / Ubuntu:
 # GDAL (library, headers, command-line tools, Python utilities), pkg-config, nginx and moto
-# (the web and S3 servers of the URL-input tests) and Chromium (the headless
+# (the web and S3 servers of the URL-input tests), Slurm and munge (the single-node Slurm
+# of tests/tests/slurm.rs) and Chromium (the headless
 # browser that checks report.html in the tests). Idempotent: packages that
 # are already there are left alone. The protocol is compiled with protox (pure Rust), so
 # no protoc is needed. Rust itself comes from rustup when cargo is missing.
 set -euo pipefail
 
-packages=(libgdal-dev gdal-bin python3-gdal python3-venv nginx-light pkg-config ca-certificates chromium)
+packages=(libgdal-dev gdal-bin python3-gdal python3-venv nginx-light slurm-wlm munge pkg-config ca-certificates chromium)
 
 missing=()
 for p in "${packages[@]}"; do
