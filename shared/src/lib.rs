@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod ann;
+pub mod area;
 pub mod ca;
 pub mod carbon;
 pub mod cog;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod files;
 pub mod grid;
 pub mod gwr;
+pub mod hooks;
 pub mod layers;
 pub mod make_study;
 pub mod markov;

@@ -1,4 +1,4 @@
-//! Markov land demand (DESIGN 2.1): transition counts and probabilities between two
+//! Markov land demand (docs/design.md §2): transition counts and probabilities between two
 //! maps, projection of class shares in whole steps, scenario changes to the transition
 //! matrix, and demand in cells rounded by largest remainder so it sums exactly.
 

@@ -47,15 +47,6 @@ use super::pool::WorkerConn;
 /// Bytes per LoadTile chunk (well under the message limit).
 pub const CHUNK_BYTES: usize = 1 << 20;
 
-/// Test hook: milliseconds to wait, after logging it, before the suitability raster is
-/// assembled from the workers' tiles (the fault tests kill a worker in that window).
-pub const ASSEMBLY_DELAY_ENV: &str = "FLUS_TEST_ASSEMBLY_DELAY_MS";
-
-/// The milliseconds of test hook `var`, when set.
-pub fn test_delay(var: &str) -> Option<u64> {
-    std::env::var(var).ok().and_then(|v| v.trim().parse().ok())
-}
-
 /// Static layers of the whole grid that tiles are cut from.
 pub struct StaticLayers<'a> {
     /// The session's start map (class indices, row-major): every run starts from it,
@@ -639,12 +630,8 @@ impl<'a> Remote<'a> {
                 ),
             ));
         }
-        if let Some(ms) = test_delay(ASSEMBLY_DELAY_ENV) {
-            tracing::info!(
-                "assembling the suitability raster from the workers' tiles in {ms} ms ({ASSEMBLY_DELAY_ENV})"
-            );
-            std::thread::sleep(Duration::from_millis(ms));
-        }
+        // test builds: a fault test can kill a worker before the first rows are fetched
+        flus_shared::hooks::hold(|| "suitability-assembly".into());
         let options = raster::WriteOptions {
             nodata: None,
             palette: Vec::new(),

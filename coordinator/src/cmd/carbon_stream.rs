@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use anyhow::Context;
-use flus_shared::carbon::{CarbonCounts, CarbonLayers, CellKernel, CellRaster, CodeLayer};
+use flus_shared::area::CellAreas;
+use flus_shared::carbon::{
+    add_row_areas, AreaSums, CarbonCounts, CarbonLayers, CellKernel, CellRaster, CodeLayer,
+};
 use flus_shared::error::WARP_HINT;
 use flus_shared::grid::Grid;
 use flus_shared::raster::{self, Encoding, RowReader, StripWriter, STRIP_ROWS};
@@ -185,12 +188,15 @@ fn write_strips(
     Ok(false)
 }
 
-/// Streams `inputs` through `kernel` (made for `outputs`' rasters in order), writes
-/// `outputs`, and returns the counts of the whole map. `accept` sees the counts before
-/// the outputs are renamed; its error leaves no output.
+/// Streams `inputs` through `kernel` (made for `outputs`' rasters in order) with the
+/// cell areas `areas`, writes `outputs`, and returns the counts of the whole map (with
+/// per-row areas, their area sums added strip after strip in row order: the sums of the
+/// whole map to the bit). `accept` sees the counts before the outputs are renamed; its
+/// error leaves no output.
 pub fn run(
     inputs: &Inputs<'_>,
     kernel: &CellKernel,
+    areas: &CellAreas,
     outputs: &[Output],
     accept: impl FnOnce(&CarbonCounts) -> anyhow::Result<()>,
 ) -> anyhow::Result<CarbonCounts> {
@@ -231,6 +237,10 @@ pub fn run(
         }
         let counted = (|| -> anyhow::Result<CarbonCounts> {
             let mut counts: Option<CarbonCounts> = None;
+            let mut area_sums = areas.is_geographic().then(|| AreaSums {
+                baseline: Default::default(),
+                alternate: inputs.alternate.map(|_| Default::default()),
+            });
             for strip in &strip_rx {
                 let strip = strip?;
                 let first = strip.y0 * grid.width;
@@ -266,7 +276,10 @@ pub fn run(
                     .iter()
                     .map(|(_, back, _)| back.try_recv().unwrap_or_default())
                     .collect();
-                let c = kernel.block_par(&layers, first, &mut outs)?;
+                let c = kernel.block_par(&layers, first, grid.width, areas, &mut outs)?;
+                if let Some(sums) = area_sums.as_mut() {
+                    add_row_areas(sums, kernel.pools(), &layers, grid.width, areas, strip.y0)?;
+                }
                 match counts.as_mut() {
                     Some(all) => all.merge(&c)?,
                     None => counts = Some(c),
@@ -277,7 +290,8 @@ pub fn run(
                 }
                 let _ = free_tx.try_send(strip);
             }
-            let counts = counts.context("the baseline raster has no rows")?;
+            let mut counts = counts.context("the baseline raster has no rows")?;
+            counts.areas = area_sums;
             accept(&counts)?;
             Ok(counts)
         })();

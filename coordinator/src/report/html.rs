@@ -49,7 +49,10 @@ pub fn legend(entries: &[LegendEntry]) -> String {
 
 /// A cell as a number when it parses (thousands separators, right-aligned), else text.
 fn cell(v: &str, decimals: Option<usize>) -> String {
+    // a count as the CSV writes it (no point, no exponent) keeps no decimals
+    let count = !v.contains(['.', 'e', 'E']) && v.parse::<i64>().is_ok();
     match (v.parse::<f64>(), decimals) {
+        (Ok(x), Some(_)) if count => format!("<td class=\"num\">{}</td>", fmt_num(x)),
         (Ok(x), Some(d)) => format!("<td class=\"num\">{x:.d$}</td>"),
         (Ok(x), None) if x.fract() == 0.0 && x.abs() < 1e15 => {
             format!("<td class=\"num\">{}</td>", fmt_num(x))
@@ -251,6 +254,19 @@ pub fn page(title: &str, header: &str, sections: &[String], footer: &str) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_keep_no_decimals_beside_three_decimal_metrics() {
+        let h = vec!["map".to_string(), "oa".into(), "hits".into()];
+        let rows = vec![vec![
+            "simulation".to_string(),
+            "0.78912".into(),
+            "39885".into(),
+        ]];
+        let t = table(&h, &rows, Some(3), |v| v.to_string(), |_| "");
+        assert!(t.contains(">0.789<") && t.contains(">39,885<"), "{t}");
+        assert!(!t.contains("39885.000"), "{t}");
+    }
 
     #[test]
     fn text_is_escaped() {

@@ -369,8 +369,16 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
             html::table(&header, &rows, None, swatch(legend), |_| "")
         ));
     }
+    if let Some((header, rows)) = read_csv(&dir.join("unmet_demand.csv"))? {
+        out.push(format!(
+            "<section id=\"unmet\"><h2>Demand not met</h2><p class=\"lead\">These scenarios ran with <code>[ca] unmet = \"best_effort\"</code>: their conversion matrix and restrictions cannot reach the demand; the maps are the closest the CA got (gap = demand − cells reached).</p>{}</section>",
+            html::table(&header, &rows, None, esc, |_| "")
+        ));
+    }
     let validation = match read_csv(&dir.join("validation_metrics.csv"))? {
-        Some((header, rows)) => format!(
+        Some((header, rows)) => {
+            let header: Vec<String> = header.iter().map(|h| metric_words(h)).collect();
+            format!(
             "<p class=\"lead\">The CA run on the past period compared with the real map: the simulation beside the persistence baseline (no change) and a random allocation of the same demand. OA overall accuracy, FoM figure of merit.</p>{}",
             html::table(&header, &rows, Some(3), esc, |r| {
                 if r.first().map(String::as_str) == Some("simulation") {
@@ -379,20 +387,37 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
                     ""
                 }
             })
-        ),
-        None => "<p class=\"lead\">Validation was not run (<code>--no-validation</code>).</p>".to_string(),
+        )
+        }
+        None => "<p class=\"lead\">Validation was not run (<code>--no-validation</code>).</p>"
+            .to_string(),
     };
     out.push(format!(
         "<section id=\"validation\"><h2>Validation</h2>{validation}</section>"
     ));
     if let Some((header, rows)) = read_csv(&dir.join("gwr_factor_r2.csv"))? {
         out.push(format!(
-            "<section id=\"gwr\"><h2>Driver analysis (GWR factor R²)</h2><p class=\"lead\">Local R² of a geographically weighted regression of each class's suitability on one driver ({} sample points); darker = the driver explains more.</p>{}</section>",
+            "<section id=\"gwr\"><h2>Driver analysis (GWR factor R²)</h2><p class=\"lead\">R² of a geographically weighted regression of each class's suitability on one driver (the GWR's R² over all {} sample points, the paper's Table 10); darker = the driver explains more.</p>{}</section>",
             run["gwr"]["points"].as_u64().map_or("?".to_string(), |n| n.to_string()),
             html::heat_table(&header, &rows, swatch(legend))
         ));
     }
     Ok(out)
+}
+
+/// A validation metric's column name in words (`producer_accuracy` -> "producer's
+/// accuracy").
+fn metric_words(h: &str) -> String {
+    match h {
+        "oa" => "overall accuracy".into(),
+        "kappa" => "Kappa".into(),
+        "kloc" => "Kloc".into(),
+        "khisto" => "Khisto".into(),
+        "fom" => "figure of merit".into(),
+        "producer_accuracy" => "producer's accuracy".into(),
+        "user_accuracy" => "user's accuracy".into(),
+        other => other.replace('_', " "),
+    }
 }
 
 fn header_html(run: &Value) -> String {

@@ -1,4 +1,4 @@
-//! The CA iteration loop (DESIGN 2.3, 2.4, 3.3), generic over where the tiles live:
+//! The CA iteration loop (docs/design.md §4, §5, §9), generic over where the tiles live:
 //! in this process ([`LocalTiles`]) or on gRPC workers (the coordinator's backend). The
 //! loop holds the authoritative class map, the global counts and the inertia state; a
 //! backend only runs tile steps, answers exact-key requests and commits. The output is
@@ -267,7 +267,14 @@ pub fn run_loop(
     let (start_counts, free) = class_counts(k, input.classes, input.restricted)?;
     let valid: u64 = start_counts.iter().sum();
     check_demand(input.demand, k, valid)?;
-    check_feasible(params, &start_counts, &free, input.demand)?;
+    if let Err(e) = check_feasible(params, &start_counts, &free, input.demand) {
+        if !params.best_effort {
+            return Err(e);
+        }
+        tracing::warn!(
+            "{e}; [ca] unmet = \"best_effort\": running to max_iterations or the stall rule, the gap per class is reported"
+        );
+    }
     if own_suitability {
         super::driver::warn_low_suitability(params, input, &start_counts);
     }

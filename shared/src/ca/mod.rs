@@ -1,4 +1,4 @@
-//! The FLUS cellular automaton (self-adaptive inertia competition), DESIGN 2.3 and 2.4.
+//! The FLUS cellular automaton (self-adaptive inertia competition), docs/design.md §4 and §5.
 //!
 //! The pieces are kept separate and pure so that the cluster can distribute them:
 //! - [`params`]: the CA parameters and the validated per-run inputs;

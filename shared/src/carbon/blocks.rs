@@ -1,9 +1,9 @@
 //! Carbon of a block of cells in one pass: every cell is classified once, counted, and
-//! written to each requested per-cell raster through a lookup table, so a map of any
+//! written to each requested per-cell raster, so a map of any
 //! size is processed a strip of rows at a time (see `flus carbon`) with the counts of
 //! the strips merged by addition. The rasters hold exactly the values of
-//! [`super::storage_cells`] and [`super::change_cells`] (same arithmetic, done once per
-//! class instead of once per cell), and the counts are those of
+//! [`super::storage_cells`] and [`super::change_cells`] (same arithmetic), and the counts
+//! are those of
 //! [`CarbonCounts::count`] over the whole map.
 
 use std::collections::BTreeMap;
@@ -14,6 +14,7 @@ use super::cells::{Map, StorageUnit, CARBON_NODATA};
 use super::counts::{CarbonCounts, CarbonLayers, CellClass};
 use super::pools::{ClassIndex, PoolsTable};
 use super::totals::M2_PER_HA;
+use crate::area::CellAreas;
 use crate::error::{Error, Result};
 
 /// A per-cell raster of a carbon run.
@@ -27,23 +28,14 @@ pub enum CellRaster {
     Npv,
 }
 
-/// Value of a counted cell, from its class rows.
-#[derive(Clone, Debug)]
-enum Table {
-    /// By the baseline row.
-    Baseline(Vec<f32>),
-    /// By the alternate row ([`CARBON_NODATA`] without an alternate).
-    Alternate(Vec<f32>),
-    /// By (baseline row, alternate row): `[b * k + a]`.
-    Pair(Vec<f32>),
-}
-
-/// The lookup tables of a set of per-cell rasters, for one pools table and cell area.
+/// The per-cell rasters of a run for one pools table: each counted cell's value from
+/// its class rows and its area.
 #[derive(Clone, Debug)]
 pub struct CellKernel {
     index: ClassIndex,
-    classes: usize,
-    tables: Vec<Table>,
+    dens: Vec<f64>,
+    rasters: Vec<CellRaster>,
+    npv: f64,
     pools: PoolsTable,
 }
 
@@ -51,79 +43,83 @@ pub struct CellKernel {
 const TASK_CELLS: usize = 1 << 16;
 
 impl CellKernel {
-    /// Tables of `rasters` for `pools` and cells of `cell_area_m2`; `npv_constant` is
-    /// the valuation constant, needed only for [`CellRaster::Npv`].
+    /// The kernel of `rasters` for `pools`; `npv_constant` is the valuation constant,
+    /// needed only for [`CellRaster::Npv`].
     pub fn new(
         pools: &PoolsTable,
         rasters: &[CellRaster],
-        cell_area_m2: f64,
         npv_constant: Option<f64>,
     ) -> Result<Self> {
-        let dens = pools.densities();
-        let k = dens.len();
-        let ha = cell_area_m2 / M2_PER_HA;
-        let pair = |multiplier: f64| {
-            let mut t = vec![0f32; k * k];
-            for b in 0..k {
-                for a in 0..k {
-                    t[b * k + a] = ((dens[a] * ha - dens[b] * ha) * multiplier) as f32;
-                }
-            }
-            Table::Pair(t)
-        };
-        let tables = rasters
-            .iter()
-            .map(|r| match *r {
-                CellRaster::Storage(map, unit) => {
-                    let factor = match unit {
-                        StorageUnit::TonnesPerCell => ha,
-                        StorageUnit::TonnesPerHa => 1.0,
-                    };
-                    let v: Vec<f32> = dens.iter().map(|d| (d * factor) as f32).collect();
-                    Ok(match map {
-                        Map::Baseline => Table::Baseline(v),
-                        Map::Alternate => Table::Alternate(v),
-                    })
-                }
-                CellRaster::Change => Ok(pair(1.0)),
-                CellRaster::Npv => npv_constant.map(pair).ok_or_else(|| {
-                    Error::Data("the NPV raster needs the valuation constant".into())
-                }),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        if rasters.contains(&CellRaster::Npv) && npv_constant.is_none() {
+            return Err(Error::Data(
+                "the NPV raster needs the valuation constant".into(),
+            ));
+        }
         Ok(Self {
             index: pools.index(),
-            classes: k,
-            tables,
+            dens: pools.densities(),
+            rasters: rasters.to_vec(),
+            npv: npv_constant.unwrap_or(0.0),
             pools: pools.clone(),
         })
     }
 
-    /// Number of rasters written per block.
-    pub fn rasters(&self) -> usize {
-        self.tables.len()
+    /// The pools table of the kernel.
+    pub fn pools(&self) -> &PoolsTable {
+        &self.pools
     }
 
-    /// Classifies and counts the cells of `layers`, a block of a grid starting at cell
-    /// `first` (errors name the grid's cell), and writes each requested raster's value
-    /// of every cell into `outs` (one slice of `layers.len()` values per raster, in the
-    /// order of `rasters` given to [`Self::new`]). Returns the block's counts.
+    /// Number of rasters written per block.
+    pub fn rasters(&self) -> usize {
+        self.rasters.len()
+    }
+
+    /// Value of raster `r` at a counted cell of area `area_m2` (the arithmetic of
+    /// [`super::storage_cells`] and [`super::change_cells`]).
+    #[inline]
+    fn value(&self, r: CellRaster, b: usize, a: Option<usize>, area_m2: f64) -> f32 {
+        let d = &self.dens;
+        let ha = area_m2 / M2_PER_HA;
+        let change = |m: f64| a.map(|a| ((d[a] * ha - d[b] * ha) * m) as f32);
+        match r {
+            CellRaster::Storage(map, unit) => {
+                let k = match map {
+                    Map::Baseline => Some(b),
+                    Map::Alternate => a,
+                };
+                k.map(|k| match unit {
+                    StorageUnit::TonnesPerCell => (d[k] * ha) as f32,
+                    StorageUnit::TonnesPerHa => d[k] as f32,
+                })
+            }
+            CellRaster::Change => change(1.0),
+            CellRaster::Npv => change(self.npv),
+        }
+        .unwrap_or(CARBON_NODATA)
+    }
+
+    /// Classifies and counts the cells of `layers`, a block of a grid `width` cells wide
+    /// starting at cell `first` (errors name the grid's cell), and writes each requested
+    /// raster's value of every cell into `outs` (one slice of `layers.len()` values per
+    /// raster, in the order of `rasters` given to [`Self::new`]), with the cell areas of
+    /// `areas`. Returns the block's counts.
     pub fn block(
         &self,
         layers: &CarbonLayers<'_>,
         first: usize,
+        width: usize,
+        areas: &CellAreas,
         outs: &mut [&mut [f32]],
     ) -> Result<CarbonCounts> {
         let n = layers.len()?;
-        if outs.len() != self.tables.len() || outs.iter().any(|o| o.len() != n) {
+        if outs.len() != self.rasters.len() || outs.iter().any(|o| o.len() != n) {
             return Err(Error::Data(format!(
                 "carbon block of {n} cells given {} output slices, expected {} of {n} values",
                 outs.len(),
-                self.tables.len()
+                self.rasters.len()
             )));
         }
-        let k = self.classes;
-        let mut tally = Tally::new(k);
+        let mut tally = Tally::new(self.dens.len());
         for i in 0..n {
             let c = layers.classify_at(&self.index, i, first)?;
             if let CellClass::Valid {
@@ -132,13 +128,9 @@ impl CellKernel {
                 ..
             } = c
             {
-                for (t, o) in self.tables.iter().zip(outs.iter_mut()) {
-                    o[i] = match (t, alternate) {
-                        (Table::Baseline(v), _) => v[baseline],
-                        (Table::Alternate(v), Some(a)) => v[a],
-                        (Table::Pair(v), Some(a)) => v[baseline * k + a],
-                        (_, None) => CARBON_NODATA,
-                    };
+                let area = areas.cell(first + i, width);
+                for (&r, o) in self.rasters.iter().zip(outs.iter_mut()) {
+                    o[i] = self.value(r, baseline, alternate, area);
                 }
             } else {
                 for o in outs.iter_mut() {
@@ -160,6 +152,8 @@ impl CellKernel {
         &self,
         layers: &CarbonLayers<'_>,
         first: usize,
+        width: usize,
+        areas: &CellAreas,
         outs: &mut [Vec<f32>],
     ) -> Result<CarbonCounts> {
         let n = layers.len()?;
@@ -180,7 +174,7 @@ impl CellKernel {
             .map(|(p, mut outs)| {
                 let start = p * TASK_CELLS;
                 let part = layers.part(start..(start + TASK_CELLS).min(n));
-                self.block(&part, first + start, &mut outs)
+                self.block(&part, first + start, width, areas, &mut outs)
             })
             .collect();
         let mut counts = CarbonCounts::new(&self.pools, layers.alternate.is_some());
