@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what flus-cluster needs to build and run on Debian 12 (bookworm) / Ubuntu:
-# GDAL (library, headers, command-line tools), pkg-config and Chromium (the headless
+# GDAL (library, headers, command-line tools, Python utilities), pkg-config, nginx and moto
+# (the web and S3 servers of the URL-input tests), Slurm and munge (the single-node Slurm
+# of tests/tests/slurm.rs) and Chromium (the headless
 # browser that checks report.html in the tests). Idempotent: packages that
 # are already there are left alone. The protocol is compiled with protox (pure Rust), so
 # no protoc is needed. Rust itself comes from rustup when cargo is missing.
 set -euo pipefail
 
-packages=(libgdal-dev gdal-bin python3-gdal pkg-config ca-certificates chromium)
+packages=(libgdal-dev gdal-bin python3-gdal python3-venv nginx-light slurm-wlm munge pkg-config ca-certificates chromium)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,4 +31,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     echo "installing Rust with rustup" >&2
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
   fi
+fi
+
+# The tests' S3-compatible server on loopback (tests/tests/urls.rs): moto from PyPI, in
+# its own virtual environment (Debian's own python3, which has python3-venv).
+moto_venv=${FLUS_TEST_MOTO_VENV:-$HOME/.cache/flus-cluster/moto-venv}
+if [ ! -x "$moto_venv/bin/moto_server" ]; then
+  echo "installing moto[server] into $moto_venv (the tests' S3 server)" >&2
+  mkdir -p "$(dirname "$moto_venv")"
+  /usr/bin/python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install --quiet "moto[server]==5.2.5"
 fi

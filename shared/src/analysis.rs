@@ -83,6 +83,9 @@ pub struct DriverSample {
     pub y_columns: Vec<String>,
     /// n x y_columns, row-major.
     pub y: Vec<f64>,
+    /// Coordinates are (longitude, latitude) degrees of a geographic grid: distances
+    /// are great-circle km.
+    pub spherical: bool,
     drivers: usize,
     standardize: bool,
 }
@@ -143,7 +146,7 @@ impl DriverSample {
                 self.y_columns[y]
             )));
         }
-        Ok(GwrModel::new(data))
+        Ok(GwrModel::new(data.with_spherical(self.spherical)))
     }
 }
 
@@ -181,13 +184,15 @@ pub fn carbon_change_at(
     base: &[u8],
     scenario: &[u8],
     cells: &[usize],
-    cell_area_m2: f64,
+    areas: &crate::area::CellAreas,
+    width: usize,
 ) -> Vec<f64> {
     let d = |c: u8| density.get(c as usize).copied().unwrap_or(0.0);
     cells
         .iter()
         .map(|&i| {
-            storage_t(d(scenario[i]), 1, cell_area_m2) - storage_t(d(base[i]), 1, cell_area_m2)
+            let a = areas.cell(i, width);
+            storage_t(d(scenario[i]), 1, a) - storage_t(d(base[i]), 1, a)
         })
         .collect()
 }
@@ -287,6 +292,10 @@ pub fn driver_sample_at(
         y_columns: ycols.into_iter().map(|(n, _)| n).collect(),
         cells,
         coords,
+        spherical: matches!(
+            crate::area::crs_kind(&stack.grid.crs_wkt, &stack.reference.display().to_string())?,
+            crate::area::CrsKind::Geographic(_)
+        ),
         drivers: stack.drivers.len(),
         standardize,
     })
@@ -642,13 +651,27 @@ mod tests {
         let density = [10.0, 50.0, 0.0];
         let base = [0u8, 1, 0, 2, 1];
         let scen = [1u8, 0, 0, 0, 1];
-        let y = carbon_change_at(&density, &base, &scen, &[0, 1, 2, 3], 900.0);
+        let y = carbon_change_at(
+            &density,
+            &base,
+            &scen,
+            &[0, 1, 2, 3],
+            &crate::area::CellAreas::Uniform(900.0),
+            5,
+        );
         let want = [3.6, -3.6, 0.0, 0.9];
         for (g, w) in y.iter().zip(want) {
             assert!((g - w).abs() < 1e-12, "{y:?}");
         }
         assert_eq!(
-            carbon_change_at(&density, &base, &scen, &[4], 900.0),
+            carbon_change_at(
+                &density,
+                &base,
+                &scen,
+                &[4],
+                &crate::area::CellAreas::Uniform(900.0),
+                5
+            ),
             vec![0.0]
         );
     }

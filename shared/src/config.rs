@@ -254,6 +254,22 @@ pub struct CaConfig {
     /// Stop when sum |gap| has not decreased for this many iterations.
     #[serde(default = "default_stall")]
     pub stall_iterations: u32,
+    /// A demand that the conversion matrix and restrictions cannot meet: refused before
+    /// the run (`"error"`, default) or run anyway to `max_iterations` or the stall rule,
+    /// reporting the gap per class (`"best_effort"`).
+    #[serde(default)]
+    pub unmet: Unmet,
+}
+
+/// `[ca] unmet`: what to do with a demand that cannot be met.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmet {
+    /// Refuse the run, naming the classes (default).
+    #[default]
+    Error,
+    /// Run, write the outputs and report demand, cells reached and gap per class.
+    BestEffort,
 }
 
 fn default_neighbourhood() -> usize {
@@ -276,6 +292,7 @@ impl Default for CaConfig {
             max_iterations: default_max_iterations(),
             accelerate: default_accelerate(),
             stall_iterations: default_stall(),
+            unmet: Unmet::default(),
         }
     }
 }
@@ -745,7 +762,7 @@ impl StudyConfig {
                     if v > MAX_CARBON_POOL {
                         return Err(err(
                             format!("classes[{i}].carbon.{f}"),
-                            format!("{v} t/ha: expected at most {MAX_CARBON_POOL} t/ha"),
+                            format!("{v:e} t/ha: expected at most {MAX_CARBON_POOL} t/ha"),
                         ));
                     }
                 }
@@ -1116,6 +1133,66 @@ matrix = [[1, 1], [0, 1]]
     }
 
     #[test]
+    fn settings_that_cannot_finish_or_mean_nothing_are_errors_naming_the_key() {
+        let with = |section: &str| format!("{MINIMAL}\n{section}\n");
+        for (text, key, expected) in [
+            (
+                with("[ann]\nhidden = 1001"),
+                "ann.hidden",
+                "1001: expected 1 to 1000",
+            ),
+            (
+                with("[ann]\nepochs = 100001"),
+                "ann.epochs",
+                "100001: expected 1 to 100000",
+            ),
+            (
+                with("[ca]\nneighbourhood = 53"),
+                "ca.neighbourhood",
+                "53: expected an odd number from 3 to 51",
+            ),
+            (
+                with("[ca]\nmax_iterations = 100001"),
+                "ca.max_iterations",
+                "100001: expected 1 to 100000",
+            ),
+            (
+                with("[gwr]\nsample_points = 100001"),
+                "gwr.sample_points",
+                "100001: expected 10 to 100000",
+            ),
+            (
+                with("[gwr]\nfixed = true\nbandwidth = -5"),
+                "gwr.bandwidth",
+                "-5: expected a distance > 0",
+            ),
+            (
+                // no drivers: intercept + 0 coefficients need 2 neighbours
+                with("[gwr]\nbandwidth = 2.5"),
+                "gwr.bandwidth",
+                "2.5: expected a whole number of neighbours from 2",
+            ),
+            (
+                MINIMAL.replace("name = \"t\"", "name = \"t\"\ngrid_tolerance = 0.5"),
+                "study.grid_tolerance",
+                "0.5: expected a number of cells in [0, 0.5)",
+            ),
+        ] {
+            let e = check(&text).unwrap_err().to_string();
+            assert!(
+                e.contains("study.toml") && e.contains(&format!("`{key}`")) && e.contains(expected),
+                "{key}: {e}"
+            );
+        }
+        // the bounds themselves are accepted
+        check(&with(
+            "[ann]\nhidden = 1000\nepochs = 100000\n[ca]\nneighbourhood = 51",
+        ))
+        .unwrap();
+        check(&with("[gwr]\nsample_points = 100000\nbandwidth = 2")).unwrap();
+    }
+
+    #[test]
     fn a_minimal_config_parses_with_defaults() {
         let c = check(MINIMAL).unwrap();
         assert_eq!(c.ca.neighbourhood, 3);
@@ -1123,6 +1200,21 @@ matrix = [[1, 1], [0, 1]]
         assert_eq!(c.study.seed, 1);
         assert_eq!(c.classes[1].carbon.unwrap().total(), 10.0);
         assert_eq!(c.classes[0].rgb(), [0, 255, 0]);
+    }
+
+    #[test]
+    fn ca_unmet_is_error_by_default_best_effort_on_request_and_nothing_else() {
+        assert_eq!(check(MINIMAL).unwrap().ca.unmet, Unmet::Error);
+        let c = check(&MINIMAL.replace("[markov]\n", "[ca]\nunmet = \"best_effort\"\n[markov]\n"))
+            .unwrap();
+        assert_eq!(c.ca.unmet, Unmet::BestEffort);
+        let e = check(&MINIMAL.replace("[markov]\n", "[ca]\nunmet = \"ignore\"\n[markov]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("study.toml") && e.contains("ignore") && e.contains("best_effort"),
+            "{e}"
+        );
     }
 
     #[test]

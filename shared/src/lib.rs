@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod ann;
+pub mod area;
 pub mod ca;
 pub mod carbon;
 pub mod cog;

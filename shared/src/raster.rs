@@ -50,8 +50,22 @@ pub fn gdal_version() -> String {
     gdal::version::version_info("RELEASE_NAME")
 }
 
-/// Opens `path` read-only with GDAL, naming the file in the error.
+/// Whether `path` is one of GDAL's virtual file systems (`/vsicurl/https://...`,
+/// `/vsis3/bucket/key`, `/vsigs/...`, `/vsiaz/...`): read by GDAL over the network (HTTP
+/// range requests), not from the local file system.
+pub fn is_virtual(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("/vsi"))
+}
+
+/// Opens `path` read-only with GDAL, naming the file in the error. A virtual path
+/// ([`is_virtual`]) is opened by GDAL alone; its error carries GDAL's message (for
+/// HTTP, the response code).
 pub fn open(path: &Path) -> Result<Dataset> {
+    if is_virtual(path) {
+        let ds = Dataset::open(path)
+            .map_err(|e| Error::raster(path, format!("cannot be read ({})", gdal_message(e))))?;
+        return check_bands(ds, path);
+    }
     if !path.exists() {
         return Err(Error::raster(path, "file not found"));
     }
@@ -66,6 +80,24 @@ pub fn open(path: &Path) -> Result<Dataset> {
     }
     let ds = Dataset::open(path)
         .map_err(|e| Error::raster(path, format!("not a readable raster ({e})")))?;
+    check_bands(ds, path)
+}
+
+/// GDAL's own message of an open error, with the thread's last CPL error (where GDAL
+/// puts the HTTP status of a failed request).
+fn gdal_message(e: gdal::errors::GdalError) -> String {
+    match e {
+        gdal::errors::GdalError::NullPointer { msg, .. } if !msg.is_empty() => msg,
+        // GDAL's object stores answer a missing object or bucket without a message
+        gdal::errors::GdalError::NullPointer { .. } => "no such object, or access refused: \
+            check the address, and the credentials and endpoint in the environment \
+            (AWS_ACCESS_KEY_ID, AWS_S3_ENDPOINT, GS_ACCESS_KEY_ID, ...)"
+            .to_string(),
+        e => e.to_string(),
+    }
+}
+
+fn check_bands(ds: Dataset, path: &Path) -> Result<Dataset> {
     // A few hundred bytes can declare thousands of pixel-interleaved bands: reading band 1
     // would then load a block of every band (found by the raster_header fuzz target: 7168
     // bands, 1.9 GB). flus reads single-band layers.

@@ -126,6 +126,11 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The cell areas of the grid (per row on a geographic grid, see [`crate::area`]).
+    pub fn cell_areas(&self) -> Result<crate::area::CellAreas> {
+        crate::area::CellAreas::of_grid(&self.grid, &self.reference.display().to_string())
+    }
+
     /// Number of valid cells.
     pub fn valid_cells(&self) -> u64 {
         self.mask.iter().filter(|&&v| v).count() as u64
@@ -540,6 +545,8 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
             study.file.display()
         )));
     }
+    // a CRS in feet (or any unit but metres and degrees) would give wrong areas
+    crate::area::crs_kind(&grid.crs_wkt, &reference.display().to_string())?;
     if valid < MIN_VALID_CELLS {
         return Err(Error::Data(format!(
             "{}: only {valid} valid cell(s) (cells where every layer has data); expected at \

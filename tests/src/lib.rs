@@ -7,6 +7,7 @@
 pub mod corpus;
 pub mod crop;
 pub mod hold;
+pub mod http;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read};

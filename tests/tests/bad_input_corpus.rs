@@ -738,7 +738,7 @@ case!(
     [
         "study.toml",
         "classes[0].carbon.above",
-        "expected at most 100000 t/ha"
+        "1e308 t/ha: expected at most 100000 t/ha"
     ]
 );
 

@@ -27,6 +27,33 @@ fn study(d: &Path) -> String {
     d.join("study.toml").to_str().unwrap().to_string()
 }
 
+/// `flus run` of the trend scenario of the study in `d` on one local worker, without
+/// the validation, with `extra` arguments.
+fn run_trend(d: &Path, extra: &[&str]) -> Output {
+    let s = study(d);
+    flus(&trend_args(&s, extra), Some(d), LONG)
+}
+
+/// The arguments of [`run_trend`] for the study file `study`.
+fn trend_args<'a>(study: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        study,
+        "--no-validation",
+        "--scenario",
+        "trend",
+        "--local-workers",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `run.json` of the run folder `out`.
+fn run_json(out: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap()
+}
+
 /// Exit code 1, no panic, every fragment in stderr.
 fn assert_fails(o: &Output, fragments: &[&str]) {
     assert_eq!(
@@ -46,8 +73,7 @@ fn assert_fails(o: &Output, fragments: &[&str]) {
 /// "failed"`, no temporary file, no scenario map (the stages before the CA may have
 /// written theirs: the base map, the suitability).
 fn assert_run_failed(out: &Path) {
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    let j = run_json(out);
     assert_eq!(j["completed"], false, "{j}");
     assert_eq!(j["status"], "failed", "{j}");
     for p in flus_e2e::corpus::files_under(out) {
@@ -146,20 +172,7 @@ fn a_checkpoint_of_another_study_is_refused_on_resume_naming_what_differs() {
     c.write(&mut bytes).unwrap();
     std::fs::write(&ckpt, &bytes).unwrap();
     let before = hashes(d.path());
-    let o = flus(
-        &[
-            "run",
-            &study(d.path()),
-            "--resume",
-            "--no-validation",
-            "--scenario",
-            "trend",
-            "--local-workers",
-            "1",
-        ],
-        Some(d.path()),
-        LONG,
-    );
+    let o = run_trend(d.path(), &["--resume"]);
     assert_fails(
         &o,
         &[
@@ -173,13 +186,48 @@ fn a_checkpoint_of_another_study_is_refused_on_resume_naming_what_differs() {
     assert_run_failed(&d.path().join("out"));
 }
 
+#[test]
+fn files_an_earlier_run_left_in_the_folder_are_not_listed_as_outputs() {
+    let d = quick_dongguan();
+    let out = d.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // what an earlier run (another scenario, another year) left behind
+    for stale in ["landuse_urban_2030.tif", "iterations_urban_2030.csv"] {
+        std::fs::write(out.join(stale), b"an earlier run's file").unwrap();
+    }
+    let o = run_trend(d.path(), &[]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    // a long stage shows progress (kind 3): the ANN logs its epochs
+    assert!(
+        o.stderr.contains("ANN training: epoch 2 of at most 2"),
+        "{}",
+        o.stderr
+    );
+    let j = run_json(&out);
+    assert_eq!(j["completed"], true);
+    let outputs = j["outputs"].as_object().unwrap();
+    for stale in ["landuse_urban_2030.tif", "iterations_urban_2030.csv"] {
+        assert!(!outputs.contains_key(stale), "{stale} listed: {outputs:?}");
+        assert!(out.join(stale).exists(), "{stale} was removed");
+    }
+    let map = std::fs::read(out.join("landuse_trend_2011.tif")).unwrap();
+    assert_eq!(
+        outputs["landuse_trend_2011.tif"],
+        flus_shared::files::sha256_hex(&map)
+    );
+    assert!(outputs.contains_key("demand.csv"), "{outputs:?}");
+    assert!(j["warnings"].is_array(), "{j}");
+}
+
 // ---- kind 5: errors say the real cause ----
 
-#[test]
-fn a_wrong_token_is_the_message_and_no_resume_is_suggested() {
+/// Runs the trend scenario on one worker started with `worker_args`, with `token` in
+/// the token file, expecting the worker's refusal `code` and `remedy` as the message,
+/// no resume suggested, no input changed and the run folder saying failed.
+fn refused_run(worker_args: &[&str], token: &str, code: &str, remedy: &str) {
     let d = quick_dongguan();
-    let worker = start_worker(&[]);
-    std::fs::write(d.path().join("wrong.token"), "not-the-cluster-token-0000").unwrap();
+    let worker = start_worker(worker_args);
+    std::fs::write(d.path().join("t.token"), token).unwrap();
     let before = hashes(d.path());
     let o = flus(
         &[
@@ -191,7 +239,7 @@ fn a_wrong_token_is_the_message_and_no_resume_is_suggested() {
             "--workers",
             &worker.addr,
             "--token-file",
-            "wrong.token",
+            "t.token",
         ],
         Some(d.path()),
         LONG,
@@ -199,14 +247,35 @@ fn a_wrong_token_is_the_message_and_no_resume_is_suggested() {
     assert_fails(
         &o,
         &[
-            &format!("{}: UNAUTHENTICATED", worker.addr),
+            &format!("{}: {code}", worker.addr),
             "resuming cannot cure this",
-            "--token-file",
+            remedy,
         ],
     );
     assert!(!o.stderr.contains("flus run --resume"), "{}", o.stderr);
     assert_unchanged(&before);
     assert_run_failed(&d.path().join("out"));
+}
+
+#[test]
+fn a_wrong_token_is_the_message_and_no_resume_is_suggested() {
+    refused_run(
+        &[],
+        "not-the-cluster-token-0000",
+        "UNAUTHENTICATED",
+        "give the coordinator the workers' token (--token-file",
+    );
+}
+
+#[test]
+fn a_worker_limit_is_the_message_and_no_resume_is_suggested() {
+    // 4 tiles for one worker that holds at most 1
+    refused_run(
+        &["--max-tiles", "1"],
+        flus_e2e::TEST_TOKEN,
+        "RESOURCE_EXHAUSTED",
+        "raise the workers' limits (--max-tiles",
+    );
 }
 
 #[test]
@@ -284,39 +353,34 @@ fn a_port_that_never_answers_fails_within_the_deadline() {
 
 // ---- kind 7: interrupted runs clean up ----
 
+/// The drivers' scratch folders (`flus-drivers-*`) in `tmp`.
+fn scratch_folders(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("flus-drivers-"))
+        .collect()
+}
+
 /// Runs the trend scenario with a checkpoint every iteration and sends `sig` once the
 /// first checkpoint is stored (run.json then says running); checks what is left.
 fn interrupted(sig: i32, name: &str) {
     let d = quick_dongguan();
     let tmp = tempfile::tempdir().unwrap();
     let before = hashes(d.path());
-    let run_json = d.path().join("out/run.json");
+    let out = d.path().join("out");
     let s = study(d.path());
     let mut sent = false;
     let o = flus_watch(
-        &[
-            "run",
-            &s,
-            "--no-validation",
-            "--scenario",
-            "trend",
-            "--local-workers",
-            "1",
-            "--checkpoint-every",
-            "1",
-        ],
+        &trend_args(&s, &["--checkpoint-every", "1"]),
         &[("TMPDIR", tmp.path().to_str().unwrap())],
         LONG,
         |line, pid| {
             if !sent && line.contains("checkpoint of iteration") && line.contains("stored") {
-                let j: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(&run_json).unwrap()).unwrap();
-                assert_eq!(j["status"], "running");
+                assert_eq!(run_json(&out)["status"], "running");
                 // the drivers' scratch folder exists while the run goes on
-                assert!(std::fs::read_dir(tmp.path())
-                    .unwrap()
-                    .flatten()
-                    .any(|e| e.file_name().to_string_lossy().starts_with("flus-drivers-")));
+                assert_eq!(scratch_folders(tmp.path()).len(), 1);
                 flus_e2e::signal(pid, sig);
                 sent = true;
             }
@@ -329,17 +393,11 @@ fn interrupted(sig: i32, name: &str) {
         "{}",
         o.stderr
     );
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&run_json).unwrap()).unwrap();
+    let j = run_json(&out);
     assert_eq!(j["status"], "interrupted", "{j}");
     assert_eq!(j["completed"], false);
     assert!(j["error"].as_str().unwrap().contains(name), "{j}");
-    let left: Vec<String> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with("flus-drivers-"))
-        .collect();
+    let left = scratch_folders(tmp.path());
     assert!(left.is_empty(), "scratch folders left in TMPDIR: {left:?}");
     assert_unchanged(&before);
     assert!(!d.path().join("out/landuse_trend_2011.tif").exists());

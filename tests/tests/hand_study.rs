@@ -87,20 +87,20 @@ fn grid() -> Grid {
     }
 }
 
-fn write<T: gdal::raster::GdalType + Copy>(path: &Path, values: &[T]) {
-    raster::write_geotiff(path, &grid(), &[values], &WriteOptions::default())
+fn write<T: gdal::raster::GdalType + Copy>(path: &Path, grid: &Grid, values: &[T]) {
+    raster::write_geotiff(path, grid, &[values], &WriteOptions::default())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
-/// Writes the study into `dir` and returns its config path.
-fn write_study(dir: &Path) -> std::path::PathBuf {
-    write(&dir.join("lu2000.tif"), &map_2000().concat());
-    write(&dir.join("lu2010.tif"), &MAP_2010.concat());
+/// Writes the study on `grid` into `dir` and returns its config path.
+fn write_study(dir: &Path, grid: &Grid) -> std::path::PathBuf {
+    write(&dir.join("lu2000.tif"), grid, &map_2000().concat());
+    write(&dir.join("lu2010.tif"), grid, &MAP_2010.concat());
     let mut free = vec![0u8; 36];
     for (r, c) in FREE {
         free[r * 6 + c] = 1;
     }
-    write(&dir.join("free.tif"), &free);
+    write(&dir.join("free.tif"), grid, &free);
     // one driver that tells the classes apart (the free cells look like built-up)
     let driver: Vec<f32> = MAP_2010
         .concat()
@@ -116,7 +116,7 @@ fn write_study(dir: &Path) -> std::path::PathBuf {
             }
         })
         .collect();
-    write(&dir.join("driver.tif"), &driver);
+    write(&dir.join("driver.tif"), grid, &driver);
     let toml = r##"
 [study]
 name = "hand-worked"
@@ -213,7 +213,7 @@ fn read_codes(path: &Path) -> Vec<u8> {
 #[test]
 fn a_hand_worked_study_gives_the_demand_map_carbon_and_area_table_computed_by_hand() {
     let dir = tempfile::tempdir().unwrap();
-    let study = write_study(dir.path());
+    let study = write_study(dir.path(), &grid());
     let out = dir.path().join("run");
     let o = flus(
         &[
@@ -336,4 +336,89 @@ fn a_hand_worked_study_gives_the_demand_map_carbon_and_area_table_computed_by_ha
         })
         .collect();
     assert_eq!(cells, by_hand, "carbon per cell (t)");
+}
+
+/// The same study on a WGS 84 grid of 0.01 degree (rows 21.06 N down to 21.00 N): every
+/// area is the row's geodesic cell area. Areas of rows 0..5 from PROJ's geodesic library
+/// (pyproj 3.7.2 / PROJ 9.5.1, `Geod(ellps="WGS84").polygon_area_perimeter` of the cell
+/// outline, each parallel edge cut into 200 segments).
+#[test]
+fn the_hand_worked_study_on_a_lon_lat_grid_uses_the_geodesic_row_areas() {
+    let srs = gdal::spatial_ref::SpatialRef::from_epsg(4326).expect("EPSG:4326");
+    let lonlat = Grid {
+        width: 6,
+        height: 6,
+        geotransform: [108.0, 0.01, 0.0, 21.06, 0.0, -0.01],
+        crs_wkt: srs.to_wkt().expect("WKT"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let study = write_study(dir.path(), &lonlat);
+    let out = dir.path().join("run");
+    let o = flus(
+        &[
+            "run",
+            study.to_str().unwrap(),
+            "--local-workers",
+            "1",
+            "--no-validation",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+        Duration::from_secs(300),
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let rows = [
+        1_150_714.587_959_658_4,
+        1_150_790.081_604_251_6,
+        1_150_865.540_654_180_6,
+        1_150_940.965_106_392_3,
+        1_151_016.354_958_266,
+        1_151_091.710_209_112_6,
+    ];
+    // t/ha: forest 180, cropland 55, built-up 20; the forecast turns row 4's two forest
+    // cells into built-up
+    let (f, p, b) = (180.0, 55.0, 20.0);
+    let per_row_2010 = [
+        6.0 * f,
+        6.0 * f,
+        6.0 * p,
+        6.0 * b,
+        2.0 * f + 4.0 * b,
+        6.0 * b,
+    ];
+    let mut per_row_2020 = per_row_2010;
+    per_row_2020[4] = 6.0 * b;
+    let total = |d: &[f64; 6]| -> f64 { d.iter().zip(rows).map(|(d, a)| d * a / 1e4).sum() };
+    let area: f64 = rows.iter().map(|a| 6.0 * a).sum();
+    let carbon = csv_rows(&out.join("carbon_storage.csv"));
+    let num = |s: &str| -> f64 { s.parse().unwrap() };
+    for (row, want) in [(1, total(&per_row_2010)), (2, total(&per_row_2020))] {
+        let got = num(&carbon[row][1]);
+        assert!((got - want).abs() < 0.002, "storage {got} vs {want}");
+        let got_area = num(&carbon[row][5]);
+        assert!((got_area - area).abs() < 0.1, "area {got_area} vs {area}");
+    }
+    // Table 7: forest 2010 = rows 0, 1 and two cells of row 4, in km2
+    let t7 = csv_rows(&out.join("area_by_class.csv"));
+    let forest = (6.0 * rows[0] + 6.0 * rows[1] + 2.0 * rows[4]) / 1e6;
+    assert!(
+        (num(&t7[1][2]) - forest).abs() < 1e-4,
+        "{:?} vs {forest}",
+        t7[1]
+    );
+    // the rasters: t per cell follows the row, t/ha is the density
+    let read = |name: &str| -> Vec<f32> {
+        let ds = gdal::Dataset::open(out.join(name)).unwrap();
+        let band = ds.rasterband(1).unwrap();
+        band.read_as::<f32>((0, 0), (6, 6), (6, 6), None)
+            .unwrap()
+            .data()
+            .to_vec()
+    };
+    let t = read("carbon_storage_2010_t.tif");
+    assert!((t[0] as f64 - f * rows[0] / 1e4).abs() < 1e-3, "{}", t[0]);
+    assert!((t[35] as f64 - b * rows[5] / 1e4).abs() < 1e-3, "{}", t[35]);
+    assert_eq!(read("carbon_storage_2010_t_ha.tif")[0], 180.0);
 }

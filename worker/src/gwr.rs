@@ -69,7 +69,7 @@ impl Sample {
             self.coords.clone(),
         )
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let model = Arc::new(GwrModel::new(data));
+        let model = Arc::new(GwrModel::new(data.with_spherical(self.header.spherical)));
         // a few models per sample (one per GWR of the analysis) at most
         if self.models.len() >= 64 {
             self.models.clear();

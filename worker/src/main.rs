@@ -41,6 +41,11 @@ struct Cli {
     /// filesystem); without it the worker reads no files.
     #[arg(long)]
     data_root: Option<PathBuf>,
+    /// With --data-root, also read layers named by a URL of GDAL's network file systems
+    /// (/vsicurl/, /vsis3/, /vsigs/, /vsiaz/, ...): only the tile's window is fetched, with
+    /// HTTP range requests; credentials come from GDAL's and AWS's environment variables.
+    #[arg(long, requires = "data_root")]
+    allow_urls: bool,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -113,7 +118,8 @@ fn main() -> anyhow::Result<()> {
         .data_root
         .as_deref()
         .map(data_root::DataRoot::new)
-        .transpose()?;
+        .transpose()?
+        .map(|r| r.with_urls(cli.allow_urls));
     let limits = service::Limits {
         max_tile_bytes: cli.max_tile_mib * 1024 * 1024,
         max_tiles: cli.max_tiles,

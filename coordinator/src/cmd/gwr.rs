@@ -21,9 +21,14 @@ pub struct Args {
     /// The factors' columns, comma separated (intercept added in front).
     #[arg(long, value_delimiter = ',', required = true)]
     pub x: Vec<String>,
-    /// The coordinate columns XCOL,YCOL (projected, Euclidean distance).
+    /// The coordinate columns XCOL,YCOL (projected, Euclidean distance; with
+    /// --spherical longitude,latitude in degrees).
     #[arg(long, value_delimiter = ',', num_args = 1, required = true)]
     pub coords: Vec<String>,
+    /// The coordinates are longitude, latitude in degrees: distances are great-circle
+    /// kilometres (mgwr's spherical=True; fixed bandwidths are then in km).
+    #[arg(long)]
+    pub spherical: bool,
     /// Kernel: bisquare (default), gaussian or exponential.
     #[arg(long, default_value = "bisquare")]
     pub kernel: Kernel,
@@ -109,6 +114,8 @@ struct Summary<'a> {
     names: &'a [String],
     kernel: &'static str,
     adaptive: bool,
+    /// Great-circle distances in km between (lon, lat) coordinates.
+    spherical: bool,
     standardized: bool,
     n: usize,
     bandwidth: f64,
@@ -214,6 +221,22 @@ fn points_csv(model: &GwrModel, r: &GwrResult) -> anyhow::Result<Vec<u8>> {
     Ok(w.into_inner()?)
 }
 
+/// With --spherical: every longitude in [-360, 360] and latitude in [-90, 90], else an
+/// error naming the file, the column, the row and the value.
+fn check_lon_lat(path: &Path, names: &[String], lon: &[f64], lat: &[f64]) -> anyhow::Result<()> {
+    for (name, col, limit) in [(&names[0], lon, 360.0), (&names[1], lat, 90.0)] {
+        if let Some(i) = col.iter().position(|v| v.abs() > limit) {
+            bail!(
+                "{}: column `{name}` row {} holds {}; --spherical expects longitude, latitude in degrees (|value| <= {limit})",
+                path.display(),
+                i + 2,
+                col[i]
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Fits `model` with its local fits on the workers of `args`.
 fn fit_on_cluster(
     args: &Args,
@@ -263,6 +286,7 @@ fn fit_on_cluster(
         x: data.design().to_vec(),
         y: data.y().to_vec(),
         coords: data.coords().to_vec(),
+        spherical: data.spherical(),
     };
     let cluster = gwr_remote::GwrCluster::new(
         rt.handle().clone(),
@@ -301,8 +325,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .cloned()
         .zip(cols[3..].iter().cloned())
         .collect();
+    if args.spherical {
+        check_lon_lat(&args.csv, &args.coords, &cols[1], &cols[2])?;
+    }
     let mut data = GwrData::new(&args.y, cols[0].clone(), factors, coords)
-        .with_context(|| format!("{}", args.csv.display()))?;
+        .with_context(|| format!("{}", args.csv.display()))?
+        .with_spherical(args.spherical);
     if args.standardize {
         data.standardize_factors();
     }
@@ -353,6 +381,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         names: &r.names,
         kernel: args.kernel.name(),
         adaptive: !args.fixed,
+        spherical: args.spherical,
         standardized: args.standardize,
         n: d.n,
         bandwidth: d.bandwidth,

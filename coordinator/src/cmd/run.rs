@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flus_shared::ca::{self, engine, CaInput, Tiling};
 use flus_shared::config::Study;
-use flus_shared::{files, markov, model, outputs, stack};
+use flus_shared::{files, markov, model, outputs, stack, tables};
 use serde_json::{json, Value};
 
 use super::common;
@@ -107,6 +107,14 @@ fn shared_files(
         .with_context(|| format!("data root {}", root.display()))?;
     let rel = |p: &Path| -> anyhow::Result<String> {
         let path = study.resolve(p);
+        // a URL (GDAL's /vsicurl/, /vsis3/, ...) goes to the workers as it is: each reads
+        // its tiles' windows from it
+        if flus_shared::raster::is_virtual(&path) {
+            return path
+                .to_str()
+                .map(str::to_string)
+                .with_context(|| format!("{}: not a UTF-8 path", path.display()));
+        }
         let c = path
             .canonicalize()
             .with_context(|| format!("{}", path.display()))?;
@@ -564,6 +572,7 @@ fn driver_analysis(
             x: sample.x.clone(),
             y: sample.y.clone(),
             coords: sample.coords.clone(),
+            spherical: sample.spherical,
         },
     );
     let result = analysis::run_with(study, st, &sample, &remote, out);
@@ -803,7 +812,8 @@ fn run_in(
     let base_label = mk.to.to_string();
     let base_map = out.join(format!("landuse_{base_label}.tif"));
     outputs::write_landuse(&base_map, &study, &st.grid, base)?;
-    let run_carbon = RunCarbon::new(&study, &base_label)?;
+    let areas = st.cell_areas()?;
+    let run_carbon = RunCarbon::new(&study, &base_label, areas.clone())?;
     report["base_map"] = json!(base_map);
     report["base_carbon"] = json!(run_carbon.write_base(&study, &out, &st.grid, base)?);
     // the GWR sample (valid cells only, from the seed): each scenario's carbon change is
@@ -825,7 +835,8 @@ fn run_in(
         "carbon": run_files::storage_name(&base_label),
     })];
     let mut scen = serde_json::Map::new();
-    let mut scenario_counts: Vec<(String, flus_shared::tables::ZoneCounts)> = Vec::new();
+    let mut scenario_counts: Vec<(String, tables::ZoneCounts, tables::ZoneAreas)> = Vec::new();
+    let mut unmet_all: Vec<tables::UnmetClass> = Vec::new();
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -853,7 +864,14 @@ fn run_in(
         ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
         // the workers' counts of the final map are the tables' (not recounted here)
         let (res, traffic, counts) = cluster.run(&mut session, &label, &params, &input)?;
-        scenario_counts.push((label.clone(), counts));
+        let zone_areas = tables::zone_areas(
+            &counts,
+            &res.map,
+            st.zones.as_deref(),
+            st.grid.width,
+            &areas,
+        );
+        scenario_counts.push((label.clone(), counts, zone_areas));
         let map_path = out.join(format!("landuse_{label}.tif"));
         outputs::write_landuse(&map_path, &study, &st.grid, &res.map)?;
         let (carbon_path, change_path) =
@@ -866,7 +884,8 @@ fn run_in(
                     base,
                     &res.map,
                     cells,
-                    st.grid.cell_area(),
+                    &areas,
+                    st.grid.width,
                 ),
             ));
         }
@@ -882,11 +901,16 @@ fn run_in(
             "carbon": file_name(&carbon_path),
             "carbon_change": file_name(&change_path),
         }));
+        let short = tables::unmet(&names, &sc.name, &demand, &res.report.final_gap);
+        if !short.is_empty() {
+            tracing::warn!(scenario = %sc.name, unmet = ?short, "demand not met: see unmet_demand.csv");
+        }
         scen.insert(
             sc.name.clone(),
             json!({
                 "demand": common::by_class(&names, &demand),
                 "final_gap": common::by_class(&names, &res.report.final_gap),
+                "unmet": tables::unmet_json(&short),
                 "demand_met": res.report.demand_met,
                 "iterations": res.report.iterations,
                 "stop_reason": res.report.stop_reason,
@@ -898,7 +922,11 @@ fn run_in(
                 "traffic": traffic,
             }),
         );
+        unmet_all.extend(short);
         stage(&format!("scenario_{}", sc.name), &mut lap);
+    }
+    if !unmet_all.is_empty() {
+        tables::write_unmet(&out, &unmet_all)?;
     }
     session.release();
     sessions.insert("scenarios".into(), json!(session.session));
@@ -906,20 +934,25 @@ fn run_in(
     report["scenarios"] = Value::Object(scen);
     report["maps"] = Value::Array(run_maps);
     // the paper's tables 7-9 from integer counts per (zone, class)
-    let mut maps = vec![flus_shared::tables::MapCounts {
+    let base_areas = tables::zone_areas(
+        &base_counts,
+        base,
+        st.zones.as_deref(),
+        st.grid.width,
+        &areas,
+    );
+    let mut maps = vec![tables::MapCounts {
         label: &base_label,
         counts: &base_counts,
+        areas: &base_areas,
     }];
-    maps.extend(
-        scenario_counts
-            .iter()
-            .map(|(l, c)| flus_shared::tables::MapCounts {
-                label: l,
-                counts: c,
-            }),
-    );
+    maps.extend(scenario_counts.iter().map(|(l, c, a)| tables::MapCounts {
+        label: l,
+        counts: c,
+        areas: a,
+    }));
     let bar = crate::output::stage("carbon tables");
-    report["tables"] = flus_shared::tables::write(&study, st.grid.cell_area(), &maps, &out)?;
+    report["tables"] = tables::write(&study, &maps, &out)?;
     stage("carbon_tables", &mut lap);
     drop(bar);
     if let Some(cells) = gwr_cells {

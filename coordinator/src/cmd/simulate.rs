@@ -108,6 +108,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "classes": names,
         "demand": common::by_class(&names, &demand),
         "final_gap": common::by_class(&names, &run.report.final_gap),
+        "unmet": flus_shared::tables::unmet_json(&flus_shared::tables::unmet(
+            &names,
+            &args.scenario,
+            &demand,
+            &run.report.final_gap,
+        )),
         "demand_met": run.report.demand_met,
         "iterations": run.report.iterations,
         "stop_reason": run.report.stop_reason,

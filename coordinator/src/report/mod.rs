@@ -369,6 +369,12 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
             html::table(&header, &rows, None, swatch(legend), |_| "")
         ));
     }
+    if let Some((header, rows)) = read_csv(&dir.join("unmet_demand.csv"))? {
+        out.push(format!(
+            "<section id=\"unmet\"><h2>Demand not met</h2><p class=\"lead\">These scenarios ran with <code>[ca] unmet = \"best_effort\"</code>: their conversion matrix and restrictions cannot reach the demand; the maps are the closest the CA got (gap = demand − cells reached).</p>{}</section>",
+            html::table(&header, &rows, None, esc, |_| "")
+        ));
+    }
     let validation = match read_csv(&dir.join("validation_metrics.csv"))? {
         Some((header, rows)) => format!(
             "<p class=\"lead\">The CA run on the past period compared with the real map: the simulation beside the persistence baseline (no change) and a random allocation of the same demand. OA overall accuracy, FoM figure of merit.</p>{}",

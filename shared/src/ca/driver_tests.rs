@@ -239,14 +239,20 @@ fn demand_already_met_stops_before_any_iteration() {
     assert_eq!(out.map, s.classes);
 }
 
-#[test]
-fn infeasible_demand_names_the_class_that_nobody_may_become() {
-    let s = synthetic();
+/// 4 classes, every conversion allowed except into class 2 (which may stay).
+fn nobody_becomes_class_2() -> Vec<Vec<f64>> {
     let mut cost = all_allowed(4);
     for row in cost.iter_mut().take(4) {
         row[2] = 0.0;
     }
     cost[2][2] = 1.0;
+    cost
+}
+
+#[test]
+fn infeasible_demand_names_the_class_that_nobody_may_become() {
+    let s = synthetic();
+    let cost = nobody_becomes_class_2();
     let params = CaParams::new(vec![1.0; 4], cost, 5);
     let err = run(&params, &s.input(), Tiling { rows: 1, cols: 1 }, |_, _| {})
         .unwrap_err()
@@ -255,6 +261,41 @@ fn infeasible_demand_names_the_class_that_nobody_may_become() {
         err.contains("infeasible demand") && err.contains("class index 2 gets 0 of its 60 cells"),
         "{err}"
     );
+}
+
+/// Class 2 may be reached from no class and may not change, so its +60 cells are out
+/// of reach; class 0
+/// gives 140 cells of which class 1 can take only its 80. By hand: class 1 reaches its
+/// demand, class 2 keeps its start count (gap +60), class 0 keeps 60 cells too many
+/// (gap -60), class 3 is not touched (gap 0). `unmet = "best_effort"` runs it to the
+/// stall rule and returns that map; the default refuses it before the run.
+#[test]
+fn a_best_effort_run_of_an_unreachable_demand_ends_with_the_gap_known_by_hand() {
+    let s = synthetic();
+    let mut cost = nobody_becomes_class_2();
+    // class 2 neither gains nor loses cells
+    cost[2] = vec![0.0, 0.0, 1.0, 0.0];
+    let (counts, _) = class_counts(4, &s.classes, &s.restricted).unwrap();
+    let demand = vec![
+        counts[0] as i64 - 140,
+        counts[1] as i64 + 80,
+        counts[2] as i64 + 60,
+        counts[3] as i64,
+    ];
+    let input = CaInput {
+        demand: &demand,
+        ..s.input()
+    };
+    let mut params = CaParams::new(vec![1.0; 4], cost, 5);
+    assert!(run(&params, &input, Tiling { rows: 1, cols: 1 }, |_, _| {}).is_err());
+    params.best_effort = true;
+    let out = run(&params, &input, Tiling { rows: 1, cols: 1 }, |_, _| {}).unwrap();
+    assert_eq!(out.report.final_gap, vec![-60, 0, 60, 0]);
+    assert!(!out.report.demand_met);
+    assert_eq!(out.report.stop_reason, StopReason::Stalled);
+    let (end, _) = class_counts(4, &out.map, &s.restricted).unwrap();
+    assert_eq!(end[1] as i64, demand[1]);
+    assert_eq!(end[2], counts[2]);
 }
 
 #[test]

@@ -267,7 +267,14 @@ pub fn run_loop(
     let (start_counts, free) = class_counts(k, input.classes, input.restricted)?;
     let valid: u64 = start_counts.iter().sum();
     check_demand(input.demand, k, valid)?;
-    check_feasible(params, &start_counts, &free, input.demand)?;
+    if let Err(e) = check_feasible(params, &start_counts, &free, input.demand) {
+        if !params.best_effort {
+            return Err(e);
+        }
+        tracing::warn!(
+            "{e}; [ca] unmet = \"best_effort\": running to max_iterations or the stall rule, the gap per class is reported"
+        );
+    }
     if own_suitability {
         super::driver::warn_low_suitability(params, input, &start_counts);
     }

@@ -27,6 +27,9 @@ pub struct CaParams {
     pub stream: u32,
     /// Class names for messages (empty: classes are named by index).
     pub names: Vec<String>,
+    /// Run an infeasible demand anyway (to `max_iterations` or the stall rule) instead of
+    /// refusing it (`[ca] unmet = "best_effort"`).
+    pub best_effort: bool,
 }
 
 impl CaParams {
@@ -44,6 +47,7 @@ impl CaParams {
             seed,
             stream: stream::CA_BASE,
             names: Vec::new(),
+            best_effort: false,
         }
     }
 

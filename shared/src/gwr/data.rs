@@ -17,6 +17,8 @@ pub struct GwrData {
     x: Vec<f64>,
     y: Vec<f64>,
     coords: Vec<[f64; 2]>,
+    /// Coordinates are (longitude, latitude) in degrees, distances great-circle km.
+    spherical: bool,
 }
 
 impl GwrData {
@@ -87,6 +89,7 @@ impl GwrData {
             x,
             y,
             coords,
+            spherical: false,
         })
     }
 
@@ -147,6 +150,7 @@ impl GwrData {
             x,
             y,
             coords,
+            spherical: false,
         })
     }
 
@@ -165,7 +169,20 @@ impl GwrData {
                 .collect(),
             y: rows.iter().map(|&i| self.y[i]).collect(),
             coords: rows.iter().map(|&i| self.coords[i]).collect(),
+            spherical: self.spherical,
         }
+    }
+
+    /// The same data with coordinates read as (longitude, latitude) in degrees and
+    /// distances as great-circle kilometres (mgwr's `spherical=True`) when `spherical`.
+    pub fn with_spherical(mut self, spherical: bool) -> Self {
+        self.spherical = spherical;
+        self
+    }
+
+    /// Whether distances are great-circle kilometres between (lon, lat) coordinates.
+    pub fn spherical(&self) -> bool {
+        self.spherical
     }
 
     /// Standardises every factor to mean 0 and standard deviation 1 (population

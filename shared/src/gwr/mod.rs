@@ -72,7 +72,7 @@ impl GwrModel {
         for (pos, &i) in order.iter().enumerate() {
             rank[i] = pos;
         }
-        let index = SpatialIndex::new(work.coords());
+        let index = SpatialIndex::with_metric(work.coords(), work.spherical());
         Self {
             data,
             work,
