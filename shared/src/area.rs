@@ -1,4 +1,4 @@
-//! Cell areas in square metres (DESIGN 2.6, "Cell area").
+//! Cell areas in square metres (docs/design.md §7, "Cell area").
 //!
 //! A projected grid in metres has one area for every cell, |pixel width x pixel
 //! height|. A geographic (lon/lat, degrees) grid has one area per row: the area of a
