@@ -776,6 +776,8 @@ fn run_in(
     let r = &trained.report;
     tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     report["ann"] = json!(trained.report);
+    // the network's bits, to compare runs (the same for any worker and thread count)
+    report["ann_network_sha256"] = json!(files::sha256_hex(&serde_json::to_vec(network)?));
     // the training's own time; the stage "ann" is what remained of it after the validation
     report["ann_seconds"] = json!(ann_seconds);
     stage("ann", &mut lap);
