@@ -27,6 +27,10 @@ if [ ! -x "$venv/bin/kubernetes-validate" ]; then
 fi
 rendered=$(mktemp)
 trap 'rm -f "$rendered"' EXIT
-kubectl kustomize deploy/k8s > "$rendered"
-"$venv/bin/kubernetes-validate" --strict "$rendered"
-echo "kubernetes manifests: ok"
+for k in deploy/k8s deploy/k8s-urls; do
+  kubectl kustomize "$k" > "$rendered"
+  "$venv/bin/kubernetes-validate" --strict "$rendered"
+  echo "kubernetes manifests of $k: ok"
+done
+# the study of the URL overlay is a valid study (its rasters are not fetched)
+grep -q '^path = "/vsis3/' deploy/k8s-urls/study.example.toml

@@ -6,7 +6,7 @@
 # no protoc is needed. Rust itself comes from rustup when cargo is missing.
 set -euo pipefail
 
-packages=(libgdal-dev gdal-bin pkg-config ca-certificates chromium)
+packages=(libgdal-dev gdal-bin python3-gdal nginx-light pkg-config ca-certificates chromium)
 
 missing=()
 for p in "${packages[@]}"; do

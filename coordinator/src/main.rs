@@ -8,6 +8,7 @@ mod cmd;
 mod output;
 mod report;
 mod run_files;
+mod run_guard;
 
 use clap::{Parser, Subcommand};
 

@@ -1,11 +1,12 @@
-//! Files of a `flus run` folder beyond the stage outputs: carbon storage and change
-//! rasters per map (t per cell, from the study's pools), and the manifest of every
+//! Files of a `flus run` folder beyond the stage outputs: carbon storage rasters per
+//! map (t per cell and t/ha, from the study's pools) and change rasters (t per cell), and the manifest of every
 //! output file with its SHA-256 for run.json.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use flus_shared::area::CellAreas;
 use flus_shared::carbon::{self, CarbonLayers, CodeLayer, PoolsTable, StorageUnit};
 use flus_shared::config::Study;
 use flus_shared::grid::Grid;
@@ -16,6 +17,11 @@ use crate::cmd::carbon::carbon_writer;
 /// File name of the storage raster (t per cell) of the map labelled `label`.
 pub fn storage_name(label: &str) -> String {
     format!("carbon_storage_{label}_t.tif")
+}
+
+/// File name of the storage raster in t/ha of the map labelled `label`.
+pub fn storage_ha_name(label: &str) -> String {
+    format!("carbon_storage_{label}_t_ha.tif")
 }
 
 /// File name of the change raster (scenario - base, t per cell) of `label`.
@@ -29,25 +35,25 @@ pub fn change_name(label: &str) -> String {
 pub struct RunCarbon {
     pools: PoolsTable,
     base_label: String,
+    areas: CellAreas,
 }
 
 /// Which raster of a map [`RunCarbon::write_raster`] writes.
 #[derive(Clone, Copy)]
 enum Raster {
-    /// Storage of the base map.
-    BaseStorage,
-    /// Storage of the scenario map.
-    Storage,
+    /// Storage of the base map (`true`) or of the scenario map, in a unit.
+    Storage(bool, StorageUnit),
     /// Scenario minus base.
     Change,
 }
 
 impl RunCarbon {
-    /// Pools of `study`; the base map is labelled `base_label`.
-    pub fn new(study: &Study, base_label: &str) -> anyhow::Result<Self> {
+    /// Pools of `study`; the base map is labelled `base_label`; cells have `areas`.
+    pub fn new(study: &Study, base_label: &str, areas: CellAreas) -> anyhow::Result<Self> {
         Ok(RunCarbon {
             pools: tables::pools_table(study)?,
             base_label: base_label.to_string(),
+            areas,
         })
     }
 
@@ -90,30 +96,30 @@ impl RunCarbon {
                 }),
                 zones: None,
             };
+            let window = self.areas.window(a / grid.width.max(1), grid.width);
             let data = match what {
-                Raster::BaseStorage | Raster::Storage => carbon::storage_cells(
+                Raster::Storage(is_base, unit) => carbon::storage_cells(
                     &self.pools,
                     &layers,
-                    if matches!(what, Raster::BaseStorage) {
+                    if is_base {
                         carbon::Map::Baseline
                     } else {
                         carbon::Map::Alternate
                     },
-                    StorageUnit::TonnesPerCell,
-                    grid.cell_area(),
+                    unit,
+                    window,
                 )?,
-                Raster::Change => {
-                    carbon::change_cells(&self.pools, &layers, grid.cell_area(), 1.0)?
-                }
+                Raster::Change => carbon::change_cells(&self.pools, &layers, window, 1.0)?,
             };
             writer.write_rows(0, &data)?;
         }
         writer.finish()?;
+        flus_shared::outputs::finish_format(study, path)?;
         Ok(())
     }
 
-    /// Writes the storage raster of the base map `base` (class indices of `study`) into
-    /// `dir`; returns its path.
+    /// Writes the storage rasters (t per cell and t/ha) of the base map `base` (class
+    /// indices of `study`) into `dir`; returns the path of the one in t per cell.
     pub fn write_base(
         &self,
         study: &Study,
@@ -121,9 +127,31 @@ impl RunCarbon {
         grid: &Grid,
         base: &[u8],
     ) -> anyhow::Result<PathBuf> {
-        let p = dir.join(storage_name(&self.base_label));
-        let band = format!("carbon storage {}, t per cell", self.base_label);
-        self.write_raster(study, &p, grid, &band, Raster::BaseStorage, base, None)?;
+        let label = &self.base_label;
+        self.write_storage(study, dir, grid, label, true, base, None)
+    }
+
+    /// Writes the storage rasters of one map in t per cell and t/ha; returns the path
+    /// of the first.
+    #[allow(clippy::too_many_arguments)]
+    fn write_storage(
+        &self,
+        study: &Study,
+        dir: &Path,
+        grid: &Grid,
+        label: &str,
+        is_base: bool,
+        base: &[u8],
+        map: Option<&[u8]>,
+    ) -> anyhow::Result<PathBuf> {
+        let p = dir.join(storage_name(label));
+        let band = format!("carbon storage {label}, t per cell");
+        let what = Raster::Storage(is_base, StorageUnit::TonnesPerCell);
+        self.write_raster(study, &p, grid, &band, what, base, map)?;
+        let ha = dir.join(storage_ha_name(label));
+        let band = format!("carbon storage {label}, t/ha");
+        let what = Raster::Storage(is_base, StorageUnit::TonnesPerHa);
+        self.write_raster(study, &ha, grid, &band, what, base, map)?;
         Ok(p)
     }
 
@@ -138,17 +166,7 @@ impl RunCarbon {
         base: &[u8],
         map: &[u8],
     ) -> anyhow::Result<(PathBuf, PathBuf)> {
-        let storage = dir.join(storage_name(label));
-        let band = format!("carbon storage {label}, t per cell");
-        self.write_raster(
-            study,
-            &storage,
-            grid,
-            &band,
-            Raster::Storage,
-            base,
-            Some(map),
-        )?;
+        let storage = self.write_storage(study, dir, grid, label, false, base, Some(map))?;
         let change = dir.join(change_name(label));
         let band = format!("carbon change {label} - {}, t per cell", self.base_label);
         self.write_raster(study, &change, grid, &band, Raster::Change, base, Some(map))?;
@@ -156,18 +174,18 @@ impl RunCarbon {
     }
 }
 
-/// SHA-256 of every regular file directly in `dir` (file name -> hex), leaving out
-/// `run.json`, hidden and temporary files, and sub-folders.
+/// SHA-256 of every file this process wrote directly in `dir` (file name -> hex),
+/// leaving out `run.json`, hidden and temporary files, sub-folders, and every file it did
+/// not write (inputs, or outputs an earlier run left in the folder).
 pub fn manifest(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name == "run.json" || name.starts_with('.') || !entry.file_type()?.is_file() {
+    for rel in files::written_under(dir) {
+        let name = rel.to_string_lossy().to_string();
+        if rel.components().count() != 1 || name == "run.json" || name.starts_with('.') {
             continue;
         }
-        let bytes = std::fs::read(entry.path())
-            .with_context(|| format!("reading {}", entry.path().display()))?;
+        let path = dir.join(&rel);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         out.insert(name, files::sha256_hex(&bytes));
     }
     Ok(out)
@@ -177,13 +195,58 @@ pub fn manifest(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 mod tests {
     use super::*;
 
+    /// The Ben Cat study's pools (forest 82.2 + 16.4 + 273.0 + 7.6 = 379.2 t/ha, water 0,
+    /// built-up 32.0, cropland 258.8) on a 2 x 2 WGS 84 grid of 0.01 degree at 21 N:
+    /// the t/ha raster holds the densities, the t per cell raster density x the row's
+    /// area (PROJ geodesic areas, see flus_shared::area: 1151016.354958266 m2 for the
+    /// upper row 21.01..21.02, 1151091.7102091126 m2 for the lower row).
     #[test]
-    fn the_manifest_hashes_output_files_only() {
+    fn base_storage_is_written_in_t_per_cell_and_t_per_ha_with_row_areas() {
+        let file = Path::new("examples/bencat/study.toml");
+        let study = Study {
+            config: flus_shared::config::parse(
+                include_str!("../../examples/bencat/study.toml"),
+                file,
+            )
+            .unwrap(),
+            file: file.to_path_buf(),
+            base_dir: ".".into(),
+        };
+        let grid = Grid {
+            width: 2,
+            height: 2,
+            geotransform: [108.0, 0.01, 0.0, 21.02, 0.0, -0.01],
+            crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(4326)
+                .unwrap()
+                .to_wkt()
+                .unwrap(),
+        };
+        let areas = CellAreas::of_grid(&grid, "test grid").unwrap();
+        let rc = RunCarbon::new(&study, "2020", areas).unwrap();
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("a.csv"), b"abc").unwrap();
-        std::fs::write(d.path().join("run.json"), b"{}").unwrap();
+        let t = rc
+            .write_base(&study, d.path(), &grid, &[0, 1, 2, 3])
+            .unwrap();
+        let (_, per_cell) = raster::read_band::<f32>(&t, 1).unwrap();
+        let (_, per_ha) =
+            raster::read_band::<f32>(&d.path().join("carbon_storage_2020_t_ha.tif"), 1).unwrap();
+        assert_eq!(per_ha, vec![379.2f32, 0.0, 32.0, 258.8]);
+        let (upper, lower) = (1_151_016.354_958_266, 1_151_091.710_209_112_6);
+        let want = [379.2 * upper, 0.0, 32.0 * lower, 258.8 * lower].map(|x| x / 1e4);
+        for (g, w) in per_cell.iter().zip(want) {
+            assert!((*g as f64 - w).abs() <= 1e-6 * w.max(1.0), "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn the_manifest_hashes_the_files_this_run_wrote_only() {
+        let d = tempfile::tempdir().unwrap();
+        files::write_atomic(&d.path().join("a.csv"), b"abc").unwrap();
+        files::write_atomic(&d.path().join("run.json"), b"{}").unwrap();
+        files::write_atomic(&d.path().join("checkpoints/s.ckpt"), b"c").unwrap();
+        // left by an earlier run (or an input): not written by this process
+        std::fs::write(d.path().join("landuse_2006.tif"), b"old").unwrap();
         std::fs::write(d.path().join(".partial-x"), b"x").unwrap();
-        std::fs::create_dir(d.path().join("checkpoints")).unwrap();
         let m = manifest(d.path()).unwrap();
         // SHA-256("abc"), FIPS 180-2 appendix B.1
         assert_eq!(

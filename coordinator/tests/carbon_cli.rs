@@ -381,3 +381,157 @@ fn correct_density_writes_the_corrected_table() {
     assert_eq!(p.above, 40.5);
     assert_eq!(t.get(1).unwrap().name, "cropland");
 }
+
+#[test]
+fn densities_turn_the_chain_table_into_the_paper_pools_from_precipitation() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("chain.csv");
+    // national soil density, below/above ratio, shares (see flus_shared::carbon::chain:
+    // soils = Table 6 soil / K at printed precision; construction not corrected)
+    std::fs::write(
+        &table,
+        "lucode,soil,ratio,biomass_share,soil_share,dead_share,correct\n\
+         1,108.4,0.66,0.26,0.72,0.02,true\n\
+         2,158.82,0.2,0.26,0.72,0.02,true\n\
+         4,25.3,0.2,0.21,0.79,0,false\n",
+    )
+    .unwrap();
+    let out = dir.path().join("pools.csv");
+    let j = json_of(&flus(&[
+        "carbon",
+        "densities",
+        "--table",
+        s(&table),
+        "--precipitation-local",
+        "1999.4",
+        "--precipitation-national",
+        "671.1",
+        "--out",
+        s(&out),
+        "--json",
+    ]));
+    assert!(near(&j["k"], 10787.66192 / 6275.69248));
+    let pools = j["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 3);
+    // the paper's Table 6 to its printed rounding: cropland 40.5 26.8 186.3 5.2,
+    // forest 82.2 16.4 273.0 7.6, construction 5.6 1.1 25.3 0
+    let want = [
+        (1, [40.5, 26.8, 186.3, 5.2]),
+        (2, [82.2, 16.4, 273.0, 7.6]),
+        (4, [5.6, 1.1, 25.3, 0.0]),
+    ];
+    for (p, (code, w)) in pools.iter().zip(want) {
+        assert_eq!(p["lucode"], code);
+        for (key, w) in ["c_above", "c_below", "c_soil", "c_dead"].iter().zip(w) {
+            let v = p[key].as_f64().unwrap();
+            assert_eq!((v * 10.0).round() / 10.0, w, "{code} {key} {v}");
+        }
+    }
+    // the file is an InVEST pools table with the same values
+    let t = flus_shared::carbon::read_pools_csv(&out).unwrap();
+    assert_eq!(t.codes(), vec![1, 2, 4]);
+    assert!(near(&pools[0]["c_soil"], t.get(1).unwrap().pools.soil));
+    // --factor gives the same table; neither K nor precipitation is an error
+    let j2 = json_of(&flus(&[
+        "carbon",
+        "densities",
+        "--table",
+        s(&table),
+        "--factor",
+        "2",
+        "--out",
+        s(&out),
+        "--json",
+    ]));
+    assert!(near(&j2["pools"][0]["c_soil"], 216.8));
+    let o = flus(&[
+        "carbon",
+        "densities",
+        "--table",
+        s(&table),
+        "--out",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+}
+
+/// A WGS 84 grid of 0.01 degree at 21 N: 2 x 2 cells, rows 21.02..21.01 and
+/// 21.01..21.00. Cell areas from PROJ's geodesic library (pyproj 3.7.2 / PROJ 9.5.1,
+/// `Geod(ellps="WGS84").polygon_area_perimeter` of the cell outline with each parallel
+/// edge cut into 200 segments): 1151016.354958266 m2 (upper row) and
+/// 1151091.7102091126 m2 (lower row); not 0.0001 m2 (the geotransform's square degrees).
+#[test]
+fn carbon_on_a_lon_lat_grid_uses_geodesic_cell_areas() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = invest_pools(dir.path());
+    let g = Grid {
+        width: 2,
+        height: 2,
+        geotransform: [108.0, 0.01, 0.0, 21.02, 0.0, -0.01],
+        crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(4326)
+            .unwrap()
+            .to_wkt()
+            .unwrap(),
+    };
+    let lu = dir.path().join("lonlat.tif");
+    // class 1 (86 t/ha) in the upper row, class 2 (28 t/ha) in the lower row
+    write_u8(&lu, &g, &[1, 1, 2, 2], Some(0.0));
+    let out = dir.path().join("out");
+    let j = json_of(&flus(&[
+        "carbon",
+        "--baseline",
+        s(&lu),
+        "--pools",
+        s(&pools),
+        "--out",
+        s(&out),
+        "--json",
+    ]));
+    let (upper, lower) = (1_151_016.354_958_266, 1_151_091.710_209_112_6);
+    let area = j["area_m2"].as_f64().unwrap();
+    assert!((area - 2.0 * (upper + lower)).abs() < 1e-3, "{area}");
+    assert_eq!(j["geographic"], true);
+    assert!(j["cell_area_m2"].is_null());
+    // storage: 86 t/ha x 2 upper cells + 28 t/ha x 2 lower cells, areas in ha
+    let want = 86.0 * 2.0 * upper / 1e4 + 28.0 * 2.0 * lower / 1e4;
+    let got = j["baseline_total_t"].as_f64().unwrap();
+    assert!((got - want).abs() < 1e-6 * want, "{got} vs {want}");
+    assert!((j["by_class"]["1"]["area_m2"].as_f64().unwrap() - 2.0 * upper).abs() < 1e-3);
+    // the t per cell raster follows the row's area
+    let (_, t) = read_band::<f32>(&out.join("carbon_baseline_t.tif"), 1).unwrap();
+    assert!((t[0] as f64 - 86.0 * upper / 1e4).abs() < 0.01, "{}", t[0]);
+    assert!((t[3] as f64 - 28.0 * lower / 1e4).abs() < 0.01, "{}", t[3]);
+}
+
+#[test]
+fn a_crs_in_feet_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pools = invest_pools(dir.path());
+    let g = Grid {
+        width: 2,
+        height: 1,
+        geotransform: [0.0, 100.0, 0.0, 0.0, 0.0, -100.0],
+        // NAD83 / Texas North Central (ftUS)
+        crs_wkt: gdal::spatial_ref::SpatialRef::from_epsg(2276)
+            .unwrap()
+            .to_wkt()
+            .unwrap(),
+    };
+    let lu = dir.path().join("feet.tif");
+    write_u8(&lu, &g, &[1, 2], Some(0.0));
+    let out = flus(&[
+        "carbon",
+        "--baseline",
+        s(&lu),
+        "--pools",
+        s(&pools),
+        "--json",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("feet.tif")
+            && err.contains("expected metres or degrees"),
+        "{err}"
+    );
+}

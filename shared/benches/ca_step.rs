@@ -1,4 +1,4 @@
-//! Criterion benchmarks of the CA tile step (DESIGN 2.3) on Ben Cat 2010 as one tile
+//! Criterion benchmarks of the CA tile step (docs/design.md §4) on Ben Cat 2010 as one tile
 //! (1004 x 1559, K = 4, the code path of `flus bench`: `flus_shared::ca::bench`), and of
 //! the Philox blocks it draws: one cell at a time and 8 lanes at a time.
 //!

@@ -1,4 +1,4 @@
-//! Driver analysis of a study (DESIGN 2.7, paper Table 10): GWR of each class's
+//! Driver analysis of a study (docs/design.md §8, paper Table 10): GWR of each class's
 //! suitability and of each scenario's carbon change on the drivers at a seeded sample of
 //! valid cells, maps of the local coefficients, and the R2 of a GWR of each class's
 //! suitability on each single driver. The per-point work runs wherever a
@@ -23,6 +23,13 @@ use crate::stack::Stack;
 
 /// A seeded sample of `n` valid cells (the smallest Philox keys; ascending cell order).
 pub fn sample_cells(mask: &[bool], n: usize, seed: u64) -> Vec<usize> {
+    let valid = mask.par_iter().filter(|&&v| v).count();
+    if n > valid {
+        crate::notices::warn(format!(
+            "gwr.sample_points = {n} is more than the {valid} valid cells: the GWR uses all {valid}"
+        ));
+    }
+    let n = n.min(valid);
     let rng = CounterRng::new(seed);
     // the n smallest (key, cell) pairs, without a pair per valid cell in memory
     let keyed: Vec<(u32, usize)> = crate::select::smallest_n(
@@ -76,6 +83,9 @@ pub struct DriverSample {
     pub y_columns: Vec<String>,
     /// n x y_columns, row-major.
     pub y: Vec<f64>,
+    /// Coordinates are (longitude, latitude) degrees of a geographic grid: distances
+    /// are great-circle km.
+    pub spherical: bool,
     drivers: usize,
     standardize: bool,
 }
@@ -136,7 +146,7 @@ impl DriverSample {
                 self.y_columns[y]
             )));
         }
-        Ok(GwrModel::new(data))
+        Ok(GwrModel::new(data.with_spherical(self.spherical)))
     }
 }
 
@@ -174,13 +184,15 @@ pub fn carbon_change_at(
     base: &[u8],
     scenario: &[u8],
     cells: &[usize],
-    cell_area_m2: f64,
+    areas: &crate::area::CellAreas,
+    width: usize,
 ) -> Vec<f64> {
     let d = |c: u8| density.get(c as usize).copied().unwrap_or(0.0);
     cells
         .iter()
         .map(|&i| {
-            storage_t(d(scenario[i]), 1, cell_area_m2) - storage_t(d(base[i]), 1, cell_area_m2)
+            let a = areas.cell(i, width);
+            storage_t(d(scenario[i]), 1, a) - storage_t(d(base[i]), 1, a)
         })
         .collect()
 }
@@ -280,6 +292,10 @@ pub fn driver_sample_at(
         y_columns: ycols.into_iter().map(|(n, _)| n).collect(),
         cells,
         coords,
+        spherical: matches!(
+            crate::area::crs_kind(&stack.grid.crs_wkt, &stack.reference.display().to_string())?,
+            crate::area::CrsKind::Geographic(_)
+        ),
         drivers: stack.drivers.len(),
         standardize,
     })
@@ -406,7 +422,11 @@ fn one_gwr(
     ];
     row.extend(r.coefficients.iter().map(|c| format!("{:.6}", c.mean)));
     let coords = model.data().coords();
+    // the point's X values too (every column of the sample but the intercept), so that
+    // `flus gwr` on this file gives the same fits (shortest round-trip numbers)
+    let w = sample.columns.len();
     let mut header = vec!["x".to_string(), "y".into(), sample.y_columns[y].clone()];
+    header.extend(sample.columns[1..].iter().cloned());
     header.extend(["yhat".to_string(), "residual".into()]);
     header.extend(r.names.iter().map(|n| format!("b_{n}")));
     header.extend(r.names.iter().map(|n| format!("se_{n}")));
@@ -418,12 +438,16 @@ fn one_gwr(
         .zip(&r.stats)
         .map(|(f, st)| {
             let mut row = vec![
-                format!("{:.3}", coords[f.index][0]),
-                format!("{:.3}", coords[f.index][1]),
+                format!("{}", coords[f.index][0]),
+                format!("{}", coords[f.index][1]),
                 format!("{}", model.data().y()[f.index]),
-                format!("{}", f.fitted),
-                format!("{}", f.residual),
             ];
+            row.extend(
+                sample.x[f.index * w + 1..(f.index + 1) * w]
+                    .iter()
+                    .map(|v| format!("{v}")),
+            );
+            row.extend([format!("{}", f.fitted), format!("{}", f.residual)]);
             row.extend(f.params.iter().map(|v| format!("{v}")));
             row.extend(st.se.iter().map(|v| format!("{v}")));
             row.extend(st.t.iter().map(|v| format!("{v}")));
@@ -509,7 +533,9 @@ pub fn run_with(
                 false,
             )
         };
-        let json = match one_gwr(&label, sample, y, source, &s, &coarse, &points, &map) {
+        let fitted = one_gwr(&label, sample, y, source, &s, &coarse, &points, &map)
+            .and_then(|r| crate::outputs::finish_format(study, &map).map(|()| r));
+        let json = match fitted {
             Ok((row, json)) => {
                 summary_rows.push(row);
                 json
@@ -594,6 +620,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_sample_larger_than_the_valid_cells_takes_them_all_with_a_warning() {
+        // 5 valid cells of 8
+        let mask = [true, false, true, true, false, true, false, true];
+        assert_eq!(sample_cells(&mask, 1_000_000_000, 3), vec![0, 2, 3, 5, 7]);
+        assert!(crate::notices::all().contains(
+            &"gwr.sample_points = 1000000000 is more than the 5 valid cells: the GWR uses all 5"
+                .to_string()
+        ));
+        assert_eq!(sample_cells(&mask, 2, 3).len(), 2);
+    }
+
+    #[test]
     fn the_sample_is_seeded_sized_and_only_valid_cells() {
         let mask: Vec<bool> = (0..1000).map(|i| i % 3 != 0).collect();
         let a = sample_cells(&mask, 50, 7);
@@ -613,13 +651,27 @@ mod tests {
         let density = [10.0, 50.0, 0.0];
         let base = [0u8, 1, 0, 2, 1];
         let scen = [1u8, 0, 0, 0, 1];
-        let y = carbon_change_at(&density, &base, &scen, &[0, 1, 2, 3], 900.0);
+        let y = carbon_change_at(
+            &density,
+            &base,
+            &scen,
+            &[0, 1, 2, 3],
+            &crate::area::CellAreas::Uniform(900.0),
+            5,
+        );
         let want = [3.6, -3.6, 0.0, 0.9];
         for (g, w) in y.iter().zip(want) {
             assert!((g - w).abs() < 1e-12, "{y:?}");
         }
         assert_eq!(
-            carbon_change_at(&density, &base, &scen, &[4], 900.0),
+            carbon_change_at(
+                &density,
+                &base,
+                &scen,
+                &[4],
+                &crate::area::CellAreas::Uniform(900.0),
+                5
+            ),
             vec![0.0]
         );
     }

@@ -80,7 +80,41 @@ pub struct StudySection {
     /// Largest placement difference between grids accepted as "the same grid", in cells.
     #[serde(default = "default_grid_tolerance")]
     pub grid_tolerance: f64,
+    /// Format of the rasters a run writes (land use, suitability, carbon).
+    #[serde(default)]
+    pub output_format: OutputFormat,
 }
+
+/// `[study] output_format`: how a run's rasters are written.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Tiled, DEFLATE-compressed GeoTIFF (default).
+    #[default]
+    Gtiff,
+    /// Cloud-optimized GeoTIFF (GDAL's COG driver: tiles, overviews, header first), to
+    /// be served and viewed straight from object storage.
+    Cog,
+}
+
+/// Largest `[study] grid_tolerance` (cells): half a cell or more would take a layer
+/// shifted by whole cells for aligned.
+pub const MAX_GRID_TOLERANCE: f64 = 0.5;
+/// Largest carbon pool accepted, t/ha: far above any measured density (peat soils hold
+/// a few thousand t/ha), small enough that sums over any grid stay finite.
+pub const MAX_CARBON_POOL: f64 = 100_000.0;
+/// Largest `[ann] hidden`: more units than this only slows training (the default is
+/// floor(sqrt(drivers)) + 10).
+pub const MAX_HIDDEN: usize = 1_000;
+/// Largest `[ann] epochs`.
+pub const MAX_EPOCHS: usize = 100_000;
+/// Largest `[ca] neighbourhood` (cells per side).
+pub const MAX_NEIGHBOURHOOD: usize = 51;
+/// Largest `[ca] max_iterations`.
+pub const MAX_ITERATIONS: u32 = 100_000;
+/// Largest `[gwr] sample_points`: the size docs/gwr.md measures (minutes on 2 cores);
+/// larger samples take hours per fit.
+pub const MAX_GWR_POINTS: usize = 100_000;
 
 fn default_seed() -> u64 {
     1
@@ -204,7 +238,7 @@ pub struct MarkovConfig {
     pub interpolate: bool,
 }
 
-/// `[ca]`: cellular automaton parameters (DESIGN 2.3).
+/// `[ca]`: cellular automaton parameters (docs/design.md §4).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaConfig {
@@ -257,7 +291,7 @@ pub enum SamplingMode {
     Proportional,
 }
 
-/// `[ann]`: ANN suitability parameters (DESIGN 2.2).
+/// `[ann]`: ANN suitability parameters (docs/design.md §3).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnnConfig {
@@ -345,7 +379,7 @@ pub enum KernelName {
     Exponential,
 }
 
-/// `[gwr]`: GWR driver analysis parameters (DESIGN 2.7).
+/// `[gwr]`: GWR driver analysis parameters (docs/design.md §8).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GwrConfig {
@@ -474,15 +508,13 @@ impl Study {
             base_dir,
         };
         study.config.validate(path)?;
-        study.check_not_self(path)?;
+        study.check_paths(path)?;
+        crate::files::register_inputs(study.input_files());
         Ok(study)
     }
 
-    /// Refuses a layer path that names the config file itself.
-    fn check_not_self(&self, path: &Path) -> Result<()> {
-        let Ok(me) = std::fs::canonicalize(path) else {
-            return Ok(());
-        };
+    /// Every layer path of the config with its key (`landuse[0].path`, ...), as written.
+    pub fn layer_paths(&self) -> Vec<(String, &Path)> {
         let cfg = &self.config;
         let mut paths: Vec<(String, &Path)> = Vec::new();
         for (i, m) in cfg.landuse.iter().enumerate() {
@@ -502,16 +534,55 @@ impl Study {
         if let Some(s) = &cfg.ann.suitability {
             paths.push(("ann.suitability".into(), s));
         }
-        for (key, p) in paths {
-            if std::fs::canonicalize(self.resolve(p)).is_ok_and(|c| c == me) {
-                return Err(Error::Config {
-                    file: path.to_path_buf(),
+        paths
+    }
+
+    /// The files the study reads: the config and every layer (resolved against the
+    /// config's folder).
+    pub fn input_files(&self) -> Vec<PathBuf> {
+        std::iter::once(self.file.clone())
+            .chain(self.layer_paths().into_iter().map(|(_, p)| self.resolve(p)))
+            .collect()
+    }
+
+    /// Refuses a layer path that names the config file itself, and two land-use maps
+    /// that are one file (the change between them would be none by construction).
+    fn check_paths(&self, path: &Path) -> Result<()> {
+        let me = std::fs::canonicalize(path).ok();
+        let err = |key: String, message: String| Error::Config {
+            file: path.to_path_buf(),
+            key,
+            message,
+        };
+        for (key, p) in self.layer_paths() {
+            let c = std::fs::canonicalize(self.resolve(p)).ok();
+            if c.is_some() && c == me {
+                return Err(err(
                     key,
-                    message: format!(
+                    format!(
                         "{} is the study config itself, expected a raster",
                         p.display()
                     ),
-                });
+                ));
+            }
+        }
+        let maps = &self.config.landuse;
+        for (i, a) in maps.iter().enumerate() {
+            let ca = std::fs::canonicalize(self.resolve(&a.path)).ok();
+            for (j, b) in maps.iter().enumerate().skip(i + 1) {
+                if ca.is_some() && ca == std::fs::canonicalize(self.resolve(&b.path)).ok() {
+                    return Err(err(
+                        format!("landuse[{j}].path"),
+                        format!(
+                            "{} (year {}) is the same file as landuse[{i}].path {} (year {}); \
+                             expected a map of each year",
+                            b.path.display(),
+                            b.year,
+                            a.path.display(),
+                            a.year
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -617,6 +688,16 @@ impl StudyConfig {
                 format!("{k} classes; at most 254 are supported"),
             ));
         }
+        let tol = self.study.grid_tolerance;
+        if !(tol.is_finite() && (0.0..MAX_GRID_TOLERANCE).contains(&tol)) {
+            return Err(err(
+                "study.grid_tolerance".into(),
+                format!(
+                    "{tol}: expected a number of cells in [0, {MAX_GRID_TOLERANCE}) \
+                     (layers off by more are not on the same grid: set `align = true`)"
+                ),
+            ));
+        }
         let mut codes = BTreeSet::new();
         let mut names = BTreeSet::new();
         for (i, c) in self.classes.iter().enumerate() {
@@ -659,6 +740,12 @@ impl StudyConfig {
                         return Err(err(
                             format!("classes[{i}].carbon.{f}"),
                             format!("{v} t/ha; carbon pools must be finite and not negative"),
+                        ));
+                    }
+                    if v > MAX_CARBON_POOL {
+                        return Err(err(
+                            format!("classes[{i}].carbon.{f}"),
+                            format!("{v:e} t/ha: expected at most {MAX_CARBON_POOL} t/ha"),
                         ));
                     }
                 }
@@ -746,10 +833,19 @@ impl StudyConfig {
                 format!("{}: expected an odd number >= 3", ca.neighbourhood),
             ));
         }
-        if ca.max_iterations == 0 {
+        if ca.neighbourhood > MAX_NEIGHBOURHOOD {
+            return Err(err(
+                "ca.neighbourhood".into(),
+                format!(
+                    "{}: expected an odd number from 3 to {MAX_NEIGHBOURHOOD}",
+                    ca.neighbourhood
+                ),
+            ));
+        }
+        if !(1..=MAX_ITERATIONS).contains(&ca.max_iterations) {
             return Err(err(
                 "ca.max_iterations".into(),
-                "0: expected at least 1".into(),
+                format!("{}: expected 1 to {MAX_ITERATIONS}", ca.max_iterations),
             ));
         }
         if !(ca.accelerate > 0.0 && ca.accelerate < 1.0) {
@@ -784,8 +880,19 @@ impl StudyConfig {
                 "0: expected at least 1".into(),
             ));
         }
-        if ann.epochs == 0 {
-            return Err(err("ann.epochs".into(), "0: expected at least 1".into()));
+        if !(1..=MAX_EPOCHS).contains(&ann.epochs) {
+            return Err(err(
+                "ann.epochs".into(),
+                format!("{}: expected 1 to {MAX_EPOCHS}", ann.epochs),
+            ));
+        }
+        if let Some(h) = ann.hidden {
+            if !(1..=MAX_HIDDEN).contains(&h) {
+                return Err(err(
+                    "ann.hidden".into(),
+                    format!("{h}: expected 1 to {MAX_HIDDEN} hidden units"),
+                ));
+            }
         }
         if !(ann.learning_rate > 0.0 && ann.learning_rate.is_finite()) {
             return Err(err(
@@ -799,12 +906,7 @@ impl StudyConfig {
                 format!("{}: expected a value in [0, 1)", ann.momentum),
             ));
         }
-        if self.gwr.sample_points < 10 {
-            return Err(err(
-                "gwr.sample_points".into(),
-                format!("{}: expected at least 10", self.gwr.sample_points),
-            ));
-        }
+        self.validate_gwr(file)?;
         if let Some(a) = &self.validation.absorb {
             if !names.contains(a) {
                 return Err(err(
@@ -874,6 +976,19 @@ impl StudyConfig {
                         ));
                     }
                 }
+                if let Some(j) = sc.multipliers[..m]
+                    .iter()
+                    .position(|o| o.from == mu.from && o.to == mu.to)
+                {
+                    return Err(err(
+                        format!("scenarios[{s}].multipliers[{m}]"),
+                        format!(
+                            "{:?} -> {:?} is given twice (also multipliers[{j}]); \
+                             expected one factor per pair",
+                            mu.from, mu.to
+                        ),
+                    ));
+                }
                 if !(mu.factor.is_finite() && mu.factor >= 0.0) {
                     return Err(err(
                         format!("scenarios[{s}].multipliers[{m}].factor"),
@@ -916,6 +1031,46 @@ impl StudyConfig {
                     return Err(err(key("absorb"), format!("{a:?} is not a class name")));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The `[gwr]` checks of [`Self::validate`]: a sample size within bounds and a
+    /// bandwidth that can weigh at least the points a local fit needs.
+    fn validate_gwr(&self, file: &Path) -> Result<()> {
+        let err = |key: &str, message: String| Error::Config {
+            file: file.to_path_buf(),
+            key: key.into(),
+            message,
+        };
+        let g = &self.gwr;
+        if !(10..=MAX_GWR_POINTS).contains(&g.sample_points) {
+            return Err(err(
+                "gwr.sample_points",
+                format!("{}: expected 10 to {MAX_GWR_POINTS}", g.sample_points),
+            ));
+        }
+        let Some(b) = g.bandwidth else { return Ok(()) };
+        if g.fixed {
+            if !(b.is_finite() && b > 0.0) {
+                return Err(err(
+                    "gwr.bandwidth",
+                    format!("{b}: expected a distance > 0 in map units (fixed = true)"),
+                ));
+            }
+            return Ok(());
+        }
+        // a local fit estimates an intercept and one coefficient per driver
+        let need = self.drivers.len() + 2;
+        if !(b.fract() == 0.0 && b >= need as f64 && b <= g.sample_points as f64) {
+            return Err(err(
+                "gwr.bandwidth",
+                format!(
+                    "{b}: expected a whole number of neighbours from {need} (drivers + 2) \
+                     to sample_points = {}",
+                    g.sample_points
+                ),
+            ));
         }
         Ok(())
     }

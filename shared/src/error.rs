@@ -27,7 +27,7 @@ pub enum Error {
         message: String,
     },
     /// Two layers are not on the same grid.
-    #[error("{a} and {b} are not on the same grid: {difference}. Set `align = true` in [study] (or run `flus prepare`) to warp them onto the land-use grid")]
+    #[error("{a} and {b} are not on the same grid: {difference}. {hint}")]
     GridMismatch {
         /// The reference layer.
         a: PathBuf,
@@ -35,6 +35,16 @@ pub enum Error {
         b: PathBuf,
         /// What differs, with both values.
         difference: String,
+        /// What the user can do ([`ALIGN_HINT`] in a study, [`WARP_HINT`] elsewhere).
+        hint: &'static str,
+    },
+    /// An output path is a file the command reads: writing it would destroy an input.
+    #[error("{output}: refusing to write: it is an input of this command ({input}); choose an output path or folder that holds none of the inputs")]
+    OutputIsInput {
+        /// The output path asked for.
+        output: PathBuf,
+        /// The input it is (as the command was given it).
+        input: PathBuf,
     },
     /// The study config is wrong.
     #[error("{file}: `{key}`: {message}")]
@@ -100,6 +110,30 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+}
+
+/// What to do about a layer of a study that is not on the land-use grid.
+pub const ALIGN_HINT: &str =
+    "Set `align = true` in [study] (or run `flus prepare`) to warp them onto the land-use grid";
+/// What to do about two rasters on different grids given to a command without a study
+/// (`flus carbon`, `flus compare`), which has no `align` setting.
+pub const WARP_HINT: &str = "Warp one onto the other's grid first, e.g. `flus prepare --reference A --out DIR --warp NAME=B`";
+
+impl Error {
+    /// The error with `hint` as the advice of a [`Error::GridMismatch`] (others unchanged).
+    pub fn with_grid_hint(self, hint: &'static str) -> Self {
+        match self {
+            Error::GridMismatch {
+                a, b, difference, ..
+            } => Error::GridMismatch {
+                a,
+                b,
+                difference,
+                hint,
+            },
+            e => e,
         }
     }
 }

@@ -1,10 +1,111 @@
 //! Output files written atomically: to a temporary name in the same folder, renamed
-//! when complete, so a crash never leaves a file that looks finished.
+//! when complete, so a crash never leaves a file that looks finished; and the guard that
+//! refuses to write over a file the command reads ([`register_inputs`],
+//! [`check_output`]), with the list of files this process wrote ([`written_under`]).
 
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+
+/// An input of this process: the path as given, its resolved path (links followed) and
+/// its device and inode (when it exists).
+struct Input {
+    given: PathBuf,
+    resolved: PathBuf,
+    inode: Option<(u64, u64)>,
+}
+
+/// The files this process reads ([`register_inputs`]).
+static INPUTS: Mutex<Vec<Input>> = Mutex::new(Vec::new());
+/// The files this process wrote (resolved paths), in order.
+static WRITTEN: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// `path` with its links and `..` resolved: the file when it exists, else its folder
+/// resolved and the file name appended (else the path made absolute).
+fn resolve(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(d), Some(n)) => d.join(n),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
+}
+
+/// Device and inode of the file `path` leads to (links followed).
+fn inode(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Records `paths` as files this process reads: [`check_output`] then refuses to write
+/// over any of them, whatever path (link, `..`, hard link) leads to it.
+pub fn register_inputs<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) {
+    let mut inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
+    for p in paths {
+        let p = p.as_ref();
+        inputs.push(Input {
+            given: p.to_path_buf(),
+            resolved: resolve(p),
+            inode: inode(p),
+        });
+    }
+}
+
+/// Refuses `output` when it is (or resolves to, through links) a file registered with
+/// [`register_inputs`]: the error names both.
+pub fn check_output(output: &Path) -> Result<()> {
+    let resolved = resolve(output);
+    let node = inode(output);
+    let inputs = INPUTS.lock().unwrap_or_else(|e| e.into_inner());
+    match inputs
+        .iter()
+        .find(|i| i.resolved == resolved || (node.is_some() && i.inode == node))
+    {
+        Some(i) => Err(Error::OutputIsInput {
+            output: output.to_path_buf(),
+            input: i.given.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// [`check_output`] of every path of `outputs`, before any is written.
+pub fn check_outputs<P: AsRef<Path>>(outputs: impl IntoIterator<Item = P>) -> Result<()> {
+    outputs
+        .into_iter()
+        .try_for_each(|p| check_output(p.as_ref()))
+}
+
+/// Records `path` as written by this process (called when an output is renamed into
+/// place).
+pub fn record_written(path: &Path) {
+    let p = resolve(path);
+    let mut w = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !w.contains(&p) {
+        w.push(p);
+    }
+}
+
+/// The files this process wrote below `dir` (that still exist), as paths relative to
+/// `dir`, sorted: the outputs of this run, never the files an earlier run left there.
+pub fn written_under(dir: &Path) -> Vec<PathBuf> {
+    let root = resolve(dir);
+    let w = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut v: Vec<PathBuf> = w
+        .iter()
+        .filter(|p| p.is_file())
+        .filter_map(|p| p.strip_prefix(&root).ok().map(Path::to_path_buf))
+        .collect();
+    v.sort();
+    v
+}
 
 /// Writes `contents` to `path` through a temporary file renamed on success.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
@@ -29,6 +130,7 @@ pub fn write_atomic_with(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
+    check_output(path)?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tmp = tempfile::Builder::new()
         .prefix(".partial-")
@@ -42,6 +144,7 @@ pub fn write_atomic_with(
     tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
     before_rename();
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    record_written(path);
     Ok(())
 }
 
@@ -91,6 +194,32 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,\"x,y\"\n");
         let n = std::fs::read_dir(p.parent().unwrap()).unwrap().count();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn an_output_that_is_an_input_through_a_link_is_refused_naming_both() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("landuse_2006.tif");
+        std::fs::write(&input, b"map").unwrap();
+        register_inputs([&input]);
+        let link_dir = d.path().join("out");
+        std::os::unix::fs::symlink(d.path(), &link_dir).unwrap();
+        for out in [input.clone(), link_dir.join("landuse_2006.tif")] {
+            let e = write_atomic(&out, b"other").unwrap_err().to_string();
+            assert!(
+                e.contains(&out.display().to_string())
+                    && e.contains(&input.display().to_string())
+                    && e.contains("is an input"),
+                "{e}"
+            );
+        }
+        assert_eq!(std::fs::read(&input).unwrap(), b"map");
+        let other = d.path().join("out").join("landuse_2020.tif");
+        write_atomic(&other, b"x").unwrap();
+        assert_eq!(
+            written_under(d.path()),
+            vec![PathBuf::from("landuse_2020.tif")]
+        );
     }
 
     #[test]

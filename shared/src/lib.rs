@@ -9,19 +9,23 @@
 
 pub mod analysis;
 pub mod ann;
+pub mod area;
 pub mod ca;
 pub mod carbon;
+pub mod cog;
 pub mod config;
 pub mod error;
 pub mod files;
 pub mod grid;
 pub mod gwr;
+pub mod hooks;
 pub mod layers;
 pub mod make_study;
 pub mod markov;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod notices;
 pub mod outputs;
 pub mod prepare;
 pub mod raster;

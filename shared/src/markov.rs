@@ -1,4 +1,4 @@
-//! Markov land demand (DESIGN 2.1): transition counts and probabilities between two
+//! Markov land demand (docs/design.md §2): transition counts and probabilities between two
 //! maps, projection of class shares in whole steps, scenario changes to the transition
 //! matrix, and demand in cells rounded by largest remainder so it sums exactly.
 
@@ -147,6 +147,17 @@ pub fn scenario_probabilities(
     }
     for (i, row) in q.iter_mut().enumerate() {
         let s: f64 = row.iter().sum();
+        if !s.is_finite() {
+            return Err(Error::Config {
+                file: study.file.clone(),
+                key: format!("scenarios.{}.multipliers", sc.name),
+                message: format!(
+                    "the multipliers make the row of class {:?} sum to {s}; expected factors \
+                     whose products stay finite",
+                    study.config.classes[i].name
+                ),
+            });
+        }
         if s <= 0.0 {
             return Err(Error::Config {
                 file: study.file.clone(),

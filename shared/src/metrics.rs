@@ -1,4 +1,4 @@
-//! Accuracy metrics of a simulation (DESIGN 2.5): confusion matrix, overall accuracy,
+//! Accuracy metrics of a simulation (docs/design.md §6): confusion matrix, overall accuracy,
 //! Kappa, Kloc, Khisto, and the figure of merit with its hits, misses, wrong hits and
 //! false alarms, plus producer's and user's accuracy of the change.
 

@@ -1,34 +1,16 @@
 //! Glue between a study config and the algorithms: ANN settings, suitability for a
 //! year (trained or user-supplied), CA parameters of a scenario, demand per scenario.
 
-use crate::ann::{self, AnnSettings, Sampling, TrainReport};
+use crate::ann::{self, AnnSettings, TrainReport};
 use crate::ca::CaParams;
-use crate::config::{SamplingMode, Study};
+use crate::config::Study;
 use crate::error::{Error, Result};
 use crate::rng::stream;
 use crate::stack::Stack;
 
 /// ANN settings from the study's `[ann]`.
 pub fn ann_settings(study: &Study) -> AnnSettings {
-    let a = &study.config.ann;
-    AnnSettings {
-        hidden: a.hidden,
-        sampling: match a.sampling {
-            SamplingMode::Uniform => Sampling::Uniform,
-            SamplingMode::Proportional => Sampling::Proportional,
-        },
-        per_mille: a.sample_per_mille,
-        epochs: a.epochs,
-        learning_rate: a.learning_rate,
-        momentum: a.momentum,
-        batch_size: a.batch_size,
-        holdout: a.holdout,
-        early_stop_patience: if a.early_stop_patience == 0 || a.holdout == 0.0 {
-            None
-        } else {
-            Some(a.early_stop_patience)
-        },
-    }
+    AnnSettings::from(&study.config.ann)
 }
 
 /// Cell-major suitability (K per cell) and where it came from.

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::ca::IterationRecord;
-use crate::config::Study;
+use crate::config::{OutputFormat, Study};
 use crate::error::Result;
 use crate::files;
 use crate::grid::Grid;
@@ -24,7 +24,10 @@ pub fn write_landuse(path: &Path, study: &Study, grid: &Grid, map: &[u8]) -> Res
         }
     };
     if !byte_codes {
-        tracing::warn!("class codes do not fit a byte: the map holds class index + 1");
+        crate::notices::warn(format!(
+            "{}: class codes do not fit a byte: the map holds class index + 1",
+            path.display()
+        ));
     }
     let nodata: u8 = if (0..classes.len()).any(|i| code(i) == 0) {
         255
@@ -69,7 +72,17 @@ pub fn write_landuse(path: &Path, study: &Study, grid: &Grid, map: &[u8]) -> Res
         }));
         writer.write_rows(0, &strip)?;
     }
-    writer.finish()
+    writer.finish()?;
+    finish_format(study, path)
+}
+
+/// Gives the finished GeoTIFF at `path` the study's `[study] output_format`: rewritten
+/// as a cloud-optimized GeoTIFF for `"cog"`, left as it is for `"gtiff"`.
+pub fn finish_format(study: &Study, path: &Path) -> Result<()> {
+    match study.config.study.output_format {
+        OutputFormat::Gtiff => Ok(()),
+        OutputFormat::Cog => crate::cog::convert_in_place(path),
+    }
 }
 
 /// Writes the per-iteration records: counts, gaps and inertia per class.

@@ -50,8 +50,22 @@ pub fn gdal_version() -> String {
     gdal::version::version_info("RELEASE_NAME")
 }
 
-/// Opens `path` read-only with GDAL, naming the file in the error.
+/// Whether `path` is one of GDAL's virtual file systems (`/vsicurl/https://...`,
+/// `/vsis3/bucket/key`, `/vsigs/...`, `/vsiaz/...`): read by GDAL over the network (HTTP
+/// range requests), not from the local file system.
+pub fn is_virtual(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.starts_with("/vsi"))
+}
+
+/// Opens `path` read-only with GDAL, naming the file in the error. A virtual path
+/// ([`is_virtual`]) is opened by GDAL alone; its error carries GDAL's message (for
+/// HTTP, the response code).
 pub fn open(path: &Path) -> Result<Dataset> {
+    if is_virtual(path) {
+        let ds = Dataset::open(path)
+            .map_err(|e| Error::raster(path, format!("cannot be read ({})", gdal_message(e))))?;
+        return check_bands(ds, path);
+    }
     if !path.exists() {
         return Err(Error::raster(path, "file not found"));
     }
@@ -66,6 +80,19 @@ pub fn open(path: &Path) -> Result<Dataset> {
     }
     let ds = Dataset::open(path)
         .map_err(|e| Error::raster(path, format!("not a readable raster ({e})")))?;
+    check_bands(ds, path)
+}
+
+/// GDAL's own message of an open error, with the thread's last CPL error (where GDAL
+/// puts the HTTP status of a failed request).
+fn gdal_message(e: gdal::errors::GdalError) -> String {
+    match e {
+        gdal::errors::GdalError::NullPointer { msg, .. } if !msg.is_empty() => msg,
+        e => e.to_string(),
+    }
+}
+
+fn check_bands(ds: Dataset, path: &Path) -> Result<Dataset> {
     // A few hundred bytes can declare thousands of pixel-interleaved bands: reading band 1
     // would then load a block of every band (found by the raster_header fuzz target: 7168
     // bands, 1.9 GB). flus reads single-band layers.
@@ -181,6 +208,7 @@ pub fn check_same_grid(
             a: reference.to_path_buf(),
             b: other.to_path_buf(),
             difference: d,
+            hint: crate::error::ALIGN_HINT,
         });
     }
     if ref_grid.crs_wkt.is_empty() != other_grid.crs_wkt.is_empty() {
@@ -203,6 +231,7 @@ pub fn check_same_grid(
                 crs_name(&ref_grid.crs_wkt),
                 crs_name(&other_grid.crs_wkt)
             ),
+            hint: crate::error::ALIGN_HINT,
         });
     }
     Ok(())
@@ -389,13 +418,13 @@ pub struct WriteOptions {
     pub band_names: Vec<String>,
 }
 
-fn aux_name(path: &Path) -> PathBuf {
+pub(crate) fn aux_name(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".aux.xml");
     PathBuf::from(s)
 }
 
-fn temp_name(path: &Path) -> PathBuf {
+pub(crate) fn temp_name(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -466,6 +495,7 @@ impl<T: GdalType + Copy> StripWriter<T> {
         if bands == 0 {
             return Err(Error::raster(path, "nothing to write (no bands)"));
         }
+        crate::files::check_output(path)?;
         let tmp = temp_name(path);
         // GDAL reports some write failures (a full disk, a file-size limit) only through
         // its error state, not through the return values of the calls: it is checked
@@ -597,7 +627,9 @@ impl<T: GdalType + Copy> StripWriter<T> {
                 if tmp_aux.exists() {
                     std::fs::rename(&tmp_aux, &aux).map_err(|e| Error::io(&aux, e))?;
                 }
-                std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))
+                std::fs::rename(&self.tmp, &path).map_err(|e| Error::io(&path, e))?;
+                crate::files::record_written(&path);
+                Ok(())
             })();
         }
         if result.is_err() {
@@ -616,7 +648,7 @@ impl<T: GdalType + Copy> Drop for StripWriter<T> {
     }
 }
 
-fn remove_partial(tmp: &Path) {
+pub(crate) fn remove_partial(tmp: &Path) {
     let _ = std::fs::remove_file(tmp);
     let _ = std::fs::remove_file(aux_name(tmp));
 }
@@ -674,7 +706,36 @@ fn create_geotiff<T: GdalType + Copy>(
     Ok(ds)
 }
 
-fn set_category_names(band: &gdal::raster::RasterBand<'_>, names: &[String]) {
+/// Category names of band `band` (1-based) of the raster at `path`: entry i names the
+/// value i; empty when the band has none.
+pub fn category_names(path: &Path, band: usize) -> Result<Vec<String>> {
+    let ds = open(path)?;
+    let b = ds.rasterband(band).map_err(|e| Error::raster(path, e))?;
+    // GTiff loads its PAM side file (where the names are) lazily, on the first
+    // description or metadata read, not on a category-name read
+    let _ = b.description();
+    // SAFETY: the band handle belongs to `ds`; GDAL owns the returned null-terminated
+    // list of C strings, copied here before `ds` is closed.
+    let names = unsafe {
+        let list = gdal_sys::GDALGetRasterCategoryNames(b.c_rasterband());
+        let mut out = Vec::new();
+        if !list.is_null() {
+            let mut i = 0;
+            while !(*list.add(i)).is_null() {
+                out.push(
+                    std::ffi::CStr::from_ptr(*list.add(i))
+                        .to_string_lossy()
+                        .to_string(),
+                );
+                i += 1;
+            }
+        }
+        out
+    };
+    Ok(names)
+}
+
+pub(crate) fn set_category_names(band: &gdal::raster::RasterBand<'_>, names: &[String]) {
     let c: Vec<CString> = names
         .iter()
         .map(|n| CString::new(n.replace('\0', "")).unwrap_or_default())

@@ -126,6 +126,11 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// The cell areas of the grid (per row on a geographic grid, see [`crate::area`]).
+    pub fn cell_areas(&self) -> Result<crate::area::CellAreas> {
+        crate::area::CellAreas::of_grid(&self.grid, &self.reference.display().to_string())
+    }
+
     /// Number of valid cells.
     pub fn valid_cells(&self) -> u64 {
         self.mask.iter().filter(|&&v| v).count() as u64
@@ -214,6 +219,47 @@ fn read_on_grid(
     Ok(())
 }
 
+/// Fewest valid cells a study may have (the smallest GWR sample the config accepts).
+pub const MIN_VALID_CELLS: usize = 10;
+
+/// The integer range a raster data type holds (GDAL names), `None` for floating point.
+fn type_range(data_type: &str) -> Option<(i64, i64)> {
+    Some(match data_type {
+        "Byte" => (0, 255),
+        "Int8" => (-128, 127),
+        "UInt16" => (0, 65_535),
+        "Int16" => (-32_768, 32_767),
+        "UInt32" => (0, u32::MAX as i64),
+        "Int32" => (i32::MIN as i64, i32::MAX as i64),
+        _ => return None,
+    })
+}
+
+/// Refuses a class code that the land-use map `path` cannot hold (its data type): such a
+/// class could never be read from it, and its cells would be counted under other codes.
+fn check_codes_fit(study: &Study, path: &Path) -> Result<()> {
+    let info = raster::info(path)?;
+    let Some((lo, hi)) = type_range(&info.data_type) else {
+        return Ok(());
+    };
+    for (i, c) in study.config.classes.iter().enumerate() {
+        if !(lo..=hi).contains(&c.code) {
+            return Err(Error::Config {
+                file: study.file.clone(),
+                key: format!("classes[{i}].code"),
+                message: format!(
+                    "code {} cannot occur in {} (data type {}: {lo} to {hi}); expected a code \
+                     of that range",
+                    c.code,
+                    path.display(),
+                    info.data_type
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Reads every layer of `study` onto the grid of its first land-use map.
 pub fn load(study: &Study) -> Result<Stack> {
     load_into(study, None)
@@ -228,7 +274,27 @@ pub fn load_spilled(study: &Study) -> Result<Stack> {
         .prefix("flus-drivers-")
         .tempdir()
         .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    SCRATCH
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.path().to_path_buf());
     load_into(study, Some(Arc::new(dir)))
+}
+
+/// The scratch folders [`load_spilled`] made in this process.
+static SCRATCH: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every scratch folder of [`load_spilled`] still on disk: for a process that
+/// is about to exit without dropping its stacks (on SIGINT or SIGTERM).
+pub fn remove_scratch() {
+    let dirs = std::mem::take(&mut *SCRATCH.lock().unwrap_or_else(|e| e.into_inner()));
+    for d in dirs {
+        if d.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&d) {
+                tracing::warn!("cannot remove the scratch folder {}: {e}", d.display());
+            }
+        }
+    }
 }
 
 fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Stack> {
@@ -253,6 +319,7 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
     let mut raw_maps = BTreeMap::new();
     for m in &cfg.landuse {
         let path = study.resolve(&m.path);
+        check_codes_fit(study, &path)?;
         // map codes to indices; unknown codes with data are an error
         let mut idx = vec![NO_CLASS; n];
         let mut unknown: BTreeMap<i64, u64> = BTreeMap::new();
@@ -475,6 +542,15 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
     if valid == 0 {
         return Err(Error::Data(format!(
             "{}: no valid cell: the nodata masks of the layers do not overlap anywhere",
+            study.file.display()
+        )));
+    }
+    // a CRS in feet (or any unit but metres and degrees) would give wrong areas
+    crate::area::crs_kind(&grid.crs_wkt, &reference.display().to_string())?;
+    if valid < MIN_VALID_CELLS {
+        return Err(Error::Data(format!(
+            "{}: only {valid} valid cell(s) (cells where every layer has data); expected at \
+             least {MIN_VALID_CELLS}: a change, a sample or a metric on fewer means nothing",
             study.file.display()
         )));
     }

@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::area::CellAreas;
 use crate::carbon::pools::{ClassPools, Pools, PoolsTable};
-use crate::carbon::totals::{mean_density_kg_m2, storage_t};
+use crate::carbon::totals::{mean_density_kg_m2, storage_t, M2_PER_HA};
 use crate::config::PoolsConfig;
 use crate::config::Study;
 use crate::error::Result;
@@ -38,12 +39,70 @@ pub fn class_totals(counts: &ZoneCounts, k: usize) -> Vec<u64> {
     t
 }
 
-/// One map of the tables: a label (e.g. "2020" or "urbanized 2060") and its counts.
+/// Areas (m2) per zone (key) and class index (value index).
+pub type ZoneAreas = BTreeMap<i64, Vec<f64>>;
+
+/// Areas per (zone, class) of a class map `width` cells wide whose counts are `counts`
+/// (from [`zone_counts`]): counts x the cell area, or, when the area varies by row (a
+/// geographic grid), per row integer counts x the row's area added in row order.
+pub fn zone_areas(
+    counts: &ZoneCounts,
+    map: &[u8],
+    zones: Option<&[i32]>,
+    width: usize,
+    areas: &CellAreas,
+) -> ZoneAreas {
+    if let Some(a) = areas.uniform() {
+        return counts
+            .iter()
+            .map(|(z, v)| (*z, v.iter().map(|&n| n as f64 * a).collect()))
+            .collect();
+    }
+    let k = counts.values().next().map(|v| v.len()).unwrap_or(0);
+    let width = width.max(1);
+    let mut out: ZoneAreas = counts.keys().map(|z| (*z, vec![0.0; k])).collect();
+    for (r, row) in map.chunks(width).enumerate() {
+        let row_zones = zones.map(|z| &z[r * width..r * width + row.len()]);
+        let row_counts = zone_counts(row, row_zones, k);
+        let a = areas.row(r);
+        for (z, v) in row_counts {
+            let dst = out.entry(z).or_insert_with(|| vec![0.0; k]);
+            for (d, n) in dst.iter_mut().zip(v) {
+                *d += n as f64 * a;
+            }
+        }
+    }
+    out
+}
+
+/// One map of the tables: a label (e.g. "2020" or "urbanized 2060"), its counts and
+/// areas.
 pub struct MapCounts<'a> {
     /// Column label.
     pub label: &'a str,
     /// Counts per (zone, class).
     pub counts: &'a ZoneCounts,
+    /// Areas per (zone, class), m2 ([`zone_areas`]).
+    pub areas: &'a ZoneAreas,
+}
+
+fn class_areas(areas: &ZoneAreas, k: usize) -> Vec<f64> {
+    let mut t = vec![0.0; k];
+    for v in areas.values() {
+        for (a, b) in t.iter_mut().zip(v) {
+            *a += b;
+        }
+    }
+    t
+}
+
+/// Storage (t) of areas (m2) per class with `density` (t/ha), summed in class order.
+pub fn storage_of_areas(areas: &[f64], density: &[f64]) -> f64 {
+    areas
+        .iter()
+        .zip(density)
+        .map(|(&a, &d)| d * a / M2_PER_HA)
+        .sum()
 }
 
 /// Carbon density (t/ha) per class from the study (0 where a class has no pools).
@@ -107,28 +166,31 @@ pub fn storage(counts: &[u64], density: &[f64], cell_area_m2: f64) -> f64 {
 /// Writes `area_by_class.csv` (Table 7), `carbon_storage.csv` (Table 8) and, with
 /// zones, `carbon_density_by_zone.csv` (Table 9) into `dir`; the first map is the base.
 /// Returns a JSON summary.
-pub fn write(
-    study: &Study,
-    cell_area_m2: f64,
-    maps: &[MapCounts],
-    dir: &Path,
-) -> Result<serde_json::Value> {
+pub fn write(study: &Study, maps: &[MapCounts], dir: &Path) -> Result<serde_json::Value> {
     let k = study.k();
     let classes = &study.config.classes;
-    let km2 = cell_area_m2 / 1e6;
+    let km2 = 1e-6;
     // Table 7: area per class (km2) and ecological space
     let mut header = vec!["class".to_string(), "ecological".into()];
     header.extend(maps.iter().map(|m| format!("{} km2", m.label)));
     let totals: Vec<Vec<u64>> = maps.iter().map(|m| class_totals(m.counts, k)).collect();
+    let areas: Vec<Vec<f64>> = maps.iter().map(|m| class_areas(m.areas, k)).collect();
     let mut rows: Vec<Vec<String>> = classes
         .iter()
         .enumerate()
         .map(|(c, cl)| {
             let mut r = vec![cl.name.clone(), cl.ecological.to_string()];
-            r.extend(totals.iter().map(|t| format!("{:.4}", t[c] as f64 * km2)));
+            r.extend(areas.iter().map(|t| format!("{:.4}", t[c] * km2)));
             r
         })
         .collect();
+    let eco_of = |t: &[f64]| -> f64 {
+        (0..k)
+            .filter(|&c| classes[c].ecological)
+            .map(|c| t[c])
+            .sum()
+    };
+    let eco_m2: Vec<f64> = areas.iter().map(|t| eco_of(t)).collect();
     let eco: Vec<u64> = totals
         .iter()
         .map(|t| {
@@ -138,27 +200,23 @@ pub fn write(
                 .sum()
         })
         .collect();
-    let all: Vec<u64> = totals.iter().map(|t| t.iter().sum()).collect();
+    let all: Vec<f64> = areas.iter().map(|t| t.iter().sum()).collect();
     let mut r = vec!["ecological space".to_string(), String::new()];
-    r.extend(eco.iter().map(|&e| format!("{:.4}", e as f64 * km2)));
+    r.extend(eco_m2.iter().map(|&e| format!("{:.4}", e * km2)));
     rows.push(r);
     let mut r = vec!["ecological share %".to_string(), String::new()];
-    r.extend(eco.iter().zip(&all).map(|(&e, &a)| {
-        format!(
-            "{:.4}",
-            if a > 0 {
-                100.0 * e as f64 / a as f64
-            } else {
-                0.0
-            }
-        )
-    }));
+    r.extend(
+        eco_m2
+            .iter()
+            .zip(&all)
+            .map(|(&e, &a)| format!("{:.4}", if a > 0.0 { 100.0 * e / a } else { 0.0 })),
+    );
     rows.push(r);
     files::write_csv(&dir.join("area_by_class.csv"), &header, &rows)?;
 
     // Table 8: storage, change against the base, mean density
     let density = densities(study);
-    let base_t = storage(&totals[0], &density, cell_area_m2);
+    let base_t = storage_of_areas(&areas[0], &density);
     let header: Vec<String> = [
         "map",
         "storage_t",
@@ -173,10 +231,10 @@ pub fn write(
     let mut summary = Vec::new();
     let rows: Vec<Vec<String>> = maps
         .iter()
-        .zip(&totals)
-        .map(|(m, t)| {
-            let s = storage(t, &density, cell_area_m2);
-            let area = t.iter().sum::<u64>() as f64 * cell_area_m2;
+        .zip(totals.iter().zip(&areas))
+        .map(|(m, (t, a))| {
+            let s = storage_of_areas(a, &density);
+            let area: f64 = a.iter().sum();
             let change = s - base_t;
             let pct = if base_t > 0.0 {
                 100.0 * change / base_t
@@ -210,9 +268,9 @@ pub fn write(
             .map(|z| {
                 let mut r = vec![z.to_string()];
                 for m in maps {
-                    let c = m.counts.get(z).cloned().unwrap_or_else(|| vec![0; k]);
-                    let s = storage(&c, &density, cell_area_m2);
-                    let area = c.iter().sum::<u64>() as f64 * cell_area_m2;
+                    let c = m.areas.get(z).cloned().unwrap_or_else(|| vec![0.0; k]);
+                    let s = storage_of_areas(&c, &density);
+                    let area: f64 = c.iter().sum();
                     r.push(format!("{:.6}", mean_density_kg_m2(s, area)));
                 }
                 r

@@ -59,7 +59,7 @@ fn bencat_uniform_training_is_clearly_above_chance() {
     assert_eq!(settings.sampling, Sampling::Uniform);
     let trained = ann::train(&data, &settings, 1).unwrap();
     let r = &trained.report;
-    // The 2010 map has 928,375 class cells (README: 638924 + 5405 + 236568 + 47478);
+    // The 2010 map has 928,375 class cells (examples/PROVENANCE.md: 638924 + 5405 + 236568 + 47478);
     // the population and dist_river nodata remove a few more.
     assert!(r.valid_cells <= 928_375 && r.valid_cells > 900_000, "{r:?}");
     // 20 per mille, equal per class, 20 % of each class's sample held out.
@@ -67,9 +67,14 @@ fn bencat_uniform_training_is_clearly_above_chance() {
     let held = (per_class as f64 * 0.2).round() as usize;
     assert_eq!(r.train_per_class, vec![per_class - held; 4]);
     assert_eq!(r.holdout_per_class, vec![held; 4]);
-    // Chance for K = 4 balanced classes is 0.25. Seed 1 gave 0.649 held-out (0.661 on
-    // the training sample); assert a clear margin below that.
+    // Chance for K = 4 balanced classes is 0.25. Seed 1 gave 0.639 held-out (0.645 on
+    // the training sample) with the config's defaults (100 epochs, rate 0.1; 0.649 with
+    // the former library defaults 300 / 0.3); assert a clear margin below that.
     let acc = r.holdout_accuracy.unwrap();
+    eprintln!(
+        "held-out accuracy {acc}, training accuracy {}",
+        r.train_accuracy
+    );
     assert!(acc > 0.55, "held-out accuracy {acc}: {r:?}");
     assert!(r.train_accuracy > 0.55, "{r:?}");
     // Cross-entropy clearly below that of the uniform guess, ln 4 = 1.386.

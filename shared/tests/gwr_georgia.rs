@@ -229,7 +229,7 @@ fn adaptive_bisquare_search_finds_bandwidth_93_like_mgwr() {
 fn adaptive_bisquare_at_90_matches_gwr4_listwise_and_summary() {
     let model = georgia_model();
     let r = fit(&model, &settings(Kernel::Bisquare, true, 90.0)).unwrap();
-    // The figures DESIGN 2.7 quotes.
+    // The figures docs/design.md §8 quotes.
     assert_rel(r.diagnostics.aicc, 896.46, 1e-5, "AICc");
     assert_eq!((r.diagnostics.r2 * 1e4).round() / 1e4, 0.5924);
     check_summary(&r, "georgia_BS_NN_summary.txt", 1e-4);
@@ -290,7 +290,7 @@ fn adaptive_gaussian_at_49_matches_gwr4_summary() {
 fn global_ols_matches_gwr4() {
     let data = georgia_data();
     let o = ols(&data).unwrap();
-    // DESIGN / task figures.
+    // GWR4's global regression (georgia_BS_NN_summary.txt), rounded.
     assert_rel(o.rss, 2639.56, 1e-6, "RSS");
     assert_rel(o.aicc, 908.319, 1e-6, "AICc");
     assert_eq!((o.r2 * 1e4).round() / 1e4, 0.4853);

@@ -1,4 +1,4 @@
-//! The capped bandwidth search (SearchCap, DESIGN 2.7 "Scale") gives the same bandwidth
+//! The capped bandwidth search (SearchCap, docs/design.md §8 "Scale") gives the same bandwidth
 //! as the full golden-section search of mgwr: on the Georgia counties the expected
 //! value is mgwr's published bandwidth 93 (independent of this code); on synthetic
 //! data it is the full search's, computed in the test beside the capped one. Caps below

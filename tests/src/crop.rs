@@ -17,6 +17,17 @@ const LAYERS: [(&str, bool); 8] = [
     ("dist_road.tif", false),
 ];
 
+/// The window of Ben Cat (column, row, size) that the end-to-end tests share: all four
+/// classes, built-up growing 2010 -> 2020, enough water for the ANN's uniform sample.
+pub const TEST_WINDOW: (usize, usize, usize) = (350, 600, 300);
+
+/// [`bencat_window`] of [`TEST_WINDOW`] into `dir`, emptied first; the config's path.
+pub fn test_window(dir: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    let (x0, y0, size) = TEST_WINDOW;
+    bencat_window(dir, x0, y0, size)
+}
+
 /// Cuts the window of `size` x `size` cells at column `x0`, row `y0` out of every
 /// raster of `examples/bencat` (each in its own pixel grid, like `gdal_translate
 /// -srcwin`: dist_road.tif keeps its slight offset and is still warped by `align`),

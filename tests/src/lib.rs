@@ -1,9 +1,13 @@
 //! Helpers for the end-to-end tests of flus-cluster: where the built binaries are, a
 //! child-process guard that kills on drop, starting a worker on port 0 and reading the
 //! address it prints, and running `flus` with a timeout; a small window of the Ben Cat
-//! study ([`crop`]) and a TCP proxy that can cut or blackhole a link ([`proxy`]).
+//! study ([`crop`]), a TCP proxy that can cut or blackhole a link ([`proxy`]) and the
+//! hold points of the test builds ([`hold`]).
 
+pub mod corpus;
 pub mod crop;
+pub mod hold;
+pub mod http;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader, Read};
@@ -53,6 +57,12 @@ impl ChildGuard {
     /// Process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// SIGKILLs the child and waits until it is gone (its sockets closed).
+    pub fn kill_and_reap(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

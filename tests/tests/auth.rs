@@ -118,10 +118,15 @@ fn a_run_with_a_wrong_token_stops_at_the_first_refusal_naming_the_worker_and_the
     );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
-        out.stderr.contains("refused by worker") && out.stderr.contains("Unauthenticated"),
+        out.stderr.contains("UNAUTHENTICATED") && out.stderr.contains("LoadTile"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("LoadTile"), "{}", out.stderr);
-    assert!(!out.stderr.contains("all workers lost"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("resuming cannot cure this"),
+        "{}",
+        out.stderr
+    );
+    // stopped at the refusal: no worker was dropped for it
+    assert!(!out.stderr.contains("worker lost"), "{}", out.stderr);
 }

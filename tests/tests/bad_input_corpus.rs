@@ -1,52 +1,19 @@
 //! The bad-input corpus (issue #9, item 2): each case copies the Dongguan example study
 //! to a temp folder, breaks one thing, runs one `flus` command and checks that it
 //! fails with exit code 1, without a panic, with a message naming the file or key and
-//! what was found and expected, and without leaving an output that looks complete (a
-//! final GeoTIFF, or a `run.json` that says `completed`).
+//! what was found and expected, without changing any input, and without leaving an
+//! output that looks complete (a final GeoTIFF, or a `run.json` that says `completed`).
 //!
 //! Not in this corpus: paths outside a worker's data root (`flus-worker --data-root` is
 //! being added on another branch; its test belongs there).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use flus_e2e::{bin, repo_root, run_with_timeout, Output};
+use flus_e2e::corpus::{assert_no_complete_output, assert_unchanged, dongguan, edit, hashes};
+use flus_e2e::{bin, run_with_timeout, Output};
 use flus_shared::raster::{self, WriteOptions};
-
-/// Copies `src` into `dst` recursively.
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
-}
-
-/// A copy of the Dongguan study whose outputs go to `out/` inside the copy.
-fn dongguan() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo_root().join("examples/dongguan"), dir.path());
-    edit(dir.path(), |t| {
-        t.replace("output = \"../../out/dongguan\"", "output = \"out\"")
-    });
-    dir
-}
-
-/// Rewrites the study config with `f`; panics when `f` changed nothing (a stale edit
-/// would make the case test nothing).
-fn edit(dir: &Path, f: impl Fn(String) -> String) {
-    let p = dir.join("study.toml");
-    let text = std::fs::read_to_string(&p).unwrap();
-    let new = f(text.clone());
-    assert_ne!(new, text, "the config edit changed nothing");
-    std::fs::write(p, new).unwrap();
-}
 
 /// Replaces the values of band 1 of `path` (read as `f64`) with `f`'s, writing the file
 /// back as `T` with the same grid and nodata.
@@ -111,7 +78,9 @@ fn fails(dir: &Path, args: &[&str], fsize_limit: Option<u64>) -> String {
             });
         }
     }
+    let inputs = hashes(dir);
     let out: Output = run_with_timeout(cmd, Duration::from_secs(120));
+    assert_unchanged(&inputs);
     assert_eq!(
         out.code,
         Some(1),
@@ -126,44 +95,6 @@ fn fails(dir: &Path, args: &[&str], fsize_limit: Option<u64>) -> String {
     );
     assert_no_complete_output(&dir.join("out"));
     out.stderr
-}
-
-/// Files under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                v.extend(files_under(&p));
-            } else {
-                v.push(p);
-            }
-        }
-    }
-    v
-}
-
-/// No final GeoTIFF, no temporary file left behind, no run.json saying `completed`.
-fn assert_no_complete_output(out: &Path) {
-    for p in files_under(out) {
-        let name = p.file_name().unwrap().to_string_lossy().to_string();
-        assert!(
-            !name.ends_with(".tif"),
-            "a failed command left a GeoTIFF that looks complete: {}",
-            p.display()
-        );
-        assert!(
-            !name.contains("partial"),
-            "a failed command left a temporary file: {}",
-            p.display()
-        );
-        if name == "run.json" {
-            let j: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-            assert_eq!(j["completed"], false, "{}", p.display());
-        }
-    }
 }
 
 /// One corpus case: a test that copies the study, applies `setup` to its folder, runs
@@ -633,4 +564,318 @@ case!(
     |_| {},
     Some(256 * 1024),
     ["suitability_2006.tif", "File too large"]
+);
+
+// ---- settings that cannot finish (issue "never lose data", kind 3) ----
+
+case!(
+    an_ann_with_a_hundred_thousand_hidden_units_is_refused_naming_the_key,
+    VALIDATE,
+    |d| edit(d, |t| t.replace(
+        "sample_per_mille = 20",
+        "sample_per_mille = 20\nhidden = 100000"
+    )),
+    [
+        "study.toml",
+        "ann.hidden",
+        "100000: expected 1 to 1000 hidden units"
+    ]
+);
+
+case!(
+    a_gwr_sample_of_a_billion_points_is_refused_naming_the_key,
+    DEMAND,
+    |d| edit(d, |t| format!("{t}\n[gwr]\nsample_points = 1000000000\n")),
+    [
+        "study.toml",
+        "gwr.sample_points",
+        "1000000000: expected 10 to 100000"
+    ]
+);
+
+// ---- configurations that can only produce nonsense (kind 4) ----
+
+/// Rewrites the land-use map `name` of `d` as a Byte raster (nodata 255), as Ben Cat's.
+fn as_byte_map(d: &Path, name: &str) {
+    let p = d.join(name);
+    let (info, v) = raster::read_band::<f64>(&p, 1).unwrap();
+    let nd = info.nodata;
+    let data: Vec<u8> = v
+        .iter()
+        .map(|&x| if Some(x) == nd { 255 } else { x as u8 })
+        .collect();
+    std::fs::remove_file(&p).unwrap();
+    let opts = WriteOptions {
+        nodata: Some(255.0),
+        ..Default::default()
+    };
+    raster::write_geotiff(&p, &info.grid, &[&data], &opts).unwrap();
+}
+
+case!(
+    a_class_code_above_a_byte_maps_range_is_named_with_the_data_type,
+    DEMAND,
+    |d| {
+        as_byte_map(d, "landuse_2001.tif");
+        edit(d, |t| t.replacen("code = 5", "code = 256", 1));
+    },
+    [
+        "study.toml",
+        "classes[4].code",
+        "code 256 cannot occur in",
+        "landuse_2001.tif",
+        "data type Byte: 0 to 255"
+    ]
+);
+
+case!(
+    a_negative_class_code_in_a_byte_map_is_named_with_the_data_type,
+    DEMAND,
+    |d| {
+        as_byte_map(d, "landuse_2001.tif");
+        edit(d, |t| t.replacen("code = 1", "code = -1", 1));
+    },
+    [
+        "classes[0].code",
+        "code -1 cannot occur in",
+        "data type Byte: 0 to 255"
+    ]
+);
+
+case!(
+    a_grid_tolerance_of_a_billion_cells_is_refused,
+    DEMAND,
+    |d| edit(d, |t| t
+        .replace("seed = 2006", "seed = 2006\ngrid_tolerance = 1e9")),
+    [
+        "study.toml",
+        "study.grid_tolerance",
+        "1000000000: expected a number of cells in [0, 0.5)"
+    ]
+);
+
+case!(
+    a_negative_grid_tolerance_is_refused,
+    DEMAND,
+    |d| edit(d, |t| t
+        .replace("seed = 2006", "seed = 2006\ngrid_tolerance = -1")),
+    [
+        "study.grid_tolerance",
+        "-1: expected a number of cells in [0, 0.5)"
+    ]
+);
+
+case!(
+    the_same_multiplier_twice_is_refused_naming_both,
+    DEMAND,
+    |d| edit(d, |t| t.replacen(
+        "  [1, 0, 1, 0, 1],\n]\n",
+        "  [1, 0, 1, 0, 1],\n]\nmultipliers = [\
+         { from = \"cropland\", to = \"urban\", factor = 1e200 }, \
+         { from = \"cropland\", to = \"urban\", factor = 1e200 }]\n",
+        1
+    )),
+    [
+        "study.toml",
+        "scenarios[0].multipliers[1]",
+        "\"cropland\" -> \"urban\" is given twice (also multipliers[0])"
+    ]
+);
+
+case!(
+    a_gwr_bandwidth_of_zero_is_refused,
+    DEMAND,
+    |d| edit(d, |t| format!("{t}\n[gwr]\nbandwidth = 0\n")),
+    [
+        "study.toml",
+        "gwr.bandwidth",
+        // 8 drivers: intercept + 8 coefficients need at least 10 neighbours
+        "0: expected a whole number of neighbours from 10 (drivers + 2)"
+    ]
+);
+
+case!(
+    a_study_of_one_valid_cell_is_refused,
+    DEMAND,
+    |d| rewrite::<i32>(
+        &d.join("restricted.tif"),
+        |v| v as i32,
+        // every cell but one is nodata (2147483647, the layer's declared nodata)
+        |v, w| {
+            let keep = 300 * w + 400;
+            for (i, x) in v.iter_mut().enumerate() {
+                if i != keep {
+                    *x = i32::MAX as f64;
+                }
+            }
+        }
+    ),
+    ["study.toml", "only 1 valid cell(s)", "expected at least 10"]
+);
+
+case!(
+    two_land_use_maps_that_are_one_file_are_refused,
+    DEMAND,
+    |d| edit(d, |t| t.replace(
+        "path = \"landuse_2006.tif\"",
+        "path = \"./landuse_2001.tif\""
+    )),
+    [
+        "study.toml",
+        "landuse[1].path",
+        "is the same file as landuse[0].path landuse_2001.tif"
+    ]
+);
+
+case!(
+    carbon_pools_whose_sum_overflows_are_refused,
+    DEMAND,
+    |d| edit(d, |t| t.replacen(
+        "weight = 1.0\n",
+        "weight = 1.0\ncarbon = { above = 1e308, below = 1e308, soil = 0, dead = 0 }\n",
+        1
+    )),
+    [
+        "study.toml",
+        "classes[0].carbon.above",
+        "1e308 t/ha: expected at most 100000 t/ha"
+    ]
+);
+
+case!(
+    a_pools_table_whose_sum_overflows_is_refused,
+    [
+        "carbon",
+        "--baseline",
+        "landuse_2001.tif",
+        "--pools",
+        "pools.csv"
+    ],
+    |d| std::fs::write(
+        d.join("pools.csv"),
+        "lucode,c_above,c_below,c_soil,c_dead\n1,1e308,1e308,0,0\n2,0,0,0,0\n\
+         3,1,1,1,1\n4,2,2,2,2\n5,3,3,3,3\n"
+    )
+    .unwrap(),
+    [
+        "pools.csv",
+        "row 2, column `c_above`: found 1e308",
+        "expected at most 100000 t/ha"
+    ]
+);
+
+/// Copies the 2001 map of `d` to `name`, keeping data only in the columns `keep`
+/// accepts (nodata elsewhere).
+fn half_map(d: &Path, name: &str, keep: impl Fn(usize, usize) -> bool) {
+    let p = d.join(name);
+    std::fs::copy(d.join("landuse_2001.tif"), &p).unwrap();
+    rewrite::<i32>(
+        &p,
+        |v| v as i32,
+        |v, w| {
+            for (i, x) in v.iter_mut().enumerate() {
+                if !keep(i % w, w) {
+                    *x = i32::MAX as f64;
+                }
+            }
+        },
+    );
+}
+
+/// Two copies of the 2001 map: `west.tif` with data in the west half only, `east.tif`
+/// in the east half only.
+fn disjoint_maps(d: &Path) {
+    half_map(d, "west.tif", |x, w| x < w / 2);
+    half_map(d, "east.tif", |x, w| x >= w / 2);
+}
+
+case!(
+    maps_with_no_common_data_cell_are_an_error_for_compare,
+    ["compare", "--start", "west.tif", "--truth", "east.tif", "--sim", "west.tif"],
+    disjoint_maps,
+    [
+        "no cell has data in all three maps (west.tif, east.tif, west.tif)",
+        "expected maps whose data overlap"
+    ]
+);
+
+case!(
+    maps_with_no_common_data_cell_are_an_error_for_carbon,
+    [
+        "carbon",
+        "--baseline",
+        "west.tif",
+        "--alternate",
+        "east.tif",
+        "--pools",
+        "pools.csv",
+        "--on-missing",
+        "exclude"
+    ],
+    |d| {
+        disjoint_maps(d);
+        std::fs::write(
+            d.join("pools.csv"),
+            "lucode,c_above,c_below,c_soil,c_dead\n1,1,1,1,1\n2,0,0,0,0\n\
+             3,1,1,1,1\n4,2,2,2,2\n5,3,3,3,3\n",
+        )
+        .unwrap();
+    },
+    [
+        "no cell has data in west.tif and east.tif",
+        "expected maps (and zones) whose data overlap"
+    ]
+);
+
+// ---- errors that say the real cause (kind 5) ----
+
+#[test]
+fn compare_of_maps_on_other_grids_advises_warping_not_a_setting_it_lacks() {
+    let d = dongguan();
+    std::fs::copy(d.path().join("landuse_2006.tif"), d.path().join("sim.tif")).unwrap();
+    regrid(&d.path().join("sim.tif"), |g| g.geotransform[0] += 37.0);
+    let err = fails(
+        d.path(),
+        &[
+            "compare",
+            "--start",
+            "landuse_2001.tif",
+            "--truth",
+            "landuse_2006.tif",
+            "--sim",
+            "sim.tif",
+        ],
+        None,
+    );
+    assert!(
+        err.contains("sim.tif") && err.contains("off by 0.37") && err.contains("flus prepare"),
+        "{err}"
+    );
+    assert!(!err.contains("align = true"), "{err}");
+}
+
+// ---- no panic (kind 6) ----
+
+case!(
+    gwr_coordinates_near_1e160_are_refused_without_a_panic,
+    ["gwr", "--csv", "far.csv", "--y", "y", "--x", "a", "--coords", "px,py"],
+    |d| {
+        let mut rows = String::from("px,py,a,y\n");
+        for i in 0..20 {
+            let f = i as f64;
+            rows.push_str(&format!(
+                "{:e},{:e},{},{}\n",
+                1e160 + f * 1e150,
+                -1e160 + f * 1e150,
+                (f * 0.7).sin(),
+                f + (f * 1.3).cos()
+            ));
+        }
+        std::fs::write(d.join("far.csv"), rows).unwrap();
+    },
+    [
+        "far.csv",
+        "x coordinate of row 0 is 1e160",
+        "expected a coordinate within ±1e15"
+    ]
 );

@@ -2,11 +2,16 @@
 //! 300 x 300 window of Ben Cat. Each case ends with the class map of the undisturbed
 //! single-process run (same SHA-256), or stops with a clear error and a checkpoint that
 //! `flus run --resume` finishes with that same map.
+//!
+//! Every disturbance happens at a hold point of the test build (`flus_e2e::hold`): the
+//! coordinator stops after iteration k (or inside a checkpoint write) until the test has
+//! acted, so no case depends on how fast the machine is.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use flus_e2e::hold::{held_at, Holds};
 use flus_e2e::proxy::Proxy;
 use flus_e2e::TEST_TOKEN;
 use flus_e2e::{crop, flus_watch, signal, start_worker, start_worker_at, Output, Worker};
@@ -16,8 +21,6 @@ use serde_json::Value;
 const SCENARIO: &str = "urbanized";
 const LABEL: &str = "urbanized_2060";
 const TIMEOUT: Duration = Duration::from_secs(300);
-/// Window of Ben Cat: all four classes, built-up growing 2010 -> 2020.
-const WINDOW: (usize, usize, usize) = (350, 600, 300);
 
 /// The small study and its undisturbed result.
 struct Study {
@@ -33,9 +36,7 @@ fn study() -> &'static Study {
     static STUDY: OnceLock<Study> = OnceLock::new();
     STUDY.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("faults-bencat-window");
-        let _ = std::fs::remove_dir_all(&dir);
-        let (x0, y0, size) = WINDOW;
-        let toml = crop::bencat_window(&dir, x0, y0, size);
+        let toml = crop::test_window(&dir);
         let toml = toml.to_str().unwrap().to_string();
         let (hash, iterations) =
             flus_e2e::reference_run(&toml, SCENARIO, &dir.join("reference"), TIMEOUT);
@@ -55,16 +56,16 @@ fn workers(n: usize) -> Vec<Worker> {
     (0..n).map(|_| start_worker(&[])).collect()
 }
 
-/// `flus run` of the study's first scenario over `addrs` into `out`; `act(line,
-/// coordinator pid)` sees every stderr line while it runs.
+/// `flus run` of the study's first scenario over `addrs` into `out`, with the hold
+/// points of `holds`; `act(line, coordinator pid)` sees every stderr line while it runs.
 fn run(
     out: &Path,
     addrs: &[String],
     extra: &[&str],
-    env: &[(&str, &str)],
+    holds: &Holds,
     act: impl FnMut(&str, u32),
 ) -> Output {
-    run_scenarios(out, addrs, &[SCENARIO], extra, env, act)
+    run_scenarios(out, addrs, &[SCENARIO], extra, holds, act)
 }
 
 /// [`run`] of `scenarios` (in one session).
@@ -73,7 +74,7 @@ fn run_scenarios(
     addrs: &[String],
     scenarios: &[&str],
     extra: &[&str],
-    env: &[(&str, &str)],
+    holds: &Holds,
     act: impl FnMut(&str, u32),
 ) -> Output {
     let s = study();
@@ -92,9 +93,49 @@ fn run_scenarios(
         args.extend(["--scenario", sc]);
     }
     args.extend_from_slice(extra);
-    let mut env = env.to_vec();
-    env.push(("FLUS_TOKEN", TEST_TOKEN));
+    let env = [("FLUS_TOKEN", TEST_TOKEN), holds.env()];
     flus_watch(&args, &env, TIMEOUT, act)
+}
+
+/// The hold point after iteration `t` of the scenario.
+fn after_iteration(t: u64) -> String {
+    format!("{LABEL}-iteration-{t}")
+}
+
+/// A run of the first scenario held after iteration `t`, where `at_hold()` runs while
+/// the coordinator waits; the hold is then released. Panics unless it was reached.
+fn run_held_at(
+    t: u64,
+    out: &Path,
+    addrs: &[String],
+    extra: &[&str],
+    at_hold: impl FnMut(),
+) -> Output {
+    run_held(&after_iteration(t), out, addrs, &[SCENARIO], extra, at_hold)
+}
+
+/// A run of `scenarios` held at hold point `point`, where `at_hold()` runs while the
+/// coordinator waits; the hold is then released. Panics unless it was reached.
+fn run_held(
+    point: &str,
+    out: &Path,
+    addrs: &[String],
+    scenarios: &[&str],
+    extra: &[&str],
+    mut at_hold: impl FnMut(),
+) -> Output {
+    let holds = Holds::new();
+    holds.arm(point);
+    let mut acted = false;
+    let out = run_scenarios(out, addrs, scenarios, extra, &holds, |line, _| {
+        if !acted && held_at(line, point) {
+            at_hold();
+            acted = true;
+            holds.release(point);
+        }
+    });
+    assert!(acted, "the run was never held at {point}:\n{}", out.stderr);
+    out
 }
 
 fn addrs(ws: &[Worker]) -> Vec<String> {
@@ -130,7 +171,7 @@ fn read_checkpoint(path: &Path) -> Value {
         .unwrap_or_else(|| panic!("{}: no line of JSON", path.display()));
     let c: Value = serde_json::from_slice(&bytes[..line])
         .unwrap_or_else(|e| panic!("{} does not start with complete JSON: {e}", path.display()));
-    let size = WINDOW.2;
+    let size = crop::TEST_WINDOW.2;
     assert_eq!(bytes.len() - line - 1, size * size, "{}", path.display());
     c
 }
@@ -160,30 +201,20 @@ fn a_worker_killed_at_a_seeded_random_iteration_keeps_the_map_ten_times() {
             "seed {SEED:#x}, repetition {rep}: worker {victim} of 3 killed after iteration {it}"
         );
     }
-    // two repetitions at a time
+    // two repetitions at a time: each is held at its own iteration, so the lanes do not
+    // race each other
     std::thread::scope(|scope| {
         for lane in 0..2 {
             let plans = &plans;
             scope.spawn(move || {
                 for &(rep, it, victim) in plans.iter().filter(|p| p.0 % 2 == lane) {
-                    let ws = workers(3);
+                    let mut ws = workers(3);
+                    let list = addrs(&ws);
                     let dir = tempfile::tempdir().unwrap();
-                    let mark = format!("iteration {it},");
-                    let mut killed = false;
-                    let out = run(
-                        dir.path(),
-                        &addrs(&ws),
-                        &["--rejoin-probe", "0"],
-                        &[],
-                        |line, _| {
-                            if !killed && line.contains(&mark) {
-                                signal(ws[victim].guard.pid(), libc::SIGKILL);
-                                killed = true;
-                            }
-                        },
-                    );
+                    let out = run_held_at(it, dir.path(), &list, &["--rejoin-probe", "0"], || {
+                        ws[victim].guard.kill_and_reap()
+                    });
                     let case = format!("repetition {rep} (kill after iteration {it})");
-                    assert!(killed, "{case}: the run reached iteration {it}");
                     let sc = same_map(&out, &case);
                     assert_eq!(sc["traffic"]["workers_lost"], 1, "{case}");
                     assert_eq!(sc["traffic"]["per_worker"][victim]["lost"], 1, "{case}");
@@ -198,24 +229,18 @@ fn a_worker_killed_at_a_seeded_random_iteration_keeps_the_map_ten_times() {
 fn a_worker_hung_until_its_deadline_loses_its_tiles_and_keeps_the_map() {
     let ws = workers(3);
     let dir = tempfile::tempdir().unwrap();
-    let mut stopped = None;
-    let out = run(
+    let pid = ws[2].guard.pid();
+    // stopped between iterations 5 and 6: its Propose of iteration 6 gets no answer
+    let out = run_held_at(
+        5,
         dir.path(),
         &addrs(&ws),
         &["--deadline", "4", "--rejoin-probe", "0"],
-        &[],
-        |line, _| {
-            if stopped.is_none() && line.contains("iteration 5,") {
-                let pid = ws[2].guard.pid();
-                signal(pid, libc::SIGSTOP);
-                stopped = Some(pid);
-            }
-        },
+        || signal(pid, libc::SIGSTOP),
     );
-    let pid = stopped.expect("the run reached iteration 5");
     signal(pid, libc::SIGCONT);
     let sc = same_map(&out, "hung worker");
-    assert_eq!(sc["traffic"]["workers_lost"], 1);
+    assert_eq!(sc["traffic"]["workers_lost"], 1, "{}", out.stderr);
     assert_eq!(sc["traffic"]["per_worker"][2]["lost"], 1);
     assert!(
         out.stderr.contains("no answer within the deadline"),
@@ -228,26 +253,20 @@ fn a_worker_hung_until_its_deadline_loses_its_tiles_and_keeps_the_map() {
 fn two_workers_hung_in_the_same_step_both_lose_their_tiles_and_keep_the_map() {
     let ws = workers(3);
     let dir = tempfile::tempdir().unwrap();
-    let mut stopped = Vec::new();
-    let out = run(
+    let stopped = [ws[0].guard.pid(), ws[2].guard.pid()];
+    // both stopped before the calls of iteration 6, which go to every worker at once
+    let out = run_held_at(
+        5,
         dir.path(),
         &addrs(&ws),
         &["--deadline", "4", "--rejoin-probe", "0"],
-        &[],
-        |line, _| {
-            if stopped.is_empty() && line.contains("iteration 5,") {
-                // both stop before the next call: the calls of one phase go to every
-                // worker at once, so both miss the same deadline
-                for w in [0, 2] {
-                    let pid = ws[w].guard.pid();
-                    signal(pid, libc::SIGSTOP);
-                    stopped.push(pid);
-                }
+        || {
+            for pid in stopped {
+                signal(pid, libc::SIGSTOP);
             }
         },
     );
-    assert_eq!(stopped.len(), 2, "the run reached iteration 5");
-    for &pid in &stopped {
+    for pid in stopped {
         signal(pid, libc::SIGCONT);
     }
     let sc = same_map(&out, "two hung workers");
@@ -274,27 +293,38 @@ fn two_workers_hung_in_the_same_step_both_lose_their_tiles_and_keep_the_map() {
 
 #[test]
 fn a_restarted_worker_is_readmitted_takes_its_tiles_back_and_keeps_the_map() {
+    let s = study();
+    assert!(s.iterations > 7, "the run outlasts the re-admission");
     let mut ws = workers(3);
     let list = addrs(&ws);
     let dir = tempfile::tempdir().unwrap();
+    // held after iteration 3: worker 0 is killed (its loss shows in iteration 4); held
+    // after iteration 5: a new process starts on its address, and the hold is released
+    // once the coordinator's probe has found it, so it is re-admitted in iteration 6
+    let (kill_at, restart_at) = (after_iteration(3), after_iteration(5));
+    let holds = Holds::new();
+    holds.arm(&kill_at);
+    holds.arm(&restart_at);
     let mut restarted: Option<Worker> = None;
     let out = run(
         dir.path(),
         &list,
-        &["--rejoin-probe", "0.3"],
-        // 40 ms per iteration: the rest of the run outlasts the restart and a probe
-        &[("FLUS_TEST_ITERATION_DELAY_MS", "40")],
+        &["--rejoin-probe", "0.2"],
+        &holds,
         |line, _| {
-            if restarted.is_none() && line.contains("iteration 3,") {
-                // kill worker 0 and start a new process on its address
-                let old = ws.remove(0);
-                let addr = old.addr.clone();
-                drop(old.guard);
-                restarted = Some(start_worker_at(&addr, &[]));
+            if held_at(line, &kill_at) {
+                ws[0].guard.kill_and_reap();
+                holds.release(&kill_at);
+            } else if held_at(line, &restart_at) {
+                restarted = Some(start_worker_at(&list[0], &[]));
+            } else if restarted.is_some()
+                && line.contains("lost worker answers its health check again")
+            {
+                holds.release(&restart_at);
             }
         },
     );
-    let again = restarted.expect("the run reached iteration 3");
+    let again = restarted.expect("the run was held after iteration 5");
     assert_eq!(again.addr, list[0], "restarted on the same address");
     let sc = same_map(&out, "restarted worker");
     let t = &sc["traffic"];
@@ -314,28 +344,31 @@ fn a_restarted_worker_is_readmitted_takes_its_tiles_back_and_keeps_the_map() {
 
 #[test]
 fn all_workers_lost_stop_the_run_with_a_message_and_resume_finishes_it() {
-    let ws = workers(2);
+    let mut ws = workers(2);
+    let list = addrs(&ws);
     let dir = tempfile::tempdir().unwrap();
-    let mut killed = false;
+    let holds = Holds::new();
+    let point = after_iteration(10);
+    holds.arm(&point);
     let mut stored = None;
     let first = run(
         dir.path(),
-        &addrs(&ws),
+        &list,
         &["--checkpoint-every", "4", "--rejoin-probe", "0"],
-        &[],
+        &holds,
         |line, _| {
             if let Some(t) = stored_iteration(line) {
                 stored = Some(t);
             }
-            if !killed && line.contains("iteration 10,") {
-                for w in &ws {
-                    signal(w.guard.pid(), libc::SIGKILL);
+            if held_at(line, &point) {
+                for w in &mut ws {
+                    w.guard.kill_and_reap();
                 }
-                killed = true;
+                holds.release(&point);
             }
         },
     );
-    assert!(killed, "the run reached iteration 10");
+    assert!(holds.reached(&point), "the run reached iteration 10");
     assert_eq!(first.code, Some(1), "a clear failure: {}", first.stderr);
     let last = first.stderr.lines().last().unwrap_or_default();
     assert!(
@@ -360,19 +393,20 @@ fn all_workers_lost_stop_the_run_with_a_message_and_resume_finishes_it() {
             .is_some_and(|e| e.contains("all workers lost")),
         "{marker}"
     );
+    // checkpoints after iterations 4 and 8; the loss shows in iteration 11
     let cp = read_checkpoint(&checkpoint_path(dir.path()));
-    assert_eq!(
-        cp["t"].as_u64(),
-        stored,
-        "the last stored checkpoint is kept"
-    );
-    assert!(
-        last.contains(&format!("(iteration {}) kept", stored.unwrap())),
-        "{last}"
-    );
+    assert_eq!(cp["t"].as_u64(), Some(8), "the last checkpoint is kept");
+    assert_eq!(stored, Some(8), "{}", first.stderr);
+    assert!(last.contains("(iteration 8) kept"), "{last}");
     // new workers, same output folder
     let fresh = workers(2);
-    let second = run(dir.path(), &addrs(&fresh), &["--resume"], &[], |_, _| {});
+    let second = run(
+        dir.path(),
+        &addrs(&fresh),
+        &["--resume"],
+        &Holds::new(),
+        |_, _| {},
+    );
     same_map(&second, "resumed after all workers were lost");
     assert!(second.stderr.contains("resuming from checkpoint"));
     assert!(!checkpoint_path(dir.path()).exists(), "checkpoint cleared");
@@ -382,29 +416,33 @@ fn all_workers_lost_stop_the_run_with_a_message_and_resume_finishes_it() {
 fn a_coordinator_killed_while_writing_a_checkpoint_leaves_the_previous_one_intact() {
     let ws = workers(2);
     let dir = tempfile::tempdir().unwrap();
+    // held between writing the checkpoint of iteration 8 and renaming it: killed there
+    let holds = Holds::new();
+    let point = format!("checkpoint-{LABEL}-8");
+    holds.arm(&point);
     let mut stored = None;
-    let mut killed_during = None;
+    let mut killed = false;
     let first = run(
         dir.path(),
         &addrs(&ws),
         &["--checkpoint-every", "4"],
-        &[("FLUS_TEST_CHECKPOINT_DELAY_MS", "1500")],
+        &holds,
         |line, pid| {
             if let Some(t) = stored_iteration(line) {
                 stored = Some(t);
             }
-            if killed_during.is_none() && stored.is_some() && line.contains("renaming in") {
+            if !killed && held_at(line, &point) {
                 signal(pid, libc::SIGKILL);
-                killed_during = Some(line.to_string());
+                killed = true;
             }
         },
     );
-    let during = killed_during.expect("a second checkpoint write was reached");
+    assert!(killed, "the checkpoint write of iteration 8 was held");
     assert_eq!(first.code, None, "killed by the signal");
-    let stored = stored.unwrap();
+    assert_eq!(stored, Some(4), "{}", first.stderr);
     // the final name holds the previous checkpoint, complete
     let cp = read_checkpoint(&checkpoint_path(dir.path()));
-    assert_eq!(cp["t"].as_u64(), Some(stored), "killed during: {during}");
+    assert_eq!(cp["t"].as_u64(), Some(4));
     // the interrupted write is only a temporary file beside it
     let partial: Vec<PathBuf> = std::fs::read_dir(dir.path().join("checkpoints"))
         .unwrap()
@@ -420,8 +458,14 @@ fn a_coordinator_killed_while_writing_a_checkpoint_leaves_the_previous_one_intac
     assert_eq!(partial.len(), 1, "{partial:?}");
     // complete too, only not renamed yet
     let newer = read_checkpoint(&partial[0]);
-    assert_eq!(newer["t"].as_u64(), Some(stored + 4));
-    let second = run(dir.path(), &addrs(&ws), &["--resume"], &[], |_, _| {});
+    assert_eq!(newer["t"].as_u64(), Some(8));
+    let second = run(
+        dir.path(),
+        &addrs(&ws),
+        &["--resume"],
+        &Holds::new(),
+        |_, _| {},
+    );
     same_map(&second, "resumed after a kill during a checkpoint write");
     assert!(second.stderr.contains("resuming from checkpoint"));
     assert!(
@@ -430,22 +474,15 @@ fn a_coordinator_killed_while_writing_a_checkpoint_leaves_the_previous_one_intac
     );
 }
 
-/// Runs over three workers, the second behind a proxy that `disturb` acts on after
-/// iteration 5.
+/// Runs over three workers, the second behind a proxy that `disturb` acts on while the
+/// coordinator is held after iteration 5.
 fn over_a_proxy(extra: &[&str], disturb: impl Fn(&Proxy), case: &str) -> (Output, Value) {
     let ws = workers(3);
     let proxy = Proxy::start(&ws[1].addr);
     let mut list = addrs(&ws);
     list[1] = proxy.addr.clone();
     let dir = tempfile::tempdir().unwrap();
-    let mut done = false;
-    let out = run(dir.path(), &list, extra, &[], |line, _| {
-        if !done && line.contains("iteration 5,") {
-            disturb(&proxy);
-            done = true;
-        }
-    });
-    assert!(done, "{case}: the run reached iteration 5");
+    let out = run_held_at(5, dir.path(), &list, extra, || disturb(&proxy));
     let sc = same_map(&out, case);
     assert_eq!(sc["traffic"]["workers_lost"], 1, "{case}: {}", out.stderr);
     assert_eq!(sc["traffic"]["per_worker"][1]["addr"], proxy.addr.as_str());
@@ -490,22 +527,18 @@ fn other_hashes() -> &'static Vec<(&'static str, String)> {
 #[test]
 fn a_worker_killed_during_the_suitability_assembly_gives_its_tiles_to_the_other_and_keeps_the_map()
 {
-    let ws = workers(2);
+    let mut ws = workers(2);
+    let list = addrs(&ws);
     let dir = tempfile::tempdir().unwrap();
-    let mut killed = false;
-    let out = run(
+    // held before the first rows of the suitability raster are fetched from the workers
+    let out = run_held(
+        "suitability-assembly",
         dir.path(),
-        &addrs(&ws),
+        &list,
+        &[SCENARIO],
         &["--rejoin-probe", "0"],
-        &[(ASSEMBLY_DELAY_ENV, "1500")],
-        |line, _| {
-            if !killed && line.contains("assembling the suitability raster") {
-                signal(ws[1].guard.pid(), libc::SIGKILL);
-                killed = true;
-            }
-        },
+        || ws[1].guard.kill_and_reap(),
     );
-    assert!(killed, "the run reached the suitability assembly");
     same_map(&out, "worker killed during the suitability assembly");
     let j = out.json();
     let s = &j["sessions"]["scenarios"];
@@ -518,34 +551,24 @@ fn a_worker_killed_during_the_suitability_assembly_gives_its_tiles_to_the_other_
     assert!(dir.path().join("suitability_2020.tif").exists());
 }
 
-/// The coordinator's test hook: milliseconds between logging the start of the
-/// suitability raster's assembly and fetching the first rows (`remote::ASSEMBLY_DELAY_ENV`).
-const ASSEMBLY_DELAY_ENV: &str = "FLUS_TEST_ASSEMBLY_DELAY_MS";
-
 #[test]
 fn a_worker_killed_in_the_second_scenario_of_a_session_keeps_every_map() {
     let others = other_hashes();
-    let ws = workers(3);
+    let mut ws = workers(3);
+    let list = addrs(&ws);
     let dir = tempfile::tempdir().unwrap();
-    let mut killed = false;
     let scenarios = [SCENARIO, others[0].0, others[1].0];
-    // the second scenario's third iteration: its tiles re-sent mid-run carry the
+    // after the second scenario's third iteration: its tiles re-sent mid-run carry the
     // session's start map, from which the third scenario starts
-    let mark = format!("{}_2060: iteration 3,", others[0].0);
-    let out = run_scenarios(
+    let point = format!("{}_2060-iteration-3", others[0].0);
+    let out = run_held(
+        &point,
         dir.path(),
-        &addrs(&ws),
+        &list,
         &scenarios,
         &["--rejoin-probe", "0"],
-        &[],
-        |line, _| {
-            if !killed && line.contains(&mark) {
-                signal(ws[1].guard.pid(), libc::SIGKILL);
-                killed = true;
-            }
-        },
+        || ws[1].guard.kill_and_reap(),
     );
-    assert!(killed, "the run reached {mark:?}");
     same_map(&out, "worker killed in the second scenario");
     let j = out.json();
     for (sc, hash) in others {

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use flus_e2e::{flus, flus_watch, repo_root, signal, start_worker, start_worker_env, TEST_TOKEN};
+use flus_e2e::hold::Holds;
+use flus_e2e::{flus, flus_watch, repo_root, start_worker, start_worker_env, TEST_TOKEN};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -72,12 +73,11 @@ fn fits_on_one_and_two_workers_equal_the_local_fits_bit_for_bit() {
     }
 }
 
-/// Two workers, the second holding every fit request 300 ms (the worker's
-/// FLUS_TEST_GWR_FIT_DELAY_MS hook) so that it is inside a request most of the time; it
-/// is killed (SIGKILL) when the coordinator logs `trigger`: during the bandwidth search
-/// (after its first probe) or at the start of the final fits. The coordinator must move
-/// the dead worker's point ranges to the survivor, and the points CSV and JSON summary
-/// must equal the run without workers bit for bit.
+/// Two workers; the second is held inside a fit request (a hold point of the test
+/// build: `gwr-fit-lite`, its first request of the bandwidth search, or `gwr-fit-full`,
+/// its first request of the final fits) and killed (SIGKILL) there. The coordinator
+/// must move the dead worker's point ranges to the survivor, and the points CSV and JSON
+/// summary must equal the run without workers bit for bit.
 #[test]
 fn a_worker_killed_during_the_local_fits_leaves_the_results_bit_identical() {
     let (csv, json) = run(&[]);
@@ -85,46 +85,38 @@ fn a_worker_killed_during_the_local_fits_leaves_the_results_bit_identical() {
     let token = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(token.path(), TEST_TOKEN).unwrap();
     let tf = token.path().to_str().unwrap();
-    for trigger in ["bandwidth probe", "GWR bandwidth search done"] {
+    for point in ["gwr-fit-lite", "gwr-fit-full"] {
+        let holds = Holds::new();
+        holds.arm(point);
         let a = start_worker(&["--threads", "1"]);
-        let b = start_worker_env(
-            "127.0.0.1:0",
-            &["--threads", "1"],
-            &[("FLUS_TEST_GWR_FIT_DELAY_MS", "300")],
-        );
+        let mut b = start_worker_env("127.0.0.1:0", &["--threads", "1"], &[holds.env()]);
         let two = format!("{},{}", a.addr, b.addr);
         let dir = tempfile::tempdir().unwrap();
         let mut args = gwr_args(dir.path().to_str().unwrap(), &[]);
         args.extend(["--workers", two.as_str(), "--token-file", tf]);
-        let victim = b.guard.pid();
-        let mut killed = false;
-        let out = flus_watch(
-            &args,
-            &[("RUST_LOG", "info,flus_shared::gwr=debug")],
-            TIMEOUT,
-            |line, _| {
-                if !killed && line.contains(trigger) {
-                    signal(victim, libc::SIGKILL);
-                    killed = true;
-                }
-            },
-        );
-        assert!(
-            killed,
-            "{trigger}: the coordinator never logged it:\n{}",
-            out.stderr
-        );
-        assert_eq!(out.code, Some(0), "{trigger}: {}", out.stderr);
+        let out = std::thread::scope(|scope| {
+            // the worker's log is not read: wait for its mark, then kill it while held
+            let killer = scope.spawn(|| {
+                holds.wait_held(point, TIMEOUT);
+                b.guard.kill_and_reap();
+            });
+            let out = flus_watch(&args, &[], TIMEOUT, |_, _| {});
+            killer
+                .join()
+                .expect("the worker was killed at its hold point");
+            out
+        });
+        assert_eq!(out.code, Some(0), "{point}: {}", out.stderr);
         assert!(
             out.stderr.contains("worker lost during GWR fits"),
-            "{trigger}: the coordinator did not notice the dead worker:\n{}",
+            "{point}: the coordinator did not notice the dead worker:\n{}",
             out.stderr
         );
         let mut rjson = out.json();
         rjson.as_object_mut().unwrap().remove("outputs");
         let rcsv = std::fs::read_to_string(dir.path().join("gwr_points.csv")).unwrap();
-        assert_eq!(rcsv, csv, "points after killing a worker at {trigger:?}");
-        assert_eq!(rjson, json, "summary after killing a worker at {trigger:?}");
+        assert_eq!(rcsv, csv, "points after killing a worker at {point}");
+        assert_eq!(rjson, json, "summary after killing a worker at {point}");
     }
 }
 

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use flus_e2e::hold::{held_at, Holds};
 use flus_e2e::{flus, flus_watch, repo_root, signal};
 
 /// A copy of the Dongguan study (outputs in `out/`) whose `tutorial` scenario asks
@@ -74,6 +75,10 @@ fn a_run_that_fails_midway_records_the_error_and_not_completed() {
 fn a_killed_run_leaves_run_json_saying_not_completed() {
     let d = dongguan_infeasible();
     let study = d.path().join("study.toml");
+    // killed while held after the scenario's first CA iteration (stage 5 of 5)
+    let holds = Holds::new();
+    let point = "trend_2011-iteration-0";
+    holds.arm(point);
     let mut killed = false;
     let out = flus_watch(
         &[
@@ -85,16 +90,16 @@ fn a_killed_run_leaves_run_json_saying_not_completed() {
             "--scenario",
             "trend",
         ],
-        &[],
+        &[holds.env()],
         Duration::from_secs(300),
         |line, pid| {
-            if !killed && line.contains("stage 5/5") {
+            if !killed && held_at(line, point) {
                 signal(pid, 9); // SIGKILL
                 killed = true;
             }
         },
     );
-    assert!(killed, "the run never reached stage 5:\n{}", out.stderr);
+    assert!(killed, "the run was never held at {point}:\n{}", out.stderr);
     assert_eq!(out.code, None, "killed by a signal");
     let j = run_json(&d.path().join("out"));
     assert_eq!(j["completed"], false, "{j}");

@@ -13,7 +13,7 @@ use flus_e2e::{crop, flus};
 
 const TIMEOUT: Duration = Duration::from_secs(900);
 /// The window of Ben Cat (column, row, size): its grid is W x H.
-const WINDOW: (usize, usize, usize) = (350, 600, 300);
+const WINDOW: (usize, usize, usize) = crop::TEST_WINDOW;
 const W: u64 = WINDOW.2 as u64;
 const H: u64 = WINDOW.2 as u64;
 
@@ -22,9 +22,7 @@ fn source() -> &'static Path {
     static STUDY: OnceLock<PathBuf> = OnceLock::new();
     STUDY.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scale-bencat-window");
-        let _ = std::fs::remove_dir_all(&dir);
-        let (x0, y0, size) = WINDOW;
-        crop::bencat_window(&dir, x0, y0, size)
+        crop::test_window(&dir)
     })
 }
 

@@ -10,7 +10,22 @@ use tonic::Status;
 #[derive(Clone, Debug)]
 pub struct DataRoot {
     root: PathBuf,
+    allow_urls: bool,
 }
+
+/// GDAL's network file systems: a layer named by one of these is read from the URL
+/// with HTTP range requests (only the tile's window), when the worker allows URLs.
+/// GDAL's local virtual systems (`/vsimem/`, `/vsizip/`, `/vsitar/`, `/vsisubfile/`, ...)
+/// could read files outside the data root and are not among them.
+pub const URL_PREFIXES: [&str; 7] = [
+    "/vsicurl/",
+    "/vsis3/",
+    "/vsigs/",
+    "/vsiaz/",
+    "/vsiadls/",
+    "/vsioss/",
+    "/vsiswift/",
+];
 
 impl DataRoot {
     /// The root `dir` (must exist; it is canonicalized once here).
@@ -23,7 +38,17 @@ impl DataRoot {
             "--data-root {}: not a folder",
             root.display()
         );
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            allow_urls: false,
+        })
+    }
+
+    /// The same root, also reading layers named by a URL of GDAL's network file systems
+    /// ([`URL_PREFIXES`]; `flus-worker --allow-urls`).
+    pub fn with_urls(mut self, allow: bool) -> Self {
+        self.allow_urls = allow;
+        self
     }
 
     /// The canonical file `rel` names under the root, or PERMISSION_DENIED (absolute path,
@@ -37,6 +62,15 @@ impl DataRoot {
         };
         if rel.is_empty() {
             return Err(Status::invalid_argument("empty file path"));
+        }
+        if URL_PREFIXES.iter().any(|u| rel.starts_with(u)) {
+            return if self.allow_urls {
+                Ok(PathBuf::from(rel))
+            } else {
+                Err(Status::permission_denied(format!(
+                    "path {rel:?} refused: a URL, and this worker reads URLs only when started with --allow-urls"
+                )))
+            };
         }
         let p = Path::new(rel);
         let mut depth = 0i64;
@@ -73,6 +107,31 @@ impl DataRoot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_read_only_when_allowed_and_local_virtual_paths_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "/vsicurl/http://127.0.0.1:8080/dem.tif";
+        let closed = DataRoot::new(dir.path()).unwrap();
+        let e = closed.resolve(url).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(e.message().contains("--allow-urls"), "{}", e.message());
+        let open = DataRoot::new(dir.path()).unwrap().with_urls(true);
+        assert_eq!(open.resolve(url).unwrap(), PathBuf::from(url));
+        assert_eq!(
+            open.resolve("/vsis3/bucket/dem.tif").unwrap(),
+            PathBuf::from("/vsis3/bucket/dem.tif")
+        );
+        // GDAL's local virtual file systems are absolute paths: refused like any other
+        for p in [
+            "/vsimem/x.tif",
+            "/vsizip//etc/x.zip/a.tif",
+            "/vsisubfile/0_10,/etc/x",
+        ] {
+            let e = open.resolve(p).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::PermissionDenied, "{p}");
+        }
+    }
 
     #[test]
     fn paths_inside_are_resolved_and_escapes_refused() {

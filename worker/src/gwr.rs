@@ -69,7 +69,7 @@ impl Sample {
             self.coords.clone(),
         )
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let model = Arc::new(GwrModel::new(data));
+        let model = Arc::new(GwrModel::new(data.with_spherical(self.header.spherical)));
         // a few models per sample (one per GWR of the analysis) at most
         if self.models.len() >= 64 {
             self.models.clear();
@@ -79,17 +79,12 @@ impl Sample {
     }
 }
 
-/// Test hook: milliseconds a worker waits before it computes each GWR fit request, so
-/// an end-to-end test can kill it in the middle of one (read when the service starts).
-pub const FIT_DELAY_ENV: &str = "FLUS_TEST_GWR_FIT_DELAY_MS";
-
 /// The GwrWorker service.
 #[derive(Clone)]
 pub struct GwrService {
     samples: Arc<Mutex<HashMap<String, Arc<Mutex<Sample>>>>>,
     max_bytes: u64,
     max_samples: usize,
-    fit_delay: Option<std::time::Duration>,
 }
 
 impl GwrService {
@@ -99,10 +94,6 @@ impl GwrService {
             samples: Arc::default(),
             max_bytes,
             max_samples,
-            fit_delay: std::env::var(FIT_DELAY_ENV)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(std::time::Duration::from_millis),
         }
     }
 }
@@ -293,16 +284,12 @@ impl GwrWorker for GwrService {
             .ok_or_else(|| {
                 Status::failed_precondition(format!("no GWR sample {:?} here", r.sample_id))
             })?;
-        if let Some(delay) = self.fit_delay {
-            tracing::info!(
-                start = r.start,
-                end = r.end,
-                "GWR fit request held {} ms ({FIT_DELAY_ENV})",
-                delay.as_millis()
-            );
-            tokio::time::sleep(delay).await;
-        }
         let reply = tokio::task::spawn_blocking(move || {
+            // test builds: a fault test can kill the worker inside a fit request
+            flus_shared::hooks::hold(|| {
+                let kind = r.kind().as_str_name().trim_start_matches("GWR_FIT_KIND_");
+                format!("gwr-fit-{}", kind.to_lowercase())
+            });
             let model = sample
                 .lock()
                 .map_err(|_| Status::internal("GWR sample poisoned"))?

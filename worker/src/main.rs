@@ -41,6 +41,11 @@ struct Cli {
     /// filesystem); without it the worker reads no files.
     #[arg(long)]
     data_root: Option<PathBuf>,
+    /// With --data-root, also read layers named by a URL of GDAL's network file systems
+    /// (/vsicurl/, /vsis3/, /vsigs/, /vsiaz/, ...): only the tile's window is fetched, with
+    /// HTTP range requests; credentials come from GDAL's and AWS's environment variables.
+    #[arg(long, requires = "data_root")]
+    allow_urls: bool,
     /// Serve TLS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -71,8 +76,26 @@ fn tls_config(cli: &Cli) -> anyhow::Result<Option<ServerTlsConfig>> {
     Ok(Some(cfg))
 }
 
+/// Refuses limits under which the worker could do no work, naming the flag.
+fn check_limits(cli: &Cli) -> anyhow::Result<()> {
+    for (flag, v) in [
+        ("--max-tiles", cli.max_tiles as u64),
+        ("--max-tile-mib", cli.max_tile_mib),
+        ("--max-message-mib", cli.max_message_mib as u64),
+        ("--max-gwr-mib", cli.max_gwr_mib),
+        ("--threads", cli.threads.unwrap_or(1) as u64),
+    ] {
+        anyhow::ensure!(
+            v > 0,
+            "{flag} 0: expected at least 1 (a worker with a limit of 0 can do no work)"
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    check_limits(&cli)?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -95,7 +118,8 @@ fn main() -> anyhow::Result<()> {
         .data_root
         .as_deref()
         .map(data_root::DataRoot::new)
-        .transpose()?;
+        .transpose()?
+        .map(|r| r.with_urls(cli.allow_urls));
     let limits = service::Limits {
         max_tile_bytes: cli.max_tile_mib * 1024 * 1024,
         max_tiles: cli.max_tiles,

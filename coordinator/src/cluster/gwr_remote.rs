@@ -45,6 +45,8 @@ pub struct GwrSample {
     pub y: Vec<f64>,
     /// Point coordinates.
     pub coords: Vec<[f64; 2]>,
+    /// Coordinates are (lon, lat) degrees: great-circle distances.
+    pub spherical: bool,
 }
 
 impl GwrSample {
@@ -56,6 +58,7 @@ impl GwrSample {
                 points: self.coords.len() as u64,
                 columns: self.columns.clone(),
                 y_columns: self.y_columns.clone(),
+                spherical: self.spherical,
             })),
         }];
         for (array, values) in [

@@ -76,7 +76,9 @@ fn spawn_one(
         .arg("--token-file")
         .arg(token_file);
     if let Some(root) = data_root {
-        cmd.arg("--data-root").arg(root);
+        // started by this coordinator for this study: the layers the study names by URL
+        // are the study author's choice
+        cmd.arg("--data-root").arg(root).arg("--allow-urls");
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())

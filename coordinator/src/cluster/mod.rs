@@ -2,6 +2,7 @@
 //! token and deadlines, and the CA backend whose tiles live on the workers.
 
 pub mod busy;
+pub mod cause;
 pub mod gwr_remote;
 pub mod halo;
 pub mod local;

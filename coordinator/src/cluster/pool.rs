@@ -174,7 +174,12 @@ pub async fn check_health(
     let h = health
         .check(req)
         .await
-        .with_context(|| format!("worker {addr}: health check failed"))?
+        .with_context(|| {
+            format!(
+                "worker {addr}: health check failed within {} s (--deadline)",
+                timeout.as_secs_f64()
+            )
+        })?
         .into_inner();
     if h.protocol != flus_proto::PROTOCOL_REVISION {
         anyhow::bail!(
@@ -193,7 +198,16 @@ pub async fn connect(
     timeout: Duration,
     tls: &Tls,
 ) -> anyhow::Result<WorkerConn> {
-    let (channel, h) = check_health(addr, timeout, tls).await?;
+    // the whole handshake within the deadline: a port that accepts connections but
+    // never answers fails as soon as the deadline says
+    let (channel, h) = tokio::time::timeout(timeout, check_health(addr, timeout, tls))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "worker {addr}: no answer to the health check within {} s (--deadline)",
+                timeout.as_secs_f64()
+            )
+        })??;
     let value: MetadataValue<_> = format!("Bearer {token}")
         .parse()
         .context("the token must be printable ASCII")?;

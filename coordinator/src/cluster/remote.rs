@@ -47,15 +47,6 @@ use super::pool::WorkerConn;
 /// Bytes per LoadTile chunk (well under the message limit).
 pub const CHUNK_BYTES: usize = 1 << 20;
 
-/// Test hook: milliseconds to wait, after logging it, before the suitability raster is
-/// assembled from the workers' tiles (the fault tests kill a worker in that window).
-pub const ASSEMBLY_DELAY_ENV: &str = "FLUS_TEST_ASSEMBLY_DELAY_MS";
-
-/// The milliseconds of test hook `var`, when set.
-pub fn test_delay(var: &str) -> Option<u64> {
-    std::env::var(var).ok().and_then(|v| v.trim().parse().ok())
-}
-
 /// Static layers of the whole grid that tiles are cut from.
 pub struct StaticLayers<'a> {
     /// The session's start map (class indices, row-major): every run starts from it,
@@ -253,8 +244,11 @@ pub struct Remote<'a> {
     probe_every: Option<Duration>,
     rejoined_tx: mpsc::Sender<(usize, WorkerConn)>,
     rejoined_rx: mpsc::Receiver<(usize, WorkerConn)>,
-    /// A refusal seen by [`Self::wait`] (the first), turned into an error by the phase.
+    /// A refusal that stops the run ([`super::pool::is_refusal`]) seen by
+    /// [`Self::wait`]: the phase turns it into an error.
     refused: Option<String>,
+    /// Workers' refusals that a resume cannot cure (a wrong token, a limit).
+    refusals: super::cause::Refusals,
     /// What went over the wire in the current (or last) run.
     pub traffic: Traffic,
     /// What the session cost over all its runs.
@@ -349,6 +343,7 @@ impl<'a> Remote<'a> {
             probe_every: None,
             rejoined_tx,
             rejoined_rx,
+            refusals: Default::default(),
             traffic: Traffic {
                 per_worker,
                 ..Default::default()
@@ -422,6 +417,7 @@ impl<'a> Remote<'a> {
                     }
                     Some(Failure::Status(e)) if super::pool::is_refusal(&e) => {
                         // any worker would answer so: the run stops with the message
+                        self.refusals.note(addr, &what, &e);
                         self.refused.get_or_insert_with(|| {
                             format!(
                                 "{what} refused by worker {addr}: {:?}: {}",
@@ -433,6 +429,7 @@ impl<'a> Remote<'a> {
                     }
                     Some(Failure::Status(e)) => {
                         tracing::warn!(worker = %addr, "{what} failed: {:?}: {}", e.code(), e.message());
+                        self.refusals.note(addr, &what, &e);
                         (w, Err(()))
                     }
                 }
@@ -454,7 +451,7 @@ impl<'a> Remote<'a> {
     /// The error of a refusal seen by [`Self::wait`], if any.
     fn check_refused(&mut self) -> flus_shared::Result<()> {
         match self.refused.take() {
-            Some(m) => Err(flus_shared::Error::Data(m)),
+            Some(m) => Err(flus_shared::Error::Data(self.refusals.explain(m))),
             None => Ok(()),
         }
     }
@@ -667,12 +664,8 @@ impl<'a> Remote<'a> {
                 ),
             ));
         }
-        if let Some(ms) = test_delay(ASSEMBLY_DELAY_ENV) {
-            tracing::info!(
-                "assembling the suitability raster from the workers' tiles in {ms} ms ({ASSEMBLY_DELAY_ENV})"
-            );
-            std::thread::sleep(Duration::from_millis(ms));
-        }
+        // test builds: a fault test can kill a worker before the first rows are fetched
+        flus_shared::hooks::hold(|| "suitability-assembly".into());
         let options = raster::WriteOptions {
             nodata: None,
             palette: Vec::new(),
@@ -816,12 +809,12 @@ impl<'a> Remote<'a> {
         let alive = self.alive();
         if alive.is_empty() {
             let iteration = self.last.as_ref().map(|l| l.1.iteration);
-            return Err(flus_shared::Error::Data(format!(
+            return Err(flus_shared::Error::Data(self.refusals.explain(format!(
                 "all workers lost ({} of {}){}: the run stops; resume it with `flus run --resume` once workers are back",
                 self.workers.len(),
                 self.workers.len(),
                 iteration.map(|t| format!(" at iteration {t}")).unwrap_or_default(),
-            )));
+            ))));
         }
         let mut i = 0;
         for t in 0..self.rects.len() {

@@ -1,4 +1,4 @@
-//! `flus carbon`: carbon storage like InVEST's carbon model (DESIGN 2.6), usable on its
+//! `flus carbon`: carbon storage like InVEST's carbon model (docs/design.md §7), usable on its
 //! own: storage of a baseline (and alternate) land-use map from a pools table, totals by
 //! class and zone, change, optional valuation; and `flus carbon correct-density`, the
 //! paper's precipitation correction of a pools table.
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use serde_json::{json, Map, Value};
 
+use flus_shared::area::CellAreas;
 use flus_shared::carbon::{
     self, change_cells, correct_densities,
     pools::{pools_csv_text, write_atomic},
@@ -15,6 +16,7 @@ use flus_shared::carbon::{
     CarbonTotals, CodeLayer, CorrectionTarget, OnMissing, PoolsTable, StorageUnit, Valuation,
     CARBON_NODATA,
 };
+use flus_shared::files;
 use flus_shared::raster::{self, RasterInfo, WriteOptions};
 use flus_shared::zones::{self, Zones};
 
@@ -36,7 +38,9 @@ Valuation (as InVEST): NPV = change * price / T * sum_{t=0}^{T-1} 1 / ((1 + r/10
 T = years-alternate - years-baseline, r = --discount-rate %, c = --rate-change %.
 
 `flus carbon correct-density` writes a pools table corrected for precipitation
-(Qin et al. 2023, eq. 10-11); see `flus carbon correct-density --help`.";
+(Qin et al. 2023, eq. 10-11); see `flus carbon correct-density --help`.
+`flus carbon densities` derives the pools from national soil densities, biomass ratios
+and carbon shares (the paper's Tables 4 -> 5 -> 6); see `flus carbon densities --help`.";
 
 /// Arguments of `flus carbon`.
 #[derive(Debug, clap::Args)]
@@ -100,6 +104,40 @@ pub enum Helper {
     /// The relation is a soil-carbon relation, so by default only c_soil is multiplied
     /// by K (--apply-to soil); --apply-to all multiplies all four pools.
     CorrectDensity(CorrectArgs),
+    /// The paper's density chain (Qin et al. 2023, Tables 4 -> 5 -> 6): from national
+    /// soil densities, biomass ratios and carbon shares to an InVEST pools table.
+    ///
+    /// --table T.csv has columns lucode, soil (national soil density, t/ha), ratio
+    /// (below/above-ground biomass), biomass_share, soil_share, dead_share (fractions of
+    /// the total carbon, summing to 1) and correct (true/false: whether K applies).
+    /// soil = national soil x K where correct; total = soil / soil_share; biomass =
+    /// biomass_share x total; above = biomass / (1 + ratio); below = biomass - above;
+    /// dead = dead_share x total.
+    Densities(DensitiesArgs),
+}
+
+/// Arguments of `flus carbon densities`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("k").required(true).args(["factor", "precipitation_local"])))]
+pub struct DensitiesArgs {
+    /// The chain table: lucode, soil, ratio, biomass_share, soil_share, dead_share, correct.
+    #[arg(long, value_name = "T.csv")]
+    pub table: PathBuf,
+    /// The precipitation factor K itself.
+    #[arg(long, value_name = "K")]
+    pub factor: Option<f64>,
+    /// Annual precipitation of the study area, mm (K = C_PS(local) / C_PS(national)).
+    #[arg(long, value_name = "P", requires = "precipitation_national")]
+    pub precipitation_local: Option<f64>,
+    /// National mean annual precipitation, mm.
+    #[arg(long, value_name = "P", requires = "precipitation_local")]
+    pub precipitation_national: Option<f64>,
+    /// Pools table to write (InVEST layout: lucode, c_above, c_below, c_soil, c_dead).
+    #[arg(long, value_name = "POOLS.csv")]
+    pub out: PathBuf,
+    /// Print one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `flus carbon correct-density`.
@@ -147,6 +185,7 @@ pub enum ApplyTo {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     match &args.command {
         Some(Helper::CorrectDensity(c)) => run_correct(c),
+        Some(Helper::Densities(d)) => run_densities(d),
         None => run_storage(args),
     }
 }
@@ -188,6 +227,35 @@ fn run_correct(a: &CorrectArgs) -> anyhow::Result<()> {
         print!("{}", pools_csv_text(&corrected));
     } else {
         println!("K = {k:.6}");
+    }
+    Ok(())
+}
+
+fn run_densities(a: &DensitiesArgs) -> anyhow::Result<()> {
+    let rows = carbon::read_chain_csv(&a.table)?;
+    let k = match (a.factor, a.precipitation_local, a.precipitation_national) {
+        (Some(k), None, None) => k,
+        (None, Some(l), Some(n)) => carbon::correction_factor(l, n)?,
+        _ => bail!(
+            "give either --factor K or both --precipitation-local and --precipitation-national"
+        ),
+    };
+    let pools = carbon::chain_pools(&rows, k)
+        .with_context(|| format!("deriving pools from {}", a.table.display()))?;
+    write_pools_csv(&a.out, &pools)?;
+    tracing::info!(k, path = %a.out.display(), "pools table written");
+    if a.json {
+        let list: Vec<Value> = pools
+            .rows()
+            .iter()
+            .map(|r| {
+                json!({"lucode": r.code, "c_above": r.pools.above, "c_below": r.pools.below,
+                       "c_soil": r.pools.soil, "c_dead": r.pools.dead})
+            })
+            .collect();
+        print_json(&json!({"table": a.table, "k": k, "out": a.out, "pools": list}))?;
+    } else {
+        print!("K = {k:.6}\n{}", pools_csv_text(&pools));
     }
     Ok(())
 }
@@ -239,7 +307,10 @@ fn read_zones(args: &Args, baseline: &Path, info: &RasterInfo) -> anyhow::Result
                 z.display()
             );
         }
-        Ok(Some(zones::zones_from_raster(z, baseline, &info.grid)?))
+        Ok(Some(
+            zones::zones_from_raster(z, baseline, &info.grid)
+                .map_err(|e| e.with_grid_hint(flus_shared::error::WARP_HINT))?,
+        ))
     }
 }
 
@@ -251,13 +322,24 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         Missing::Error => OnMissing::Error,
         Missing::Exclude => OnMissing::Exclude,
     };
+    files::register_inputs(
+        [
+            Some(baseline),
+            Some(pools_path),
+            args.alternate.as_ref(),
+            args.zones.as_ref(),
+        ]
+        .into_iter()
+        .flatten(),
+    );
     let val = valuation(args)?;
     let pools = read_pools_csv(pools_path)?;
     let (binfo, bvals) = raster::read_band::<f64>(baseline, 1)?;
     let alt = match &args.alternate {
         Some(a) => {
             let (ainfo, avals) = raster::read_band::<f64>(a, 1)?;
-            raster::check_same_grid(baseline, &binfo.grid, a, &ainfo.grid, 0.01)?;
+            raster::check_same_grid(baseline, &binfo.grid, a, &ainfo.grid, 0.01)
+                .map_err(|e| e.with_grid_hint(flus_shared::error::WARP_HINT))?;
             Some((a.clone(), ainfo, avals))
         }
         None => None,
@@ -290,10 +372,24 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
             nodata: z.nodata,
         }),
     };
-    let counts = CarbonCounts::count(&pools, &layers)?;
+    let areas = CellAreas::of_grid(&binfo.grid, &bname)?;
+    let counts = CarbonCounts::count_on_grid(&pools, &layers, binfo.grid.width, &areas)?;
     counts.check_missing(on_missing, &pools_path.display().to_string())?;
-    let cell_area = binfo.grid.cell_area();
-    let tot = totals(&counts, &pools, cell_area)?;
+    let tot = totals(&counts, &pools, &areas)?;
+    anyhow::ensure!(
+        tot.cells > 0,
+        "no cell has data in {}: expected maps (and zones) whose data overlap",
+        [
+            Some(&bname),
+            args.alternate.as_ref().map(|_| &aname),
+            zones.as_ref().map(|_| &zname)
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" and ")
+    );
     let constant = val.map(|v| v.constant()).transpose()?;
     tracing::info!(
         cells = tot.cells,
@@ -309,6 +405,7 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         write_outputs(
             dir,
             &binfo,
+            &areas,
             &pools,
             &layers,
             &tot,
@@ -369,6 +466,7 @@ pub fn carbon_writer(
 fn write_outputs(
     dir: &Path,
     info: &RasterInfo,
+    areas: &CellAreas,
     pools: &PoolsTable,
     layers: &CarbonLayers<'_>,
     tot: &CarbonTotals,
@@ -376,7 +474,7 @@ fn write_outputs(
     constant: Option<f64>,
     outputs: &mut Map<String, Value>,
 ) -> anyhow::Result<()> {
-    let cell_area = info.grid.cell_area();
+    let cell_area = areas.window(0, info.grid.width);
     let mut write = |key: &str, file: &str, band: &str, data: Vec<f32>| -> anyhow::Result<()> {
         let p = dir.join(file);
         write_carbon_raster(&p, &info.grid, band, &data)?;
@@ -451,10 +549,10 @@ fn class_csv(tot: &CarbonTotals) -> anyhow::Result<Vec<u8>> {
             c.name.clone(),
             c.density_t_ha.to_string(),
             c.baseline_cells.to_string(),
-            (c.baseline_cells as f64 * tot.cell_area_m2).to_string(),
+            c.baseline_area_m2.to_string(),
             c.baseline_t.to_string(),
             c.alternate_cells.map(|n| n.to_string()).unwrap_or_default(),
-            opt(c.alternate_cells.map(|n| n as f64 * tot.cell_area_m2)),
+            opt(c.alternate_area_m2),
             opt(c.alternate_t),
             opt(c.alternate_t.map(|a| a - c.baseline_t)),
         ])?;
@@ -518,10 +616,10 @@ fn summary_json(
                 "name": c.name,
                 "density_t_ha": c.density_t_ha,
                 "cells": c.baseline_cells,
-                "area_m2": c.baseline_cells as f64 * tot.cell_area_m2,
+                "area_m2": c.baseline_area_m2,
                 "baseline_t": c.baseline_t,
                 "alternate_cells": c.alternate_cells,
-                "alternate_area_m2": c.alternate_cells.map(|n| n as f64 * tot.cell_area_m2),
+                "alternate_area_m2": c.alternate_area_m2,
                 "alternate_t": c.alternate_t,
                 "change_t": c.alternate_t.map(|a| a - c.baseline_t),
             }),
@@ -533,6 +631,7 @@ fn summary_json(
         "pools": args.pools,
         "zones": args.zones,
         "cell_area_m2": tot.cell_area_m2,
+        "geographic": tot.cell_area_m2.is_none(),
         "cells": tot.cells,
         "area_m2": tot.area_m2,
         "baseline_total_t": tot.baseline_t,

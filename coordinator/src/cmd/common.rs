@@ -33,10 +33,6 @@ pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
 /// are shown (see [`crate::output`]), else one log line per iteration.
 pub fn progress_logger(label: String, max: u32) -> impl FnMut(u32, u64) {
     let bar = crate::output::ca_bar(&label, max);
-    let delay = std::env::var(ITERATION_DELAY_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_millis);
     move |t, gap| {
         match &bar {
             Some(b) => b.update(t, gap),
@@ -44,15 +40,10 @@ pub fn progress_logger(label: String, max: u32) -> impl FnMut(u32, u64) {
                 tracing::info!(target: "flus::ca", "{label}: iteration {t}, sum |gap| = {gap}")
             }
         }
-        if let Some(d) = delay {
-            std::thread::sleep(d);
-        }
+        // test builds: a fault test can hold the run between two iterations
+        flus_shared::hooks::hold(|| format!("{label}-iteration-{t}"));
     }
 }
-
-/// Test hook: milliseconds to wait after each CA iteration, so that a test acting
-/// between iterations (restarting a worker, say) is not outrun by a fast machine.
-pub const ITERATION_DELAY_ENV: &str = "FLUS_TEST_ITERATION_DELAY_MS";
 
 /// Per-class JSON object from names and values.
 pub fn by_class<T: serde::Serialize>(names: &[String], values: &[T]) -> serde_json::Value {

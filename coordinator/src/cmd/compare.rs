@@ -89,11 +89,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             &other.info.path,
             &other.info.grid,
             0.01,
-        )?;
+        )
+        .map_err(|e| e.with_grid_hint(flus_shared::error::WARP_HINT))?;
     }
     let (codes, maps) = stack::index_maps(&[&s, &t, &m])?;
     let k = codes.len();
     let sim = metrics::compare(&maps[0], &maps[1], &maps[2], k);
+    anyhow::ensure!(
+        sim.cells > 0,
+        "no cell has data in all three maps ({}, {}, {}): expected maps whose data overlap",
+        args.start.display(),
+        args.truth.display(),
+        args.sim.display()
+    );
     let persistence = metrics::compare(&maps[0], &maps[1], &maps[0], k);
     if args.json {
         let mut obj = metrics_json(&sim);

@@ -21,9 +21,14 @@ pub struct Args {
     /// The factors' columns, comma separated (intercept added in front).
     #[arg(long, value_delimiter = ',', required = true)]
     pub x: Vec<String>,
-    /// The coordinate columns XCOL,YCOL (projected, Euclidean distance).
+    /// The coordinate columns XCOL,YCOL (projected, Euclidean distance; with
+    /// --spherical longitude,latitude in degrees).
     #[arg(long, value_delimiter = ',', num_args = 1, required = true)]
     pub coords: Vec<String>,
+    /// The coordinates are longitude, latitude in degrees: distances are great-circle
+    /// kilometres (mgwr's spherical=True; fixed bandwidths are then in km).
+    #[arg(long)]
+    pub spherical: bool,
     /// Kernel: bisquare (default), gaussian or exponential.
     #[arg(long, default_value = "bisquare")]
     pub kernel: Kernel,
@@ -109,6 +114,8 @@ struct Summary<'a> {
     names: &'a [String],
     kernel: &'static str,
     adaptive: bool,
+    /// Great-circle distances in km between (lon, lat) coordinates.
+    spherical: bool,
     standardized: bool,
     n: usize,
     bandwidth: f64,
@@ -170,11 +177,10 @@ fn read_columns(path: &Path, names: &[&str]) -> anyhow::Result<Vec<Vec<f64>>> {
     Ok(cols)
 }
 
-/// Writes `bytes` to `path` through a temporary name in the same folder.
+/// Writes `bytes` to `path` through a temporary name in the same folder, never over an
+/// input ([`files::write_atomic`]).
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot rename", path.display()))
+    Ok(flus_shared::files::write_atomic(path, bytes)?)
 }
 
 fn points_csv(model: &GwrModel, r: &GwrResult) -> anyhow::Result<Vec<u8>> {
@@ -215,6 +221,22 @@ fn points_csv(model: &GwrModel, r: &GwrResult) -> anyhow::Result<Vec<u8>> {
     Ok(w.into_inner()?)
 }
 
+/// With --spherical: every longitude in [-360, 360] and latitude in [-90, 90], else an
+/// error naming the file, the column, the row and the value.
+fn check_lon_lat(path: &Path, names: &[String], lon: &[f64], lat: &[f64]) -> anyhow::Result<()> {
+    for (name, col, limit) in [(&names[0], lon, 360.0), (&names[1], lat, 90.0)] {
+        if let Some(i) = col.iter().position(|v| v.abs() > limit) {
+            bail!(
+                "{}: column `{name}` row {} holds {}; --spherical expects longitude, latitude in degrees (|value| <= {limit})",
+                path.display(),
+                i + 2,
+                col[i]
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Fits `model` with its local fits on the workers of `args`.
 fn fit_on_cluster(
     args: &Args,
@@ -244,10 +266,16 @@ fn fit_on_cluster(
         .worker_threads(2)
         .enable_all()
         .build()?;
+    anyhow::ensure!(
+        args.deadline.is_finite() && args.deadline > 0.0,
+        "--deadline {}: expected a number of seconds > 0",
+        args.deadline
+    );
+    let deadline = std::time::Duration::from_secs_f64(args.deadline);
     let conns = rt.block_on(async {
         let mut v = Vec::new();
         for a in &addrs {
-            v.push(pool::connect(a, &token, std::time::Duration::from_secs(30), &tls).await?);
+            v.push(pool::connect(a, &token, deadline, &tls).await?);
         }
         anyhow::Ok(v)
     })?;
@@ -258,11 +286,12 @@ fn fit_on_cluster(
         x: data.design().to_vec(),
         y: data.y().to_vec(),
         coords: data.coords().to_vec(),
+        spherical: data.spherical(),
     };
     let cluster = gwr_remote::GwrCluster::new(
         rt.handle().clone(),
         conns,
-        std::time::Duration::from_secs_f64(args.deadline),
+        deadline,
         format!("gwr-{}", std::process::id()),
         &sample,
     );
@@ -281,6 +310,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             args.coords.len()
         );
     }
+    flus_shared::files::register_inputs([&args.csv]);
     let mut names: Vec<&str> = vec![args.y.as_str(), &args.coords[0], &args.coords[1]];
     names.extend(args.x.iter().map(String::as_str));
     let cols = read_columns(&args.csv, &names)?;
@@ -295,8 +325,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .cloned()
         .zip(cols[3..].iter().cloned())
         .collect();
+    if args.spherical {
+        check_lon_lat(&args.csv, &args.coords, &cols[1], &cols[2])?;
+    }
     let mut data = GwrData::new(&args.y, cols[0].clone(), factors, coords)
-        .with_context(|| format!("{}", args.csv.display()))?;
+        .with_context(|| format!("{}", args.csv.display()))?
+        .with_spherical(args.spherical);
     if args.standardize {
         data.standardize_factors();
     }
@@ -347,6 +381,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         names: &r.names,
         kernel: args.kernel.name(),
         adaptive: !args.fixed,
+        spherical: args.spherical,
         standardized: args.standardize,
         n: d.n,
         bandwidth: d.bandwidth,

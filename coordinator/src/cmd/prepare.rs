@@ -101,10 +101,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         bail!("nothing to prepare: give --warp, --dem, --distance, --restrict or --zones");
     }
 
+    let tif = |name: &str| args.out.join(format!("{name}.tif"));
+    // no output may replace an input: checked for every output before any is written
+    files::register_inputs(
+        std::iter::once(&args.reference)
+            .chain(warps.iter().map(|w| &w.path))
+            .chain(&args.dem)
+            .chain(distances.iter().chain(&restricts).map(|(_, p)| p))
+            .chain(&args.zones),
+    );
+    files::check_outputs(
+        names
+            .iter()
+            .map(|n| tif(n))
+            .chain(["zones.csv", "prepared.toml"].map(|n| args.out.join(n))),
+    )?;
     let reference = raster::info(&args.reference)?;
     let grid = &reference.grid;
     files::ensure_dir(&args.out)?;
-    let tif = |name: &str| args.out.join(format!("{name}.tif"));
     let mut outputs: Vec<Output> = Vec::new();
     let mut push = |o: Output| {
         log(&o);

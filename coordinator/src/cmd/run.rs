@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flus_shared::ca::{self, engine, CaInput, Tiling};
 use flus_shared::config::Study;
-use flus_shared::{files, markov, model, outputs, stack};
+use flus_shared::{files, markov, model, outputs, stack, tables};
 use serde_json::{json, Value};
 
 use super::common;
 use crate::cluster::{gwr_remote, local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
+use crate::run_guard;
 
 /// Arguments of `flus run`.
 #[derive(Debug, clap::Args)]
@@ -106,6 +107,14 @@ fn shared_files(
         .with_context(|| format!("data root {}", root.display()))?;
     let rel = |p: &Path| -> anyhow::Result<String> {
         let path = study.resolve(p);
+        // a URL (GDAL's /vsicurl/, /vsis3/, ...) goes to the workers as it is: each reads
+        // its tiles' windows from it
+        if flus_shared::raster::is_virtual(&path) {
+            return path
+                .to_str()
+                .map(str::to_string)
+                .with_context(|| format!("{}: not a UTF-8 path", path.display()));
+        }
         let c = path
             .canonicalize()
             .with_context(|| format!("{}", path.display()))?;
@@ -231,26 +240,17 @@ fn checkpoint_path(out: &Path, label: &str) -> PathBuf {
     out.join("checkpoints").join(format!("{label}.ckpt"))
 }
 
-/// Test hook: milliseconds to wait between writing a checkpoint's temporary file and
-/// renaming it, so a test can kill the coordinator in that window.
-pub const CHECKPOINT_DELAY_ENV: &str = "FLUS_TEST_CHECKPOINT_DELAY_MS";
-
 /// Stores checkpoint `c` at `path` through a temporary file renamed when complete.
 fn store_checkpoint(path: &Path, c: &engine::Checkpoint) -> flus_shared::Result<()> {
-    let delay = std::env::var(CHECKPOINT_DELAY_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok());
     files::write_atomic_with(
         path,
         |w| c.write(w),
+        // test builds: a fault test can kill the coordinator between write and rename
         || {
-            if let Some(ms) = delay {
-                tracing::info!(
-                "checkpoint of iteration {} in its temporary file; renaming in {ms} ms ({CHECKPOINT_DELAY_ENV})",
-                c.t
-            );
-                std::thread::sleep(Duration::from_millis(ms));
-            }
+            flus_shared::hooks::hold(|| {
+                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+                format!("checkpoint-{stem}-{}", c.t)
+            })
         },
     )?;
     tracing::info!(path = %path.display(), "checkpoint of iteration {} stored", c.t);
@@ -309,6 +309,7 @@ fn clear_checkpoints(path: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
+/// Reads the checkpoint at `path`, if there is one (its identity unchecked).
 fn load_checkpoint(path: &Path) -> anyhow::Result<Option<engine::Checkpoint>> {
     if !path.exists() {
         return Ok(None);
@@ -329,6 +330,9 @@ struct ClusterCa<'a> {
     resume: bool,
     rejoin_probe: Option<Duration>,
     files: Option<Vec<flus_proto::v1::LayerFile>>,
+    /// SHA-256 of the study file and the seed: with the label, whom a checkpoint is of.
+    study_sha256: &'a str,
+    seed: u64,
 }
 
 /// An open session and its start map padded by the halo (kept until the session's
@@ -418,8 +422,9 @@ impl ClusterCa<'_> {
         let backend = session;
         backend.begin_run();
         let cp_path = checkpoint_path(self.out, label);
+        let identity = run_guard::identity(self.study_sha256, self.seed, label);
         let resume = if self.resume {
-            load_checkpoint(&cp_path)?
+            run_guard::resume_from(&cp_path, &identity)?
         } else {
             None
         };
@@ -433,7 +438,9 @@ impl ClusterCa<'_> {
         let mut writer = CheckpointWriter::new(cp_path.clone());
         let mut checkpoint = |t: u32, make: &dyn Fn() -> engine::Checkpoint| {
             if t.is_multiple_of(every) {
-                writer.submit(make())?;
+                let mut c = make();
+                c.identity = Some(identity.clone());
+                writer.submit(c)?;
             }
             Ok(())
         };
@@ -519,7 +526,7 @@ fn validation_stage(
     Ok((v, json!(session)))
 }
 
-/// The GWR driver analysis (DESIGN 2.7): each class's suitability (from `network`, at
+/// The GWR driver analysis (docs/design.md §8): each class's suitability (from `network`, at
 /// the sampled `cells` only) and each scenario's carbon change (`carbon`: scenario minus
 /// the base map, from the class pools, at the same cells) on the drivers at the seeded
 /// sample, with the local fits on the workers when `cluster` is given, else on this
@@ -565,6 +572,7 @@ fn driver_analysis(
             x: sample.x.clone(),
             y: sample.y.clone(),
             coords: sample.coords.clone(),
+            spherical: sample.spherical,
         },
     );
     let result = analysis::run_with(study, st, &sample, &remote, out);
@@ -580,32 +588,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let study_bytes = std::fs::read(&args.study)
         .with_context(|| format!("reading the study file {}", args.study.display()))?;
+    run_guard::check_args(args.deadline, args.max_tile_cells, args.tiles_per_worker)?;
     let mut study = Study::load(&args.study)?;
     if let Some(s) = args.seed {
         study.config.study.seed = s;
     }
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
+    files::check_outputs(run_guard::planned_outputs(&study, &out, &args.scenarios))?;
     files::ensure_dir(&out)?;
     // The run folder says whether it is complete: `run.json` holds `"completed": false`
     // from the start (a killed run leaves it so), an error replaces it with the message,
     // and only a run that reaches the end writes `"completed": true`.
     let marker = |status: &str, error: Option<String>| {
-        let j = json!({
-            "completed": false,
-            "status": status,
-            "error": error,
-            "study": args.study,
-            "pid": std::process::id(),
-            "version": env!("CARGO_PKG_VERSION"),
-        });
-        files::write_atomic(
-            &out.join("run.json"),
-            serde_json::to_string_pretty(&j)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
+        run_guard::write_marker(&out, &args.study, status, error)
     };
     marker("running", None)?;
+    run_guard::on_interrupt(out.clone(), args.study.clone())?;
     let config_sha256 = files::sha256_hex(&study_bytes);
     let result = run_in(args, study, &out, started, &config_sha256);
     if let Err(e) = &result {
@@ -699,7 +697,7 @@ fn run_in(
     let conns: Vec<pool::WorkerConn> = rt.block_on(async {
         let mut v = Vec::new();
         for a in &addrs {
-            v.push(pool::connect(a, &token, Duration::from_secs(30), &tls).await?);
+            v.push(pool::connect(a, &token, deadline, &tls).await?);
         }
         anyhow::Ok(v)
     })?;
@@ -722,6 +720,8 @@ fn run_in(
         resume: args.resume,
         rejoin_probe: Duration::try_from_secs_f64(args.rejoin_probe).ok(),
         files,
+        study_sha256: config_sha256,
+        seed: study.config.study.seed,
     };
     stage("workers", &mut lap);
     drop(bar);
@@ -802,6 +802,7 @@ fn run_in(
     // the suitability raster, assembled from the workers' tiles (what the CA steps on)
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
     session.write_suitability(&suit_path, &st.grid, &names, &view)?;
+    outputs::finish_format(&study, &suit_path)?;
     let max_suitability = session
         .free_maxima()
         .context("the workers returned no suitability maxima")?;
@@ -813,7 +814,8 @@ fn run_in(
     let base_label = mk.to.to_string();
     let base_map = out.join(format!("landuse_{base_label}.tif"));
     outputs::write_landuse(&base_map, &study, &st.grid, base)?;
-    let run_carbon = RunCarbon::new(&study, &base_label)?;
+    let areas = st.cell_areas()?;
+    let run_carbon = RunCarbon::new(&study, &base_label, areas.clone())?;
     report["base_map"] = json!(base_map);
     report["base_carbon"] = json!(run_carbon.write_base(&study, &out, &st.grid, base)?);
     // the GWR sample (valid cells only, from the seed): each scenario's carbon change is
@@ -835,7 +837,7 @@ fn run_in(
         "carbon": run_files::storage_name(&base_label),
     })];
     let mut scen = serde_json::Map::new();
-    let mut scenario_counts: Vec<(String, flus_shared::tables::ZoneCounts)> = Vec::new();
+    let mut scenario_counts: Vec<(String, tables::ZoneCounts, tables::ZoneAreas)> = Vec::new();
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -871,7 +873,14 @@ fn run_in(
             ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
             // the workers' counts of the final map are the tables' (not recounted here)
             let (res, traffic, counts) = cluster.run(&mut session, &label, &params, &input)?;
-            scenario_counts.push((label.clone(), counts));
+            let zone_areas = tables::zone_areas(
+                &counts,
+                &res.map,
+                st.zones.as_deref(),
+                st.grid.width,
+                &areas,
+            );
+            scenario_counts.push((label.clone(), counts, zone_areas));
             if let Some(cells) = &gwr_cells {
                 carbon_at.push((
                     sc.name.clone(),
@@ -880,7 +889,8 @@ fn run_in(
                         base,
                         &res.map,
                         cells,
-                        st.grid.cell_area(),
+                        &areas,
+                        st.grid.width,
                     ),
                 ));
             }
@@ -943,20 +953,25 @@ fn run_in(
     report["scenarios"] = Value::Object(scen);
     report["maps"] = Value::Array(run_maps);
     // the paper's tables 7-9 from integer counts per (zone, class)
-    let mut maps = vec![flus_shared::tables::MapCounts {
+    let base_areas = tables::zone_areas(
+        &base_counts,
+        base,
+        st.zones.as_deref(),
+        st.grid.width,
+        &areas,
+    );
+    let mut maps = vec![tables::MapCounts {
         label: &base_label,
         counts: &base_counts,
+        areas: &base_areas,
     }];
-    maps.extend(
-        scenario_counts
-            .iter()
-            .map(|(l, c)| flus_shared::tables::MapCounts {
-                label: l,
-                counts: c,
-            }),
-    );
+    maps.extend(scenario_counts.iter().map(|(l, c, a)| tables::MapCounts {
+        label: l,
+        counts: c,
+        areas: a,
+    }));
     let bar = crate::output::stage("carbon tables");
-    report["tables"] = flus_shared::tables::write(&study, st.grid.cell_area(), &maps, &out)?;
+    report["tables"] = tables::write(&study, &maps, &out)?;
     stage("carbon_tables", &mut lap);
     drop(bar);
     if let Some(cells) = gwr_cells {
@@ -997,6 +1012,7 @@ fn run_in(
         "gdal": flus_shared::raster::gdal_version(),
     });
     report["outputs"] = json!(run_files::manifest(&out)?);
+    report["warnings"] = json!(flus_shared::notices::all());
     report["completed"] = json!(true);
     files::write_atomic(
         &out.join("run.json"),

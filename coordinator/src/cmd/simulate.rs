@@ -97,6 +97,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     flus_shared::files::ensure_dir(&out)?;
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
     flus_shared::ann::write_suitability(&suit_path, &st.grid, &suit.values, &names)?;
+    outputs::finish_format(&study, &suit_path)?;
     let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.target_year));
     outputs::write_landuse(&map_path, &study, &st.grid, &run.map)?;
     let iter_path = out.join(format!("iterations_{}.csv", args.scenario));

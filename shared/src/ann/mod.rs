@@ -1,4 +1,4 @@
-//! ANN suitability of FLUS (DESIGN 2.2): a back-propagation network with one hidden
+//! ANN suitability of FLUS (docs/design.md §3): a back-propagation network with one hidden
 //! layer of sigmoid units and a softmax output, trained on a sample of cells to give,
 //! for every valid cell p and class k, the suitability sp(p, k) (sum over k = 1).
 //!

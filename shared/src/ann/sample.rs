@@ -23,7 +23,7 @@ pub const INVALID_CLASS: u8 = 255;
 pub enum Sampling {
     /// The same number of cells for every class (sample size / K each); an error when a
     /// class has fewer cells. Gives every class a fair share of the suitability, which
-    /// the CA's gate needs for rare classes (DESIGN 2.3).
+    /// the CA's gate needs for rare classes (docs/design.md §4).
     #[default]
     Uniform,
     /// Cells drawn at random over all valid cells: the sample follows the class shares.

@@ -1,5 +1,5 @@
 //! Suitability inference (whole grid or a window of cells), band-major output, K-band
-//! GeoTIFF writing and reading, and the max-suitability check of DESIGN 2.3.
+//! GeoTIFF writing and reading, and the max-suitability check of docs/design.md §4.
 
 use std::path::Path;
 
@@ -430,7 +430,7 @@ pub fn max_suitability_per_class(cell_major: &[f32], valid: &[bool], k: usize) -
         )
 }
 
-/// Classes whose maximum suitability is below 1/K: the CA's gate (DESIGN 2.3) will
+/// Classes whose maximum suitability is below 1/K: the CA's gate (docs/design.md §4) will
 /// hardly ever let cells convert to them. Warn when such a class must grow, and
 /// suggest uniform sampling.
 pub fn low_suitability_classes(max_per_class: &[f32]) -> Vec<usize> {

@@ -9,25 +9,24 @@ use crate::error::{Error, Result};
 use crate::layers::{self, Layers};
 use crate::rng::{stream, CounterRng};
 
-/// ANN training settings (DESIGN 2.2). The defaults ([`AnnSettings::default`]) are:
+/// ANN training settings (docs/design.md §3). The defaults ([`AnnSettings::default`]) are:
 ///
 /// | field | default | meaning |
 /// |---|---|---|
 /// | `hidden` | `None` = floor(sqrt(drivers)) + 10 | hidden sigmoid units |
 /// | `sampling` | `Uniform` | equal sample per class |
 /// | `per_mille` | 20 | sample size, per mille of valid cells |
-/// | `epochs` | 300 | passes over the training sample (at most) |
-/// | `learning_rate` | 0.3 | step of the gradient descent |
+/// | `epochs` | 100 | passes over the training sample (at most) |
+/// | `learning_rate` | 0.1 | step of the gradient descent |
 /// | `momentum` | 0.9 | momentum of the gradient descent |
 /// | `batch_size` | 32 | samples per mini-batch |
 /// | `holdout` | 0.2 | share of each class's sample held out |
-/// | `early_stop_patience` | `Some(30)` | stop after this many epochs without a better held-out loss, keep the best weights |
+/// | `early_stop_patience` | `Some(15)` | stop after this many epochs without a better held-out loss, keep the best weights |
 ///
-/// With seed 1 they give a held-out accuracy of 0.649 on Ben Cat (4 drivers, K = 4,
-/// chance 0.25) and 0.509 on Dongguan (8 drivers, K = 5, chance 0.2), on class-balanced
-/// samples; more hidden units (30), a larger sample (60 per mille) or a smaller
-/// learning rate (0.1) did not do better (measured with the `ann_suitability` example
-/// of `flus-shared`).
+/// They are the defaults of the study config's `[ann]` (one source: [`From<&AnnConfig>`]),
+/// so the library, `flus validate`, `flus simulate` and `flus run` train alike.
+///
+/// [`From<&AnnConfig>`]: crate::config::AnnConfig
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnSettings {
@@ -53,17 +52,34 @@ pub struct AnnSettings {
 }
 
 impl Default for AnnSettings {
+    /// The settings of a study whose `[ann]` section is empty: one set of defaults for
+    /// the library and the command line.
     fn default() -> Self {
-        Self {
-            hidden: None,
-            sampling: Sampling::Uniform,
-            per_mille: 20.0,
-            epochs: 300,
-            learning_rate: 0.3,
-            momentum: 0.9,
-            batch_size: 32,
-            holdout: 0.2,
-            early_stop_patience: Some(30),
+        Self::from(&crate::config::AnnConfig::default())
+    }
+}
+
+impl From<&crate::config::AnnConfig> for AnnSettings {
+    /// The settings of a study's `[ann]` section (`early_stop_patience` 0 or no holdout =
+    /// fixed epochs).
+    fn from(a: &crate::config::AnnConfig) -> Self {
+        AnnSettings {
+            hidden: a.hidden,
+            sampling: match a.sampling {
+                crate::config::SamplingMode::Uniform => Sampling::Uniform,
+                crate::config::SamplingMode::Proportional => Sampling::Proportional,
+            },
+            per_mille: a.sample_per_mille,
+            epochs: a.epochs,
+            learning_rate: a.learning_rate,
+            momentum: a.momentum,
+            batch_size: a.batch_size,
+            holdout: a.holdout,
+            early_stop_patience: if a.early_stop_patience == 0 || a.holdout == 0.0 {
+                None
+            } else {
+                Some(a.early_stop_patience)
+            },
         }
     }
 }
@@ -312,6 +328,14 @@ pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<T
                 settings.learning_rate
             )));
         }
+        // progress: about ten lines per training, whatever its size
+        if (epoch + 1) % settings.epochs.div_ceil(10).max(1) == 0 {
+            tracing::info!(
+                "ANN training: epoch {} of at most {}",
+                epoch + 1,
+                settings.epochs
+            );
+        }
         if let Some(patience) = settings.early_stop_patience {
             let loss = net.loss_and_gradient(&hold_set.xs, &hold_set.ys, &mut sc, None);
             let improved = best.as_ref().is_none_or(|b| loss < b.0);
@@ -518,5 +542,16 @@ mod tests {
             assert!(e.contains(&format!("`{key}`")), "{e}");
         }
         assert!(AnnSettings::default().validate().is_ok());
+    }
+
+    /// The study config documents `[ann]` epochs 100, learning_rate 0.1,
+    /// early_stop_patience 15 (config.rs defaults); the library's default must be the
+    /// same settings (it was 300 / 0.3 / 30).
+    #[test]
+    fn the_library_default_is_the_study_config_default() {
+        let d = AnnSettings::default();
+        assert_eq!((d.epochs, d.learning_rate), (100, 0.1));
+        assert_eq!(d.early_stop_patience, Some(15));
+        assert_eq!(d, AnnSettings::from(&crate::config::AnnConfig::default()));
     }
 }

@@ -1,4 +1,4 @@
-//! Acceptance (DESIGN 2.4): proposals are accepted as if visited in ascending
+//! Acceptance (docs/design.md §5): proposals are accepted as if visited in ascending
 //! (key, cell) order with the refusals of 2.3, and a class that reaches its bound in an
 //! iteration (full when growing, at its floor when shrinking) stays closed in that
 //! direction for the rest of the iteration. Acceptance is then monotone and described by
@@ -215,7 +215,7 @@ pub fn walk(
 }
 
 /// The reference semantics, for tests: visits all proposals in (key, cell) order and
-/// applies the refusals of DESIGN 2.3 with the gaps as they change, plus the rules that
+/// applies the refusals of docs/design.md §4 with the gaps as they change, plus the rules that
 /// a class at its bound at the start of the iteration stays closed in that direction,
 /// and that a class that reaches its demand during the iteration is frozen (nothing
 /// enters or leaves it) for the rest of it. Conversions of `closed_pairs` (K x K,

@@ -246,7 +246,7 @@ impl Backend for Recording<'_> {
 
 /// Built-up may only be reached through cropland: cropland (which itself grows by
 /// ~25,000 cells) must pass cells on after reaching its own demand. With the rules of
-/// DESIGN 2.3 as first written this stalled ~72,600 cells short (cropland's inertia
+/// docs/design.md §4 as first written this stalled ~72,600 cells short (cropland's inertia
 /// exploded, `I *= r^2` against a reference gap near 0, and full classes leaked cells
 /// every iteration); docs/ca-rules.md gives the three rules that fix it. The
 /// suitability is the 7 x 7 share of each class with a prior of one cell per class

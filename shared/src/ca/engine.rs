@@ -1,4 +1,4 @@
-//! The CA iteration loop (DESIGN 2.3, 2.4, 3.3), generic over where the tiles live:
+//! The CA iteration loop (docs/design.md §4, §5, §9), generic over where the tiles live:
 //! in this process ([`LocalTiles`]) or on gRPC workers (the coordinator's backend). The
 //! loop holds the authoritative class map, the global counts and the inertia state; a
 //! backend only runs tile steps, answers exact-key requests and commits. The output is
@@ -193,6 +193,10 @@ pub struct Checkpoint {
     pub since_best: u32,
     /// Records of the iterations run so far.
     pub records: Vec<IterationRecord>,
+    /// The run it belongs to (set by the caller that stores it; a checkpoint without one
+    /// is never resumed).
+    #[serde(default)]
+    pub identity: Option<super::resume::RunIdentity>,
 }
 
 impl Checkpoint {
@@ -392,6 +396,7 @@ pub fn run_loop(
             best_sum,
             since_best,
             records: records.clone(),
+            identity: None,
         })?;
     };
     let mut map = vec![INVALID; cells];
@@ -426,6 +431,7 @@ mod checkpoint_tests {
             best_sum: 7,
             since_best: 1,
             records: Vec::new(),
+            identity: None,
         };
         let mut bytes = Vec::new();
         c.write(&mut bytes).unwrap();

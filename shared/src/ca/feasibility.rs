@@ -60,7 +60,7 @@ pub struct FlowPlan {
     pub flow: Vec<Vec<i64>>,
 }
 
-/// The max-flow check (DESIGN 2.3 "feasibility first"). Source -> shrinking class c with
+/// The max-flow check (docs/design.md §4 "feasibility first"). Source -> shrinking class c with
 /// capacity min(shrink amount, unrestricted cells of c); class c -> class k (c != k, both
 /// with a non-zero initial gap) unbounded where cost[c][k] > 0; growing class k -> sink
 /// with capacity its gap. Classes with gap 0 never change and cannot be intermediates.

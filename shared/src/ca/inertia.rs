@@ -1,4 +1,4 @@
-//! The global adaptive inertia and locks (DESIGN 2.3), held by the coordinator.
+//! The global adaptive inertia and locks (docs/design.md §4), held by the coordinator.
 
 use super::step::StepParams;
 use super::{CLOSED, OPEN};
@@ -45,7 +45,7 @@ impl InertiaState {
         }
     }
 
-    /// The update of iteration `t` from the global `counts` and `demand` (DESIGN 2.3).
+    /// The update of iteration `t` from the global `counts` and `demand` (docs/design.md §4).
     pub fn update(&mut self, counts: &[u64], demand: &[i64], t: u32) {
         let a = self.accelerate;
         for k in 0..self.init.len() {
@@ -82,7 +82,7 @@ impl InertiaState {
                 // Moving away from the goal: measured against a reference gap of at
                 // least the lock band (5 % of the initial gap), so that a class that
                 // passes cells on after reaching its demand (dyn_k near 0) does not
-                // see r explode (DESIGN 2.3 deviation, see docs/ca-rules.md).
+                // see r explode (docs/design.md §4 deviation, see docs/ca-rules.md).
                 let floor = LOCK_SHARE * init.abs() as f64;
                 let reference = self.dyn_gap[k].abs().max(floor);
                 let r = gap.abs() as f64 / reference;

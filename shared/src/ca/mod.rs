@@ -1,4 +1,4 @@
-//! The FLUS cellular automaton (self-adaptive inertia competition), DESIGN 2.3 and 2.4.
+//! The FLUS cellular automaton (self-adaptive inertia competition), docs/design.md §4 and §5.
 //!
 //! The pieces are kept separate and pure so that the cluster can distribute them:
 //! - [`params`]: the CA parameters and the validated per-run inputs;
@@ -24,6 +24,7 @@ pub mod engine;
 pub mod feasibility;
 pub mod inertia;
 pub mod params;
+pub mod resume;
 pub mod step;
 pub mod window;
 
@@ -37,6 +38,7 @@ pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
+pub use resume::RunIdentity;
 pub use step::{
     suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
     Proposal, StepParams, TileProposals, TileRect, TileStatic, SUITABILITY_ONE,

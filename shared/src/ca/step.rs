@@ -1,4 +1,4 @@
-//! The tile step (DESIGN 2.3): for every valid, unrestricted cell of a tile, the
+//! The tile step (docs/design.md §4): for every valid, unrestricted cell of a tile, the
 //! neighbourhood term, the combined score with own-class inertia, the roulette, the gate
 //! and, for the cells that propose a change, a priority key U3. A pure function of (class
 //! window with halo, static tile layers, step parameters); random numbers come from the
@@ -942,7 +942,7 @@ mod tests {
         assert_eq!(out.cells, 25);
     }
 
-    /// The cell-by-cell definition of the step (DESIGN 2.3) from the public pieces, no
+    /// The cell-by-cell definition of the step (docs/design.md §4) from the public pieces, no
     /// early out but the skipped-cell counts: every valid unrestricted cell draws its
     /// block. Returns (proposals, histogram, cells, uniform, closed, raw).
     fn reference_step(

@@ -6,6 +6,7 @@
 use super::counts::{CarbonLayers, CellClass};
 use super::pools::PoolsTable;
 use super::totals::M2_PER_HA;
+use crate::area::AreaWindow;
 use crate::error::Result;
 
 /// Nodata value of the Float32 carbon rasters (the lowest f32).
@@ -30,20 +31,17 @@ pub enum Map {
 }
 
 /// Storage of `map` per cell, in `unit`; [`CARBON_NODATA`] where the cell is not counted.
+/// `areas` gives the area of each cell of the layers.
 pub fn storage_cells(
     pools: &PoolsTable,
     layers: &CarbonLayers<'_>,
     map: Map,
     unit: StorageUnit,
-    cell_area_m2: f64,
+    areas: AreaWindow<'_>,
 ) -> Result<Vec<f32>> {
     let n = layers.len()?;
     let index = pools.index();
-    let factor = match unit {
-        StorageUnit::TonnesPerCell => cell_area_m2 / M2_PER_HA,
-        StorageUnit::TonnesPerHa => 1.0,
-    };
-    let values: Vec<f64> = pools.densities().iter().map(|d| d * factor).collect();
+    let dens = pools.densities();
     let mut out = vec![CARBON_NODATA; n];
     for (i, o) in out.iter_mut().enumerate() {
         if let CellClass::Valid {
@@ -57,7 +55,10 @@ pub fn storage_cells(
                 Map::Alternate => alternate,
             };
             if let Some(k) = k {
-                *o = values[k] as f32;
+                *o = match unit {
+                    StorageUnit::TonnesPerCell => dens[k] * (areas.at(i) / M2_PER_HA),
+                    StorageUnit::TonnesPerHa => dens[k],
+                } as f32;
             }
         }
     }
@@ -70,12 +71,11 @@ pub fn storage_cells(
 pub fn change_cells(
     pools: &PoolsTable,
     layers: &CarbonLayers<'_>,
-    cell_area_m2: f64,
+    areas: AreaWindow<'_>,
     multiplier: f64,
 ) -> Result<Vec<f32>> {
     let n = layers.len()?;
     let index = pools.index();
-    let ha = cell_area_m2 / M2_PER_HA;
     let dens = pools.densities();
     let mut out = vec![CARBON_NODATA; n];
     for (i, o) in out.iter_mut().enumerate() {
@@ -85,6 +85,7 @@ pub fn change_cells(
             ..
         } = layers.classify(&index, i)?
         {
+            let ha = areas.at(i) / M2_PER_HA;
             *o = ((dens[a] * ha - dens[baseline] * ha) * multiplier) as f32;
         }
     }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::pools::{ClassIndex, PoolsTable};
+use crate::area::CellAreas;
 use crate::error::{Error, Result};
 
 /// Zone code used for every cell when no zones are given.
@@ -147,10 +148,21 @@ impl CarbonLayers<'_> {
     }
 }
 
+/// Areas (m2) per zone (key) and class (value index) of the baseline and alternate maps,
+/// for grids whose cell area varies by row (geographic grids): per row, integer counts
+/// times the row's area, added in row order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AreaSums {
+    /// Baseline: zone code -> m2 per class.
+    pub baseline: BTreeMap<i64, Vec<f64>>,
+    /// Alternate: zone code -> m2 per class.
+    pub alternate: Option<BTreeMap<i64, Vec<f64>>>,
+}
+
 /// Cell counts per (zone, class) of the baseline and (optionally) the alternate map,
 /// plus the cells left out and why. Classes are the pools table's codes in ascending
 /// order; zones are kept in ascending code order.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CarbonCounts {
     /// Class codes, in the order of the per-class count vectors.
     pub classes: Vec<i64>,
@@ -167,6 +179,9 @@ pub struct CarbonCounts {
     /// Unknown code -> number of map cells holding it (a cell unknown in both maps
     /// counts once per map).
     pub unknown_codes: BTreeMap<i64, u64>,
+    /// Areas per (zone, class) when the cell area varies by row (see
+    /// [`CarbonCounts::count_on_grid`]); `None` when every cell has the same area.
+    pub areas: Option<AreaSums>,
 }
 
 impl CarbonCounts {
@@ -180,6 +195,7 @@ impl CarbonCounts {
             outside_zones_cells: 0,
             unknown_cells: 0,
             unknown_codes: BTreeMap::new(),
+            areas: None,
         }
     }
 
@@ -230,6 +246,21 @@ impl CarbonCounts {
         Ok(c)
     }
 
+    /// Counts of a whole grid `width` cells wide with cell areas `areas`: with per-row
+    /// areas (a geographic grid) the areas per (zone, class) are summed too, row by row.
+    pub fn count_on_grid(
+        pools: &PoolsTable,
+        layers: &CarbonLayers<'_>,
+        width: usize,
+        areas: &CellAreas,
+    ) -> Result<Self> {
+        let mut c = Self::count(pools, layers)?;
+        if areas.is_geographic() {
+            c.areas = Some(area_sums(pools, layers, width, areas)?);
+        }
+        Ok(c)
+    }
+
     /// Adds `other` (counts of other cells) into `self`. Addition of integers: the result
     /// does not depend on how the grid was cut or in which order parts are merged.
     pub fn merge(&mut self, other: &CarbonCounts) -> Result<()> {
@@ -254,6 +285,20 @@ impl CarbonCounts {
             }
         }
         add_map(&mut self.baseline, &other.baseline, k);
+        match (self.areas.as_mut(), other.areas.as_ref()) {
+            (None, None) => {}
+            (Some(a), Some(b)) => {
+                add_areas(&mut a.baseline, &b.baseline, k);
+                if let (Some(x), Some(y)) = (a.alternate.as_mut(), b.alternate.as_ref()) {
+                    add_areas(x, y, k);
+                }
+            }
+            _ => {
+                return Err(Error::Data(
+                    "cannot merge carbon counts with and without per-row cell areas".into(),
+                ))
+            }
+        }
         if let (Some(a), Some(b)) = (self.alternate.as_mut(), other.alternate.as_ref()) {
             add_map(a, b, k);
         }
@@ -314,4 +359,63 @@ impl CarbonCounts {
         }
         Some(out)
     }
+}
+
+fn add_areas(into: &mut BTreeMap<i64, Vec<f64>>, from: &BTreeMap<i64, Vec<f64>>, k: usize) {
+    for (z, v) in from {
+        let dst = into.entry(*z).or_insert_with(|| vec![0.0; k]);
+        for (d, s) in dst.iter_mut().zip(v) {
+            *d += s;
+        }
+    }
+}
+
+/// Areas per (zone, class) of the counted cells of `layers` (a whole grid `width` wide):
+/// per row, integer counts times the row's area, added in row order.
+fn area_sums(
+    pools: &PoolsTable,
+    layers: &CarbonLayers<'_>,
+    width: usize,
+    areas: &CellAreas,
+) -> Result<AreaSums> {
+    let n = layers.len()?;
+    let index = pools.index();
+    let k = pools.codes().len();
+    let width = width.max(1);
+    let mut sums = AreaSums {
+        baseline: BTreeMap::new(),
+        alternate: layers.alternate.is_some().then(BTreeMap::new),
+    };
+    let mut row_base: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    let mut row_alt: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
+    let flush = |from: &mut BTreeMap<i64, Vec<u64>>, into: &mut BTreeMap<i64, Vec<f64>>, a: f64| {
+        for (z, v) in from.iter_mut() {
+            let dst = into.entry(*z).or_insert_with(|| vec![0.0; k]);
+            for (d, c) in dst.iter_mut().zip(v.iter_mut()) {
+                *d += *c as f64 * a;
+                *c = 0;
+            }
+        }
+    };
+    for r in 0..n.div_ceil(width) {
+        for i in r * width..((r + 1) * width).min(n) {
+            if let CellClass::Valid {
+                zone,
+                baseline,
+                alternate,
+            } = layers.classify(&index, i)?
+            {
+                row_base.entry(zone).or_insert_with(|| vec![0; k])[baseline] += 1;
+                if let Some(a) = alternate {
+                    row_alt.entry(zone).or_insert_with(|| vec![0; k])[a] += 1;
+                }
+            }
+        }
+        let a = areas.row(r);
+        flush(&mut row_base, &mut sums.baseline, a);
+        if let Some(alt) = sums.alternate.as_mut() {
+            flush(&mut row_alt, alt, a);
+        }
+    }
+    Ok(sums)
 }

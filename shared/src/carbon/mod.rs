@@ -1,4 +1,4 @@
-//! Carbon storage as the InVEST carbon model computes it (DESIGN 2.6).
+//! Carbon storage as the InVEST carbon model computes it (docs/design.md §7).
 //!
 //! - [`pools`]: the pools table (c_above, c_below, c_soil, c_dead in t/ha per class),
 //!   read from and written to InVEST's CSV layout.
@@ -9,6 +9,8 @@
 //! - [`cells`]: per-cell rasters (t per cell, t/ha, change, NPV).
 //! - [`valuation`]: InVEST's net present value of a change.
 //! - [`correction`]: the paper's precipitation correction of densities (eq. 10-11).
+//! - [`chain`]: the paper's density chain (Tables 4 -> 5 -> 6): national soil density,
+//!   biomass ratio and carbon shares to the four pools.
 //!
 //! A cell counts when the baseline, the alternate (if any) and the zones (if any) all
 //! have data there and both of its land-use codes are in the pools table; cells with a
@@ -16,6 +18,7 @@
 //! left out and reported ([`OnMissing::Exclude`]).
 
 pub mod cells;
+pub mod chain;
 pub mod correction;
 pub mod counts;
 pub mod pools;
@@ -23,6 +26,7 @@ pub mod totals;
 pub mod valuation;
 
 pub use cells::{change_cells, storage_cells, Map, StorageUnit, CARBON_NODATA};
+pub use chain::{chain_pools, read_chain_csv, ChainRow};
 pub use correction::{correct_densities, correction_factor, CorrectionTarget};
 pub use counts::{CarbonCounts, CarbonLayers, CellClass, CodeLayer, OnMissing, NO_ZONE};
 pub use pools::{read_pools_csv, write_pools_csv, ClassPools, Pools, PoolsTable};

@@ -2,7 +2,7 @@
 //! to InVEST's CSV layout (`lucode,c_above,c_below,c_soil,c_dead`, extra columns allowed).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 
@@ -28,9 +28,10 @@ impl Pools {
     /// Checks that every pool is finite and non-negative; the error says which is not.
     pub fn check(&self) -> std::result::Result<(), String> {
         for (name, v) in self.named() {
-            if !v.is_finite() || v < 0.0 {
+            let max = crate::config::MAX_CARBON_POOL;
+            if !v.is_finite() || !(0.0..=max).contains(&v) {
                 return Err(format!(
-                    "`{name}` is {v}, expected a finite non-negative density in t/ha"
+                    "`{name}` is {v}, expected a density from 0 to {max} t/ha"
                 ));
             }
         }
@@ -283,6 +284,13 @@ pub fn read_pools_csv(path: &Path) -> Result<PoolsTable> {
                     format!("row {line}, column `{name}`: found {s}, expected a non-negative density (t/ha)"),
                 ));
             }
+            let max = crate::config::MAX_CARBON_POOL;
+            if x > max {
+                return Err(Error::table(
+                    path,
+                    format!("row {line}, column `{name}`: found {s}, expected at most {max} t/ha"),
+                ));
+            }
             v[k] = x;
         }
         rows.push(ClassPools {
@@ -334,23 +342,16 @@ pub fn write_pools_csv(path: &Path, table: &PoolsTable) -> Result<()> {
     write_atomic(path, pools_csv_text(table).as_bytes())
 }
 
-/// Writes `bytes` to a temporary file beside `path` and renames it to `path`.
+/// Writes `bytes` to a temporary file beside `path` and renames it to `path`
+/// ([`crate::files::write_atomic`]: never over an input of this command).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp: PathBuf = path.with_file_name(format!(".{name}.partial"));
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    crate::files::write_atomic(path, bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);

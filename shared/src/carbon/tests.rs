@@ -80,7 +80,7 @@ fn invest_pools_give_hand_computed_totals_and_rasters() {
     counts.check_missing(OnMissing::Error, "pools.csv").unwrap();
     assert_eq!(counts.class_cells(false).unwrap(), vec![5, 3, 4]);
     assert_eq!(counts.class_cells(true).unwrap(), vec![2, 4, 6]);
-    let t = totals(&counts, &pools, cell_area).unwrap();
+    let t = totals(&counts, &pools, &crate::area::CellAreas::Uniform(cell_area)).unwrap();
     // Densities: 15+10+60+1 = 86, 5+3+20+0 = 28, 2+1+5+0 = 8 t/ha.
     // Baseline: 86*5*0.09 = 38.7, 28*3*0.09 = 7.56, 8*4*0.09 = 2.88 -> 49.14 t.
     // Alternate: 86*2*0.09 = 15.48, 28*4*0.09 = 10.08, 8*6*0.09 = 4.32 -> 29.88 t.
@@ -105,7 +105,7 @@ fn invest_pools_give_hand_computed_totals_and_rasters() {
         &layers,
         Map::Baseline,
         StorageUnit::TonnesPerCell,
-        cell_area,
+        crate::area::CellAreas::Uniform(cell_area).window(0, 1),
     )
     .unwrap();
     let per_ha = storage_cells(
@@ -113,7 +113,7 @@ fn invest_pools_give_hand_computed_totals_and_rasters() {
         &layers,
         Map::Alternate,
         StorageUnit::TonnesPerHa,
-        cell_area,
+        crate::area::CellAreas::Uniform(cell_area).window(0, 1),
     )
     .unwrap();
     assert_eq!(per_cell[0], 7.74f32);
@@ -122,7 +122,13 @@ fn invest_pools_give_hand_computed_totals_and_rasters() {
     assert!((sum - 49.14).abs() < 1e-4);
     // Cell 1 goes 1 -> 2: (28 - 86) * 0.09 = -5.22 t; its NPV with InVEST's constant
     // for 2010 -> 2012, price 50, 5 %, 50 %: -5.22 * 40.873015873 = -213.357142857.
-    let change = change_cells(&pools, &layers, cell_area, 1.0).unwrap();
+    let change = change_cells(
+        &pools,
+        &layers,
+        crate::area::CellAreas::Uniform(cell_area).window(0, 1),
+        1.0,
+    )
+    .unwrap();
     assert_eq!(change[1], -5.22f32);
     assert_eq!(change[0], 0.0);
     let k = Valuation {
@@ -134,7 +140,13 @@ fn invest_pools_give_hand_computed_totals_and_rasters() {
     }
     .constant()
     .unwrap();
-    let npv = change_cells(&pools, &layers, cell_area, k).unwrap();
+    let npv = change_cells(
+        &pools,
+        &layers,
+        crate::area::CellAreas::Uniform(cell_area).window(0, 1),
+        k,
+    )
+    .unwrap();
     assert!((npv[1] as f64 - -213.357142857).abs() < 1e-4, "{}", npv[1]);
 }
 
@@ -210,7 +222,12 @@ fn totals_per_class_and_per_raster_zone_match_hand_computation() {
         }),
     };
     let counts = CarbonCounts::count(&pools, &layers).unwrap();
-    let t = totals(&counts, &pools, li.grid.cell_area()).unwrap();
+    let t = totals(
+        &counts,
+        &pools,
+        &crate::area::CellAreas::Uniform(li.grid.cell_area()),
+    )
+    .unwrap();
     assert_eq!(t.alternate_t, None);
     check_tiny_zone_totals(&t, &counts, 10, 20);
     assert_eq!(zones.name_of(10), "10");
@@ -256,17 +273,32 @@ fn totals_per_polygon_zone_match_hand_computation() {
         CarbonCounts::count(&pools, &l).unwrap()
     };
     let counts = layers(&zones);
-    let t = totals(&counts, &pools, li.grid.cell_area()).unwrap();
+    let t = totals(
+        &counts,
+        &pools,
+        &crate::area::CellAreas::Uniform(li.grid.cell_area()),
+    )
+    .unwrap();
     check_tiny_zone_totals(&t, &counts, 2, 1);
     // Integer field: the codes are the field's values.
     let zones = zones_from_polygons(&gj, Some("id"), &li.grid).unwrap();
     let counts = layers(&zones);
-    let t = totals(&counts, &pools, li.grid.cell_area()).unwrap();
+    let t = totals(
+        &counts,
+        &pools,
+        &crate::area::CellAreas::Uniform(li.grid.cell_area()),
+    )
+    .unwrap();
     check_tiny_zone_totals(&t, &counts, 7, 9);
     // No field: feature order 1, 2.
     let zones = zones_from_polygons(&gj, None, &li.grid).unwrap();
     let counts = layers(&zones);
-    let t = totals(&counts, &pools, li.grid.cell_area()).unwrap();
+    let t = totals(
+        &counts,
+        &pools,
+        &crate::area::CellAreas::Uniform(li.grid.cell_area()),
+    )
+    .unwrap();
     check_tiny_zone_totals(&t, &counts, 1, 2);
     let e = zones_from_polygons(&gj, Some("county"), &li.grid)
         .unwrap_err()
@@ -317,8 +349,8 @@ fn counts_of_two_halves_merge_to_the_counts_of_the_whole() {
         (w * h) as u64
     );
     assert!(whole.unknown_cells > 0 && whole.nodata_cells > 0 && whole.outside_zones_cells > 0);
-    let t1 = totals(&whole, &pools, 625.0).unwrap();
-    let t2 = totals(&ba, &pools, 625.0).unwrap();
+    let t1 = totals(&whole, &pools, &crate::area::CellAreas::Uniform(625.0)).unwrap();
+    let t2 = totals(&ba, &pools, &crate::area::CellAreas::Uniform(625.0)).unwrap();
     assert_eq!(t1.baseline_t.to_bits(), t2.baseline_t.to_bits());
     assert_eq!(t1, t2);
 }
@@ -358,7 +390,7 @@ fn unknown_codes_are_named_or_excluded_and_reported() {
         vec![200, 201]
     );
     // Remaining cells: class 1 (86) and class 3 (8) on 1 m2 cells = 94 * 1e-4 t.
-    let t = totals(&c, &pools, 1.0).unwrap();
+    let t = totals(&c, &pools, &crate::area::CellAreas::Uniform(1.0)).unwrap();
     assert!(close(t.baseline_t, 94e-4));
     let frac = [1.5];
     let l = CarbonLayers {

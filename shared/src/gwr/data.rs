@@ -17,6 +17,8 @@ pub struct GwrData {
     x: Vec<f64>,
     y: Vec<f64>,
     coords: Vec<[f64; 2]>,
+    /// Coordinates are (longitude, latitude) in degrees, distances great-circle km.
+    spherical: bool,
 }
 
 impl GwrData {
@@ -50,17 +52,7 @@ impl GwrData {
                 expected: n,
             });
         }
-        for (row, c) in coords.iter().enumerate() {
-            for (axis, v) in ["x coordinate", "y coordinate"].iter().zip(c) {
-                if !v.is_finite() {
-                    return Err(GwrError::NotFinite {
-                        column: axis.to_string(),
-                        row,
-                        value: *v,
-                    });
-                }
-            }
-        }
+        check_coords(&coords)?;
         // n - p - 2 > 0 keeps the AICc of the global model finite; n > p is the minimum
         // for any residual variance.
         if n < p + 3 {
@@ -97,6 +89,7 @@ impl GwrData {
             x,
             y,
             coords,
+            spherical: false,
         })
     }
 
@@ -140,8 +133,7 @@ impl GwrData {
                 value: x[k],
             });
         }
-        let flat: Vec<f64> = coords.iter().flatten().copied().collect();
-        check_finite("coordinates", &flat)?;
+        check_coords(&coords)?;
         if n < p + 3 {
             return Err(GwrError::TooFewPoints {
                 points: n,
@@ -158,6 +150,7 @@ impl GwrData {
             x,
             y,
             coords,
+            spherical: false,
         })
     }
 
@@ -176,7 +169,20 @@ impl GwrData {
                 .collect(),
             y: rows.iter().map(|&i| self.y[i]).collect(),
             coords: rows.iter().map(|&i| self.coords[i]).collect(),
+            spherical: self.spherical,
         }
+    }
+
+    /// The same data with coordinates read as (longitude, latitude) in degrees and
+    /// distances as great-circle kilometres (mgwr's `spherical=True`) when `spherical`.
+    pub fn with_spherical(mut self, spherical: bool) -> Self {
+        self.spherical = spherical;
+        self
+    }
+
+    /// Whether distances are great-circle kilometres between (lon, lat) coordinates.
+    pub fn spherical(&self) -> bool {
+        self.spherical
     }
 
     /// Standardises every factor to mean 0 and standard deviation 1 (population
@@ -234,6 +240,34 @@ pub fn standardized(col: &[f64]) -> Vec<f64> {
     let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
     let sd = var.sqrt();
     col.iter().map(|v| (v - mean) / sd).collect()
+}
+
+/// Largest coordinate magnitude accepted: squared distances between such points stay
+/// finite and precise to well under a map unit.
+pub const MAX_COORDINATE: f64 = 1e15;
+
+/// Every coordinate finite and within ±[`MAX_COORDINATE`]; the error names the row.
+fn check_coords(coords: &[[f64; 2]]) -> Result<(), GwrError> {
+    for (row, c) in coords.iter().enumerate() {
+        for (axis, &value) in ["x coordinate", "y coordinate"].iter().zip(c) {
+            if !value.is_finite() {
+                return Err(GwrError::NotFinite {
+                    column: axis.to_string(),
+                    row,
+                    value,
+                });
+            }
+            if value.abs() > MAX_COORDINATE {
+                return Err(GwrError::CoordinateRange {
+                    axis: axis.to_string(),
+                    row,
+                    value,
+                    max: MAX_COORDINATE,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_finite(name: &str, col: &[f64]) -> Result<(), GwrError> {

@@ -23,6 +23,18 @@ pub enum GwrError {
         /// The value found.
         value: f64,
     },
+    /// A coordinate so large that squared distances would overflow or lose all precision.
+    #[error("GWR: {axis} of row {row} is {value:e}, expected a coordinate within ±{max:e} (map units of a projected or geographic CRS)")]
+    CoordinateRange {
+        /// `x coordinate` or `y coordinate`.
+        axis: String,
+        /// The 0-based row.
+        row: usize,
+        /// The value found.
+        value: f64,
+        /// The largest magnitude accepted.
+        max: f64,
+    },
     /// Fewer points than the model has parameters.
     #[error("GWR: {points} points for {parameters} parameters (intercept + {factors} factors); at least {needed} points are needed")]
     TooFewPoints {

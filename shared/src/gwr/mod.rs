@@ -1,4 +1,4 @@
-//! Geographically weighted regression (Gaussian), following GWR4 and mgwr (DESIGN 2.7).
+//! Geographically weighted regression (Gaussian), following GWR4 and mgwr (docs/design.md §8).
 //!
 //! Local fits beta_i = (X' W_i X)^-1 X' W_i y with a bisquare (default), gaussian or
 //! exponential kernel and an adaptive (k nearest neighbours, the point itself counted)
@@ -72,7 +72,7 @@ impl GwrModel {
         for (pos, &i) in order.iter().enumerate() {
             rank[i] = pos;
         }
-        let index = SpatialIndex::new(work.coords());
+        let index = SpatialIndex::with_metric(work.coords(), work.spherical());
         Self {
             data,
             work,

@@ -11,6 +11,7 @@ use rstar::RTree;
 
 use super::grid::Grid;
 use super::kernel::{Weighting, ADAPTIVE_EPS};
+use crate::area::great_circle_km;
 
 type Entry = GeomWithData<[f64; 2], usize>;
 
@@ -23,6 +24,8 @@ pub struct SpatialIndex {
     tree: RTree<Entry>,
     grid: Grid,
     coords: Vec<[f64; 2]>,
+    /// Great-circle km between (lon, lat) degrees: every query scans all points.
+    spherical: bool,
 }
 
 /// Reusable per-thread buffers of a neighbour query.
@@ -110,8 +113,15 @@ fn distance(a: [f64; 2], b: [f64; 2]) -> f64 {
 }
 
 impl SpatialIndex {
-    /// Bulk-loads the index.
+    /// Bulk-loads the index (planar distances).
     pub fn new(coords: &[[f64; 2]]) -> Self {
+        Self::with_metric(coords, false)
+    }
+
+    /// Bulk-loads the index; with `spherical` the coordinates are (longitude, latitude)
+    /// in degrees and distances great-circle kilometres ([`great_circle_km`]), found by
+    /// scanning every point (O(n) per query: the planar grid and tree do not apply).
+    pub fn with_metric(coords: &[[f64; 2]], spherical: bool) -> Self {
         let entries = coords
             .iter()
             .enumerate()
@@ -121,6 +131,28 @@ impl SpatialIndex {
             tree: RTree::bulk_load(entries),
             grid: Grid::new(coords),
             coords: coords.to_vec(),
+            spherical,
+        }
+    }
+
+    /// Squared distance between `a` and `b` in the index's metric.
+    #[inline]
+    fn metric2(&self, a: [f64; 2], b: [f64; 2]) -> f64 {
+        if self.spherical {
+            let d = great_circle_km(a, b);
+            d * d
+        } else {
+            distance2(a, b)
+        }
+    }
+
+    /// Distance between `a` and `b` in the index's metric.
+    #[inline]
+    fn metric(&self, a: [f64; 2], b: [f64; 2]) -> f64 {
+        if self.spherical {
+            great_circle_km(a, b)
+        } else {
+            distance(a, b)
         }
     }
 
@@ -145,8 +177,8 @@ impl SpatialIndex {
     pub fn kth_distance_at(&self, c: [f64; 2], k: usize, scratch_dist: &mut Vec<f64>) -> f64 {
         let n = self.coords.len();
         // sqrt is monotone: the k-th distance is the root of the k-th squared one
-        if k.saturating_mul(SCAN_SHARE) > n {
-            let d2: Vec<f64> = self.coords.iter().map(|q| distance2(c, *q)).collect();
+        if self.spherical || k.saturating_mul(SCAN_SHARE) > n {
+            let d2: Vec<f64> = self.coords.iter().map(|q| self.metric2(c, *q)).collect();
             let mut sub = Vec::new();
             kth_smallest(&d2, k, scratch_dist, &mut sub).sqrt()
         } else {
@@ -193,6 +225,9 @@ impl SpatialIndex {
     /// The smallest distance between two distinct points (0 with duplicates) and the
     /// largest distance between any two points (the diameter, over the convex hull).
     pub fn distance_range(&self) -> (f64, f64) {
+        if self.spherical {
+            return self.distance_range_scan();
+        }
         let mut min = f64::INFINITY;
         for (i, c) in self.coords.iter().enumerate() {
             if let Some((item, _)) = self
@@ -246,7 +281,7 @@ impl SpatialIndex {
         s.d2.clear();
         let h = if weighting.adaptive {
             let k = (bandwidth as usize).clamp(1, n);
-            if k.saturating_mul(SCAN_SHARE) > n || support.is_infinite() {
+            if self.spherical || k.saturating_mul(SCAN_SHARE) > n || support.is_infinite() {
                 return self.adaptive_scan(c, k, weighting, s);
             }
             self.kth_near(c, k, s).sqrt() * ADAPTIVE_EPS
@@ -259,7 +294,7 @@ impl SpatialIndex {
             // give them weight 1 so the caller reports a singular local fit.
             s.idx.clear();
             for (j, q) in self.coords.iter().enumerate() {
-                if distance(c, *q) == 0.0 {
+                if self.metric(c, *q) == 0.0 {
                     s.idx.push(j);
                     s.w.push(1.0);
                 }
@@ -267,10 +302,10 @@ impl SpatialIndex {
             return h;
         }
         let keep = |d: f64| if bisquare { d < h } else { d <= radius };
-        if radius.is_infinite() {
+        if radius.is_infinite() || self.spherical {
             s.idx.clear();
             for (j, q) in self.coords.iter().enumerate() {
-                let d = distance(c, *q);
+                let d = self.metric(c, *q);
                 if keep(d) {
                     s.idx.push(j);
                     s.w.push(kernel.weight(d / h));
@@ -327,7 +362,8 @@ impl SpatialIndex {
     /// the tree path, in ascending index order.
     fn adaptive_scan(&self, c: [f64; 2], k: usize, weighting: &Weighting, s: &mut Scratch) -> f64 {
         s.d2.clear();
-        s.d2.extend(self.coords.iter().map(|q| distance2(c, *q)));
+        let d2: Vec<f64> = self.coords.iter().map(|q| self.metric2(c, *q)).collect();
+        s.d2.extend(d2);
         let h = kth_smallest(&s.d2, k, &mut s.dist, &mut s.sub).sqrt() * ADAPTIVE_EPS;
         s.idx.clear();
         s.w.clear();
@@ -361,6 +397,21 @@ impl SpatialIndex {
             }
         }
         h
+    }
+}
+
+impl SpatialIndex {
+    /// [`Self::distance_range`] by comparing every pair (the spherical metric).
+    fn distance_range_scan(&self) -> (f64, f64) {
+        let (mut min, mut max) = (f64::INFINITY, 0f64);
+        for (i, a) in self.coords.iter().enumerate() {
+            for b in &self.coords[i + 1..] {
+                let d = self.metric(*a, *b);
+                min = min.min(d);
+                max = max.max(d);
+            }
+        }
+        (min, max)
     }
 }
 
