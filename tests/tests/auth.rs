@@ -92,3 +92,41 @@ async fn calls_without_or_with_a_wrong_token_are_refused() {
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e}");
 }
+
+#[test]
+fn a_run_with_a_wrong_token_stops_at_the_first_refusal_naming_the_worker_and_the_call() {
+    // two workers: a refusal is an answer any worker gives, so the run must not drop
+    // them one after the other and end with "all workers lost"
+    let (a, b) = (start_worker(&[]), start_worker(&[]));
+    let dir = tempfile::tempdir().unwrap();
+    let list = format!("{},{}", a.addr, b.addr);
+    let out = flus_e2e::flus_watch(
+        &[
+            "run",
+            "examples/bencat/study.toml",
+            "--no-validation",
+            "--scenario",
+            "urbanized",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--workers",
+            &list,
+        ],
+        &[("FLUS_TOKEN", "not-the-cluster-token-0123456789")],
+        std::time::Duration::from_secs(300),
+        |_, _| {},
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("UNAUTHENTICATED") && out.stderr.contains("LoadTile"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("resuming cannot cure this"),
+        "{}",
+        out.stderr
+    );
+    // stopped at the refusal: no worker was dropped for it
+    assert!(!out.stderr.contains("worker lost"), "{}", out.stderr);
+}

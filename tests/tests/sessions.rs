@@ -216,3 +216,44 @@ fn the_suitability_raster_holds_the_fixed_point_values_of_the_single_process_inf
         }
     }
 }
+
+#[test]
+fn the_ann_weights_are_the_same_bits_for_one_two_and_three_workers_of_one_or_two_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = flus_e2e::crop::bencat_window(&dir.path().join("study"), 350, 600, 300);
+    let mut seen: Option<(String, String)> = None;
+    for (workers, threads) in [("1", "1"), ("2", "1"), ("3", "1"), ("1", "2"), ("2", "2")] {
+        let out = dir.path().join(format!("run-{workers}-{threads}"));
+        let o = flus(
+            &[
+                "run",
+                toml.to_str().unwrap(),
+                "--local-workers",
+                workers,
+                "--worker-threads",
+                threads,
+                "--scenario",
+                "urbanized",
+                "--json",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            None,
+            TIMEOUT,
+        );
+        assert_eq!(o.code, Some(0), "{workers} x {threads}: {}", o.stderr);
+        let j = o.json();
+        let net = j["ann_network_sha256"].as_str().unwrap().to_string();
+        let map = j["scenarios"]["urbanized"]["map_sha256"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        match &seen {
+            None => seen = Some((net, map)),
+            Some((n, m)) => {
+                assert_eq!(n, &net, "{workers} workers x {threads} threads: network");
+                assert_eq!(m, &map, "{workers} workers x {threads} threads: map");
+            }
+        }
+    }
+}

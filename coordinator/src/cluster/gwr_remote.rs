@@ -109,12 +109,9 @@ pub struct GwrCluster {
     traffic: Mutex<GwrTraffic>,
 }
 
-/// Answers that another worker would give as well: bad input or a refused token.
+/// Answers that another worker would give as well ([`super::pool::is_refusal`]).
 fn refusal(e: &tonic::Status) -> bool {
-    matches!(
-        e.code(),
-        tonic::Code::InvalidArgument | tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
-    )
+    super::pool::is_refusal(e)
 }
 
 fn poisoned<T>(_: T) -> GwrError {

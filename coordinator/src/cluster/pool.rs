@@ -119,6 +119,18 @@ impl TlsArgs {
     }
 }
 
+/// The one rule of every phase for a failed call: an answer that any worker would give
+/// as well (bad input, a refused token or path) stops the run with the worker's
+/// message, since moving the work to another worker cannot help; any other failure
+/// (unreachable, deadline, a restarted worker without the tiles, an internal error)
+/// drops the worker and moves its work to the others.
+pub fn is_refusal(e: &tonic::Status) -> bool {
+    matches!(
+        e.code(),
+        tonic::Code::InvalidArgument | tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+    )
+}
+
 /// Normalises `host:port` to `http://host:port` (`https://` with TLS).
 pub fn endpoint_url(addr: &str, tls: bool) -> String {
     if addr.contains("://") {

@@ -184,6 +184,10 @@ type TileMax = Option<Vec<f32>>;
 /// A round of tile loading in flight: the calls, and each call's tile and data bytes.
 type LoadRound = (InFlight<TileMax>, Vec<(u32, u64)>);
 
+/// Each worker's replies of a phase, in the order of its calls; `Err` for a worker
+/// that failed.
+type Replies<T> = Vec<(usize, Result<Vec<T>, ()>)>;
+
 /// Calls started on the runtime, not yet waited for: `(worker, what, task)`.
 type InFlight<T> = Vec<(
     usize,
@@ -240,6 +244,9 @@ pub struct Remote<'a> {
     probe_every: Option<Duration>,
     rejoined_tx: mpsc::Sender<(usize, WorkerConn)>,
     rejoined_rx: mpsc::Receiver<(usize, WorkerConn)>,
+    /// A refusal that stops the run ([`super::pool::is_refusal`]) seen by
+    /// [`Self::wait`]: the phase turns it into an error.
+    refused: Option<String>,
     /// Workers' refusals that a resume cannot cure (a wrong token, a limit).
     refusals: super::cause::Refusals,
     /// What went over the wire in the current (or last) run.
@@ -331,6 +338,7 @@ impl<'a> Remote<'a> {
             fresh_run: false,
             ran: false,
             max_free,
+            refused: None,
             files: None,
             probe_every: None,
             rejoined_tx,
@@ -407,6 +415,18 @@ impl<'a> Remote<'a> {
                         tracing::warn!(worker = %addr, "{what}: no answer within the deadline of {deadline:?}");
                         (w, Err(()))
                     }
+                    Some(Failure::Status(e)) if super::pool::is_refusal(&e) => {
+                        // any worker would answer so: the run stops with the message
+                        self.refusals.note(addr, &what, &e);
+                        self.refused.get_or_insert_with(|| {
+                            format!(
+                                "{what} refused by worker {addr}: {:?}: {}",
+                                e.code(),
+                                e.message()
+                            )
+                        });
+                        (w, Err(()))
+                    }
                     Some(Failure::Status(e)) => {
                         tracing::warn!(worker = %addr, "{what} failed: {:?}: {}", e.code(), e.message());
                         self.refusals.note(addr, &what, &e);
@@ -418,26 +438,40 @@ impl<'a> Remote<'a> {
     }
 
     /// Runs `calls` (several workers at once) and waits for all of them: the one helper
-    /// every phase goes through. Replies come back in the order of `calls`.
-    fn call<T: Send + 'static>(
-        &mut self,
-        calls: Vec<Calls<T>>,
-    ) -> Vec<(usize, Result<Vec<T>, ()>)> {
+    /// every phase goes through. Replies come back in the order of `calls`; a refusal
+    /// ([`super::pool::is_refusal`]) is an error, other failures are `Err(())` for the
+    /// caller to drop the worker.
+    fn call<T: Send + 'static>(&mut self, calls: Vec<Calls<T>>) -> flus_shared::Result<Replies<T>> {
         let started = self.start(calls);
-        self.wait(started)
+        let out = self.wait(started);
+        self.check_refused()?;
+        Ok(out)
     }
 
-    /// One RPC to worker `w` through [`Self::call`].
-    fn call_one<T: Send + 'static>(&mut self, w: usize, what: &str, rpc: Rpc<T>) -> Result<T, ()> {
+    /// The error of a refusal seen by [`Self::wait`], if any.
+    fn check_refused(&mut self) -> flus_shared::Result<()> {
+        match self.refused.take() {
+            Some(m) => Err(flus_shared::Error::Data(self.refusals.explain(m))),
+            None => Ok(()),
+        }
+    }
+
+    /// One RPC to worker `w` through [`Self::call`]; `Ok(Err(()))` when it failed.
+    fn call_one<T: Send + 'static>(
+        &mut self,
+        w: usize,
+        what: &str,
+        rpc: Rpc<T>,
+    ) -> flus_shared::Result<Result<T, ()>> {
         let mut r = self.call(vec![Calls {
             w,
             what: what.to_string(),
             rpcs: vec![rpc],
-        }]);
-        match r.pop() {
+        }])?;
+        Ok(match r.pop() {
             Some((_, Ok(mut v))) => v.pop().ok_or(()),
             _ => Err(()),
-        }
+        })
     }
 
     /// The workers whose calls failed in `results`.
@@ -836,7 +870,7 @@ impl<'a> Remote<'a> {
             );
             let client = &self.workers[w].conn.client;
             let drop = rpc(client, |mut c| async move { c.drop_tiles(req).await });
-            if self.call_one(w, "DropTiles", drop).is_err() {
+            if self.call_one(w, "DropTiles", drop)?.is_err() {
                 self.probe(w);
                 continue;
             }
@@ -882,7 +916,7 @@ impl<'a> Remote<'a> {
                 );
                 let client = &self.workers[o].conn.client;
                 let drop = rpc(client, |mut c| async move { c.drop_tiles(req).await });
-                if self.call_one(o, "DropTiles", drop).is_err() {
+                if self.call_one(o, "DropTiles", drop)?.is_err() {
                     self.recover(&[o], map)?;
                 }
             }
@@ -1109,7 +1143,9 @@ impl<'a> Remote<'a> {
                 next = Some((self.start(calls), bytes));
             }
             if let Some((calls, bytes)) = flight.take() {
-                for ((w, r), (t, b)) in self.wait(calls).into_iter().zip(bytes) {
+                let replies = self.wait(calls);
+                self.check_refused()?;
+                for ((w, r), (t, b)) in replies.into_iter().zip(bytes) {
                     match r {
                         Ok(replies) => {
                             self.traffic.tile_bytes += b;
@@ -1235,7 +1271,7 @@ impl<'a> Remote<'a> {
             if calls.is_empty() {
                 return Ok(());
             }
-            let results = self.call(calls);
+            let results = self.call(calls)?;
             let failed = Self::failed(&results);
             for ((w, r), mine) in results.into_iter().zip(parts) {
                 // a failed worker's replies are dropped: its tiles are stepped again
@@ -1292,7 +1328,7 @@ impl<'a> Remote<'a> {
             .into_iter()
             .map(|(w, tiles)| make(self, w, tiles))
             .collect();
-        let results = self.call(calls);
+        let results = self.call(calls)?;
         *slot(&mut self.traffic.seconds) += started.elapsed().as_secs_f64();
         let failed = Self::failed(&results);
         if failed.is_empty() {
@@ -1368,7 +1404,9 @@ impl<'a> Remote<'a> {
                 }
             })
             .collect();
-        let _ = self.call(calls);
+        if let Err(e) = self.call(calls) {
+            tracing::warn!("releasing the session's tiles: {e}");
+        }
         self.stop_probes();
     }
 
@@ -1517,7 +1555,7 @@ impl Backend for Remote<'_> {
                 });
                 sent.push(tiles);
             }
-            let results = self.call(calls);
+            let results = self.call(calls)?;
             self.traffic.seconds.commit += started.elapsed().as_secs_f64();
             let failed = Self::failed(&results);
             // the committed workers' changes are kept; a failed worker's tiles are

@@ -776,6 +776,8 @@ fn run_in(
     let r = &trained.report;
     tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     report["ann"] = json!(trained.report);
+    // the network's bits, to compare runs (the same for any worker and thread count)
+    report["ann_network_sha256"] = json!(files::sha256_hex(&serde_json::to_vec(network)?));
     // the training's own time; the stage "ann" is what remained of it after the validation
     report["ann_seconds"] = json!(ann_seconds);
     stage("ann", &mut lap);
@@ -844,87 +846,114 @@ fn run_in(
             args.study.display()
         );
     }
-    for (i, sc) in study.config.scenarios.iter().enumerate() {
-        if !args.scenarios.is_empty() && !args.scenarios.contains(&sc.name) {
-            continue;
-        }
-        let label = format!("{}_{}", sc.name, mk.target_year);
-        tracing::info!("stage 5/5: scenario {label}");
-        let demand: Vec<i64> = demands[i].cells.iter().map(|&c| c as i64).collect();
-        let params = model::ca_params(&study, i);
-        // the workers hold the suitability (computed from the network)
-        let input = CaInput {
-            width: st.grid.width,
-            height: st.grid.height,
-            classes: base,
-            suitability: &[],
-            restricted: &st.restricted,
-            demand: &demand,
+    // A scenario's files (land-use map, carbon rasters, iterations) are written on
+    // another thread while the workers run the next scenario.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
+        let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("the scenario output writer panicked"))?
         };
-        ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
-        // the workers' counts of the final map are the tables' (not recounted here)
-        let (res, traffic, counts) = cluster.run(&mut session, &label, &params, &input)?;
-        let zone_areas = tables::zone_areas(
-            &counts,
-            &res.map,
-            st.zones.as_deref(),
-            st.grid.width,
-            &areas,
-        );
-        scenario_counts.push((label.clone(), counts, zone_areas));
-        let map_path = out.join(format!("landuse_{label}.tif"));
-        outputs::write_landuse(&map_path, &study, &st.grid, &res.map)?;
-        let (carbon_path, change_path) =
-            run_carbon.write_scenario(&study, &out, &st.grid, &label, base, &res.map)?;
-        if let Some(cells) = &gwr_cells {
-            carbon_at.push((
-                sc.name.clone(),
-                flus_shared::analysis::carbon_change_at(
-                    &density,
-                    base,
-                    &res.map,
-                    cells,
-                    &areas,
-                    st.grid.width,
-                ),
-            ));
-        }
-        outputs::write_iterations(
-            &out.join(format!("iterations_{label}.csv")),
-            &study,
-            &res.records,
-        )?;
-        run_maps.push(json!({
-            "label": label,
-            "scenario": sc.name,
-            "landuse": file_name(&map_path),
-            "carbon": file_name(&carbon_path),
-            "carbon_change": file_name(&change_path),
-        }));
-        let short = tables::unmet(&names, &sc.name, &demand, &res.report.final_gap);
-        if !short.is_empty() {
-            tracing::warn!(scenario = %sc.name, unmet = ?short, "demand not met: see unmet_demand.csv");
-        }
-        scen.insert(
-            sc.name.clone(),
-            json!({
-                "demand": common::by_class(&names, &demand),
-                "final_gap": common::by_class(&names, &res.report.final_gap),
-                "unmet": tables::unmet_json(&short),
-                "demand_met": res.report.demand_met,
-                "iterations": res.report.iterations,
-                "stop_reason": res.report.stop_reason,
-                "map": map_path,
-                "map_sha256": files::sha256_hex(&res.map),
+        for (i, sc) in study.config.scenarios.iter().enumerate() {
+            if !args.scenarios.is_empty() && !args.scenarios.contains(&sc.name) {
+                continue;
+            }
+            let label = format!("{}_{}", sc.name, mk.target_year);
+            tracing::info!("stage 5/5: scenario {label}");
+            let demand: Vec<i64> = demands[i].cells.iter().map(|&c| c as i64).collect();
+            let params = model::ca_params(&study, i);
+            // the workers hold the suitability (computed from the network)
+            let input = CaInput {
+                width: st.grid.width,
+                height: st.grid.height,
+                classes: base,
+                suitability: &[],
+                restricted: &st.restricted,
+                demand: &demand,
+            };
+            ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
+            // the workers' counts of the final map are the tables' (not recounted here)
+            let (res, traffic, counts) = cluster.run(&mut session, &label, &params, &input)?;
+            let zone_areas = tables::zone_areas(
+                &counts,
+                &res.map,
+                st.zones.as_deref(),
+                st.grid.width,
+                &areas,
+            );
+            scenario_counts.push((label.clone(), counts, zone_areas));
+            if let Some(cells) = &gwr_cells {
+                carbon_at.push((
+                    sc.name.clone(),
+                    flus_shared::analysis::carbon_change_at(
+                        &density,
+                        base,
+                        &res.map,
+                        cells,
+                        &areas,
+                        st.grid.width,
+                    ),
+                ));
+            }
+            let map_path = out.join(format!("landuse_{label}.tif"));
+            let carbon_path = out.join(run_files::storage_name(&label));
+            let change_path = out.join(run_files::change_name(&label));
+            run_maps.push(json!({
                 "label": label,
-                "carbon": carbon_path,
-                "carbon_change": change_path,
-                "traffic": traffic,
-            }),
-        );
-        unmet_all.extend(short);
-        stage(&format!("scenario_{}", sc.name), &mut lap);
-    }
+                "scenario": sc.name,
+                "landuse": file_name(&map_path),
+                "carbon": file_name(&carbon_path),
+                "carbon_change": file_name(&change_path),
+            }));
+            let short = tables::unmet(&names, &sc.name, &demand, &res.report.final_gap);
+            if !short.is_empty() {
+                tracing::warn!(scenario = %sc.name, unmet = ?short, "demand not met: see unmet_demand.csv");
+            }
+            scen.insert(
+                sc.name.clone(),
+                json!({
+                    "demand": common::by_class(&names, &demand),
+                    "final_gap": common::by_class(&names, &res.report.final_gap),
+                    "unmet": tables::unmet_json(&short),
+                    "demand_met": res.report.demand_met,
+                    "iterations": res.report.iterations,
+                    "stop_reason": res.report.stop_reason,
+                    "map": map_path,
+                    "map_sha256": files::sha256_hex(&res.map),
+                    "label": label,
+                    "carbon": carbon_path,
+                    "carbon_change": change_path,
+                    "traffic": traffic,
+                }),
+            );
+            unmet_all.extend(short);
+            // one scenario's files at a time: the previous ones first
+            if let Some(h) = writing.take() {
+                join(h)?;
+            }
+            let (study, grid, out, run_carbon) = (&study, &st.grid, &out, &run_carbon);
+            writing = Some(scope.spawn(move || {
+                outputs::write_landuse(&map_path, study, grid, &res.map)?;
+                let written =
+                    run_carbon.write_scenario(study, out, grid, &label, base, &res.map)?;
+                anyhow::ensure!(
+                    written == (carbon_path, change_path),
+                    "scenario {label}: carbon rasters written to {written:?}"
+                );
+                outputs::write_iterations(
+                    &out.join(format!("iterations_{label}.csv")),
+                    study,
+                    &res.records,
+                )?;
+                Ok(())
+            }));
+            stage(&format!("scenario_{}", sc.name), &mut lap);
+        }
+        if let Some(h) = writing.take() {
+            join(h)?;
+        }
+        Ok(())
+    })?;
     if !unmet_all.is_empty() {
         tables::write_unmet(&out, &unmet_all)?;
     }
