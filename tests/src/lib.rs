@@ -167,6 +167,27 @@ pub fn flus(args: &[&str], cwd: Option<&Path>, timeout: Duration) -> Output {
     run_with_timeout(cmd, timeout)
 }
 
+/// `flus run STUDY --out OUT --no-validation --scenario SCENARIO --local-workers 1
+/// --json`: one scenario of a study on one local worker (ten minutes at most).
+pub fn run_one_scenario(study: &Path, scenario: &str, out: &Path) -> Output {
+    flus(
+        &[
+            "run",
+            study.to_str().expect("UTF-8 path"),
+            "--out",
+            out.to_str().expect("UTF-8 path"),
+            "--no-validation",
+            "--scenario",
+            scenario,
+            "--local-workers",
+            "1",
+            "--json",
+        ],
+        None,
+        Duration::from_secs(600),
+    )
+}
+
 /// The single-process driver's run of `scenario` of `study` (2x3 tiles, 1 thread) into
 /// `out`: the reference every cluster run must equal. Returns the class map's SHA-256
 /// and the CA iterations; panics unless the run meets its demand.

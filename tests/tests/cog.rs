@@ -4,29 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use flus_e2e::{crop::bencat_window, flus};
+use flus_e2e::{crop::bencat_window, run_one_scenario};
 use flus_shared::raster;
 
 /// Runs the urbanized scenario of `study` (no validation, one local worker) into `out`.
 fn run(study: &Path, out: &Path) {
-    let o = flus(
-        &[
-            "run",
-            study.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--no-validation",
-            "--scenario",
-            "urbanized",
-            "--local-workers",
-            "1",
-            "--json",
-        ],
-        None,
-        Duration::from_secs(600),
-    );
+    let o = run_one_scenario(study, "urbanized", out);
     assert_eq!(o.code, Some(0), "{}", o.stderr);
 }
 

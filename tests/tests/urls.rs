@@ -8,27 +8,12 @@ use std::time::Duration;
 
 use flus_e2e::crop::bencat_window;
 use flus_e2e::http::{Nginx, S3};
-use flus_e2e::{flus, flus_watch, repo_root, start_worker_env, Output, TEST_TOKEN};
+use flus_e2e::{flus_watch, repo_root, run_one_scenario, start_worker_env, Output, TEST_TOKEN};
 
 /// `flus run` of the urbanized scenario of `study` (no validation, one local worker)
 /// into `out`.
 fn run(study: &Path, out: &Path) -> Output {
-    flus(
-        &[
-            "run",
-            study.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--no-validation",
-            "--scenario",
-            "urbanized",
-            "--local-workers",
-            "1",
-            "--json",
-        ],
-        None,
-        Duration::from_secs(600),
-    )
+    run_one_scenario(study, "urbanized", out)
 }
 
 /// The study at `study` with each of its `n` raster paths (`path = "x.tif"`) replaced
