@@ -582,3 +582,257 @@ fn a_worker_killed_in_the_second_scenario_of_a_session_keeps_every_map() {
     assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
     assert_eq!(j["sessions"]["scenarios"]["runs"], 3);
 }
+
+/// Three workers; the coordinator is held before the Commit calls of iteration 6,
+/// where `first` are killed (their Commit fails), and, when `second` is given, held
+/// again once the first loss is handled and before its tiles are re-sent, where
+/// `second` is killed: a worker that already committed its own tiles in that iteration,
+/// which must then move with the changes they committed.
+fn lost_in_a_commit(first: &[usize], second: Option<usize>) -> (Output, Value) {
+    let mut ws = workers(3);
+    let list = addrs(&ws);
+    let dir = tempfile::tempdir().unwrap();
+    let (commit, moved) = (
+        format!("{LABEL}-commit-6"),
+        format!("{LABEL}-tiles-moved-6"),
+    );
+    let holds = Holds::new();
+    holds.arm(&commit);
+    if second.is_some() {
+        holds.arm(&moved);
+    }
+    let out = run(
+        dir.path(),
+        &list,
+        &["--rejoin-probe", "0"],
+        &holds,
+        |line, _| {
+            if held_at(line, &commit) {
+                for &w in first {
+                    ws[w].guard.kill_and_reap();
+                }
+                holds.release(&commit);
+            } else if held_at(line, &moved) {
+                if let Some(w) = second {
+                    ws[w].guard.kill_and_reap();
+                }
+                holds.release(&moved);
+            }
+        },
+    );
+    assert!(
+        holds.reached(&commit),
+        "held before the commit: {}",
+        out.stderr
+    );
+    if second.is_some() {
+        assert!(
+            holds.reached(&moved),
+            "held before the re-send: {}",
+            out.stderr
+        );
+    }
+    let case = format!("killed {first:?} before the commit of iteration 6, then {second:?}");
+    let sc = same_map(&out, &case);
+    let t = &sc["traffic"];
+    assert_eq!(t["workers_lost"], 2, "{case}: {}", out.stderr);
+    for w in first.iter().chain(&second) {
+        assert_eq!(t["per_worker"][*w]["lost"], 1, "{case}");
+    }
+    (out, sc)
+}
+
+#[test]
+fn a_worker_lost_after_committing_moves_its_tiles_with_their_changes_in_either_order() {
+    // 3 workers x 4 tiles. The first victim's 4 tiles are dealt to the two others (2
+    // each); the second victim, lost while they are re-sent, gives up its own 4
+    // committed tiles too: 8 tiles moved, all onto the last worker. Before the fix its
+    // committed tiles were re-sent with the iteration's old map and lost their changes.
+    for (first, second) in [(0, 2), (2, 0)] {
+        let (out, sc) = lost_in_a_commit(&[first], Some(second));
+        assert_eq!(sc["traffic"]["tiles_moved"], 8, "{}", out.stderr);
+        assert_eq!(sc["traffic"]["per_worker"][1]["lost"], 0);
+    }
+    // both lost in the same Commit call: none of their tiles had committed
+    let (out, sc) = lost_in_a_commit(&[0, 2], None);
+    assert_eq!(sc["traffic"]["tiles_moved"], 8, "{}", out.stderr);
+}
+
+/// `flus run` of `scenarios` with the validation (its own session) over `addrs`.
+fn run_with_validation(
+    out: &Path,
+    addrs: &[String],
+    scenarios: &[&str],
+    holds: &Holds,
+    act: impl FnMut(&str, u32),
+) -> Output {
+    let s = study();
+    let list = addrs.join(",");
+    let mut args = vec![
+        "run",
+        &s.toml,
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+        "--workers",
+        &list,
+        "--rejoin-probe",
+        "0",
+    ];
+    for sc in scenarios {
+        args.extend(["--scenario", sc]);
+    }
+    let env = [("FLUS_TOKEN", TEST_TOKEN), holds.env()];
+    flus_watch(&args, &env, TIMEOUT, act)
+}
+
+/// Runs with the hold points `points` armed; once every one of them holds a thread of
+/// the coordinator at the same time, `at_hold()` runs and they are all released.
+fn held_together(
+    points: &[String],
+    start: impl FnOnce(&Holds, &mut dyn FnMut(&str, u32)) -> Output,
+    mut at_hold: impl FnMut(),
+) -> Output {
+    let holds = Holds::new();
+    for p in points {
+        holds.arm(p);
+    }
+    let mut seen = vec![false; points.len()];
+    let mut acted = false;
+    let out = start(&holds, &mut |line, _| {
+        for (p, s) in points.iter().zip(seen.iter_mut()) {
+            *s |= held_at(line, p);
+        }
+        if !acted && seen.iter().all(|&s| s) {
+            at_hold();
+            acted = true;
+            for p in points {
+                holds.release(p);
+            }
+        }
+    });
+    assert!(
+        acted,
+        "never held at all of {points:?} at once:\n{}",
+        out.stderr
+    );
+    out
+}
+
+#[test]
+fn a_worker_killed_while_the_scenarios_network_trains_keeps_the_validation_and_scenario_maps() {
+    // undisturbed: the validation's and the scenario's map over three workers
+    let ws = workers(3);
+    let dir = tempfile::tempdir().unwrap();
+    let calm = run_with_validation(
+        dir.path(),
+        &addrs(&ws),
+        &[SCENARIO],
+        &Holds::new(),
+        |_, _| {},
+    );
+    same_map(&calm, "undisturbed run with the validation");
+    let calm = calm.json();
+    let validation_hash = calm["validation"]["map_sha256"].clone();
+    assert!(validation_hash.is_string(), "{calm}");
+    assert!(calm["validation"]["iterations"].as_u64().unwrap() >= 2);
+    // disturbed: the scenarios' ANN training thread is held while the validation's CA
+    // is held after its iteration 1; a worker is killed with both held, so the
+    // validation loses it while the network trains beside it
+    let mut ws = workers(3);
+    let list = addrs(&ws);
+    let dir = tempfile::tempdir().unwrap();
+    let points = [
+        "scenarios-ann-training".to_string(),
+        "validation-iteration-1".to_string(),
+    ];
+    let out = held_together(
+        &points,
+        |holds, act| run_with_validation(dir.path(), &list, &[SCENARIO], holds, act),
+        || ws[1].guard.kill_and_reap(),
+    );
+    same_map(&out, "worker killed while the network trains");
+    let j = out.json();
+    assert_eq!(
+        j["validation"]["map_sha256"], validation_hash,
+        "the validation map differs from the undisturbed run"
+    );
+    assert_eq!(
+        j["validation"]["traffic"]["workers_lost"], 1,
+        "{}",
+        out.stderr
+    );
+    assert_eq!(j["validation"]["traffic"]["per_worker"][1]["lost"], 1);
+    assert_eq!(j["ann_network_sha256"], calm["ann_network_sha256"]);
+    // the scenarios' session finds the worker gone when it loads its tiles
+    assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
+}
+
+#[test]
+fn a_worker_killed_while_a_scenario_is_written_and_the_next_runs_keeps_every_map_and_file() {
+    let others = other_hashes();
+    let scenarios = [SCENARIO, others[0].0];
+    let label2 = format!("{}_2060", others[0].0);
+    let files = [
+        format!("landuse_{LABEL}.tif"),
+        format!("iterations_{LABEL}.csv"),
+        format!("landuse_{label2}.tif"),
+    ];
+    // undisturbed
+    let ws = workers(3);
+    let calm_dir = tempfile::tempdir().unwrap();
+    let calm = run_scenarios(
+        calm_dir.path(),
+        &addrs(&ws),
+        &scenarios,
+        &["--rejoin-probe", "0"],
+        &Holds::new(),
+        |_, _| {},
+    );
+    same_map(&calm, "undisturbed two scenarios");
+    let calm = calm.json();
+    assert_eq!(
+        calm["scenarios"][others[0].0]["map_sha256"],
+        others[0].1.as_str()
+    );
+    // disturbed: the first scenario's files are held on the writer thread while the
+    // second scenario's CA is held after its iteration 2; a worker is killed there
+    let mut ws = workers(3);
+    let list = addrs(&ws);
+    let dir = tempfile::tempdir().unwrap();
+    let points = [
+        format!("scenario-outputs-{LABEL}"),
+        format!("{label2}-iteration-2"),
+    ];
+    let out = held_together(
+        &points,
+        |holds, act| {
+            run_scenarios(
+                dir.path(),
+                &list,
+                &scenarios,
+                &["--rejoin-probe", "0"],
+                holds,
+                act,
+            )
+        },
+        || ws[2].guard.kill_and_reap(),
+    );
+    same_map(&out, "worker killed while a scenario is written");
+    let j = out.json();
+    for sc in scenarios {
+        assert_eq!(
+            j["scenarios"][sc]["map_sha256"], calm["scenarios"][sc]["map_sha256"],
+            "{sc}: the class map differs from the undisturbed run"
+        );
+    }
+    assert_eq!(j["scenarios"][SCENARIO]["traffic"]["workers_lost"], 0);
+    assert_eq!(j["scenarios"][others[0].0]["traffic"]["workers_lost"], 1);
+    assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
+    // the files written while the worker was lost are those of the undisturbed run
+    for f in &files {
+        let a = std::fs::read(calm_dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let b = std::fs::read(dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(a == b, "{f} differs from the undisturbed run's");
+    }
+}

@@ -4,6 +4,13 @@
 //! workers, and the unfinished phase is re-run for them. A step is a pure function of
 //! its inputs, so the result is the same bits as without the failure.
 //!
+//! In the Commit phase the coordinator's map is still the iteration's old map: a tile
+//! that already committed when its worker is lost (a second loss in the same phase, or
+//! a survivor lost while receiving the first one's tiles) is re-sent with the changes
+//! committed so far on top of it, and is not stepped again; only the uncommitted tiles
+//! are stepped (on the old map) and committed. So the map is the same whatever the
+//! order in which losses are seen.
+//!
 //! A lost worker's address is health-checked in the background every few seconds; a
 //! worker that answers again (restarted, or reachable again) is re-admitted at the start
 //! of the next iteration: its stale tiles of the run are dropped, its home tiles
@@ -229,10 +236,19 @@ pub struct Remote<'a> {
     pending_halo: Vec<Vec<u32>>,
     stepped: Vec<bool>,
     counted: Vec<bool>,
+    /// Per tile, whether it committed in the current iteration (its own core changes are
+    /// applied on its worker).
     committed: Vec<bool>,
+    /// The changes committed so far in the current Commit phase. The coordinator's map
+    /// gets them only when the phase ends, so a tile that committed and is then re-sent
+    /// in the same phase (its worker lost after committing) carries them on top of the
+    /// map ([`Self::tile_messages`]); without them it would lose its own changes.
+    commit_changes: Vec<(u64, u8)>,
     loaded: bool,
     /// A run is under way: tiles loaded now carry the session's start map too.
     in_run: bool,
+    /// The label of the run under way (names its hold points in test builds).
+    run_label: Option<String>,
     /// The run has not stepped yet: its first Propose resets the class windows.
     fresh_run: bool,
     /// A run has changed the class windows since they were loaded.
@@ -333,8 +349,10 @@ impl<'a> Remote<'a> {
             stepped: Vec::new(),
             counted: Vec::new(),
             committed: Vec::new(),
+            commit_changes: Vec::new(),
             loaded: false,
             in_run: false,
+            run_label: None,
             fresh_run: false,
             ran: false,
             max_free,
@@ -525,10 +543,10 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// Starts a CA run of the session: its traffic counters start from zero, and its
-    /// first Propose resets the tiles' class windows to the map it starts from (the
+    /// Starts CA run `label` of the session: its traffic counters start from zero, and
+    /// its first Propose resets the tiles' class windows to the map it starts from (the
     /// session's start map, or a checkpoint's).
-    pub fn begin_run(&mut self) {
+    pub fn begin_run(&mut self, label: &str) {
         self.traffic = Traffic {
             per_worker: self
                 .workers
@@ -544,6 +562,7 @@ impl<'a> Remote<'a> {
         self.pending.clear();
         self.pending_halo = vec![Vec::new(); self.rects.len()];
         self.in_run = true;
+        self.run_label = Some(label.to_string());
         self.fresh_run = true;
         self.session.runs += 1;
     }
@@ -551,7 +570,16 @@ impl<'a> Remote<'a> {
     /// Ends the run begun by [`Self::begin_run`]; its traffic stays in `traffic`.
     pub fn end_run(&mut self) {
         self.in_run = false;
+        self.run_label = None;
         self.fresh_run = false;
+    }
+
+    /// Test builds: holds at `{label}-{what}-{iteration}` of the run under way (see
+    /// `flus_shared::hooks`), so that a fault test acts at an exact point of a phase.
+    fn hold(&self, what: &str) {
+        if let (Some(label), Some((_, step))) = (&self.run_label, &self.last) {
+            flus_shared::hooks::hold(|| format!("{label}-{what}-{}", step.iteration));
+        }
     }
 
     /// The largest suitability per class over the free cells of the grid (valid and
@@ -945,7 +973,12 @@ impl<'a> Remote<'a> {
         let (w, r) = (rc.grid_width, self.r);
         let mut layers: Vec<(LayerKind, String, Vec<u8>)> = Vec::new();
         // class window with halo, from the padded map (padding is INVALID)
-        let win = ca::padded_tile_window(map.padded, map.stride, &rc, r);
+        let mut win = ca::padded_tile_window(map.padded, map.stride, &rc, r);
+        if self.committed.get(t) == Some(&true) {
+            // it committed in this Commit phase before its worker was lost: `map` is the
+            // iteration's old map, the changes committed so far are on top of it
+            ca::apply_in_window(&mut win, &rc, r, &self.commit_changes);
+        }
         layers.push((LayerKind::Classes, "classes".into(), win));
         if self.in_run {
             // in the middle of a run: the session's start map, for the next runs' reset
@@ -1212,6 +1245,8 @@ impl<'a> Remote<'a> {
         moved.sort_unstable();
         moved.dedup();
         self.lose_all(failed)?;
+        // test builds: a fault test can stop another worker before the tiles are re-sent
+        self.hold("tiles-moved");
         self.traffic.tiles_moved += moved.len() as u64;
         for &t in &moved {
             if let Some(s) = self.stepped.get_mut(t as usize) {
@@ -1246,7 +1281,12 @@ impl<'a> Remote<'a> {
                     let tiles: Vec<u32> = self
                         .tiles_of(w)
                         .into_iter()
-                        .filter(|&t| !self.stepped[t as usize] && self.counted[t as usize] != count)
+                        .filter(|&t| {
+                            let t = t as usize;
+                            // a committed tile needs no proposals (one re-sent in the
+                            // Commit phase holds the iteration's new map: no step on it)
+                            !self.stepped[t] && !self.committed[t] && self.counted[t] != count
+                        })
                         .collect();
                     if tiles.is_empty() {
                         continue;
@@ -1450,6 +1490,7 @@ impl Backend for Remote<'_> {
         self.stepped = vec![false; self.rects.len()];
         self.counted = vec![false; self.rects.len()];
         self.committed = vec![false; self.rects.len()];
+        self.commit_changes.clear();
         self.step_all(map, sum)
     }
 
@@ -1522,6 +1563,9 @@ impl Backend for Remote<'_> {
         };
         let (t_in, t_out) = (th(&thresholds.t_in), th(&thresholds.t_out));
         changed.clear();
+        self.commit_changes.clear();
+        // test builds: a fault test can stop workers before the iteration's Commit calls
+        self.hold("commit");
         let mut scratch = StepSummary::default();
         loop {
             // tiles moved after a failure are stepped again (not counted again)
@@ -1558,14 +1602,16 @@ impl Backend for Remote<'_> {
             let results = self.call(calls)?;
             self.traffic.seconds.commit += started.elapsed().as_secs_f64();
             let failed = Self::failed(&results);
-            // the committed workers' changes are kept; a failed worker's tiles are
-            // reloaded from the (uncommitted) map, stepped and committed again
+            // the committed workers' changes are kept; a failed worker's uncommitted tiles
+            // are reloaded from the (old) map, stepped and committed again, its committed
+            // ones from the old map plus the changes committed so far
             for ((_, r), tiles) in results.into_iter().zip(sent) {
                 let Ok(replies) = r else { continue };
                 for r in replies {
                     let c = r.changes.unwrap_or_default();
                     self.traffic.reply_bytes += c.cells.len() as u64 * 9;
-                    changed.extend(c.cells.into_iter().zip(c.classes));
+                    self.commit_changes
+                        .extend(c.cells.into_iter().zip(c.classes));
                 }
                 for t in tiles {
                     self.committed[t as usize] = true;
@@ -1578,6 +1624,7 @@ impl Backend for Remote<'_> {
         }
         // Workers applied their own core changes; the others learn them with the next
         // Propose (halo changes). Sorted so that nothing depends on reply order.
+        changed.append(&mut self.commit_changes);
         changed.sort_unstable();
         self.pending = changed.clone();
         self.pending_halo = self.halo.per_tile(&self.pending);

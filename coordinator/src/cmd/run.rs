@@ -420,7 +420,7 @@ impl ClusterCa<'_> {
         flus_shared::tables::ZoneCounts,
     )> {
         let backend = session;
-        backend.begin_run();
+        backend.begin_run(label);
         let cp_path = checkpoint_path(self.out, label);
         let identity = run_guard::identity(self.study_sha256, self.seed, label);
         let resume = if self.resume {
@@ -750,6 +750,9 @@ fn run_in(
     let bar = crate::output::stage("validation and the scenarios' ANN");
     let (validation, trained, ann_seconds) = std::thread::scope(|scope| {
         let training = scope.spawn(|| {
+            // test builds: a fault test can hold the training thread while the validation
+            // runs on the workers, and disturb the workers meanwhile
+            flus_shared::hooks::hold(|| "scenarios-ann-training".into());
             tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
             let t0 = Instant::now();
             model::train(&study, &st, mk.to).map(|t| (t, t0.elapsed().as_secs_f64()))
@@ -933,6 +936,9 @@ fn run_in(
             }
             let (study, grid, out, run_carbon) = (&study, &st.grid, &out, &run_carbon);
             writing = Some(scope.spawn(move || {
+                // test builds: a fault test can hold this writer while the workers run
+                // the next scenario, and disturb the workers meanwhile
+                flus_shared::hooks::hold(|| format!("scenario-outputs-{label}"));
                 outputs::write_landuse(&map_path, study, grid, &res.map)?;
                 let written =
                     run_carbon.write_scenario(study, out, grid, &label, base, &res.map)?;

@@ -43,7 +43,7 @@ pub use step::{
     suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
     Proposal, StepParams, TileProposals, TileRect, TileStatic, SUITABILITY_ONE,
 };
-pub use window::{pad, padded_tile_window, tile_window};
+pub use window::{apply_in_window, pad, padded_tile_window, tile_window};
 
 /// Class value of an invalid cell in a class map.
 pub const INVALID: u8 = 255;

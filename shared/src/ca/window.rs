@@ -61,6 +61,35 @@ pub fn padded_tile_window(padded: &[u8], stride: usize, rect: &TileRect, r: usiz
     .collect()
 }
 
+/// Sets, in `window` (the window of tile `rect` with halo `r`, as [`tile_window`] cuts
+/// it), the cells of `changes` (global cell index, class) that lie in it, core or halo;
+/// the others are ignored. Returns how many were set.
+pub fn apply_in_window(
+    window: &mut [u8],
+    rect: &TileRect,
+    r: usize,
+    changes: &[(u64, u8)],
+) -> usize {
+    let (ww, wh) = (rect.width + 2 * r, rect.height + 2 * r);
+    let gw = rect.grid_width as u64;
+    let mut set = 0;
+    for &(cell, class) in changes {
+        let (x, y) = ((cell % gw) as usize, (cell / gw) as usize);
+        // window column and row: (x - x0 + r, y - y0 + r), when both are in range
+        let (Some(wx), Some(wy)) = ((x + r).checked_sub(rect.x0), (y + r).checked_sub(rect.y0))
+        else {
+            continue;
+        };
+        if wx < ww && wy < wh {
+            if let Some(v) = window.get_mut(wy * ww + wx) {
+                *v = class;
+                set += 1;
+            }
+        }
+    }
+    set
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +135,33 @@ mod tests {
         assert_eq!(w, want);
         let padded = pad(&map, 4, 3, 1).unwrap();
         assert_eq!(padded_tile_window(&padded, 6, &rect, 1), want);
+    }
+
+    #[test]
+    fn changes_are_set_in_the_window_only_core_and_halo() {
+        // 4 x 3 grid (cells 0..12); the tile is the 2 x 2 core at (2, 1) with r = 1, so
+        // its window spans grid columns 1..5 and rows 0..4 (column 4 and row 3 are off
+        // the grid): 4 x 4 cells, window cell (wx, wy) = grid cell (wx + 1, wy + 0)
+        let rect = TileRect {
+            x0: 2,
+            y0: 1,
+            width: 2,
+            height: 2,
+            grid_width: 4,
+        };
+        let mut win = vec![0u8; 16];
+        let changes = [
+            (1, 7),  // grid (1, 0): halo, window (0, 0) = index 0
+            (0, 9),  // grid (0, 0): left of the window, ignored
+            (11, 5), // grid (3, 2): core, window (2, 2) = index 10
+            (7, 4),  // grid (3, 1): core, window (2, 1) = index 6
+            (8, 3),  // grid (0, 2): left of the window, ignored
+        ];
+        assert_eq!(apply_in_window(&mut win, &rect, 1, &changes), 3);
+        let mut want = vec![0u8; 16];
+        want[0] = 7;
+        want[10] = 5;
+        want[6] = 4;
+        assert_eq!(win, want);
     }
 }
