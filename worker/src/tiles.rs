@@ -66,16 +66,8 @@ impl Tile {
 
     /// Sets the class of global cell `cell` when it lies in the window (core or halo).
     pub fn apply(&mut self, cell: u64, class: u8) {
-        let gw = self.spec.grid_width as i64;
-        let (x, y) = ((cell as i64) % gw, (cell as i64) / gw);
-        let r = self.halo() as i64;
-        let wx = x - self.spec.x0 as i64 + r;
-        let wy = y - self.spec.y0 as i64 + r;
-        let ww = self.stride() as i64;
-        let wh = self.spec.height as i64 + 2 * r;
-        if wx >= 0 && wy >= 0 && wx < ww && wy < wh {
-            self.classes[(wy * ww + wx) as usize] = class;
-        }
+        let (rect, r) = (self.rect(), self.halo());
+        flus_shared::ca::apply_in_window(&mut self.classes, &rect, r, &[(cell, class)]);
     }
 
     /// Restores the start map and forgets the last step: the start of a new run of the
