@@ -100,6 +100,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     outputs::finish_format(&study, &suit_path)?;
     let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.target_year));
     outputs::write_landuse(&map_path, &study, &st.grid, &run.map)?;
+    let leas_json = match &suit.leas {
+        Some(leas) => common::leas_outputs(&out, leas)?,
+        None => serde_json::Value::Null,
+    };
     let iter_path = out.join(format!("iterations_{}.csv", args.scenario));
     outputs::write_iterations(&iter_path, &study, &run.records)?;
     let j = json!({
@@ -122,6 +126,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "iterations_csv": iter_path,
         "suitability": suit_path,
         "ann": suit.report,
+        "random_forest": leas_json,
     });
     if args.json {
         crate::output::print_json(&j)?;
