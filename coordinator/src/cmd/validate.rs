@@ -64,13 +64,23 @@ pub fn validate(
         .collect();
     let start = &st.maps[&mk.from];
     let truth = &st.maps[&mk.to];
-    tracing::info!(
-        "validation {} -> {}: ANN suitability from the {} map",
-        mk.from,
-        mk.to,
-        mk.from
-    );
     let forest = study.config.suitability.model == SuitabilityModel::RandomForest;
+    if forest {
+        tracing::info!(
+            "validation {} -> {}: LEAS random forests of the {} -> {} period",
+            mk.from,
+            mk.to,
+            mk.from,
+            mk.to
+        );
+    } else {
+        tracing::info!(
+            "validation {} -> {}: ANN suitability from the {} map",
+            mk.from,
+            mk.to,
+            mk.from
+        );
+    }
     let suit = if suitability_here || forest || study.config.ann.suitability.is_some() {
         model::suitability(study, st, mk.from)?
     } else {
