@@ -36,9 +36,15 @@ pub struct StudyConfig {
     /// Cellular automaton parameters.
     #[serde(default)]
     pub ca: CaConfig,
+    /// Which model gives the suitability.
+    #[serde(default)]
+    pub suitability: SuitabilityConfig,
     /// ANN suitability parameters.
     #[serde(default)]
     pub ann: AnnConfig,
+    /// Random-forest (PLUS LEAS) parameters.
+    #[serde(default)]
+    pub random_forest: RandomForestConfig,
     /// GWR driver analysis parameters.
     #[serde(default)]
     pub gwr: GwrConfig,
@@ -306,6 +312,61 @@ pub enum SamplingMode {
     Uniform,
     /// Random cells: classes by their shares.
     Proportional,
+}
+
+/// The model of `[suitability] model`.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SuitabilityModel {
+    /// FLUS's ANN (`[ann]`).
+    #[default]
+    Ann,
+    /// PLUS's LEAS random forest per class (`[random_forest]`).
+    RandomForest,
+}
+
+/// `[suitability]`: which model gives the suitability (docs/design.md §3a).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuitabilityConfig {
+    /// `"ann"` (default) or `"random_forest"`.
+    #[serde(default)]
+    pub model: SuitabilityModel,
+}
+
+/// Largest `[random_forest] n_trees`.
+pub const MAX_TREES: usize = 10_000;
+
+/// `[random_forest]`: PLUS's LEAS parameters (docs/design.md §3a).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomForestConfig {
+    /// Number of trees per class (PLUS: "number of regression trees", default 20).
+    #[serde(default = "default_n_trees")]
+    pub n_trees: usize,
+    /// Drivers tried at each split (PLUS: "mTry"); default: every driver.
+    #[serde(default)]
+    pub mtry: Option<usize>,
+    /// Share of the candidate cells sampled per class (PLUS: "sampling rate", default 0.01).
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: f64,
+}
+
+fn default_n_trees() -> usize {
+    20
+}
+fn default_sample_rate() -> f64 {
+    0.01
+}
+
+impl Default for RandomForestConfig {
+    fn default() -> Self {
+        Self {
+            n_trees: default_n_trees(),
+            mtry: None,
+            sample_rate: default_sample_rate(),
+        }
+    }
 }
 
 /// `[ann]`: ANN suitability parameters (docs/design.md §3).
@@ -923,6 +984,7 @@ impl StudyConfig {
                 format!("{}: expected a value in [0, 1)", ann.momentum),
             ));
         }
+        self.validate_random_forest(file)?;
         self.validate_gwr(file)?;
         if let Some(a) = &self.validation.absorb {
             if !names.contains(a) {
@@ -1054,6 +1116,65 @@ impl StudyConfig {
 
     /// The `[gwr]` checks of [`Self::validate`]: a sample size within bounds and a
     /// bandwidth that can weigh at least the points a local fit needs.
+    fn validate_random_forest(&self, file: &Path) -> Result<()> {
+        let err = |key: &str, message: String| Error::Config {
+            file: file.to_path_buf(),
+            key: key.into(),
+            message,
+        };
+        let rf = &self.random_forest;
+        if !(1..=MAX_TREES).contains(&rf.n_trees) {
+            return Err(err(
+                "random_forest.n_trees",
+                format!("{}: expected 1 to {MAX_TREES}", rf.n_trees),
+            ));
+        }
+        if !(rf.sample_rate > 0.0 && rf.sample_rate <= 1.0) {
+            return Err(err(
+                "random_forest.sample_rate",
+                format!("{}: expected a share in (0, 1]", rf.sample_rate),
+            ));
+        }
+        if self.suitability.model != SuitabilityModel::RandomForest {
+            return Ok(());
+        }
+        let d = self.drivers.len();
+        if d == 0 {
+            return Err(err(
+                "suitability.model",
+                "\"random_forest\" with no [[drivers]]: the forest needs at least one driver"
+                    .into(),
+            ));
+        }
+        let most = d.min(crate::forest::MAX_FEATURES);
+        if d > crate::forest::MAX_FEATURES {
+            return Err(err(
+                "drivers",
+                format!(
+                    "{d} drivers; the random forest takes at most {}",
+                    crate::forest::MAX_FEATURES
+                ),
+            ));
+        }
+        if let Some(m) = rf.mtry {
+            if !(1..=most).contains(&m) {
+                return Err(err(
+                    "random_forest.mtry",
+                    format!("{m}: expected 1 to {most} (the number of drivers)"),
+                ));
+            }
+        }
+        if self.ann.suitability.is_some() {
+            return Err(err(
+                "suitability.model",
+                "\"random_forest\" together with [ann] suitability (a raster used instead of \
+                 a model); expected one of them"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_gwr(&self, file: &Path) -> Result<()> {
         let err = |key: &str, message: String| Error::Config {
             file: file.to_path_buf(),
@@ -1190,6 +1311,75 @@ matrix = [[1, 1], [0, 1]]
         ))
         .unwrap();
         check(&with("[gwr]\nsample_points = 100000\nbandwidth = 2")).unwrap();
+    }
+
+    #[test]
+    fn random_forest_alone_is_a_valid_study_and_its_bounds_name_the_key() {
+        let driver = "[[drivers]]\nname = \"slope\"\npath = \"s.tif\"\n[[drivers]]\nname = \"dem\"\npath = \"d.tif\"\n";
+        let c = check(&format!(
+            "{MINIMAL}\n{driver}[suitability]\nmodel = \"random_forest\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.suitability.model, SuitabilityModel::RandomForest);
+        assert_eq!(c.random_forest.n_trees, 20);
+        assert_eq!(c.random_forest.sample_rate, 0.01);
+        assert_eq!(c.random_forest.mtry, None);
+        // the default model is the ANN
+        assert_eq!(
+            check(MINIMAL).unwrap().suitability.model,
+            SuitabilityModel::Ann
+        );
+        let rf = |extra: &str| {
+            check(&format!(
+                "{MINIMAL}\n{driver}[suitability]\nmodel = \"random_forest\"\n{extra}"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        for (extra, key, expected) in [
+            (
+                "[random_forest]\nn_trees = 0",
+                "random_forest.n_trees",
+                "0: expected 1 to 10000",
+            ),
+            (
+                "[random_forest]\nmtry = 3",
+                "random_forest.mtry",
+                "3: expected 1 to 2",
+            ),
+            (
+                "[random_forest]\nsample_rate = 1.5",
+                "random_forest.sample_rate",
+                "1.5: expected a share in (0, 1]",
+            ),
+            (
+                "[ann]\nsuitability = \"s.tif\"",
+                "suitability.model",
+                "together with [ann] suitability",
+            ),
+        ] {
+            let e = rf(extra);
+            assert!(
+                e.contains(&format!("`{key}`")) && e.contains(expected),
+                "{key}: {e}"
+            );
+        }
+        let e = check(&format!(
+            "{MINIMAL}\n[suitability]\nmodel = \"random_forest\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`suitability.model`") && e.contains("no [[drivers]]"),
+            "{e}"
+        );
+        let e = check(&format!("{MINIMAL}\n[suitability]\nmodel = \"forest\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("suitability.model") && e.contains("random_forest"),
+            "{e}"
+        );
     }
 
     #[test]

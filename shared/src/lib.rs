@@ -16,6 +16,7 @@ pub mod cog;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod forest;
 pub mod grid;
 pub mod gwr;
 pub mod hooks;

@@ -3,8 +3,9 @@
 
 use crate::ann::{self, AnnSettings, TrainReport};
 use crate::ca::CaParams;
-use crate::config::Study;
+use crate::config::{Study, SuitabilityModel};
 use crate::error::{Error, Result};
+use crate::forest;
 use crate::rng::stream;
 use crate::stack::Stack;
 
@@ -21,11 +22,74 @@ pub struct Suitability {
     pub network: Option<ann::Network>,
     /// Training report (None for a user-supplied raster).
     pub report: Option<TrainReport>,
+    /// The LEAS forests (`[suitability] model = "random_forest"`), else None.
+    pub leas: Option<forest::Leas>,
+}
+
+/// LEAS settings from the study's `[random_forest]` (mtry defaults to every driver).
+pub fn leas_settings(study: &Study) -> forest::LeasSettings {
+    let rf = &study.config.random_forest;
+    forest::LeasSettings {
+        forest: forest::ForestSettings {
+            n_trees: rf.n_trees,
+            tree: forest::TreeSettings {
+                mtry: rf.mtry.unwrap_or(study.config.drivers.len()),
+                max_depth: None,
+                min_leaf: 1,
+            },
+        },
+        sample_rate: rf.sample_rate,
+    }
+}
+
+/// PLUS's LEAS on the Markov period (`[markov] from` -> `to`): a forest per class, its
+/// development probability at every valid cell (the suitability the CA reads) and the
+/// drivers' contributions.
+pub fn forest_suitability(study: &Study, stack: &Stack) -> Result<Suitability> {
+    let mk = &study.config.markov;
+    let map = |year: i32| {
+        stack
+            .maps
+            .get(&year)
+            .ok_or_else(|| Error::Data(format!("LEAS: no land-use map of {year}")))
+    };
+    let driver_names: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
+    let class_names: Vec<String> = study
+        .config
+        .classes
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    // finite driver values at every valid cell, each error naming the driver and cell
+    ann::Normalisation::fit_layers(&stack.drivers, &driver_names, &stack.mask, stack.grid.width)?;
+    let data = forest::LeasData {
+        drivers: &stack.drivers,
+        driver_names: &driver_names,
+        from: map(mk.from)?,
+        to: map(mk.to)?,
+        restricted: &stack.restricted,
+        class_names: &class_names,
+        years: (mk.from, mk.to),
+    };
+    let leas = forest::leas(&data, &leas_settings(study), study.config.study.seed)?;
+    let values = forest::development_probability(&stack.drivers, &stack.mask, &leas)?;
+    Ok(Suitability {
+        values,
+        network: None,
+        report: None,
+        leas: Some(leas),
+    })
 }
 
 /// Suitability for simulating from the map of `year`: an ANN trained on that map and the
 /// drivers, or the raster given in `[ann] suitability`.
+///
+/// With `[suitability] model = "random_forest"`, PLUS's LEAS forests of the Markov
+/// period instead ([`forest_suitability`]; `year` is then not used).
 pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitability> {
+    if study.config.suitability.model == SuitabilityModel::RandomForest {
+        return forest_suitability(study, stack);
+    }
     if let Some(p) = &study.config.ann.suitability {
         let path = study.resolve(p);
         let class_names: Vec<String> = study
@@ -46,6 +110,7 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
             values,
             network: None,
             report: None,
+            leas: None,
         });
     }
     let trained = train(study, stack, year)?;
@@ -54,6 +119,7 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
         values,
         network: Some(trained.network),
         report: Some(trained.report),
+        leas: None,
     })
 }
 

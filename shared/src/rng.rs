@@ -264,6 +264,14 @@ pub mod stream {
     pub const SYNTH_LULC: u32 = 7;
     /// Synthetic GWR points of `flus bench` (`synth`).
     pub const SYNTH_GWR: u32 = 8;
+    /// Bootstrap rows of a random-forest tree (`forest`).
+    pub const FOREST_BOOTSTRAP: u32 = 9;
+    /// Features tried at a random-forest split (`forest`).
+    pub const FOREST_SPLIT: u32 = 10;
+    /// Out-of-bag permutations of the random-forest importance (`forest`).
+    pub const FOREST_PERMUTE: u32 = 11;
+    /// LEAS sample of expansion and non-expansion cells (`forest::leas`).
+    pub const LEAS_SAMPLE: u32 = 12;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
 }

@@ -76,6 +76,26 @@ pub fn cluster_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
     Ok(t)
 }
 
+/// Writes `driver_contributions.csv` of PLUS's LEAS into `out` and returns the JSON of
+/// the forests (per class: sample cells, expansion cells, OOB accuracy; the CSV's path).
+pub fn leas_outputs(
+    out: &std::path::Path,
+    leas: &flus_shared::forest::Leas,
+) -> anyhow::Result<serde_json::Value> {
+    flus_shared::files::ensure_dir(out)?;
+    let path = out.join("driver_contributions.csv");
+    flus_shared::forest::write_contributions(&path, leas)?;
+    let mut j = serde_json::to_value(leas)?;
+    j["driver_contributions"] = serde_json::json!(path);
+    j["contributions"] = serde_json::json!(leas
+        .classes
+        .iter()
+        .zip(leas.contributions())
+        .map(|(c, v)| (c.class.clone(), v))
+        .collect::<std::collections::BTreeMap<_, _>>());
+    Ok(j)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -590,6 +590,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .with_context(|| format!("reading the study file {}", args.study.display()))?;
     run_guard::check_args(args.deadline, args.max_tile_cells, args.tiles_per_worker)?;
     let mut study = Study::load(&args.study)?;
+    anyhow::ensure!(
+        study.config.suitability.model == flus_shared::config::SuitabilityModel::Ann,
+        "{}: `suitability.model` = \"random_forest\" is not yet carried by flus run's \
+         cluster (its workers compute the ANN's suitability); use flus validate and flus \
+         simulate, which run PLUS's LEAS forest",
+        args.study.display()
+    );
     if let Some(s) = args.seed {
         study.config.study.seed = s;
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use flus_shared::ca::{self, CaInput};
-use flus_shared::config::Study;
+use flus_shared::config::{Study, SuitabilityModel};
 use flus_shared::{markov, model, outputs, stack};
 use serde_json::json;
 
@@ -71,8 +71,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
     let pool = common::pool(args.threads)?;
     let (suit, run) = pool.install(|| -> anyhow::Result<_> {
-        tracing::info!("ANN suitability from the {} map", mk.to);
-        let ann = crate::output::stage(&format!("ANN suitability from the {} map", mk.to));
+        let what = match study.config.suitability.model {
+            SuitabilityModel::Ann => format!("ANN suitability from the {} map", mk.to),
+            SuitabilityModel::RandomForest => {
+                format!("LEAS random forests of the {} -> {} period", mk.from, mk.to)
+            }
+        };
+        tracing::info!("{what}");
+        let ann = crate::output::stage(&what);
         let suit = model::suitability(&study, &st, mk.to)?;
         drop(ann);
         let params = model::ca_params(&study, index);
@@ -100,6 +106,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     outputs::finish_format(&study, &suit_path)?;
     let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.target_year));
     outputs::write_landuse(&map_path, &study, &st.grid, &run.map)?;
+    let leas_json = match &suit.leas {
+        Some(leas) => common::leas_outputs(&out, leas)?,
+        None => serde_json::Value::Null,
+    };
     let iter_path = out.join(format!("iterations_{}.csv", args.scenario));
     outputs::write_iterations(&iter_path, &study, &run.records)?;
     let j = json!({
@@ -122,6 +132,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "iterations_csv": iter_path,
         "suitability": suit_path,
         "ann": suit.report,
+        "random_forest": leas_json,
     });
     if args.json {
         crate::output::print_json(&j)?;

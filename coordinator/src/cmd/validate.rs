@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use flus_shared::ca::{self, CaInput};
-use flus_shared::config::Study;
+use flus_shared::config::{Study, SuitabilityModel};
 use flus_shared::{metrics, model, outputs, stack};
 use serde_json::json;
 
@@ -64,13 +64,24 @@ pub fn validate(
         .collect();
     let start = &st.maps[&mk.from];
     let truth = &st.maps[&mk.to];
-    tracing::info!(
-        "validation {} -> {}: ANN suitability from the {} map",
-        mk.from,
-        mk.to,
-        mk.from
-    );
-    let suit = if suitability_here || study.config.ann.suitability.is_some() {
+    let forest = study.config.suitability.model == SuitabilityModel::RandomForest;
+    if forest {
+        tracing::info!(
+            "validation {} -> {}: LEAS random forests of the {} -> {} period",
+            mk.from,
+            mk.to,
+            mk.from,
+            mk.to
+        );
+    } else {
+        tracing::info!(
+            "validation {} -> {}: ANN suitability from the {} map",
+            mk.from,
+            mk.to,
+            mk.from
+        );
+    }
+    let suit = if suitability_here || forest || study.config.ann.suitability.is_some() {
         model::suitability(study, st, mk.from)?
     } else {
         let trained = model::train(study, st, mk.from)?;
@@ -78,6 +89,7 @@ pub fn validate(
             values: Vec::new(),
             network: Some(trained.network),
             report: Some(trained.report),
+            leas: None,
         }
     };
     let demand = model::validation_demand(study, st)?;
@@ -119,6 +131,9 @@ pub fn validate(
     j["to"] = json!(mk.to);
     j["classes"] = json!(names);
     j["ann"] = json!(suit.report);
+    if let Some(leas) = &suit.leas {
+        j["random_forest"] = common::leas_outputs(out, leas)?;
+    }
     let mean_proposals = if run.records.is_empty() {
         0.0
     } else {

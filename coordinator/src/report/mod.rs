@@ -304,8 +304,48 @@ fn charts(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<String> {
         ));
         s.push_str("</div>");
     }
+    if let Some(chart) = contributions_chart(dir, legend)? {
+        s.push_str(&chart);
+    }
     s.push_str("</div></section>");
     Ok(s)
+}
+
+/// The chart of `driver_contributions.csv` (PLUS's LEAS, docs/design.md §3a) when the
+/// folder has one: per driver, a bar per class that expanded, the mean decrease in
+/// out-of-bag accuracy in percentage points (a negative figure is drawn as 0).
+fn contributions_chart(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<Option<String>> {
+    let Some((header, rows)) = read_csv(&dir.join("driver_contributions.csv"))? else {
+        return Ok(None);
+    };
+    let drivers: Vec<String> = header.iter().skip(1).cloned().collect();
+    // classes without a forest (no expansion in the period) have empty cells
+    let grown: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| r.iter().skip(1).any(|v| !v.is_empty()))
+        .collect();
+    let series: Vec<svg::Series> = grown
+        .iter()
+        .map(|r| svg::Series {
+            name: &r[0],
+            color: legend_color(legend, &r[0]),
+        })
+        .collect();
+    let values: Vec<Vec<f64>> = (0..drivers.len())
+        .map(|d| {
+            grown
+                .iter()
+                .map(|r| {
+                    let v: f64 = r.get(d + 1).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+                    (v * 100.0).max(0.0)
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Some(format!(
+        "<div><h3>Driver contributions (LEAS)</h3>{}</div>",
+        svg::grouped_bars(&drivers, &series, &values, "accuracy lost, points")
+    )))
 }
 
 fn scenario_table(run: &Value, maps: &[RunMap], carbon: &Csv) -> String {
@@ -456,4 +496,37 @@ fn header_html(run: &Value) -> String {
         run["scenarios"].as_object().map_or(0, |s| s.len()),
         facts.join("")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_contributions_become_bars_in_percentage_points() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(contributions_chart(dir.path(), &[]).unwrap().is_none());
+        std::fs::write(
+            dir.path().join("driver_contributions.csv"),
+            "class,dem,slope\nforest,,\nbuilt-up,0.034937,-0.0012\n",
+        )
+        .unwrap();
+        let legend = [LegendEntry {
+            name: "built-up".into(),
+            color: "#d7301f".into(),
+        }];
+        let svg = contributions_chart(dir.path(), &legend).unwrap().unwrap();
+        // 0.034937 of the OOB accuracy = 3.49 points; a negative figure is drawn as 0;
+        // forest (no expansion, empty cells) has no bar
+        assert!(
+            svg.contains("<title>dem: built-up 3.49 accuracy lost, points</title>"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("<title>slope: built-up 0.00 accuracy lost, points</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("fill=\"#d7301f\""));
+        assert!(!svg.contains("forest"), "{svg}");
+    }
 }

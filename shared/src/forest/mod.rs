@@ -1,0 +1,22 @@
+//! PLUS's suitability (Liang et al. 2021, CEUS 85: 101569): a seeded random forest per
+//! class and LEAS, the land expansion analysis strategy (docs/design.md §3a).
+//!
+//! - [`tree`]: one CART classification tree (Gini splits over `mtry` drawn features).
+//! - [`ensemble`]: the forest: bootstrap per tree, out-of-bag permutation importance;
+//!   tree `t` is a pure function of (samples, settings, seed, forest key, t).
+//! - [`leas`]: per class, expansion cells against the others, the development
+//!   probability of every cell and `driver_contributions.csv`.
+//!
+//! No I/O besides the CSV writer; every random draw is counter-based ([`crate::rng`]), so
+//! results are bit-identical for any thread or worker count.
+
+pub mod ensemble;
+pub mod leas;
+pub mod tree;
+
+pub use ensemble::{fit, fit_tree, FittedTree, Forest, ForestSettings};
+pub use leas::{
+    development_probability, expansion_sample, leas, write_contributions, ClassForest, ClassSample,
+    Leas, LeasData, LeasSettings,
+};
+pub use tree::{grow, Node, Samples, Tree, TreeSettings, MAX_FEATURES};
