@@ -264,6 +264,10 @@ pub mod stream {
     pub const SYNTH_LULC: u32 = 7;
     /// Synthetic GWR points of `flus bench` (`synth`).
     pub const SYNTH_GWR: u32 = 8;
+    /// Permutations of a factor across the GWR sample points (the factor table's
+    /// significance test): iteration = permutation, cell = class << 48 | factor << 32 |
+    /// point.
+    pub const GWR_PERMUTATION: u32 = 9;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
 }

@@ -64,14 +64,17 @@ pub fn validate(
         .collect();
     let start = &st.maps[&mk.from];
     let truth = &st.maps[&mk.to];
+    let given = study.config.ann.validation_suitability.is_some();
     tracing::info!(
-        "validation {} -> {}: ANN suitability from the {} map",
+        "validation {} -> {}: {} suitability from the {} map",
         mk.from,
         mk.to,
+        if given { "the given" } else { "ANN" },
         mk.from
     );
-    let suit = if suitability_here || study.config.ann.suitability.is_some() {
-        model::suitability(study, st, mk.from)?
+    // `[ann] validation_suitability` when given (never the scenarios' raster)
+    let suit = if suitability_here || given || st.drivers.is_empty() {
+        model::validation_suitability(study, st)?
     } else {
         let trained = model::train(study, st, mk.from)?;
         model::Suitability {
@@ -107,6 +110,8 @@ pub fn validate(
         &run.map,
     )?;
     outputs::write_iterations(&out.join("validation_iterations.csv"), study, &run.records)?;
+    // where the change is, observed and simulated, and the figure of merit's components
+    flus_shared::change_maps::write(study, out, mk.to, &st.grid, [start, truth, &run.map])?;
     let mut j = metrics_json(&sim);
     j["persistence"] = metrics_json(&persistence);
     j["random"] = metrics_json(&random);
@@ -115,6 +120,13 @@ pub fn validate(
     j["iterations"] = json!(run.report.iterations);
     j["map_sha256"] = json!(flus_shared::files::sha256_hex(&run.map));
     j["stop_reason"] = json!(run.report.stop_reason);
+    let [observed, simulated, components] = flus_shared::change_maps::paths(out, mk.to);
+    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().to_string());
+    j["maps"] = json!({
+        "observed_change": name(&observed),
+        "simulated_change": name(&simulated),
+        "components": name(&components),
+    });
     j["from"] = json!(mk.from);
     j["to"] = json!(mk.to);
     j["classes"] = json!(names);
