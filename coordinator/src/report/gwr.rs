@@ -37,7 +37,26 @@ pub fn factor_cells(csv: &Csv) -> Vec<FactorCell> {
     };
     let col = |name: &str| header.iter().position(|h| h == name);
     let (Some(c), Some(f)) = (col("class"), col("factor")) else {
-        return Vec::new();
+        // a run folder of an earlier flus: a class per row, a driver per column, R2 only
+        return rows
+            .iter()
+            .flat_map(|r| {
+                header
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .map(move |(j, factor)| FactorCell {
+                        class: r.first().cloned().unwrap_or_default(),
+                        factor: factor.clone(),
+                        values: [
+                            r.get(j).cloned().unwrap_or_default(),
+                            String::new(),
+                            String::new(),
+                            String::new(),
+                        ],
+                    })
+            })
+            .collect();
     };
     let idx = ["r2", "r2_intercept_only", "r2_null_p95", "p_value"].map(col);
     rows.iter()
@@ -153,6 +172,18 @@ mod tests {
                 row("forest", "noise", "0.6500", "0.4200"),
             ],
         ));
+        // the wide table of earlier runs: class rows, driver columns
+        let wide: Csv = Some((
+            vec!["class".into(), "dem".into(), "slope".into()],
+            vec![vec!["forest".into(), "0.5".into(), "0.25".into()]],
+        ));
+        let w = factor_cells(&wide);
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            (w[1].factor.as_str(), w[1].values[0].as_str()),
+            ("slope", "0.25")
+        );
+        assert!(!w[1].not_significant());
         let cells = factor_cells(&csv);
         assert_eq!(cells.len(), 2);
         assert!(!cells[0].not_significant());
