@@ -183,7 +183,15 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let carbon = read_csv(&dir.join("carbon_storage.csv"))?;
     sections.push(scenario_table(&run, &maps, &carbon));
     sections.extend(tables(dir, &legend, &run)?);
+    // the validation maps right after the validation table, the coefficient maps last
     maps::validation(dir, &img_dir, &run, &legend, &mut extra)?;
+    let after_validation = sections
+        .iter()
+        .position(|s| s.starts_with("<section id=\"validation\">"))
+        .map_or(sections.len(), |i| i + 1);
+    for (i, s) in extra.html.drain(..).enumerate() {
+        sections.insert(after_validation + i, s);
+    }
     maps::coefficients(dir, &img_dir, &run, &legend, &mut extra)?;
     sections.append(&mut extra.html);
     images.append(&mut extra.images);
