@@ -43,6 +43,9 @@ pub fn planned_outputs(study: &Study, out: &Path, scenarios: &[String]) -> Vec<P
         format!("landuse_{}.tif", mk.to),
         format!("suitability_{}.tif", mk.to),
         format!("validation_{}.tif", mk.to),
+        format!("validation_change_observed_{}.tif", mk.to),
+        format!("validation_change_simulated_{}.tif", mk.to),
+        format!("validation_components_{}.tif", mk.to),
     ];
     for sc in &study.config.scenarios {
         if scenarios.is_empty() || scenarios.contains(&sc.name) {

@@ -550,24 +550,7 @@ pub fn run_with(
             continue;
         }
         classes_json.insert(label.clone(), json);
-        // Table 10: y on each single driver (as it is), each with its own bandwidth
-        let r2: Vec<f64> = (0..drivers.len())
-            .map(|j| {
-                let columns = [0, 1 + j];
-                let r = sample.model(y, &columns).and_then(|m| {
-                    let f = source.fitter(&m, y, &columns);
-                    gwr::fit_with(&m, f.as_ref(), &s)
-                });
-                match r {
-                    Ok(r) => r.diagnostics.r2,
-                    Err(e) => {
-                        tracing::warn!(class = %label, driver = %drivers[j], "single-factor GWR failed: {e}");
-                        f64::NAN
-                    }
-                }
-            })
-            .collect();
-        table10.push((label, r2));
+        table10.push((label, factor_table(study, sample, y, source, &s, &drivers)));
     }
     let mut header: Vec<String> = [
         "target",
@@ -584,23 +567,7 @@ pub fn run_with(
     header.push("mean_b_intercept".into());
     header.extend(drivers.iter().map(|n| format!("mean_b_{n}")));
     files::write_csv(&dir.join("gwr_summary.csv"), &header, &summary_rows)?;
-    let mut header = vec!["class".to_string()];
-    header.extend(drivers.iter().cloned());
-    let rows: Vec<Vec<String>> = table10
-        .iter()
-        .map(|(c, r2)| {
-            let mut row = vec![c.clone()];
-            row.extend(r2.iter().map(|v| {
-                if v.is_nan() {
-                    String::new()
-                } else {
-                    format!("{v:.4}")
-                }
-            }));
-            row
-        })
-        .collect();
-    files::write_csv(&dir.join("gwr_factor_r2.csv"), &header, &rows)?;
+    write_factor_table(&dir.join("gwr_factor_r2.csv"), &table10)?;
     Ok(serde_json::json!({
         "points": sample.n(),
         "classes": classes_json,
@@ -611,8 +578,140 @@ pub fn run_with(
             "width": coarse.grid.width,
             "height": coarse.grid.height,
         },
-        "factor_r2": table10.iter().map(|(c, v)| serde_json::json!({"class": c, "r2": v.iter().map(|x| if x.is_nan() { None } else { Some(*x) }).collect::<Vec<_>>()})).collect::<Vec<_>>(),
+        "factors": drivers,
+        "permutations": study.config.gwr.permutations,
+        "factor_r2": table10.iter().map(|(c, v)| factor_json(c, v)).collect::<Vec<_>>(),
     }))
+}
+
+/// One cell of the factor table: the single-factor GWR of a class on a driver and its
+/// permutation test (None where a fit failed).
+#[derive(Debug, Clone)]
+pub struct FactorRow {
+    /// The driver.
+    pub factor: String,
+    /// The GWR of the class on intercept + driver, its own bandwidth: (bandwidth, R2).
+    pub fit: Option<(f64, f64)>,
+    /// Its permutation test at that bandwidth.
+    pub null: Option<gwr::FactorNull>,
+}
+
+/// Table 10 for Y column `y`: its GWR on each single driver (as it is, each with its
+/// own bandwidth, per-point work on `source`), then the permutation test of each
+/// ([`gwr::factor_null`], `[gwr] permutations`, on this machine's threads; keyed by
+/// seed, class index `y`, driver index and permutation). A failure is logged and left
+/// empty.
+fn factor_table(
+    study: &Study,
+    sample: &DriverSample,
+    y: usize,
+    source: &dyn FitterSource,
+    s: &GwrSettings,
+    drivers: &[String],
+) -> Vec<FactorRow> {
+    let label = &sample.y_columns[y];
+    let y_values = sample.y_col(y);
+    (0..drivers.len())
+        .map(|j| {
+            let columns = [0, 1 + j];
+            let fitted = sample.model(y, &columns).and_then(|m| {
+                let f = source.fitter(&m, y, &columns);
+                gwr::fit_with(&m, f.as_ref(), s)
+            });
+            let fit = match fitted {
+                Ok(r) => (r.diagnostics.bandwidth, r.diagnostics.r2),
+                Err(e) => {
+                    tracing::warn!(target = %label, driver = %drivers[j], "single-factor GWR failed: {e}");
+                    return FactorRow { factor: drivers[j].clone(), fit: None, null: None };
+                }
+            };
+            let factor = sample.x_col(1 + j);
+            let data = gwr::FactorData {
+                y_name: label,
+                y: &y_values,
+                factor_name: &drivers[j],
+                factor: &factor,
+                coords: &sample.coords,
+                spherical: sample.spherical,
+            };
+            let key = gwr::PermutationKey {
+                seed: study.config.study.seed,
+                class: y as u32,
+                factor: j as u32,
+            };
+            let started = std::time::Instant::now();
+            let null = gwr::factor_null(&data, &s.weighting, fit.0, fit.1, study.config.gwr.permutations, key);
+            let null = match null {
+                Ok(n) => {
+                    tracing::info!(target = %label, driver = %drivers[j], permutations = n.null_r2.len(), failed = n.failed, seconds = started.elapsed().as_secs_f64(), "factor permutation test done");
+                    if n.failed > 0 {
+                        crate::notices::warn(format!(
+                            "GWR factor table, {label} on {}: {} of {} permutation fits were singular and are left out of the p-value",
+                            drivers[j], n.failed, study.config.gwr.permutations
+                        ));
+                    }
+                    Some(n)
+                }
+                Err(e) => {
+                    tracing::warn!(target = %label, driver = %drivers[j], "permutation test failed: {e}");
+                    None
+                }
+            };
+            FactorRow { factor: drivers[j].clone(), fit: Some(fit), null }
+        })
+        .collect()
+}
+
+/// Writes `gwr_factor_r2.csv`: one row per class and driver with the single-factor
+/// GWR's bandwidth and R2, the intercept-only GWR's R2 at that bandwidth, the 95th
+/// percentile of the permutation R2 and the permutation p-value (empty where not
+/// computed).
+fn write_factor_table(path: &Path, table: &[(String, Vec<FactorRow>)]) -> Result<()> {
+    let header: Vec<String> = [
+        "class",
+        "factor",
+        "bandwidth",
+        "r2",
+        "r2_intercept_only",
+        "r2_null_p95",
+        "p_value",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.4}"));
+    let rows: Vec<Vec<String>> = table
+        .iter()
+        .flat_map(|(class, rows)| {
+            rows.iter().map(move |r| {
+                let n = r.null.as_ref();
+                vec![
+                    class.clone(),
+                    r.factor.clone(),
+                    r.fit.map_or(String::new(), |f| format!("{}", f.0)),
+                    opt(r.fit.map(|f| f.1)),
+                    opt(n.map(|n| n.r2_intercept_only)),
+                    opt(n.and_then(|n| n.r2_null_p95)),
+                    opt(n.and_then(|n| n.p_value)),
+                ]
+            })
+        })
+        .collect();
+    files::write_csv(path, &header, &rows)
+}
+
+/// The JSON of one class's factor table row: per driver in order, R2, intercept-only
+/// R2, null 95th percentile and p-value (null where not computed).
+fn factor_json(class: &str, rows: &[FactorRow]) -> serde_json::Value {
+    let col = |f: &dyn Fn(&FactorRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
+    serde_json::json!({
+        "class": class,
+        "bandwidth": col(&|r| r.fit.map(|f| f.0)),
+        "r2": col(&|r| r.fit.map(|f| f.1)),
+        "r2_intercept_only": col(&|r| r.null.as_ref().map(|n| n.r2_intercept_only)),
+        "r2_null_p95": col(&|r| r.null.as_ref().and_then(|n| n.r2_null_p95)),
+        "p_value": col(&|r| r.null.as_ref().and_then(|n| n.p_value)),
+    })
 }
 
 #[cfg(test)]

@@ -121,6 +121,8 @@ pub const MAX_ITERATIONS: u32 = 100_000;
 /// Largest `[gwr] sample_points`: the size docs/gwr.md measures (minutes on 2 cores);
 /// larger samples take hours per fit.
 pub const MAX_GWR_POINTS: usize = 100_000;
+/// Largest `[gwr] permutations` (each is one GWR fit per class and factor).
+pub const MAX_GWR_PERMUTATIONS: usize = 9_999;
 
 fn default_seed() -> u64 {
     1
@@ -400,9 +402,15 @@ pub struct AnnConfig {
     /// Stop when the held-out loss has not improved for this many epochs (0: never).
     #[serde(default = "default_patience")]
     pub early_stop_patience: usize,
-    /// A K-band suitability raster to use instead of training (as GeoSOS-FLUS allows).
+    /// A K-band suitability raster to use instead of training (as GeoSOS-FLUS allows):
+    /// the probability of occurrence of each class for the scenarios (from the
+    /// `[markov] to` map).
     #[serde(default)]
     pub suitability: Option<PathBuf>,
+    /// A K-band suitability raster for the validation (the CA from the `[markov] from`
+    /// map); without it the validation trains the ANN on the drivers.
+    #[serde(default)]
+    pub validation_suitability: Option<PathBuf>,
 }
 
 fn default_per_mille() -> f64 {
@@ -440,6 +448,7 @@ impl Default for AnnConfig {
             batch_size: default_batch(),
             early_stop_patience: default_patience(),
             suitability: None,
+            validation_suitability: None,
         }
     }
 }
@@ -476,10 +485,17 @@ pub struct GwrConfig {
     /// Standardise the drivers before fitting.
     #[serde(default = "default_true")]
     pub standardize: bool,
+    /// Seeded permutations of each factor across the sample points for the
+    /// significance of the factor table (`gwr_factor_r2.csv`, `p_value`); 0 skips them.
+    #[serde(default = "default_gwr_permutations")]
+    pub permutations: usize,
 }
 
 fn default_gwr_points() -> usize {
     1000
+}
+fn default_gwr_permutations() -> usize {
+    99
 }
 fn default_true() -> bool {
     true
@@ -493,6 +509,7 @@ impl Default for GwrConfig {
             fixed: false,
             bandwidth: None,
             standardize: true,
+            permutations: default_gwr_permutations(),
         }
     }
 }
@@ -611,6 +628,9 @@ impl Study {
         }
         if let Some(s) = &cfg.ann.suitability {
             paths.push(("ann.suitability".into(), s));
+        }
+        if let Some(s) = &cfg.ann.validation_suitability {
+            paths.push(("ann.validation_suitability".into(), s));
         }
         paths
     }
@@ -1188,6 +1208,15 @@ impl StudyConfig {
                 format!("{}: expected 10 to {MAX_GWR_POINTS}", g.sample_points),
             ));
         }
+        if g.permutations > MAX_GWR_PERMUTATIONS {
+            return Err(err(
+                "gwr.permutations",
+                format!(
+                    "{}: expected 0 (no significance test) to {MAX_GWR_PERMUTATIONS}",
+                    g.permutations
+                ),
+            ));
+        }
         let Some(b) = g.bandwidth else { return Ok(()) };
         if g.fixed {
             if !(b.is_finite() && b > 0.0) {
@@ -1281,6 +1310,11 @@ matrix = [[1, 1], [0, 1]]
                 with("[gwr]\nsample_points = 100001"),
                 "gwr.sample_points",
                 "100001: expected 10 to 100000",
+            ),
+            (
+                with("[gwr]\npermutations = 10000"),
+                "gwr.permutations",
+                "10000: expected 0 (no significance test) to 9999",
             ),
             (
                 with("[gwr]\nfixed = true\nbandwidth = -5"),

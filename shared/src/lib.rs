@@ -12,6 +12,7 @@ pub mod ann;
 pub mod area;
 pub mod ca;
 pub mod carbon;
+pub mod change_maps;
 pub mod cog;
 pub mod config;
 pub mod error;

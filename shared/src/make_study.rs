@@ -289,10 +289,20 @@ fn out_name(path: &Path, used: &mut Vec<String>) -> String {
 /// (land-use maps, drivers, restrictions, zones) on the new grid and `out/study.toml`.
 pub fn make(study: &Study, cells: u64, out: &Path) -> Result<MadeStudy> {
     let cfg = &study.config;
-    if cfg.ann.suitability.is_some() {
+    if let Some(key) = [
+        ("ann.suitability", cfg.ann.suitability.is_some()),
+        (
+            "ann.validation_suitability",
+            cfg.ann.validation_suitability.is_some(),
+        ),
+    ]
+    .iter()
+    .find(|(_, set)| *set)
+    .map(|(k, _)| *k)
+    {
         return Err(Error::Config {
             file: study.file.clone(),
-            key: "ann.suitability".into(),
+            key: key.into(),
             message: "make-study does not resample a K-band suitability raster; remove it so the ANN computes suitability".into(),
         });
     }

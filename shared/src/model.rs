@@ -81,6 +81,63 @@ pub fn forest_suitability(study: &Study, stack: &Stack) -> Result<Suitability> {
     })
 }
 
+/// The suitability of the validation (the CA from the `[markov] from` map): the raster
+/// of `[ann] validation_suitability` when given, else an ANN trained on that map and the
+/// drivers (never the scenarios' `[ann] suitability`, which is of the `to` map).
+pub fn validation_suitability(study: &Study, stack: &Stack) -> Result<Suitability> {
+    if study.config.suitability.model == SuitabilityModel::RandomForest {
+        return forest_suitability(study, stack);
+    }
+    let from = study.config.markov.from;
+    match &study.config.ann.validation_suitability {
+        Some(p) => read_given(study, stack, p),
+        None if stack.drivers.is_empty() && study.config.ann.suitability.is_some() => {
+            Err(Error::Config {
+                file: study.file.clone(),
+                key: "ann.validation_suitability".into(),
+                message: format!(
+                    "the validation simulates from the {from} map: give its K-band suitability raster here (no driver to train an ANN on, and [ann] suitability is the scenarios'), or skip the validation (--no-validation)"
+                ),
+            })
+        }
+        None => {
+            let trained = train(study, stack, from)?;
+            let values = ann::suitability(&stack.drivers, &stack.mask, &trained.network)?;
+            Ok(Suitability {
+                values,
+                network: Some(trained.network),
+                report: Some(trained.report),
+                leas: None,
+            })
+        }
+    }
+}
+
+/// Reads a user-supplied K-band suitability raster `p` (relative to the study file).
+fn read_given(study: &Study, stack: &Stack, p: &std::path::Path) -> Result<Suitability> {
+    let path = study.resolve(p);
+    let class_names: Vec<String> = study
+        .config
+        .classes
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let (values, _check) = ann::read_suitability(
+        &path,
+        &stack.reference,
+        &stack.grid,
+        &class_names,
+        &stack.mask,
+        study.config.study.grid_tolerance,
+    )?;
+    Ok(Suitability {
+        values,
+        network: None,
+        report: None,
+        leas: None,
+    })
+}
+
 /// Suitability for simulating from the map of `year`: an ANN trained on that map and the
 /// drivers, or the raster given in `[ann] suitability`.
 ///
@@ -91,27 +148,7 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
         return forest_suitability(study, stack);
     }
     if let Some(p) = &study.config.ann.suitability {
-        let path = study.resolve(p);
-        let class_names: Vec<String> = study
-            .config
-            .classes
-            .iter()
-            .map(|c| c.name.clone())
-            .collect();
-        let (values, _check) = ann::read_suitability(
-            &path,
-            &stack.reference,
-            &stack.grid,
-            &class_names,
-            &stack.mask,
-            study.config.study.grid_tolerance,
-        )?;
-        return Ok(Suitability {
-            values,
-            network: None,
-            report: None,
-            leas: None,
-        });
+        return read_given(study, stack, p);
     }
     let trained = train(study, stack, year)?;
     let values = ann::suitability(&stack.drivers, &stack.mask, &trained.network)?;

@@ -272,6 +272,10 @@ pub mod stream {
     pub const FOREST_PERMUTE: u32 = 11;
     /// LEAS sample of expansion and non-expansion cells (`forest::leas`).
     pub const LEAS_SAMPLE: u32 = 12;
+    /// Permutations of a factor across the GWR sample points (the factor table's
+    /// significance test): iteration = permutation, cell = class << 48 | factor << 32 |
+    /// point.
+    pub const GWR_PERMUTATION: u32 = 13;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
 }

@@ -121,6 +121,9 @@ pub struct Stack {
     pub restricted: Vec<bool>,
     /// Zone code per cell, when zones are configured.
     pub zones: Option<Vec<i32>>,
+    /// Names of the zone codes from the zone raster (category names or attribute
+    /// table; [`crate::zones::raster_zone_names`]); empty when it has none.
+    pub zone_names: BTreeMap<i64, String>,
     /// Layers that were warped onto the grid (`align = true`).
     pub warped: Vec<PathBuf>,
 }
@@ -491,10 +494,12 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
         )?;
     }
 
+    let mut zone_names = BTreeMap::new();
     let zones = match &cfg.zones {
         None => None,
         Some(z) => {
             let path = study.resolve(&z.path);
+            zone_names = crate::zones::raster_zone_names(&path)?;
             if z.field.is_some() {
                 return Err(Error::Config {
                     file: study.file.clone(),
@@ -562,6 +567,7 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
         drivers,
         restricted,
         zones,
+        zone_names,
         warped,
     })
 }

@@ -233,9 +233,15 @@ pub fn write_unmet(dir: &Path, rows: &[UnmetClass]) -> Result<()> {
 }
 
 /// Writes `area_by_class.csv` (Table 7), `carbon_storage.csv` (Table 8) and, with
-/// zones, `carbon_density_by_zone.csv` (Table 9) into `dir`; the first map is the base.
-/// Returns a JSON summary.
-pub fn write(study: &Study, maps: &[MapCounts], dir: &Path) -> Result<serde_json::Value> {
+/// zones, `carbon_density_by_zone.csv` (Table 9: zone code, its name from
+/// `zone_names` or the code, then the mean density per map) into `dir`; the first map
+/// is the base. Returns a JSON summary.
+pub fn write(
+    study: &Study,
+    maps: &[MapCounts],
+    zone_names: &std::collections::BTreeMap<i64, String>,
+    dir: &Path,
+) -> Result<serde_json::Value> {
     let k = study.k();
     let classes = &study.config.classes;
     let km2 = 1e-6;
@@ -330,12 +336,13 @@ pub fn write(study: &Study, maps: &[MapCounts], dir: &Path) -> Result<serde_json
     if study.config.zones.is_some() {
         let zones: std::collections::BTreeSet<i64> =
             maps.iter().flat_map(|m| m.counts.keys().copied()).collect();
-        let mut header = vec!["zone".to_string()];
+        let mut header = vec!["zone".to_string(), "name".into()];
         header.extend(maps.iter().map(|m| format!("{} kg/m2", m.label)));
         let rows: Vec<Vec<String>> = zones
             .iter()
             .map(|z| {
-                let mut r = vec![z.to_string()];
+                let name = zone_names.get(z).cloned().unwrap_or_else(|| z.to_string());
+                let mut r = vec![z.to_string(), name];
                 for m in maps {
                     let c = m.areas.get(z).cloned().unwrap_or_else(|| vec![0.0; k]);
                     let s = storage_of_areas(&c, &density);

@@ -274,3 +274,83 @@ fn burn_on_grid(path: &Path, grid: &Grid, geoms: &[Geometry], burn: &[f64]) -> R
         .map_err(err)?;
     Ok(data)
 }
+
+/// The names of the zone codes of a zone raster's band 1, when it carries them: its
+/// category names (entry i names code i; empty entries skipped), else its raster
+/// attribute table (the column of usage Name, or named `name`, for the code in the
+/// column of usage MinMax or Min, or named `value` or `code`, else the row number).
+/// Empty when the raster has neither: the codes then stand for themselves.
+pub fn raster_zone_names(path: &Path) -> Result<BTreeMap<i64, String>> {
+    let categories = raster::category_names(path, 1)?;
+    let named: BTreeMap<i64, String> = categories
+        .into_iter()
+        .enumerate()
+        .filter(|(_, n)| !n.trim().is_empty())
+        .map(|(i, n)| (i as i64, n))
+        .collect();
+    if !named.is_empty() {
+        return Ok(named);
+    }
+    rat_names(path)
+}
+
+/// The names of a raster attribute table (see [`raster_zone_names`]).
+fn rat_names(path: &Path) -> Result<BTreeMap<i64, String>> {
+    use gdal_sys::GDALRATFieldUsage as Usage;
+    let ds = raster::open(path)?;
+    let band = ds.rasterband(1).map_err(|e| Error::raster(path, e))?;
+    let _ = gdal::Metadata::description(&band);
+    let mut out = BTreeMap::new();
+    // SAFETY: the band handle belongs to `ds`, alive for the whole block; the table is
+    // owned by the band and only read; every string is copied before the next call.
+    unsafe {
+        let rat = gdal_sys::GDALGetDefaultRAT(band.c_rasterband());
+        if rat.is_null() {
+            return Ok(out);
+        }
+        let cols = gdal_sys::GDALRATGetColumnCount(rat);
+        let col_named = |want: &[&str]| -> i32 {
+            (0..cols)
+                .find(|&c| {
+                    let p = gdal_sys::GDALRATGetNameOfCol(rat, c);
+                    !p.is_null()
+                        && want.iter().any(|w| {
+                            std::ffi::CStr::from_ptr(p)
+                                .to_string_lossy()
+                                .eq_ignore_ascii_case(w)
+                        })
+                })
+                .unwrap_or(-1)
+        };
+        let mut name_col = gdal_sys::GDALRATGetColOfUsage(rat, Usage::GFU_Name);
+        if name_col < 0 {
+            name_col = col_named(&["name", "zone_name"]);
+        }
+        if name_col < 0 {
+            return Ok(out);
+        }
+        let mut value_col = gdal_sys::GDALRATGetColOfUsage(rat, Usage::GFU_MinMax);
+        if value_col < 0 {
+            value_col = gdal_sys::GDALRATGetColOfUsage(rat, Usage::GFU_Min);
+        }
+        if value_col < 0 {
+            value_col = col_named(&["value", "code"]);
+        }
+        for row in 0..gdal_sys::GDALRATGetRowCount(rat) {
+            let code = if value_col >= 0 {
+                gdal_sys::GDALRATGetValueAsInt(rat, row, value_col) as i64
+            } else {
+                row as i64
+            };
+            let p = gdal_sys::GDALRATGetValueAsString(rat, row, name_col);
+            if p.is_null() {
+                continue;
+            }
+            let name = std::ffi::CStr::from_ptr(p).to_string_lossy().to_string();
+            if !name.trim().is_empty() {
+                out.insert(code, name);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -225,8 +225,9 @@ fn a_run_folder_has_checked_carbon_rasters_hashes_and_a_report_that_opens_offlin
         .iter()
         .map(|p| PathBuf::from(p.as_str().unwrap()))
         .collect();
-    // base map, the scenario map and its carbon change map
-    assert_eq!(images.len(), 3, "{j}");
+    // base map, the scenario map, their carbon storage maps, the scenario's carbon
+    // change map, and the GWR coefficient maps: 4 classes x (intercept + 5 drivers)
+    assert_eq!(images.len(), 2 + 2 + 1 + 4 * 6, "{j}");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(!html.contains("http://") && !html.contains("https://"));
     for img in &images {

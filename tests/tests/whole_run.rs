@@ -185,8 +185,20 @@ fn the_gwr_tables_equal_flus_gwr_run_on_the_written_point_files() {
         ]
     );
     let table10 = csv(&r.out.join("gwr_factor_r2.csv"));
-    assert_eq!(table10[0][1..], drivers[..]);
+    assert_eq!(
+        table10[0],
+        [
+            "class",
+            "factor",
+            "bandwidth",
+            "r2",
+            "r2_intercept_only",
+            "r2_null_p95",
+            "p_value"
+        ]
+    );
     let mut checked = 0;
+    let mut checked_classes = 0;
     for row in &summary[1..] {
         let target = &row[0];
         let (points, y) = match target.strip_prefix("carbon_") {
@@ -218,18 +230,203 @@ fn the_gwr_tables_equal_flus_gwr_run_on_the_written_point_files() {
         assert_eq!(row[5], f("adj_r2", 6), "{target}: adjusted R2");
         checked += 1;
         // Table 10: the class's suitability on each single driver
-        if let Some(t10) = table10.iter().find(|t| &t[0] == target) {
-            for (j, d) in drivers.iter().enumerate() {
+        if table10.iter().any(|t| &t[0] == target) {
+            for d in &drivers {
+                let t10 = table10
+                    .iter()
+                    .find(|t| &t[0] == target && &t[1] == d)
+                    .unwrap_or_else(|| panic!("Table 10 has no row {target}, {d}"));
                 let g = flus_gwr(&points, &y, std::slice::from_ref(d));
                 assert_eq!(
-                    t10[1 + j],
+                    t10[2],
+                    format!("{}", g["bandwidth"].as_f64().unwrap()),
+                    "Table 10, {target} on {d}: bandwidth"
+                );
+                assert_eq!(
+                    t10[3],
                     format!("{:.4}", g["r2"].as_f64().unwrap()),
                     "Table 10, {target} on {d}"
                 );
+                // p = (1 + k) / (99 + 1): a whole number of hundredths from 0.01 to 1
+                let p: f64 = t10[6].parse().unwrap();
+                let k = p * 100.0;
+                assert!(
+                    (1.0..=100.0).contains(&k) && (k - k.round()).abs() < 1e-9,
+                    "{t10:?}"
+                );
             }
+            checked_classes += 1;
         }
     }
     // four classes and three scenarios' carbon change
     assert_eq!(checked, 7, "{summary:?}");
-    assert_eq!(table10.len(), 1 + 4);
+    assert_eq!(checked_classes, 4);
+    assert_eq!(table10.len(), 1 + 4 * drivers.len());
+}
+
+/// Pixels per RGBA colour of a paletted PNG written by the report, read with GDAL
+/// (palette index -> colour from its colour table).
+fn png_colour_counts(path: &Path) -> BTreeMap<[u8; 4], u64> {
+    let ds = gdal::Dataset::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let band = ds.rasterband(1).unwrap();
+    let table = band.color_table().expect("a paletted PNG");
+    let (w, h) = ds.raster_size();
+    let px = band.read_as::<u8>((0, 0), (w, h), (w, h), None).unwrap();
+    let mut out = BTreeMap::new();
+    for &i in px.data() {
+        let e = table.entry_as_rgb(i as usize).unwrap();
+        *out.entry([e.r as u8, e.g as u8, e.b as u8, e.a as u8])
+            .or_insert(0) += 1;
+    }
+    out
+}
+
+fn rgb(hex: &str) -> [u8; 4] {
+    let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap();
+    [(v >> 16) as u8, (v >> 8) as u8, v as u8, 255]
+}
+
+/// The report's figure-of-merit map: its pixels of the four colours (hits green, misses
+/// orange, wrong hits purple, false alarms magenta, as the report's legend says) are
+/// the hits, misses, wrong hits and false alarms `flus compare --json` counts on the
+/// 2010 map, the 2020 map and the validation's simulated map (the window is 300 cells
+/// wide: one pixel per cell).
+#[test]
+fn the_figure_of_merit_map_has_as_many_pixels_of_each_colour_as_flus_compare_counts() {
+    let r = run();
+    let dir = r.study.parent().unwrap();
+    let o = flus(
+        &[
+            "compare",
+            "--start",
+            dir.join("landuse_2010.tif").to_str().unwrap(),
+            "--truth",
+            dir.join("landuse_2020.tif").to_str().unwrap(),
+            "--sim",
+            r.out.join("validation_2020.tif").to_str().unwrap(),
+            "--json",
+        ],
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let c = o.json();
+    let colours = png_colour_counts(&r.out.join("report/validation_components_2020.png"));
+    let count = |hex: &str| colours.get(&rgb(hex)).copied().unwrap_or(0);
+    assert_eq!(
+        count("#1b9e77"),
+        c["hits"].as_u64().unwrap(),
+        "hits {colours:?}"
+    );
+    assert_eq!(count("#d95f02"), c["misses"].as_u64().unwrap(), "misses");
+    assert_eq!(
+        count("#7570b3"),
+        c["wrong_hits"].as_u64().unwrap(),
+        "wrong hits"
+    );
+    assert_eq!(
+        count("#e7298a"),
+        c["false_alarms"].as_u64().unwrap(),
+        "false alarms"
+    );
+    // the rest: persistence simulated as persistence, and transparent no data
+    let compared = c["cells"].as_u64().unwrap();
+    let changed: u64 = ["hits", "misses", "wrong_hits", "false_alarms"]
+        .iter()
+        .map(|k| c[*k].as_u64().unwrap())
+        .sum();
+    assert_eq!(count("#e8e8e8"), compared - changed);
+    assert_eq!(colours.values().sum::<u64>(), 300 * 300);
+    // the observed change map: one pixel per cell that changed 2010 -> 2020 in a class
+    // colour, unchanged ones grey; changed = hits + misses + wrong hits
+    let obs = png_colour_counts(&r.out.join("report/validation_change_observed_2020.png"));
+    let grey = obs.get(&rgb("#e8e8e8")).copied().unwrap_or(0);
+    let opaque: u64 = obs
+        .iter()
+        .filter(|(k, _)| k[3] == 255)
+        .map(|(_, n)| n)
+        .sum();
+    let truth_changed = ["hits", "misses", "wrong_hits"]
+        .iter()
+        .map(|k| c[*k].as_u64().unwrap())
+        .sum::<u64>();
+    assert_eq!(opaque - grey, truth_changed);
+    let html = std::fs::read_to_string(r.out.join("report.html")).unwrap();
+    for img in [
+        "validation_components_2020.png",
+        "validation_change_observed_2020.png",
+        "validation_change_simulated_2020.png",
+    ] {
+        assert!(html.contains(&format!("src=\"report/{img}\"")), "{img}");
+    }
+}
+
+/// The carbon storage maps share one scale from 0 to the largest cell: forest (379.2
+/// t/ha, the densest class) is the ramp's darkest green and water (no pools) its palest
+/// yellow, so their pixel counts are GDAL's class counts of the land-use maps.
+#[test]
+fn the_carbon_storage_maps_colour_forest_darkest_and_water_palest() {
+    let r = run();
+    let mut checked = 0;
+    for label in [
+        "2020",
+        "urbanized_2060",
+        "agricultural_2060",
+        "ecological_2060",
+    ] {
+        let colours = png_colour_counts(&r.out.join(format!("report/carbon_storage_{label}.png")));
+        let (counts, _) = gdal_class_counts(&r.out.join(format!("landuse_{label}.tif")));
+        let forest = counts.get(&1).copied().unwrap_or(0);
+        let water = counts.get(&2).copied().unwrap_or(0);
+        assert!(forest > 0 && water > 0, "{label}: {counts:?}");
+        assert_eq!(
+            colours.get(&rgb("#006837")).copied().unwrap_or(0),
+            forest,
+            "{label}"
+        );
+        assert_eq!(
+            colours.get(&rgb("#ffffcc")).copied().unwrap_or(0),
+            water,
+            "{label}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 4);
+}
+
+/// Each GWR coefficient map of the report is the band of `gwr_coef_<class>.tif`: its
+/// transparent pixels are the band's no-data cells, and the largest absolute
+/// coefficient takes an end of the diverging ramp (the scale is symmetric about 0).
+#[test]
+fn the_gwr_coefficient_maps_are_the_coefficient_rasters_bands() {
+    let r = run();
+    let study = flus_shared::config::Study::load(&r.study).unwrap();
+    let mut params = vec!["Intercept".to_string()];
+    params.extend(
+        study
+            .config
+            .drivers
+            .iter()
+            .map(|d| format!("std_{}", d.name)),
+    );
+    for class in &study.config.classes {
+        let tif = r.out.join(format!("gwr_coef_{}.tif", class.name));
+        for (b, p) in params.iter().enumerate() {
+            let (_, values) = flus_shared::raster::read_band::<f32>(&tif, b + 1).unwrap();
+            let nodata = values.iter().filter(|&&v| v == f32::MIN).count() as u64;
+            let png = r
+                .out
+                .join(format!("report/gwr_coef_{}_{p}.png", class.name));
+            let colours = png_colour_counts(&png);
+            let transparent: u64 = colours
+                .iter()
+                .filter(|(k, _)| k[3] == 0)
+                .map(|(_, n)| n)
+                .sum();
+            assert_eq!(transparent, nodata, "{}", png.display());
+            let ends = colours.get(&rgb("#8c510a")).copied().unwrap_or(0)
+                + colours.get(&rgb("#01665e")).copied().unwrap_or(0);
+            assert!(ends >= 1, "{}: {colours:?}", png.display());
+        }
+    }
 }

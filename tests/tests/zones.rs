@@ -15,14 +15,23 @@ fn run_mean_density_per_zone_equals_the_standalone_carbon_command() {
     // two zones: the western 120 columns and the rest
     let (info, _) = raster::read_band::<u8>(&dir.path().join("landuse_2010.tif"), 1).unwrap();
     let g = info.grid.clone();
-    let zones: Vec<i32> = (0..g.cells())
+    // a Byte raster whose category names name the zones (as QGIS shows them)
+    let zones: Vec<u8> = (0..g.cells())
         .map(|i| if i % g.width < 120 { 1 } else { 2 })
         .collect();
+    let entry = |value: u8, name: &str| raster::PaletteEntry {
+        value,
+        name: name.into(),
+        rgb: [value * 100, 0, 0],
+    };
     raster::write_geotiff(
         &dir.path().join("zones.tif"),
         &g,
         &[&zones],
-        &raster::WriteOptions::default(),
+        &raster::WriteOptions {
+            palette: vec![entry(1, "west"), entry(2, "east")],
+            ..Default::default()
+        },
     )
     .unwrap();
     let text = std::fs::read_to_string(dir.path().join("study.toml")).unwrap();
@@ -54,6 +63,14 @@ fn run_mean_density_per_zone_equals_the_standalone_carbon_command() {
         .map(|l| l.split(',').map(String::from).collect())
         .collect();
     assert_eq!(rows.len(), 2, "{table}");
+    assert!(table.starts_with("zone,name,"), "{table}");
+    // the names of the zone raster's categories
+    assert_eq!((rows[0][1].as_str(), rows[1][1].as_str()), ("west", "east"));
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("west (1)") && html.contains("difference (largest − smallest zone)"),
+        "the report's Table 9"
+    );
     let c = flus(
         &[
             "carbon",
@@ -80,8 +97,8 @@ fn run_mean_density_per_zone_equals_the_standalone_carbon_command() {
             .values()
             .find(|v| v["code"] == code)
             .unwrap_or_else(|| panic!("zone {code} in {}", j["by_zone"]));
-        let base: f64 = row[1].parse().unwrap();
-        let alt: f64 = row[2].parse().unwrap();
+        let base: f64 = row[2].parse().unwrap();
+        let alt: f64 = row[3].parse().unwrap();
         assert!(
             (base - z["baseline_mean_density_kg_m2"].as_f64().unwrap()).abs() < 1e-6,
             "zone {code}: {row:?} vs {z}"

@@ -335,6 +335,34 @@ struct ClusterCa<'a> {
     seed: u64,
 }
 
+/// The suitability of the scenarios: an ANN trained here, or a given raster.
+enum ScenarioSuitability {
+    Trained(flus_shared::ann::TrainedAnn),
+    Given(model::Suitability),
+}
+
+/// Where a session's suitability comes from.
+#[derive(Clone, Copy)]
+enum SuitabilitySource<'a> {
+    /// The workers compute it from this network and their tiles' drivers.
+    Network(&'a flus_shared::ann::Network),
+    /// A given raster (`[ann] suitability`, `[ann] validation_suitability`), cell-major,
+    /// sent to the workers with the tiles.
+    Given(&'a [f32]),
+}
+
+/// The largest suitability per class over the cells a CA may change (valid, not
+/// restricted) of a cell-major suitability held here.
+fn free_maxima_here(values: &[f32], st: &stack::Stack, k: usize) -> Vec<f32> {
+    let free: Vec<bool> = st
+        .mask
+        .iter()
+        .zip(&st.restricted)
+        .map(|(&v, &r)| v && !r)
+        .collect();
+    flus_shared::ann::max_suitability_per_class(values, &free, k)
+}
+
 /// An open session and its start map padded by the halo (kept until the session's
 /// first-load work is done: base counts, suitability raster; then dropped).
 struct OpenSession<'s> {
@@ -344,16 +372,17 @@ struct OpenSession<'s> {
 }
 
 impl ClusterCa<'_> {
-    /// Opens the session `name` of `network` from the start map `start`: every tile
-    /// (class window, static layers) is sent once and its suitability computed on its
-    /// worker; the CA runs with neighbourhood radius up to `radius` and `k` classes.
+    /// Opens the session `name` from the start map `start`: every tile (class window,
+    /// static layers) is sent once and its suitability computed on its worker from the
+    /// network, or sent with it when the suitability is given; the CA runs with
+    /// neighbourhood radius up to `radius` and `k` classes.
     fn open<'s>(
         &self,
         name: &str,
         start: &'s [u8],
         restricted: &'s [bool],
         (k, radius): (usize, usize),
-        network: &flus_shared::ann::Network,
+        suitability: SuitabilitySource<'s>,
         st: &'s stack::Stack,
     ) -> anyhow::Result<OpenSession<'s>> {
         let (width, height) = (st.grid.width, st.grid.height);
@@ -363,7 +392,10 @@ impl ClusterCa<'_> {
             start,
             restricted,
             drivers: &st.drivers,
-            suitability: None,
+            suitability: match suitability {
+                SuitabilitySource::Given(v) => Some(v),
+                SuitabilitySource::Network(_) => None,
+            },
             zones: st.zones.as_deref(),
         };
         let mut backend = remote::Remote::new(
@@ -377,10 +409,13 @@ impl ClusterCa<'_> {
             self.deadline,
             layers,
         );
-        backend.set_network(serde_json::to_vec(network)?);
         backend.set_rejoin_probe(self.rejoin_probe);
-        if let Some(f) = &self.files {
-            backend.set_files(f.clone());
+        if let SuitabilitySource::Network(network) = suitability {
+            backend.set_network(serde_json::to_vec(network)?);
+            // workers that read their layers from files (the suitability is shipped)
+            if let Some(f) = &self.files {
+                backend.set_files(f.clone());
+            }
         }
         let padded_start = ca::pad(start, width, height, radius)?;
         let mut session = OpenSession {
@@ -494,21 +529,25 @@ fn validation_stage(
 ) -> anyhow::Result<(Value, Value)> {
     let (mut traffic, mut session) = (None, None);
     let v = super::validate::validate(study, st, out, false, |params, input, suit| {
-        let network = suit
-            .network
-            .as_ref()
-            .context("validation needs an ANN (no suitability raster)")?;
+        let source = match &suit.network {
+            Some(n) => SuitabilitySource::Network(n),
+            None => SuitabilitySource::Given(&suit.values),
+        };
         let s = cluster.open(
             "validation",
             input.classes,
             input.restricted,
             (params.k, params.radius()),
-            network,
+            source,
             st,
         )?;
         // the warning the CA loop gives when it holds the suitability, from the maxima
-        // the workers returned
-        if let Some(max) = s.remote.free_maxima() {
+        // the workers returned (or of the given raster)
+        let max = match source {
+            SuitabilitySource::Given(v) => Some(free_maxima_here(v, st, params.k)),
+            SuitabilitySource::Network(_) => s.remote.free_maxima(),
+        };
+        if let Some(max) = max {
             let (counts, _) =
                 ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
             ca::warn_low_max_suitability(params, input.demand, &counts, &max);
@@ -526,8 +565,8 @@ fn validation_stage(
     Ok((v, json!(session)))
 }
 
-/// The GWR driver analysis (docs/design.md §8): each class's suitability (from `network`, at
-/// the sampled `cells` only) and each scenario's carbon change (`carbon`: scenario minus
+/// The GWR driver analysis (docs/design.md §8): each class's suitability (from the
+/// network or the given raster, at the sampled `cells` only) and each scenario's carbon change (`carbon`: scenario minus
 /// the base map, from the class pools, at the same cells) on the drivers at the seeded
 /// sample, with the local fits on the workers when `cluster` is given, else on this
 /// machine.
@@ -535,7 +574,7 @@ fn validation_stage(
 fn driver_analysis(
     study: &Study,
     st: &stack::Stack,
-    network: &flus_shared::ann::Network,
+    source: SuitabilitySource<'_>,
     cells: Vec<usize>,
     carbon: &[(String, Vec<f64>)],
     out: &Path,
@@ -543,18 +582,28 @@ fn driver_analysis(
     deadline: Duration,
 ) -> anyhow::Result<Value> {
     use flus_shared::analysis;
-    // the sampled cells are valid: their suitability is the network's on their drivers
-    let drivers: Vec<Vec<f32>> = (0..st.drivers.len())
-        .map(|j| flus_shared::layers::values_at(&st.drivers, j, &cells))
-        .collect::<flus_shared::Result<_>>()?;
-    let drivers: Vec<&[f32]> = drivers.iter().map(|d| d.as_slice()).collect();
-    let mut suitability = vec![0f32; cells.len() * network.n_classes()];
-    flus_shared::ann::suitability_window(
-        &drivers,
-        &vec![true; cells.len()],
-        network,
-        &mut suitability,
-    )?;
+    let k = study.k();
+    let suitability = match source {
+        // the sampled cells are valid: their suitability is the network's on their drivers
+        SuitabilitySource::Network(network) => {
+            let drivers: Vec<Vec<f32>> = (0..st.drivers.len())
+                .map(|j| flus_shared::layers::values_at(&st.drivers, j, &cells))
+                .collect::<flus_shared::Result<_>>()?;
+            let drivers: Vec<&[f32]> = drivers.iter().map(|d| d.as_slice()).collect();
+            let mut suitability = vec![0f32; cells.len() * network.n_classes()];
+            flus_shared::ann::suitability_window(
+                &drivers,
+                &vec![true; cells.len()],
+                network,
+                &mut suitability,
+            )?;
+            suitability
+        }
+        SuitabilitySource::Given(values) => cells
+            .iter()
+            .flat_map(|&i| values[i * k..(i + 1) * k].iter().copied())
+            .collect(),
+    };
     let sample = analysis::driver_sample_at(study, st, &suitability, carbon, cells)?;
     let Some((rt, conns)) = cluster else {
         let mut j = analysis::run_with(study, st, &sample, &analysis::LocalSource, out)?;
@@ -749,20 +798,23 @@ fn run_in(
         })).collect::<Vec<_>>(),
     });
     // the scenarios' network trains on the coordinator while the workers run the
-    // validation (its own network and session): the training leaves the critical path
-    anyhow::ensure!(
-        study.config.ann.suitability.is_none(),
-        "scenarios need an ANN (no suitability raster)"
-    );
+    // validation (its own network and session): the training leaves the critical path;
+    // or the scenarios' suitability raster (`[ann] suitability`) is read meanwhile
     let bar = crate::output::stage("validation and the scenarios' ANN");
-    let (validation, trained, ann_seconds) = std::thread::scope(|scope| {
+    let (validation, scenario_suit, ann_seconds) = std::thread::scope(|scope| {
         let training = scope.spawn(|| {
             // test builds: a fault test can hold the training thread while the validation
             // runs on the workers, and disturb the workers meanwhile
             flus_shared::hooks::hold(|| "scenarios-ann-training".into());
-            tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
             let t0 = Instant::now();
-            model::train(&study, &st, mk.to).map(|t| (t, t0.elapsed().as_secs_f64()))
+            let s = if study.config.ann.suitability.is_some() {
+                tracing::info!("stage 4/5: the given suitability of the {} map", mk.to);
+                model::suitability(&study, &st, mk.to).map(ScenarioSuitability::Given)
+            } else {
+                tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
+                model::train(&study, &st, mk.to).map(ScenarioSuitability::Trained)
+            };
+            s.map(|s| (s, t0.elapsed().as_secs_f64()))
         });
         let v = if args.no_validation {
             Ok(None)
@@ -782,12 +834,23 @@ fn run_in(
         stage("validation", &mut lap);
         st.maps.retain(|&y, _| y == mk.to);
     }
-    let network = &trained.network;
-    let r = &trained.report;
-    tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
-    report["ann"] = json!(trained.report);
-    // the network's bits, to compare runs (the same for any worker and thread count)
-    report["ann_network_sha256"] = json!(files::sha256_hex(&serde_json::to_vec(network)?));
+    let source = match &scenario_suit {
+        ScenarioSuitability::Trained(trained) => {
+            let network = &trained.network;
+            let r = &trained.report;
+            tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
+            report["ann"] = json!(trained.report);
+            // the network's bits, to compare runs (the same for any worker and thread count)
+            report["ann_network_sha256"] = json!(files::sha256_hex(&serde_json::to_vec(network)?));
+            SuitabilitySource::Network(network)
+        }
+        ScenarioSuitability::Given(s) => {
+            report["ann"] = json!({
+                "suitability_raster": study.config.ann.suitability.as_ref().map(|p| study.resolve(p)),
+            });
+            SuitabilitySource::Given(&s.values)
+        }
+    };
     // the training's own time; the stage "ann" is what remained of it after the validation
     report["ann_seconds"] = json!(ann_seconds);
     stage("ann", &mut lap);
@@ -800,7 +863,7 @@ fn run_in(
         .map(|i| model::ca_params(&study, i).radius())
         .max()
         .unwrap_or(0);
-    let opened = cluster.open("scenarios", base, &st.restricted, (k, radius), network, &st)?;
+    let opened = cluster.open("scenarios", base, &st.restricted, (k, radius), source, &st)?;
     let (mut session, padded_base) = (opened.remote, opened.padded_start);
     let view = engine::MapView {
         padded: &padded_base,
@@ -809,13 +872,22 @@ fn run_in(
     // the base map's counts per (zone, class), from the workers' tiles
     let base_counts = session.carbon_counts(&view)?;
     let base_class_counts = flus_shared::tables::class_totals(&base_counts, k);
-    // the suitability raster, assembled from the workers' tiles (what the CA steps on)
+    // the suitability raster, assembled from the workers' tiles (what the CA steps on),
+    // or the given one written as it was read
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
-    session.write_suitability(&suit_path, &st.grid, &names, &view)?;
+    let max_suitability = match source {
+        SuitabilitySource::Network(_) => {
+            session.write_suitability(&suit_path, &st.grid, &names, &view)?;
+            session
+                .free_maxima()
+                .context("the workers returned no suitability maxima")?
+        }
+        SuitabilitySource::Given(values) => {
+            flus_shared::ann::write_suitability(&suit_path, &st.grid, values, &names)?;
+            free_maxima_here(values, &st, k)
+        }
+    };
     outputs::finish_format(&study, &suit_path)?;
-    let max_suitability = session
-        .free_maxima()
-        .context("the workers returned no suitability maxima")?;
     drop(padded_base);
     report["suitability"] = json!(suit_path);
     stage("scenario_tiles", &mut lap);
@@ -994,7 +1066,7 @@ fn run_in(
         areas: a,
     }));
     let bar = crate::output::stage("carbon tables");
-    report["tables"] = tables::write(&study, &maps, &out)?;
+    report["tables"] = tables::write(&study, &maps, &st.zone_names, &out)?;
     stage("carbon_tables", &mut lap);
     drop(bar);
     if let Some(cells) = gwr_cells {
@@ -1007,7 +1079,7 @@ fn run_in(
         report["gwr"] = driver_analysis(
             &study,
             &st,
-            network,
+            source,
             cells,
             &carbon_at,
             &out,

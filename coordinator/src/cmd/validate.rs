@@ -65,24 +65,22 @@ pub fn validate(
     let start = &st.maps[&mk.from];
     let truth = &st.maps[&mk.to];
     let forest = study.config.suitability.model == SuitabilityModel::RandomForest;
-    if forest {
-        tracing::info!(
-            "validation {} -> {}: LEAS random forests of the {} -> {} period",
-            mk.from,
-            mk.to,
-            mk.from,
-            mk.to
-        );
-    } else {
-        tracing::info!(
-            "validation {} -> {}: ANN suitability from the {} map",
-            mk.from,
-            mk.to,
-            mk.from
-        );
-    }
-    let suit = if suitability_here || forest || study.config.ann.suitability.is_some() {
-        model::suitability(study, st, mk.from)?
+    let given = study.config.ann.validation_suitability.is_some();
+    tracing::info!(
+        "validation {} -> {}: {}",
+        mk.from,
+        mk.to,
+        if forest {
+            format!("LEAS random forests of the {} -> {} period", mk.from, mk.to)
+        } else if given {
+            format!("the given suitability of the {} map", mk.from)
+        } else {
+            format!("ANN suitability from the {} map", mk.from)
+        }
+    );
+    // `[ann] validation_suitability` when given (never the scenarios' raster)
+    let suit = if suitability_here || forest || given || st.drivers.is_empty() {
+        model::validation_suitability(study, st)?
     } else {
         let trained = model::train(study, st, mk.from)?;
         model::Suitability {
@@ -119,6 +117,8 @@ pub fn validate(
         &run.map,
     )?;
     outputs::write_iterations(&out.join("validation_iterations.csv"), study, &run.records)?;
+    // where the change is, observed and simulated, and the figure of merit's components
+    flus_shared::change_maps::write(study, out, mk.to, &st.grid, [start, truth, &run.map])?;
     let mut j = metrics_json(&sim);
     j["persistence"] = metrics_json(&persistence);
     j["random"] = metrics_json(&random);
@@ -127,6 +127,13 @@ pub fn validate(
     j["iterations"] = json!(run.report.iterations);
     j["map_sha256"] = json!(flus_shared::files::sha256_hex(&run.map));
     j["stop_reason"] = json!(run.report.stop_reason);
+    let [observed, simulated, components] = flus_shared::change_maps::paths(out, mk.to);
+    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().to_string());
+    j["maps"] = json!({
+        "observed_change": name(&observed),
+        "simulated_change": name(&simulated),
+        "components": name(&components),
+    });
     j["from"] = json!(mk.from);
     j["to"] = json!(mk.to);
     j["classes"] = json!(names);

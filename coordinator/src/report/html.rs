@@ -113,11 +113,14 @@ pub fn heat(t: f64) -> (String, &'static str) {
 }
 
 /// A heat-map table: numeric cells coloured by value between the table's minimum and
-/// maximum, with a caption of that range.
-pub fn heat_table(
+/// maximum, with a caption of that range; the cells for which `marked(row, column)`
+/// holds (column 0 the row header) carry a dagger and the class `ns` (struck through,
+/// for "not significant").
+pub fn heat_table_marked(
     header: &[String],
     rows: &[Vec<String>],
     first: impl Fn(&str) -> String,
+    marked: impl Fn(usize, usize) -> bool,
 ) -> String {
     let vals: Vec<f64> = rows
         .iter()
@@ -130,7 +133,7 @@ pub fn heat_table(
         let _ = write!(s, "<th>{}</th>", esc(h));
     }
     s.push_str("</tr></thead><tbody>");
-    for r in rows {
+    for (ri, r) in rows.iter().enumerate() {
         s.push_str("<tr>");
         for (i, v) in r.iter().enumerate() {
             if i == 0 {
@@ -141,9 +144,14 @@ pub fn heat_table(
                 Ok(x) => {
                     let t = if hi > lo { (x - lo) / (hi - lo) } else { 1.0 };
                     let (bg, fg) = heat(t);
+                    let (class, dagger) = if marked(ri, i) {
+                        ("num ns", "†")
+                    } else {
+                        ("num", "")
+                    };
                     let _ = write!(
                         s,
-                        "<td class=\"num\" style=\"background:{bg};color:{fg}\">{x:.3}</td>"
+                        "<td class=\"{class}\" style=\"background:{bg};color:{fg}\">{x:.3}{dagger}</td>"
                     );
                 }
                 Err(_) => {
@@ -221,6 +229,7 @@ table { border-collapse:collapse; font-size:13px; margin-top:4px; }
 th, td { padding:5px 12px; border-bottom:1px solid var(--line); text-align:left; white-space:nowrap; }
 thead th { background:#f0f4f8; color:#334e68; font-weight:600; border-bottom:2px solid #d9e2ec; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; }
+td.ns { text-decoration:line-through; text-decoration-color:rgba(200,0,0,.7); }
 tbody th { font-weight:600; }
 tr.hl td, tr.hl th { background:#eef6ff; }
 table.heat td { min-width:78px; border:2px solid #fff; }
@@ -289,9 +298,9 @@ mod tests {
     fn heat_tables_colour_cells_by_their_place_in_the_range() {
         let h = vec!["class".to_string(), "a".into(), "b".into()];
         let rows = vec![vec!["x".to_string(), "0.5".into(), "1.0".into()]];
-        let t = heat_table(&h, &rows, |v| v.to_string());
+        let t = heat_table_marked(&h, &rows, |v| v.to_string(), |_, c| c == 2);
         assert!(t.contains("background:#f7fbff;color:#111\">0.500"), "{t}");
-        assert!(t.contains("background:#08306b;color:#fff\">1.000"), "{t}");
+        assert!(t.contains("background:#08306b;color:#fff\">1.000†"), "{t}");
     }
 
     #[test]

@@ -4,9 +4,12 @@
 //! Built from `run.json` and the files of the folder only, so `flus report` can rebuild
 //! it; it opens offline (no external resources).
 
+pub mod gwr;
 pub mod html;
+pub mod maps;
 pub mod png;
 pub mod svg;
+pub mod zones;
 
 use std::path::{Path, PathBuf};
 
@@ -30,10 +33,11 @@ pub struct Built {
 
 /// One map of the run (the base year or a scenario), as listed in run.json `maps`.
 #[derive(Clone, Debug)]
-struct RunMap {
+pub(crate) struct RunMap {
     label: String,
     scenario: Option<String>,
     landuse: String,
+    carbon: Option<String>,
     carbon_change: Option<String>,
 }
 
@@ -80,6 +84,7 @@ fn maps_of(run: &Value, file: &Path) -> anyhow::Result<Vec<RunMap>> {
                 label: str_of(m, "label", file)?.to_string(),
                 scenario: m["scenario"].as_str().map(str::to_string),
                 landuse: str_of(m, "landuse", file)?.to_string(),
+                carbon: m["carbon"].as_str().map(str::to_string),
                 carbon_change: m["carbon_change"].as_str().map(str::to_string),
             })
         })
@@ -142,6 +147,11 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         "<section id=\"maps\"><h2>Land use</h2><p class=\"lead\">The observed base-year map and the simulated map of every scenario (class colours as in the GeoTIFFs; click a map for full resolution).</p><div class=\"maps\">{figs}</div></section>"
     )];
 
+    // carbon storage maps on one scale
+    let mut extra = maps::Sections::default();
+    maps::storage(dir, &img_dir, &maps, &mut extra)?;
+    sections.append(&mut extra.html);
+
     // carbon change maps
     let mut figs = String::new();
     for m in &maps {
@@ -173,6 +183,18 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let carbon = read_csv(&dir.join("carbon_storage.csv"))?;
     sections.push(scenario_table(&run, &maps, &carbon));
     sections.extend(tables(dir, &legend, &run)?);
+    // the validation maps right after the validation table, the coefficient maps last
+    maps::validation(dir, &img_dir, &run, &legend, &mut extra)?;
+    let after_validation = sections
+        .iter()
+        .position(|s| s.starts_with("<section id=\"validation\">"))
+        .map_or(sections.len(), |i| i + 1);
+    for (i, s) in extra.html.drain(..).enumerate() {
+        sections.insert(after_validation + i, s);
+    }
+    maps::coefficients(dir, &img_dir, &run, &legend, &mut extra)?;
+    sections.append(&mut extra.html);
+    images.append(&mut extra.images);
 
     let header = header_html(&run);
     let footer = format!(
@@ -435,12 +457,15 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
     out.push(format!(
         "<section id=\"validation\"><h2>Validation</h2>{validation}</section>"
     ));
-    if let Some((header, rows)) = read_csv(&dir.join("gwr_factor_r2.csv"))? {
-        out.push(format!(
-            "<section id=\"gwr\"><h2>Driver analysis (GWR factor R²)</h2><p class=\"lead\">R² of a geographically weighted regression of each class's suitability on one driver (the GWR's R² over all {} sample points, the paper's Table 10); darker = the driver explains more.</p>{}</section>",
-            run["gwr"]["points"].as_u64().map_or("?".to_string(), |n| n.to_string()),
-            html::heat_table(&header, &rows, swatch(legend))
-        ));
+    if let Some(section) =
+        zones::density_section(&read_csv(&dir.join("carbon_density_by_zone.csv"))?)
+    {
+        out.push(section);
+    }
+    if let Some(section) =
+        gwr::factor_section(&read_csv(&dir.join("gwr_factor_r2.csv"))?, legend, run)
+    {
+        out.push(section);
     }
     Ok(out)
 }

@@ -196,7 +196,75 @@ pub fn change_index(v: f32, max: f64) -> u8 {
 /// A carbon change GeoTIFF as an image on the ramp, with the scale's bound (largest
 /// absolute change, t per cell).
 pub fn change_map(path: &Path) -> anyhow::Result<(MapImage, f64)> {
+    diverging_band(path, 1)
+}
+
+/// Colour stops of the sequential ramp of carbon storage (ColorBrewer YlGn, 5 classes):
+/// pale yellow (none) to dark green (most).
+pub const STORAGE_RAMP: [[u8; 3]; 5] = [
+    [0xff, 0xff, 0xcc],
+    [0xc2, 0xe6, 0x99],
+    [0x78, 0xc6, 0x79],
+    [0x31, 0xa3, 0x54],
+    [0x00, 0x68, 0x37],
+];
+
+/// The storage ramp's colour at `t` in [0, 1].
+pub fn storage_ramp(t: f64) -> [u8; 3] {
+    let x = t.clamp(0.0, 1.0) * (STORAGE_RAMP.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STORAGE_RAMP.len() - 2);
+    let u = x - i as f64;
+    let mut c = [0u8; 3];
+    for (k, v) in c.iter_mut().enumerate() {
+        *v = (STORAGE_RAMP[i][k] as f64 * (1.0 - u) + STORAGE_RAMP[i + 1][k] as f64 * u).round()
+            as u8;
+    }
+    c
+}
+
+/// Palette of the storage maps: index 0 transparent (no data), 1..=255 the storage ramp
+/// from 0 to the scale's maximum.
+pub fn storage_palette() -> Palette {
+    let mut p = vec![[0, 0, 0, 0]; 256];
+    for (i, e) in p.iter_mut().enumerate().skip(1) {
+        let [r, g, b] = storage_ramp((i as f64 - 1.0) / 254.0);
+        *e = [r, g, b, 255];
+    }
+    p
+}
+
+/// Palette index of storage `v` on a scale from 0 to `max` (0 for no data).
+pub fn storage_index(v: f32, max: f64) -> u8 {
+    if v == CARBON_NODATA || !v.is_finite() {
+        return 0;
+    }
+    let t = if max > 0.0 { v as f64 / max } else { 0.0 };
+    (1.0 + 254.0 * t.clamp(0.0, 1.0)).round() as u8
+}
+
+/// The largest valid value of a carbon storage GeoTIFF (t per cell).
+pub fn storage_max(path: &Path) -> anyhow::Result<f64> {
+    let (_, values) = raster::read_band::<f32>(path, 1)?;
+    Ok(values
+        .iter()
+        .filter(|&&v| v != CARBON_NODATA && v.is_finite())
+        .fold(0.0f64, |m, &v| m.max(v as f64)))
+}
+
+/// A carbon storage GeoTIFF as an image on the storage ramp from 0 to `max`.
+pub fn storage_map(path: &Path, max: f64) -> anyhow::Result<MapImage> {
     let (info, values) = raster::read_band::<f32>(path, 1)?;
+    let f = factor_for(info.grid.width);
+    let (small, width, height) = downsample_nearest(&values, info.grid.width, info.grid.height, f);
+    let pixels = small.iter().map(|&v| storage_index(v, max)).collect();
+    Ok(image(pixels, width, height, &info))
+}
+
+/// Band `band` (1-based) of a Float32 GeoTIFF whose no-data is `f32::MIN` (carbon
+/// change, GWR coefficients) as an image on the diverging ramp, symmetric about 0 with
+/// the band's largest absolute value as bound (returned).
+pub fn diverging_band(path: &Path, band: usize) -> anyhow::Result<(MapImage, f64)> {
+    let (info, values) = raster::read_band::<f32>(path, band)?;
     let max = values
         .iter()
         .filter(|&&v| v != CARBON_NODATA && v.is_finite())
@@ -301,5 +369,18 @@ mod tests {
         assert_eq!(ramp(1.0), RAMP[6]);
         // halfway between stops 3 and 4: (0xf5 + 0xc7) / 2 = 222, (0xf5 + 0xea) / 2 = 239.5
         assert_eq!(ramp(1.0 / 6.0), [222, 240, 237]);
+    }
+
+    #[test]
+    fn storage_scale_maps_zero_and_max_to_the_ramp_ends() {
+        assert_eq!(storage_index(CARBON_NODATA, 10.0), 0);
+        assert_eq!(storage_index(0.0, 10.0), 1);
+        assert_eq!(storage_index(10.0, 10.0), 255);
+        assert_eq!(storage_index(20.0, 10.0), 255);
+        // halfway: 1 + 127 = 128, the middle stop of YlGn
+        assert_eq!(storage_index(5.0, 10.0), 128);
+        assert_eq!(storage_ramp(0.5), STORAGE_RAMP[2]);
+        assert_eq!(storage_palette()[1], [0xff, 0xff, 0xcc, 255]);
+        assert_eq!(storage_palette()[255], [0x00, 0x68, 0x37, 255]);
     }
 }

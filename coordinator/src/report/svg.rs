@@ -84,17 +84,41 @@ pub fn scale_bar(ground_width: f64, display_width: f64, geographic: bool) -> Str
 
 /// The change ramp as a horizontal legend from `-max` to `max` t per cell.
 pub fn ramp_legend(max: f64, width: f64) -> String {
+    diverging_legend(max, width, "t C per cell (loss ← → gain)")
+}
+
+/// The diverging ramp as a horizontal legend from `-max` to `max` with `caption`.
+pub fn diverging_legend(max: f64, width: f64, caption: &str) -> String {
+    gradient_legend(width, caption, |t| {
+        (super::png::ramp(t * 2.0 - 1.0), (t * 2.0 - 1.0) * max)
+    })
+}
+
+/// The storage ramp as a horizontal legend from 0 to `max` with `caption`.
+pub fn sequential_legend(max: f64, width: f64, caption: &str) -> String {
+    gradient_legend(width, caption, |t| (super::png::storage_ramp(t), t * max))
+}
+
+/// A horizontal gradient legend: `at(t)` gives the colour and the value at t in [0, 1].
+fn gradient_legend(width: f64, caption: &str, at: impl Fn(f64) -> ([u8; 3], f64)) -> String {
     let mut s = String::new();
+    // an id from what the gradient shows (the same legend twice may share it)
+    let id = {
+        let key = format!("{caption}|{:?}|{:?}|{:?}", at(0.0), at(0.5), at(1.0));
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
+    };
     let bar_w = width - 40.0;
     let _ = write!(
         s,
-        "<svg class=\"ramp\" width=\"{width}\" height=\"46\" viewBox=\"0 0 {width} 46\" role=\"img\" aria-label=\"carbon change scale\">\
-         <defs><linearGradient id=\"g{}\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">",
-        (max * 1000.0).round() as i64
+        "<svg class=\"ramp\" width=\"{width}\" height=\"46\" viewBox=\"0 0 {width} 46\" role=\"img\" aria-label=\"{}\">\
+         <defs><linearGradient id=\"lg{id:016x}\" x1=\"0\" x2=\"1\" y1=\"0\" y2=\"0\">",
+        esc_attr(caption)
     );
     for i in 0..=12 {
         let t = i as f64 / 12.0;
-        let [r, g, b] = super::png::ramp(t * 2.0 - 1.0);
+        let ([r, g, b], _) = at(t);
         let _ = write!(
             s,
             "<stop offset=\"{t:.4}\" stop-color=\"rgb({r},{g},{b})\"/>"
@@ -102,13 +126,12 @@ pub fn ramp_legend(max: f64, width: f64) -> String {
     }
     let _ = write!(
         s,
-        "</linearGradient></defs><rect x=\"20\" y=\"4\" width=\"{bar_w}\" height=\"12\" fill=\"url(#g{})\" stroke=\"#999\" stroke-width=\"0.5\"/>",
-        (max * 1000.0).round() as i64
+        "</linearGradient></defs><rect x=\"20\" y=\"4\" width=\"{bar_w}\" height=\"12\" fill=\"url(#lg{id:016x})\" stroke=\"#999\" stroke-width=\"0.5\"/>"
     );
     for i in 0..=4 {
         let t = i as f64 / 4.0;
         let x = 20.0 + t * bar_w;
-        let v = (t * 2.0 - 1.0) * max;
+        let v = at(t).1;
         let _ = write!(
             s,
             "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"16\" y2=\"20\" stroke=\"#555\"/>\
@@ -118,10 +141,15 @@ pub fn ramp_legend(max: f64, width: f64) -> String {
     }
     let _ = write!(
         s,
-        "<text x=\"{:.1}\" y=\"44\" font-size=\"10.5\" {FONT} text-anchor=\"middle\" fill=\"#666\">t C per cell (loss ← → gain)</text></svg>",
-        20.0 + bar_w / 2.0
+        "<text x=\"{:.1}\" y=\"44\" font-size=\"10.5\" {FONT} text-anchor=\"middle\" fill=\"#666\">{}</text></svg>",
+        20.0 + bar_w / 2.0,
+        esc_attr(caption)
     );
     s
+}
+
+fn esc_attr(s: &str) -> String {
+    super::html::esc(s)
 }
 
 fn signed(v: f64) -> String {

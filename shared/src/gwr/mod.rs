@@ -25,7 +25,10 @@ mod summary;
 
 pub use data::{standardized, GwrData, INTERCEPT};
 pub use error::GwrError;
-pub use factors::{single_factor_r2, FactorR2};
+pub use factors::{
+    factor_null, percentile_95, permutation, permutation_p_value, r2_at, single_factor_r2,
+    FactorData, FactorNull, FactorR2, PermutationKey,
+};
 pub use fitter::{
     full_stride, pack_full, pack_lite, unpack_full, unpack_lite, LocalFitter, LocalRayon,
     LITE_STRIDE,

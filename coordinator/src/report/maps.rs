@@ -1,0 +1,226 @@
+//! The report's further map sections: carbon storage per map on one common scale (the
+//! paper's Fig. 4), the GWR's local coefficient maps, and the validation as maps
+//! (observed and simulated change, the figure of merit's four components).
+
+use std::path::{Path, PathBuf};
+
+use flus_shared::change_maps;
+use serde_json::Value;
+
+use super::html::{self, esc, LegendEntry};
+use super::{map_figure, png, svg, RunMap, MAP_DISPLAY_WIDTH};
+
+/// Rendered sections and the PNGs they show.
+#[derive(Default)]
+pub struct Sections {
+    /// HTML sections, in page order.
+    pub html: Vec<String>,
+    /// PNG files written.
+    pub images: Vec<PathBuf>,
+}
+
+fn hex(rgb: [u8; 3]) -> String {
+    format!("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2])
+}
+
+/// Carbon storage of every map (base year and scenarios) on one scale from 0 to the
+/// largest cell of all maps, so that the maps compare.
+pub fn storage(
+    dir: &Path,
+    img_dir: &Path,
+    maps: &[RunMap],
+    out: &mut Sections,
+) -> anyhow::Result<()> {
+    let files: Vec<(&RunMap, PathBuf)> = maps
+        .iter()
+        .filter_map(|m| m.carbon.as_ref().map(|c| (m, dir.join(c))))
+        .filter(|(_, p)| p.exists())
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut max = 0.0f64;
+    for (_, p) in &files {
+        max = max.max(png::storage_max(p)?);
+    }
+    let mut figs = String::new();
+    for (m, p) in &files {
+        let img = png::storage_map(p, max)?;
+        let name = format!("carbon_storage_{}.png", m.label);
+        png::write_png(&img_dir.join(&name), &img, &png::storage_palette())?;
+        out.images.push(img_dir.join(&name));
+        let title = match &m.scenario {
+            Some(s) => format!(
+                "{} <small>{}</small>",
+                esc(s),
+                esc(m.label.rsplit('_').next().unwrap_or(""))
+            ),
+            None => format!("Base year <small>{}</small>", esc(&m.label)),
+        };
+        figs.push_str(&map_figure(
+            &title,
+            &format!("report/{name}"),
+            &img,
+            &svg::sequential_legend(max, MAP_DISPLAY_WIDTH, "t C per cell"),
+        ));
+    }
+    out.html.push(format!(
+        "<section id=\"carbon-storage-maps\"><h2>Carbon storage</h2><p class=\"lead\">Carbon stored per cell in the base year and in every scenario (InVEST carbon model; all maps on one scale, 0 to the largest cell).</p><div class=\"maps\">{figs}</div></section>"
+    ));
+    Ok(())
+}
+
+/// The GWR coefficient maps `gwr_coef_<class>.tif` (one band per parameter): every
+/// driver's local coefficient per class, each on its own scale symmetric about 0.
+pub fn coefficients(
+    dir: &Path,
+    img_dir: &Path,
+    run: &Value,
+    legend: &[LegendEntry],
+    out: &mut Sections,
+) -> anyhow::Result<()> {
+    let Some(classes) = run["gwr"]["classes"].as_object() else {
+        return Ok(());
+    };
+    let mut blocks = String::new();
+    for entry in legend {
+        let Some(map) = classes
+            .get(&entry.name)
+            .and_then(|c| c["coefficient_map"].as_str())
+        else {
+            continue;
+        };
+        let path = {
+            let p = PathBuf::from(map);
+            let local = dir.join(p.file_name().unwrap_or_default());
+            if local.exists() {
+                local
+            } else {
+                p
+            }
+        };
+        if !path.exists() {
+            continue;
+        }
+        let names = band_names(&path)?;
+        let mut figs = String::new();
+        for (b, band) in names.iter().enumerate() {
+            let (img, max) = png::diverging_band(&path, b + 1)?;
+            let param = band.strip_prefix("b_").unwrap_or(band);
+            let name = format!("gwr_coef_{}_{}.png", entry.name, param);
+            png::write_png(&img_dir.join(&name), &img, &png::change_palette())?;
+            out.images.push(img_dir.join(&name));
+            figs.push_str(&map_figure(
+                &esc(param),
+                &format!("report/{name}"),
+                &img,
+                &svg::diverging_legend(max, MAP_DISPLAY_WIDTH, "local coefficient"),
+            ));
+        }
+        blocks.push_str(&format!(
+            "<h3>{}</h3><div class=\"maps\">{figs}</div>",
+            super::swatch(legend)(&entry.name)
+        ));
+    }
+    if !blocks.is_empty() {
+        out.html.push(format!(
+            "<section id=\"gwr-maps\"><h2>GWR local coefficients</h2><p class=\"lead\">Local coefficients of the GWR of each class's suitability on all drivers (standardised when <code>[gwr] standardize</code>), on a coarse grid; each map on its own scale, symmetric about 0 (brown negative, blue-green positive).</p>{blocks}</section>"
+        ));
+    }
+    Ok(())
+}
+
+/// Band descriptions of a GeoTIFF (`band N` where one has none).
+fn band_names(path: &Path) -> anyhow::Result<Vec<String>> {
+    use anyhow::Context;
+    let ds = flus_shared::raster::open(path)?;
+    (1..=ds.raster_count())
+        .map(|b| {
+            let band = ds
+                .rasterband(b)
+                .with_context(|| format!("{}: band {b}", path.display()))?;
+            let d = gdal::Metadata::description(&band).unwrap_or_default();
+            Ok(if d.is_empty() { format!("band {b}") } else { d })
+        })
+        .collect()
+}
+
+/// The validation maps written by the validation (`run.json` `validation.maps`):
+/// observed change, simulated change, and the four figure-of-merit components.
+pub fn validation(
+    dir: &Path,
+    img_dir: &Path,
+    run: &Value,
+    legend: &[LegendEntry],
+    out: &mut Sections,
+) -> anyhow::Result<()> {
+    let v = &run["validation"];
+    let file = |key: &str| {
+        v["maps"][key]
+            .as_str()
+            .map(|f| dir.join(f))
+            .filter(|p| p.exists())
+    };
+    let (Some(observed), Some(simulated), Some(components)) = (
+        file("observed_change"),
+        file("simulated_change"),
+        file("components"),
+    ) else {
+        return Ok(());
+    };
+    let mut change_legend = vec![LegendEntry {
+        name: "unchanged".into(),
+        color: hex(change_maps::UNCHANGED_RGB),
+    }];
+    change_legend.extend(legend.iter().map(|e| LegendEntry {
+        name: format!("to {}", e.name),
+        color: e.color.clone(),
+    }));
+    let comp_legend: Vec<LegendEntry> = change_maps::COMPONENTS
+        .iter()
+        .map(|&(_, name, rgb)| LegendEntry {
+            name: name.to_string(),
+            color: hex(rgb),
+        })
+        .collect();
+    let (from, to) = (v["from"].to_string(), v["to"].to_string());
+    let mut figs = String::new();
+    for (path, title, entries) in [
+        (
+            &observed,
+            format!("Observed change <small>{from} → {to}</small>"),
+            &change_legend,
+        ),
+        (
+            &simulated,
+            format!("Simulated change <small>{from} → {to}</small>"),
+            &change_legend,
+        ),
+        (
+            &components,
+            "Figure of merit components".to_string(),
+            &comp_legend,
+        ),
+    ] {
+        let (img, palette) = png::class_map(path)?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let name = format!("{stem}.png");
+        png::write_png(&img_dir.join(&name), &img, &palette)?;
+        out.images.push(img_dir.join(&name));
+        figs.push_str(&map_figure(
+            &title,
+            &format!("report/{name}"),
+            &img,
+            &html::legend(entries),
+        ));
+    }
+    let count = |k: &str| v[k].as_u64().map_or("?".into(), |n| svg::fmt_num(n as f64));
+    out.html.push(format!(
+        "<section id=\"validation-maps\"><h2>Validation maps</h2><p class=\"lead\">Where the land use changed from {from} to {to}, observed and simulated, and the four components of the figure of merit: hits {} (change simulated as the right class), misses {} (change simulated as persistence), wrong hits {} (change to the wrong class), false alarms {} (persistence simulated as change) cells.</p><div class=\"maps\">{figs}</div></section>",
+        count("hits"), count("misses"), count("wrong_hits"), count("false_alarms")
+    ));
+    Ok(())
+}
