@@ -662,23 +662,23 @@ fn factor_table(
         .collect()
 }
 
+/// The columns of `gwr_factor_r2.csv`, in order.
+pub const FACTOR_TABLE_COLUMNS: [&str; 7] = [
+    "class",
+    "factor",
+    "bandwidth",
+    "r2",
+    "r2_intercept_only",
+    "r2_null_p95",
+    "p_value",
+];
+
 /// Writes `gwr_factor_r2.csv`: one row per class and driver with the single-factor
 /// GWR's bandwidth and R2, the intercept-only GWR's R2 at that bandwidth, the 95th
 /// percentile of the permutation R2 and the permutation p-value (empty where not
 /// computed).
 fn write_factor_table(path: &Path, table: &[(String, Vec<FactorRow>)]) -> Result<()> {
-    let header: Vec<String> = [
-        "class",
-        "factor",
-        "bandwidth",
-        "r2",
-        "r2_intercept_only",
-        "r2_null_p95",
-        "p_value",
-    ]
-    .iter()
-    .map(|h| h.to_string())
-    .collect();
+    let header: Vec<String> = FACTOR_TABLE_COLUMNS.map(String::from).to_vec();
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.4}"));
     let rows: Vec<Vec<String>> = table
         .iter()

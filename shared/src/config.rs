@@ -716,6 +716,11 @@ impl Study {
         self.config.classes.len()
     }
 
+    /// The classes' names, in class order.
+    pub fn class_names(&self) -> Vec<String> {
+        self.config.classes.iter().map(|c| c.name.clone()).collect()
+    }
+
     /// Index of the class named `name`.
     pub fn class_index(&self, name: &str) -> Option<usize> {
         self.config.classes.iter().position(|c| c.name == name)

@@ -54,12 +54,7 @@ pub fn forest_suitability(study: &Study, stack: &Stack) -> Result<Suitability> {
             .ok_or_else(|| Error::Data(format!("LEAS: no land-use map of {year}")))
     };
     let driver_names: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
-    let class_names: Vec<String> = study
-        .config
-        .classes
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let class_names: Vec<String> = study.class_names();
     // finite driver values at every valid cell, each error naming the driver and cell
     ann::Normalisation::fit_layers(&stack.drivers, &driver_names, &stack.mask, stack.grid.width)?;
     let data = forest::LeasData {
@@ -116,12 +111,7 @@ pub fn validation_suitability(study: &Study, stack: &Stack) -> Result<Suitabilit
 /// Reads a user-supplied K-band suitability raster `p` (relative to the study file).
 fn read_given(study: &Study, stack: &Stack, p: &std::path::Path) -> Result<Suitability> {
     let path = study.resolve(p);
-    let class_names: Vec<String> = study
-        .config
-        .classes
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let class_names: Vec<String> = study.class_names();
     let (values, _check) = ann::read_suitability(
         &path,
         &stack.reference,
@@ -177,12 +167,7 @@ pub fn train(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainedAnn>
         .get(&year)
         .ok_or_else(|| Error::Data(format!("no land-use map of {year}")))?;
     let driver_names: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
-    let class_names: Vec<String> = study
-        .config
-        .classes
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let class_names: Vec<String> = study.class_names();
     let data = ann::TrainingData {
         drivers: &stack.drivers,
         driver_names: &driver_names,

@@ -693,12 +693,7 @@ fn run_in(
     let st = stack::load_spilled(&study)?;
     let k = study.k();
     let mk = study.config.markov.clone();
-    let names: Vec<String> = study
-        .config
-        .classes
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let names: Vec<String> = study.class_names();
     let transition = markov::transition(&st.maps[&mk.from], &st.maps[&mk.to], k);
     let demands = markov::demand(&study, &transition, st.valid_cells())?;
     // the stack is lent to the tables, not copied

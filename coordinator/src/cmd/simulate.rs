@@ -59,12 +59,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let st = stack::load(&study)?;
     let mk = &study.config.markov;
     let k = study.k();
-    let names: Vec<String> = study
-        .config
-        .classes
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let names: Vec<String> = study.class_names();
     let t = markov::transition(&st.maps[&mk.from], &st.maps[&mk.to], k);
     let demands = markov::demand(&study, &t, st.valid_cells())?;
     let demand: Vec<i64> = demands[index].cells.iter().map(|&c| c as i64).collect();

@@ -56,12 +56,7 @@ pub fn validate(
 ) -> anyhow::Result<Validation> {
     let mk = &study.config.markov;
     let k = study.k();
-    let names: Vec<String> = study
-        .config
-        .classes
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let names: Vec<String> = study.class_names();
     let start = &st.maps[&mk.from];
     let truth = &st.maps[&mk.to];
     let forest = study.config.suitability.model == SuitabilityModel::RandomForest;

@@ -147,18 +147,9 @@ mod tests {
 
     #[test]
     fn cells_with_a_p_value_above_alpha_are_marked() {
-        let header: Vec<String> = [
-            "class",
-            "factor",
-            "bandwidth",
-            "r2",
-            "r2_intercept_only",
-            "r2_null_p95",
-            "p_value",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let header: Vec<String> = flus_shared::analysis::FACTOR_TABLE_COLUMNS
+            .map(String::from)
+            .to_vec();
         let row = |c: &str, f: &str, r2: &str, p: &str| {
             [c, f, "50", r2, "0.6", "0.7", p]
                 .iter()
