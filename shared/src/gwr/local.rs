@@ -90,7 +90,8 @@ struct Work {
     inv: Vec<f64>,
     /// The neighbours' columns: x[a * k + t] = X[idx[t], a].
     x: Vec<f64>,
-    /// The same scaled by the weights: wx[a * k + t] = w_t X[idx[t], a].
+    /// The same scaled by the weights: wx[a * k + t] = w_t X[idx[t], a] (full fits; the
+    /// lite fits keep one weighted column at a time here).
     wx: Vec<f64>,
     /// The neighbours' y.
     y: Vec<f64>,
@@ -193,25 +194,41 @@ fn upper_row(wxa: &[f64], cols: &[f64], k: usize, p: usize, a: usize, m: &mut [f
     }
 }
 
+/// Neighbours gathered per block (their rows, 8p bytes each, stay in L1 meanwhile).
+const GATHER_BLOCK: usize = 64;
+
 /// Gathers the neighbours' columns of the row-major design matrix `design` (p columns):
-/// `x[a * k + t] = X[idx[t], a]` and `wx[a * k + t] = w[t] * X[idx[t], a]`, one column
-/// at a time (contiguous stores; a row-at-a-time scatter strides by k and was the
-/// costliest part of a local fit).
-fn gather(design: &[f64], p: usize, idx: &[usize], w: &[f64], x: &mut Vec<f64>, wx: &mut Vec<f64>) {
+/// `x[a * k + t] = X[idx[t], a]`, one column of a block of neighbours at a time
+/// (contiguous stores, rows read from L1; a row-at-a-time scatter strides by k, a
+/// column-at-a-time pass over all k neighbours reads every row from L2 p times: either
+/// was the costliest part of a local fit).
+fn gather(design: &[f64], p: usize, idx: &[usize], x: &mut Vec<f64>) {
     let k = idx.len();
     x.resize(p * k, 0.0);
-    wx.resize(p * k, 0.0);
-    for (a, (xa, wxa)) in x
-        .chunks_exact_mut(k.max(1))
-        .zip(wx.chunks_exact_mut(k.max(1)))
-        .enumerate()
-        .take(p)
-    {
-        for (t, (&j, &wt)) in idx.iter().zip(w).enumerate() {
-            let v = design[j * p + a];
-            xa[t] = v;
-            wxa[t] = wt * v;
+    // by blocks of neighbours whose rows stay in L1 across the p columns
+    for start in (0..k).step_by(GATHER_BLOCK) {
+        let block = &idx[start..(start + GATHER_BLOCK).min(k)];
+        for (a, xa) in x.chunks_exact_mut(k).enumerate().take(p) {
+            for (v, &j) in xa[start..].iter_mut().zip(block) {
+                *v = design[j * p + a];
+            }
         }
+    }
+}
+
+/// Every column of `x` (k values each) weighted into `wx`.
+fn weigh_all(w: &[f64], x: &[f64], k: usize, wx: &mut [f64]) {
+    for (col, out) in x.chunks_exact(k.max(1)).zip(wx.chunks_exact_mut(k.max(1))) {
+        weigh(w, col, out);
+    }
+}
+
+/// `out[t] = w[t] * col[t]`: a weighted column (the same products whether one column
+/// or all are weighted).
+#[inline]
+fn weigh(w: &[f64], col: &[f64], out: &mut [f64]) {
+    for ((o, &wt), &v) in out.iter_mut().zip(w).zip(col) {
+        *o = wt * v;
     }
 }
 
@@ -234,16 +251,28 @@ fn accumulate_at(
     model.index().weights_at(c, weighting, bandwidth, &mut wk.s);
     let k = wk.s.idx.len();
     let y = data.y();
-    gather(data.design(), p, &wk.s.idx, &wk.s.w, &mut wk.x, &mut wk.wx);
+    gather(data.design(), p, &wk.s.idx, &mut wk.x);
     wk.y.clear();
     wk.y.extend(wk.s.idx.iter().map(|&j| y[j]));
-    for a in 0..p {
-        let wxa = &wk.wx[a * k..(a + 1) * k];
-        upper_row(wxa, &wk.x, k, p, a, &mut wk.a);
-        if full {
+    let w = &wk.s.w;
+    if full {
+        // B = X'W^2X needs every weighted column: weigh them all once
+        wk.wx.resize(p * k, 0.0);
+        weigh_all(w, &wk.x, k, &mut wk.wx);
+        for a in 0..p {
+            let wxa = &wk.wx[a * k..(a + 1) * k];
+            upper_row(wxa, &wk.x, k, p, a, &mut wk.a);
             upper_row(wxa, &wk.wx, k, p, a, &mut wk.b);
+            wk.g[a] = dot(wxa, &wk.y);
         }
-        wk.g[a] = dot(wxa, &wk.y);
+    } else {
+        // one weighted column at a time: half the memory of the neighbourhood
+        wk.wx.resize(k, 0.0);
+        for a in 0..p {
+            weigh(w, &wk.x[a * k..(a + 1) * k], &mut wk.wx);
+            upper_row(&wk.wx, &wk.x, k, p, a, &mut wk.a);
+            wk.g[a] = dot(&wk.wx, &wk.y);
+        }
     }
     cholesky(&wk.a, p, SINGULAR_PIVOT, &mut wk.l)
 }
