@@ -342,6 +342,10 @@ impl SpatialIndex {
         }
         let mut kept = 0;
         for t in 0..s.idx.len() {
+            // beyond r2 the root is certainly outside the kernel: skip the sqrt
+            if s.d2[t] > r2 {
+                continue;
+            }
             let d = s.d2[t].sqrt();
             if keep(d) {
                 s.idx[kept] = s.idx[t];
