@@ -142,8 +142,8 @@ pub struct TileProposals {
 /// Buffers of [`tile_step`], kept from one call to the next.
 #[derive(Clone, Debug, Default)]
 struct StepScratch {
-    /// Omega by (count, class): `count * K + k`.
-    omega: Vec<f64>,
+    /// Omega per class, indexed by the neighbour count: `omega[k][count]`.
+    omega: Vec<[f64; 256]>,
     /// Own-class factor I_c * 10 K per class.
     own: Vec<f64>,
     /// Per window column: its N rows equal the centre row ([`uniform_row`]).
@@ -364,11 +364,16 @@ pub fn tile_step(
         *v = 1 << (8 * c);
     }
     // Omega = count / (N*N - 1) * w_k by table (the same two operations per value).
+    // One 256-entry table per class, indexed by the count byte itself: no bounds check
+    // in the scoring loop (n <= 15: counts <= 224).
     s.omega.clear();
     if packed {
+        s.omega.resize(kk, [0.0; 256]);
         for c in 0..=nn1 {
             let share = c as f64 / nn1f;
-            s.omega.extend(params.weights.iter().map(|&w| share * w));
+            for (tab, &w) in s.omega.iter_mut().zip(&params.weights) {
+                tab[c as usize] = share * w;
+            }
         }
     }
     // I_c * 10 K, the own-class factor of the combined score.
@@ -483,11 +488,13 @@ pub fn tile_step(
                 }
                 word -= onehot[cu];
                 debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64 - 1);
-                for (k, t) in tp.iter_mut().enumerate() {
+                let own = s.own[cu];
+                let terms = tp.iter_mut().zip(sp).zip(s.omega.iter().zip(cost_row));
+                for (k, ((t, &spk), (tab, &ck))) in terms.enumerate() {
                     let count = ((word >> (8 * k)) & 0xff) as usize;
-                    let mut v = sp[k] * s.omega[count * kk + k] * cost_row[k];
+                    let mut v = spk * tab[count] * ck;
                     if k == cu {
-                        v *= s.own[cu];
+                        v *= own;
                     }
                     *t = v;
                     sum += v;
