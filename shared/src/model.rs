@@ -95,17 +95,20 @@ pub fn validation_suitability(study: &Study, stack: &Stack) -> Result<Suitabilit
                 ),
             })
         }
-        None => {
-            let trained = train(study, stack, from)?;
-            let values = ann::suitability(&stack.drivers, &stack.mask, &trained.network)?;
-            Ok(Suitability {
-                values,
-                network: Some(trained.network),
-                report: Some(trained.report),
-                leas: None,
-            })
-        }
+        None => trained_suitability(study, stack, from),
     }
+}
+
+/// An ANN trained on the map of `year` and the drivers, and its suitability.
+fn trained_suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitability> {
+    let trained = train(study, stack, year)?;
+    let values = ann::suitability(&stack.drivers, &stack.mask, &trained.network)?;
+    Ok(Suitability {
+        values,
+        network: Some(trained.network),
+        report: Some(trained.report),
+        leas: None,
+    })
 }
 
 /// Reads a user-supplied K-band suitability raster `p` (relative to the study file).
@@ -140,14 +143,7 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
     if let Some(p) = &study.config.ann.suitability {
         return read_given(study, stack, p);
     }
-    let trained = train(study, stack, year)?;
-    let values = ann::suitability(&stack.drivers, &stack.mask, &trained.network)?;
-    Ok(Suitability {
-        values,
-        network: Some(trained.network),
-        report: Some(trained.report),
-        leas: None,
-    })
+    trained_suitability(study, stack, year)
 }
 
 /// The ANN of [`suitability`] without the suitability of every cell: trained on the map
