@@ -49,16 +49,8 @@ pub fn storage(
         let name = format!("carbon_storage_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &png::storage_palette())?;
         out.images.push(img_dir.join(&name));
-        let title = match &m.scenario {
-            Some(s) => format!(
-                "{} <small>{}</small>",
-                esc(s),
-                esc(m.label.rsplit('_').next().unwrap_or(""))
-            ),
-            None => format!("Base year <small>{}</small>", esc(&m.label)),
-        };
         figs.push_str(&map_figure(
-            &title,
+            &m.title(),
             &format!("report/{name}"),
             &img,
             &svg::sequential_legend(max, MAP_DISPLAY_WIDTH, "t C per cell"),

@@ -41,6 +41,20 @@ pub(crate) struct RunMap {
     carbon_change: Option<String>,
 }
 
+impl RunMap {
+    /// The map's figure title: the scenario with its year, or "Base year" with its label.
+    fn title(&self) -> String {
+        match &self.scenario {
+            Some(s) => format!(
+                "{} <small>{}</small>",
+                esc(s),
+                esc(self.label.rsplit('_').next().unwrap_or(""))
+            ),
+            None => format!("Base year <small>{}</small>", esc(&self.label)),
+        }
+    }
+}
+
 /// A CSV file as header and rows; `None` when the run did not write it.
 type Csv = Option<(Vec<String>, Vec<Vec<String>>)>;
 
@@ -129,15 +143,8 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         let name = format!("landuse_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &palette)?;
         images.push(img_dir.join(&name));
-        let title = match &m.scenario {
-            Some(s) => format!(
-                "{s} <small>{}</small>",
-                esc(m.label.rsplit('_').next().unwrap_or(""))
-            ),
-            None => format!("Base year <small>{}</small>", esc(&m.label)),
-        };
         figs.push_str(&map_figure(
-            &title,
+            &m.title(),
             &format!("report/{name}"),
             &img,
             &html::legend(&legend),
