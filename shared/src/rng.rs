@@ -276,6 +276,8 @@ pub mod stream {
     /// significance test): iteration = permutation, cell = class << 48 | factor << 32 |
     /// point.
     pub const GWR_PERMUTATION: u32 = 13;
+    /// Seeds of ensemble members (`ensemble::member_seed`).
+    pub const ENSEMBLE_MEMBER: u32 = 15;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
 }
