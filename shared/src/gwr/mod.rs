@@ -42,7 +42,7 @@ pub use ols::{ols, Ols};
 pub use search::{
     default_interval, golden_section, golden_section_with, score, score_with, Pilot, Probe,
     SearchCap, SearchOutcome, SearchSettings, GOLDEN_DELTA, PILOT_MARGIN, PILOT_MIN_POINTS,
-    PILOT_POINTS,
+    PILOT_POINTS, PILOT_SHARE,
 };
 pub use summary::{
     aicc_of, coefficient_summaries, summarize, CoefficientSummary, Diagnostics, SigmaDf,
