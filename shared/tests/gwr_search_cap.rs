@@ -127,5 +127,8 @@ fn the_default_search_pilots_on_a_quarter_of_the_points_and_equals_the_full_sear
     assert!(pilot.points.abs_diff(600) < 85, "{pilot:?}");
     assert!(auto.skipped > 0, "{auto:?}");
     let largest = full.probes.iter().map(|p| p.bandwidth).fold(0.0, f64::max);
-    assert!(auto.probes.iter().all(|p| p.bandwidth < largest), "{auto:?}");
+    assert!(
+        auto.probes.iter().all(|p| p.bandwidth < largest),
+        "{auto:?}"
+    );
 }
