@@ -251,7 +251,13 @@ fn record(
         "carbon": file_name(&carbon_path),
         "carbon_change": file_name(&change_path),
     }));
-    let short = tables::unmet(names, scenario, &stage.demand, &res.report.final_gap);
+    // unmet_demand.csv names the stage when there are several
+    let who = if shared.study.config.markov.staged() {
+        label.as_str()
+    } else {
+        scenario
+    };
+    let short = tables::unmet(names, who, &stage.demand, &res.report.final_gap);
     if !short.is_empty() {
         tracing::warn!(scenario, year = stage.year, unmet = ?short, "demand not met: see unmet_demand.csv");
     }
