@@ -107,6 +107,42 @@ pub(super) struct Shared<'a> {
     pub gwr_cells: Option<&'a [usize]>,
 }
 
+impl<'a> Shared<'a> {
+    /// Stage `s` (0-based) of scenario `i`, simulating `year` from `start` (whose cells
+    /// per class are `start_counts`) with the Markov demand of that year and the
+    /// stage's stream.
+    fn stage(
+        &self,
+        (i, s): (usize, usize),
+        year: i32,
+        start: &'a [u8],
+        start_counts: &'a [u64],
+    ) -> Stage<'a> {
+        Stage {
+            label: format!("{}_{year}", self.study.config.scenarios[i].name),
+            year,
+            params: model::stage_params(self.study, i, s),
+            start,
+            start_counts,
+            demand: self.demands[s][i].cells.iter().map(|&c| c as i64).collect(),
+        }
+    }
+
+    /// The carbon change of `map` against the base map at the GWR sample cells (None
+    /// without drivers).
+    fn carbon_change_at(&self, map: &[u8]) -> Option<Vec<f64>> {
+        let cells = self.gwr_cells?;
+        Some(flus_shared::analysis::carbon_change_at(
+            &tables::densities(self.study),
+            self.base,
+            map,
+            cells,
+            self.areas,
+            self.st.grid.width,
+        ))
+    }
+}
+
 /// What the scenarios' stages gave, for run.json, the tables and the GWR analysis.
 #[derive(Default)]
 pub(super) struct Outputs {
@@ -158,18 +194,7 @@ pub(super) fn run_all(
                     Some((m, c)) => (m.as_slice(), c.as_slice()),
                     None => (shared.base, shared.base_counts),
                 };
-                let stage = Stage {
-                    label: format!("{}_{year}", sc.name),
-                    year,
-                    params: model::stage_params(study, i, s),
-                    start,
-                    start_counts,
-                    demand: shared.demands[s][i]
-                        .cells
-                        .iter()
-                        .map(|&c| c as i64)
-                        .collect(),
-                };
+                let stage = shared.stage((i, s), year, start, start_counts);
                 tracing::info!(
                     "stage 5/5: scenario {} (stage {} of {})",
                     stage.label,
@@ -185,18 +210,9 @@ pub(super) fn run_all(
                 let StageRun { res, .. } = run;
                 let label = stage.label;
                 if s + 1 == years.len() {
-                    if let Some(cells) = shared.gwr_cells {
-                        o.carbon_at.push((
-                            sc.name.clone(),
-                            flus_shared::analysis::carbon_change_at(
-                                &flus_shared::tables::densities(study),
-                                shared.base,
-                                &res.map,
-                                cells,
-                                shared.areas,
-                                shared.st.grid.width,
-                            ),
-                        ));
+                    // the GWR's carbon change: the final stage against the base map
+                    if let Some(change) = shared.carbon_change_at(&res.map) {
+                        o.carbon_at.push((sc.name.clone(), change));
                     }
                 } else {
                     previous = Some((res.map.clone(), next_counts));
