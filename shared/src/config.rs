@@ -238,12 +238,42 @@ pub struct MarkovConfig {
     pub from: i32,
     /// End year of the transition period (t1), also the base year of the scenarios.
     pub to: i32,
-    /// Year to simulate.
-    pub target_year: i32,
+    /// Year to simulate (one stage from the base year). Exactly one of `target_year` and
+    /// `target_years` is given; read both through [`MarkovConfig::years`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_year: Option<i32>,
+    /// Staged years, increasing (e.g. `[2030, 2040, 2050, 2060]`): each stage starts from
+    /// the previous stage's simulated map, with the demand of the Markov shares at its
+    /// year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_years: Option<Vec<i32>>,
     /// Allow a target year that is not t1 + m (t1 - t0) (shares interpolated linearly
     /// between whole steps).
     #[serde(default)]
     pub interpolate: bool,
+}
+
+impl MarkovConfig {
+    /// The years to simulate, in order: `target_years`, or `[target_year]` (empty only
+    /// in a config that [`StudyConfig::validate`] refuses).
+    pub fn years(&self) -> Vec<i32> {
+        match (&self.target_years, self.target_year) {
+            (Some(v), _) => v.clone(),
+            (None, Some(y)) => vec![y],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The last year simulated (the base year `to` in a config that
+    /// [`StudyConfig::validate`] refuses).
+    pub fn final_year(&self) -> i32 {
+        self.years().last().copied().unwrap_or(self.to)
+    }
+
+    /// Whether the study runs several stages (`target_years` with more than one year).
+    pub fn staged(&self) -> bool {
+        self.years().len() > 1
+    }
 }
 
 /// `[ca]`: cellular automaton parameters (docs/design.md §4).
@@ -879,25 +909,59 @@ impl StudyConfig {
                 format!("{} is not after markov.from = {}", mk.to, mk.from),
             ));
         }
-        if mk.target_year <= mk.to {
-            return Err(err(
-                "markov.target_year".into(),
-                format!(
-                    "{} is not after the base year markov.to = {}",
-                    mk.target_year, mk.to
-                ),
-            ));
-        }
+        let years = match (mk.target_year, &mk.target_years) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "markov.target_years".into(),
+                    "both markov.target_year and markov.target_years are given; \
+                     keep one (target_year for one year, target_years for staged years)"
+                        .into(),
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    "markov.target_year".into(),
+                    "missing: give markov.target_year (one year) or markov.target_years \
+                     (staged years, e.g. [2030, 2040])"
+                        .into(),
+                ))
+            }
+            (Some(y), None) => vec![("markov.target_year".to_string(), y)],
+            (None, Some(v)) => {
+                if v.is_empty() {
+                    return Err(err(
+                        "markov.target_years".into(),
+                        "an empty list; expected at least one year".into(),
+                    ));
+                }
+                v.iter()
+                    .enumerate()
+                    .map(|(i, &y)| (format!("markov.target_years[{i}]"), y))
+                    .collect()
+            }
+        };
         let step = mk.to - mk.from;
-        if (mk.target_year - mk.to) % step != 0 && !mk.interpolate {
-            return Err(err(
-                "markov.target_year".into(),
-                format!(
-                    "{} is not reachable in whole steps of {step} years from {} ({} + m * {step}); \
-                     choose such a year or set `interpolate = true`",
-                    mk.target_year, mk.to, mk.to
-                ),
-            ));
+        let mut previous = mk.to;
+        for (key, y) in years {
+            if y <= previous {
+                let what = if previous == mk.to {
+                    format!("the base year markov.to = {}", mk.to)
+                } else {
+                    format!("the previous year {previous} (the years must increase)")
+                };
+                return Err(err(key, format!("{y} is not after {what}")));
+            }
+            if (y - mk.to) % step != 0 && !mk.interpolate {
+                return Err(err(
+                    key,
+                    format!(
+                        "{y} is not reachable in whole steps of {step} years from {} ({} + m * {step}); \
+                         choose such a year or set `interpolate = true`",
+                        mk.to, mk.to
+                    ),
+                ));
+            }
+            previous = y;
         }
         // layers
         let mut dnames = BTreeSet::new();
@@ -1127,6 +1191,17 @@ impl StudyConfig {
                     return Err(err(
                         key("multipliers"),
                         "give either an explicit demand or Markov multipliers, not both".into(),
+                    ));
+                }
+                if self.markov.staged() {
+                    return Err(err(
+                        key("demand"),
+                        format!(
+                            "an explicit demand is of one year, but markov.target_years gives \
+                             {} staged years; use the Markov demand (drop `demand`) or one \
+                             markov.target_year",
+                            self.markov.years().len()
+                        ),
                     ));
                 }
             }
@@ -1493,6 +1568,57 @@ matrix = [[1, 1], [0, 1]]
             "target_year = 2025\ninterpolate = true",
         );
         assert!(check(&ok).is_ok());
+    }
+
+    #[test]
+    fn staged_years_are_checked_and_target_year_with_target_years_is_an_error() {
+        let staged =
+            |years: &str| MINIMAL.replace("target_year = 2030", &format!("target_years = {years}"));
+        let c = check(&staged("[2020, 2030, 2040]")).unwrap();
+        assert_eq!(c.markov.years(), vec![2020, 2030, 2040]);
+        assert_eq!(c.markov.final_year(), 2040);
+        assert!(c.markov.staged());
+        let one = check(MINIMAL).unwrap();
+        assert_eq!(
+            (one.markov.years(), one.markov.staged()),
+            (vec![2030], false)
+        );
+        for (years, key, expected) in [
+            (
+                "[2020, 2035]",
+                "markov.target_years[1]",
+                "whole steps of 10",
+            ),
+            (
+                "[2030, 2020]",
+                "markov.target_years[1]",
+                "not after the previous year 2030",
+            ),
+            (
+                "[2010, 2020]",
+                "markov.target_years[0]",
+                "not after the base year",
+            ),
+            ("[]", "markov.target_years", "at least one year"),
+        ] {
+            let e = check(&staged(years)).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(expected), "{years}: {e}");
+        }
+        let both = MINIMAL.replace(
+            "target_year = 2030",
+            "target_year = 2030\ntarget_years = [2020, 2030]",
+        );
+        let e = check(&both).unwrap_err().to_string();
+        assert!(
+            e.contains("markov.target_year ") && e.contains("markov.target_years"),
+            "{e}"
+        );
+        let none = MINIMAL.replace("target_year = 2030\n", "");
+        let e = check(&none).unwrap_err().to_string();
+        assert!(
+            e.contains("markov.target_year") && e.contains("missing"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -229,13 +229,45 @@ pub struct ScenarioDemand {
     pub shares: Vec<f64>,
     /// Demand in cells per class, summing to the valid cells.
     pub cells: Vec<u64>,
+    /// The year of the demand.
+    pub year: i32,
 }
 
-/// Demand of every scenario of `study` from the transition `t` (t0 -> t1) and the
-/// valid-cell total; the base shares are the t1 counts.
+/// Demand of every scenario of `study` at the final target year
+/// ([`crate::config::MarkovConfig::final_year`]) from the transition `t` (t0 -> t1) and
+/// the valid-cell total; the base shares are the t1 counts.
 pub fn demand(study: &Study, t: &Transition, valid: u64) -> Result<Vec<ScenarioDemand>> {
+    demand_at(study, t, valid, study.config.markov.final_year())
+}
+
+/// Demand of every scenario at every target year (`[markov] target_years`, or the one
+/// `target_year`): `[stage][scenario]`. Each year's shares are the base shares times
+/// P^m, m = (year - to) / (to - from): the Markov shares at that year, whatever the
+/// stages before it.
+pub fn stage_demands(
+    study: &Study,
+    t: &Transition,
+    valid: u64,
+) -> Result<Vec<Vec<ScenarioDemand>>> {
+    study
+        .config
+        .markov
+        .years()
+        .into_iter()
+        .map(|y| demand_at(study, t, valid, y))
+        .collect()
+}
+
+/// Demand of every scenario of `study` at `year` from the transition `t` (t0 -> t1) and
+/// the valid-cell total; the base shares are the t1 counts.
+pub fn demand_at(
+    study: &Study,
+    t: &Transition,
+    valid: u64,
+    year: i32,
+) -> Result<Vec<ScenarioDemand>> {
     let mk = &study.config.markov;
-    let steps = (mk.target_year - mk.to) as f64 / (mk.to - mk.from) as f64;
+    let steps = (year - mk.to) as f64 / (mk.to - mk.from) as f64;
     let v1: Vec<f64> = t
         .end_counts
         .iter()
@@ -251,6 +283,7 @@ pub fn demand(study: &Study, t: &Transition, valid: u64) -> Result<Vec<ScenarioD
                 probabilities: None,
                 shares: cells.iter().map(|&c| c as f64 / valid as f64).collect(),
                 cells,
+                year,
             });
         } else {
             let q = scenario_probabilities(study, sc, &t.probabilities)?;
@@ -262,6 +295,7 @@ pub fn demand(study: &Study, t: &Transition, valid: u64) -> Result<Vec<ScenarioD
                 probabilities: Some(q),
                 shares,
                 cells,
+                year,
             });
         }
     }

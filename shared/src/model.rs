@@ -175,8 +175,16 @@ pub fn train(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainedAnn>
 }
 
 /// CA parameters of scenario `index` (its conversion matrix; the validation run uses
-/// the matrix that allows every conversion the data shows, see [`validation_params`]).
+/// the matrix that allows every conversion the data shows, see [`validation_params`]),
+/// run from the base map (stage 0).
 pub fn ca_params(study: &Study, index: usize) -> CaParams {
+    stage_params(study, index, 0)
+}
+
+/// CA parameters of scenario `index` in stage `stage` of its staged years (0: from the
+/// base map): those of [`ca_params`] with the stage's own random stream
+/// ([`stream::ca_scenario`]).
+pub fn stage_params(study: &Study, index: usize, stage: usize) -> CaParams {
     let cfg = &study.config;
     let sc = &cfg.scenarios[index];
     let mut p = CaParams::new(
@@ -188,7 +196,7 @@ pub fn ca_params(study: &Study, index: usize) -> CaParams {
     p.max_iterations = cfg.ca.max_iterations;
     p.accelerate = cfg.ca.accelerate;
     p.stall_iterations = cfg.ca.stall_iterations;
-    p.stream = stream::CA_BASE + 1 + index as u32;
+    p.stream = stream::ca_scenario(index, stage);
     p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
     p.best_effort = cfg.ca.unmet == crate::config::Unmet::BestEffort;
     p

@@ -278,6 +278,17 @@ pub mod stream {
     pub const GWR_PERMUTATION: u32 = 13;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
+    /// Bit position of the stage in a CA scenario stream ([`ca_scenario`]).
+    pub const CA_STAGE_SHIFT: u32 = 16;
+
+    /// The CA stream of scenario `index` (0-based) in stage `stage` of its staged years
+    /// (`[markov] target_years`; stage 0 runs from the base map):
+    /// `CA_BASE + 1 + index + stage << 16`. Stage 0 is the stream of a one-year run, so a
+    /// staged run's first year draws what a direct run to that year draws; each later
+    /// stage draws its own numbers (scenario indices below 2^16 - 17 never collide).
+    pub const fn ca_scenario(index: usize, stage: usize) -> u32 {
+        CA_BASE + 1 + index as u32 + ((stage as u32) << CA_STAGE_SHIFT)
+    }
 }
 
 /// A keyed counter-based generator: `block(stream, iteration, cell, draw)` is a pure

@@ -1,5 +1,7 @@
 //! `flus simulate STUDY.toml --scenario NAME`: one scenario from the base map to the
-//! target year, in one process (any tiling and thread count give the same bits).
+//! target year, in one process (any tiling and thread count give the same bits). With
+//! staged years (`[markov] target_years`) it runs directly to the last year, in one
+//! stage; `flus run` runs the stages.
 
 use std::path::PathBuf;
 
@@ -85,7 +87,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             restricted: &st.restricted,
             demand: &demand,
         };
-        let label = format!("{} {}", args.scenario, mk.target_year);
+        let label = format!("{} {}", args.scenario, mk.final_year());
         let run = ca::run(
             &params,
             &input,
@@ -99,7 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
     flus_shared::ann::write_suitability(&suit_path, &st.grid, &suit.values, &names)?;
     outputs::finish_format(&study, &suit_path)?;
-    let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.target_year));
+    let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.final_year()));
     outputs::write_landuse(&map_path, &study, &st.grid, &run.map)?;
     let leas_json = match &suit.leas {
         Some(leas) => common::leas_outputs(&out, leas)?,
@@ -109,7 +111,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     outputs::write_iterations(&iter_path, &study, &run.records)?;
     let j = json!({
         "scenario": args.scenario,
-        "target_year": mk.target_year,
+        "target_year": mk.final_year(),
         "classes": names,
         "demand": common::by_class(&names, &demand),
         "final_gap": common::by_class(&names, &run.report.final_gap),
@@ -135,7 +137,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!(
             "{} {}: {} iterations, stop: {:?}, demand met: {}\nmap: {}",
             args.scenario,
-            mk.target_year,
+            mk.final_year(),
             run.report.iterations,
             run.report.stop_reason,
             run.report.demand_met,
