@@ -267,6 +267,49 @@ pub struct CaConfig {
     /// reporting the gap per class (`"best_effort"`).
     #[serde(default)]
     pub unmet: Unmet,
+    /// PLUS's random patch seeds (CARS): `patches = { threshold = ..., decay = ...,
+    /// seeds = ... }`, `patches = {}` for PLUS's defaults; absent: FLUS's CA
+    /// (docs/design.md §4a).
+    #[serde(default)]
+    pub patches: Option<PatchesConfig>,
+}
+
+/// `[ca] patches`: PLUS's patch generation threshold, expansion coefficient and
+/// percentage of seeds (docs/design.md §4a).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PatchesConfig {
+    /// Start of the seeds' decreasing threshold (PLUS's patch generation threshold).
+    #[serde(default = "default_patch_threshold")]
+    pub threshold: f64,
+    /// Factor of the threshold per decay step (PLUS's expansion coefficient).
+    #[serde(default = "default_patch_decay")]
+    pub decay: f64,
+    /// Scale of a seed's stand-in neighbourhood term (PLUS's percentage of seeds, as a
+    /// share).
+    #[serde(default = "default_patch_seeds")]
+    pub seeds: f64,
+}
+
+fn default_patch_threshold() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.threshold
+}
+fn default_patch_decay() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.decay
+}
+fn default_patch_seeds() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.seeds
+}
+
+impl PatchesConfig {
+    /// The CA's patch parameters.
+    pub fn patches(&self) -> crate::ca::Patches {
+        crate::ca::Patches {
+            threshold: self.threshold,
+            decay: self.decay,
+            seeds: self.seeds,
+        }
+    }
 }
 
 /// `[ca] unmet`: what to do with a demand that cannot be met.
@@ -301,6 +344,7 @@ impl Default for CaConfig {
             accelerate: default_accelerate(),
             stall_iterations: default_stall(),
             unmet: Unmet::default(),
+            patches: None,
         }
     }
 }
@@ -1009,6 +1053,12 @@ impl StudyConfig {
                 format!("{}: expected a value in [0, 1)", ann.momentum),
             ));
         }
+        if let Some(p) = &self.ca.patches {
+            p.patches().validate().map_err(|m| {
+                let (key, msg) = m.split_once(" = ").unwrap_or(("patches", &m));
+                err(format!("ca.{key}"), msg.to_string())
+            })?;
+        }
         self.validate_random_forest(file)?;
         self.validate_gwr(file)?;
         if let Some(a) = &self.validation.absorb {
@@ -1350,6 +1400,55 @@ matrix = [[1, 1], [0, 1]]
         ))
         .unwrap();
         check(&with("[gwr]\nsample_points = 100000\nbandwidth = 2")).unwrap();
+    }
+
+    #[test]
+    fn ca_patches_take_plus_defaults_when_empty_and_name_the_key_when_out_of_range() {
+        assert_eq!(check(MINIMAL).unwrap().ca.patches, None);
+        let c = check(&format!("{MINIMAL}\n[ca]\npatches = {{}}\n")).unwrap();
+        assert_eq!(
+            c.ca.patches,
+            Some(PatchesConfig {
+                threshold: 0.5,
+                decay: 0.1,
+                seeds: 0.0001
+            })
+        );
+        let c = check(&format!(
+            "{MINIMAL}\n[ca]\npatches = {{ threshold = 0.7, seeds = 0.01 }}\n"
+        ))
+        .unwrap();
+        let p = c.ca.patches.unwrap();
+        assert_eq!((p.threshold, p.decay, p.seeds), (0.7, 0.1, 0.01));
+        for (extra, key, expected) in [
+            (
+                "patches = { decay = 0 }",
+                "ca.patches.decay",
+                "0, expected a value in (0, 1]",
+            ),
+            (
+                "patches = { threshold = 2 }",
+                "ca.patches.threshold",
+                "2, expected",
+            ),
+            (
+                "patches = { seeds = -1 }",
+                "ca.patches.seeds",
+                "-1, expected a value in [0, 1]",
+            ),
+        ] {
+            let e = check(&format!("{MINIMAL}\n[ca]\n{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("study.toml") && e.contains(&format!("`{key}`")) && e.contains(expected),
+                "{key}: {e}"
+            );
+        }
+        let e = check(&format!("{MINIMAL}\n[ca]\npatches = {{ seed = 1 }}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seed"), "{e}");
     }
 
     #[test]

@@ -191,6 +191,7 @@ pub fn ca_params(study: &Study, index: usize) -> CaParams {
     p.stream = stream::CA_BASE + 1 + index as u32;
     p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
     p.best_effort = cfg.ca.unmet == crate::config::Unmet::BestEffort;
+    p.patches = cfg.ca.patches.map(|c| c.patches());
     p
 }
 
@@ -271,5 +272,6 @@ pub fn validation_params(study: &Study, transition_counts: &[Vec<u64>]) -> CaPar
     p.stall_iterations = cfg.ca.stall_iterations;
     p.stream = stream::CA_BASE;
     p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
+    p.patches = cfg.ca.patches.map(|c| c.patches());
     p
 }

@@ -278,6 +278,10 @@ pub mod stream {
     pub const GWR_PERMUTATION: u32 = 13;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
+    /// PLUS's patch seeds (CARS, `ca::patches`) of the CA stream `s` use stream
+    /// `s + CARS_OFFSET`: iteration, cell and draw `k / 4` (word `k % 4` is class k's
+    /// draw), so a scenario's seeds never share numbers with its roulette or any other use.
+    pub const CARS_OFFSET: u32 = 1 << 23;
 }
 
 /// A keyed counter-based generator: `block(stream, iteration, cell, draw)` is a pure
