@@ -279,14 +279,16 @@ pub struct CaConfig {
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PatchesConfig {
-    /// Start of the seeds' decreasing threshold (PLUS's patch generation threshold).
+    /// mu, the scale of a seed's stand-in neighbourhood term r * mu (PLUS's patch
+    /// generation threshold).
     #[serde(default = "default_patch_threshold")]
     pub threshold: f64,
-    /// Factor of the threshold per decay step (PLUS's expansion coefficient).
+    /// delta, the factor of the seeds' decreasing threshold delta^l (PLUS's expansion
+    /// coefficient).
     #[serde(default = "default_patch_decay")]
     pub decay: f64,
-    /// Scale of a seed's stand-in neighbourhood term (PLUS's percentage of seeds, as a
-    /// share).
+    /// Share of the cells that are random seeds in an iteration (PLUS's percentage of
+    /// seeds, as a share).
     #[serde(default = "default_patch_seeds")]
     pub seeds: f64,
 }

@@ -279,8 +279,9 @@ pub mod stream {
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
     /// PLUS's patch seeds (CARS, `ca::patches`) of the CA stream `s` use stream
-    /// `s + CARS_OFFSET`: iteration, cell and draw `k / 4` (word `k % 4` is class k's
-    /// draw), so a scenario's seeds never share numbers with its roulette or any other use.
+    /// `s + CARS_OFFSET`, keyed by iteration and cell: draw 0 word 0 says whether the cell
+    /// is a seed, draw `1 + k / 4` word `k % 4` is class k's draw; a scenario's seeds
+    /// never share numbers with its roulette or any other use.
     pub const CARS_OFFSET: u32 = 1 << 23;
 }
 

@@ -3,11 +3,12 @@
 //!
 //! Where the neighbourhood term of a class k is zero at a cell (no cell of k in its
 //! window, or w_k = 0), FLUS's score for k is 0 and k can never appear there. With
-//! patches, a uniform draw r_k (keyed by seed, the scenario's CARS stream, iteration,
-//! cell and class) stands in for it: Omega(p, k) = r_k * seeds when r_k < sp(p, k) (PLUS's
-//! overall probability with mu_k = `seeds`), else 0. When the roulette picks such a
-//! class (a seed), FLUS's gate is replaced by PLUS's decreasing threshold: the seed is
-//! proposed when sp(p, k) > tau_l * r1, tau_l = threshold * decay^l, r1 = 2 * U2 (mean 1,
+//! patches, a cell is a random seed in an iteration with probability `seeds` (a draw
+//! keyed by seed, the scenario's CARS stream, iteration and cell); at a seed, a uniform
+//! draw r_k per class stands in for the zero term: Omega(p, k) = r_k * threshold when
+//! r_k < sp(p, k) (PLUS's overall probability, mu_k = `threshold`), else 0. When the
+//! roulette picks such a class, FLUS's gate is replaced by PLUS's decreasing threshold:
+//! the seed is proposed when sp(p, k) > tau_l * r1, tau_l = decay^l, r1 = 2 * U2 (mean 1,
 //! range 0-2), and l the number of iterations so far in which the total gap did not
 //! fall ([`patch_level`]). Everything else (scores of the other classes, inertia,
 //! roulette, gate of neighbourhood growth, acceptance in key order) is FLUS's, so the
@@ -25,14 +26,14 @@ use crate::rng::{stream, CounterRng};
 /// percentage of seeds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Patches {
-    /// Start value of the seeds' decreasing threshold tau (PLUS's patch generation
-    /// threshold), in (0, 1].
+    /// mu_k, PLUS's threshold for generating new patches: a seed's stand-in
+    /// neighbourhood term is r * `threshold`; in (0, 1].
     pub threshold: f64,
-    /// Factor applied to tau at every decay step (PLUS's expansion coefficient), in
-    /// (0, 1].
+    /// delta, the factor of the seeds' decreasing threshold tau_l = delta^l (PLUS's
+    /// expansion coefficient); in (0, 1].
     pub decay: f64,
-    /// mu: the seed's stand-in neighbourhood term is r * `seeds` (PLUS's percentage of
-    /// seeds, as a share), in [0, 1].
+    /// Share of the cells that are random seeds in an iteration (PLUS's percentage of
+    /// seeds, as a share); in [0, 1].
     pub seeds: f64,
 }
 
@@ -68,9 +69,9 @@ impl Patches {
         Ok(())
     }
 
-    /// The threshold tau_l = threshold * decay^l after `level` decay steps.
+    /// The threshold tau_l = decay^l after `level` decay steps.
     pub fn tau(&self, level: u32) -> f64 {
-        self.threshold * self.decay.powi(level.min(i32::MAX as u32) as i32)
+        self.decay.powi(level.min(i32::MAX as u32) as i32)
     }
 }
 
@@ -91,12 +92,12 @@ pub fn patch_level(start_sum: u64, sums: impl Iterator<Item = u64>) -> u32 {
     level
 }
 
-/// The seed's stand-in for a zero neighbourhood term: `r * seeds` when `r < sp`, else 0
+/// The seed's stand-in for a zero neighbourhood term: `r * mu` when `r < sp`, else 0
 /// (PLUS: a cell may start a patch of k only when its draw is below its probability).
 #[inline]
-pub fn seed_term(r: f64, sp: f64, seeds: f64) -> f64 {
+pub fn seed_term(r: f64, sp: f64, mu: f64) -> f64 {
     if r < sp {
-        r * seeds
+        r * mu
     } else {
         0.0
     }
@@ -108,10 +109,19 @@ pub fn seed_gate(u2: f64, tau: f64, sp: f64) -> bool {
     tau * (2.0 * u2) < sp
 }
 
-/// The draw r_k of class `k` at `cell` in iteration `t` on the CA stream `ca_stream`.
+/// Whether `cell` is a random seed in iteration `t` on the CA stream `ca_stream`: word 0
+/// of draw block 0, uniform in (0, 1), below `seeds`.
+#[inline]
+pub fn is_seed(rng: &CounterRng, ca_stream: u32, t: u32, cell: u64, seeds: f64) -> bool {
+    let b = rng.block(ca_stream + stream::CARS_OFFSET, t, cell, 0);
+    CounterRng::unit(b[0]) < seeds
+}
+
+/// The draw r_k of class `k` at `cell` in iteration `t` on the CA stream `ca_stream`:
+/// word k % 4 of draw block 1 + k / 4.
 #[inline]
 pub fn seed_draw(rng: &CounterRng, ca_stream: u32, t: u32, cell: u64, k: usize) -> f64 {
-    let b = rng.block(ca_stream + stream::CARS_OFFSET, t, cell, (k / 4) as u8);
+    let b = rng.block(ca_stream + stream::CARS_OFFSET, t, cell, (1 + k / 4) as u8);
     CounterRng::unit(b[k % 4])
 }
 
@@ -178,15 +188,16 @@ pub fn tile_step_cars(
             neighbour_counts(window, x, y, n, &mut s.counts);
             omega(&s.counts[..kk], n, &params.weights, &mut s.om);
             let cost_row = &params.cost[cu];
+            s.seed.fill(false);
+            let seed_cell = is_seed(&rng, params.stream, t, cell, patches.seeds);
             for k in 0..kk {
-                s.seed[k] = false;
-                if k == cu || s.om[k] != 0.0 || cost_row[k] <= 0.0 || s.sp[k] <= 0.0 {
+                if !seed_cell || k == cu || s.om[k] != 0.0 || cost_row[k] <= 0.0 || s.sp[k] <= 0.0 {
                     continue;
                 }
                 let v = seed_term(
                     seed_draw(&rng, params.stream, t, cell, k),
                     s.sp[k],
-                    patches.seeds,
+                    patches.threshold,
                 );
                 s.om[k] = v;
                 s.seed[k] = v > 0.0;

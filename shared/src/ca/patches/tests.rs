@@ -9,10 +9,10 @@ use crate::ca::BUCKETS;
 #[test]
 fn threshold_level_seed_term_and_gate_by_hand() {
     let p = Patches::PLUS_DEFAULTS;
-    // tau_l = 0.5 * 0.1^l
-    assert_eq!(p.tau(0), 0.5);
-    assert!((p.tau(1) - 0.05).abs() < 1e-15);
-    assert!((p.tau(3) - 0.0005).abs() < 1e-15);
+    // tau_l = 0.1^l
+    assert_eq!(p.tau(0), 1.0);
+    assert!((p.tau(1) - 0.1).abs() < 1e-15);
+    assert!((p.tau(3) - 0.001).abs() < 1e-15);
     // gaps 100 -> 90 (fell), 90 (not), 95 (not), 80 (fell), 80 (not): 3 decay steps
     assert_eq!(patch_level(100, [90, 90, 95, 80, 80].into_iter()), 3);
     assert_eq!(patch_level(100, std::iter::empty()), 0);
@@ -29,12 +29,16 @@ fn threshold_level_seed_term_and_gate_by_hand() {
 }
 
 #[test]
-fn the_seed_draw_is_word_k_mod_4_of_block_k_div_4_on_the_cars_stream() {
+fn the_seed_draws_are_words_of_the_cars_stream_keyed_by_cell_iteration_and_class() {
     let rng = CounterRng::new(42);
-    let b0 = rng.block(17 + (1 << 23), 5, 99, 0);
-    let b1 = rng.block(17 + (1 << 23), 5, 99, 1);
-    assert_eq!(seed_draw(&rng, 17, 5, 99, 2), CounterRng::unit(b0[2]));
-    assert_eq!(seed_draw(&rng, 17, 5, 99, 5), CounterRng::unit(b1[1]));
+    let b = |d: u8| rng.block(17 + (1 << 23), 5, 99, d);
+    // a seed cell: word 0 of block 0 below `seeds`
+    let u0 = CounterRng::unit(b(0)[0]);
+    assert!(is_seed(&rng, 17, 5, 99, u0 + 1e-9));
+    assert!(!is_seed(&rng, 17, 5, 99, u0));
+    // class k: word k % 4 of block 1 + k / 4
+    assert_eq!(seed_draw(&rng, 17, 5, 99, 2), CounterRng::unit(b(1)[2]));
+    assert_eq!(seed_draw(&rng, 17, 5, 99, 5), CounterRng::unit(b(2)[1]));
 }
 
 #[test]
@@ -91,13 +95,14 @@ fn padded(map: &[u8], w: usize, h: usize) -> Vec<u8> {
 
 #[test]
 fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
-    // 20 x 3 map all class 0; class 1 nowhere. w_0 = 0, so TP_0 = 0 and the roulette
-    // picks class 1 whenever its seed term is > 0: r_1 < sp_1 = 0.3 (its stand-in is
-    // r_1 * mu). The seed's threshold at level 0: 0.5 * 2 * U2 < 0.3, i.e. U2 < 0.3.
-    let (w, h) = (20usize, 3usize);
+    // 40 x 10 map all class 0; class 1 nowhere. w_0 = 0, so TP_0 = 0 and the roulette
+    // picks class 1 whenever its seed term is > 0: the cell is a seed (u0 < 0.5) and
+    // r_1 < sp_1 = 0.6 (its stand-in is r_1 * mu). The seed's threshold at level 0:
+    // tau_0 = 0.1^0 = 1, 1 * 2 * U2 < 0.6, i.e. U2 < 0.3.
+    let (w, h) = (40usize, 10usize);
     let map = vec![0u8; w * h];
     let pad = padded(&map, w, h);
-    let suit = suitability_fixed(&[0.7f32, 0.3].repeat(w * h));
+    let suit = suitability_fixed(&[0.4f32, 0.6].repeat(w * h));
     let restricted = vec![false; w * h];
     let mut params = CaParams::new(vec![0.0, 1.0], vec![vec![1.0; 2]; 2], 31);
     params.stream = 19;
@@ -123,20 +128,21 @@ fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
     tile_step(&params, &step, &rect, &window, &stat, &mut out);
     assert!(out.proposals.is_empty());
     params.patches = Some(Patches {
-        threshold: 0.5,
+        threshold: 0.01,
         decay: 0.1,
-        seeds: 0.01,
+        seeds: 0.5,
     });
     tile_step(&params, &step, &rect, &window, &stat, &mut out);
-    // by hand from the generator: sp_1 is stored as round(0.3 * 65535) / 65535
-    let sp1 = (0.3f64 * 65535.0).round() / 65535.0;
+    // by hand from the generator: sp_1 is stored as round(0.6 * 65535) / 65535
+    let sp1 = (0.6f64 * 65535.0).round() / 65535.0;
     let rng = CounterRng::new(31);
     let want: Vec<Proposal> = (0..(w * h) as u64)
         .filter_map(|cell| {
-            let r = CounterRng::unit(rng.block(19 + (1 << 23), 4, cell, 0)[1]);
+            let u0 = CounterRng::unit(rng.block(19 + (1 << 23), 4, cell, 0)[0]);
+            let r = CounterRng::unit(rng.block(19 + (1 << 23), 4, cell, 1)[1]);
             let b = rng.block(19, 4, cell, 0);
             let u2 = CounterRng::unit(b[1]);
-            (r < sp1 && u2 < sp1).then_some(Proposal {
+            (u0 < 0.5 && r < sp1 && 2.0 * u2 < sp1).then_some(Proposal {
                 cell,
                 key: b[2],
                 from: 0,
@@ -162,7 +168,7 @@ fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
 
 #[test]
 fn without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
-    // seeds = 0: no stand-in is ever > 0, so every score and gate is FLUS's; the CARS
+    // seeds = 0: no cell is a seed, so every score and gate is FLUS's; the CARS
     // step (cell by cell) must give the fast step's proposals on a patchy random map.
     let (w, h, k) = (45usize, 33usize, 4usize);
     let rng = CounterRng::new(3);
@@ -302,7 +308,7 @@ fn a_patch_appears_away_from_its_class_only_with_patches_and_meets_demand_for_an
     let cars = Patches {
         threshold: 0.5,
         decay: 0.1,
-        seeds: 0.05,
+        seeds: 0.3,
     };
     let base = run_remote(&s, Some(cars), one, 1);
     assert!(base.report.demand_met, "{:?}", base.report);
