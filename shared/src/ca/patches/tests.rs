@@ -326,3 +326,68 @@ fn a_patch_appears_away_from_its_class_only_with_patches_and_meets_demand_for_an
         );
     }
 }
+
+#[test]
+fn a_run_with_patches_resumed_from_a_checkpoint_ends_as_the_whole_run() {
+    // the seeds' decay level comes from the iteration records, which the checkpoint
+    // holds: resuming after iteration 4 gives the whole run's map and records
+    use crate::ca::engine::{run_loop, Checkpoint, LocalTiles};
+    let s = remote_area();
+    let mut params = CaParams::new(vec![1.0, 1.0], vec![vec![1.0; 2]; 2], 2021);
+    params.patches = Some(Patches {
+        threshold: 0.5,
+        decay: 0.1,
+        seeds: 0.02,
+    });
+    let input = CaInput {
+        width: s.w,
+        height: s.h,
+        classes: &s.classes,
+        suitability: &s.suit,
+        restricted: &s.restricted,
+        demand: &s.demand,
+    };
+    let tiling = Tiling { rows: 2, cols: 2 };
+    let mut saved: Option<Checkpoint> = None;
+    let mut backend = LocalTiles::new(tiling.rects(s.w, s.h).unwrap(), &input, 2);
+    let whole = run_loop(
+        &params,
+        &input,
+        &mut backend,
+        None,
+        &mut |_, _| {},
+        &mut |t, make| {
+            if t == 4 {
+                saved = Some(make());
+            }
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert!(whole.report.demand_met, "{:?}", whole.report);
+    // some iterations made no progress: the threshold decayed during the run
+    // (the start map's sum |gap| is 30 + 30)
+    let level = patch_level(
+        60,
+        whole
+            .records
+            .iter()
+            .map(|r: &crate::ca::IterationRecord| r.sum_abs_gap),
+    );
+    assert!(level > 0, "{:?}", whole.records.len());
+    let cp = saved.expect("a checkpoint after iteration 4");
+    let mut backend = LocalTiles::new(tiling.rects(s.w, s.h).unwrap(), &input, 2);
+    let resumed = run_loop(
+        &params,
+        &input,
+        &mut backend,
+        Some(cp),
+        &mut |_, _| {},
+        &mut |_, _| Ok(()),
+    )
+    .unwrap();
+    assert_eq!(
+        crate::ca::driver_tests::output_hash(&resumed),
+        crate::ca::driver_tests::output_hash(&whole)
+    );
+}
