@@ -231,6 +231,16 @@ fn flus_run_in_plus_mode_with_patches_equals_flus_validate_and_flus_simulate() {
     // the seeds changed the validation (the forest alone gives another map)
     let no_seeds = ok(&["validate", &s(&forest), "--json", "--out", &d("forest")]);
     assert_ne!(no_seeds["map_sha256"], val["map_sha256"]);
+    // the JSON says which CA ran: PLUS's defaults but for the seeds, or no seeds
+    assert_eq!(
+        val["ca_patches"],
+        serde_json::json!({ "threshold": 0.5, "decay": 0.1, "seeds": 0.01 })
+    );
+    assert!(
+        no_seeds["ca_patches"].is_null(),
+        "{}",
+        no_seeds["ca_patches"]
+    );
     // the observed new land per class is the period's transitions into it (flus demand)
     let demand = ok(&["demand", &s(&plus), "--json", "--out", &d("demand")]);
     let counts: Vec<Vec<u64>> =

@@ -144,6 +144,8 @@ pub fn validate_with(
     // PLUS's landscape figures: patches of the new land per class, observed and simulated
     j["patches"] =
         flus_shared::landscape::validation_json(&names, start, truth, &run.map, st.grid.width);
+    // whether the CA seeded random patches (`[ca] patches`, PLUS's CARS), and with what
+    j["ca_patches"] = json!(study.config.ca.patches);
     let [observed, simulated, components] = flus_shared::change_maps::paths(out, mk.to);
     let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().to_string());
     j["maps"] = json!({
