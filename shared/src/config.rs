@@ -253,6 +253,10 @@ pub struct MarkovConfig {
     pub interpolate: bool,
 }
 
+/// Most staged years a study may have: a stage's CA stream adds `stage << 16` and must
+/// stay below the patch seeds' offset 2^23 (`rng::stream`).
+pub const MAX_STAGES: usize = 127;
+
 impl MarkovConfig {
     /// The years to simulate, in order: `target_years`, or `[target_year]` (empty only
     /// in a config that [`StudyConfig::validate`] refuses).
@@ -297,6 +301,51 @@ pub struct CaConfig {
     /// reporting the gap per class (`"best_effort"`).
     #[serde(default)]
     pub unmet: Unmet,
+    /// PLUS's random patch seeds (CARS): `patches = { threshold = ..., decay = ...,
+    /// seeds = ... }`, `patches = {}` for PLUS's defaults; absent: FLUS's CA
+    /// (docs/design.md §4a).
+    #[serde(default)]
+    pub patches: Option<PatchesConfig>,
+}
+
+/// `[ca] patches`: PLUS's patch generation threshold, expansion coefficient and
+/// percentage of seeds (docs/design.md §4a).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PatchesConfig {
+    /// mu, the scale of a seed's stand-in neighbourhood term r * mu (PLUS's patch
+    /// generation threshold).
+    #[serde(default = "default_patch_threshold")]
+    pub threshold: f64,
+    /// delta, the factor of the seeds' decreasing threshold delta^l (PLUS's expansion
+    /// coefficient).
+    #[serde(default = "default_patch_decay")]
+    pub decay: f64,
+    /// Share of the cells that are random seeds in an iteration (PLUS's percentage of
+    /// seeds, as a share).
+    #[serde(default = "default_patch_seeds")]
+    pub seeds: f64,
+}
+
+fn default_patch_threshold() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.threshold
+}
+fn default_patch_decay() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.decay
+}
+fn default_patch_seeds() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.seeds
+}
+
+impl PatchesConfig {
+    /// The CA's patch parameters.
+    pub fn patches(&self) -> crate::ca::Patches {
+        crate::ca::Patches {
+            threshold: self.threshold,
+            decay: self.decay,
+            seeds: self.seeds,
+        }
+    }
 }
 
 /// `[ca] unmet`: what to do with a demand that cannot be met.
@@ -331,6 +380,7 @@ impl Default for CaConfig {
             accelerate: default_accelerate(),
             stall_iterations: default_stall(),
             unmet: Unmet::default(),
+            patches: None,
         }
     }
 }
@@ -928,10 +978,14 @@ impl StudyConfig {
             }
             (Some(y), None) => vec![("markov.target_year".to_string(), y)],
             (None, Some(v)) => {
-                if v.is_empty() {
+                if v.is_empty() || v.len() > MAX_STAGES {
                     return Err(err(
                         "markov.target_years".into(),
-                        "an empty list; expected at least one year".into(),
+                        format!(
+                            "{} years; expected 1 to {MAX_STAGES} (each stage has its own \
+                             random stream)",
+                            v.len()
+                        ),
                     ));
                 }
                 v.iter()
@@ -1072,6 +1126,12 @@ impl StudyConfig {
                 "ann.momentum".into(),
                 format!("{}: expected a value in [0, 1)", ann.momentum),
             ));
+        }
+        if let Some(p) = &self.ca.patches {
+            p.patches().validate().map_err(|m| {
+                let (key, msg) = m.split_once(" = ").unwrap_or(("patches", &m));
+                err(format!("ca.{key}"), msg.to_string())
+            })?;
         }
         self.validate_random_forest(file)?;
         self.validate_gwr(file)?;
@@ -1428,6 +1488,55 @@ matrix = [[1, 1], [0, 1]]
     }
 
     #[test]
+    fn ca_patches_take_plus_defaults_when_empty_and_name_the_key_when_out_of_range() {
+        assert_eq!(check(MINIMAL).unwrap().ca.patches, None);
+        let c = check(&format!("{MINIMAL}\n[ca]\npatches = {{}}\n")).unwrap();
+        assert_eq!(
+            c.ca.patches,
+            Some(PatchesConfig {
+                threshold: 0.5,
+                decay: 0.1,
+                seeds: 0.0001
+            })
+        );
+        let c = check(&format!(
+            "{MINIMAL}\n[ca]\npatches = {{ threshold = 0.7, seeds = 0.01 }}\n"
+        ))
+        .unwrap();
+        let p = c.ca.patches.unwrap();
+        assert_eq!((p.threshold, p.decay, p.seeds), (0.7, 0.1, 0.01));
+        for (extra, key, expected) in [
+            (
+                "patches = { decay = 0 }",
+                "ca.patches.decay",
+                "0, expected a value in (0, 1]",
+            ),
+            (
+                "patches = { threshold = 2 }",
+                "ca.patches.threshold",
+                "2, expected",
+            ),
+            (
+                "patches = { seeds = -1 }",
+                "ca.patches.seeds",
+                "-1, expected a value in [0, 1]",
+            ),
+        ] {
+            let e = check(&format!("{MINIMAL}\n[ca]\n{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("study.toml") && e.contains(&format!("`{key}`")) && e.contains(expected),
+                "{key}: {e}"
+            );
+        }
+        let e = check(&format!("{MINIMAL}\n[ca]\npatches = {{ seed = 1 }}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seed"), "{e}");
+    }
+
+    #[test]
     fn random_forest_alone_is_a_valid_study_and_its_bounds_name_the_key() {
         let driver = "[[drivers]]\nname = \"slope\"\npath = \"s.tif\"\n[[drivers]]\nname = \"dem\"\npath = \"d.tif\"\n";
         let c = check(&format!(
@@ -1599,7 +1708,7 @@ matrix = [[1, 1], [0, 1]]
                 "markov.target_years[0]",
                 "not after the base year",
             ),
-            ("[]", "markov.target_years", "at least one year"),
+            ("[]", "markov.target_years", "0 years; expected 1 to 127"),
         ] {
             let e = check(&staged(years)).unwrap_err().to_string();
             assert!(e.contains(key) && e.contains(expected), "{years}: {e}");

@@ -199,6 +199,7 @@ pub fn stage_params(study: &Study, index: usize, stage: usize) -> CaParams {
     p.stream = stream::ca_scenario(index, stage);
     p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
     p.best_effort = cfg.ca.unmet == crate::config::Unmet::BestEffort;
+    p.patches = cfg.ca.patches.map(|c| c.patches());
     p
 }
 
@@ -279,5 +280,6 @@ pub fn validation_params(study: &Study, transition_counts: &[Vec<u64>]) -> CaPar
     p.stall_iterations = cfg.ca.stall_iterations;
     p.stream = stream::CA_BASE;
     p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
+    p.patches = cfg.ca.patches.map(|c| c.patches());
     p
 }

@@ -289,6 +289,12 @@ pub mod stream {
     pub const fn ca_scenario(index: usize, stage: usize) -> u32 {
         CA_BASE + 1 + index as u32 + ((stage as u32) << CA_STAGE_SHIFT)
     }
+
+    /// PLUS's patch seeds (CARS, `ca::patches`) of the CA stream `s` use stream
+    /// `s + CARS_OFFSET`, keyed by iteration and cell: draw 0 word 0 says whether the cell
+    /// is a seed, draw `1 + k / 4` word `k % 4` is class k's draw; a scenario's seeds
+    /// never share numbers with its roulette or any other use.
+    pub const CARS_OFFSET: u32 = 1 << 23;
 }
 
 /// A keyed counter-based generator: `block(stream, iteration, cell, draw)` is a pure

@@ -158,6 +158,11 @@ fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Sta
     let mut params = CaParams::new(p.weights.clone(), cost, p.seed);
     params.neighbourhood = p.neighbourhood as usize;
     params.stream = p.stream;
+    params.patches = p.patches.as_ref().map(|q| ca::Patches {
+        threshold: q.threshold,
+        decay: q.decay,
+        seeds: q.seeds,
+    });
     params
         .validate()
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -169,6 +174,7 @@ fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Sta
             closed_in: p.closed_in.clone(),
             closed_out: p.closed_out.clone(),
             closed_pairs: p.closed_pairs.clone(),
+            patch_level: p.patch_level,
         },
     ))
 }

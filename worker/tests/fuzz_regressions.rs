@@ -79,6 +79,7 @@ fn sequence(neighbourhood: u32) -> Vec<u8> {
             closed_in: vec![false; 2],
             closed_out: vec![false; 2],
             closed_pairs: vec![false; 4],
+            ..Default::default()
         }),
         halo_changes: None,
     };

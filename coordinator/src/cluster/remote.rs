@@ -1210,6 +1210,12 @@ impl<'a> Remote<'a> {
             closed_in: step.closed_in.clone(),
             closed_out: step.closed_out.clone(),
             closed_pairs: step.closed_pairs.clone(),
+            patches: params.patches.map(|p| flus_proto::v1::PatchParams {
+                threshold: p.threshold,
+                decay: p.decay,
+                seeds: p.seeds,
+            }),
+            patch_level: step.patch_level,
         }
     }
 

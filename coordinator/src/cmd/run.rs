@@ -337,10 +337,12 @@ struct ClusterCa<'a> {
     seed: u64,
 }
 
-/// The suitability of the scenarios: an ANN trained here, or a given raster.
+/// The suitability of the scenarios: an ANN trained here, a given raster, or the LEAS
+/// forests trained before the validation (PLUS mode).
 enum ScenarioSuitability {
     Trained(flus_shared::ann::TrainedAnn),
     Given(model::Suitability),
+    Forest,
 }
 
 /// Where a session's suitability comes from.
@@ -528,40 +530,42 @@ fn validation_stage(
     st: &stack::Stack,
     out: &Path,
     cluster: &ClusterCa<'_>,
+    forest: Option<&model::Suitability>,
 ) -> anyhow::Result<(Value, Value)> {
     let (mut traffic, mut session) = (None, None);
-    let v = super::validate::validate(study, st, out, false, |params, input, suit| {
-        let source = match &suit.network {
-            Some(n) => SuitabilitySource::Network(n),
-            None => SuitabilitySource::Given(&suit.values),
-        };
-        let s = cluster.open(
-            "validation",
-            input.classes,
-            input.restricted,
-            (params.k, params.radius()),
-            source,
-            st,
-        )?;
-        // the warning the CA loop gives when it holds the suitability, from the maxima
-        // the workers returned (or of the given raster)
-        let max = match source {
-            SuitabilitySource::Given(v) => Some(free_maxima_here(v, st, params.k)),
-            SuitabilitySource::Network(_) => s.remote.free_maxima(),
-        };
-        if let Some(max) = max {
-            let (counts, _) =
-                ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
-            ca::warn_low_max_suitability(params, input.demand, &counts, &max);
-        }
-        let mut remote = s.remote;
-        drop(s.padded_start);
-        let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
-        remote.release();
-        traffic = Some(t);
-        session = Some(remote.session.clone());
-        Ok(res)
-    })?;
+    let v =
+        super::validate::validate_with(study, st, out, false, forest, |params, input, suit| {
+            let source = match &suit.network {
+                Some(n) => SuitabilitySource::Network(n),
+                None => SuitabilitySource::Given(&suit.values),
+            };
+            let s = cluster.open(
+                "validation",
+                input.classes,
+                input.restricted,
+                (params.k, params.radius()),
+                source,
+                st,
+            )?;
+            // the warning the CA loop gives when it holds the suitability, from the maxima
+            // the workers returned (or of the given raster)
+            let max = match source {
+                SuitabilitySource::Given(v) => Some(free_maxima_here(v, st, params.k)),
+                SuitabilitySource::Network(_) => s.remote.free_maxima(),
+            };
+            if let Some(max) = max {
+                let (counts, _) =
+                    ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
+                ca::warn_low_max_suitability(params, input.demand, &counts, &max);
+            }
+            let mut remote = s.remote;
+            drop(s.padded_start);
+            let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
+            remote.release();
+            traffic = Some(t);
+            session = Some(remote.session.clone());
+            Ok(res)
+        })?;
     let mut v = v.json;
     v["traffic"] = json!(traffic);
     Ok((v, json!(session)))
@@ -641,13 +645,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .with_context(|| format!("reading the study file {}", args.study.display()))?;
     run_guard::check_args(args.deadline, args.max_tile_cells, args.tiles_per_worker)?;
     let mut study = Study::load(&args.study)?;
-    anyhow::ensure!(
-        study.config.suitability.model == flus_shared::config::SuitabilityModel::Ann,
-        "{}: `suitability.model` = \"random_forest\" is not yet carried by flus run's \
-         cluster (its workers compute the ANN's suitability); use flus validate and flus \
-         simulate, which run PLUS's LEAS forest",
-        args.study.display()
-    );
     if let Some(s) = args.seed {
         study.config.study.seed = s;
     }
@@ -710,10 +707,26 @@ fn run_in(
     };
     super::demand::write_tables(&demand_result, &out)?;
     let mut st = demand_result.stack;
+    stage("inputs_and_demand", &mut lap);
+    // PLUS mode: the LEAS forests of the Markov period, trained once here for the
+    // validation and the scenarios; the workers get their development probability with
+    // the tiles, as a given suitability
+    let forest = match study.config.suitability.model {
+        flus_shared::config::SuitabilityModel::RandomForest => {
+            tracing::info!(
+                "LEAS random forests of the {} -> {} period (validation and scenarios)",
+                mk.from,
+                mk.to
+            );
+            let f = model::forest_suitability(&study, &st)?;
+            stage("leas_forests", &mut lap);
+            Some(f)
+        }
+        flus_shared::config::SuitabilityModel::Ann => None,
+    };
     // only the maps still needed: the base map, and the start map of the validation
     st.maps
         .retain(|&y, _| y == mk.to || (y == mk.from && !args.no_validation));
-    stage("inputs_and_demand", &mut lap);
     drop(bar);
     let bar = crate::output::stage("workers");
 
@@ -808,7 +821,9 @@ fn run_in(
             // runs on the workers, and disturb the workers meanwhile
             flus_shared::hooks::hold(|| "scenarios-ann-training".into());
             let t0 = Instant::now();
-            let s = if study.config.ann.suitability.is_some() {
+            let s = if forest.is_some() {
+                Ok(ScenarioSuitability::Forest)
+            } else if study.config.ann.suitability.is_some() {
                 tracing::info!("stage 4/5: the given suitability of the {} map", mk.to);
                 model::suitability(&study, &st, mk.to).map(ScenarioSuitability::Given)
             } else {
@@ -821,7 +836,7 @@ fn run_in(
             Ok(None)
         } else {
             tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
-            validation_stage(&study, &st, &out, &cluster).map(Some)
+            validation_stage(&study, &st, &out, &cluster, forest.as_ref()).map(Some)
         };
         let trained = training
             .join()
@@ -844,6 +859,16 @@ fn run_in(
             // the network's bits, to compare runs (the same for any worker and thread count)
             report["ann_network_sha256"] = json!(files::sha256_hex(&serde_json::to_vec(network)?));
             SuitabilitySource::Network(network)
+        }
+        ScenarioSuitability::Forest => {
+            let f = forest
+                .as_ref()
+                .context("the LEAS forests were not trained")?;
+            if let Some(leas) = &f.leas {
+                // driver_contributions.csv in the run folder (the report charts it)
+                report["random_forest"] = common::leas_outputs(&out, leas)?;
+            }
+            SuitabilitySource::Given(&f.values)
         }
         ScenarioSuitability::Given(s) => {
             report["ann"] = json!({

@@ -54,36 +54,55 @@ pub fn validate(
     suitability_here: bool,
     run_ca: impl FnOnce(&ca::CaParams, &CaInput, &model::Suitability) -> anyhow::Result<ca::CaOutput>,
 ) -> anyhow::Result<Validation> {
+    validate_with(study, st, out, suitability_here, None, run_ca)
+}
+
+/// [`validate`] with the validation's suitability already computed (`given`: the LEAS
+/// forests of the Markov period, which `flus run` trains once for the validation and the
+/// scenarios), or computed here when None.
+pub fn validate_with(
+    study: &Study,
+    st: &stack::Stack,
+    out: &std::path::Path,
+    suitability_here: bool,
+    given: Option<&model::Suitability>,
+    run_ca: impl FnOnce(&ca::CaParams, &CaInput, &model::Suitability) -> anyhow::Result<ca::CaOutput>,
+) -> anyhow::Result<Validation> {
     let mk = &study.config.markov;
     let k = study.k();
     let names: Vec<String> = study.class_names();
     let start = &st.maps[&mk.from];
     let truth = &st.maps[&mk.to];
     let forest = study.config.suitability.model == SuitabilityModel::RandomForest;
-    let given = study.config.ann.validation_suitability.is_some();
+    let given_raster = study.config.ann.validation_suitability.is_some();
     tracing::info!(
         "validation {} -> {}: {}",
         mk.from,
         mk.to,
         if forest {
             format!("LEAS random forests of the {} -> {} period", mk.from, mk.to)
-        } else if given {
+        } else if given_raster {
             format!("the given suitability of the {} map", mk.from)
         } else {
             format!("ANN suitability from the {} map", mk.from)
         }
     );
     // `[ann] validation_suitability` when given (never the scenarios' raster)
-    let suit = if suitability_here || forest || given || st.drivers.is_empty() {
-        model::validation_suitability(study, st)?
+    let computed;
+    let suit = if let Some(s) = given {
+        s
+    } else if suitability_here || forest || given_raster || st.drivers.is_empty() {
+        computed = model::validation_suitability(study, st)?;
+        &computed
     } else {
         let trained = model::train(study, st, mk.from)?;
-        model::Suitability {
+        computed = model::Suitability {
             values: Vec::new(),
             network: Some(trained.network),
             report: Some(trained.report),
             leas: None,
-        }
+        };
+        &computed
     };
     let demand = model::validation_demand(study, st)?;
     let transition = flus_shared::markov::transition(start, truth, k);
@@ -99,7 +118,7 @@ pub fn validate(
         restricted: &st.restricted,
         demand: &demand,
     };
-    let run = run_ca(&params, &input, &suit)?;
+    let run = run_ca(&params, &input, suit)?;
     let sim = metrics::compare(start, truth, &run.map, k);
     let persistence = metrics::compare(start, truth, start, k);
     let random_map = ca::random_allocation(&params, start, &st.restricted, &demand)?;
@@ -122,6 +141,11 @@ pub fn validate(
     j["iterations"] = json!(run.report.iterations);
     j["map_sha256"] = json!(flus_shared::files::sha256_hex(&run.map));
     j["stop_reason"] = json!(run.report.stop_reason);
+    // PLUS's landscape figures: patches of the new land per class, observed and simulated
+    j["patches"] =
+        flus_shared::landscape::validation_json(&names, start, truth, &run.map, st.grid.width);
+    // whether the CA seeded random patches (`[ca] patches`, PLUS's CARS), and with what
+    j["ca_patches"] = json!(study.config.ca.patches);
     let [observed, simulated, components] = flus_shared::change_maps::paths(out, mk.to);
     let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().to_string());
     j["maps"] = json!({

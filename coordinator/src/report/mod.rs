@@ -581,8 +581,9 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
         None => "<p class=\"lead\">Validation was not run (<code>--no-validation</code>).</p>"
             .to_string(),
     };
+    let patches = patches_table(run, legend);
     out.push(format!(
-        "<section id=\"validation\"><h2>Validation</h2>{validation}</section>"
+        "<section id=\"validation\"><h2>Validation</h2>{validation}{patches}</section>"
     ));
     if let Some(section) =
         zones::density_section(&read_csv(&dir.join("carbon_density_by_zone.csv"))?)
@@ -595,6 +596,47 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
         out.push(section);
     }
     Ok(out)
+}
+
+/// The validation's patches of new land per class (run.json `validation.patches`):
+/// observed beside simulated, as PLUS reports its landscape figures; empty without them.
+fn patches_table(run: &Value, legend: &[LegendEntry]) -> String {
+    let Some(by_class) = run["validation"]["patches"]["by_class"].as_object() else {
+        return String::new();
+    };
+    let header: Vec<String> = [
+        "class",
+        "new cells observed",
+        "patches observed",
+        "mean patch observed",
+        "new cells simulated",
+        "patches simulated",
+        "mean patch simulated",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let num = |v: &Value| match v.as_f64() {
+        Some(x) if v.is_u64() => format!("{x:.0}"),
+        Some(x) => format!("{x:.2}"),
+        None => "n/a".into(),
+    };
+    let rows: Vec<Vec<String>> = by_class
+        .iter()
+        .map(|(name, v)| {
+            let mut r = vec![name.clone()];
+            for side in ["observed", "simulated"] {
+                for key in ["cells", "patches", "mean_size"] {
+                    r.push(num(&v[side][key]));
+                }
+            }
+            r
+        })
+        .collect();
+    format!(
+        "<p class=\"lead\">The landscape figures PLUS is judged by: the new land of each class (cells that became it over the period), its number of 8-connected patches and their mean size in cells, observed and simulated.</p>{}",
+        html::table(&header, &rows, None, swatch(legend), |_| "")
+    )
 }
 
 /// A validation metric's column name in words (`producer_accuracy` -> "producer's

@@ -328,7 +328,14 @@ pub fn run_loop(
             break StopReason::MaxIterations;
         }
         state.update(&counts, input.demand, t);
-        let step = state.step_params(t, &params.cost);
+        let mut step = state.step_params(t, &params.cost);
+        if params.patches.is_some() {
+            // from the records: the same level after a resume
+            step.patch_level = super::patches::patch_level(
+                gap_sum(&start_counts),
+                records.iter().map(|r: &IterationRecord| r.sum_abs_gap),
+            );
+        }
         let view = MapView {
             padded: &padded,
             stride: pw,

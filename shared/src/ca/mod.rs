@@ -8,6 +8,7 @@
 //!   layers, step parameters) that returns proposals and their key histograms;
 //! - [`acceptance`]: the bucket walk that turns merged histograms (plus the exact keys
 //!   of a few buckets) into the thresholds `T_in`, `T_out`;
+//! - [`patches`]: PLUS's multi-type random patch seeds (CARS), a variant of the tile step;
 //! - [`commit`]: applies the thresholds to a tile's proposals;
 //! - [`feasibility`]: the max-flow check of the demand before any work;
 //! - [`driver`]: a single-process driver running the whole grid as any tiling;
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod feasibility;
 pub mod inertia;
 pub mod params;
+pub mod patches;
 pub mod resume;
 pub mod step;
 pub mod window;
@@ -38,6 +40,7 @@ pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
+pub use patches::Patches;
 pub use resume::RunIdentity;
 pub use step::{
     suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,

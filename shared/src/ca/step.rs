@@ -22,6 +22,9 @@ pub struct StepParams {
     /// Conversion `from -> to` refused in this iteration, row-major K x K
     /// ([`InertiaState::closed_pairs`](super::inertia::InertiaState::closed_pairs)).
     pub closed_pairs: Vec<bool>,
+    /// Decay steps l of the patch seeds' threshold (`[ca] patches`,
+    /// [`patch_level`](super::patches::patch_level)); 0 and unused without patches.
+    pub patch_level: u32,
 }
 
 /// A tile's class window including its halo of r = (N - 1) / 2 cells on every side;
@@ -340,6 +343,10 @@ pub fn tile_step(
     stat: &TileStatic,
     out: &mut TileProposals,
 ) {
+    if let Some(patches) = &params.patches {
+        super::patches::tile_step_cars(params, patches, step, rect, window, stat, out);
+        return;
+    }
     let kk = params.k;
     let n = params.neighbourhood;
     let r = params.radius();
@@ -732,6 +739,7 @@ mod tests {
             closed_in: vec![false, false],
             closed_out: vec![false, false],
             closed_pairs: vec![false; 4],
+            patch_level: 0,
         };
         let rect = TileRect {
             x0: 0,
@@ -932,6 +940,7 @@ mod tests {
             closed_in: vec![false, false],
             closed_out: vec![false, false],
             closed_pairs: vec![false; 4],
+            patch_level: 0,
         };
         let mut out = TileProposals::default();
         tile_step(
@@ -1104,6 +1113,7 @@ mod tests {
                 closed_in: (0..kk).map(|k| draw(k as u64, 9, 5) == 0).collect(),
                 closed_out: (0..kk).map(|k| draw(k as u64, 10, 5) == 0).collect(),
                 closed_pairs: (0..kk * kk).map(|i| draw(i as u64, 11, 6) == 0).collect(),
+                patch_level: 0,
             };
             let rect = TileRect {
                 x0,
