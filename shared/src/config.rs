@@ -267,6 +267,22 @@ pub struct CaConfig {
     /// reporting the gap per class (`"best_effort"`).
     #[serde(default)]
     pub unmet: Unmet,
+    /// What the CA allocates: net class totals (`"net"`, default) or the cells of every
+    /// (from, to) conversion (`"transitions"`, docs/design.md §5).
+    #[serde(default)]
+    pub allocation: Allocation,
+}
+
+/// `[ca] allocation`: what the CA's quantities fix.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    /// The cells of every class at the end (today's FLUS behaviour, default).
+    #[default]
+    Net,
+    /// The cells of every (from, to) conversion: projected Markov transition counts
+    /// for scenarios, the observed counts for the validation.
+    Transitions,
 }
 
 /// `[ca] unmet`: what to do with a demand that cannot be met.
@@ -301,6 +317,7 @@ impl Default for CaConfig {
             accelerate: default_accelerate(),
             stall_iterations: default_stall(),
             unmet: Unmet::default(),
+            allocation: Allocation::default(),
         }
     }
 }
@@ -1429,6 +1446,24 @@ matrix = [[1, 1], [0, 1]]
         assert_eq!(c.study.seed, 1);
         assert_eq!(c.classes[1].carbon.unwrap().total(), 10.0);
         assert_eq!(c.classes[0].rgb(), [0, 255, 0]);
+    }
+
+    #[test]
+    fn ca_allocation_is_net_by_default_transitions_on_request_and_nothing_else() {
+        assert_eq!(check(MINIMAL).unwrap().ca.allocation, Allocation::Net);
+        let c = check(&MINIMAL.replace(
+            "[markov]\n",
+            "[ca]\nallocation = \"transitions\"\n[markov]\n",
+        ))
+        .unwrap();
+        assert_eq!(c.ca.allocation, Allocation::Transitions);
+        let e = check(&MINIMAL.replace("[markov]\n", "[ca]\nallocation = \"pairs\"\n[markov]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("study.toml") && e.contains("pairs") && e.contains("transitions"),
+            "{e}"
+        );
     }
 
     #[test]

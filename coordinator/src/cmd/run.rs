@@ -455,6 +455,11 @@ impl ClusterCa<'_> {
         flus_shared::tables::ZoneCounts,
     )> {
         let backend = session;
+        // the workers skip, in transition mode, the cells off their session's start map
+        anyhow::ensure!(
+            input.quota.is_none() || input.classes == backend.start_map(),
+            "{label}: transition allocation on the workers needs the run to start from its session's start map"
+        );
         backend.begin_run(label);
         let cp_path = checkpoint_path(self.out, label);
         let identity = run_guard::identity(self.study_sha256, self.seed, label);
@@ -937,7 +942,7 @@ fn run_in(
             }
             let label = format!("{}_{}", sc.name, mk.target_year);
             tracing::info!("stage 5/5: scenario {label}");
-            let demand: Vec<i64> = demands[i].cells.iter().map(|&c| c as i64).collect();
+            let (demand, quota) = model::scenario_allocation(&study, base, &demands[i], i)?;
             let params = model::ca_params(&study, i);
             // the workers hold the suitability (computed from the network)
             let input = CaInput {
@@ -947,6 +952,7 @@ fn run_in(
                 suitability: &[],
                 restricted: &st.restricted,
                 demand: &demand,
+                quota: quota.as_deref(),
             };
             ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
             // the workers' counts of the final map are the tables' (not recounted here)

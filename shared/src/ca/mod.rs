@@ -10,6 +10,7 @@
 //!   of a few buckets) into the thresholds `T_in`, `T_out`;
 //! - [`commit`]: applies the thresholds to a tile's proposals;
 //! - [`feasibility`]: the max-flow check of the demand before any work;
+//! - [`quota`]: transition-level allocation (per-pair quotas and their walk);
 //! - [`driver`]: a single-process driver running the whole grid as any tiling;
 //! - [`baseline`]: the random-allocation baseline of the validation;
 //! - [`bench`]: throughput measurements (memory bandwidth, tile-step rate);
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod feasibility;
 pub mod inertia;
 pub mod params;
+pub mod quota;
 pub mod resume;
 pub mod step;
 pub mod window;
@@ -38,6 +40,7 @@ pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
+pub use quota::{PairWalk, QuotaState};
 pub use resume::RunIdentity;
 pub use step::{
     suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
@@ -73,3 +76,5 @@ pub fn successor(key: Key) -> Key {
 mod bencat_tests;
 #[cfg(test)]
 mod driver_tests;
+#[cfg(test)]
+mod quota_tests;

@@ -22,6 +22,10 @@ pub struct StepParams {
     /// Conversion `from -> to` refused in this iteration, row-major K x K
     /// ([`InertiaState::closed_pairs`](super::inertia::InertiaState::closed_pairs)).
     pub closed_pairs: Vec<bool>,
+    /// Transition allocation (`[ca] allocation = "transitions"`, docs/design.md §5): a
+    /// cell changes at most once per run, so cells whose class differs from the run's
+    /// start map ([`TileStatic::start_classes`]) are skipped.
+    pub transitions: bool,
 }
 
 /// A tile's class window including its halo of r = (N - 1) / 2 cells on every side;
@@ -74,6 +78,10 @@ pub struct TileStatic<'a> {
     pub restricted: &'a [bool],
     /// Cells per row of both layers.
     pub stride: usize,
+    /// The run's start map over the class window's layout (halo included, the class
+    /// window's stride); read only in transition mode ([`StepParams::transitions`]),
+    /// may be empty otherwise.
+    pub start_classes: &'a [u8],
 }
 
 /// Where a tile lies in the grid.
@@ -131,7 +139,8 @@ pub struct TileProposals {
     pub cells: u64,
     /// Cells skipped because every neighbour is of their own class (they cannot change).
     pub skipped_uniform: u64,
-    /// Cells skipped because their class may not lose cells in this iteration.
+    /// Cells skipped because their class may not lose cells in this iteration (or, in
+    /// transition mode, because they already changed in this run).
     pub skipped_closed: u64,
     /// All proposals that passed roulette and gate, including those a lock or a closed
     /// class refuses.
@@ -414,6 +423,17 @@ pub fn tile_step(
         out.cells += cells as u64;
         if cells == 0 {
             continue;
+        }
+        if step.transitions {
+            // a cell changes at most once per run: cells off their start class are done
+            let srow = &stat.start_classes[centre_row..centre_row + width];
+            let mut done = 0u32;
+            for ((m, &c), &s0) in s.mask.iter_mut().zip(crow).zip(srow) {
+                let hit = *m & (c != s0) as u8;
+                done += hit as u32;
+                *m &= hit ^ 1;
+            }
+            out.skipped_closed += done as u64;
         }
         for &v in &s.closed {
             let mut shut = 0u32;
@@ -732,6 +752,7 @@ mod tests {
             closed_in: vec![false, false],
             closed_out: vec![false, false],
             closed_pairs: vec![false; 4],
+            transitions: false,
         };
         let rect = TileRect {
             x0: 0,
@@ -744,6 +765,7 @@ mod tests {
             suitability: &suit,
             restricted: &restricted,
             stride: 4,
+            start_classes: &[],
         };
         let mut out = TileProposals::default();
         tile_step(
@@ -844,6 +866,7 @@ mod tests {
             suitability: &suit,
             restricted: &restricted,
             stride: 3,
+            start_classes: &[],
         };
         tile_step(
             &params,
@@ -925,6 +948,7 @@ mod tests {
             suitability: &suit,
             restricted: &restricted,
             stride: 5,
+            start_classes: &[],
         };
         let step = StepParams {
             iteration: 0,
@@ -932,6 +956,7 @@ mod tests {
             closed_in: vec![false, false],
             closed_out: vec![false, false],
             closed_pairs: vec![false; 4],
+            transitions: false,
         };
         let mut out = TileProposals::default();
         tile_step(
@@ -974,7 +999,9 @@ mod tests {
                 }
                 cells += 1;
                 let cu = c as usize;
-                if step.closed_out[cu] {
+                let moved =
+                    step.transitions && stat.start_classes[(y + r) * window.stride + x + r] != c;
+                if moved || step.closed_out[cu] {
                     closed += 1;
                     continue;
                 }
@@ -1104,6 +1131,8 @@ mod tests {
                 closed_in: (0..kk).map(|k| draw(k as u64, 9, 5) == 0).collect(),
                 closed_out: (0..kk).map(|k| draw(k as u64, 10, 5) == 0).collect(),
                 closed_pairs: (0..kk * kk).map(|i| draw(i as u64, 11, 6) == 0).collect(),
+                // odd cases in transition mode: cells off their start class are done
+                transitions: case % 2 == 1,
             };
             let rect = TileRect {
                 x0,
@@ -1113,10 +1142,20 @@ mod tests {
                 grid_width: gw,
             };
             let window = ClassWindow { data: &win, stride };
+            // the run's start map: the window with one cell in 7 of another class
+            let start: Vec<u8> = win
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| match draw(i as u64, 12, 7) {
+                    0 if c != INVALID => ((c as usize + 1) % kk) as u8,
+                    _ => c,
+                })
+                .collect();
             let stat = TileStatic {
                 suitability: &suit,
                 restricted: &restricted,
                 stride: w,
+                start_classes: &start,
             };
             let want = reference_step(&params, &step, &rect, &window, &stat);
             let mut out = TileProposals::default();
