@@ -159,6 +159,9 @@ struct StepScratch {
     column: Vec<u8>,
     /// Per cell of the row: its whole window is its class.
     uniform: Vec<u8>,
+    /// Transition mode: per cell of the row, its whole window is its class in the
+    /// run's start map too.
+    uniform_start: Vec<u8>,
     /// Classes that may not lose cells.
     closed: Vec<u8>,
     /// Per cell of the row: past the early outs (0/1).
@@ -206,6 +209,29 @@ pub fn neighbour_counts(
         }
     }
     counts[window.data[(y + r) * window.stride + x + r] as usize] -= 1;
+}
+
+/// Transition mode: adds to `counts` the start class of every neighbour of the tile
+/// cell (x, y) whose class differs from it in `start` (the run's start map over the
+/// class window's layout): a neighbour that has made its conversion counts for the
+/// class it left too.
+#[inline]
+pub fn start_counts(
+    window: &ClassWindow,
+    start: &[u8],
+    x: usize,
+    y: usize,
+    n: usize,
+    counts: &mut [u32; 256],
+) {
+    for dy in 0..n {
+        let at = (y + dy) * window.stride + x;
+        for (&a, &b) in window.data[at..at + n].iter().zip(&start[at..at + n]) {
+            if a != b {
+                counts[b as usize] += 1;
+            }
+        }
+    }
 }
 
 /// The neighbourhood term Omega(p, k) = count_k / (N*N - 1) * w_k; invalid or off-grid
@@ -404,6 +430,17 @@ pub fn tile_step(
     let nnu = n * n;
     for y in 0..rect.height {
         uniform_row(window, y, width, n, &mut s.column, &mut s.uniform);
+        if step.transitions {
+            // a neighbour counts for its start class too: uniform in both maps
+            let start = ClassWindow {
+                data: stat.start_classes,
+                stride: window.stride,
+            };
+            uniform_row(&start, y, width, n, &mut s.column, &mut s.uniform_start);
+            for (u, &v) in s.uniform.iter_mut().zip(&s.uniform_start) {
+                *u &= v;
+            }
+        }
         let centre_row = (y + r) * window.stride + r;
         let static_row = y * stat.stride;
         let global_row = ((rect.y0 + y) * rect.grid_width + rect.x0) as u64;
@@ -507,7 +544,22 @@ pub fn tile_step(
                     }
                 }
                 word -= onehot[cu];
-                debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64 - 1);
+                if step.transitions {
+                    // a neighbour that has made its conversion still counts for the
+                    // class it had at the start of the run (at most one more per class
+                    // and neighbour: counts stay <= N*N - 1)
+                    for dy in 0..n {
+                        let at = (y + dy) * window.stride + x;
+                        let now = &window.data[at..at + n];
+                        let was = &stat.start_classes[at..at + n];
+                        for (&a, &b) in now.iter().zip(was) {
+                            if a != b {
+                                word += onehot[b as usize];
+                            }
+                        }
+                    }
+                }
+                debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64);
                 let own = s.own[cu];
                 let terms = tp.iter_mut().zip(sp).zip(s.omega.iter().zip(cost_row));
                 for (k, ((t, &spk), (tab, &ck))) in terms.enumerate() {
@@ -521,7 +573,10 @@ pub fn tile_step(
                 }
             } else {
                 neighbour_counts(window, x, y, n, &mut counts);
-                debug_assert!(counts[cu] < nn1);
+                if step.transitions {
+                    start_counts(window, stat.start_classes, x, y, n, &mut counts);
+                }
+                debug_assert!(counts[cu] <= nn1);
                 for (k, t) in tp.iter_mut().enumerate() {
                     let om = counts[k] as f64 / nn1f * params.weights[k];
                     let mut v = sp[k] * om * cost_row[k];
@@ -1008,6 +1063,8 @@ mod tests {
                 let all_own = (0..n).all(|dy| {
                     let start = (y + dy) * window.stride + x;
                     window.data[start..start + n].iter().all(|&b| b == c)
+                        && (!step.transitions
+                            || stat.start_classes[start..start + n].iter().all(|&b| b == c))
                 });
                 if all_own {
                     uniform += 1;
@@ -1015,6 +1072,17 @@ mod tests {
                 }
                 let mut counts = [0u32; 256];
                 neighbour_counts(window, x, y, n, &mut counts);
+                if step.transitions {
+                    for dy in 0..n {
+                        for dx in 0..n {
+                            let at = (y + dy) * window.stride + x + dx;
+                            let (a, b) = (window.data[at], stat.start_classes[at]);
+                            if a != b {
+                                counts[b as usize] += 1;
+                            }
+                        }
+                    }
+                }
                 let mut om = vec![0.0; kk];
                 omega(&counts[..kk], n, &params.weights, &mut om);
                 let sbase = (y * stat.stride + x) * kk;
