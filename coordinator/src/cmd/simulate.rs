@@ -122,7 +122,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             &run.report.final_gap,
         )),
         "allocation": study.config.ca.allocation,
-        "transitions_done": run.report.transitions_done,
+        "transitions": match (&quota, &run.report.transitions_done) {
+            (Some(q), Some(d)) => super::validate::transitions_json(&names, q, d),
+            _ => serde_json::Value::Null,
+        },
         "demand_met": run.report.demand_met,
         "iterations": run.report.iterations,
         "stop_reason": run.report.stop_reason,

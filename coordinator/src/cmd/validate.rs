@@ -218,7 +218,7 @@ impl ChangeCounts {
 
 /// Transition mode: quota and simulated cells of every pair with either non-zero, as
 /// `{"from -> to": {"quota": n, "simulated": n}}`.
-fn transitions_json(names: &[String], quota: &[u64], done: &[u64]) -> serde_json::Value {
+pub(crate) fn transitions_json(names: &[String], quota: &[u64], done: &[u64]) -> serde_json::Value {
     let k = names.len();
     let mut m = serde_json::Map::new();
     for c in 0..k {
