@@ -305,12 +305,15 @@ pub fn validation_allocation(study: &Study, stack: &Stack) -> Result<(Vec<i64>, 
 }
 
 /// Demand and (transition mode) quotas of scenario `index` from its start map `base`
-/// and its Markov demand `d`: `[ca] allocation = "net"` gives `d`'s cells and no
-/// quotas; `"transitions"` the projected transition counts
-/// ([`crate::markov::transition_counts`]) and the class totals they lead to.
+/// (with the `restricted` mask) and its Markov demand `d`: `[ca] allocation = "net"`
+/// gives `d`'s cells and no quotas; `"transitions"` the projected transition counts
+/// ([`crate::markov::transition_counts`]) and the class totals they lead to. Quotas
+/// that ask a class for more cells than it has unrestricted are refused naming the
+/// scenario, unless `[ca] unmet = "best_effort"`.
 pub fn scenario_allocation(
     study: &Study,
     base: &[u8],
+    restricted: &[bool],
     d: &crate::markov::ScenarioDemand,
     index: usize,
 ) -> Result<(Vec<i64>, Option<Vec<u64>>)> {
@@ -340,5 +343,18 @@ pub fn scenario_allocation(
     let steps = (mk.target_year - mk.to) as f64 / (mk.to - mk.from) as f64;
     let mut q = crate::markov::transition_counts(&start, p, steps, &sc.matrix);
     (0..k).for_each(|c| q[c * k + c] = 0);
+    let (_, free) = crate::ca::feasibility::class_counts(k, base, restricted)?;
+    if let Err(e) = crate::ca::quota::check_quotas(&ca_params(study, index), &q, &free) {
+        if study.config.ca.unmet == crate::config::Unmet::Error {
+            return Err(Error::Config {
+                file: study.file.clone(),
+                key: format!("scenarios.{}", sc.name),
+                message: format!(
+                    "[ca] allocation = \"transitions\": {e}; allow fewer conversions in the \
+                     scenario's matrix or multipliers, or set [ca] unmet = \"best_effort\""
+                ),
+            });
+        }
+    }
     Ok((crate::ca::quota::demand_of(&q, &start), Some(q)))
 }

@@ -13,9 +13,10 @@ use serde_json::Value;
 const TIMEOUT: Duration = Duration::from_secs(900);
 const SCENARIO: &str = "urbanized";
 
-/// Writes beside `study` (so that its relative paths hold) a copy with `allocation =
-/// "transitions"` under `[ca]`; returns its path.
-fn transitions_copy(study: &Path, dir: &Path) -> PathBuf {
+/// Writes into `dir` (beside `study`, so that its relative paths hold) a copy with
+/// `allocation = "transitions"` under `[ca]`, named after `tag` and this process (tests
+/// run side by side); returns its path.
+fn transitions_copy(study: &Path, dir: &Path, tag: &str) -> PathBuf {
     let text = std::fs::read_to_string(study).unwrap();
     assert!(
         text.contains("\n[ca]\n"),
@@ -24,7 +25,7 @@ fn transitions_copy(study: &Path, dir: &Path) -> PathBuf {
     );
     let copy = text.replace("\n[ca]\n", "\n[ca]\nallocation = \"transitions\"\n");
     let path = dir.join(format!(
-        "{}_transitions_{}.toml",
+        "{}_transitions_{tag}_{}.toml",
         study.file_stem().unwrap().to_string_lossy(),
         std::process::id()
     ));
@@ -39,7 +40,7 @@ fn window() -> &'static (String, String) {
     W.get_or_init(|| {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("transitions-bencat-window");
         let net = crop::test_window(&dir);
-        let tr = transitions_copy(&net, &dir);
+        let tr = transitions_copy(&net, &dir, "window");
         (
             net.to_str().unwrap().to_string(),
             tr.to_str().unwrap().to_string(),
@@ -205,7 +206,7 @@ fn on_ben_cat_and_dongguan_every_pair_is_met_and_the_figure_of_merit_is_at_least
     for name in ["bencat", "dongguan"] {
         let study = repo_root().join("examples").join(name).join("study.toml");
         // the copy is in the study's own folder (its relative paths hold): removed after
-        let tr_study = transitions_copy(&study, study.parent().unwrap());
+        let tr_study = transitions_copy(&study, study.parent().unwrap(), "figures");
         struct Remove(PathBuf);
         impl Drop for Remove {
             fn drop(&mut self) {
@@ -232,4 +233,36 @@ fn on_ben_cat_and_dongguan_every_pair_is_met_and_the_figure_of_merit_is_at_least
             "{name}: FoM {f_tr} in transition mode, {f_net} in net mode"
         );
     }
+}
+
+#[test]
+fn a_scenario_with_an_explicit_demand_is_refused_in_transition_mode_naming_its_key() {
+    // Dongguan's "tutorial" scenario gives class totals, not transition counts
+    let study = repo_root().join("examples/dongguan/study.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let tr_study = transitions_copy(&study, study.parent().unwrap(), "explicit");
+    let o = flus(
+        &[
+            "simulate",
+            tr_study.to_str().unwrap(),
+            "--scenario",
+            "tutorial",
+            "--json",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+        TIMEOUT,
+    );
+    let _ = std::fs::remove_file(&tr_study);
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    let file = tr_study.file_name().unwrap().to_string_lossy().to_string();
+    for want in [
+        file.as_str(),
+        "scenarios.tutorial.demand",
+        "allocation = \"transitions\"",
+    ] {
+        assert!(o.stderr.contains(want), "{want:?} in: {}", o.stderr);
+    }
+    assert!(o.stdout.is_empty(), "{}", o.stdout);
 }

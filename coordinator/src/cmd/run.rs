@@ -942,7 +942,8 @@ fn run_in(
             }
             let label = format!("{}_{}", sc.name, mk.target_year);
             tracing::info!("stage 5/5: scenario {label}");
-            let (demand, quota) = model::scenario_allocation(&study, base, &demands[i], i)?;
+            let (demand, quota) =
+                model::scenario_allocation(&study, base, &st.restricted, &demands[i], i)?;
             let params = model::ca_params(&study, i);
             // the workers hold the suitability (computed from the network)
             let input = CaInput {

@@ -62,8 +62,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let names: Vec<String> = study.class_names();
     let t = markov::transition(&st.maps[&mk.from], &st.maps[&mk.to], k);
     let demands = markov::demand(&study, &t, st.valid_cells())?;
-    let (demand, quota) =
-        model::scenario_allocation(&study, &st.maps[&mk.to], &demands[index], index)?;
+    let (demand, quota) = model::scenario_allocation(
+        &study,
+        &st.maps[&mk.to],
+        &st.restricted,
+        &demands[index],
+        index,
+    )?;
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
     let pool = common::pool(args.threads)?;
     let (suit, run) = pool.install(|| -> anyhow::Result<_> {
