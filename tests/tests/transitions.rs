@@ -198,6 +198,7 @@ fn the_validation_meets_every_observed_pair_and_the_workers_give_the_same_maps()
     let sc = &j["scenarios"][SCENARIO];
     assert_eq!(sc["map_sha256"], single["map_sha256"]);
     assert_eq!(sc["iterations"], single["iterations"]);
+    assert_eq!(sc["transitions"], single["transitions"]);
 }
 
 #[test]

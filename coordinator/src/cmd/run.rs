@@ -1000,6 +1000,8 @@ fn run_in(
                     "final_gap": common::by_class(&names, &res.report.final_gap),
                     "unmet": tables::unmet_json(&short),
                     "demand_met": res.report.demand_met,
+                    "transitions": quota.as_ref().zip(res.report.transitions_done.as_ref())
+                        .map(|(q, d)| super::validate::transitions_json(&names, q, d)),
                     "iterations": res.report.iterations,
                     "stop_reason": res.report.stop_reason,
                     "map": map_path,

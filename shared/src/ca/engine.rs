@@ -286,6 +286,55 @@ impl Walk {
     }
 }
 
+/// Updates the inertia for iteration `t` and returns its step parameters and, in
+/// transition mode, the CA parameters of the iteration (the matrix without the pairs
+/// whose quota is met, so that the roulette never draws them).
+fn plan_iteration(
+    params: &CaParams,
+    state: &mut InertiaState,
+    quotas: &Option<QuotaState>,
+    counts: &[u64],
+    demand: &[i64],
+    t: u32,
+) -> (StepParams, Option<CaParams>) {
+    match quotas {
+        None => {
+            state.update(counts, demand, t);
+            (state.step_params(t, &params.cost), None)
+        }
+        Some(q) => {
+            let (c, d) = q.inertia_inputs();
+            state.update(&c, &d, t);
+            let iteration = CaParams {
+                cost: q.cost(&params.cost),
+                ..params.clone()
+            };
+            (q.step_params(t, state), Some(iteration))
+        }
+    }
+}
+
+/// Runs `walk` over the merged histogram `hist`, asking `backend` for the exact keys of
+/// the buckets it requests; returns the thresholds, the proposals accepted, the
+/// requests made and the exact keys received.
+fn accept(
+    backend: &mut dyn Backend,
+    mut walk: Walk,
+    hist: &[u64],
+    view: &MapView,
+    exact: &mut Vec<Proposal>,
+) -> Result<(Thresholds, u64, u32, u64)> {
+    let (mut key_requests, mut exact_keys) = (0u32, 0u64);
+    while let Some(req) = walk.next_request(hist) {
+        backend.exact(&req, view, exact)?;
+        key_requests += 1;
+        exact_keys += exact.len() as u64;
+        walk.resolve(hist, exact);
+    }
+    let (thresholds, walked) = walk.finish();
+    Ok((thresholds, walked, key_requests, exact_keys))
+}
+
 /// The checkpoint hook of [`run_loop`]: `(iterations done, builder of the state)`.
 pub type CheckpointHook<'a> = dyn FnMut(u32, &dyn Fn() -> Checkpoint) -> Result<()> + 'a;
 
@@ -397,23 +446,8 @@ pub fn run_loop(
         if t >= params.max_iterations {
             break StopReason::MaxIterations;
         }
-        // transition mode: the iteration's matrix without the pairs whose quota is met
-        let mut iteration_params = None;
-        let step = match &quotas {
-            None => {
-                state.update(&counts, input.demand, t);
-                state.step_params(t, &params.cost)
-            }
-            Some(q) => {
-                let (c, d) = q.inertia_inputs();
-                state.update(&c, &d, t);
-                iteration_params = Some(CaParams {
-                    cost: q.cost(&params.cost),
-                    ..params.clone()
-                });
-                q.step_params(t, &state)
-            }
-        };
+        let (step, iteration_params) =
+            plan_iteration(params, &mut state, &quotas, &counts, input.demand, t);
         let view = MapView {
             padded: &padded,
             stride: pw,
@@ -429,18 +463,12 @@ pub fn run_loop(
             &mut sum,
         )?;
 
-        let mut walk = match &quotas {
+        let walk = match &quotas {
             None => Walk::Net(BucketWalk::new(&state)),
             Some(q) => Walk::Pairs(q.walk()),
         };
-        let (mut key_requests, mut exact_keys) = (0u32, 0u64);
-        while let Some(req) = walk.next_request(&sum.histogram) {
-            backend.exact(&req, &view, &mut exact)?;
-            key_requests += 1;
-            exact_keys += exact.len() as u64;
-            walk.resolve(&sum.histogram, &mut exact);
-        }
-        let (thresholds, walked) = walk.finish();
+        let (thresholds, walked, key_requests, exact_keys) =
+            accept(backend, walk, &sum.histogram, &view, &mut exact)?;
         backend.commit(&thresholds, &view, &mut changed)?;
         if changed.len() as u64 != walked {
             return Err(Error::Data(format!(
