@@ -306,6 +306,22 @@ pub struct CaConfig {
     /// (docs/design.md §4a).
     #[serde(default)]
     pub patches: Option<PatchesConfig>,
+    /// What the CA allocates: net class totals (`"net"`, default) or the cells of every
+    /// (from, to) conversion (`"transitions"`, docs/design.md §5).
+    #[serde(default)]
+    pub allocation: Allocation,
+}
+
+/// `[ca] allocation`: what the CA's quantities fix.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    /// The cells of every class at the end (today's FLUS behaviour, default).
+    #[default]
+    Net,
+    /// The cells of every (from, to) conversion: projected Markov transition counts
+    /// for scenarios, the observed counts for the validation.
+    Transitions,
 }
 
 /// `[ca] patches`: PLUS's patch generation threshold, expansion coefficient and
@@ -381,6 +397,7 @@ impl Default for CaConfig {
             stall_iterations: default_stall(),
             unmet: Unmet::default(),
             patches: None,
+            allocation: Allocation::default(),
         }
     }
 }
@@ -1133,6 +1150,27 @@ impl StudyConfig {
                 err(format!("ca.{key}"), msg.to_string())
             })?;
         }
+        if self.ca.allocation == Allocation::Transitions {
+            // a cell changes at most once per run in transition mode, and the patch
+            // seeds' step does not carry that rule yet
+            if self.ca.patches.is_some() {
+                return Err(err(
+                    "ca.allocation".into(),
+                    "\"transitions\" together with ca.patches: the patch seeds run in net \
+                     mode only; remove one of them"
+                        .into(),
+                ));
+            }
+            if self.markov.staged() {
+                return Err(err(
+                    "ca.allocation".into(),
+                    "\"transitions\" with several markov.target_years: transition quotas are \
+                     projected for one stage from the base map; give one target year or use \
+                     allocation = \"net\""
+                        .into(),
+                ));
+            }
+        }
         self.validate_random_forest(file)?;
         self.validate_gwr(file)?;
         if let Some(a) = &self.validation.absorb {
@@ -1613,6 +1651,41 @@ matrix = [[1, 1], [0, 1]]
         assert_eq!(c.study.seed, 1);
         assert_eq!(c.classes[1].carbon.unwrap().total(), 10.0);
         assert_eq!(c.classes[0].rgb(), [0, 255, 0]);
+    }
+
+    #[test]
+    fn ca_allocation_is_net_by_default_transitions_on_request_and_nothing_else() {
+        assert_eq!(check(MINIMAL).unwrap().ca.allocation, Allocation::Net);
+        let c = check(&MINIMAL.replace(
+            "[markov]\n",
+            "[ca]\nallocation = \"transitions\"\n[markov]\n",
+        ))
+        .unwrap();
+        assert_eq!(c.ca.allocation, Allocation::Transitions);
+        let e = check(&MINIMAL.replace("[markov]\n", "[ca]\nallocation = \"pairs\"\n[markov]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("study.toml") && e.contains("pairs") && e.contains("transitions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn transitions_with_patches_or_staged_years_are_refused_naming_the_key() {
+        let t = format!("{MINIMAL}\n[ca]\nallocation = \"transitions\"\n");
+        assert!(check(&t).is_ok());
+        let e = check(&format!("{t}patches = {{}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ca.allocation") && e.contains("patches"), "{e}");
+        let e = check(&t.replace("target_year = 2030", "target_years = [2030, 2040]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ca.allocation") && e.contains("target_years"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -459,6 +459,11 @@ impl ClusterCa<'_> {
         flus_shared::tables::ZoneCounts,
     )> {
         let backend = session;
+        // the workers skip, in transition mode, the cells off their session's start map
+        anyhow::ensure!(
+            input.quota.is_none() || input.classes == backend.start_map(),
+            "{label}: transition allocation on the workers needs the run to start from its session's start map"
+        );
         backend.begin_run(label);
         let cp_path = checkpoint_path(self.out, label);
         let identity = run_guard::identity(self.study_sha256, self.seed, label);

@@ -64,7 +64,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let names: Vec<String> = study.class_names();
     let t = markov::transition(&st.maps[&mk.from], &st.maps[&mk.to], k);
     let demands = markov::demand(&study, &t, st.valid_cells())?;
-    let demand: Vec<i64> = demands[index].cells.iter().map(|&c| c as i64).collect();
+    let (demand, quota) = model::scenario_allocation(
+        &study,
+        &st.maps[&mk.to],
+        &st.restricted,
+        &demands[index],
+        index,
+    )?;
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
     let pool = common::pool(args.threads)?;
     let (suit, run) = pool.install(|| -> anyhow::Result<_> {
@@ -86,6 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             suitability: &suit.values,
             restricted: &st.restricted,
             demand: &demand,
+            quota: quota.as_deref(),
         };
         let label = format!("{} {}", args.scenario, mk.final_year());
         let run = ca::run(
@@ -121,6 +128,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             &demand,
             &run.report.final_gap,
         )),
+        "allocation": study.config.ca.allocation,
+        "transitions": match (&quota, &run.report.transitions_done) {
+            (Some(q), Some(d)) => super::validate::transitions_json(&names, q, d),
+            _ => serde_json::Value::Null,
+        },
         "demand_met": run.report.demand_met,
         "iterations": run.report.iterations,
         "stop_reason": run.report.stop_reason,

@@ -166,6 +166,7 @@ impl InertiaState {
             closed_out: (0..k).map(|c| self.closed_out(c)).collect(),
             closed_pairs: self.closed_pairs(cost),
             patch_level: 0,
+            transitions: false,
         }
     }
 

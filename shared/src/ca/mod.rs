@@ -11,6 +11,7 @@
 //! - [`patches`]: PLUS's multi-type random patch seeds (CARS), a variant of the tile step;
 //! - [`commit`]: applies the thresholds to a tile's proposals;
 //! - [`feasibility`]: the max-flow check of the demand before any work;
+//! - [`quota`]: transition-level allocation (per-pair quotas and their walk);
 //! - [`driver`]: a single-process driver running the whole grid as any tiling;
 //! - [`baseline`]: the random-allocation baseline of the validation;
 //! - [`bench`]: throughput measurements (memory bandwidth, tile-step rate);
@@ -26,6 +27,7 @@ pub mod feasibility;
 pub mod inertia;
 pub mod params;
 pub mod patches;
+pub mod quota;
 pub mod resume;
 pub mod step;
 pub mod window;
@@ -41,6 +43,7 @@ pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
 pub use patches::Patches;
+pub use quota::{PairWalk, QuotaState};
 pub use resume::RunIdentity;
 pub use step::{
     suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
@@ -76,3 +79,5 @@ pub fn successor(key: Key) -> Key {
 mod bencat_tests;
 #[cfg(test)]
 mod driver_tests;
+#[cfg(test)]
+mod quota_tests;

@@ -32,6 +32,9 @@ pub(super) struct Stage<'a> {
     pub start_counts: &'a [u64],
     /// Cells per class at `year`.
     pub demand: Vec<i64>,
+    /// Transition mode (`[ca] allocation = "transitions"`): cells per (from, to) pair,
+    /// K x K row-major; None in net mode.
+    pub quota: Option<Vec<u64>>,
 }
 
 /// What one stage gives: the CA's output, its traffic and the workers' cell counts per
@@ -64,6 +67,7 @@ impl ClusterCa<'_> {
             suitability: &[],
             restricted: &st.restricted,
             demand: &stage.demand,
+            quota: stage.quota.as_deref(),
         };
         ca::warn_low_max_suitability(
             &stage.params,
@@ -117,15 +121,25 @@ impl<'a> Shared<'a> {
         year: i32,
         start: &'a [u8],
         start_counts: &'a [u64],
-    ) -> Stage<'a> {
-        Stage {
+    ) -> anyhow::Result<Stage<'a>> {
+        // net mode: the Markov demand; transition mode (one stage only): the projected
+        // transition counts and the class totals they lead to
+        let (demand, quota) = model::scenario_allocation(
+            self.study,
+            start,
+            &self.st.restricted,
+            &self.demands[s][i],
+            i,
+        )?;
+        Ok(Stage {
             label: format!("{}_{year}", self.study.config.scenarios[i].name),
             year,
             params: model::stage_params(self.study, i, s),
             start,
             start_counts,
-            demand: self.demands[s][i].cells.iter().map(|&c| c as i64).collect(),
-        }
+            demand,
+            quota,
+        })
     }
 
     /// The carbon change of `map` against the base map at the GWR sample cells (None
@@ -194,7 +208,7 @@ pub(super) fn run_all(
                     Some((m, c)) => (m.as_slice(), c.as_slice()),
                     None => (shared.base, shared.base_counts),
                 };
-                let stage = shared.stage((i, s), year, start, start_counts);
+                let stage = shared.stage((i, s), year, start, start_counts)?;
                 tracing::info!(
                     "stage 5/5: scenario {} (stage {} of {})",
                     stage.label,
@@ -283,6 +297,8 @@ fn record(
         "final_gap": common::by_class(names, &res.report.final_gap),
         "unmet": tables::unmet_json(&short),
         "demand_met": res.report.demand_met,
+        "transitions": stage.quota.as_ref().zip(res.report.transitions_done.as_ref())
+            .map(|(q, d)| super::super::validate::transitions_json(names, q, d)),
         "iterations": res.report.iterations,
         "stop_reason": res.report.stop_reason,
         "map": map_path,

@@ -80,6 +80,7 @@ fn step_params(k: usize, t: u32, level: u32) -> StepParams {
         closed_out: vec![false; k],
         closed_pairs: vec![false; k * k],
         patch_level: level,
+        transitions: false,
     }
 }
 
@@ -121,6 +122,7 @@ fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
         suitability: &suit,
         restricted: &restricted,
         stride: w,
+        start_classes: &[],
     };
     let step = step_params(2, 4, 0);
     let mut out = TileProposals::default();
@@ -206,6 +208,7 @@ fn without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
         suitability: &suit,
         restricted: &restricted,
         stride: w,
+        start_classes: &[],
     };
     for t in [0u32, 2, 7] {
         let mut step = step_params(k, t, 0);
@@ -276,6 +279,7 @@ fn run_remote(s: &Remote, patches: Option<Patches>, tiling: Tiling, threads: usi
         suitability: &s.suit,
         restricted: &s.restricted,
         demand: &s.demand,
+        quota: None,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -346,6 +350,7 @@ fn a_run_with_patches_resumed_from_a_checkpoint_ends_as_the_whole_run() {
         suitability: &s.suit,
         restricted: &s.restricted,
         demand: &s.demand,
+        quota: None,
     };
     let tiling = Tiling { rows: 2, cols: 2 };
     let mut saved: Option<Checkpoint> = None;
