@@ -49,7 +49,9 @@ pub fn planned_outputs(study: &Study, out: &Path, scenarios: &[String]) -> Vec<P
     ];
     for sc in &study.config.scenarios {
         if scenarios.is_empty() || scenarios.contains(&sc.name) {
-            names.push(format!("landuse_{}_{}.tif", sc.name, mk.target_year));
+            for y in mk.years() {
+                names.push(format!("landuse_{}_{y}.tif", sc.name));
+            }
         }
     }
     names.into_iter().map(|n| out.join(n)).collect()

@@ -58,6 +58,7 @@ fn main() {
         suitability: &g.suitability,
         restricted: &restricted,
         demand: &g.demand,
+        quota: None,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)

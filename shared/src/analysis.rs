@@ -160,6 +160,31 @@ pub trait FitterSource {
         y: usize,
         columns: &[usize],
     ) -> Box<dyn LocalFitter + 'a>;
+
+    /// The R2 of the GWRs of class `y` on permutations `0..permutations` of driver
+    /// `factor` (the sample's X column 1 + `factor`), as `data` holds them, at
+    /// `bandwidth`, in permutation order ([`gwr::null_r2`]); by default on this
+    /// machine's threads.
+    #[allow(clippy::too_many_arguments)]
+    fn null_r2(
+        &self,
+        data: &gwr::FactorData,
+        y: usize,
+        factor: usize,
+        weighting: &gwr::Weighting,
+        bandwidth: f64,
+        key: gwr::PermutationKey,
+        permutations: u32,
+    ) -> std::result::Result<Vec<std::result::Result<f64, gwr::GwrError>>, gwr::GwrError> {
+        let _ = (y, factor);
+        Ok(gwr::null_r2(
+            data,
+            weighting,
+            bandwidth,
+            key,
+            0..permutations,
+        ))
+    }
 }
 
 /// The local threads of this process.
@@ -598,7 +623,7 @@ pub struct FactorRow {
 
 /// Table 10 for Y column `y`: its GWR on each single driver (as it is, each with its
 /// own bandwidth, per-point work on `source`), then the permutation test of each
-/// ([`gwr::factor_null`], `[gwr] permutations`, on this machine's threads; keyed by
+/// ([`gwr::factor_null`], `[gwr] permutations`, its fits on `source`; keyed by
 /// seed, class index `y`, driver index and permutation). A failure is logged and left
 /// empty.
 fn factor_table(
@@ -640,7 +665,11 @@ fn factor_table(
                 factor: j as u32,
             };
             let started = std::time::Instant::now();
-            let null = gwr::factor_null(&data, &s.weighting, fit.0, fit.1, study.config.gwr.permutations, key);
+            let permutations = study.config.gwr.permutations;
+            let null = gwr::intercept_only_r2(&data, &s.weighting, fit.0).and_then(|r0| {
+                let fits = source.null_r2(&data, y, j, &s.weighting, fit.0, key, permutations as u32)?;
+                gwr::null_of(r0, fit.1, fits)
+            });
             let null = match null {
                 Ok(n) => {
                     tracing::info!(target = %label, driver = %drivers[j], permutations = n.null_r2.len(), failed = n.failed, seconds = started.elapsed().as_secs_f64(), "factor permutation test done");

@@ -238,12 +238,46 @@ pub struct MarkovConfig {
     pub from: i32,
     /// End year of the transition period (t1), also the base year of the scenarios.
     pub to: i32,
-    /// Year to simulate.
-    pub target_year: i32,
+    /// Year to simulate (one stage from the base year). Exactly one of `target_year` and
+    /// `target_years` is given; read both through [`MarkovConfig::years`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_year: Option<i32>,
+    /// Staged years, increasing (e.g. `[2030, 2040, 2050, 2060]`): each stage starts from
+    /// the previous stage's simulated map, with the demand of the Markov shares at its
+    /// year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_years: Option<Vec<i32>>,
     /// Allow a target year that is not t1 + m (t1 - t0) (shares interpolated linearly
     /// between whole steps).
     #[serde(default)]
     pub interpolate: bool,
+}
+
+/// Most staged years a study may have: a stage's CA stream adds `stage << 16` and must
+/// stay below the patch seeds' offset 2^23 (`rng::stream`).
+pub const MAX_STAGES: usize = 127;
+
+impl MarkovConfig {
+    /// The years to simulate, in order: `target_years`, or `[target_year]` (empty only
+    /// in a config that [`StudyConfig::validate`] refuses).
+    pub fn years(&self) -> Vec<i32> {
+        match (&self.target_years, self.target_year) {
+            (Some(v), _) => v.clone(),
+            (None, Some(y)) => vec![y],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// The last year simulated (the base year `to` in a config that
+    /// [`StudyConfig::validate`] refuses).
+    pub fn final_year(&self) -> i32 {
+        self.years().last().copied().unwrap_or(self.to)
+    }
+
+    /// Whether the study runs several stages (`target_years` with more than one year).
+    pub fn staged(&self) -> bool {
+        self.years().len() > 1
+    }
 }
 
 /// `[ca]`: cellular automaton parameters (docs/design.md §4).
@@ -267,6 +301,67 @@ pub struct CaConfig {
     /// reporting the gap per class (`"best_effort"`).
     #[serde(default)]
     pub unmet: Unmet,
+    /// PLUS's random patch seeds (CARS): `patches = { threshold = ..., decay = ...,
+    /// seeds = ... }`, `patches = {}` for PLUS's defaults; absent: FLUS's CA
+    /// (docs/design.md §4a).
+    #[serde(default)]
+    pub patches: Option<PatchesConfig>,
+    /// What the CA allocates: net class totals (`"net"`, default) or the cells of every
+    /// (from, to) conversion (`"transitions"`, docs/design.md §5).
+    #[serde(default)]
+    pub allocation: Allocation,
+}
+
+/// `[ca] allocation`: what the CA's quantities fix.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    /// The cells of every class at the end (today's FLUS behaviour, default).
+    #[default]
+    Net,
+    /// The cells of every (from, to) conversion: projected Markov transition counts
+    /// for scenarios, the observed counts for the validation.
+    Transitions,
+}
+
+/// `[ca] patches`: PLUS's patch generation threshold, expansion coefficient and
+/// percentage of seeds (docs/design.md §4a).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PatchesConfig {
+    /// mu, the scale of a seed's stand-in neighbourhood term r * mu (PLUS's patch
+    /// generation threshold).
+    #[serde(default = "default_patch_threshold")]
+    pub threshold: f64,
+    /// delta, the factor of the seeds' decreasing threshold delta^l (PLUS's expansion
+    /// coefficient).
+    #[serde(default = "default_patch_decay")]
+    pub decay: f64,
+    /// Share of the cells that are random seeds in an iteration (PLUS's percentage of
+    /// seeds, as a share).
+    #[serde(default = "default_patch_seeds")]
+    pub seeds: f64,
+}
+
+fn default_patch_threshold() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.threshold
+}
+fn default_patch_decay() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.decay
+}
+fn default_patch_seeds() -> f64 {
+    crate::ca::Patches::PLUS_DEFAULTS.seeds
+}
+
+impl PatchesConfig {
+    /// The CA's patch parameters.
+    pub fn patches(&self) -> crate::ca::Patches {
+        crate::ca::Patches {
+            threshold: self.threshold,
+            decay: self.decay,
+            seeds: self.seeds,
+        }
+    }
 }
 
 /// `[ca] unmet`: what to do with a demand that cannot be met.
@@ -301,6 +396,8 @@ impl Default for CaConfig {
             accelerate: default_accelerate(),
             stall_iterations: default_stall(),
             unmet: Unmet::default(),
+            patches: None,
+            allocation: Allocation::default(),
         }
     }
 }
@@ -879,25 +976,63 @@ impl StudyConfig {
                 format!("{} is not after markov.from = {}", mk.to, mk.from),
             ));
         }
-        if mk.target_year <= mk.to {
-            return Err(err(
-                "markov.target_year".into(),
-                format!(
-                    "{} is not after the base year markov.to = {}",
-                    mk.target_year, mk.to
-                ),
-            ));
-        }
+        let years = match (mk.target_year, &mk.target_years) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "markov.target_years".into(),
+                    "both markov.target_year and markov.target_years are given; \
+                     keep one (target_year for one year, target_years for staged years)"
+                        .into(),
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    "markov.target_year".into(),
+                    "missing: give markov.target_year (one year) or markov.target_years \
+                     (staged years, e.g. [2030, 2040])"
+                        .into(),
+                ))
+            }
+            (Some(y), None) => vec![("markov.target_year".to_string(), y)],
+            (None, Some(v)) => {
+                if v.is_empty() || v.len() > MAX_STAGES {
+                    return Err(err(
+                        "markov.target_years".into(),
+                        format!(
+                            "{} years; expected 1 to {MAX_STAGES} (each stage has its own \
+                             random stream)",
+                            v.len()
+                        ),
+                    ));
+                }
+                v.iter()
+                    .enumerate()
+                    .map(|(i, &y)| (format!("markov.target_years[{i}]"), y))
+                    .collect()
+            }
+        };
         let step = mk.to - mk.from;
-        if (mk.target_year - mk.to) % step != 0 && !mk.interpolate {
-            return Err(err(
-                "markov.target_year".into(),
-                format!(
-                    "{} is not reachable in whole steps of {step} years from {} ({} + m * {step}); \
-                     choose such a year or set `interpolate = true`",
-                    mk.target_year, mk.to, mk.to
-                ),
-            ));
+        let mut previous = mk.to;
+        for (key, y) in years {
+            if y <= previous {
+                let what = if previous == mk.to {
+                    format!("the base year markov.to = {}", mk.to)
+                } else {
+                    format!("the previous year {previous} (the years must increase)")
+                };
+                return Err(err(key, format!("{y} is not after {what}")));
+            }
+            if (y - mk.to) % step != 0 && !mk.interpolate {
+                return Err(err(
+                    key,
+                    format!(
+                        "{y} is not reachable in whole steps of {step} years from {} ({} + m * {step}); \
+                         choose such a year or set `interpolate = true`",
+                        mk.to, mk.to
+                    ),
+                ));
+            }
+            previous = y;
         }
         // layers
         let mut dnames = BTreeSet::new();
@@ -1008,6 +1143,33 @@ impl StudyConfig {
                 "ann.momentum".into(),
                 format!("{}: expected a value in [0, 1)", ann.momentum),
             ));
+        }
+        if let Some(p) = &self.ca.patches {
+            p.patches().validate().map_err(|m| {
+                let (key, msg) = m.split_once(" = ").unwrap_or(("patches", &m));
+                err(format!("ca.{key}"), msg.to_string())
+            })?;
+        }
+        if self.ca.allocation == Allocation::Transitions {
+            // a cell changes at most once per run in transition mode, and the patch
+            // seeds' step does not carry that rule yet
+            if self.ca.patches.is_some() {
+                return Err(err(
+                    "ca.allocation".into(),
+                    "\"transitions\" together with ca.patches: the patch seeds run in net \
+                     mode only; remove one of them"
+                        .into(),
+                ));
+            }
+            if self.markov.staged() {
+                return Err(err(
+                    "ca.allocation".into(),
+                    "\"transitions\" with several markov.target_years: transition quotas are \
+                     projected for one stage from the base map; give one target year or use \
+                     allocation = \"net\""
+                        .into(),
+                ));
+            }
         }
         self.validate_random_forest(file)?;
         self.validate_gwr(file)?;
@@ -1127,6 +1289,17 @@ impl StudyConfig {
                     return Err(err(
                         key("multipliers"),
                         "give either an explicit demand or Markov multipliers, not both".into(),
+                    ));
+                }
+                if self.markov.staged() {
+                    return Err(err(
+                        key("demand"),
+                        format!(
+                            "an explicit demand is of one year, but markov.target_years gives \
+                             {} staged years; use the Markov demand (drop `demand`) or one \
+                             markov.target_year",
+                            self.markov.years().len()
+                        ),
                     ));
                 }
             }
@@ -1353,6 +1526,55 @@ matrix = [[1, 1], [0, 1]]
     }
 
     #[test]
+    fn ca_patches_take_plus_defaults_when_empty_and_name_the_key_when_out_of_range() {
+        assert_eq!(check(MINIMAL).unwrap().ca.patches, None);
+        let c = check(&format!("{MINIMAL}\n[ca]\npatches = {{}}\n")).unwrap();
+        assert_eq!(
+            c.ca.patches,
+            Some(PatchesConfig {
+                threshold: 0.5,
+                decay: 0.1,
+                seeds: 0.0001
+            })
+        );
+        let c = check(&format!(
+            "{MINIMAL}\n[ca]\npatches = {{ threshold = 0.7, seeds = 0.01 }}\n"
+        ))
+        .unwrap();
+        let p = c.ca.patches.unwrap();
+        assert_eq!((p.threshold, p.decay, p.seeds), (0.7, 0.1, 0.01));
+        for (extra, key, expected) in [
+            (
+                "patches = { decay = 0 }",
+                "ca.patches.decay",
+                "0, expected a value in (0, 1]",
+            ),
+            (
+                "patches = { threshold = 2 }",
+                "ca.patches.threshold",
+                "2, expected",
+            ),
+            (
+                "patches = { seeds = -1 }",
+                "ca.patches.seeds",
+                "-1, expected a value in [0, 1]",
+            ),
+        ] {
+            let e = check(&format!("{MINIMAL}\n[ca]\n{extra}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("study.toml") && e.contains(&format!("`{key}`")) && e.contains(expected),
+                "{key}: {e}"
+            );
+        }
+        let e = check(&format!("{MINIMAL}\n[ca]\npatches = {{ seed = 1 }}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("seed"), "{e}");
+    }
+
+    #[test]
     fn random_forest_alone_is_a_valid_study_and_its_bounds_name_the_key() {
         let driver = "[[drivers]]\nname = \"slope\"\npath = \"s.tif\"\n[[drivers]]\nname = \"dem\"\npath = \"d.tif\"\n";
         let c = check(&format!(
@@ -1432,6 +1654,41 @@ matrix = [[1, 1], [0, 1]]
     }
 
     #[test]
+    fn ca_allocation_is_net_by_default_transitions_on_request_and_nothing_else() {
+        assert_eq!(check(MINIMAL).unwrap().ca.allocation, Allocation::Net);
+        let c = check(&MINIMAL.replace(
+            "[markov]\n",
+            "[ca]\nallocation = \"transitions\"\n[markov]\n",
+        ))
+        .unwrap();
+        assert_eq!(c.ca.allocation, Allocation::Transitions);
+        let e = check(&MINIMAL.replace("[markov]\n", "[ca]\nallocation = \"pairs\"\n[markov]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("study.toml") && e.contains("pairs") && e.contains("transitions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn transitions_with_patches_or_staged_years_are_refused_naming_the_key() {
+        let t = format!("{MINIMAL}\n[ca]\nallocation = \"transitions\"\n");
+        assert!(check(&t).is_ok());
+        let e = check(&format!("{t}patches = {{}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ca.allocation") && e.contains("patches"), "{e}");
+        let e = check(&t.replace("target_year = 2030", "target_years = [2030, 2040]"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("ca.allocation") && e.contains("target_years"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn ca_unmet_is_error_by_default_best_effort_on_request_and_nothing_else() {
         assert_eq!(check(MINIMAL).unwrap().ca.unmet, Unmet::Error);
         let c = check(&MINIMAL.replace("[markov]\n", "[ca]\nunmet = \"best_effort\"\n[markov]\n"))
@@ -1493,6 +1750,57 @@ matrix = [[1, 1], [0, 1]]
             "target_year = 2025\ninterpolate = true",
         );
         assert!(check(&ok).is_ok());
+    }
+
+    #[test]
+    fn staged_years_are_checked_and_target_year_with_target_years_is_an_error() {
+        let staged =
+            |years: &str| MINIMAL.replace("target_year = 2030", &format!("target_years = {years}"));
+        let c = check(&staged("[2020, 2030, 2040]")).unwrap();
+        assert_eq!(c.markov.years(), vec![2020, 2030, 2040]);
+        assert_eq!(c.markov.final_year(), 2040);
+        assert!(c.markov.staged());
+        let one = check(MINIMAL).unwrap();
+        assert_eq!(
+            (one.markov.years(), one.markov.staged()),
+            (vec![2030], false)
+        );
+        for (years, key, expected) in [
+            (
+                "[2020, 2035]",
+                "markov.target_years[1]",
+                "whole steps of 10",
+            ),
+            (
+                "[2030, 2020]",
+                "markov.target_years[1]",
+                "not after the previous year 2030",
+            ),
+            (
+                "[2010, 2020]",
+                "markov.target_years[0]",
+                "not after the base year",
+            ),
+            ("[]", "markov.target_years", "0 years; expected 1 to 127"),
+        ] {
+            let e = check(&staged(years)).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(expected), "{years}: {e}");
+        }
+        let both = MINIMAL.replace(
+            "target_year = 2030",
+            "target_year = 2030\ntarget_years = [2020, 2030]",
+        );
+        let e = check(&both).unwrap_err().to_string();
+        assert!(
+            e.contains("markov.target_year ") && e.contains("markov.target_years"),
+            "{e}"
+        );
+        let none = MINIMAL.replace("target_year = 2030\n", "");
+        let e = check(&none).unwrap_err().to_string();
+        assert!(
+            e.contains("markov.target_year") && e.contains("missing"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod forest;
 pub mod grid;
 pub mod gwr;
 pub mod hooks;
+pub mod landscape;
 pub mod layers;
 pub mod make_study;
 pub mod markov;

@@ -117,6 +117,34 @@ pub fn largest_remainder(shares: &[f64], total: u64) -> Vec<u64> {
     out
 }
 
+/// Projected transition counts (transition allocation, docs/design.md §5): row i is
+/// `start[i]` times row i of P^steps (interpolated like [`project`] for a fractional
+/// number of steps), with the share of every conversion that `allowed` (the
+/// scenario's conversion matrix, rows = from) forbids kept by class i itself (those
+/// cells stay), rounded by largest remainder so that the row sums to `start[i]`
+/// exactly. Returns K x K counts, row-major; the diagonal holds the cells that stay.
+pub fn transition_counts(
+    start: &[u64],
+    p: &[Vec<f64>],
+    steps: f64,
+    allowed: &[Vec<f64>],
+) -> Vec<u64> {
+    let k = start.len();
+    let mut out = Vec::with_capacity(k * k);
+    for i in 0..k {
+        let unit: Vec<f64> = (0..k).map(|j| if j == i { 1.0 } else { 0.0 }).collect();
+        let mut row = project(&unit, p, steps);
+        for j in 0..k {
+            if j != i && allowed[i][j] <= 0.0 {
+                row[i] += row[j];
+                row[j] = 0.0;
+            }
+        }
+        out.extend(largest_remainder(&row, start[i]));
+    }
+    out
+}
+
 /// The transition matrix of a scenario: P with forbidden conversions zeroed (when the
 /// scenario asks for it), multipliers applied, rows renormalised.
 pub fn scenario_probabilities(
@@ -229,13 +257,45 @@ pub struct ScenarioDemand {
     pub shares: Vec<f64>,
     /// Demand in cells per class, summing to the valid cells.
     pub cells: Vec<u64>,
+    /// The year of the demand.
+    pub year: i32,
 }
 
-/// Demand of every scenario of `study` from the transition `t` (t0 -> t1) and the
-/// valid-cell total; the base shares are the t1 counts.
+/// Demand of every scenario of `study` at the final target year
+/// ([`crate::config::MarkovConfig::final_year`]) from the transition `t` (t0 -> t1) and
+/// the valid-cell total; the base shares are the t1 counts.
 pub fn demand(study: &Study, t: &Transition, valid: u64) -> Result<Vec<ScenarioDemand>> {
+    demand_at(study, t, valid, study.config.markov.final_year())
+}
+
+/// Demand of every scenario at every target year (`[markov] target_years`, or the one
+/// `target_year`): `[stage][scenario]`. Each year's shares are the base shares times
+/// P^m, m = (year - to) / (to - from): the Markov shares at that year, whatever the
+/// stages before it.
+pub fn stage_demands(
+    study: &Study,
+    t: &Transition,
+    valid: u64,
+) -> Result<Vec<Vec<ScenarioDemand>>> {
+    study
+        .config
+        .markov
+        .years()
+        .into_iter()
+        .map(|y| demand_at(study, t, valid, y))
+        .collect()
+}
+
+/// Demand of every scenario of `study` at `year` from the transition `t` (t0 -> t1) and
+/// the valid-cell total; the base shares are the t1 counts.
+pub fn demand_at(
+    study: &Study,
+    t: &Transition,
+    valid: u64,
+    year: i32,
+) -> Result<Vec<ScenarioDemand>> {
     let mk = &study.config.markov;
-    let steps = (mk.target_year - mk.to) as f64 / (mk.to - mk.from) as f64;
+    let steps = (year - mk.to) as f64 / (mk.to - mk.from) as f64;
     let v1: Vec<f64> = t
         .end_counts
         .iter()
@@ -251,6 +311,7 @@ pub fn demand(study: &Study, t: &Transition, valid: u64) -> Result<Vec<ScenarioD
                 probabilities: None,
                 shares: cells.iter().map(|&c| c as f64 / valid as f64).collect(),
                 cells,
+                year,
             });
         } else {
             let q = scenario_probabilities(study, sc, &t.probabilities)?;
@@ -262,6 +323,7 @@ pub fn demand(study: &Study, t: &Transition, valid: u64) -> Result<Vec<ScenarioD
                 probabilities: Some(q),
                 shares,
                 cells,
+                year,
             });
         }
     }
@@ -293,6 +355,32 @@ mod tests {
         assert!((r[0] - 0.585).abs() < 1e-12 && (r[1] - 0.415).abs() < 1e-12);
         let h = project(&v, &p, 1.5);
         assert!((h[0] - 0.5675).abs() < 1e-12);
+    }
+
+    #[test]
+    fn transition_counts_by_hand_with_a_forbidden_chain() {
+        // forest 0, cropland 1, built 2; P: forest -> cropland 0.2, cropland -> built
+        // 0.1, built stays. P^2 row forest: [0.8 * 0.8, 0.8 * 0.2 + 0.2 * 0.9,
+        // 0.2 * 0.1] = [0.64, 0.34, 0.02] (forest -> built through cropland); row
+        // cropland: [0, 0.81, 0.9 * 0.1 + 0.1] = [0, 0.81, 0.19]. With forest -> built
+        // forbidden its 0.02 stays forest: 0.66.
+        let p = vec![
+            vec![0.8, 0.2, 0.0],
+            vec![0.0, 0.9, 0.1],
+            vec![0.0, 0.0, 1.0],
+        ];
+        let mut allowed = vec![vec![1.0; 3]; 3];
+        allowed[0][2] = 0.0;
+        let n = transition_counts(&[1000, 500, 7], &p, 2.0, &allowed);
+        // forest 1000: 660, 340, 0; cropland 500: 0, 405, 95; built 7 stays
+        assert_eq!(n, vec![660, 340, 0, 0, 405, 95, 0, 0, 7]);
+        // allowed: forest -> built takes its 20 cells
+        let n = transition_counts(&[1000, 500, 7], &p, 2.0, &vec![vec![1.0; 3]; 3]);
+        assert_eq!(&n[..3], &[640, 340, 20]);
+        // rows sum exactly under rounding: 3 cells at shares 0.64/0.34/0.02 -> 1.92,
+        // 1.02, 0.06: floors 1, 1, 0, the remaining cell to the largest remainder (0.92)
+        let n = transition_counts(&[3, 0, 0], &p, 2.0, &vec![vec![1.0; 3]; 3]);
+        assert_eq!(&n[..3], &[2, 1, 0]);
     }
 
     #[test]

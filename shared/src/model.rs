@@ -175,8 +175,16 @@ pub fn train(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainedAnn>
 }
 
 /// CA parameters of scenario `index` (its conversion matrix; the validation run uses
-/// the matrix that allows every conversion the data shows, see [`validation_params`]).
+/// the matrix that allows every conversion the data shows, see [`validation_params`]),
+/// run from the base map (stage 0).
 pub fn ca_params(study: &Study, index: usize) -> CaParams {
+    stage_params(study, index, 0)
+}
+
+/// CA parameters of scenario `index` in stage `stage` of its staged years (0: from the
+/// base map): those of [`ca_params`] with the stage's own random stream
+/// ([`stream::ca_scenario`]).
+pub fn stage_params(study: &Study, index: usize, stage: usize) -> CaParams {
     let cfg = &study.config;
     let sc = &cfg.scenarios[index];
     let mut p = CaParams::new(
@@ -188,9 +196,10 @@ pub fn ca_params(study: &Study, index: usize) -> CaParams {
     p.max_iterations = cfg.ca.max_iterations;
     p.accelerate = cfg.ca.accelerate;
     p.stall_iterations = cfg.ca.stall_iterations;
-    p.stream = stream::CA_BASE + 1 + index as u32;
+    p.stream = stream::ca_scenario(index, stage);
     p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
     p.best_effort = cfg.ca.unmet == crate::config::Unmet::BestEffort;
+    p.patches = cfg.ca.patches.map(|c| c.patches());
     p
 }
 
@@ -271,5 +280,91 @@ pub fn validation_params(study: &Study, transition_counts: &[Vec<u64>]) -> CaPar
     p.stall_iterations = cfg.ca.stall_iterations;
     p.stream = stream::CA_BASE;
     p.names = cfg.classes.iter().map(|c| c.name.clone()).collect();
+    p.patches = cfg.ca.patches.map(|c| c.patches());
+    p.best_effort = cfg.ca.unmet == crate::config::Unmet::BestEffort;
     p
+}
+
+/// The validation's off-diagonal t0 -> t1 counts over the unrestricted cells (K x K,
+/// row-major; restricted cells never change, so their observed changes are left out).
+pub fn observed_quotas(study: &Study, stack: &Stack) -> Vec<u64> {
+    let mk = &study.config.markov;
+    let k = study.k();
+    let (start, end) = (&stack.maps[&mk.from], &stack.maps[&mk.to]);
+    let mut q = vec![0u64; k * k];
+    for ((&a, &b), &r) in start.iter().zip(end).zip(&stack.restricted) {
+        let (a, b) = (a as usize, b as usize);
+        if a < k && b < k && a != b && !r {
+            q[a * k + b] += 1;
+        }
+    }
+    q
+}
+
+/// Demand and (transition mode) quotas of the validation: `[ca] allocation = "net"`
+/// gives [`validation_demand`] and no quotas; `"transitions"` the observed counts of
+/// [`observed_quotas`] and the class totals they lead to.
+pub fn validation_allocation(study: &Study, stack: &Stack) -> Result<(Vec<i64>, Option<Vec<u64>>)> {
+    if study.config.ca.allocation == crate::config::Allocation::Net {
+        return Ok((validation_demand(study, stack)?, None));
+    }
+    let mk = &study.config.markov;
+    let q = observed_quotas(study, stack);
+    let start = stack.counts(mk.from, study.k());
+    Ok((crate::ca::quota::demand_of(&q, &start), Some(q)))
+}
+
+/// Demand and (transition mode) quotas of scenario `index` from its start map `base`
+/// (with the `restricted` mask) and its Markov demand `d`: `[ca] allocation = "net"`
+/// gives `d`'s cells and no quotas; `"transitions"` the projected transition counts
+/// ([`crate::markov::transition_counts`]) and the class totals they lead to. Quotas
+/// that ask a class for more cells than it has unrestricted are refused naming the
+/// scenario, unless `[ca] unmet = "best_effort"`.
+pub fn scenario_allocation(
+    study: &Study,
+    base: &[u8],
+    restricted: &[bool],
+    d: &crate::markov::ScenarioDemand,
+    index: usize,
+) -> Result<(Vec<i64>, Option<Vec<u64>>)> {
+    let net: Vec<i64> = d.cells.iter().map(|&c| c as i64).collect();
+    if study.config.ca.allocation == crate::config::Allocation::Net {
+        return Ok((net, None));
+    }
+    let sc = &study.config.scenarios[index];
+    let Some(p) = &d.probabilities else {
+        return Err(Error::Config {
+            file: study.file.clone(),
+            key: format!("scenarios.{}.demand", sc.name),
+            message: "[ca] allocation = \"transitions\" needs the Markov transition counts, \
+                      but this scenario gives an explicit demand (class totals only); remove \
+                      its demand table or use allocation = \"net\""
+                .into(),
+        });
+    };
+    let k = study.k();
+    let mut start = vec![0u64; k];
+    for &c in base {
+        if (c as usize) < k {
+            start[c as usize] += 1;
+        }
+    }
+    let mk = &study.config.markov;
+    let steps = (mk.final_year() - mk.to) as f64 / (mk.to - mk.from) as f64;
+    let mut q = crate::markov::transition_counts(&start, p, steps, &sc.matrix);
+    (0..k).for_each(|c| q[c * k + c] = 0);
+    let (_, free) = crate::ca::feasibility::class_counts(k, base, restricted)?;
+    if let Err(e) = crate::ca::quota::check_quotas(&ca_params(study, index), &q, &free) {
+        if study.config.ca.unmet == crate::config::Unmet::Error {
+            return Err(Error::Config {
+                file: study.file.clone(),
+                key: format!("scenarios.{}", sc.name),
+                message: format!(
+                    "[ca] allocation = \"transitions\": {e}; allow fewer conversions in the \
+                     scenario's matrix or multipliers, or set [ca] unmet = \"best_effort\""
+                ),
+            });
+        }
+    }
+    Ok((crate::ca::quota::demand_of(&q, &start), Some(q)))
 }

@@ -280,6 +280,23 @@ pub mod stream {
     pub const ENSEMBLE_MEMBER: u32 = 15;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.
     pub const CA_BASE: u32 = 16;
+    /// Bit position of the stage in a CA scenario stream ([`ca_scenario`]).
+    pub const CA_STAGE_SHIFT: u32 = 16;
+
+    /// The CA stream of scenario `index` (0-based) in stage `stage` of its staged years
+    /// (`[markov] target_years`; stage 0 runs from the base map):
+    /// `CA_BASE + 1 + index + stage << 16`. Stage 0 is the stream of a one-year run, so a
+    /// staged run's first year draws what a direct run to that year draws; each later
+    /// stage draws its own numbers (scenario indices below 2^16 - 17 never collide).
+    pub const fn ca_scenario(index: usize, stage: usize) -> u32 {
+        CA_BASE + 1 + index as u32 + ((stage as u32) << CA_STAGE_SHIFT)
+    }
+
+    /// PLUS's patch seeds (CARS, `ca::patches`) of the CA stream `s` use stream
+    /// `s + CARS_OFFSET`, keyed by iteration and cell: draw 0 word 0 says whether the cell
+    /// is a seed, draw `1 + k / 4` word `k % 4` is class k's draw; a scenario's seeds
+    /// never share numbers with its roulette or any other use.
+    pub const CARS_OFFSET: u32 = 1 << 23;
 }
 
 /// A keyed counter-based generator: `block(stream, iteration, cell, draw)` is a pure

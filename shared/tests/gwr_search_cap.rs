@@ -110,3 +110,25 @@ fn capped_searches_equal_the_full_search_on_synthetic_data() {
         assert!(out.skipped > 0, "fixed cap {cap}: {out:?}");
     }
 }
+
+/// From 2,000 points the default search runs a pilot on a quarter of the points (at
+/// most 4,000): on 2,400 synthetic points it gives the full search's bandwidth and AICc
+/// bit for bit, and never evaluates the full search's largest probe.
+#[test]
+fn the_default_search_pilots_on_a_quarter_of_the_points_and_equals_the_full_search() {
+    let model = GwrModel::new(gwr_synthetic::synthetic(2400));
+    let w = Weighting::default();
+    let full = golden_section(&model, &w, &with_cap(SearchCap::Full)).unwrap();
+    let auto = golden_section(&model, &w, &SearchSettings::default()).unwrap();
+    assert_eq!(auto.bandwidth, full.bandwidth, "{auto:?}");
+    assert_eq!(auto.aicc.to_bits(), full.aicc.to_bits());
+    let pilot = auto.pilot.as_ref().expect("a pilot from 2,000 points");
+    // each point kept with probability 600 / 2400: about 600 (4 sd = 85)
+    assert!(pilot.points.abs_diff(600) < 85, "{pilot:?}");
+    assert!(auto.skipped > 0, "{auto:?}");
+    let largest = full.probes.iter().map(|p| p.bandwidth).fold(0.0, f64::max);
+    assert!(
+        auto.probes.iter().all(|p| p.bandwidth < largest),
+        "{auto:?}"
+    );
+}

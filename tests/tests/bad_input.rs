@@ -141,6 +141,31 @@ fn a_target_year_not_reachable_in_whole_steps_is_an_error() {
 }
 
 #[test]
+fn target_year_and_target_years_together_or_a_bad_staged_year_are_errors() {
+    let d = bencat_with(|t| {
+        t.replace(
+            "target_year = 2060",
+            "target_year = 2060\ntarget_years = [2030, 2060]",
+        )
+    });
+    let e = demand_fails(d.path());
+    assert!(
+        e.contains("study.toml")
+            && e.contains("markov.target_year ")
+            && e.contains("markov.target_years"),
+        "{e}"
+    );
+    let d = bencat_with(|t| t.replace("target_year = 2060", "target_years = [2030, 2045]"));
+    let e = demand_fails(d.path());
+    assert!(
+        e.contains("markov.target_years[1]")
+            && e.contains("2045")
+            && e.contains("whole steps of 10"),
+        "{e}"
+    );
+}
+
+#[test]
 fn negative_carbon_pools_are_an_error() {
     let d = bencat_with(|t| t.replace("soil = 25.3", "soil = -25.3"));
     let e = demand_fails(d.path());

@@ -94,6 +94,14 @@ fn one_two_and_three_local_workers_give_the_single_process_hash_and_the_standalo
         assert!(dir.path().join("gwr_factor_r2.csv").exists());
         // GWR of the carbon change and the coefficient maps, fitted on the workers
         assert_eq!(j["gwr"]["fits_on"], "workers");
+        // the factor table's permutation test too: 99 permutations x 4 classes x 5
+        // drivers, every one computed on a worker
+        assert_eq!(
+            j["gwr"]["cluster"]["permutation_fits"],
+            99 * 4 * 5,
+            "{}",
+            j["gwr"]
+        );
         assert!(j["gwr"]["carbon"][SCENARIO]["r2"].is_f64(), "{}", j["gwr"]);
         let outputs = gwr_outputs(dir.path());
         match &first_gwr {

@@ -3,7 +3,8 @@
 //! share of the period's expansion that `flus demand`'s transition counts give, it writes
 //! `driver_contributions.csv` (class x driver), and its map is the same for 1 and 2
 //! threads; `flus simulate` grows the same forests and its map ignores tiling and
-//! threads; `flus run` refuses the mode it does not carry yet, naming the key.
+//! threads; `flus run` in PLUS mode with patch seeds gives `flus validate`'s and `flus
+//! simulate`'s maps, metrics, patch figures and driver contributions.
 
 use std::path::Path;
 use std::time::Duration;
@@ -159,26 +160,101 @@ fn ben_cat_plus_validation_samples_the_period_and_writes_driver_contributions() 
     assert_eq!(s1["random_forest"]["contributions"], rf["contributions"]);
 }
 
+/// The run, `flus validate` and `flus simulate` of `study`, each into its folder of `dir`.
+fn ok(args: &[&str]) -> Value {
+    let o = flus(args, None, Duration::from_secs(1200));
+    assert_eq!(o.code, Some(0), "flus {args:?}: {}", o.stderr);
+    o.json()
+}
+
 #[test]
-fn flus_run_refuses_the_forest_naming_the_key() {
+fn flus_run_in_plus_mode_with_patches_equals_flus_validate_and_flus_simulate() {
     let dir = tempfile::tempdir().unwrap();
-    let study = bencat_with(dir.path(), PLUS);
-    let o = flus(
-        &[
-            "run",
-            &study,
-            "--local-workers",
-            "1",
-            "--out",
-            dir.path().join("run").to_str().unwrap(),
-        ],
-        None,
-        Duration::from_secs(120),
-    );
-    assert_ne!(o.code, Some(0));
-    assert!(
-        o.stderr.contains("`suitability.model`") && o.stderr.contains("random_forest"),
+    let flus_study = flus_e2e::crop::test_window(&dir.path().join("study"));
+    let text = std::fs::read_to_string(&flus_study).unwrap();
+    assert!(text.contains("[ca]\n"), "{text}");
+    // the window's 49 new water cells need a larger sample than the default 1 %
+    let forest_text = format!("{text}{PLUS}[random_forest]\nsample_rate = 0.2\n");
+    let forest = flus_study.with_file_name("forest.toml");
+    std::fs::write(&forest, &forest_text).unwrap();
+    let plus = flus_study.with_file_name("plus.toml");
+    std::fs::write(
+        &plus,
+        forest_text.replace("[ca]\n", "[ca]\npatches = { seeds = 0.01 }\n"),
+    )
+    .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let d = |name: &str| s(&dir.path().join(name));
+    let run = ok(&[
+        "run",
+        &s(&plus),
+        "--local-workers",
+        "2",
+        "--scenario",
+        "urbanized",
+        "--json",
+        "--out",
+        &d("run"),
+    ]);
+    let val = ok(&["validate", &s(&plus), "--json", "--out", &d("validate")]);
+    let sim = ok(&[
+        "simulate",
+        &s(&plus),
+        "--scenario",
+        "urbanized",
+        "--tiles",
+        "2x2",
+        "--json",
+        "--out",
+        &d("simulate"),
+    ]);
+    // the workers step on the coordinator's forests with the patch seeds: the
+    // single-process commands' maps, metrics and patches
+    let v = &run["validation"];
+    assert_eq!(v["map_sha256"], val["map_sha256"], "{v}");
+    assert_eq!(v["fom"], val["fom"]);
+    assert_eq!(v["patches"], val["patches"]);
+    assert_eq!(
+        run["scenarios"]["urbanized"]["map_sha256"], sim["map_sha256"],
         "{}",
-        o.stderr
+        run["scenarios"]
     );
+    // driver_contributions.csv in the run folder, the validation's forests
+    let csv = |folder: &str| {
+        std::fs::read_to_string(dir.path().join(folder).join("driver_contributions.csv")).unwrap()
+    };
+    assert_eq!(csv("run"), csv("validate"));
+    assert_eq!(
+        run["random_forest"]["contributions"],
+        val["random_forest"]["contributions"]
+    );
+    // the seeds changed the validation (the forest alone gives another map)
+    let no_seeds = ok(&["validate", &s(&forest), "--json", "--out", &d("forest")]);
+    assert_ne!(no_seeds["map_sha256"], val["map_sha256"]);
+    // the JSON says which CA ran: PLUS's defaults but for the seeds, or no seeds
+    assert_eq!(
+        val["ca_patches"],
+        serde_json::json!({ "threshold": 0.5, "decay": 0.1, "seeds": 0.01 })
+    );
+    assert!(
+        no_seeds["ca_patches"].is_null(),
+        "{}",
+        no_seeds["ca_patches"]
+    );
+    // the observed new land per class is the period's transitions into it (flus demand)
+    let demand = ok(&["demand", &s(&plus), "--json", "--out", &d("demand")]);
+    let counts: Vec<Vec<u64>> =
+        serde_json::from_value(demand["transition_counts"].clone()).unwrap();
+    let classes = ["forest", "water", "built-up", "cropland"];
+    for (k, name) in classes.iter().enumerate() {
+        let grew: u64 = (0..4).filter(|&i| i != k).map(|i| counts[i][k]).sum();
+        let o = &val["patches"]["by_class"][*name]["observed"];
+        assert_eq!(o["cells"], grew, "{name}: {o}");
+        if grew > 0 {
+            let (cells, patches) = (o["cells"].as_f64().unwrap(), o["patches"].as_f64().unwrap());
+            assert!(patches >= 1.0 && patches <= cells, "{name}: {o}");
+            assert_eq!(o["mean_size"].as_f64().unwrap(), cells / patches);
+        }
+    }
+    assert_eq!(val["patches"]["connectivity"], 8);
 }

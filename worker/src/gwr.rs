@@ -29,6 +29,43 @@ impl Sample {
         self.header.points as usize
     }
 
+    /// The data of the factor table's permutation fits of `r` (kind PERMUTATION_R2):
+    /// Y column `y_column`, X column `columns[1]`, copied out of the sample.
+    #[allow(clippy::result_large_err)]
+    fn factor_data(&self, r: &GwrFitRequest) -> Result<FactorColumns, Status> {
+        let (n, c, m) = (
+            self.n(),
+            self.header.columns.len(),
+            self.header.y_columns.len(),
+        );
+        let (y, factor) = match r.columns[..] {
+            [0, f] if (f as usize) < c && (r.y_column as usize) < m => {
+                (r.y_column as usize, f as usize)
+            }
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "permutation fits of y column {} on X columns {:?}: expected a y column \
+                     below {m} and the intercept (0) and one factor below {c}",
+                    r.y_column, r.columns
+                )))
+            }
+        };
+        if r.start > r.end || r.end > u64::from(u32::MAX) {
+            return Err(Status::invalid_argument(format!(
+                "permutations {}..{}: expected a range of 32-bit indices",
+                r.start, r.end
+            )));
+        }
+        Ok(FactorColumns {
+            y_name: self.header.y_columns[y].clone(),
+            y: (0..n).map(|i| self.y[i * m + y]).collect(),
+            factor_name: self.header.columns[factor].clone(),
+            factor: (0..n).map(|i| self.x[i * c + factor]).collect(),
+            coords: self.coords.clone(),
+            spherical: self.header.spherical,
+        })
+    }
+
     /// The model of Y column `y` on X columns `columns` (built once, then kept).
     #[allow(clippy::result_large_err)]
     fn model(&mut self, y: u32, columns: &[u32]) -> Result<Arc<GwrModel>, Status> {
@@ -76,6 +113,45 @@ impl Sample {
         }
         self.models.insert(key, model.clone());
         Ok(model)
+    }
+}
+
+/// A copy of the columns of one factor-table test.
+struct FactorColumns {
+    y_name: String,
+    y: Vec<f64>,
+    factor_name: String,
+    factor: Vec<f64>,
+    coords: Vec<[f64; 2]>,
+    spherical: bool,
+}
+
+impl FactorColumns {
+    /// The permutation fits `start..end` of request `r`, packed (CPU work).
+    #[allow(clippy::result_large_err)]
+    fn permutation_r2(&self, r: &GwrFitRequest) -> Result<GwrFitReply, Status> {
+        let data = gwr::FactorData {
+            y_name: &self.y_name,
+            y: &self.y,
+            factor_name: &self.factor_name,
+            factor: &self.factor,
+            coords: &self.coords,
+            spherical: self.spherical,
+        };
+        let key = gwr::PermutationKey {
+            seed: r.permutation_seed,
+            class: r.permutation_class,
+            factor: r.permutation_factor,
+        };
+        let range = r.start as u32..r.end as u32;
+        let fits = gwr::null_r2(&data, &weighting_of(r)?, r.bandwidth, key, range);
+        let values = gwr::pack_null(&fits, &self.factor_name)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(GwrFitReply {
+            stride: gwr::NULL_STRIDE as u32,
+            values,
+            ..Default::default()
+        })
     }
 }
 
@@ -134,14 +210,20 @@ fn reply_of_error(e: GwrError, model: &GwrModel) -> Result<GwrFitReply, Status> 
     }
 }
 
-/// Computes the reply of `r` on `model` (CPU work: call on the blocking pool).
+/// The kernel weighting of a request.
 #[allow(clippy::result_large_err)]
-fn compute(model: &GwrModel, r: &GwrFitRequest) -> Result<GwrFitReply, Status> {
-    let weighting = Weighting {
+fn weighting_of(r: &GwrFitRequest) -> Result<Weighting, Status> {
+    Ok(Weighting {
         kernel: kernel_of(r.kernel)?,
         adaptive: r.adaptive,
         min_weight: r.min_weight,
-    };
+    })
+}
+
+/// Computes the reply of `r` on `model` (CPU work: call on the blocking pool).
+#[allow(clippy::result_large_err)]
+fn compute(model: &GwrModel, r: &GwrFitRequest) -> Result<GwrFitReply, Status> {
+    let weighting = weighting_of(r)?;
     let (n, p) = (model.data().n(), model.data().p());
     let kind = GwrFitKind::try_from(r.kind).unwrap_or(GwrFitKind::Unspecified);
     let range = r.start as usize..r.end as usize;
@@ -174,7 +256,7 @@ fn compute(model: &GwrModel, r: &GwrFitRequest) -> Result<GwrFitReply, Status> {
             let at: Vec<[f64; 2]> = r.at.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
             gwr::predict(model, &weighting, bw, &at).map(|v| ok(p, v))
         }
-        GwrFitKind::Unspecified => {
+        GwrFitKind::PermutationR2 | GwrFitKind::Unspecified => {
             return Err(Status::invalid_argument(format!(
                 "fit kind {}: expected lite, full, local R2 or predict",
                 r.kind
@@ -290,10 +372,16 @@ impl GwrWorker for GwrService {
                 let kind = r.kind().as_str_name().trim_start_matches("GWR_FIT_KIND_");
                 format!("gwr-fit-{}", kind.to_lowercase())
             });
-            let model = sample
+            let mut sample = sample
                 .lock()
-                .map_err(|_| Status::internal("GWR sample poisoned"))?
-                .model(r.y_column, &r.columns)?;
+                .map_err(|_| Status::internal("GWR sample poisoned"))?;
+            if r.kind() == GwrFitKind::PermutationR2 {
+                let columns = sample.factor_data(&r)?;
+                drop(sample);
+                return columns.permutation_r2(&r);
+            }
+            let model = sample.model(r.y_column, &r.columns)?;
+            drop(sample);
             compute(&model, &r)
         })
         .await

@@ -158,6 +158,11 @@ fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Sta
     let mut params = CaParams::new(p.weights.clone(), cost, p.seed);
     params.neighbourhood = p.neighbourhood as usize;
     params.stream = p.stream;
+    params.patches = p.patches.as_ref().map(|q| ca::Patches {
+        threshold: q.threshold,
+        decay: q.decay,
+        seeds: q.seeds,
+    });
     params
         .validate()
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -169,6 +174,8 @@ fn ca_params(p: &StepParams, k: usize) -> Result<(CaParams, ca::StepParams), Sta
             closed_in: p.closed_in.clone(),
             closed_out: p.closed_out.clone(),
             closed_pairs: p.closed_pairs.clone(),
+            patch_level: p.patch_level,
+            transitions: p.transitions,
         },
     ))
 }
@@ -360,6 +367,7 @@ impl Worker for WorkerService {
                     let stride = t.stride();
                     let Tile {
                         classes,
+                        start,
                         restricted,
                         suitability,
                         proposals,
@@ -373,6 +381,7 @@ impl Worker for WorkerService {
                         suitability,
                         restricted,
                         stride: rect.width,
+                        start_classes: start,
                     };
                     ca::tile_step(&params, &step, &rect, &window, &stat, proposals);
                     t.step_iteration = Some(step.iteration);
@@ -453,17 +462,22 @@ impl Worker for WorkerService {
         let thresholds = Thresholds {
             t_in: r.t_in.iter().map(to_key).collect(),
             t_out: r.t_out.iter().map(to_key).collect(),
+            t_pair: r.t_pair.iter().map(to_key).collect(),
         };
         let changes = self
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
                 let mut all = Vec::new();
                 for t in tiles.iter_mut() {
                     let k = t.spec.classes as usize;
-                    if thresholds.t_in.len() != k || thresholds.t_out.len() != k {
+                    if thresholds.t_in.len() != k
+                        || thresholds.t_out.len() != k
+                        || !(thresholds.t_pair.is_empty() || thresholds.t_pair.len() == k * k)
+                    {
                         return Err(Status::invalid_argument(format!(
-                            "thresholds for {} / {} classes do not fit tile {} of {k} classes",
+                            "thresholds for {} / {} classes and {} pairs do not fit tile {} of {k} classes",
                             thresholds.t_in.len(),
                             thresholds.t_out.len(),
+                            thresholds.t_pair.len(),
                             t.spec.tile_id
                         )));
                     }

@@ -79,6 +79,8 @@ fn sequence(neighbourhood: u32) -> Vec<u8> {
             closed_in: vec![false; 2],
             closed_out: vec![false; 2],
             closed_pairs: vec![false; 4],
+            transitions: false,
+            ..Default::default()
         }),
         halo_changes: None,
     };
@@ -93,6 +95,7 @@ fn sequence(neighbourhood: u32) -> Vec<u8> {
         iteration: 0,
         t_in: vec![open; 2],
         t_out: vec![open; 2],
+        t_pair: Vec::new(),
     };
     let carbon = CarbonRequest {
         run_id: "r".into(),

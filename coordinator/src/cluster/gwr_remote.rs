@@ -97,6 +97,8 @@ pub struct GwrTraffic {
     pub ranges_moved: u64,
     /// Workers dropped.
     pub workers_lost: u64,
+    /// Permutation fits of the factor table's test computed on the workers.
+    pub permutation_fits: u64,
 }
 
 /// A GWR sample on the cluster's workers.
@@ -334,6 +336,36 @@ impl GwrCluster {
     }
 }
 
+impl GwrCluster {
+    /// Ranges covering 0..items, about RANGES_PER_WORKER per live worker, each reply of
+    /// `stride` values per item under REPLY_BYTES.
+    fn ranges(&self, items: usize, stride: usize) -> Vec<std::ops::Range<usize>> {
+        let workers = self
+            .slots
+            .lock()
+            .map(|s| s.iter().filter(|s| s.alive).count())
+            .unwrap_or(1)
+            .max(1);
+        let by_size = (REPLY_BYTES / (8 * stride.max(1))).max(1);
+        let per = items
+            .div_ceil(workers * RANGES_PER_WORKER)
+            .clamp(1, by_size);
+        (0..items)
+            .step_by(per)
+            .map(|s| s..(s + per).min(items))
+            .collect()
+    }
+}
+
+/// The wire form of a kernel weighting.
+fn kernel_code(weighting: &Weighting) -> i32 {
+    (match weighting.kernel {
+        Kernel::Bisquare => GwrKernel::Bisquare,
+        Kernel::Gaussian => GwrKernel::Gaussian,
+        Kernel::Exponential => GwrKernel::Exponential,
+    }) as i32
+}
+
 impl flus_shared::analysis::FitterSource for GwrCluster {
     fn fitter<'a>(
         &'a self,
@@ -342,6 +374,67 @@ impl flus_shared::analysis::FitterSource for GwrCluster {
         columns: &[usize],
     ) -> Box<dyn LocalFitter + 'a> {
         Box::new(RemoteFitter::new(self, model, y, columns.to_vec()))
+    }
+
+    /// The permutation fits on the workers: ranges of permutations, each computed by a
+    /// worker from the sample it holds ([`gwr::null_r2`]: the same bits as here).
+    fn null_r2(
+        &self,
+        data: &gwr::FactorData,
+        y: usize,
+        factor: usize,
+        weighting: &Weighting,
+        bandwidth: f64,
+        key: gwr::PermutationKey,
+        permutations: u32,
+    ) -> Result<Vec<Result<f64, GwrError>>, GwrError> {
+        let ranges = self.ranges(permutations as usize, gwr::NULL_STRIDE);
+        let requests = ranges
+            .iter()
+            .map(|r| GwrFitRequest {
+                sample_id: self.id.clone(),
+                kind: GwrFitKind::PermutationR2 as i32,
+                y_column: y as u32,
+                columns: vec![0, 1 + factor as u32],
+                kernel: kernel_code(weighting),
+                adaptive: weighting.adaptive,
+                min_weight: weighting.min_weight,
+                bandwidth,
+                start: r.start as u64,
+                end: r.end as u64,
+                permutation_seed: key.seed,
+                permutation_class: key.class,
+                permutation_factor: key.factor,
+                ..Default::default()
+            })
+            .collect();
+        let replies = self.dispatch(requests)?;
+        if let Ok(mut t) = self.traffic.lock() {
+            t.permutation_fits += u64::from(permutations);
+        }
+        let mut out = Vec::with_capacity(permutations as usize);
+        for (r, reply) in ranges.iter().zip(replies) {
+            if reply.stride as usize != gwr::NULL_STRIDE
+                || reply.values.len() != r.len() * gwr::NULL_STRIDE
+            {
+                return Err(GwrError::Cluster(format!(
+                    "a worker answered {} values of stride {} for permutations {}..{}, \
+                     expected stride {}",
+                    reply.values.len(),
+                    reply.stride,
+                    r.start,
+                    r.end,
+                    gwr::NULL_STRIDE
+                )));
+            }
+            out.extend(gwr::unpack_null(
+                &reply.values,
+                data.factor_name,
+                bandwidth,
+                data.coords,
+            )?);
+        }
+        Ok(out)
     }
 }
 
@@ -377,36 +470,12 @@ impl<'a> RemoteFitter<'a> {
             kind: kind as i32,
             y_column: self.y_column,
             columns: self.columns.clone(),
-            kernel: match weighting.kernel {
-                Kernel::Bisquare => GwrKernel::Bisquare,
-                Kernel::Gaussian => GwrKernel::Gaussian,
-                Kernel::Exponential => GwrKernel::Exponential,
-            } as i32,
+            kernel: kernel_code(weighting),
             adaptive: weighting.adaptive,
             min_weight: weighting.min_weight,
             bandwidth,
             ..Default::default()
         }
-    }
-
-    /// Point ranges covering 0..items, about RANGES_PER_WORKER per live worker, each
-    /// reply under REPLY_BYTES.
-    fn ranges(&self, items: usize, stride: usize) -> Vec<std::ops::Range<usize>> {
-        let workers = self
-            .cluster
-            .slots
-            .lock()
-            .map(|s| s.iter().filter(|s| s.alive).count())
-            .unwrap_or(1)
-            .max(1);
-        let by_size = (REPLY_BYTES / (8 * stride.max(1))).max(1);
-        let per = items
-            .div_ceil(workers * RANGES_PER_WORKER)
-            .clamp(1, by_size);
-        (0..items)
-            .step_by(per)
-            .map(|s| s..(s + per).min(items))
-            .collect()
     }
 
     /// Runs one request per point range and returns the values in point order,
@@ -422,7 +491,7 @@ impl<'a> RemoteFitter<'a> {
         fill: impl Fn(&mut GwrFitRequest, std::ops::Range<usize>),
     ) -> Result<Vec<f64>, GwrError> {
         self.model.check_bandwidth(weighting, bandwidth)?;
-        let ranges = self.ranges(items, stride);
+        let ranges = self.cluster.ranges(items, stride);
         let requests = ranges
             .iter()
             .map(|r| {

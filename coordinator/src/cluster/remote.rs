@@ -543,6 +543,12 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
+    /// The session's start map (the map every run's reset starts from; in transition
+    /// mode the workers skip the cells that differ from it).
+    pub fn start_map(&self) -> &[u8] {
+        self.layers.start
+    }
+
     /// Starts CA run `label` of the session: its traffic counters start from zero, and
     /// its first Propose resets the tiles' class windows to the map it starts from (the
     /// session's start map, or a checkpoint's).
@@ -1210,6 +1216,13 @@ impl<'a> Remote<'a> {
             closed_in: step.closed_in.clone(),
             closed_out: step.closed_out.clone(),
             closed_pairs: step.closed_pairs.clone(),
+            patches: params.patches.map(|p| flus_proto::v1::PatchParams {
+                threshold: p.threshold,
+                decay: p.decay,
+                seeds: p.seeds,
+            }),
+            patch_level: step.patch_level,
+            transitions: step.transitions,
         }
     }
 
@@ -1561,7 +1574,11 @@ impl Backend for Remote<'_> {
                 })
                 .collect()
         };
-        let (t_in, t_out) = (th(&thresholds.t_in), th(&thresholds.t_out));
+        let (t_in, t_out, t_pair) = (
+            th(&thresholds.t_in),
+            th(&thresholds.t_out),
+            th(&thresholds.t_pair),
+        );
         changed.clear();
         self.commit_changes.clear();
         // test builds: a fault test can stop workers before the iteration's Commit calls
@@ -1589,6 +1606,7 @@ impl Backend for Remote<'_> {
                         iteration,
                         t_in: t_in.clone(),
                         t_out: t_out.clone(),
+                        t_pair: t_pair.clone(),
                     },
                 );
                 let client = &self.workers[w].conn.client;

@@ -28,8 +28,10 @@ pub struct DemandResult {
     pub stack: stack::Stack,
     /// Transition t0 -> t1.
     pub transition: markov::Transition,
-    /// Demand per scenario.
+    /// Demand per scenario at the final target year.
     pub scenarios: Vec<markov::ScenarioDemand>,
+    /// Demand `[stage][scenario]` at every target year (one stage for `target_year`).
+    pub stages: Vec<Vec<markov::ScenarioDemand>>,
 }
 
 /// Loads the study and computes the transition and the demand.
@@ -42,12 +44,14 @@ pub fn compute(path: &std::path::Path) -> anyhow::Result<DemandResult> {
     let t1 = &stack.maps[&mk.to];
     let transition = markov::transition(t0, t1, k);
     let valid = stack.valid_cells();
-    let scenarios = markov::demand(&study, &transition, valid)?;
+    let stages = markov::stage_demands(&study, &transition, valid)?;
+    let scenarios = stages.last().cloned().unwrap_or_default();
     Ok(DemandResult {
         study,
         stack,
         transition,
         scenarios,
+        stages,
     })
 }
 
@@ -89,11 +93,11 @@ pub fn write_tables(r: &DemandResult, dir: &std::path::Path) -> anyhow::Result<(
         format!("cells_{}", mk.from),
         format!("cells_{}", mk.to),
     ];
-    dh.extend(
-        r.scenarios
-            .iter()
-            .map(|s| format!("{}_{}", s.name, mk.target_year)),
-    );
+    // one column per scenario and target year: `{scenario}_{year}`
+    let columns: Vec<&markov::ScenarioDemand> = (0..r.scenarios.len())
+        .flat_map(|i| r.stages.iter().filter_map(move |s| s.get(i)))
+        .collect();
+    dh.extend(columns.iter().map(|s| format!("{}_{}", s.name, s.year)));
     let drows: Vec<Vec<String>> = names
         .iter()
         .enumerate()
@@ -103,7 +107,7 @@ pub fn write_tables(r: &DemandResult, dir: &std::path::Path) -> anyhow::Result<(
                 r.transition.start_counts[i].to_string(),
                 r.transition.end_counts[i].to_string(),
             ];
-            row.extend(r.scenarios.iter().map(|s| s.cells[i].to_string()));
+            row.extend(columns.iter().map(|s| s.cells[i].to_string()));
             row
         })
         .collect();
@@ -121,15 +125,24 @@ pub fn to_json(r: &DemandResult) -> Value {
         .map(|c| c.name.as_str())
         .collect();
     let mut scen = Map::new();
-    for s in &r.scenarios {
-        let demand: Map<String, Value> = names
+    let by_name = |cells: &[u64]| -> Map<String, Value> {
+        names
             .iter()
-            .zip(&s.cells)
+            .zip(cells)
             .map(|(n, c)| (n.to_string(), json!(c)))
+            .collect()
+    };
+    for s in &r.scenarios {
+        let demand = by_name(&s.cells);
+        let stages: Vec<Value> = r
+            .stages
+            .iter()
+            .filter_map(|st| st.iter().find(|d| d.name == s.name))
+            .map(|d| json!({ "year": d.year, "demand": by_name(&d.cells), "shares": d.shares }))
             .collect();
         scen.insert(
             s.name.clone(),
-            json!({ "method": s.method, "demand": demand, "shares": s.shares, "probabilities": s.probabilities }),
+            json!({ "method": s.method, "demand": demand, "shares": s.shares, "probabilities": s.probabilities, "stages": stages }),
         );
     }
     let mk = &r.study.config.markov;
@@ -138,7 +151,8 @@ pub fn to_json(r: &DemandResult) -> Value {
         "classes": names,
         "from": mk.from,
         "to": mk.to,
-        "target_year": mk.target_year,
+        "target_year": mk.final_year(),
+        "target_years": mk.years(),
         "valid_cells": r.stack.valid_cells(),
         "transition_counts": r.transition.counts,
         "transition_probabilities": r.transition.probabilities,
@@ -187,8 +201,11 @@ pub fn print_tables(r: &DemandResult) {
     }
     println!();
     print!("{:>w$} {:>w$} {:>w$}", "class", mk.from, mk.to);
-    for s in &r.scenarios {
-        print!(" {:>w$}", format!("{} {}", s.name, mk.target_year));
+    let columns: Vec<&markov::ScenarioDemand> = (0..r.scenarios.len())
+        .flat_map(|i| r.stages.iter().filter_map(move |s| s.get(i)))
+        .collect();
+    for s in &columns {
+        print!(" {:>w$}", format!("{} {}", s.name, s.year));
     }
     println!();
     for (i, n) in names.iter().enumerate() {
@@ -196,7 +213,7 @@ pub fn print_tables(r: &DemandResult) {
             "{n:>w$} {:>w$} {:>w$}",
             r.transition.start_counts[i], r.transition.end_counts[i]
         );
-        for s in &r.scenarios {
+        for s in &columns {
             print!(" {:>w$}", s.cells[i]);
         }
         println!();

@@ -39,8 +39,8 @@ pub struct Args {
     /// search on AICc.
     #[arg(long)]
     pub bandwidth: Option<f64>,
-    /// Bandwidth search speed-up: `auto` (a pilot search on 4,000 of the points sets a
-    /// cap from 12,000 points on), `full` (evaluate every golden-section iteration, as
+    /// Bandwidth search speed-up: `auto` (a pilot search on a quarter of the points, at
+    /// most 4,000, sets a cap from 2,000 points on), `full` (evaluate every golden-section iteration, as
     /// mgwr/GWR4) or a cap (neighbours, or distance with --fixed). The first iterations
     /// whose probes lie above the cap are taken as won by the smaller bandwidth until
     /// the probes prove it; the bandwidth found is the full search's either way. The

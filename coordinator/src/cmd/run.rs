@@ -16,6 +16,8 @@ use crate::cluster::{gwr_remote, local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
 use crate::run_guard;
 
+mod stages;
+
 /// Arguments of `flus run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -335,10 +337,12 @@ struct ClusterCa<'a> {
     seed: u64,
 }
 
-/// The suitability of the scenarios: an ANN trained here, or a given raster.
+/// The suitability of the scenarios: an ANN trained here, a given raster, or the LEAS
+/// forests trained before the validation (PLUS mode).
 enum ScenarioSuitability {
     Trained(flus_shared::ann::TrainedAnn),
     Given(model::Suitability),
+    Forest,
 }
 
 /// Where a session's suitability comes from.
@@ -455,6 +459,11 @@ impl ClusterCa<'_> {
         flus_shared::tables::ZoneCounts,
     )> {
         let backend = session;
+        // the workers skip, in transition mode, the cells off their session's start map
+        anyhow::ensure!(
+            input.quota.is_none() || input.classes == backend.start_map(),
+            "{label}: transition allocation on the workers needs the run to start from its session's start map"
+        );
         backend.begin_run(label);
         let cp_path = checkpoint_path(self.out, label);
         let identity = run_guard::identity(self.study_sha256, self.seed, label);
@@ -526,40 +535,42 @@ fn validation_stage(
     st: &stack::Stack,
     out: &Path,
     cluster: &ClusterCa<'_>,
+    forest: Option<&model::Suitability>,
 ) -> anyhow::Result<(Value, Value)> {
     let (mut traffic, mut session) = (None, None);
-    let v = super::validate::validate(study, st, out, false, |params, input, suit| {
-        let source = match &suit.network {
-            Some(n) => SuitabilitySource::Network(n),
-            None => SuitabilitySource::Given(&suit.values),
-        };
-        let s = cluster.open(
-            "validation",
-            input.classes,
-            input.restricted,
-            (params.k, params.radius()),
-            source,
-            st,
-        )?;
-        // the warning the CA loop gives when it holds the suitability, from the maxima
-        // the workers returned (or of the given raster)
-        let max = match source {
-            SuitabilitySource::Given(v) => Some(free_maxima_here(v, st, params.k)),
-            SuitabilitySource::Network(_) => s.remote.free_maxima(),
-        };
-        if let Some(max) = max {
-            let (counts, _) =
-                ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
-            ca::warn_low_max_suitability(params, input.demand, &counts, &max);
-        }
-        let mut remote = s.remote;
-        drop(s.padded_start);
-        let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
-        remote.release();
-        traffic = Some(t);
-        session = Some(remote.session.clone());
-        Ok(res)
-    })?;
+    let v =
+        super::validate::validate_with(study, st, out, false, forest, |params, input, suit| {
+            let source = match &suit.network {
+                Some(n) => SuitabilitySource::Network(n),
+                None => SuitabilitySource::Given(&suit.values),
+            };
+            let s = cluster.open(
+                "validation",
+                input.classes,
+                input.restricted,
+                (params.k, params.radius()),
+                source,
+                st,
+            )?;
+            // the warning the CA loop gives when it holds the suitability, from the maxima
+            // the workers returned (or of the given raster)
+            let max = match source {
+                SuitabilitySource::Given(v) => Some(free_maxima_here(v, st, params.k)),
+                SuitabilitySource::Network(_) => s.remote.free_maxima(),
+            };
+            if let Some(max) = max {
+                let (counts, _) =
+                    ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
+                ca::warn_low_max_suitability(params, input.demand, &counts, &max);
+            }
+            let mut remote = s.remote;
+            drop(s.padded_start);
+            let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
+            remote.release();
+            traffic = Some(t);
+            session = Some(remote.session.clone());
+            Ok(res)
+        })?;
     let mut v = v.json;
     v["traffic"] = json!(traffic);
     Ok((v, json!(session)))
@@ -639,13 +650,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         .with_context(|| format!("reading the study file {}", args.study.display()))?;
     run_guard::check_args(args.deadline, args.max_tile_cells, args.tiles_per_worker)?;
     let mut study = Study::load(&args.study)?;
-    anyhow::ensure!(
-        study.config.suitability.model == flus_shared::config::SuitabilityModel::Ann,
-        "{}: `suitability.model` = \"random_forest\" is not yet carried by flus run's \
-         cluster (its workers compute the ANN's suitability); use flus validate and flus \
-         simulate, which run PLUS's LEAS forest",
-        args.study.display()
-    );
     if let Some(s) = args.seed {
         study.config.study.seed = s;
     }
@@ -695,20 +699,39 @@ fn run_in(
     let mk = study.config.markov.clone();
     let names: Vec<String> = study.class_names();
     let transition = markov::transition(&st.maps[&mk.from], &st.maps[&mk.to], k);
-    let demands = markov::demand(&study, &transition, st.valid_cells())?;
+    let stage_demands = markov::stage_demands(&study, &transition, st.valid_cells())?;
+    // the demand tables show every stage; run.json's `demand` the final year's
+    let demands = stage_demands.last().cloned().unwrap_or_default();
     // the stack is lent to the tables, not copied
     let demand_result = super::demand::DemandResult {
         study: study.clone(),
         stack: st,
         transition: transition.clone(),
-        scenarios: demands.clone(),
+        scenarios: demands,
+        stages: stage_demands.clone(),
     };
     super::demand::write_tables(&demand_result, &out)?;
     let mut st = demand_result.stack;
+    stage("inputs_and_demand", &mut lap);
+    // PLUS mode: the LEAS forests of the Markov period, trained once here for the
+    // validation and the scenarios; the workers get their development probability with
+    // the tiles, as a given suitability
+    let forest = match study.config.suitability.model {
+        flus_shared::config::SuitabilityModel::RandomForest => {
+            tracing::info!(
+                "LEAS random forests of the {} -> {} period (validation and scenarios)",
+                mk.from,
+                mk.to
+            );
+            let f = model::forest_suitability(&study, &st)?;
+            stage("leas_forests", &mut lap);
+            Some(f)
+        }
+        flus_shared::config::SuitabilityModel::Ann => None,
+    };
     // only the maps still needed: the base map, and the start map of the validation
     st.maps
         .retain(|&y, _| y == mk.to || (y == mk.from && !args.no_validation));
-    stage("inputs_and_demand", &mut lap);
     drop(bar);
     let bar = crate::output::stage("workers");
 
@@ -787,7 +810,8 @@ fn run_in(
         "valid_cells": st.valid_cells(),
         "config_sha256": config_sha256,
         "base_year": mk.to,
-        "target_year": mk.target_year,
+        "target_year": mk.final_year(),
+        "target_years": mk.years(),
         "legend": study.config.classes.iter().map(|c| json!({
             "code": c.code, "name": c.name, "color": c.color,
         })).collect::<Vec<_>>(),
@@ -802,7 +826,9 @@ fn run_in(
             // runs on the workers, and disturb the workers meanwhile
             flus_shared::hooks::hold(|| "scenarios-ann-training".into());
             let t0 = Instant::now();
-            let s = if study.config.ann.suitability.is_some() {
+            let s = if forest.is_some() {
+                Ok(ScenarioSuitability::Forest)
+            } else if study.config.ann.suitability.is_some() {
                 tracing::info!("stage 4/5: the given suitability of the {} map", mk.to);
                 model::suitability(&study, &st, mk.to).map(ScenarioSuitability::Given)
             } else {
@@ -815,7 +841,7 @@ fn run_in(
             Ok(None)
         } else {
             tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
-            validation_stage(&study, &st, &out, &cluster).map(Some)
+            validation_stage(&study, &st, &out, &cluster, forest.as_ref()).map(Some)
         };
         let trained = training
             .join()
@@ -838,6 +864,16 @@ fn run_in(
             // the network's bits, to compare runs (the same for any worker and thread count)
             report["ann_network_sha256"] = json!(files::sha256_hex(&serde_json::to_vec(network)?));
             SuitabilitySource::Network(network)
+        }
+        ScenarioSuitability::Forest => {
+            let f = forest
+                .as_ref()
+                .context("the LEAS forests were not trained")?;
+            if let Some(leas) = &f.leas {
+                // driver_contributions.csv in the run folder (the report charts it)
+                report["random_forest"] = common::leas_outputs(&out, leas)?;
+            }
+            SuitabilitySource::Given(&f.values)
         }
         ScenarioSuitability::Given(s) => {
             report["ann"] = json!({
@@ -904,18 +940,14 @@ fn run_in(
             study.config.study.seed,
         )
     });
-    let density = flus_shared::tables::densities(&study);
-    let mut carbon_at: Vec<(String, Vec<f64>)> = Vec::new();
     let file_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
     // every map of the run with its files (names in the folder), base first
     let mut run_maps = vec![json!({
         "label": base_label,
+        "year": mk.to,
         "landuse": file_name(&base_map),
         "carbon": run_files::storage_name(&base_label),
     })];
-    let mut scen = serde_json::Map::new();
-    let mut scenario_counts: Vec<(String, tables::ZoneCounts, tables::ZoneAreas)> = Vec::new();
-    let mut unmet_all: Vec<tables::UnmetClass> = Vec::new();
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -923,117 +955,34 @@ fn run_in(
             args.study.display()
         );
     }
-    // A scenario's files (land-use map, carbon rasters, iterations) are written on
-    // another thread while the workers run the next scenario.
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
-        let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("the scenario output writer panicked"))?
-        };
-        for (i, sc) in study.config.scenarios.iter().enumerate() {
-            if !args.scenarios.is_empty() && !args.scenarios.contains(&sc.name) {
-                continue;
-            }
-            let label = format!("{}_{}", sc.name, mk.target_year);
-            tracing::info!("stage 5/5: scenario {label}");
-            let demand: Vec<i64> = demands[i].cells.iter().map(|&c| c as i64).collect();
-            let params = model::ca_params(&study, i);
-            // the workers hold the suitability (computed from the network)
-            let input = CaInput {
-                width: st.grid.width,
-                height: st.grid.height,
-                classes: base,
-                suitability: &[],
-                restricted: &st.restricted,
-                demand: &demand,
-            };
-            ca::warn_low_max_suitability(&params, &demand, &base_class_counts, &max_suitability);
-            // the workers' counts of the final map are the tables' (not recounted here)
-            let (res, traffic, counts) = cluster.run(&mut session, &label, &params, &input)?;
-            let zone_areas = tables::zone_areas(
-                &counts,
-                &res.map,
-                st.zones.as_deref(),
-                st.grid.width,
-                &areas,
-            );
-            scenario_counts.push((label.clone(), counts, zone_areas));
-            if let Some(cells) = &gwr_cells {
-                carbon_at.push((
-                    sc.name.clone(),
-                    flus_shared::analysis::carbon_change_at(
-                        &density,
-                        base,
-                        &res.map,
-                        cells,
-                        &areas,
-                        st.grid.width,
-                    ),
-                ));
-            }
-            let map_path = out.join(format!("landuse_{label}.tif"));
-            let carbon_path = out.join(run_files::storage_name(&label));
-            let change_path = out.join(run_files::change_name(&label));
-            run_maps.push(json!({
-                "label": label,
-                "scenario": sc.name,
-                "landuse": file_name(&map_path),
-                "carbon": file_name(&carbon_path),
-                "carbon_change": file_name(&change_path),
-            }));
-            let short = tables::unmet(&names, &sc.name, &demand, &res.report.final_gap);
-            if !short.is_empty() {
-                tracing::warn!(scenario = %sc.name, unmet = ?short, "demand not met: see unmet_demand.csv");
-            }
-            scen.insert(
-                sc.name.clone(),
-                json!({
-                    "demand": common::by_class(&names, &demand),
-                    "final_gap": common::by_class(&names, &res.report.final_gap),
-                    "unmet": tables::unmet_json(&short),
-                    "demand_met": res.report.demand_met,
-                    "iterations": res.report.iterations,
-                    "stop_reason": res.report.stop_reason,
-                    "map": map_path,
-                    "map_sha256": files::sha256_hex(&res.map),
-                    "label": label,
-                    "carbon": carbon_path,
-                    "carbon_change": change_path,
-                    "traffic": traffic,
-                }),
-            );
-            unmet_all.extend(short);
-            // one scenario's files at a time: the previous ones first
-            if let Some(h) = writing.take() {
-                join(h)?;
-            }
-            let (study, grid, out, run_carbon) = (&study, &st.grid, &out, &run_carbon);
-            writing = Some(scope.spawn(move || {
-                // test builds: a fault test can hold this writer while the workers run
-                // the next scenario, and disturb the workers meanwhile
-                flus_shared::hooks::hold(|| format!("scenario-outputs-{label}"));
-                outputs::write_landuse(&map_path, study, grid, &res.map)?;
-                let written =
-                    run_carbon.write_scenario(study, out, grid, &label, base, &res.map)?;
-                anyhow::ensure!(
-                    written == (carbon_path, change_path),
-                    "scenario {label}: carbon rasters written to {written:?}"
-                );
-                outputs::write_iterations(
-                    &out.join(format!("iterations_{label}.csv")),
-                    study,
-                    &res.records,
-                )?;
-                Ok(())
-            }));
-            stage(&format!("scenario_{}", sc.name), &mut lap);
-        }
-        if let Some(h) = writing.take() {
-            join(h)?;
-        }
-        Ok(())
-    })?;
+    let shared = stages::Shared {
+        study: &study,
+        st: &st,
+        out: &out,
+        base,
+        base_counts: &base_class_counts,
+        max_suitability: &max_suitability,
+        run_carbon: &run_carbon,
+        areas: &areas,
+        names: &names,
+        demands: &stage_demands,
+        gwr_cells: gwr_cells.as_deref(),
+    };
+    let done = stages::run_all(
+        &cluster,
+        &mut session,
+        &shared,
+        &args.scenarios,
+        &mut |name| stage(name, &mut lap),
+    )?;
+    let stages::Outputs {
+        maps: stage_maps,
+        scenarios: scen,
+        counts: scenario_counts,
+        unmet: unmet_all,
+        carbon_at,
+    } = done;
+    run_maps.extend(stage_maps);
     if !unmet_all.is_empty() {
         tables::write_unmet(&out, &unmet_all)?;
     }

@@ -1,5 +1,7 @@
 //! `flus simulate STUDY.toml --scenario NAME`: one scenario from the base map to the
-//! target year, in one process (any tiling and thread count give the same bits).
+//! target year, in one process (any tiling and thread count give the same bits). With
+//! staged years (`[markov] target_years`) it runs directly to the last year, in one
+//! stage; `flus run` runs the stages.
 
 use std::path::PathBuf;
 
@@ -62,7 +64,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let names: Vec<String> = study.class_names();
     let t = markov::transition(&st.maps[&mk.from], &st.maps[&mk.to], k);
     let demands = markov::demand(&study, &t, st.valid_cells())?;
-    let demand: Vec<i64> = demands[index].cells.iter().map(|&c| c as i64).collect();
+    let (demand, quota) = model::scenario_allocation(
+        &study,
+        &st.maps[&mk.to],
+        &st.restricted,
+        &demands[index],
+        index,
+    )?;
     let out = args.out.clone().unwrap_or_else(|| study.output_dir());
     let pool = common::pool(args.threads)?;
     let (suit, run) = pool.install(|| -> anyhow::Result<_> {
@@ -84,8 +92,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             suitability: &suit.values,
             restricted: &st.restricted,
             demand: &demand,
+            quota: quota.as_deref(),
         };
-        let label = format!("{} {}", args.scenario, mk.target_year);
+        let label = format!("{} {}", args.scenario, mk.final_year());
         let run = ca::run(
             &params,
             &input,
@@ -99,7 +108,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
     flus_shared::ann::write_suitability(&suit_path, &st.grid, &suit.values, &names)?;
     outputs::finish_format(&study, &suit_path)?;
-    let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.target_year));
+    let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.final_year()));
     outputs::write_landuse(&map_path, &study, &st.grid, &run.map)?;
     let leas_json = match &suit.leas {
         Some(leas) => common::leas_outputs(&out, leas)?,
@@ -109,7 +118,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     outputs::write_iterations(&iter_path, &study, &run.records)?;
     let j = json!({
         "scenario": args.scenario,
-        "target_year": mk.target_year,
+        "target_year": mk.final_year(),
         "classes": names,
         "demand": common::by_class(&names, &demand),
         "final_gap": common::by_class(&names, &run.report.final_gap),
@@ -119,6 +128,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             &demand,
             &run.report.final_gap,
         )),
+        "allocation": study.config.ca.allocation,
+        "transitions": match (&quota, &run.report.transitions_done) {
+            (Some(q), Some(d)) => super::validate::transitions_json(&names, q, d),
+            _ => serde_json::Value::Null,
+        },
         "demand_met": run.report.demand_met,
         "iterations": run.report.iterations,
         "stop_reason": run.report.stop_reason,
@@ -135,7 +149,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!(
             "{} {}: {} iterations, stop: {:?}, demand met: {}\nmap: {}",
             args.scenario,
-            mk.target_year,
+            mk.final_year(),
             run.report.iterations,
             run.report.stop_reason,
             run.report.demand_met,

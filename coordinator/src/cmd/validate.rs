@@ -54,38 +54,57 @@ pub fn validate(
     suitability_here: bool,
     run_ca: impl FnOnce(&ca::CaParams, &CaInput, &model::Suitability) -> anyhow::Result<ca::CaOutput>,
 ) -> anyhow::Result<Validation> {
+    validate_with(study, st, out, suitability_here, None, run_ca)
+}
+
+/// [`validate`] with the validation's suitability already computed (`given`: the LEAS
+/// forests of the Markov period, which `flus run` trains once for the validation and the
+/// scenarios), or computed here when None.
+pub fn validate_with(
+    study: &Study,
+    st: &stack::Stack,
+    out: &std::path::Path,
+    suitability_here: bool,
+    given: Option<&model::Suitability>,
+    run_ca: impl FnOnce(&ca::CaParams, &CaInput, &model::Suitability) -> anyhow::Result<ca::CaOutput>,
+) -> anyhow::Result<Validation> {
     let mk = &study.config.markov;
     let k = study.k();
     let names: Vec<String> = study.class_names();
     let start = &st.maps[&mk.from];
     let truth = &st.maps[&mk.to];
     let forest = study.config.suitability.model == SuitabilityModel::RandomForest;
-    let given = study.config.ann.validation_suitability.is_some();
+    let given_raster = study.config.ann.validation_suitability.is_some();
     tracing::info!(
         "validation {} -> {}: {}",
         mk.from,
         mk.to,
         if forest {
             format!("LEAS random forests of the {} -> {} period", mk.from, mk.to)
-        } else if given {
+        } else if given_raster {
             format!("the given suitability of the {} map", mk.from)
         } else {
             format!("ANN suitability from the {} map", mk.from)
         }
     );
     // `[ann] validation_suitability` when given (never the scenarios' raster)
-    let suit = if suitability_here || forest || given || st.drivers.is_empty() {
-        model::validation_suitability(study, st)?
+    let computed;
+    let suit = if let Some(s) = given {
+        s
+    } else if suitability_here || forest || given_raster || st.drivers.is_empty() {
+        computed = model::validation_suitability(study, st)?;
+        &computed
     } else {
         let trained = model::train(study, st, mk.from)?;
-        model::Suitability {
+        computed = model::Suitability {
             values: Vec::new(),
             network: Some(trained.network),
             report: Some(trained.report),
             leas: None,
-        }
+        };
+        &computed
     };
-    let demand = model::validation_demand(study, st)?;
+    let (demand, quota) = model::validation_allocation(study, st)?;
     let transition = flus_shared::markov::transition(start, truth, k);
     let params = model::validation_params(study, &transition.counts);
     // Without the suitability here, the low-suitability warning that the CA loop gives
@@ -98,11 +117,15 @@ pub fn validate(
         suitability: &suit.values,
         restricted: &st.restricted,
         demand: &demand,
+        quota: quota.as_deref(),
     };
-    let run = run_ca(&params, &input, &suit)?;
+    let run = run_ca(&params, &input, suit)?;
     let sim = metrics::compare(start, truth, &run.map, k);
     let persistence = metrics::compare(start, truth, start, k);
-    let random_map = ca::random_allocation(&params, start, &st.restricted, &demand)?;
+    let random_map = match &quota {
+        None => ca::random_allocation(&params, start, &st.restricted, &demand)?,
+        Some(q) => ca::baseline::random_transitions(&params, start, &st.restricted, q)?,
+    };
     let random = metrics::compare(start, truth, &random_map, k);
     flus_shared::files::ensure_dir(out)?;
     outputs::write_landuse(
@@ -117,11 +140,24 @@ pub fn validate(
     let mut j = metrics_json(&sim);
     j["persistence"] = metrics_json(&persistence);
     j["random"] = metrics_json(&random);
+    j["allocation"] = json!(study.config.ca.allocation);
+    let change = ChangeCounts::of(start, truth, &run.map, k);
+    j["gross_change_simulated"] = json!(change.simulated);
+    j["gross_change_observed"] = json!(change.observed);
+    j["net_change"] = json!(change.net);
+    if let Some(q) = &quota {
+        j["transitions"] = transitions_json(&names, q, &change.pairs);
+    }
     j["demand_met"] = json!(run.report.demand_met);
     j["final_gap"] = common::by_class(&names, &run.report.final_gap);
     j["iterations"] = json!(run.report.iterations);
     j["map_sha256"] = json!(flus_shared::files::sha256_hex(&run.map));
     j["stop_reason"] = json!(run.report.stop_reason);
+    // PLUS's landscape figures: patches of the new land per class, observed and simulated
+    j["patches"] =
+        flus_shared::landscape::validation_json(&names, start, truth, &run.map, st.grid.width);
+    // whether the CA seeded random patches (`[ca] patches`, PLUS's CARS), and with what
+    j["ca_patches"] = json!(study.config.ca.patches);
     let [observed, simulated, components] = flus_shared::change_maps::paths(out, mk.to);
     let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().to_string());
     j["maps"] = json!({
@@ -158,6 +194,69 @@ pub fn validate(
         json: j,
         metrics: [sim, persistence, random],
     })
+}
+
+/// Cells that change between maps of the validation (valid in all three maps).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ChangeCounts {
+    /// Cells whose simulated class differs from the start map's.
+    pub simulated: u64,
+    /// Cells whose observed (later map's) class differs from the start map's.
+    pub observed: u64,
+    /// The observed net change: the sum over classes of the observed gains (end count
+    /// minus start count where positive), the fewest cells that reach the later
+    /// map's totals.
+    pub net: u64,
+    /// Simulated conversions per (from, to), K x K row-major, diagonal 0.
+    pub pairs: Vec<u64>,
+}
+
+impl ChangeCounts {
+    /// Counts over the cells valid in `start`, `truth` and `sim`.
+    pub fn of(start: &[u8], truth: &[u8], sim: &[u8], k: usize) -> Self {
+        let (mut simulated, mut observed) = (0, 0);
+        let mut balance = vec![0i64; k];
+        let mut pairs = vec![0u64; k * k];
+        for ((&a, &b), &s) in start.iter().zip(truth).zip(sim) {
+            let (a, b, s) = (a as usize, b as usize, s as usize);
+            if a >= k || b >= k || s >= k {
+                continue;
+            }
+            balance[a] -= 1;
+            balance[b] += 1;
+            observed += (a != b) as u64;
+            simulated += (a != s) as u64;
+            if a != s {
+                pairs[a * k + s] += 1;
+            }
+        }
+        let net = balance.iter().filter(|&&g| g > 0).sum::<i64>() as u64;
+        Self {
+            simulated,
+            observed,
+            net,
+            pairs,
+        }
+    }
+}
+
+/// Transition mode: quota and simulated cells of every pair with either non-zero, as
+/// `{"from -> to": {"quota": n, "simulated": n}}`.
+pub(crate) fn transitions_json(names: &[String], quota: &[u64], done: &[u64]) -> serde_json::Value {
+    let k = names.len();
+    let mut m = serde_json::Map::new();
+    for c in 0..k {
+        for to in (0..k).filter(|&to| to != c) {
+            let (q, d) = (quota[c * k + to], done[c * k + to]);
+            if q > 0 || d > 0 {
+                m.insert(
+                    format!("{} -> {}", names[c], names[to]),
+                    json!({"quota": q, "simulated": d}),
+                );
+            }
+        }
+    }
+    serde_json::Value::Object(m)
 }
 
 /// Writes the metrics of the simulation and of the persistence and random baselines.
@@ -250,4 +349,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_counts_by_hand() {
+        // start 0 0 0 1 1 2 255; truth 1 0 0 0 2 2 1; sim 2 1 0 1 1 2 0
+        // observed: cells 0, 3, 4 change (3); simulated: cells 0, 1 (2); observed
+        // totals start [3, 2, 1] -> truth [2, 2, 2]: gains 1 (class 2) = net 1
+        let start = [0u8, 0, 0, 1, 1, 2, 255];
+        let truth = [1u8, 0, 0, 0, 2, 2, 1];
+        let sim = [2u8, 1, 0, 1, 1, 2, 0];
+        let c = ChangeCounts::of(&start, &truth, &sim, 3);
+        assert_eq!((c.simulated, c.observed, c.net), (2, 3, 1));
+        assert_eq!(c.pairs, vec![0, 1, 1, 0, 0, 0, 0, 0, 0]);
+    }
 }

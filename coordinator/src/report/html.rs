@@ -216,6 +216,7 @@ h3 { font-size:14px; margin:0 0 8px; color:#334e68; }
 p.lead { margin:0 0 14px; color:var(--muted); }
 p.note { color:var(--muted); font-size:12.5px; margin:8px 0 0; }
 .maps { display:flex; flex-wrap:wrap; gap:14px; }
+.maps.strip { flex-wrap:nowrap; overflow-x:auto; padding-bottom:6px; }
 figure.map { margin:0; padding:10px; border:1px solid var(--line); border-radius:8px; background:#fbfcfd; }
 figure.map img { display:block; background:#fff; border:1px solid #d9dee4; image-rendering:pixelated; }
 figure.map figcaption { font-weight:600; margin:0 0 8px; color:#243b53; }

@@ -36,6 +36,8 @@ pub struct Built {
 pub(crate) struct RunMap {
     label: String,
     scenario: Option<String>,
+    /// The map's year (run.json of staged runs and later; else from the label).
+    year: Option<i64>,
     landuse: String,
     carbon: Option<String>,
     carbon_change: Option<String>,
@@ -97,6 +99,10 @@ fn maps_of(run: &Value, file: &Path) -> anyhow::Result<Vec<RunMap>> {
             Ok(RunMap {
                 label: str_of(m, "label", file)?.to_string(),
                 scenario: m["scenario"].as_str().map(str::to_string),
+                year: m["year"].as_i64().or_else(|| {
+                    let label = m["label"].as_str()?;
+                    label.rsplit('_').next()?.parse().ok()
+                }),
                 landuse: str_of(m, "landuse", file)?.to_string(),
                 carbon: m["carbon"].as_str().map(str::to_string),
                 carbon_change: m["carbon_change"].as_str().map(str::to_string),
@@ -137,22 +143,20 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let mut images = Vec::new();
 
     // land-use maps
-    let mut figs = String::new();
+    let mut figures = Vec::new();
     for m in &maps {
         let (img, palette) = png::class_map(&dir.join(&m.landuse))?;
         let name = format!("landuse_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &palette)?;
         images.push(img_dir.join(&name));
-        figs.push_str(&map_figure(
+        figures.push(map_figure(
             &m.title(),
             &format!("report/{name}"),
             &img,
             &html::legend(&legend),
         ));
     }
-    let mut sections = vec![format!(
-        "<section id=\"maps\"><h2>Land use</h2><p class=\"lead\">The observed base-year map and the simulated map of every scenario (class colours as in the GeoTIFFs; click a map for full resolution).</p><div class=\"maps\">{figs}</div></section>"
-    )];
+    let mut sections = vec![landuse_section(&maps, &figures)];
 
     // carbon storage maps on one scale
     let mut extra = maps::Sections::default();
@@ -169,10 +173,16 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         let name = format!("carbon_change_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &png::change_palette())?;
         images.push(img_dir.join(&name));
-        let title = format!(
-            "{} <small>− base year</small>",
-            esc(m.scenario.as_deref().unwrap_or(&m.label))
-        );
+        let title = match m.year {
+            Some(y) => format!(
+                "{} <small>{y} − base year</small>",
+                esc(m.scenario.as_deref().unwrap_or(&m.label))
+            ),
+            None => format!(
+                "{} <small>− base year</small>",
+                esc(m.scenario.as_deref().unwrap_or(&m.label))
+            ),
+        };
         figs.push_str(&map_figure(
             &title,
             &format!("report/{name}"),
@@ -186,7 +196,7 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         ));
     }
 
-    sections.push(charts(dir, &legend)?);
+    sections.push(charts(dir, &legend, &maps)?);
     let carbon = read_csv(&dir.join("carbon_storage.csv"))?;
     sections.push(scenario_table(&run, &maps, &carbon));
     sections.extend(tables(dir, &legend, &run)?);
@@ -250,7 +260,112 @@ fn swatch(legend: &[LegendEntry]) -> impl Fn(&str) -> String + '_ {
     }
 }
 
-fn charts(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<String> {
+/// The land-use section: every map side by side; with staged years, a strip per
+/// scenario (the base map, then its stages in year order).
+fn landuse_section(maps: &[RunMap], figures: &[String]) -> String {
+    let staged = scenario_names(maps).iter().any(|n| {
+        maps.iter()
+            .filter(|m| m.scenario.as_ref() == Some(n))
+            .count()
+            > 1
+    });
+    if !staged {
+        return format!(
+            "<section id=\"maps\"><h2>Land use</h2><p class=\"lead\">The observed base-year map and the simulated map of every scenario (class colours as in the GeoTIFFs; click a map for full resolution).</p><div class=\"maps\">{}</div></section>",
+            figures.concat()
+        );
+    }
+    let base: String = maps
+        .iter()
+        .zip(figures)
+        .filter(|(m, _)| m.scenario.is_none())
+        .map(|(_, f)| f.as_str())
+        .collect();
+    let mut strips = String::new();
+    for name in scenario_names(maps) {
+        let figs: String = maps
+            .iter()
+            .zip(figures)
+            .filter(|(m, _)| m.scenario.as_ref() == Some(&name))
+            .map(|(_, f)| f.as_str())
+            .collect();
+        strips.push_str(&format!(
+            "<h3>{}</h3><div class=\"maps strip\">{base}{figs}</div>",
+            esc(&name)
+        ));
+    }
+    format!(
+        "<section id=\"maps\"><h2>Land use</h2><p class=\"lead\">One strip per scenario: the observed base-year map, then the simulated map of every staged year, each stage starting from the one before it (class colours as in the GeoTIFFs; click a map for full resolution).</p>{strips}</section>"
+    )
+}
+
+/// The scenarios of `maps`, in order of first appearance.
+fn scenario_names(maps: &[RunMap]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in maps {
+        if let Some(s) = &m.scenario {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The carbon trajectory: total storage (`carbon_storage.csv`) against year, one line
+/// per scenario from the base map through its stages; None when no scenario has more
+/// than one stage.
+fn trajectory_chart(maps: &[RunMap], carbon: &Csv) -> Option<String> {
+    let (_, rows) = carbon.as_ref()?;
+    let total = |label: &str| -> Option<f64> {
+        rows.iter()
+            .find(|r| r.first().map(String::as_str) == Some(label))?
+            .get(1)?
+            .parse()
+            .ok()
+    };
+    let base = maps.iter().find(|m| m.scenario.is_none());
+    let start = base.and_then(|b| Some((b.year? as f64, total(&b.label)?)));
+    let names = scenario_names(maps);
+    let mut lines = Vec::new();
+    for name in &names {
+        let mut points: Vec<(f64, f64)> = start.into_iter().collect();
+        for m in maps.iter().filter(|m| m.scenario.as_ref() == Some(name)) {
+            if let (Some(y), Some(t)) = (m.year, total(&m.label)) {
+                points.push((y as f64, t));
+            }
+        }
+        lines.push(svg::Line { name, points });
+    }
+    if !lines.iter().any(|l| l.points.len() > 2) {
+        return None;
+    }
+    let max = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.1))
+        .fold(0.0, f64::max);
+    let (div, unit) = storage_unit(max);
+    for l in &mut lines {
+        l.points.iter_mut().for_each(|p| p.1 /= div);
+    }
+    Some(format!(
+        "<div><h3>Carbon trajectory</h3>{}</div>",
+        svg::lines(&lines, &format!("storage, {unit}"))
+    ))
+}
+
+/// The unit a storage up to `max` t is shown in: (divisor, name).
+fn storage_unit(max: f64) -> (f64, &'static str) {
+    if max >= 1e6 {
+        (1e6, "Mt C")
+    } else if max >= 1e3 {
+        (1e3, "kt C")
+    } else {
+        (1.0, "t C")
+    }
+}
+
+fn charts(dir: &Path, legend: &[LegendEntry], maps: &[RunMap]) -> anyhow::Result<String> {
     let mut s = String::from("<section id=\"charts\"><h2>Area and carbon</h2><p class=\"lead\">Area of every class per map, and total carbon storage per map (InVEST carbon model, pools of the study).</p><div class=\"charts\">");
     if let Some((header, rows)) = read_csv(&dir.join("area_by_class.csv"))? {
         let groups: Vec<String> = header
@@ -287,13 +402,7 @@ fn charts(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<String> {
             .map(|r| r.get(1).and_then(|v| v.parse().ok()).unwrap_or(0.0))
             .collect();
         let max = totals.iter().cloned().fold(0.0, f64::max);
-        let (div, unit) = if max >= 1e6 {
-            (1e6, "Mt C")
-        } else if max >= 1e3 {
-            (1e3, "kt C")
-        } else {
-            (1.0, "t C")
-        };
+        let (div, unit) = storage_unit(max);
         // "urbanized_2060" -> "urbanized" over "2060, -58.3 %"
         let split = |l: &str| -> (String, String) {
             match l.rsplit_once('_') {
@@ -332,6 +441,9 @@ fn charts(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<String> {
             &format!("storage, {unit}"),
         ));
         s.push_str("</div>");
+    }
+    if let Some(chart) = trajectory_chart(maps, &read_csv(&dir.join("carbon_storage.csv"))?) {
+        s.push_str(&chart);
     }
     if let Some(chart) = contributions_chart(dir, legend)? {
         s.push_str(&chart);
@@ -390,7 +502,15 @@ fn scenario_table(run: &Value, maps: &[RunMap], carbon: &Csv) -> String {
         };
         let (name, iters, demand, stop) = match &m.scenario {
             Some(name) => {
-                let sc = &run["scenarios"][name];
+                // the stage of this map (staged years), else the scenario's one run
+                let scenario = &run["scenarios"][name];
+                let sc = scenario["stages"]
+                    .as_array()
+                    .and_then(|v| {
+                        v.iter()
+                            .find(|s| s["label"].as_str() == Some(m.label.as_str()))
+                    })
+                    .unwrap_or(scenario);
                 let met = sc["demand_met"].as_bool().unwrap_or(false);
                 (
                     esc(name),
@@ -461,8 +581,9 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
         None => "<p class=\"lead\">Validation was not run (<code>--no-validation</code>).</p>"
             .to_string(),
     };
+    let patches = patches_table(run, legend);
     out.push(format!(
-        "<section id=\"validation\"><h2>Validation</h2>{validation}</section>"
+        "<section id=\"validation\"><h2>Validation</h2>{validation}{patches}</section>"
     ));
     if let Some(section) =
         zones::density_section(&read_csv(&dir.join("carbon_density_by_zone.csv"))?)
@@ -475,6 +596,47 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
         out.push(section);
     }
     Ok(out)
+}
+
+/// The validation's patches of new land per class (run.json `validation.patches`):
+/// observed beside simulated, as PLUS reports its landscape figures; empty without them.
+fn patches_table(run: &Value, legend: &[LegendEntry]) -> String {
+    let Some(by_class) = run["validation"]["patches"]["by_class"].as_object() else {
+        return String::new();
+    };
+    let header: Vec<String> = [
+        "class",
+        "new cells observed",
+        "patches observed",
+        "mean patch observed",
+        "new cells simulated",
+        "patches simulated",
+        "mean patch simulated",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let num = |v: &Value| match v.as_f64() {
+        Some(x) if v.is_u64() => format!("{x:.0}"),
+        Some(x) => format!("{x:.2}"),
+        None => "n/a".into(),
+    };
+    let rows: Vec<Vec<String>> = by_class
+        .iter()
+        .map(|(name, v)| {
+            let mut r = vec![name.clone()];
+            for side in ["observed", "simulated"] {
+                for key in ["cells", "patches", "mean_size"] {
+                    r.push(num(&v[side][key]));
+                }
+            }
+            r
+        })
+        .collect();
+    format!(
+        "<p class=\"lead\">The landscape figures PLUS is judged by: the new land of each class (cells that became it over the period), its number of 8-connected patches and their mean size in cells, observed and simulated.</p>{}",
+        html::table(&header, &rows, None, swatch(legend), |_| "")
+    )
 }
 
 /// A validation metric's column name in words (`producer_accuracy` -> "producer's
@@ -524,7 +686,14 @@ fn header_html(run: &Value) -> String {
         "<h1>{}</h1><p>Land use {} → {} under {} scenario(s): FLUS simulation, carbon storage and driver analysis.</p><div class=\"facts\">{}</div>",
         esc(run["study"].as_str().unwrap_or("flus run")),
         run["base_year"],
-        run["target_year"],
+        match run["target_years"].as_array() {
+            Some(y) if y.len() > 1 => y
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => run["target_year"].to_string(),
+        },
         run["scenarios"].as_object().map_or(0, |s| s.len()),
         facts.join("")
     )

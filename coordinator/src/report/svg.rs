@@ -367,6 +367,122 @@ pub fn bars(
     s
 }
 
+/// Colours of the lines of [`lines`], one per series in turn (ColorBrewer Dark2).
+pub const LINE_COLORS: [&str; 8] = [
+    "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
+];
+
+/// One line of [`lines`]: its legend name and its points (x, y), in x order.
+pub struct Line<'a> {
+    /// Legend name.
+    pub name: &'a str,
+    /// Points (x, y).
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The y range of [`lines`]: round ticks (a 1/2/2.5/5 x 10^n step, [`ticks`] of the
+/// span) from below the smallest value to above the largest, so that changes small
+/// beside the values show.
+fn line_range(min: f64, max: f64) -> Vec<f64> {
+    let span = if max > min {
+        max - min
+    } else {
+        max.abs().max(1.0)
+    };
+    let t = ticks(span);
+    let step = if t.len() > 1 { t[1] - t[0] } else { 1.0 };
+    let lo = (min / step).floor() * step;
+    let n = ((max - lo) / step - 1e-9).ceil().max(1.0) as usize;
+    (0..=n).map(|i| lo + i as f64 * step).collect()
+}
+
+/// A line chart: one line per series (colours [`LINE_COLORS`] in turn) over numeric x
+/// (e.g. years, labelled as whole numbers at every x of a point), y axis titled `unit`
+/// over a range round around the values.
+pub fn lines(series: &[Line<'_>], unit: &str) -> String {
+    let (w, h) = (470.0, 340.0);
+    let (left, right, top, bottom) = (64.0, 110.0, 16.0, 34.0);
+    let pts = || series.iter().flat_map(|l| l.points.iter());
+    let (ymin, ymax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p.1), b.max(p.1))
+    });
+    let (xmin, xmax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p.0), b.max(p.0))
+    });
+    if !ymin.is_finite() || !xmin.is_finite() {
+        return String::new();
+    }
+    let t = line_range(ymin, ymax);
+    let (lo, hi) = (t[0], *t.last().unwrap_or(&1.0));
+    let ph = h - top - bottom;
+    let pw = w - left - right;
+    let y = |v: f64| top + ph * (1.0 - (v - lo) / (hi - lo).max(f64::MIN_POSITIVE));
+    let x = |v: f64| {
+        if xmax > xmin {
+            left + pw * (v - xmin) / (xmax - xmin)
+        } else {
+            left + pw / 2.0
+        }
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
+        esc(unit)
+    );
+    axis(&mut s, &t, y, left, w - right, unit, top + ph / 2.0);
+    let mut xs: Vec<f64> = pts().map(|p| p.0).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    for v in xs {
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" {FONT} text-anchor=\"middle\" fill=\"#555\">{}</text>",
+            x(v),
+            h - bottom + 16.0,
+            v.round()
+        );
+    }
+    for (i, l) in series.iter().enumerate() {
+        let color = LINE_COLORS[i % LINE_COLORS.len()];
+        let path: Vec<String> = l
+            .points
+            .iter()
+            .map(|&(a, b)| format!("{:.1},{:.1}", x(a), y(b)))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
+            path.join(" ")
+        );
+        for &(a, b) in &l.points {
+            let _ = write!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>{} {}: {} {}</title></circle>",
+                x(a),
+                y(b),
+                esc(l.name),
+                a.round(),
+                fmt_num(b),
+                esc(unit)
+            );
+        }
+        let ly = top + 14.0 + 18.0 * i as f64;
+        let _ = write!(
+            s,
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"2\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" {FONT} fill=\"#333\">{}</text>",
+            w - right + 10.0,
+            w - right + 28.0,
+            w - right + 32.0,
+            ly + 4.0,
+            esc(l.name)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
 /// A tick value with the decimals its step needs (0 for whole steps).
 pub fn tick_label(v: f64, step: f64) -> String {
     let d = (0..=4)
@@ -440,6 +556,33 @@ mod tests {
             ticks(1.0),
             vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
         );
+    }
+
+    #[test]
+    fn line_charts_put_points_on_a_round_range_around_the_values() {
+        // 19.62 .. 20.41: span 0.79, ticks(0.79) step 0.2 -> 19.6, 19.8, ..., 20.6
+        let t = line_range(19.62, 20.41);
+        assert_eq!(t.len(), 6);
+        assert!(
+            (t[0] - 19.6).abs() < 1e-9 && (t[5] - 20.6).abs() < 1e-9,
+            "{t:?}"
+        );
+        let svg = lines(
+            &[Line {
+                name: "urbanized",
+                points: vec![(2020.0, 20.41), (2030.0, 19.62)],
+            }],
+            "storage, Mt C",
+        );
+        // plot 470 - 64 - 110 = 296 px wide, 340 - 16 - 34 = 290 px high over 19.6..20.6:
+        // 2020 at x = 64, y = 16 + 290 (1 - 0.81) = 71.1; 2030 at x = 360,
+        // y = 16 + 290 (1 - 0.02) = 300.2
+        assert!(svg.contains("points=\"64.0,71.1 360.0,300.2\""), "{svg}");
+        assert!(
+            svg.contains("<title>urbanized 2030: 19.6 storage, Mt C</title>"),
+            "{svg}"
+        );
+        assert!(lines(&[], "t").is_empty());
     }
 
     #[test]

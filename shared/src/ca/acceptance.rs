@@ -11,14 +11,18 @@ use super::step::Proposal;
 use super::{successor, Key, BUCKETS, OPEN};
 
 /// Per-class acceptance thresholds of one iteration: a proposal c -> k is accepted iff
-/// (key, cell) < `t_in[k]` and (key, cell) < `t_out[c]`. Locks and classes closed at the
-/// start of the iteration have the threshold [`CLOSED`](super::CLOSED).
+/// (key, cell) < `t_in[k]` and (key, cell) < `t_out[c]` (and, in transition mode,
+/// (key, cell) < `t_pair[c * K + k]`). Locks and classes closed at the start of the
+/// iteration have the threshold [`CLOSED`](super::CLOSED).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Thresholds {
     /// After this (key, cell) nothing more enters the class.
     pub t_in: Vec<Key>,
     /// After this (key, cell) nothing more leaves the class.
     pub t_out: Vec<Key>,
+    /// Transition mode: after this (key, cell) the pair (from, to) takes nothing more
+    /// (K x K, row-major); empty in net mode.
+    pub t_pair: Vec<Key>,
 }
 
 impl Thresholds {
@@ -26,7 +30,10 @@ impl Thresholds {
     #[inline]
     pub fn accepts(&self, p: &Proposal) -> bool {
         let o = p.order();
-        o < self.t_in[p.to as usize] && o < self.t_out[p.from as usize]
+        o < self.t_in[p.to as usize]
+            && o < self.t_out[p.from as usize]
+            && (self.t_pair.is_empty()
+                || o < self.t_pair[p.from as usize * self.t_in.len() + p.to as usize])
     }
 }
 
@@ -159,6 +166,7 @@ impl BucketWalk {
         Thresholds {
             t_in: self.t_in,
             t_out: self.t_out,
+            t_pair: Vec::new(),
         }
     }
 

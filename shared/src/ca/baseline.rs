@@ -29,10 +29,50 @@ pub fn random_allocation(
     let (counts, free) = class_counts(k, classes, restricted)?;
     check_demand(demand, k, counts.iter().sum())?;
     let plan = check_feasible(params, &counts, &free, demand)?;
+    allocate(params, classes, restricted, &plan.flow)
+}
+
+/// The random baseline of transition mode: the cells of every (from, to) pair of
+/// `quota` (K x K, row-major) converted at random, drawn as in [`random_allocation`].
+pub fn random_transitions(
+    params: &CaParams,
+    classes: &[u8],
+    restricted: &[bool],
+    quota: &[u64],
+) -> Result<Vec<u8>> {
+    params.validate()?;
+    let k = params.k;
+    if classes.len() != restricted.len() || quota.len() != k * k {
+        return Err(Error::Data(format!(
+            "random allocation: class map of {} cells, restriction mask of {}, {} quotas for {k} classes",
+            classes.len(),
+            restricted.len(),
+            quota.len()
+        )));
+    }
+    let flow: Vec<Vec<i64>> = (0..k)
+        .map(|c| {
+            (0..k)
+                .map(|to| if c == to { 0 } else { quota[c * k + to] as i64 })
+                .collect()
+        })
+        .collect();
+    allocate(params, classes, restricted, &flow)
+}
+
+/// Converts, per class c, `flow[c][to]` of its unrestricted cells taken in ascending
+/// order of a random key.
+fn allocate(
+    params: &CaParams,
+    classes: &[u8],
+    restricted: &[bool],
+    flow: &[Vec<i64>],
+) -> Result<Vec<u8>> {
+    let k = params.k;
     let rng = CounterRng::new(params.seed);
     let mut out = classes.to_vec();
     for c in 0..k {
-        let outflow: i64 = plan.flow[c].iter().sum();
+        let outflow: i64 = flow[c].iter().sum();
         if outflow == 0 {
             continue;
         }
@@ -54,7 +94,7 @@ pub fn random_allocation(
         }
         cells.sort_unstable();
         let mut it = cells.into_iter();
-        for (to, &f) in plan.flow[c].iter().enumerate() {
+        for (to, &f) in flow[c].iter().enumerate() {
             for (_, i) in it.by_ref().take(f as usize) {
                 out[i] = to as u8;
             }

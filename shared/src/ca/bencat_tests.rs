@@ -110,6 +110,7 @@ impl BenCat {
             suitability: &self.suit,
             restricted: &self.restricted,
             demand: &self.demand,
+            quota: None,
         }
     }
 }

@@ -251,6 +251,7 @@ impl<'a> StepSetup<'a> {
             suitability: &self.suitability,
             restricted: &self.restricted,
             stride: g.width,
+            start_classes: &[],
         };
         tile_step(
             &self.params,

@@ -27,6 +27,10 @@ pub struct CaInput<'a> {
     pub restricted: &'a [bool],
     /// Demand in cells per class, summing to the number of valid cells.
     pub demand: &'a [i64],
+    /// Transition allocation (`[ca] allocation = "transitions"`): the cells of every
+    /// (from, to) conversion, K x K row-major (diagonal ignored), which `demand` must
+    /// follow from; `None` in net mode.
+    pub quota: Option<&'a [u64]>,
 }
 
 /// An R x C tiling of the grid (rows of tiles, columns of tiles).
@@ -90,7 +94,8 @@ pub struct IterationRecord {
     pub counts: Vec<u64>,
     /// Gaps (demand - count) after the iteration.
     pub gaps: Vec<i64>,
-    /// sum |gap| after the iteration.
+    /// sum |gap| after the iteration (transition mode: the cells left over all pair
+    /// quotas).
     pub sum_abs_gap: u64,
     /// Proposals that passed roulette and gate.
     pub raw_proposals: u64,
@@ -117,8 +122,11 @@ pub struct CaReport {
     pub stop_reason: StopReason,
     /// Residual gap (demand - count) per class.
     pub final_gap: Vec<i64>,
-    /// Every class exactly at its demand.
+    /// Every class exactly at its demand (transition mode: every pair at its quota).
     pub demand_met: bool,
+    /// Transition mode: conversions done per (from, to) pair, K x K row-major.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transitions_done: Option<Vec<u64>>,
     /// Valid cells.
     pub valid_cells: u64,
     /// Valid unrestricted cells.

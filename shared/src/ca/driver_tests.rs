@@ -76,6 +76,7 @@ impl Synthetic {
             suitability: &self.suit,
             restricted: &self.restricted,
             demand: &self.demand,
+            quota: None,
         }
     }
 }
@@ -194,6 +195,7 @@ fn stall_stops_after_s_iterations_with_residual_gaps_and_clamped_inertia() {
         suitability: &suit,
         restricted: &restricted,
         demand: &demand,
+        quota: None,
     };
     let out = run(&params, &input, Tiling { rows: 1, cols: 1 }, |_, _| {}).unwrap();
     assert_eq!(out.report.stop_reason, StopReason::Stalled);
@@ -284,6 +286,7 @@ fn a_best_effort_run_of_an_unreachable_demand_ends_with_the_gap_known_by_hand() 
     ];
     let input = CaInput {
         demand: &demand,
+        quota: None,
         ..s.input()
     };
     let mut params = CaParams::new(vec![1.0; 4], cost, 5);

@@ -15,6 +15,7 @@ use super::driver::{CaInput, CaOutput, CaReport, IterationRecord, StopReason};
 use super::feasibility::{check_demand, check_feasible, class_counts};
 use super::inertia::InertiaState;
 use super::params::CaParams;
+use super::quota::{check_quota_demand, check_quotas, PairWalk, QuotaState};
 use super::step::{
     tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic,
 };
@@ -79,6 +80,12 @@ pub struct LocalTiles<'a> {
     restricted: &'a [bool],
     width: usize,
     k: usize,
+    /// The run's start map, kept to pad it for transition mode.
+    classes: &'a [u8],
+    height: usize,
+    /// The start map padded like the class map (transition mode only; built at the
+    /// first step that needs it).
+    start: Vec<u8>,
 }
 
 impl<'a> LocalTiles<'a> {
@@ -92,6 +99,9 @@ impl<'a> LocalTiles<'a> {
             restricted: input.restricted,
             width: input.width,
             k,
+            classes: input.classes,
+            height: input.height,
+            start: Vec::new(),
         }
     }
 }
@@ -105,7 +115,10 @@ impl Backend for LocalTiles<'_> {
         sum: &mut StepSummary,
     ) -> Result<()> {
         let (w, k) = (self.width, self.k);
-        let (suit, restricted) = (&self.suitability[..], self.restricted);
+        if step.transitions && self.start.is_empty() {
+            self.start = super::window::pad(self.classes, w, self.height, params.radius())?;
+        }
+        let (suit, restricted, start) = (&self.suitability[..], self.restricted, &self.start);
         if suit.len() != restricted.len() * k {
             return Err(Error::Data(format!(
                 "local tiles: {} suitability values for {} cells x {k} classes",
@@ -126,6 +139,11 @@ impl Backend for LocalTiles<'_> {
                     suitability: &suit[origin * k..],
                     restricted: &restricted[origin..],
                     stride: w,
+                    start_classes: if start.is_empty() {
+                        &[]
+                    } else {
+                        &start[rect.y0 * map.stride + rect.x0..]
+                    },
                 };
                 tile_step(params, step, rect, &window, &stat, out);
             });
@@ -231,6 +249,92 @@ impl Checkpoint {
     }
 }
 
+/// The acceptance walk of one iteration: per class (net mode) or per pair (transition
+/// mode).
+enum Walk {
+    Net(BucketWalk),
+    Pairs(PairWalk),
+}
+
+impl Walk {
+    fn next_request(&mut self, hist: &[u64]) -> Option<KeyRequest> {
+        match self {
+            Walk::Net(w) => w.next_request(hist),
+            Walk::Pairs(w) => w.next_request(hist),
+        }
+    }
+
+    fn resolve(&mut self, hist: &[u64], proposals: &mut [Proposal]) {
+        match self {
+            Walk::Net(w) => w.resolve(hist, proposals),
+            Walk::Pairs(w) => w.resolve(hist, proposals),
+        }
+    }
+
+    /// The thresholds and the number of proposals accepted.
+    fn finish(self) -> (Thresholds, u64) {
+        match self {
+            Walk::Net(w) => {
+                let n = w.accepted();
+                (w.finish(), n)
+            }
+            Walk::Pairs(w) => {
+                let n = w.accepted();
+                (w.finish(), n)
+            }
+        }
+    }
+}
+
+/// Updates the inertia for iteration `t` and returns its step parameters and, in
+/// transition mode, the CA parameters of the iteration (the matrix without the pairs
+/// whose quota is met, so that the roulette never draws them).
+fn plan_iteration(
+    params: &CaParams,
+    state: &mut InertiaState,
+    quotas: &Option<QuotaState>,
+    counts: &[u64],
+    demand: &[i64],
+    t: u32,
+) -> (StepParams, Option<CaParams>) {
+    match quotas {
+        None => {
+            state.update(counts, demand, t);
+            (state.step_params(t, &params.cost), None)
+        }
+        Some(q) => {
+            let (c, d) = q.inertia_inputs();
+            state.update(&c, &d, t);
+            let iteration = CaParams {
+                cost: q.cost(&params.cost),
+                ..params.clone()
+            };
+            (q.step_params(t, state), Some(iteration))
+        }
+    }
+}
+
+/// Runs `walk` over the merged histogram `hist`, asking `backend` for the exact keys of
+/// the buckets it requests; returns the thresholds, the proposals accepted, the
+/// requests made and the exact keys received.
+fn accept(
+    backend: &mut dyn Backend,
+    mut walk: Walk,
+    hist: &[u64],
+    view: &MapView,
+    exact: &mut Vec<Proposal>,
+) -> Result<(Thresholds, u64, u32, u64)> {
+    let (mut key_requests, mut exact_keys) = (0u32, 0u64);
+    while let Some(req) = walk.next_request(hist) {
+        backend.exact(&req, view, exact)?;
+        key_requests += 1;
+        exact_keys += exact.len() as u64;
+        walk.resolve(hist, exact);
+    }
+    let (thresholds, walked) = walk.finish();
+    Ok((thresholds, walked, key_requests, exact_keys))
+}
+
 /// The checkpoint hook of [`run_loop`]: `(iterations done, builder of the state)`.
 pub type CheckpointHook<'a> = dyn FnMut(u32, &dyn Fn() -> Checkpoint) -> Result<()> + 'a;
 
@@ -267,7 +371,14 @@ pub fn run_loop(
     let (start_counts, free) = class_counts(k, input.classes, input.restricted)?;
     let valid: u64 = start_counts.iter().sum();
     check_demand(input.demand, k, valid)?;
-    if let Err(e) = check_feasible(params, &start_counts, &free, input.demand) {
+    let feasible = match input.quota {
+        None => check_feasible(params, &start_counts, &free, input.demand).map(|_| ()),
+        Some(q) => {
+            check_quota_demand(q, &start_counts, input.demand)?;
+            check_quotas(params, q, &free)
+        }
+    };
+    if let Err(e) = feasible {
         if !params.best_effort {
             return Err(e);
         }
@@ -292,10 +403,18 @@ pub fn run_loop(
         )));
     }
     let mut padded = super::window::pad(start_map, w, h, r)?;
-    let gap_sum = |counts: &[u64]| -> u64 {
-        (0..k)
-            .map(|c| (input.demand[c] - counts[c] as i64).unsigned_abs())
-            .sum()
+    // transition mode: the pair quotas and the conversions done since the run's start
+    let mut quotas = match input.quota {
+        Some(q) => Some(QuotaState::new(k, q, input.classes, start_map)?),
+        None => None,
+    };
+    let gap_sum = |counts: &[u64], quotas: &Option<QuotaState>| -> u64 {
+        match quotas {
+            Some(q) => q.left(),
+            None => (0..k)
+                .map(|c| (input.demand[c] - counts[c] as i64).unsigned_abs())
+                .sum(),
+        }
     };
     let (mut t, mut state, mut best_sum, mut since_best, mut records, mut counts) = match resume {
         Some(c) => {
@@ -307,7 +426,7 @@ pub fn run_loop(
             (
                 0,
                 InertiaState::new(k, params.accelerate),
-                gap_sum(&counts),
+                gap_sum(&counts, &quotas),
                 0,
                 Vec::new(),
                 counts,
@@ -318,7 +437,7 @@ pub fn run_loop(
     let mut exact: Vec<Proposal> = Vec::new();
     let mut changed: Vec<(u64, u8)> = Vec::new();
     let stop_reason = loop {
-        if gap_sum(&counts) == 0 {
+        if gap_sum(&counts, &quotas) == 0 {
             break StopReason::DemandMet;
         }
         if since_best >= params.stall_iterations {
@@ -327,8 +446,15 @@ pub fn run_loop(
         if t >= params.max_iterations {
             break StopReason::MaxIterations;
         }
-        state.update(&counts, input.demand, t);
-        let step = state.step_params(t, &params.cost);
+        let (mut step, iteration_params) =
+            plan_iteration(params, &mut state, &quotas, &counts, input.demand, t);
+        if params.patches.is_some() {
+            // from the records: the same level after a resume
+            step.patch_level = super::patches::patch_level(
+                gap_sum(&start_counts, &None),
+                records.iter().map(|r: &IterationRecord| r.sum_abs_gap),
+            );
+        }
         let view = MapView {
             padded: &padded,
             stride: pw,
@@ -337,18 +463,19 @@ pub fn run_loop(
             histogram: std::mem::take(&mut sum.histogram),
             ..Default::default()
         };
-        backend.propose(params, &step, &view, &mut sum)?;
+        backend.propose(
+            iteration_params.as_ref().unwrap_or(params),
+            &step,
+            &view,
+            &mut sum,
+        )?;
 
-        let mut walk = BucketWalk::new(&state);
-        let (mut key_requests, mut exact_keys) = (0u32, 0u64);
-        while let Some(req) = walk.next_request(&sum.histogram) {
-            backend.exact(&req, &view, &mut exact)?;
-            key_requests += 1;
-            exact_keys += exact.len() as u64;
-            walk.resolve(&sum.histogram, &mut exact);
-        }
-        let walked = walk.accepted();
-        let thresholds = walk.finish();
+        let walk = match &quotas {
+            None => Walk::Net(BucketWalk::new(&state)),
+            Some(q) => Walk::Pairs(q.walk()),
+        };
+        let (thresholds, walked, key_requests, exact_keys) =
+            accept(backend, walk, &sum.histogram, &view, &mut exact)?;
         backend.commit(&thresholds, &view, &mut changed)?;
         if changed.len() as u64 != walked {
             return Err(Error::Data(format!(
@@ -360,11 +487,19 @@ pub fn run_loop(
         for &(cell, to) in &changed {
             let (x, y) = (cell as usize % w, cell as usize / w);
             let p = &mut padded[(y + r) * pw + x + r];
+            if let Some(q) = &mut quotas {
+                if input.classes[cell as usize] != *p {
+                    return Err(Error::Data(format!(
+                        "iteration {t}: transition mode, cell {cell} changed a second time"
+                    )));
+                }
+                q.record(*p, to)?;
+            }
             counts[*p as usize] -= 1;
             counts[to as usize] += 1;
             *p = to;
         }
-        let s = gap_sum(&counts);
+        let s = gap_sum(&counts, &quotas);
         if s < best_sum {
             best_sum = s;
             since_best = 0;
@@ -417,7 +552,11 @@ pub fn run_loop(
         report: CaReport {
             iterations: t,
             stop_reason,
-            demand_met: final_gap.iter().all(|g| *g == 0),
+            demand_met: match &quotas {
+                Some(q) => q.left() == 0,
+                None => final_gap.iter().all(|g| *g == 0),
+            },
+            transitions_done: quotas.as_ref().map(|q| q.done().to_vec()),
             final_gap,
             valid_cells: valid,
             free_cells: free.iter().sum(),

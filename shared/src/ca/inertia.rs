@@ -165,6 +165,8 @@ impl InertiaState {
             closed_in: (0..k).map(|c| self.closed_in(c)).collect(),
             closed_out: (0..k).map(|c| self.closed_out(c)).collect(),
             closed_pairs: self.closed_pairs(cost),
+            patch_level: 0,
+            transitions: false,
         }
     }
 

@@ -8,8 +8,10 @@
 //!   layers, step parameters) that returns proposals and their key histograms;
 //! - [`acceptance`]: the bucket walk that turns merged histograms (plus the exact keys
 //!   of a few buckets) into the thresholds `T_in`, `T_out`;
+//! - [`patches`]: PLUS's multi-type random patch seeds (CARS), a variant of the tile step;
 //! - [`commit`]: applies the thresholds to a tile's proposals;
 //! - [`feasibility`]: the max-flow check of the demand before any work;
+//! - [`quota`]: transition-level allocation (per-pair quotas and their walk);
 //! - [`driver`]: a single-process driver running the whole grid as any tiling;
 //! - [`baseline`]: the random-allocation baseline of the validation;
 //! - [`bench`]: throughput measurements (memory bandwidth, tile-step rate);
@@ -24,6 +26,8 @@ pub mod engine;
 pub mod feasibility;
 pub mod inertia;
 pub mod params;
+pub mod patches;
+pub mod quota;
 pub mod resume;
 pub mod step;
 pub mod window;
@@ -38,6 +42,8 @@ pub use engine::{run_loop, Backend, Checkpoint, LocalTiles, MapView, StepSummary
 pub use feasibility::{check_demand, check_feasible};
 pub use inertia::InertiaState;
 pub use params::CaParams;
+pub use patches::Patches;
+pub use quota::{PairWalk, QuotaState};
 pub use resume::RunIdentity;
 pub use step::{
     suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
@@ -73,3 +79,5 @@ pub fn successor(key: Key) -> Key {
 mod bencat_tests;
 #[cfg(test)]
 mod driver_tests;
+#[cfg(test)]
+mod quota_tests;

@@ -30,6 +30,8 @@ pub struct CaParams {
     /// Run an infeasible demand anyway (to `max_iterations` or the stall rule) instead of
     /// refusing it (`[ca] unmet = "best_effort"`).
     pub best_effort: bool,
+    /// PLUS's random patch seeds (CARS, `[ca] patches`), or None (FLUS's CA).
+    pub patches: Option<super::patches::Patches>,
 }
 
 impl CaParams {
@@ -48,6 +50,7 @@ impl CaParams {
             stream: stream::CA_BASE,
             names: Vec::new(),
             best_effort: false,
+            patches: None,
         }
     }
 
@@ -115,6 +118,16 @@ impl CaParams {
         }
         if self.stream >= 1 << 24 {
             return bad(format!("stream = {}, expected < 2^24", self.stream));
+        }
+        if let Some(p) = &self.patches {
+            if self.stream >= crate::rng::stream::CARS_OFFSET {
+                return bad(format!(
+                    "stream = {} with patches, expected < 2^23 (the patch seeds use stream + 2^23)",
+                    self.stream
+                ));
+            }
+            p.validate()
+                .map_err(|m| Error::Data(format!("CA parameters: {m}")))?;
         }
         Ok(())
     }

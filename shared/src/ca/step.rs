@@ -22,6 +22,13 @@ pub struct StepParams {
     /// Conversion `from -> to` refused in this iteration, row-major K x K
     /// ([`InertiaState::closed_pairs`](super::inertia::InertiaState::closed_pairs)).
     pub closed_pairs: Vec<bool>,
+    /// Decay steps l of the patch seeds' threshold (`[ca] patches`,
+    /// [`patch_level`](super::patches::patch_level)); 0 and unused without patches.
+    pub patch_level: u32,
+    /// Transition allocation (`[ca] allocation = "transitions"`, docs/design.md §5): a
+    /// cell changes at most once per run, so cells whose class differs from the run's
+    /// start map ([`TileStatic::start_classes`]) are skipped.
+    pub transitions: bool,
 }
 
 /// A tile's class window including its halo of r = (N - 1) / 2 cells on every side;
@@ -74,6 +81,10 @@ pub struct TileStatic<'a> {
     pub restricted: &'a [bool],
     /// Cells per row of both layers.
     pub stride: usize,
+    /// The run's start map over the class window's layout (halo included, the class
+    /// window's stride); read only in transition mode ([`StepParams::transitions`]),
+    /// may be empty otherwise.
+    pub start_classes: &'a [u8],
 }
 
 /// Where a tile lies in the grid.
@@ -131,7 +142,8 @@ pub struct TileProposals {
     pub cells: u64,
     /// Cells skipped because every neighbour is of their own class (they cannot change).
     pub skipped_uniform: u64,
-    /// Cells skipped because their class may not lose cells in this iteration.
+    /// Cells skipped because their class may not lose cells in this iteration (or, in
+    /// transition mode, because they already changed in this run).
     pub skipped_closed: u64,
     /// All proposals that passed roulette and gate, including those a lock or a closed
     /// class refuses.
@@ -150,6 +162,9 @@ struct StepScratch {
     column: Vec<u8>,
     /// Per cell of the row: its whole window is its class.
     uniform: Vec<u8>,
+    /// Transition mode: per cell of the row, its whole window is its class in the
+    /// run's start map too.
+    uniform_start: Vec<u8>,
     /// Classes that may not lose cells.
     closed: Vec<u8>,
     /// Per cell of the row: past the early outs (0/1).
@@ -197,6 +212,29 @@ pub fn neighbour_counts(
         }
     }
     counts[window.data[(y + r) * window.stride + x + r] as usize] -= 1;
+}
+
+/// Transition mode: adds to `counts` the start class of every neighbour of the tile
+/// cell (x, y) whose class differs from it in `start` (the run's start map over the
+/// class window's layout): a neighbour that has made its conversion counts for the
+/// class it left too.
+#[inline]
+pub fn start_counts(
+    window: &ClassWindow,
+    start: &[u8],
+    x: usize,
+    y: usize,
+    n: usize,
+    counts: &mut [u32; 256],
+) {
+    for dy in 0..n {
+        let at = (y + dy) * window.stride + x;
+        for (&a, &b) in window.data[at..at + n].iter().zip(&start[at..at + n]) {
+            if a != b {
+                counts[b as usize] += 1;
+            }
+        }
+    }
 }
 
 /// The neighbourhood term Omega(p, k) = count_k / (N*N - 1) * w_k; invalid or off-grid
@@ -340,6 +378,10 @@ pub fn tile_step(
     stat: &TileStatic,
     out: &mut TileProposals,
 ) {
+    if let Some(patches) = &params.patches {
+        super::patches::tile_step_cars(params, patches, step, rect, window, stat, out);
+        return;
+    }
     let kk = params.k;
     let n = params.neighbourhood;
     let r = params.radius();
@@ -395,6 +437,17 @@ pub fn tile_step(
     let nnu = n * n;
     for y in 0..rect.height {
         uniform_row(window, y, width, n, &mut s.column, &mut s.uniform);
+        if step.transitions {
+            // a neighbour counts for its start class too: uniform in both maps
+            let start = ClassWindow {
+                data: stat.start_classes,
+                stride: window.stride,
+            };
+            uniform_row(&start, y, width, n, &mut s.column, &mut s.uniform_start);
+            for (u, &v) in s.uniform.iter_mut().zip(&s.uniform_start) {
+                *u &= v;
+            }
+        }
         let centre_row = (y + r) * window.stride + r;
         let static_row = y * stat.stride;
         let global_row = ((rect.y0 + y) * rect.grid_width + rect.x0) as u64;
@@ -414,6 +467,17 @@ pub fn tile_step(
         out.cells += cells as u64;
         if cells == 0 {
             continue;
+        }
+        if step.transitions {
+            // a cell changes at most once per run: cells off their start class are done
+            let srow = &stat.start_classes[centre_row..centre_row + width];
+            let mut done = 0u32;
+            for ((m, &c), &s0) in s.mask.iter_mut().zip(crow).zip(srow) {
+                let hit = *m & (c != s0) as u8;
+                done += hit as u32;
+                *m &= hit ^ 1;
+            }
+            out.skipped_closed += done as u64;
         }
         for &v in &s.closed {
             let mut shut = 0u32;
@@ -487,7 +551,22 @@ pub fn tile_step(
                     }
                 }
                 word -= onehot[cu];
-                debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64 - 1);
+                if step.transitions {
+                    // a neighbour that has made its conversion still counts for the
+                    // class it had at the start of the run (at most one more per class
+                    // and neighbour: counts stay <= N*N - 1)
+                    for dy in 0..n {
+                        let at = (y + dy) * window.stride + x;
+                        let now = &window.data[at..at + n];
+                        let was = &stat.start_classes[at..at + n];
+                        for (&a, &b) in now.iter().zip(was) {
+                            if a != b {
+                                word += onehot[b as usize];
+                            }
+                        }
+                    }
+                }
+                debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64);
                 let own = s.own[cu];
                 let terms = tp.iter_mut().zip(sp).zip(s.omega.iter().zip(cost_row));
                 for (k, ((t, &spk), (tab, &ck))) in terms.enumerate() {
@@ -501,7 +580,10 @@ pub fn tile_step(
                 }
             } else {
                 neighbour_counts(window, x, y, n, &mut counts);
-                debug_assert!(counts[cu] < nn1);
+                if step.transitions {
+                    start_counts(window, stat.start_classes, x, y, n, &mut counts);
+                }
+                debug_assert!(counts[cu] <= nn1);
                 for (k, t) in tp.iter_mut().enumerate() {
                     let om = counts[k] as f64 / nn1f * params.weights[k];
                     let mut v = sp[k] * om * cost_row[k];
@@ -732,6 +814,8 @@ mod tests {
             closed_in: vec![false, false],
             closed_out: vec![false, false],
             closed_pairs: vec![false; 4],
+            patch_level: 0,
+            transitions: false,
         };
         let rect = TileRect {
             x0: 0,
@@ -744,6 +828,7 @@ mod tests {
             suitability: &suit,
             restricted: &restricted,
             stride: 4,
+            start_classes: &[],
         };
         let mut out = TileProposals::default();
         tile_step(
@@ -844,6 +929,7 @@ mod tests {
             suitability: &suit,
             restricted: &restricted,
             stride: 3,
+            start_classes: &[],
         };
         tile_step(
             &params,
@@ -925,6 +1011,7 @@ mod tests {
             suitability: &suit,
             restricted: &restricted,
             stride: 5,
+            start_classes: &[],
         };
         let step = StepParams {
             iteration: 0,
@@ -932,6 +1019,8 @@ mod tests {
             closed_in: vec![false, false],
             closed_out: vec![false, false],
             closed_pairs: vec![false; 4],
+            patch_level: 0,
+            transitions: false,
         };
         let mut out = TileProposals::default();
         tile_step(
@@ -974,13 +1063,17 @@ mod tests {
                 }
                 cells += 1;
                 let cu = c as usize;
-                if step.closed_out[cu] {
+                let moved =
+                    step.transitions && stat.start_classes[(y + r) * window.stride + x + r] != c;
+                if moved || step.closed_out[cu] {
                     closed += 1;
                     continue;
                 }
                 let all_own = (0..n).all(|dy| {
                     let start = (y + dy) * window.stride + x;
                     window.data[start..start + n].iter().all(|&b| b == c)
+                        && (!step.transitions
+                            || stat.start_classes[start..start + n].iter().all(|&b| b == c))
                 });
                 if all_own {
                     uniform += 1;
@@ -988,6 +1081,17 @@ mod tests {
                 }
                 let mut counts = [0u32; 256];
                 neighbour_counts(window, x, y, n, &mut counts);
+                if step.transitions {
+                    for dy in 0..n {
+                        for dx in 0..n {
+                            let at = (y + dy) * window.stride + x + dx;
+                            let (a, b) = (window.data[at], stat.start_classes[at]);
+                            if a != b {
+                                counts[b as usize] += 1;
+                            }
+                        }
+                    }
+                }
                 let mut om = vec![0.0; kk];
                 omega(&counts[..kk], n, &params.weights, &mut om);
                 let sbase = (y * stat.stride + x) * kk;
@@ -1104,6 +1208,9 @@ mod tests {
                 closed_in: (0..kk).map(|k| draw(k as u64, 9, 5) == 0).collect(),
                 closed_out: (0..kk).map(|k| draw(k as u64, 10, 5) == 0).collect(),
                 closed_pairs: (0..kk * kk).map(|i| draw(i as u64, 11, 6) == 0).collect(),
+                patch_level: 0,
+                // odd cases in transition mode: cells off their start class are done
+                transitions: case % 2 == 1,
             };
             let rect = TileRect {
                 x0,
@@ -1113,10 +1220,20 @@ mod tests {
                 grid_width: gw,
             };
             let window = ClassWindow { data: &win, stride };
+            // the run's start map: the window with one cell in 7 of another class
+            let start: Vec<u8> = win
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| match draw(i as u64, 12, 7) {
+                    0 if c != INVALID => ((c as usize + 1) % kk) as u8,
+                    _ => c,
+                })
+                .collect();
             let stat = TileStatic {
                 suitability: &suit,
                 restricted: &restricted,
                 stride: w,
+                start_classes: &start,
             };
             let want = reference_step(&params, &step, &rect, &window, &stat);
             let mut out = TileProposals::default();

@@ -179,15 +179,50 @@ pub fn factor_null(
     permutations: usize,
     key: PermutationKey,
 ) -> Result<FactorNull, GwrError> {
-    let r2_intercept_only = r2_at(&data.model(None)?, weighting, bandwidth)?;
-    let fits: Vec<Result<f64, GwrError>> = (0..permutations as u32)
+    let r2_intercept_only = intercept_only_r2(data, weighting, bandwidth)?;
+    let fits = null_r2(data, weighting, bandwidth, key, 0..permutations as u32);
+    null_of(r2_intercept_only, observed, fits)
+}
+
+/// The R2 of the intercept-only GWR of `data`'s y (the local mean) at `bandwidth`.
+pub fn intercept_only_r2(
+    data: &FactorData,
+    weighting: &Weighting,
+    bandwidth: f64,
+) -> Result<f64, GwrError> {
+    r2_at(&data.model(None)?, weighting, bandwidth)
+}
+
+/// The R2 of the GWRs on permutations `range` of the factor ([`permutation`]) at
+/// `bandwidth`, in permutation order, in parallel on the current rayon pool: each a
+/// pure function of the data, the bandwidth, `key` and its index, so a range computed
+/// anywhere (another thread, a cluster worker) gives the same bits.
+pub fn null_r2(
+    data: &FactorData,
+    weighting: &Weighting,
+    bandwidth: f64,
+    key: PermutationKey,
+    range: std::ops::Range<u32>,
+) -> Vec<Result<f64, GwrError>> {
+    range
         .into_par_iter()
         .map(|m| {
             let perm = permutation(key, m, data.y.len());
             let x: Vec<f64> = perm.iter().map(|&j| data.factor[j]).collect();
             r2_at(&data.model(Some(x))?, weighting, bandwidth)
         })
-        .collect();
+        .collect()
+}
+
+/// The test of a factor whose single-factor GWR reached `observed` R2, from the
+/// intercept-only R2 and the permutations' fits in permutation order (singular ones
+/// left out and counted; any other error is returned).
+pub fn null_of(
+    r2_intercept_only: f64,
+    observed: f64,
+    fits: Vec<Result<f64, GwrError>>,
+) -> Result<FactorNull, GwrError> {
+    let permutations = fits.len();
     let mut null_r2 = Vec::with_capacity(permutations);
     let mut failed = 0;
     for f in fits {

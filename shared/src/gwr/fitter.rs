@@ -117,6 +117,79 @@ pub fn unpack_lite(values: &[f64]) -> Result<Vec<LiteFit>, GwrError> {
         .collect())
 }
 
+/// Values per permutation of packed null fits ([`pack_null`]): 1 and the R2 of a
+/// fitted permutation, or 0, the point, the column index (0 intercept, 1 the factor)
+/// and the neighbours of a singular one; the stride is 5 either way.
+pub const NULL_STRIDE: usize = 5;
+
+/// Packs the fits of [`super::null_r2`] (see [`NULL_STRIDE`]): a singular local fit is
+/// kept with its point, column and neighbours; any other error is returned.
+pub fn pack_null(fits: &[Result<f64, GwrError>], factor_name: &str) -> Result<Vec<f64>, GwrError> {
+    let mut out = Vec::with_capacity(fits.len() * NULL_STRIDE);
+    for f in fits {
+        match f {
+            Ok(r2) => out.extend([1.0, *r2, 0.0, 0.0, 0.0]),
+            Err(GwrError::SingularLocal {
+                point,
+                column,
+                neighbours,
+                ..
+            }) => out.extend([
+                0.0,
+                0.0,
+                *point as f64,
+                (column == factor_name) as u8 as f64,
+                *neighbours as f64,
+            ]),
+            Err(e) => return Err(e.clone()),
+        }
+    }
+    Ok(out)
+}
+
+/// Unpacks [`pack_null`] output for a factor named `factor_name` at `bandwidth`, the
+/// points at `coords` (their positions name the singular points).
+pub fn unpack_null(
+    values: &[f64],
+    factor_name: &str,
+    bandwidth: f64,
+    coords: &[[f64; 2]],
+) -> Result<Vec<Result<f64, GwrError>>, GwrError> {
+    if !values.len().is_multiple_of(NULL_STRIDE) {
+        return Err(GwrError::Partial(format!(
+            "{} packed permutation values, expected a multiple of {NULL_STRIDE}",
+            values.len()
+        )));
+    }
+    values
+        .chunks_exact(NULL_STRIDE)
+        .map(|v| {
+            if v[0] == 1.0 {
+                return Ok(Ok(v[1]));
+            }
+            let point = v[2] as usize;
+            let c = coords.get(point).copied().ok_or_else(|| {
+                GwrError::Partial(format!(
+                    "a singular permutation fit at point {point}, beyond the {} points",
+                    coords.len()
+                ))
+            })?;
+            Ok(Err(GwrError::SingularLocal {
+                point,
+                x: c[0],
+                y: c[1],
+                bandwidth,
+                column: if v[3] == 1.0 {
+                    factor_name.to_string()
+                } else {
+                    super::INTERCEPT.to_string()
+                },
+                neighbours: v[4] as usize,
+            }))
+        })
+        .collect()
+}
+
 /// Packs full fits of p parameters (see [`full_stride`]).
 pub fn pack_full(fits: &[LocalFit], p: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(fits.len() * full_stride(p));

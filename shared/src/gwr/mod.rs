@@ -26,12 +26,12 @@ mod summary;
 pub use data::{standardized, GwrData, INTERCEPT};
 pub use error::GwrError;
 pub use factors::{
-    factor_null, percentile_95, permutation, permutation_p_value, r2_at, single_factor_r2,
-    FactorData, FactorNull, FactorR2, PermutationKey,
+    factor_null, intercept_only_r2, null_of, null_r2, percentile_95, permutation,
+    permutation_p_value, r2_at, single_factor_r2, FactorData, FactorNull, FactorR2, PermutationKey,
 };
 pub use fitter::{
-    full_stride, pack_full, pack_lite, unpack_full, unpack_lite, LocalFitter, LocalRayon,
-    LITE_STRIDE,
+    full_stride, pack_full, pack_lite, pack_null, unpack_full, unpack_lite, unpack_null,
+    LocalFitter, LocalRayon, LITE_STRIDE, NULL_STRIDE,
 };
 pub use kernel::{Kernel, Weighting, ADAPTIVE_EPS};
 pub use local::{
@@ -42,7 +42,7 @@ pub use ols::{ols, Ols};
 pub use search::{
     default_interval, golden_section, golden_section_with, score, score_with, Pilot, Probe,
     SearchCap, SearchOutcome, SearchSettings, GOLDEN_DELTA, PILOT_MARGIN, PILOT_MIN_POINTS,
-    PILOT_POINTS,
+    PILOT_POINTS, PILOT_SHARE,
 };
 pub use summary::{
     aicc_of, coefficient_summaries, summarize, CoefficientSummary, Diagnostics, SigmaDf,

@@ -16,8 +16,8 @@
 //! below `u` and AICc rises from `u` upwards). If no evaluated bandwidth proves it, the
 //! search takes one iteration fewer as won and runs again (probes are kept), down to
 //! the full search: the cap changes the cost, never the result. The default cap comes
-//! from a pilot: the full search on a seeded subsample of [`PILOT_POINTS`] points, its
-//! bandwidth scaled to n (adaptive: times n / m, the same share of the points; fixed:
+//! from a pilot: the full search on a seeded subsample of [`PILOT_POINTS`] points (a
+//! quarter of the points below 16,000: [`PILOT_SHARE`]), its bandwidth scaled to n (adaptive: times n / m, the same share of the points; fixed:
 //! the same distance) and doubled.
 
 use serde::{Deserialize, Serialize};
@@ -27,11 +27,15 @@ use super::summary::aicc_of;
 use super::{GwrError, GwrModel, Weighting};
 use crate::rng::{stream, CounterRng};
 
-/// Points of the pilot search that sets the default cap.
+/// Points of the pilot search that sets the default cap (at most).
 pub const PILOT_POINTS: usize = 4000;
 
+/// The pilot takes at most one point in `PILOT_SHARE`: its full search then costs about
+/// 1 / 16 of the full search on all points (the work of a probe grows as n x k).
+pub const PILOT_SHARE: usize = 4;
+
 /// The pilot runs (and the default cap applies) from this many points on.
-pub const PILOT_MIN_POINTS: usize = 3 * PILOT_POINTS;
+pub const PILOT_MIN_POINTS: usize = 2000;
 
 /// Factor on the pilot's bandwidth (scaled to n) that gives the default cap.
 pub const PILOT_MARGIN: f64 = 1.5;
@@ -367,8 +371,8 @@ fn golden_run(
     })
 }
 
-/// The default cap: the full search on a seeded subsample of [`PILOT_POINTS`] points
-/// (each point kept with probability m / n, Philox stream [`stream::GWR_PILOT`]), its
+/// The default cap: the full search on a seeded subsample of m = min([`PILOT_POINTS`],
+/// n / [`PILOT_SHARE`]) points (each point kept with probability m / n, Philox stream [`stream::GWR_PILOT`]), its
 /// bandwidth scaled to n and times [`PILOT_MARGIN`]. None below [`PILOT_MIN_POINTS`]
 /// points or when the pilot finds nothing.
 fn pilot_cap(
@@ -381,7 +385,7 @@ fn pilot_cap(
         return Ok(None);
     }
     let rng = CounterRng::new(PILOT_SEED);
-    let share = PILOT_POINTS as f64 / n as f64;
+    let share = PILOT_POINTS.min(n / PILOT_SHARE) as f64 / n as f64;
     let rows: Vec<usize> = (0..n)
         .filter(|&i| CounterRng::unit(rng.block(stream::GWR_PILOT, 0, i as u64, 0)[0]) < share)
         .collect();

@@ -1,0 +1,343 @@
+//! The scenarios of `flus run`, stage by stage (`[markov] target_years`): every stage of
+//! a scenario runs in the resident session of the scenarios (no tile reloaded, no ANN
+//! retrained) from the previous stage's map, with the Markov demand of its year and its
+//! own random stream. One target year is one stage from the base map.
+
+use std::path::Path;
+
+use flus_shared::area::CellAreas;
+use flus_shared::ca::{self, CaInput, CaParams};
+use flus_shared::config::Study;
+use flus_shared::markov::ScenarioDemand;
+use flus_shared::{files, model, outputs, stack, tables};
+use serde_json::{json, Value};
+
+use super::{common, ClusterCa};
+use crate::cluster::remote;
+use crate::run_files::{self, RunCarbon};
+
+/// One stage of one scenario: the CA from `start` to `demand`, its random draws keyed by
+/// `params` (the study seed and the stage's stream). Everything else (tiles, static
+/// layers, suitability) is the session's.
+pub(super) struct Stage<'a> {
+    /// `{scenario}_{year}`: names its map, files, checkpoint and hold points.
+    pub label: String,
+    /// The year it simulates.
+    pub year: i32,
+    /// CA parameters with the stage's seed and stream.
+    pub params: CaParams,
+    /// The map it starts from (the base map, or the previous stage's map).
+    pub start: &'a [u8],
+    /// Cells per class of `start` (for the low-suitability warning).
+    pub start_counts: &'a [u64],
+    /// Cells per class at `year`.
+    pub demand: Vec<i64>,
+    /// Transition mode (`[ca] allocation = "transitions"`): cells per (from, to) pair,
+    /// K x K row-major; None in net mode.
+    pub quota: Option<Vec<u64>>,
+}
+
+/// What one stage gives: the CA's output, its traffic and the workers' cell counts per
+/// (zone, class) of its final map.
+pub(super) struct StageRun {
+    /// The CA's output (final map, iteration records, report).
+    pub res: ca::CaOutput,
+    /// What went over the wire.
+    pub traffic: remote::Traffic,
+    /// Cell counts per (zone, class) of the final map, from the workers.
+    pub counts: tables::ZoneCounts,
+}
+
+impl ClusterCa<'_> {
+    /// Runs one stage of one scenario in `session` (the scenarios' resident tiles): the
+    /// workers' class windows are reset to `stage.start` and the CA runs to
+    /// `stage.demand`, resuming from the stage's checkpoint under `--resume`.
+    pub(super) fn run_stage(
+        &self,
+        session: &mut remote::Remote<'_>,
+        st: &stack::Stack,
+        stage: &Stage<'_>,
+        max_suitability: &[f32],
+    ) -> anyhow::Result<StageRun> {
+        // the workers hold the suitability (computed from the network, or shipped)
+        let input = CaInput {
+            width: st.grid.width,
+            height: st.grid.height,
+            classes: stage.start,
+            suitability: &[],
+            restricted: &st.restricted,
+            demand: &stage.demand,
+            quota: stage.quota.as_deref(),
+        };
+        ca::warn_low_max_suitability(
+            &stage.params,
+            &stage.demand,
+            stage.start_counts,
+            max_suitability,
+        );
+        let (res, traffic, counts) = self.run(session, &stage.label, &stage.params, &input)?;
+        Ok(StageRun {
+            res,
+            traffic,
+            counts,
+        })
+    }
+}
+
+/// What the scenarios share: the study, its layers, the base map and what was computed
+/// from it once.
+pub(super) struct Shared<'a> {
+    /// The study.
+    pub study: &'a Study,
+    /// Its layers.
+    pub st: &'a stack::Stack,
+    /// The output folder.
+    pub out: &'a Path,
+    /// The base map (`[markov] to`).
+    pub base: &'a [u8],
+    /// Cells per class of the base map.
+    pub base_counts: &'a [u64],
+    /// The largest suitability per class over the free cells.
+    pub max_suitability: &'a [f32],
+    /// Carbon rasters of the run.
+    pub run_carbon: &'a RunCarbon,
+    /// Cell areas.
+    pub areas: &'a CellAreas,
+    /// Class names.
+    pub names: &'a [String],
+    /// Demand `[stage][scenario]` ([`flus_shared::markov::stage_demands`]).
+    pub demands: &'a [Vec<ScenarioDemand>],
+    /// The GWR sample cells, when the study has drivers.
+    pub gwr_cells: Option<&'a [usize]>,
+}
+
+impl<'a> Shared<'a> {
+    /// Stage `s` (0-based) of scenario `i`, simulating `year` from `start` (whose cells
+    /// per class are `start_counts`) with the Markov demand of that year and the
+    /// stage's stream.
+    fn stage(
+        &self,
+        (i, s): (usize, usize),
+        year: i32,
+        start: &'a [u8],
+        start_counts: &'a [u64],
+    ) -> anyhow::Result<Stage<'a>> {
+        // net mode: the Markov demand; transition mode (one stage only): the projected
+        // transition counts and the class totals they lead to
+        let (demand, quota) = model::scenario_allocation(
+            self.study,
+            start,
+            &self.st.restricted,
+            &self.demands[s][i],
+            i,
+        )?;
+        Ok(Stage {
+            label: format!("{}_{year}", self.study.config.scenarios[i].name),
+            year,
+            params: model::stage_params(self.study, i, s),
+            start,
+            start_counts,
+            demand,
+            quota,
+        })
+    }
+
+    /// The carbon change of `map` against the base map at the GWR sample cells (None
+    /// without drivers).
+    fn carbon_change_at(&self, map: &[u8]) -> Option<Vec<f64>> {
+        let cells = self.gwr_cells?;
+        Some(flus_shared::analysis::carbon_change_at(
+            &tables::densities(self.study),
+            self.base,
+            map,
+            cells,
+            self.areas,
+            self.st.grid.width,
+        ))
+    }
+}
+
+/// What the scenarios' stages gave, for run.json, the tables and the GWR analysis.
+#[derive(Default)]
+pub(super) struct Outputs {
+    /// run.json `maps` entries, one per stage (the base map's is the caller's).
+    pub maps: Vec<Value>,
+    /// run.json `scenarios`: per scenario its final stage, and `stages`.
+    pub scenarios: serde_json::Map<String, Value>,
+    /// Per stage: label, counts and areas per (zone, class).
+    pub counts: Vec<(String, tables::ZoneCounts, tables::ZoneAreas)>,
+    /// Classes whose demand was not met, every stage.
+    pub unmet: Vec<tables::UnmetClass>,
+    /// Per scenario, the carbon change (final stage minus base) at the GWR cells.
+    pub carbon_at: Vec<(String, Vec<f64>)>,
+}
+
+fn file_name(p: &Path) -> Option<String> {
+    p.file_name().map(|n| n.to_string_lossy().to_string())
+}
+
+/// Runs every selected scenario (`selected`; empty: all), stage after stage, in
+/// `session`. A stage's files (land-use map, carbon rasters, iterations) are written on
+/// another thread while the workers run the next stage; `lap` is called with
+/// `scenario_{name}` when a scenario's stages are done.
+pub(super) fn run_all(
+    cluster: &ClusterCa<'_>,
+    session: &mut remote::Remote<'_>,
+    shared: &Shared<'_>,
+    selected: &[String],
+    lap: &mut dyn FnMut(&str),
+) -> anyhow::Result<Outputs> {
+    let study = shared.study;
+    let years = study.config.markov.years();
+    let mut o = Outputs::default();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
+        let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("the stage output writer panicked"))?
+        };
+        for (i, sc) in study.config.scenarios.iter().enumerate() {
+            if !selected.is_empty() && !selected.contains(&sc.name) {
+                continue;
+            }
+            // the map the next stage starts from, and its cells per class
+            let mut previous: Option<(Vec<u8>, Vec<u64>)> = None;
+            let mut stages = Vec::new();
+            for (s, &year) in years.iter().enumerate() {
+                let (start, start_counts) = match &previous {
+                    Some((m, c)) => (m.as_slice(), c.as_slice()),
+                    None => (shared.base, shared.base_counts),
+                };
+                let stage = shared.stage((i, s), year, start, start_counts)?;
+                tracing::info!(
+                    "stage 5/5: scenario {} (stage {} of {})",
+                    stage.label,
+                    s + 1,
+                    years.len()
+                );
+                let start_sha256 = files::sha256_hex(start);
+                let run = cluster.run_stage(session, shared.st, &stage, shared.max_suitability)?;
+                let mut j = record(shared, &sc.name, &stage, &run, &mut o);
+                j["start_map_sha256"] = json!(start_sha256);
+                stages.push(j);
+                let next_counts = tables::class_totals(&run.counts, study.k());
+                let StageRun { res, .. } = run;
+                let label = stage.label;
+                if s + 1 == years.len() {
+                    // the GWR's carbon change: the final stage against the base map
+                    if let Some(change) = shared.carbon_change_at(&res.map) {
+                        o.carbon_at.push((sc.name.clone(), change));
+                    }
+                } else {
+                    previous = Some((res.map.clone(), next_counts));
+                }
+                // one stage's files at a time: the previous ones first
+                if let Some(h) = writing.take() {
+                    join(h)?;
+                }
+                writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
+            }
+            let mut last = stages.last().cloned().unwrap_or(Value::Null);
+            last["stages"] = Value::Array(stages);
+            o.scenarios.insert(sc.name.clone(), last);
+            lap(&format!("scenario_{}", sc.name));
+        }
+        if let Some(h) = writing.take() {
+            join(h)?;
+        }
+        Ok(())
+    })?;
+    Ok(o)
+}
+
+/// Records stage `stage` of scenario `scenario` in `o` (its map entry, counts, unmet
+/// classes); returns its run.json entry.
+fn record(
+    shared: &Shared<'_>,
+    scenario: &str,
+    stage: &Stage<'_>,
+    run: &StageRun,
+    o: &mut Outputs,
+) -> Value {
+    let (st, out, names, label) = (shared.st, shared.out, shared.names, &stage.label);
+    let res = &run.res;
+    let zone_areas = tables::zone_areas(
+        &run.counts,
+        &res.map,
+        st.zones.as_deref(),
+        st.grid.width,
+        shared.areas,
+    );
+    o.counts
+        .push((label.clone(), run.counts.clone(), zone_areas));
+    let map_path = out.join(format!("landuse_{label}.tif"));
+    let carbon_path = out.join(run_files::storage_name(label));
+    let change_path = out.join(run_files::change_name(label));
+    o.maps.push(json!({
+        "label": label,
+        "scenario": scenario,
+        "year": stage.year,
+        "landuse": file_name(&map_path),
+        "carbon": file_name(&carbon_path),
+        "carbon_change": file_name(&change_path),
+    }));
+    // unmet_demand.csv names the stage when there are several
+    let who = if shared.study.config.markov.staged() {
+        label.as_str()
+    } else {
+        scenario
+    };
+    let short = tables::unmet(names, who, &stage.demand, &res.report.final_gap);
+    if !short.is_empty() {
+        tracing::warn!(scenario, year = stage.year, unmet = ?short, "demand not met: see unmet_demand.csv");
+    }
+    let j = json!({
+        "year": stage.year,
+        "demand": common::by_class(names, &stage.demand),
+        "final_gap": common::by_class(names, &res.report.final_gap),
+        "unmet": tables::unmet_json(&short),
+        "demand_met": res.report.demand_met,
+        "transitions": stage.quota.as_ref().zip(res.report.transitions_done.as_ref())
+            .map(|(q, d)| super::super::validate::transitions_json(names, q, d)),
+        "iterations": res.report.iterations,
+        "stop_reason": res.report.stop_reason,
+        "map": map_path,
+        "map_sha256": files::sha256_hex(&res.map),
+        "label": label,
+        "stream": stage.params.stream,
+        "carbon": carbon_path,
+        "carbon_change": change_path,
+        "traffic": run.traffic,
+    });
+    o.unmet.extend(short);
+    j
+}
+
+/// Writes the files of stage `label`: its land-use map, its carbon storage and change
+/// (against the base map) rasters, and its iterations.
+fn write_stage(shared: &Shared<'_>, label: &str, res: &ca::CaOutput) -> anyhow::Result<()> {
+    let (study, out, grid) = (shared.study, shared.out, &shared.st.grid);
+    // test builds: a fault test can hold this writer while the workers run the next
+    // stage, and disturb the workers meanwhile
+    flus_shared::hooks::hold(|| format!("scenario-outputs-{label}"));
+    let map_path = out.join(format!("landuse_{label}.tif"));
+    outputs::write_landuse(&map_path, study, grid, &res.map)?;
+    let written =
+        shared
+            .run_carbon
+            .write_scenario(study, out, grid, label, shared.base, &res.map)?;
+    let expected = (
+        out.join(run_files::storage_name(label)),
+        out.join(run_files::change_name(label)),
+    );
+    anyhow::ensure!(
+        written == expected,
+        "stage {label}: carbon rasters written to {written:?}"
+    );
+    outputs::write_iterations(
+        &out.join(format!("iterations_{label}.csv")),
+        study,
+        &res.records,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! PLUS's CA with multi-type random patch seeds (CARS, Liang et al. 2021), as a variant
+//! of the tile step (docs/design.md §4a, `[ca] patches`).
+//!
+//! Where the neighbourhood term of a class k is zero at a cell (no cell of k in its
+//! window, or w_k = 0), FLUS's score for k is 0 and k can never appear there. With
+//! patches, a cell is a random seed in an iteration with probability `seeds` (a draw
+//! keyed by seed, the scenario's CARS stream, iteration and cell); at a seed, a uniform
+//! draw r_k per class stands in for the zero term: Omega(p, k) = r_k * threshold when
+//! r_k < sp(p, k) (PLUS's overall probability, mu_k = `threshold`), else 0. When the
+//! roulette picks such a class, FLUS's gate is replaced by PLUS's decreasing threshold:
+//! the seed is proposed when sp(p, k) > tau_l * r1, tau_l = decay^l, r1 = 2 * U2 (mean 1,
+//! range 0-2), and l the number of iterations so far in which the total gap did not
+//! fall ([`patch_level`]). Everything else (scores of the other classes, inertia,
+//! roulette, gate of neighbourhood growth, acceptance in key order) is FLUS's, so the
+//! demand is met exactly as without patches and the numbers do not depend on tiling.
+
+use super::params::CaParams;
+use super::step::{
+    combined_scores, gate, neighbour_counts, omega, roulette, suitability_from_fixed, ClassWindow,
+    Proposal, StepParams, TileProposals, TileRect, TileStatic,
+};
+use super::INVALID;
+use crate::rng::{stream, CounterRng};
+
+/// `[ca] patches`: PLUS's patch generation threshold, expansion coefficient (decay) and
+/// percentage of seeds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Patches {
+    /// mu_k, PLUS's threshold for generating new patches: a seed's stand-in
+    /// neighbourhood term is r * `threshold`; in (0, 1].
+    pub threshold: f64,
+    /// delta, the factor of the seeds' decreasing threshold tau_l = delta^l (PLUS's
+    /// expansion coefficient); in (0, 1].
+    pub decay: f64,
+    /// Share of the cells that are random seeds in an iteration (PLUS's percentage of
+    /// seeds, as a share); in [0, 1].
+    pub seeds: f64,
+}
+
+impl Patches {
+    /// PLUS's GUI defaults as studies using PLUS report them (docs/design.md §4a).
+    pub const PLUS_DEFAULTS: Patches = Patches {
+        threshold: 0.5,
+        decay: 0.1,
+        seeds: 0.0001,
+    };
+
+    /// Checks the ranges; the message names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let unit = |v: f64| v.is_finite() && v > 0.0 && v <= 1.0;
+        if !unit(self.threshold) {
+            return Err(format!(
+                "patches.threshold = {}, expected a value in (0, 1]",
+                self.threshold
+            ));
+        }
+        if !unit(self.decay) {
+            return Err(format!(
+                "patches.decay = {}, expected a value in (0, 1]",
+                self.decay
+            ));
+        }
+        if !(self.seeds.is_finite() && (0.0..=1.0).contains(&self.seeds)) {
+            return Err(format!(
+                "patches.seeds = {}, expected a value in [0, 1]",
+                self.seeds
+            ));
+        }
+        Ok(())
+    }
+
+    /// The threshold tau_l = decay^l after `level` decay steps.
+    pub fn tau(&self, level: u32) -> f64 {
+        self.decay.powi(level.min(i32::MAX as u32) as i32)
+    }
+}
+
+/// The decay steps l before the next iteration: among the iterations done, those whose
+/// total gap (`sums`, in order) did not fall below the one before (the first compared
+/// with `start_sum`, the gap of the start map). PLUS decays when an iteration's progress
+/// is below its demand step; here every accepted cell is exact, so "no progress" is the
+/// analogue.
+pub fn patch_level(start_sum: u64, sums: impl Iterator<Item = u64>) -> u32 {
+    let mut prev = start_sum;
+    let mut level = 0;
+    for s in sums {
+        if s >= prev {
+            level += 1;
+        }
+        prev = s;
+    }
+    level
+}
+
+/// The seed's stand-in for a zero neighbourhood term: `r * mu` when `r < sp`, else 0
+/// (PLUS: a cell may start a patch of k only when its draw is below its probability).
+#[inline]
+pub fn seed_term(r: f64, sp: f64, mu: f64) -> f64 {
+    if r < sp {
+        r * mu
+    } else {
+        0.0
+    }
+}
+
+/// PLUS's decreasing threshold for a seed: `sp > tau * r1` with r1 = 2 * `u2`.
+#[inline]
+pub fn seed_gate(u2: f64, tau: f64, sp: f64) -> bool {
+    tau * (2.0 * u2) < sp
+}
+
+/// Whether `cell` is a random seed in iteration `t` on the CA stream `ca_stream`: word 0
+/// of draw block 0, uniform in (0, 1), below `seeds`.
+#[inline]
+pub fn is_seed(rng: &CounterRng, ca_stream: u32, t: u32, cell: u64, seeds: f64) -> bool {
+    let b = rng.block(ca_stream + stream::CARS_OFFSET, t, cell, 0);
+    CounterRng::unit(b[0]) < seeds
+}
+
+/// The draw r_k of class `k` at `cell` in iteration `t` on the CA stream `ca_stream`:
+/// word k % 4 of draw block 1 + k / 4.
+#[inline]
+pub fn seed_draw(rng: &CounterRng, ca_stream: u32, t: u32, cell: u64, k: usize) -> f64 {
+    let b = rng.block(ca_stream + stream::CARS_OFFSET, t, cell, (1 + k / 4) as u8);
+    CounterRng::unit(b[k % 4])
+}
+
+/// Per-cell buffers of [`tile_step_cars`].
+struct CellScratch {
+    counts: [u32; 256],
+    sp: Vec<f64>,
+    om: Vec<f64>,
+    tp: Vec<f64>,
+    seed: Vec<bool>,
+}
+
+/// The tile step with patch seeds: for every valid unrestricted cell whose class may lose
+/// cells (none is skipped as uniform: a cell inside a patch of its own class may seed),
+/// FLUS's scores with the seeds' stand-ins, the roulette (U1), FLUS's gate or the seeds'
+/// threshold (U2) and the key U3, from the same block as [`super::tile_step`] (stream
+/// `params.stream`, draw 0).
+pub fn tile_step_cars(
+    params: &CaParams,
+    patches: &Patches,
+    step: &StepParams,
+    rect: &TileRect,
+    window: &ClassWindow,
+    stat: &TileStatic,
+    out: &mut TileProposals,
+) {
+    let (kk, n) = (params.k, params.neighbourhood);
+    let r = params.radius();
+    let rng = CounterRng::new(params.seed);
+    let t = step.iteration;
+    let tau = patches.tau(step.patch_level);
+    out.proposals.clear();
+    out.histogram.clear();
+    out.histogram.resize(super::BUCKETS * kk * kk, 0);
+    out.cells = 0;
+    out.skipped_uniform = 0;
+    out.skipped_closed = 0;
+    out.raw_proposals = 0;
+    let mut s = CellScratch {
+        counts: [0; 256],
+        sp: vec![0.0; kk],
+        om: vec![0.0; kk],
+        tp: vec![0.0; kk],
+        seed: vec![false; kk],
+    };
+    for y in 0..rect.height {
+        for x in 0..rect.width {
+            let c = window.data[(y + r) * window.stride + x + r];
+            if c == INVALID || stat.restricted[y * stat.stride + x] {
+                continue;
+            }
+            out.cells += 1;
+            let cu = c as usize;
+            if step.closed_out[cu] {
+                out.skipped_closed += 1;
+                continue;
+            }
+            let cell = ((rect.y0 + y) * rect.grid_width + rect.x0 + x) as u64;
+            let sbase = (y * stat.stride + x) * kk;
+            for (d, &q) in s.sp.iter_mut().zip(&stat.suitability[sbase..sbase + kk]) {
+                *d = suitability_from_fixed(q);
+            }
+            s.counts.fill(0);
+            neighbour_counts(window, x, y, n, &mut s.counts);
+            omega(&s.counts[..kk], n, &params.weights, &mut s.om);
+            let cost_row = &params.cost[cu];
+            s.seed.fill(false);
+            let seed_cell = is_seed(&rng, params.stream, t, cell, patches.seeds);
+            for k in 0..kk {
+                if !seed_cell || k == cu || s.om[k] != 0.0 || cost_row[k] <= 0.0 || s.sp[k] <= 0.0 {
+                    continue;
+                }
+                let v = seed_term(
+                    seed_draw(&rng, params.stream, t, cell, k),
+                    s.sp[k],
+                    patches.threshold,
+                );
+                s.om[k] = v;
+                s.seed[k] = v > 0.0;
+            }
+            let sum = combined_scores(&s.sp, &s.om, cost_row, cu, step.inertia[cu], &mut s.tp);
+            let b = rng.block(params.stream, t, cell, 0);
+            let Some(to) = roulette(&s.tp, sum, CounterRng::unit(b[0])) else {
+                continue;
+            };
+            if to == cu || cost_row[to] <= 0.0 {
+                continue;
+            }
+            let u2 = CounterRng::unit(b[1]);
+            let pass = if s.seed[to] {
+                seed_gate(u2, tau, s.sp[to])
+            } else {
+                gate(u2, kk, t, s.sp[to])
+            };
+            if !pass {
+                continue;
+            }
+            out.raw_proposals += 1;
+            if step.closed_in[to] || step.closed_pairs[cu * kk + to] {
+                continue;
+            }
+            let p = Proposal {
+                cell,
+                key: b[2],
+                from: c,
+                to: to as u8,
+            };
+            out.histogram[(p.bucket() * kk + cu) * kk + to] += 1;
+            out.proposals.push(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
