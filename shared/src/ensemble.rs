@@ -126,6 +126,61 @@ impl FrequencyCounts {
     }
 }
 
+/// Writes the frequency rasters of one (scenario, year) from `counts` and the start
+/// map `start` (class indices over `grid`): `change_path`, one Float32 band (the share
+/// of members in which the cell changed class), and `class_path`, one Float32 band per
+/// class named after it (the share of members giving that class); outside the study
+/// area [`FREQUENCY_NODATA`]. Written a strip of rows at a time, never a whole float
+/// layer, each under a temporary name renamed at the end.
+pub fn write_frequencies(
+    change_path: &Path,
+    class_path: &Path,
+    grid: &crate::grid::Grid,
+    counts: &FrequencyCounts,
+    start: &[u8],
+    class_names: &[String],
+) -> Result<()> {
+    use crate::raster::{StripWriter, WriteOptions, STRIP_ROWS};
+    let cells = grid.cells();
+    if start.len() != cells
+        || class_names.len() != counts.k
+        || counts.counts.len() != cells * counts.k
+    {
+        return Err(Error::Data(format!(
+            "frequency rasters of {} cells and {} classes from a start map of {} cells and \
+             counts of {} classes: expected the grid's {cells} cells",
+            counts.counts.len() / counts.k.max(1),
+            counts.k,
+            start.len(),
+            class_names.len()
+        )));
+    }
+    let options = |names: Vec<String>| WriteOptions {
+        nodata: Some(FREQUENCY_NODATA as f64),
+        palette: Vec::new(),
+        band_names: names,
+    };
+    let mut change = StripWriter::<f32>::create(
+        change_path,
+        grid,
+        1,
+        &options(vec!["share of members that changed class".into()]),
+    )?;
+    let mut class =
+        StripWriter::<f32>::create(class_path, grid, counts.k, &options(class_names.to_vec()))?;
+    let strip = (STRIP_ROWS * grid.width).max(1);
+    for first in (0..cells).step_by(strip) {
+        let end = (first + strip).min(cells);
+        let f = counts.block(first, &start[first..end])?;
+        change.write_rows(0, &f.change)?;
+        for (b, band) in f.class.iter().enumerate() {
+            class.write_rows(b, band)?;
+        }
+    }
+    change.finish()?;
+    class.finish()
+}
+
 /// A quantity's summary over the members.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct Summary {
@@ -374,5 +429,33 @@ mod tests {
             lines.next().unwrap(),
             "eco_2030,2,101.000,1.414,100.050,101.950,-3.000,-3.950,-2.050"
         );
+    }
+
+    #[test]
+    fn frequency_rasters_hold_the_hand_counted_shares_per_band() {
+        let d = tempfile::tempdir().unwrap();
+        let grid = crate::grid::Grid {
+            width: 2,
+            height: 2,
+            geotransform: [500_000.0, 30.0, 0.0, 1_200_000.0, 0.0, -30.0],
+            crs_wkt: String::new(),
+        };
+        let start = [0u8, 1, 2, 255];
+        let m = [[0u8, 1, 0, 255], [1u8, 1, 0, 255]];
+        let members: Vec<&[u8]> = m.iter().map(|x| x.as_slice()).collect();
+        let counts = counts_of(&start, &members, 3).unwrap();
+        let names: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let (cp, kp) = (d.path().join("change.tif"), d.path().join("class.tif"));
+        write_frequencies(&cp, &kp, &grid, &counts, &start, &names).unwrap();
+        let (_, change): (_, Vec<f32>) = crate::raster::read_band(&cp, 1).unwrap();
+        // cell 0 changed in 1 of 2, cell 1 in none, cell 2 in both
+        assert_eq!(change, vec![0.5, 0.0, 1.0, FREQUENCY_NODATA]);
+        let (_, b): (_, Vec<f32>) = crate::raster::read_band(&kp, 1).unwrap();
+        assert_eq!(b, vec![0.5, 0.0, 1.0, FREQUENCY_NODATA]);
+        let (_, b): (_, Vec<f32>) = crate::raster::read_band(&kp, 2).unwrap();
+        assert_eq!(b, vec![0.5, 1.0, 0.0, FREQUENCY_NODATA]);
+        let (_, b): (_, Vec<f32>) = crate::raster::read_band(&kp, 3).unwrap();
+        assert_eq!(b, vec![0.0, 0.0, 0.0, FREQUENCY_NODATA]);
+        assert_eq!(crate::raster::info(&kp).unwrap().nodata, Some(-1.0));
     }
 }

@@ -86,7 +86,8 @@ pub struct MapCounts<'a> {
     pub areas: &'a ZoneAreas,
 }
 
-fn class_areas(areas: &ZoneAreas, k: usize) -> Vec<f64> {
+/// Areas per class over every zone of `areas`, added in zone order.
+pub fn class_areas(areas: &ZoneAreas, k: usize) -> Vec<f64> {
     let mut t = vec![0.0; k];
     for v in areas.values() {
         for (a, b) in t.iter_mut().zip(v) {

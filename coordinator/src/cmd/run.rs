@@ -16,6 +16,7 @@ use crate::cluster::{gwr_remote, local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
 use crate::run_guard;
 
+mod ensemble;
 mod stages;
 
 /// Arguments of `flus run`.
@@ -58,6 +59,12 @@ pub struct Args {
     /// Continue a killed run from its checkpoints in the output folder.
     #[arg(long)]
     pub resume: bool,
+    /// Seed ensemble: run every scenario (and the validation) N times, member m with a
+    /// seed derived from the study seed and m (member 1 is the study seed's run), and
+    /// write per scenario and year the change and class frequency rasters,
+    /// carbon_ensemble.csv and the validation metrics' mean, min and max (1 to 255).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub ensemble: Option<u32>,
     /// Seconds between health checks of a lost worker's address; a worker that answers
     /// again is re-admitted at the next iteration and takes its tiles back (0: never).
     #[arg(long, default_value_t = 2.0)]
@@ -536,8 +543,9 @@ fn validation_stage(
     out: &Path,
     cluster: &ClusterCa<'_>,
     forest: Option<&model::Suitability>,
+    members: u32,
 ) -> anyhow::Result<(Value, Value)> {
-    let (mut traffic, mut session) = (None, None);
+    let (mut traffic, mut session, mut ensemble) = (None, None, None);
     let v =
         super::validate::validate_with(study, st, out, false, forest, |params, input, suit| {
             let source = match &suit.network {
@@ -566,6 +574,16 @@ fn validation_stage(
             let mut remote = s.remote;
             drop(s.padded_start);
             let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
+            if members > 1 {
+                ensemble = Some(validation_members(
+                    cluster,
+                    &mut remote,
+                    (study, st),
+                    params,
+                    input,
+                    (&res.map, members),
+                )?);
+            }
             remote.release();
             traffic = Some(t);
             session = Some(remote.session.clone());
@@ -573,7 +591,48 @@ fn validation_stage(
         })?;
     let mut v = v.json;
     v["traffic"] = json!(traffic);
+    if let Some(e) = ensemble {
+        v["ensemble"] = e;
+    }
     Ok((v, json!(session)))
+}
+
+/// The validation's other ensemble members in its session (member m with
+/// [`flus_shared::ensemble::member_seed`]; `first` is member 0's map): the mean, min and
+/// max over all members of OA, Kappa and FoM against the later map.
+fn validation_members(
+    cluster: &ClusterCa<'_>,
+    remote: &mut remote::Remote<'_>,
+    (study, st): (&Study, &stack::Stack),
+    params: &ca::CaParams,
+    input: &CaInput,
+    (first, members): (&[u8], u32),
+) -> anyhow::Result<Value> {
+    use flus_shared::{ensemble, metrics};
+    let mk = &study.config.markov;
+    let (start, truth) = (&st.maps[&mk.from], &st.maps[&mk.to]);
+    let mut all = vec![metrics::compare(start, truth, first, params.k)];
+    for m in 1..members {
+        let p = ca::CaParams {
+            seed: ensemble::member_seed(study.config.study.seed, m),
+            ..params.clone()
+        };
+        tracing::info!("validation: ensemble member {} of {members}", m + 1);
+        let (res, _, _) = cluster.run(remote, &format!("validation_m{m}"), &p, input)?;
+        all.push(metrics::compare(start, truth, &res.map, params.k));
+    }
+    // null where a member's metric is undefined (no change observed or simulated)
+    let range = |v: Option<Vec<f64>>| -> anyhow::Result<Value> {
+        let Some(v) = v else { return Ok(Value::Null) };
+        let s = ensemble::summarize(&v)?;
+        Ok(json!({ "mean": s.mean, "min": s.min, "max": s.max, "members": v }))
+    };
+    Ok(json!({
+        "members": members,
+        "oa": range(Some(all.iter().map(|m| m.oa).collect()))?,
+        "kappa": range(all.iter().map(|m| m.kappa).collect())?,
+        "fom": range(all.iter().map(|m| m.fom).collect())?,
+    }))
 }
 
 /// The GWR driver analysis (docs/design.md §8): each class's suitability (from the
@@ -841,7 +900,15 @@ fn run_in(
             Ok(None)
         } else {
             tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
-            validation_stage(&study, &st, &out, &cluster, forest.as_ref()).map(Some)
+            validation_stage(
+                &study,
+                &st,
+                &out,
+                &cluster,
+                forest.as_ref(),
+                args.ensemble.unwrap_or(1),
+            )
+            .map(Some)
         };
         let trained = training
             .join()
@@ -967,6 +1034,8 @@ fn run_in(
         names: &names,
         demands: &stage_demands,
         gwr_cells: gwr_cells.as_deref(),
+        base_zone_counts: &base_counts,
+        members: args.ensemble.unwrap_or(1),
     };
     let done = stages::run_all(
         &cluster,
@@ -981,8 +1050,23 @@ fn run_in(
         counts: scenario_counts,
         unmet: unmet_all,
         carbon_at,
+        ensemble_carbon,
+        ensemble_maps,
     } = done;
     run_maps.extend(stage_maps);
+    if let Some(n) = args.ensemble.filter(|&n| n > 1) {
+        let csv = out.join("carbon_ensemble.csv");
+        flus_shared::ensemble::write_carbon(&csv, &ensemble_carbon)?;
+        let seed = study.config.study.seed;
+        report["ensemble"] = json!({
+            "members": n,
+            "seeds": (0..n).map(|m| flus_shared::ensemble::member_seed(seed, m)).collect::<Vec<_>>(),
+            "carbon": ensemble_carbon,
+            "carbon_csv": csv.file_name().map(|f| f.to_string_lossy().to_string()),
+            "maps": ensemble_maps,
+            "validation": report["validation"]["ensemble"].clone(),
+        });
+    }
     if !unmet_all.is_empty() {
         tables::write_unmet(&out, &unmet_all)?;
     }

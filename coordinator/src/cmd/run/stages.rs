@@ -8,6 +8,7 @@ use std::path::Path;
 use flus_shared::area::CellAreas;
 use flus_shared::ca::{self, CaInput, CaParams};
 use flus_shared::config::Study;
+use flus_shared::ensemble::member_seed;
 use flus_shared::markov::ScenarioDemand;
 use flus_shared::{files, model, outputs, stack, tables};
 use serde_json::{json, Value};
@@ -109,6 +110,10 @@ pub(super) struct Shared<'a> {
     pub demands: &'a [Vec<ScenarioDemand>],
     /// The GWR sample cells, when the study has drivers.
     pub gwr_cells: Option<&'a [usize]>,
+    /// Cells per (zone, class) of the base map (from the workers).
+    pub base_zone_counts: &'a tables::ZoneCounts,
+    /// Members of the seed ensemble (`--ensemble`; 1: the study's own run only).
+    pub members: u32,
 }
 
 impl<'a> Shared<'a> {
@@ -170,6 +175,10 @@ pub(super) struct Outputs {
     pub unmet: Vec<tables::UnmetClass>,
     /// Per scenario, the carbon change (final stage minus base) at the GWR cells.
     pub carbon_at: Vec<(String, Vec<f64>)>,
+    /// With an ensemble: `carbon_ensemble.csv`'s rows, per scenario and stage.
+    pub ensemble_carbon: Vec<flus_shared::ensemble::CarbonRow>,
+    /// With an ensemble: run.json entries of the frequency rasters.
+    pub ensemble_maps: Vec<Value>,
 }
 
 fn file_name(p: &Path) -> Option<String> {
@@ -190,6 +199,7 @@ pub(super) fn run_all(
     let study = shared.study;
     let years = study.config.markov.years();
     let mut o = Outputs::default();
+    let base_t = super::ensemble::storage_t(shared, shared.base_zone_counts, shared.base);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
         let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
@@ -200,42 +210,64 @@ pub(super) fn run_all(
             if !selected.is_empty() && !selected.contains(&sc.name) {
                 continue;
             }
-            // the map the next stage starts from, and its cells per class
-            let mut previous: Option<(Vec<u8>, Vec<u64>)> = None;
+            let mut acc = super::ensemble::Accumulator::new(shared, years.len(), base_t);
             let mut stages = Vec::new();
-            for (s, &year) in years.iter().enumerate() {
-                let (start, start_counts) = match &previous {
-                    Some((m, c)) => (m.as_slice(), c.as_slice()),
-                    None => (shared.base, shared.base_counts),
-                };
-                let stage = shared.stage((i, s), year, start, start_counts)?;
-                tracing::info!(
-                    "stage 5/5: scenario {} (stage {} of {})",
-                    stage.label,
-                    s + 1,
-                    years.len()
-                );
-                let start_sha256 = files::sha256_hex(start);
-                let run = cluster.run_stage(session, shared.st, &stage, shared.max_suitability)?;
-                let mut j = record(shared, &sc.name, &stage, &run, &mut o);
-                j["start_map_sha256"] = json!(start_sha256);
-                stages.push(j);
-                let next_counts = tables::class_totals(&run.counts, study.k());
-                let StageRun { res, .. } = run;
-                let label = stage.label;
-                if s + 1 == years.len() {
-                    // the GWR's carbon change: the final stage against the base map
-                    if let Some(change) = shared.carbon_change_at(&res.map) {
-                        o.carbon_at.push((sc.name.clone(), change));
+            for member in 0..shared.members {
+                // the map the next stage starts from, and its cells per class
+                let mut previous: Option<(Vec<u8>, Vec<u64>)> = None;
+                for (s, &year) in years.iter().enumerate() {
+                    let (start, start_counts) = match &previous {
+                        Some((m, c)) => (m.as_slice(), c.as_slice()),
+                        None => (shared.base, shared.base_counts),
+                    };
+                    let mut stage = shared.stage((i, s), year, start, start_counts)?;
+                    if member > 0 {
+                        stage.params.seed = member_seed(study.config.study.seed, member);
+                        stage.label = format!("{}_m{member}", stage.label);
                     }
-                } else {
-                    previous = Some((res.map.clone(), next_counts));
+                    tracing::info!(
+                        "stage 5/5: scenario {} (stage {} of {}, member {} of {})",
+                        stage.label,
+                        s + 1,
+                        years.len(),
+                        member + 1,
+                        shared.members
+                    );
+                    let start_sha256 = files::sha256_hex(start);
+                    let run =
+                        cluster.run_stage(session, shared.st, &stage, shared.max_suitability)?;
+                    if let Some(acc) = acc.as_mut() {
+                        acc.add(shared, s, &run)?;
+                    }
+                    let next_counts = tables::class_totals(&run.counts, study.k());
+                    if member == 0 {
+                        let mut j = record(shared, &sc.name, &stage, &run, &mut o);
+                        j["start_map_sha256"] = json!(start_sha256);
+                        stages.push(j);
+                    }
+                    let StageRun { res, .. } = run;
+                    let label = stage.label;
+                    if s + 1 < years.len() {
+                        previous = Some((res.map.clone(), next_counts));
+                    } else if member == 0 {
+                        // the GWR's carbon change: the final stage against the base map
+                        if let Some(change) = shared.carbon_change_at(&res.map) {
+                            o.carbon_at.push((sc.name.clone(), change));
+                        }
+                    }
+                    if member == 0 {
+                        // one stage's files at a time: the previous ones first
+                        if let Some(h) = writing.take() {
+                            join(h)?;
+                        }
+                        writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
+                    }
                 }
-                // one stage's files at a time: the previous ones first
-                if let Some(h) = writing.take() {
-                    join(h)?;
-                }
-                writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
+            }
+            if let Some(acc) = acc {
+                let (rows, maps) = acc.finish(shared, &sc.name, &years)?;
+                o.ensemble_carbon.extend(rows);
+                o.ensemble_maps.extend(maps);
             }
             let mut last = stages.last().cloned().unwrap_or(Value::Null);
             last["stages"] = Value::Array(stages);
