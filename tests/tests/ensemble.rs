@@ -289,6 +289,26 @@ fn ensemble_frequencies_and_carbon_equal_hand_counts_over_the_member_runs_on_any
         "member 0 is the plain validation"
     );
 
+    // the report: the frequency maps, the carbon table and error bars on the trajectory
+    let o = flus(&["report", one.to_str().unwrap()], None, TIMEOUT);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let html = std::fs::read_to_string(one.join("report.html")).unwrap();
+    assert!(
+        html.contains("<section id=\"ensemble\">"),
+        "no ensemble section"
+    );
+    for y in YEARS {
+        assert!(one
+            .join(format!("report/change_frequency_grow_{y}.png"))
+            .exists());
+    }
+    // one error bar (2.5th to 97.5th percentile) per staged year of the one scenario
+    assert_eq!(
+        html.matches("class=\"errorbar\"").count(),
+        YEARS.len(),
+        "error bars"
+    );
+
     // the same rasters and table on 2 workers
     let two = dir.path().join("two");
     run(

@@ -62,6 +62,87 @@ pub fn storage(
     Ok(())
 }
 
+/// The seed ensemble (`flus run --ensemble N`): per scenario and year the share of
+/// members in which each cell changed class, the carbon storage over the members
+/// (`carbon_ensemble.csv`) and the validation metrics' range. Nothing without an
+/// ensemble.
+pub fn ensemble(dir: &Path, img_dir: &Path, run: &Value, out: &mut Sections) -> anyhow::Result<()> {
+    let e = &run["ensemble"];
+    let Some(entries) = e["maps"].as_array() else {
+        return Ok(());
+    };
+    let members = e["members"].as_u64().unwrap_or(0);
+    let mut figs = String::new();
+    for m in entries {
+        let (Some(label), Some(file)) = (m["label"].as_str(), m["change_frequency"].as_str())
+        else {
+            continue;
+        };
+        let img = png::frequency_map(&dir.join(file))?;
+        let name = format!("change_frequency_{label}.png");
+        png::write_png(&img_dir.join(&name), &img, &png::storage_palette())?;
+        out.images.push(img_dir.join(&name));
+        figs.push_str(&map_figure(
+            &esc(label),
+            &format!("report/{name}"),
+            &img,
+            &svg::sequential_legend(1.0, MAP_DISPLAY_WIDTH, "share of members that changed"),
+        ));
+    }
+    let t = |v: &Value| v.as_f64().map_or("–".to_string(), svg::fmt_num);
+    let rows: Vec<Vec<String>> = e["carbon"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            vec![
+                r["map"].as_str().unwrap_or("").to_string(),
+                t(&r["storage"]["mean"]),
+                t(&r["storage"]["sd"]),
+                t(&r["storage"]["p2_5"]),
+                t(&r["storage"]["p97_5"]),
+                t(&r["change"]["mean"]),
+            ]
+        })
+        .collect();
+    let header: Vec<String> = [
+        "map",
+        "mean storage (t)",
+        "standard deviation (t)",
+        "2.5th percentile (t)",
+        "97.5th percentile (t)",
+        "mean change against the base year (t)",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let carbon = html::table(&header, &rows, None, esc, |_| "");
+    let v = &e["validation"];
+    let range = |key: &str| -> String {
+        let r = &v[key];
+        format!(
+            "<tr><th scope=\"row\">{key}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            t(&r["mean"]),
+            t(&r["min"]),
+            t(&r["max"])
+        )
+    };
+    let validation = if v.is_object() {
+        format!(
+            "<h3>Validation over the members</h3><table><thead><tr><th>metric</th><th>mean</th><th>min</th><th>max</th></tr></thead><tbody>{}{}{}</tbody></table>",
+            range("oa").replace(">oa<", ">overall accuracy<"),
+            range("kappa").replace(">kappa<", ">Kappa<"),
+            range("fom").replace(">fom<", ">figure of merit<")
+        )
+    } else {
+        String::new()
+    };
+    out.html.push(format!(
+        "<section id=\"ensemble\"><h2>Seed ensemble</h2><p class=\"lead\">{members} runs of every scenario with seeds derived from the study's (the first is the study's own run, the maps above). Maps: the share of members in which a cell changed class against the base year (<code>change_frequency_*.tif</code>; <code>class_frequency_*.tif</code> holds the share per class, one band each).</p><div class=\"maps\">{figs}</div><h3>Carbon storage over the members</h3>{carbon}{validation}</section>"
+    ));
+    Ok(())
+}
+
 /// The GWR coefficient maps `gwr_coef_<class>.tif` (one band per parameter): every
 /// driver's local coefficient per class, each on its own scale symmetric about 0.
 pub fn coefficients(

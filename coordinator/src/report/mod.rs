@@ -209,6 +209,7 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     for (i, s) in extra.html.drain(..).enumerate() {
         sections.insert(after_validation + i, s);
     }
+    maps::ensemble(dir, &img_dir, &run, &mut extra)?;
     maps::coefficients(dir, &img_dir, &run, &legend, &mut extra)?;
     sections.append(&mut extra.html);
     images.append(&mut extra.images);
@@ -315,8 +316,16 @@ fn scenario_names(maps: &[RunMap]) -> Vec<String> {
 /// The carbon trajectory: total storage (`carbon_storage.csv`) against year, one line
 /// per scenario from the base map through its stages; None when no scenario has more
 /// than one stage.
-fn trajectory_chart(maps: &[RunMap], carbon: &Csv) -> Option<String> {
+fn trajectory_chart(maps: &[RunMap], carbon: &Csv, ensemble: &Csv) -> Option<String> {
     let (_, rows) = carbon.as_ref()?;
+    // carbon_ensemble.csv: map, members, mean_t, sd_t, p2_5_t, p97_5_t, ...
+    let interval = |label: &str| -> Option<(f64, f64)> {
+        let (_, rows) = ensemble.as_ref()?;
+        let r = rows
+            .iter()
+            .find(|r| r.first().map(String::as_str) == Some(label))?;
+        Some((r.get(4)?.parse().ok()?, r.get(5)?.parse().ok()?))
+    };
     let total = |label: &str| -> Option<f64> {
         rows.iter()
             .find(|r| r.first().map(String::as_str) == Some(label))?
@@ -330,14 +339,21 @@ fn trajectory_chart(maps: &[RunMap], carbon: &Csv) -> Option<String> {
     let mut lines = Vec::new();
     for name in &names {
         let mut points: Vec<(f64, f64)> = start.into_iter().collect();
+        let mut bars = Vec::new();
         for m in maps.iter().filter(|m| m.scenario.as_ref() == Some(name)) {
             if let (Some(y), Some(t)) = (m.year, total(&m.label)) {
                 points.push((y as f64, t));
+                if let Some((lo, hi)) = interval(&m.label) {
+                    bars.push((y as f64, lo, hi));
+                }
             }
         }
-        lines.push(svg::Line { name, points });
+        lines.push(svg::Line { name, points, bars });
     }
-    if !lines.iter().any(|l| l.points.len() > 2) {
+    if !lines
+        .iter()
+        .any(|l| l.points.len() > 2 || !l.bars.is_empty())
+    {
         return None;
     }
     let max = lines
@@ -347,6 +363,10 @@ fn trajectory_chart(maps: &[RunMap], carbon: &Csv) -> Option<String> {
     let (div, unit) = storage_unit(max);
     for l in &mut lines {
         l.points.iter_mut().for_each(|p| p.1 /= div);
+        l.bars.iter_mut().for_each(|b| {
+            b.1 /= div;
+            b.2 /= div;
+        });
     }
     Some(format!(
         "<div><h3>Carbon trajectory</h3>{}</div>",
@@ -442,7 +462,10 @@ fn charts(dir: &Path, legend: &[LegendEntry], maps: &[RunMap]) -> anyhow::Result
         ));
         s.push_str("</div>");
     }
-    if let Some(chart) = trajectory_chart(maps, &read_csv(&dir.join("carbon_storage.csv"))?) {
+    let ensemble = read_csv(&dir.join("carbon_ensemble.csv"))?;
+    if let Some(chart) =
+        trajectory_chart(maps, &read_csv(&dir.join("carbon_storage.csv"))?, &ensemble)
+    {
         s.push_str(&chart);
     }
     if let Some(chart) = contributions_chart(dir, legend)? {

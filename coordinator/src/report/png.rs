@@ -260,6 +260,26 @@ pub fn storage_map(path: &Path, max: f64) -> anyhow::Result<MapImage> {
     Ok(image(pixels, width, height, &info))
 }
 
+/// An ensemble frequency GeoTIFF (a share of members in [0, 1] per cell, no data
+/// below 0: [`flus_shared::ensemble::FREQUENCY_NODATA`]) as an image on the storage ramp
+/// ([`storage_palette`]) from 0 to 1.
+pub fn frequency_map(path: &Path) -> anyhow::Result<MapImage> {
+    let (info, values) = raster::read_band::<f32>(path, 1)?;
+    let f = factor_for(info.grid.width);
+    let (small, width, height) = downsample_nearest(&values, info.grid.width, info.grid.height, f);
+    let pixels = small
+        .iter()
+        .map(|&v| {
+            if v.is_finite() && v >= 0.0 {
+                (1.0 + 254.0 * (v as f64).min(1.0)).round() as u8
+            } else {
+                0
+            }
+        })
+        .collect();
+    Ok(image(pixels, width, height, &info))
+}
+
 /// Band `band` (1-based) of a Float32 GeoTIFF whose no-data is `f32::MIN` (carbon
 /// change, GWR coefficients) as an image on the diverging ramp, symmetric about 0 with
 /// the band's largest absolute value as bound (returned).

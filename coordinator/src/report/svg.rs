@@ -378,6 +378,9 @@ pub struct Line<'a> {
     pub name: &'a str,
     /// Points (x, y).
     pub points: Vec<(f64, f64)>,
+    /// Error bars (x, low, high), drawn in the line's colour (e.g. an ensemble's 2.5th
+    /// and 97.5th percentiles).
+    pub bars: Vec<(f64, f64, f64)>,
 }
 
 /// The y range of [`lines`]: round ticks (a 1/2/2.5/5 x 10^n step, [`ticks`] of the
@@ -406,6 +409,10 @@ pub fn lines(series: &[Line<'_>], unit: &str) -> String {
     let (ymin, ymax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
         (a.min(p.1), b.max(p.1))
     });
+    let (ymin, ymax) = series
+        .iter()
+        .flat_map(|l| l.bars.iter())
+        .fold((ymin, ymax), |(a, b), e| (a.min(e.1), b.max(e.2)));
     let (xmin, xmax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
         (a.min(p.0), b.max(p.0))
     });
@@ -455,6 +462,21 @@ pub fn lines(series: &[Line<'_>], unit: &str) -> String {
             "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
             path.join(" ")
         );
+        for &(a, lo, hi) in &l.bars {
+            let (xa, ylo, yhi) = (x(a), y(lo), y(hi));
+            let _ = write!(
+                s,
+                "<path class=\"errorbar\" d=\"M{:.1},{ylo:.1}V{yhi:.1}M{:.1},{ylo:.1}h8M{:.1},{yhi:.1}h8\" stroke=\"{color}\" stroke-width=\"1.5\" fill=\"none\"><title>{} {}: {} to {} {}</title></path>",
+                xa,
+                xa - 4.0,
+                xa - 4.0,
+                esc(l.name),
+                a.round(),
+                fmt_num(lo),
+                fmt_num(hi),
+                esc(unit)
+            );
+        }
         for &(a, b) in &l.points {
             let _ = write!(
                 s,
@@ -569,6 +591,7 @@ mod tests {
         );
         let svg = lines(
             &[Line {
+                bars: Vec::new(),
                 name: "urbanized",
                 points: vec![(2020.0, 20.41), (2030.0, 19.62)],
             }],
