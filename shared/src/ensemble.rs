@@ -1,4 +1,4 @@
-//! Seed ensembles (`flus run --ensemble N`, docs/design.md §10): the seed of every
+//! Seed ensembles (`flus run --ensemble N`, docs/design.md §5 "Seed ensembles"): the seed of every
 //! member, the per-cell frequencies over the members' maps, and the summary of a
 //! quantity (carbon storage, a validation metric) over the members.
 //!

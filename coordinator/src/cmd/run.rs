@@ -1052,7 +1052,9 @@ fn run_in(
         carbon_at,
         ensemble_carbon,
         ensemble_maps,
+        ca_seconds,
     } = done;
+    report["scenario_ca_seconds"] = json!(ca_seconds);
     run_maps.extend(stage_maps);
     if let Some(n) = args.ensemble.filter(|&n| n > 1) {
         let csv = out.join("carbon_ensemble.csv");

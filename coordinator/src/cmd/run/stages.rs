@@ -179,6 +179,9 @@ pub(super) struct Outputs {
     pub ensemble_carbon: Vec<flus_shared::ensemble::CarbonRow>,
     /// With an ensemble: run.json entries of the frequency rasters.
     pub ensemble_maps: Vec<Value>,
+    /// Wall seconds of the CA runs of every stage of every member (from the start of a
+    /// run to its final counts).
+    pub ca_seconds: f64,
 }
 
 fn file_name(p: &Path) -> Option<String> {
@@ -236,6 +239,7 @@ pub(super) fn run_all(
                     let start_sha256 = files::sha256_hex(start);
                     let run =
                         cluster.run_stage(session, shared.st, &stage, shared.max_suitability)?;
+                    o.ca_seconds += run.traffic.seconds.total;
                     if let Some(acc) = acc.as_mut() {
                         acc.add(shared, s, &run)?;
                     }
