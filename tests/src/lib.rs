@@ -16,6 +16,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A north-up `side` x `side` grid of 100 m cells in UTM zone 48N (EPSG:32648), the
+/// grid of the hand-worked studies of the tests.
+pub fn utm_grid(side: usize) -> flus_shared::grid::Grid {
+    let srs = gdal::spatial_ref::SpatialRef::from_epsg(32648).expect("EPSG:32648");
+    flus_shared::grid::Grid {
+        width: side,
+        height: side,
+        geotransform: [680_000.0, 100.0, 0.0, 1_240_000.0, 0.0, -100.0],
+        crs_wkt: srs.to_wkt().expect("WKT"),
+    }
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -25,13 +25,7 @@ const DENSITY: [f64; 3] = [180.0, 55.0, 20.0];
 const TIMEOUT: Duration = Duration::from_secs(600);
 
 fn grid() -> Grid {
-    let srs = gdal::spatial_ref::SpatialRef::from_epsg(32648).expect("EPSG:32648");
-    Grid {
-        width: SIDE,
-        height: SIDE,
-        geotransform: [680_000.0, 100.0, 0.0, 1_240_000.0, 0.0, -100.0],
-        crs_wkt: srs.to_wkt().expect("WKT"),
-    }
+    flus_e2e::utm_grid(SIDE)
 }
 
 /// Forest 1 (cells 400..800 in 2000; 700..800 built in 2010), cropland 2, built-up 3.

@@ -77,14 +77,7 @@ fn map_2020_by_hand() -> Vec<u8> {
 }
 
 fn grid() -> Grid {
-    let srs = gdal::spatial_ref::SpatialRef::from_epsg(32648).expect("EPSG:32648");
-    Grid {
-        width: 6,
-        height: 6,
-        // 100 m cells, north up, in UTM 48N
-        geotransform: [680_000.0, 100.0, 0.0, 1_240_000.0, 0.0, -100.0],
-        crs_wkt: srs.to_wkt().expect("WKT"),
-    }
+    flus_e2e::utm_grid(6)
 }
 
 fn write<T: gdal::raster::GdalType + Copy>(path: &Path, grid: &Grid, values: &[T]) {

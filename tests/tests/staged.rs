@@ -59,13 +59,7 @@ fn map(year: i32) -> Vec<u8> {
 }
 
 fn grid() -> Grid {
-    let srs = gdal::spatial_ref::SpatialRef::from_epsg(32648).expect("EPSG:32648");
-    Grid {
-        width: SIDE,
-        height: SIDE,
-        geotransform: [680_000.0, 100.0, 0.0, 1_240_000.0, 0.0, -100.0],
-        crs_wkt: srs.to_wkt().expect("WKT"),
-    }
+    flus_e2e::utm_grid(SIDE)
 }
 
 fn write<T: gdal::raster::GdalType + Copy>(path: &Path, values: &[T]) {
