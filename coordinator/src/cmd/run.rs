@@ -12,12 +12,16 @@ use flus_shared::{files, markov, model, outputs, stack, tables};
 use serde_json::{json, Value};
 
 use super::common;
-use crate::cluster::{gwr_remote, local::LocalWorkers, pool, remote};
+use crate::cluster::{local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
 use crate::run_guard;
+use checkpoints::{checkpoint_path, clear_checkpoints, load_checkpoint, CheckpointWriter};
 
+mod checkpoints;
+mod drivers;
 mod ensemble;
 mod stages;
+mod validation;
 
 /// Arguments of `flus run`.
 #[derive(Debug, clap::Args)]
@@ -244,89 +248,6 @@ fn token_for(args: &Args) -> anyhow::Result<String> {
     common::cluster_token(args.token_file.as_deref())
 }
 
-/// Where checkpoints of a CA run go.
-fn checkpoint_path(out: &Path, label: &str) -> PathBuf {
-    out.join("checkpoints").join(format!("{label}.ckpt"))
-}
-
-/// Stores checkpoint `c` at `path` through a temporary file renamed when complete.
-fn store_checkpoint(path: &Path, c: &engine::Checkpoint) -> flus_shared::Result<()> {
-    files::write_atomic_with(
-        path,
-        |w| c.write(w),
-        // test builds: a fault test can kill the coordinator between write and rename
-        || {
-            flus_shared::hooks::hold(|| {
-                let stem = path.file_stem().unwrap_or_default().to_string_lossy();
-                format!("checkpoint-{stem}-{}", c.t)
-            })
-        },
-    )?;
-    tracing::info!(path = %path.display(), "checkpoint of iteration {} stored", c.t);
-    Ok(())
-}
-
-/// Stores checkpoints on a background thread, one at a time and in order: the next
-/// waits for the previous one to be renamed into place.
-struct CheckpointWriter {
-    path: PathBuf,
-    pending: Option<std::thread::JoinHandle<flus_shared::Result<()>>>,
-}
-
-impl CheckpointWriter {
-    fn new(path: PathBuf) -> Self {
-        Self {
-            path,
-            pending: None,
-        }
-    }
-
-    /// Waits for the previous checkpoint, then starts storing `c`.
-    fn submit(&mut self, c: engine::Checkpoint) -> flus_shared::Result<()> {
-        self.finish()?;
-        let path = self.path.clone();
-        self.pending = Some(std::thread::spawn(move || store_checkpoint(&path, &c)));
-        Ok(())
-    }
-
-    /// Waits for the checkpoint being stored, if any.
-    fn finish(&mut self) -> flus_shared::Result<()> {
-        match self.pending.take() {
-            None => Ok(()),
-            Some(h) => h.join().unwrap_or_else(|_| {
-                Err(flus_shared::Error::Data(format!(
-                    "{}: the checkpoint writer stopped",
-                    self.path.display()
-                )))
-            }),
-        }
-    }
-}
-
-/// Removes the checkpoint of a finished run and temporary files that a killed
-/// coordinator left in the checkpoints folder.
-fn clear_checkpoints(path: &Path) {
-    let _ = std::fs::remove_file(path);
-    let Some(dir) = path.parent() else { return };
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(".partial-") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
-
-/// Reads the checkpoint at `path`, if there is one (its identity unchecked).
-fn load_checkpoint(path: &Path) -> anyhow::Result<Option<engine::Checkpoint>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Some(engine::Checkpoint::read(bytes, path)?))
-}
-
 /// The CA over the workers: sessions (the tiles of one network, loaded once) and the
 /// runs in them, with checkpoints every few iterations and resume from the last one.
 struct ClusterCa<'a> {
@@ -535,173 +456,6 @@ impl ClusterCa<'_> {
     }
 }
 
-/// The validation on the past period over the cluster, in its own session (its own
-/// network): the validation's JSON (with the run's traffic) and the session's traffic.
-fn validation_stage(
-    study: &Study,
-    st: &stack::Stack,
-    out: &Path,
-    cluster: &ClusterCa<'_>,
-    forest: Option<&model::Suitability>,
-    members: u32,
-) -> anyhow::Result<(Value, Value)> {
-    let (mut traffic, mut session, mut ensemble) = (None, None, None);
-    let v =
-        super::validate::validate_with(study, st, out, false, forest, |params, input, suit| {
-            let source = match &suit.network {
-                Some(n) => SuitabilitySource::Network(n),
-                None => SuitabilitySource::Given(&suit.values),
-            };
-            let s = cluster.open(
-                "validation",
-                input.classes,
-                input.restricted,
-                (params.k, params.radius()),
-                source,
-                st,
-            )?;
-            // the warning the CA loop gives when it holds the suitability, from the maxima
-            // the workers returned (or of the given raster)
-            let max = match source {
-                SuitabilitySource::Given(v) => Some(free_maxima_here(v, st, params.k)),
-                SuitabilitySource::Network(_) => s.remote.free_maxima(),
-            };
-            if let Some(max) = max {
-                let (counts, _) =
-                    ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
-                ca::warn_low_max_suitability(params, input.demand, &counts, &max);
-            }
-            let mut remote = s.remote;
-            drop(s.padded_start);
-            let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
-            if members > 1 {
-                ensemble = Some(validation_members(
-                    cluster,
-                    &mut remote,
-                    (study, st),
-                    params,
-                    input,
-                    (&res.map, members),
-                )?);
-            }
-            remote.release();
-            traffic = Some(t);
-            session = Some(remote.session.clone());
-            Ok(res)
-        })?;
-    let mut v = v.json;
-    v["traffic"] = json!(traffic);
-    if let Some(e) = ensemble {
-        v["ensemble"] = e;
-    }
-    Ok((v, json!(session)))
-}
-
-/// The validation's other ensemble members in its session (member m with
-/// [`flus_shared::ensemble::member_seed`]; `first` is member 0's map): the mean, min and
-/// max over all members of OA, Kappa and FoM against the later map.
-fn validation_members(
-    cluster: &ClusterCa<'_>,
-    remote: &mut remote::Remote<'_>,
-    (study, st): (&Study, &stack::Stack),
-    params: &ca::CaParams,
-    input: &CaInput,
-    (first, members): (&[u8], u32),
-) -> anyhow::Result<Value> {
-    use flus_shared::{ensemble, metrics};
-    let mk = &study.config.markov;
-    let (start, truth) = (&st.maps[&mk.from], &st.maps[&mk.to]);
-    let mut all = vec![metrics::compare(start, truth, first, params.k)];
-    for m in 1..members {
-        let p = ca::CaParams {
-            seed: ensemble::member_seed(study.config.study.seed, m),
-            ..params.clone()
-        };
-        tracing::info!("validation: ensemble member {} of {members}", m + 1);
-        let (res, _, _) = cluster.run(remote, &format!("validation_m{m}"), &p, input)?;
-        all.push(metrics::compare(start, truth, &res.map, params.k));
-    }
-    // null where a member's metric is undefined (no change observed or simulated)
-    let range = |v: Option<Vec<f64>>| -> anyhow::Result<Value> {
-        let Some(v) = v else { return Ok(Value::Null) };
-        let s = ensemble::summarize(&v)?;
-        Ok(json!({ "mean": s.mean, "min": s.min, "max": s.max, "members": v }))
-    };
-    Ok(json!({
-        "members": members,
-        "oa": range(Some(all.iter().map(|m| m.oa).collect()))?,
-        "kappa": range(all.iter().map(|m| m.kappa).collect())?,
-        "fom": range(all.iter().map(|m| m.fom).collect())?,
-    }))
-}
-
-/// The GWR driver analysis (docs/design.md §8): each class's suitability (from the
-/// network or the given raster, at the sampled `cells` only) and each scenario's carbon change (`carbon`: scenario minus
-/// the base map, from the class pools, at the same cells) on the drivers at the seeded
-/// sample, with the local fits on the workers when `cluster` is given, else on this
-/// machine.
-#[allow(clippy::too_many_arguments)]
-fn driver_analysis(
-    study: &Study,
-    st: &stack::Stack,
-    source: SuitabilitySource<'_>,
-    cells: Vec<usize>,
-    carbon: &[(String, Vec<f64>)],
-    out: &Path,
-    cluster: Option<(&tokio::runtime::Runtime, &[pool::WorkerConn])>,
-    deadline: Duration,
-) -> anyhow::Result<Value> {
-    use flus_shared::analysis;
-    let k = study.k();
-    let suitability = match source {
-        // the sampled cells are valid: their suitability is the network's on their drivers
-        SuitabilitySource::Network(network) => {
-            let drivers: Vec<Vec<f32>> = (0..st.drivers.len())
-                .map(|j| flus_shared::layers::values_at(&st.drivers, j, &cells))
-                .collect::<flus_shared::Result<_>>()?;
-            let drivers: Vec<&[f32]> = drivers.iter().map(|d| d.as_slice()).collect();
-            let mut suitability = vec![0f32; cells.len() * network.n_classes()];
-            flus_shared::ann::suitability_window(
-                &drivers,
-                &vec![true; cells.len()],
-                network,
-                &mut suitability,
-            )?;
-            suitability
-        }
-        SuitabilitySource::Given(values) => cells
-            .iter()
-            .flat_map(|&i| values[i * k..(i + 1) * k].iter().copied())
-            .collect(),
-    };
-    let sample = analysis::driver_sample_at(study, st, &suitability, carbon, cells)?;
-    let Some((rt, conns)) = cluster else {
-        let mut j = analysis::run_with(study, st, &sample, &analysis::LocalSource, out)?;
-        j["fits_on"] = json!("coordinator");
-        return Ok(j);
-    };
-    let remote = gwr_remote::GwrCluster::new(
-        rt.handle().clone(),
-        conns.to_vec(),
-        deadline,
-        format!("gwr-{}", std::process::id()),
-        &gwr_remote::GwrSample {
-            columns: sample.columns.clone(),
-            y_columns: sample.y_columns.clone(),
-            x: sample.x.clone(),
-            y: sample.y.clone(),
-            coords: sample.coords.clone(),
-            spherical: sample.spherical,
-        },
-    );
-    let result = analysis::run_with(study, st, &sample, &remote, out);
-    remote.release();
-    let mut j = result?;
-    j["fits_on"] = json!("workers");
-    j["cluster"] = json!(remote.traffic());
-    Ok(j)
-}
-
 /// Runs `flus run`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -731,6 +485,65 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     result
+}
+
+/// The workers of a run and the runtime that talks to them: local ones started on
+/// loopback (stopped when this is dropped) or those of `--workers`, connected.
+struct Workers {
+    /// Local worker processes, kept alive for the run.
+    _local: Option<LocalWorkers>,
+    /// Their addresses.
+    addrs: Vec<String>,
+    /// The runtime of the gRPC calls.
+    rt: tokio::runtime::Runtime,
+    /// One connection per worker.
+    conns: Vec<pool::WorkerConn>,
+    /// Deadline of every call.
+    deadline: Duration,
+}
+
+impl Workers {
+    /// Starts local workers (one per core unless `--local-workers`, sharing the cores
+    /// or `--worker-threads` each) or takes `--workers`, and connects to every one.
+    fn start(args: &Args, data_root: Option<&Path>) -> anyhow::Result<Self> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let (_local, addrs, token) = if args.workers.is_empty() {
+            let n = args.local_workers.unwrap_or(threads).max(1);
+            let per = args.worker_threads.unwrap_or(threads / n).max(1);
+            let lw = LocalWorkers::start(n, per, data_root)?;
+            let (a, t) = (lw.addrs.clone(), lw.token.clone());
+            (Some(lw), a, t)
+        } else {
+            (None, args.workers.clone(), token_for(args)?)
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let deadline = Duration::from_secs_f64(args.deadline);
+        // local workers speak plaintext on loopback; TLS is for --workers
+        let tls = if args.workers.is_empty() {
+            pool::Tls::default()
+        } else {
+            args.tls.tls()
+        };
+        let conns: Vec<pool::WorkerConn> = rt.block_on(async {
+            let mut v = Vec::new();
+            for a in &addrs {
+                v.push(pool::connect(a, &token, deadline, &tls).await?);
+            }
+            anyhow::Ok(v)
+        })?;
+        Ok(Self {
+            _local,
+            addrs,
+            rt,
+            conns,
+            deadline,
+        })
+    }
 }
 
 /// The body of `flus run` once the output folder exists.
@@ -804,36 +617,13 @@ fn run_in(
         Some(root) => Some(shared_files(&study, &st, root)?),
         None => None,
     };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let (_local, addrs, token) = if args.workers.is_empty() {
-        let n = args.local_workers.unwrap_or(threads).max(1);
-        let per = args.worker_threads.unwrap_or(threads / n).max(1);
-        let lw = LocalWorkers::start(n, per, data_root.as_deref())?;
-        let (a, t) = (lw.addrs.clone(), lw.token.clone());
-        (Some(lw), a, t)
-    } else {
-        (None, args.workers.clone(), token_for(args)?)
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let deadline = Duration::from_secs_f64(args.deadline);
-    // local workers speak plaintext on loopback; TLS is for --workers
-    let tls = if args.workers.is_empty() {
-        pool::Tls::default()
-    } else {
-        args.tls.tls()
-    };
-    let conns: Vec<pool::WorkerConn> = rt.block_on(async {
-        let mut v = Vec::new();
-        for a in &addrs {
-            v.push(pool::connect(a, &token, deadline, &tls).await?);
-        }
-        anyhow::Ok(v)
-    })?;
+    let Workers {
+        _local,
+        addrs,
+        rt,
+        conns,
+        deadline,
+    } = Workers::start(args, data_root.as_deref())?;
     tracing::info!(
         workers = conns.len(),
         threads = conns.iter().map(|c| c.threads).sum::<u32>(),
@@ -900,7 +690,7 @@ fn run_in(
             Ok(None)
         } else {
             tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
-            validation_stage(
+            validation::validation_stage(
                 &study,
                 &st,
                 &out,
@@ -1106,7 +896,7 @@ fn run_in(
             mk.to
         );
         let bar = crate::output::stage("GWR driver analysis");
-        report["gwr"] = driver_analysis(
+        report["gwr"] = drivers::driver_analysis(
             &study,
             &st,
             source,

@@ -1,0 +1,119 @@
+//! The validation of `flus run`: the CA over the `[markov]` period in the validation's
+//! own session (its own network), and with `--ensemble` its other members.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use flus_shared::ca::{self, CaInput};
+use flus_shared::config::Study;
+use flus_shared::{model, stack};
+
+use super::{free_maxima_here, ClusterCa, SuitabilitySource};
+use crate::cluster::remote;
+
+/// The validation on the past period over the cluster, in its own session (its own
+/// network): the validation's JSON (with the run's traffic) and the session's traffic.
+pub(super) fn validation_stage(
+    study: &Study,
+    st: &stack::Stack,
+    out: &Path,
+    cluster: &ClusterCa<'_>,
+    forest: Option<&model::Suitability>,
+    members: u32,
+) -> anyhow::Result<(Value, Value)> {
+    let (mut traffic, mut session, mut ensemble) = (None, None, None);
+    let v = crate::cmd::validate::validate_with(
+        study,
+        st,
+        out,
+        false,
+        forest,
+        |params, input, suit| {
+            let source = match &suit.network {
+                Some(n) => SuitabilitySource::Network(n),
+                None => SuitabilitySource::Given(&suit.values),
+            };
+            let s = cluster.open(
+                "validation",
+                input.classes,
+                input.restricted,
+                (params.k, params.radius()),
+                source,
+                st,
+            )?;
+            // the warning the CA loop gives when it holds the suitability, from the maxima
+            // the workers returned (or of the given raster)
+            let max = match source {
+                SuitabilitySource::Given(v) => Some(free_maxima_here(v, st, params.k)),
+                SuitabilitySource::Network(_) => s.remote.free_maxima(),
+            };
+            if let Some(max) = max {
+                let (counts, _) =
+                    ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
+                ca::warn_low_max_suitability(params, input.demand, &counts, &max);
+            }
+            let mut remote = s.remote;
+            drop(s.padded_start);
+            let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
+            if members > 1 {
+                ensemble = Some(validation_members(
+                    cluster,
+                    &mut remote,
+                    (study, st),
+                    params,
+                    input,
+                    (&res.map, members),
+                )?);
+            }
+            remote.release();
+            traffic = Some(t);
+            session = Some(remote.session.clone());
+            Ok(res)
+        },
+    )?;
+    let mut v = v.json;
+    v["traffic"] = json!(traffic);
+    if let Some(e) = ensemble {
+        v["ensemble"] = e;
+    }
+    Ok((v, json!(session)))
+}
+
+/// The validation's other ensemble members in its session (member m with
+/// [`flus_shared::ensemble::member_seed`]; `first` is member 0's map): the mean, min and
+/// max over all members of OA, Kappa and FoM against the later map.
+fn validation_members(
+    cluster: &ClusterCa<'_>,
+    remote: &mut remote::Remote<'_>,
+    (study, st): (&Study, &stack::Stack),
+    params: &ca::CaParams,
+    input: &CaInput,
+    (first, members): (&[u8], u32),
+) -> anyhow::Result<Value> {
+    use flus_shared::{ensemble, metrics};
+    let mk = &study.config.markov;
+    let (start, truth) = (&st.maps[&mk.from], &st.maps[&mk.to]);
+    let mut all = vec![metrics::compare(start, truth, first, params.k)];
+    for m in 1..members {
+        let p = ca::CaParams {
+            seed: ensemble::member_seed(study.config.study.seed, m),
+            ..params.clone()
+        };
+        tracing::info!("validation: ensemble member {} of {members}", m + 1);
+        let (res, _, _) = cluster.run(remote, &format!("validation_m{m}"), &p, input)?;
+        all.push(metrics::compare(start, truth, &res.map, params.k));
+    }
+    // null where a member's metric is undefined (no change observed or simulated)
+    let range = |v: Option<Vec<f64>>| -> anyhow::Result<Value> {
+        let Some(v) = v else { return Ok(Value::Null) };
+        let s = ensemble::summarize(&v)?;
+        Ok(json!({ "mean": s.mean, "min": s.min, "max": s.max, "members": v }))
+    };
+    Ok(json!({
+        "members": members,
+        "oa": range(Some(all.iter().map(|m| m.oa).collect()))?,
+        "kappa": range(all.iter().map(|m| m.kappa).collect())?,
+        "fom": range(all.iter().map(|m| m.fom).collect())?,
+    }))
+}
