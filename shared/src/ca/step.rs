@@ -1098,8 +1098,8 @@ mod tests {
     fn tile_step_equals_the_cell_by_cell_definition_on_random_tiles() {
         // Patchy random maps (so that uniform windows, edges and invalid cells all
         // occur), random suitability, restrictions, closed classes and pairs; K and N
-        // on both sides of the packed neighbour count (K <= 8, N <= 15) and tiles that
-        // are not at the grid's origin.
+        // on both sides of the packed neighbour count (K <= 8, N <= 15), every K of
+        // its compile-time kernels, and tiles that are not at the grid's origin.
         let rng = CounterRng::new(11);
         let cases = [
             (2usize, 3usize, 0u32),
@@ -1110,6 +1110,9 @@ mod tests {
             (9, 3, 2),
             (3, 17, 0),
             (5, 15, 4),
+            // every K of the compile-time kernels (score.rs): 1..=8
+            (7, 3, 5),
+            (1, 3, 0),
         ];
         let (mut proposals, mut uniform, mut closed) = (0, 0, 0);
         for (case, &(kk, n, t)) in cases.iter().enumerate() {
