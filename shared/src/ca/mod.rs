@@ -29,6 +29,7 @@ pub mod params;
 pub mod patches;
 pub mod quota;
 pub mod resume;
+mod score;
 pub mod step;
 pub mod window;
 

@@ -5,6 +5,7 @@
 //! counter-based generator keyed by (seed, stream, iteration, global cell, draw 0).
 
 use super::params::CaParams;
+use super::score::{score_row_counts, score_row_packed, RowInput, RowOutput};
 use super::{BUCKETS, BUCKET_SHIFT, INVALID};
 use crate::rng::CounterRng;
 
@@ -293,6 +294,27 @@ pub fn roulette(tp: &[f64], sum: f64, u1: f64) -> Option<usize> {
     last
 }
 
+/// [`roulette`] with the class count a compile-time constant (the class loop unrolled)
+/// for K <= 8.
+#[inline(always)]
+fn roulette_k(tp: &[f64], sum: f64, u1: f64) -> Option<usize> {
+    #[inline(always)]
+    fn fixed<const K: usize>(tp: &[f64], sum: f64, u1: f64) -> Option<usize> {
+        let tp: &[f64; K] = tp.try_into().expect("K scores");
+        roulette(tp, sum, u1)
+    }
+    match tp.len() {
+        2 => fixed::<2>(tp, sum, u1),
+        3 => fixed::<3>(tp, sum, u1),
+        4 => fixed::<4>(tp, sum, u1),
+        5 => fixed::<5>(tp, sum, u1),
+        6 => fixed::<6>(tp, sum, u1),
+        7 => fixed::<7>(tp, sum, u1),
+        8 => fixed::<8>(tp, sum, u1),
+        _ => roulette(tp, sum, u1),
+    }
+}
+
 /// The gate: (U2 + 1/K) / (t + 1) < sp(p, k).
 #[inline]
 pub fn gate(u2: f64, k: usize, t: u32, sp: f64) -> bool {
@@ -422,7 +444,6 @@ pub fn tile_step(
     s.own.clear();
     s.own
         .extend(step.inertia.iter().map(|&i| i * 10.0 * kk as f64));
-    let mut counts = [0u32; 256];
     // The gate's threshold (U2 + 1/K) / (t + 1) at U2 = 0: a lower bound of it.
     let gate_floor = (1.0 / kk as f64) / (t as f64 + 1.0);
     // Class values that may not lose cells in this iteration.
@@ -434,7 +455,6 @@ pub fn tile_step(
         s.cost.extend_from_slice(row);
     }
     let width = rect.width;
-    let nnu = n * n;
     for y in 0..rect.height {
         uniform_row(window, y, width, n, &mut s.column, &mut s.uniform);
         if step.transitions {
@@ -509,104 +529,48 @@ pub fn tile_step(
         if m == 0 {
             continue;
         }
-        // Pass 1b: their scores; kept are those that need a draw. Each cell's scores go
-        // to the next free K slots of `tp` (written in place: no growth per cell).
-        s.cell.clear();
-        s.sum.clear();
+        // Pass 1b: their scores; kept are those that need a draw (score.rs). Each
+        // kept cell's scores go to the next free K slots of `tp`.
         // grown, never cleared: every slot is written before it is read
         if s.tp.len() < m * kk {
             s.tp.resize(m * kk, 0.0);
         }
+        s.cell.resize(m, 0);
+        s.sum.resize(m, 0.0);
         s.sp.resize(kk, 0.0);
-        let mut kept = 0;
-        for j in 0..m {
-            let x = s.x[j] as usize;
-            let c = crow[x];
-            let cu = c as usize;
-            let sbase = (static_row + x) * kk;
-            for (d, &q) in s.sp.iter_mut().zip(&stat.suitability[sbase..sbase + kk]) {
-                *d = suitability_from_fixed(q);
-            }
-            let sp = &s.sp[..];
-            let cost_row = &s.cost[cu * kk..(cu + 1) * kk];
-            let tp = &mut s.tp[kept * kk..(kept + 1) * kk];
-            let mut sum = 0.0;
-            if packed {
-                let mut word = 0u64;
-                if n == 3 {
-                    // the 3 x 3 window unrolled (the paper's neighbourhood)
-                    let a = y * window.stride + x;
-                    for row in [a, a + window.stride, a + 2 * window.stride] {
-                        let w3 = &window.data[row..row + 3];
-                        word += onehot[w3[0] as usize]
-                            + onehot[w3[1] as usize]
-                            + onehot[w3[2] as usize];
-                    }
-                } else {
-                    for dy in 0..n {
-                        let start = (y + dy) * window.stride + x;
-                        for &b in &window.data[start..start + n] {
-                            word += onehot[b as usize];
-                        }
-                    }
-                }
-                word -= onehot[cu];
-                if step.transitions {
-                    // a neighbour that has made its conversion still counts for the
-                    // class it had at the start of the run (at most one more per class
-                    // and neighbour: counts stay <= N*N - 1)
-                    for dy in 0..n {
-                        let at = (y + dy) * window.stride + x;
-                        let now = &window.data[at..at + n];
-                        let was = &stat.start_classes[at..at + n];
-                        for (&a, &b) in now.iter().zip(was) {
-                            if a != b {
-                                word += onehot[b as usize];
-                            }
-                        }
-                    }
-                }
-                debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64);
-                let own = s.own[cu];
-                let terms = tp.iter_mut().zip(sp).zip(s.omega.iter().zip(cost_row));
-                for (k, ((t, &spk), (tab, &ck))) in terms.enumerate() {
-                    let count = ((word >> (8 * k)) & 0xff) as usize;
-                    let mut v = spk * tab[count] * ck;
-                    if k == cu {
-                        v *= own;
-                    }
-                    *t = v;
-                    sum += v;
-                }
-            } else {
-                neighbour_counts(window, x, y, n, &mut counts);
-                if step.transitions {
-                    start_counts(window, stat.start_classes, x, y, n, &mut counts);
-                }
-                debug_assert!(counts[cu] <= nn1);
-                for (k, t) in tp.iter_mut().enumerate() {
-                    let om = counts[k] as f64 / nn1f * params.weights[k];
-                    let mut v = sp[k] * om * cost_row[k];
-                    if k == cu {
-                        v *= s.own[cu];
-                    }
-                    *t = v;
-                    sum += v;
-                }
-                counts[..kk].iter_mut().for_each(|v| *v = 0);
-                counts[INVALID as usize] = 0;
-            }
-            // No draw can give a proposal when the sum is 0, or when every other class
-            // has score 0 or fails the gate even at U2 = 0 (U2 > 0 always): skip the
-            // generator (exact). A skipped cell's slots are taken by the next cell.
-            if sum <= 0.0 || !(0..kk).any(|k| k != cu && tp[k] > 0.0 && sp[k] > gate_floor) {
-                continue;
-            }
-            s.x[kept] = x as u32;
-            kept += 1;
-            s.cell.push(global_row + x as u64);
-            s.sum.push(sum);
-        }
+        let inp = RowInput {
+            window,
+            start: stat.start_classes,
+            transitions: step.transitions,
+            n,
+            y,
+            crow,
+            suitability: &stat.suitability[static_row * kk..],
+            cost: &s.cost,
+            own: &s.own,
+            gate_floor,
+            global_row,
+        };
+        let rows = RowOutput {
+            x: &mut s.x,
+            cell: &mut s.cell,
+            sum: &mut s.sum,
+            tp: &mut s.tp,
+        };
+        let kept = match (packed, kk) {
+            (true, 1) => score_row_packed::<1>(&inp, &onehot, &s.omega, rows),
+            (true, 2) => score_row_packed::<2>(&inp, &onehot, &s.omega, rows),
+            (true, 3) => score_row_packed::<3>(&inp, &onehot, &s.omega, rows),
+            (true, 4) => score_row_packed::<4>(&inp, &onehot, &s.omega, rows),
+            (true, 5) => score_row_packed::<5>(&inp, &onehot, &s.omega, rows),
+            (true, 6) => score_row_packed::<6>(&inp, &onehot, &s.omega, rows),
+            (true, 7) => score_row_packed::<7>(&inp, &onehot, &s.omega, rows),
+            (true, 8) => score_row_packed::<8>(&inp, &onehot, &s.omega, rows),
+            _ => score_row_counts(&inp, kk, &params.weights, &mut s.sp, rows),
+        };
+        s.x.truncate(kept);
+        s.cell.truncate(kept);
+        s.sum.truncate(kept);
         if kept == 0 {
             continue;
         }
@@ -620,7 +584,7 @@ pub fn tile_step(
             let cu = c as usize;
             let b = s.blocks[j];
             let tp = &s.tp[j * kk..(j + 1) * kk];
-            let Some(to) = roulette(tp, s.sum[j], CounterRng::unit(b[0])) else {
+            let Some(to) = roulette_k(tp, s.sum[j], CounterRng::unit(b[0])) else {
                 continue;
             };
             if to == cu || s.cost[cu * kk + to] <= 0.0 {
@@ -1134,8 +1098,8 @@ mod tests {
     fn tile_step_equals_the_cell_by_cell_definition_on_random_tiles() {
         // Patchy random maps (so that uniform windows, edges and invalid cells all
         // occur), random suitability, restrictions, closed classes and pairs; K and N
-        // on both sides of the packed neighbour count (K <= 8, N <= 15) and tiles that
-        // are not at the grid's origin.
+        // on both sides of the packed neighbour count (K <= 8, N <= 15), every K of
+        // its compile-time kernels, and tiles that are not at the grid's origin.
         let rng = CounterRng::new(11);
         let cases = [
             (2usize, 3usize, 0u32),
@@ -1146,6 +1110,9 @@ mod tests {
             (9, 3, 2),
             (3, 17, 0),
             (5, 15, 4),
+            // every K of the compile-time kernels (score.rs): 1..=8
+            (7, 3, 5),
+            (1, 3, 0),
         ];
         let (mut proposals, mut uniform, mut closed) = (0, 0, 0);
         for (case, &(kk, n, t)) in cases.iter().enumerate() {
