@@ -40,14 +40,15 @@ pub(super) fn storage_t(shared: &Shared<'_>, counts: &tables::ZoneCounts, map: &
 }
 
 impl Accumulator {
-    /// An empty accumulator for `stages` stages; `None` without an ensemble.
-    pub fn new(shared: &Shared<'_>, stages: usize, base_t: f64) -> Option<Self> {
+    /// An empty accumulator for `stages` stages; `None` without an ensemble (nothing
+    /// is computed then).
+    pub fn new(shared: &Shared<'_>, stages: usize) -> Option<Self> {
         (shared.members > 1).then(|| Self {
             counts: (0..stages)
                 .map(|_| FrequencyCounts::new(shared.study.k(), shared.base.len()))
                 .collect(),
             storage: vec![Vec::new(); stages],
-            base_t,
+            base_t: storage_t(shared, shared.base_zone_counts, shared.base),
         })
     }
 

@@ -202,7 +202,6 @@ pub(super) fn run_all(
     let study = shared.study;
     let years = study.config.markov.years();
     let mut o = Outputs::default();
-    let base_t = super::ensemble::storage_t(shared, shared.base_zone_counts, shared.base);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
         let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
@@ -213,7 +212,7 @@ pub(super) fn run_all(
             if !selected.is_empty() && !selected.contains(&sc.name) {
                 continue;
             }
-            let mut acc = super::ensemble::Accumulator::new(shared, years.len(), base_t);
+            let mut acc = super::ensemble::Accumulator::new(shared, years.len());
             let mut stages = Vec::new();
             for member in 0..shared.members {
                 // the map the next stage starts from, and its cells per class
