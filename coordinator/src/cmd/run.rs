@@ -555,11 +555,18 @@ fn run_in(
     config_sha256: &str,
 ) -> anyhow::Result<()> {
     let out = out.to_path_buf();
-    let mut timings: Vec<(String, f64)> = Vec::new();
+    // per stage: its wall seconds and the part of them some worker call was in flight
+    let mut timings: Vec<(String, f64, f64)> = Vec::new();
     let mut lap = Instant::now();
+    let mut busy_at = crate::cluster::busy::seconds();
     let mut stage = |name: &str, lap: &mut Instant| {
-        timings.push((name.to_string(), lap.elapsed().as_secs_f64()));
-        *lap = Instant::now();
+        let busy = crate::cluster::busy::seconds();
+        timings.push((
+            name.to_string(),
+            lap.elapsed().as_secs_f64(),
+            busy - busy_at,
+        ));
+        (*lap, busy_at) = (Instant::now(), busy);
     };
 
     // inputs and demand
@@ -919,7 +926,7 @@ fn run_in(
     report["worker_busy_seconds"] = json!(crate::cluster::busy::seconds());
     report["timings"] = json!(timings
         .iter()
-        .map(|(n, s)| json!({"stage": n, "seconds": s}))
+        .map(|(n, s, b)| json!({"stage": n, "seconds": s, "worker_busy_seconds": b}))
         .collect::<Vec<_>>());
     report["version"] = json!(env!("CARGO_PKG_VERSION"));
     report["versions"] = json!({

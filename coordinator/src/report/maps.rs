@@ -39,13 +39,18 @@ pub fn storage(
     if files.is_empty() {
         return Ok(());
     }
-    let mut max = 0.0f64;
-    for (_, p) in &files {
-        max = max.max(png::storage_max(p)?);
-    }
+    // every file read once, several at a time; the scale is the largest of all
+    let values: Vec<png::StorageValues> = {
+        use rayon::prelude::*;
+        files
+            .par_iter()
+            .map(|(_, p)| png::StorageValues::read(p))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let max = values.iter().fold(0.0f64, |m, v| m.max(v.max));
     let mut figs = String::new();
-    for (m, p) in &files {
-        let img = png::storage_map(p, max)?;
+    for ((m, _), v) in files.iter().zip(&values) {
+        let img = v.image(max);
         let name = format!("carbon_storage_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &png::storage_palette())?;
         out.images.push(img_dir.join(&name));
