@@ -2,6 +2,11 @@
 //! a scenario runs in the resident session of the scenarios (no tile reloaded, no ANN
 //! retrained) from the previous stage's map, with the Markov demand of its year and its
 //! own random stream. One target year is one stage from the base map.
+//!
+//! The chains of stages (one per scenario and ensemble member) run concurrently, up to
+//! `--concurrent-runs` at once, each run on its own lane of the session; their results
+//! are recorded and written in (scenario, member, stage) order, as a sequential run
+//! would.
 
 use std::path::Path;
 
@@ -13,7 +18,7 @@ use flus_shared::markov::ScenarioDemand;
 use flus_shared::{files, model, outputs, stack, tables};
 use serde_json::{json, Value};
 
-use super::{common, ClusterCa};
+use super::{common, ClusterCa, Session};
 use crate::cluster::remote;
 use crate::run_files::{self, RunCarbon};
 
@@ -55,7 +60,7 @@ impl ClusterCa<'_> {
     /// `stage.demand`, resuming from the stage's checkpoint under `--resume`.
     pub(super) fn run_stage(
         &self,
-        session: &mut remote::Remote<'_>,
+        session: &Session<'_>,
         st: &stack::Stack,
         stage: &Stage<'_>,
         max_suitability: &[f32],
@@ -180,108 +185,182 @@ pub(super) struct Outputs {
     /// With an ensemble: run.json entries of the frequency rasters.
     pub ensemble_maps: Vec<Value>,
     /// Wall seconds of the CA runs of every stage of every member (from the start of a
-    /// run to its final counts).
+    /// run to its final counts), added up over runs that ran at once.
     pub ca_seconds: f64,
+    /// Wall seconds from the first stage's start to the last one's end (with concurrent
+    /// runs, less than `ca_seconds`).
+    pub ca_wall_seconds: f64,
+}
+
+/// What a stage is recorded with, once its run is done.
+struct StageInfo {
+    label: String,
+    year: i32,
+    stream: u32,
+    demand: Vec<i64>,
+    quota: Option<Vec<u64>>,
+}
+
+impl StageInfo {
+    fn of(stage: &Stage<'_>) -> Self {
+        Self {
+            label: stage.label.clone(),
+            year: stage.year,
+            stream: stage.params.stream,
+            demand: stage.demand.clone(),
+            quota: stage.quota.clone(),
+        }
+    }
+}
+
+/// One stage of a chain, done.
+struct Done {
+    info: StageInfo,
+    /// SHA-256 of the map it started from (member 0 only; empty otherwise).
+    start_sha256: String,
+    run: StageRun,
+}
+
+/// Runs the stages of scenario `i` for ensemble member `member`, each from the previous
+/// one's map (the first from the base map), in `session`.
+fn run_chain(
+    cluster: &ClusterCa<'_>,
+    session: &Session<'_>,
+    shared: &Shared<'_>,
+    (i, member): (usize, u32),
+) -> anyhow::Result<Vec<Done>> {
+    let study = shared.study;
+    let years = study.config.markov.years();
+    // the map the next stage starts from, and its cells per class
+    let mut previous: Option<(Vec<u8>, Vec<u64>)> = None;
+    let mut done = Vec::with_capacity(years.len());
+    for (s, &year) in years.iter().enumerate() {
+        let (start, start_counts) = match &previous {
+            Some((m, c)) => (m.as_slice(), c.as_slice()),
+            None => (shared.base, shared.base_counts),
+        };
+        let mut stage = shared.stage((i, s), year, start, start_counts)?;
+        if member > 0 {
+            stage.params.seed = member_seed(study.config.study.seed, member);
+            stage.label = format!("{}_m{member}", stage.label);
+        }
+        tracing::info!(
+            "stage 5/5: scenario {} (stage {} of {}, member {} of {})",
+            stage.label,
+            s + 1,
+            years.len(),
+            member + 1,
+            shared.members
+        );
+        let start_sha256 = if member == 0 {
+            files::sha256_hex(start)
+        } else {
+            String::new()
+        };
+        let run = cluster.run_stage(session, shared.st, &stage, shared.max_suitability)?;
+        let info = StageInfo::of(&stage);
+        if s + 1 < years.len() {
+            let next_counts = tables::class_totals(&run.counts, study.k());
+            previous = Some((run.res.map.clone(), next_counts));
+        }
+        done.push(Done {
+            info,
+            start_sha256,
+            run,
+        });
+    }
+    Ok(done)
 }
 
 fn file_name(p: &Path) -> Option<String> {
     p.file_name().map(|n| n.to_string_lossy().to_string())
 }
 
-/// Runs every selected scenario (`selected`; empty: all), stage after stage, in
-/// `session`. A stage's files (land-use map, carbon rasters, iterations) are written on
-/// another thread while the workers run the next stage; `lap` is called with
-/// `scenario_{name}` when a scenario's stages are done.
+/// Runs every selected scenario (`selected`; empty: all) in `session`: the chains of
+/// stages of every scenario and member, up to `cluster.concurrent` at once. Results are
+/// taken in (scenario, member) order: member 0's stage files (land-use map, carbon
+/// rasters, iterations) are written on another thread while the workers run on; `lap`
+/// is called with `scenario_{name}` when a scenario's members are all taken.
 pub(super) fn run_all(
     cluster: &ClusterCa<'_>,
-    session: &mut remote::Remote<'_>,
+    session: &Session<'_>,
     shared: &Shared<'_>,
     selected: &[String],
     lap: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Outputs> {
     let study = shared.study;
     let years = study.config.markov.years();
+    let chosen: Vec<usize> = (0..study.config.scenarios.len())
+        .filter(|&i| selected.is_empty() || selected.contains(&study.config.scenarios[i].name))
+        .collect();
+    let members = shared.members.max(1) as usize;
     let mut o = Outputs::default();
+    let started = std::time::Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
         let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
             h.join()
                 .map_err(|_| anyhow::anyhow!("the stage output writer panicked"))?
         };
-        for (i, sc) in study.config.scenarios.iter().enumerate() {
-            if !selected.is_empty() && !selected.contains(&sc.name) {
-                continue;
-            }
-            let mut acc = super::ensemble::Accumulator::new(shared, years.len());
-            let mut stages = Vec::new();
-            for member in 0..shared.members {
-                // the map the next stage starts from, and its cells per class
-                let mut previous: Option<(Vec<u8>, Vec<u64>)> = None;
-                for (s, &year) in years.iter().enumerate() {
-                    let (start, start_counts) = match &previous {
-                        Some((m, c)) => (m.as_slice(), c.as_slice()),
-                        None => (shared.base, shared.base_counts),
-                    };
-                    let mut stage = shared.stage((i, s), year, start, start_counts)?;
-                    if member > 0 {
-                        stage.params.seed = member_seed(study.config.study.seed, member);
-                        stage.label = format!("{}_m{member}", stage.label);
-                    }
-                    tracing::info!(
-                        "stage 5/5: scenario {} (stage {} of {}, member {} of {})",
-                        stage.label,
-                        s + 1,
-                        years.len(),
-                        member + 1,
-                        shared.members
-                    );
-                    let start_sha256 = files::sha256_hex(start);
-                    let run =
-                        cluster.run_stage(session, shared.st, &stage, shared.max_suitability)?;
-                    o.ca_seconds += run.traffic.seconds.total;
+        let mut acc = None;
+        let mut stages = Vec::new();
+        let chain = |c: usize| (chosen[c / members], (c % members) as u32);
+        super::concurrent::in_order(
+            chosen.len() * members,
+            cluster.concurrent,
+            |c| run_chain(cluster, session, shared, chain(c)),
+            |c, done| {
+                let (i, member) = chain(c);
+                let sc = &study.config.scenarios[i];
+                if member == 0 {
+                    acc = super::ensemble::Accumulator::new(shared, years.len());
+                    stages.clear();
+                }
+                for (s, d) in done.into_iter().enumerate() {
+                    o.ca_seconds += d.run.traffic.seconds.total;
                     if let Some(acc) = acc.as_mut() {
-                        acc.add(shared, s, &run)?;
+                        acc.add(shared, s, &d.run)?;
                     }
-                    let next_counts = tables::class_totals(&run.counts, study.k());
-                    if member == 0 {
-                        let mut j = record(shared, &sc.name, &stage, &run, &mut o);
-                        j["start_map_sha256"] = json!(start_sha256);
-                        stages.push(j);
+                    if member > 0 {
+                        continue;
                     }
-                    let StageRun { res, .. } = run;
-                    let label = stage.label;
-                    if s + 1 < years.len() {
-                        previous = Some((res.map.clone(), next_counts));
-                    } else if member == 0 {
+                    let mut j = record(shared, &sc.name, &d.info, &d.run, &mut o);
+                    j["start_map_sha256"] = json!(d.start_sha256);
+                    stages.push(j);
+                    let res = d.run.res;
+                    if s + 1 == years.len() {
                         // the GWR's carbon change: the final stage against the base map
                         if let Some(change) = shared.carbon_change_at(&res.map) {
                             o.carbon_at.push((sc.name.clone(), change));
                         }
                     }
-                    if member == 0 {
-                        // one stage's files at a time: the previous ones first
-                        if let Some(h) = writing.take() {
-                            join(h)?;
-                        }
-                        writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
+                    // one stage's files at a time: the previous ones first
+                    if let Some(h) = writing.take() {
+                        join(h)?;
                     }
+                    let label = d.info.label;
+                    writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
                 }
-            }
-            if let Some(acc) = acc {
-                let (rows, maps) = acc.finish(shared, &sc.name, &years)?;
-                o.ensemble_carbon.extend(rows);
-                o.ensemble_maps.extend(maps);
-            }
-            let mut last = stages.last().cloned().unwrap_or(Value::Null);
-            last["stages"] = Value::Array(stages);
-            o.scenarios.insert(sc.name.clone(), last);
-            lap(&format!("scenario_{}", sc.name));
-        }
+                if member as usize + 1 == members {
+                    if let Some(acc) = acc.take() {
+                        let (rows, maps) = acc.finish(shared, &sc.name, &years)?;
+                        o.ensemble_carbon.extend(rows);
+                        o.ensemble_maps.extend(maps);
+                    }
+                    let mut last = stages.last().cloned().unwrap_or(Value::Null);
+                    last["stages"] = Value::Array(std::mem::take(&mut stages));
+                    o.scenarios.insert(sc.name.clone(), last);
+                    lap(&format!("scenario_{}", sc.name));
+                }
+                Ok(())
+            },
+        )?;
         if let Some(h) = writing.take() {
             join(h)?;
         }
         Ok(())
     })?;
+    o.ca_wall_seconds = started.elapsed().as_secs_f64();
     Ok(o)
 }
 
@@ -290,7 +369,7 @@ pub(super) fn run_all(
 fn record(
     shared: &Shared<'_>,
     scenario: &str,
-    stage: &Stage<'_>,
+    stage: &StageInfo,
     run: &StageRun,
     o: &mut Outputs,
 ) -> Value {
@@ -339,7 +418,7 @@ fn record(
         "map": map_path,
         "map_sha256": files::sha256_hex(&res.map),
         "label": label,
-        "stream": stage.params.stream,
+        "stream": stage.stream,
         "carbon": carbon_path,
         "carbon_change": change_path,
         "traffic": run.traffic,
