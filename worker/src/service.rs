@@ -786,6 +786,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lanes_are_separate_class_windows_of_one_tile() {
+        let svc = service();
+        svc.receive_tile(tokio_stream::iter(tile_messages()))
+            .await
+            .unwrap();
+        let reset = |lane: u32, cells: Vec<u64>, classes: Vec<u8>| ResetRequest {
+            run_id: "r".into(),
+            tile_ids: vec![7],
+            changes: Some(CellChanges { cells, classes }),
+            lane,
+        };
+        // lane 2 is made from the start map [0, 1, 1, INVALID] with cell 0 set to 1
+        svc.reset_classes(Request::new(reset(2, vec![0], vec![1])))
+            .await
+            .unwrap();
+        // lane 0 (the loaded window) gets cell 1 set to 0
+        svc.reset_classes(Request::new(reset(0, vec![1], vec![0])))
+            .await
+            .unwrap();
+        {
+            let store = svc.store();
+            let store = store.lock().unwrap();
+            let t = &store.runs["r"][&7];
+            assert_eq!(t.main.classes, vec![0, 0, 1, ca::INVALID]);
+            assert_eq!(t.lanes[&2].classes, vec![1, 1, 1, ca::INVALID]);
+            assert_eq!(t.start, vec![0, 1, 1, ca::INVALID]);
+        }
+        // carbon counts per lane: lane 2 holds three cells of class 1, lane 0 one
+        let counts = |lane: u32| CarbonRequest {
+            run_id: "r".into(),
+            tile_ids: vec![7],
+            lane,
+        };
+        let two = svc.carbon_sums(Request::new(counts(2))).await.unwrap();
+        assert_eq!(two.into_inner().counts, vec![0, 3]);
+        let zero = svc.carbon_sums(Request::new(counts(0))).await.unwrap();
+        assert_eq!(zero.into_inner().counts, vec![2, 1]);
+        // a lane no ResetClasses made is refused, naming it
+        let e = svc.carbon_sums(Request::new(counts(5))).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.message().contains("lane 5"), "{}", e.message());
+        // and so is a lane beyond the bound
+        let e = svc
+            .reset_classes(Request::new(reset(crate::tiles::MAX_LANES, vec![], vec![])))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[tokio::test]
     async fn suitability_rows_are_the_fixed_point_values_of_the_asked_rows_only() {
         let svc = service();
         svc.receive_tile(tokio_stream::iter(tile_messages()))
