@@ -294,7 +294,11 @@ pub(super) fn run_all(
         .filter(|&i| selected.is_empty() || selected.contains(&study.config.scenarios[i].name))
         .collect();
     let members = shared.members.max(1) as usize;
-    let mut o = Outputs::default();
+    let mut taker = Taker {
+        acc: None,
+        stages: Vec::new(),
+        o: Outputs::default(),
+    };
     let started = std::time::Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
@@ -302,8 +306,6 @@ pub(super) fn run_all(
             h.join()
                 .map_err(|_| anyhow::anyhow!("the stage output writer panicked"))?
         };
-        let mut acc = None;
-        let mut stages = Vec::new();
         let chain = |c: usize| (chosen[c / members], (c % members) as u32);
         super::concurrent::in_order(
             chosen.len() * members,
@@ -311,46 +313,22 @@ pub(super) fn run_all(
             |c| run_chain(cluster, session, shared, chain(c)),
             |c, done| {
                 let (i, member) = chain(c);
-                let sc = &study.config.scenarios[i];
+                let name = &study.config.scenarios[i].name;
                 if member == 0 {
-                    acc = super::ensemble::Accumulator::new(shared, years.len());
-                    stages.clear();
+                    taker.acc = super::ensemble::Accumulator::new(shared, years.len());
                 }
                 for (s, d) in done.into_iter().enumerate() {
-                    o.ca_seconds += d.run.traffic.seconds.total;
-                    if let Some(acc) = acc.as_mut() {
-                        acc.add(shared, s, &d.run)?;
-                    }
-                    if member > 0 {
-                        continue;
-                    }
-                    let mut j = record(shared, &sc.name, &d.info, &d.run, &mut o);
-                    j["start_map_sha256"] = json!(d.start_sha256);
-                    stages.push(j);
-                    let res = d.run.res;
-                    if s + 1 == years.len() {
-                        // the GWR's carbon change: the final stage against the base map
-                        if let Some(change) = shared.carbon_change_at(&res.map) {
-                            o.carbon_at.push((sc.name.clone(), change));
+                    if let Some((label, res)) = taker.stage(shared, name, (member, s), d)? {
+                        // one stage's files at a time: the previous ones first
+                        if let Some(h) = writing.take() {
+                            join(h)?;
                         }
+                        writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
                     }
-                    // one stage's files at a time: the previous ones first
-                    if let Some(h) = writing.take() {
-                        join(h)?;
-                    }
-                    let label = d.info.label;
-                    writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
                 }
                 if member as usize + 1 == members {
-                    if let Some(acc) = acc.take() {
-                        let (rows, maps) = acc.finish(shared, &sc.name, &years)?;
-                        o.ensemble_carbon.extend(rows);
-                        o.ensemble_maps.extend(maps);
-                    }
-                    let mut last = stages.last().cloned().unwrap_or(Value::Null);
-                    last["stages"] = Value::Array(std::mem::take(&mut stages));
-                    o.scenarios.insert(sc.name.clone(), last);
-                    lap(&format!("scenario_{}", sc.name));
+                    taker.finish(shared, name, &years)?;
+                    lap(&format!("scenario_{name}"));
                 }
                 Ok(())
             },
@@ -360,8 +338,64 @@ pub(super) fn run_all(
         }
         Ok(())
     })?;
+    let mut o = taker.o;
     o.ca_wall_seconds = started.elapsed().as_secs_f64();
     Ok(o)
+}
+
+/// Takes the chains' stages in (scenario, member, stage) order into the outputs.
+struct Taker {
+    /// The ensemble's accumulator of the scenario being taken.
+    acc: Option<super::ensemble::Accumulator>,
+    /// run.json entries of the scenario's stages (member 0).
+    stages: Vec<Value>,
+    o: Outputs,
+}
+
+impl Taker {
+    /// Takes stage `s` of `member` of scenario `scenario`; returns member 0's label and
+    /// map, whose files are to be written.
+    fn stage(
+        &mut self,
+        shared: &Shared<'_>,
+        scenario: &str,
+        (member, s): (u32, usize),
+        d: Done,
+    ) -> anyhow::Result<Option<(String, ca::CaOutput)>> {
+        let o = &mut self.o;
+        o.ca_seconds += d.run.traffic.seconds.total;
+        if let Some(acc) = self.acc.as_mut() {
+            acc.add(shared, s, &d.run)?;
+        }
+        if member > 0 {
+            return Ok(None);
+        }
+        let mut j = record(shared, scenario, &d.info, &d.run, o);
+        j["start_map_sha256"] = json!(d.start_sha256);
+        self.stages.push(j);
+        let res = d.run.res;
+        if s + 1 == shared.study.config.markov.years().len() {
+            // the GWR's carbon change: the final stage against the base map
+            if let Some(change) = shared.carbon_change_at(&res.map) {
+                o.carbon_at.push((scenario.to_string(), change));
+            }
+        }
+        Ok(Some((d.info.label, res)))
+    }
+
+    /// Ends scenario `scenario` once all its members are taken: its ensemble outputs
+    /// and its run.json entry.
+    fn finish(&mut self, shared: &Shared<'_>, scenario: &str, years: &[i32]) -> anyhow::Result<()> {
+        if let Some(acc) = self.acc.take() {
+            let (rows, maps) = acc.finish(shared, scenario, years)?;
+            self.o.ensemble_carbon.extend(rows);
+            self.o.ensemble_maps.extend(maps);
+        }
+        let mut last = self.stages.last().cloned().unwrap_or(Value::Null);
+        last["stages"] = Value::Array(std::mem::take(&mut self.stages));
+        self.o.scenarios.insert(scenario.to_string(), last);
+        Ok(())
+    }
 }
 
 /// Records stage `stage` of scenario `scenario` in `o` (its map entry, counts, unmet
