@@ -61,8 +61,13 @@ pub struct RunJson {
     pub base_map: PathBuf,
     /// The base map's carbon storage GeoTIFF.
     pub base_carbon: PathBuf,
-    /// Wall seconds of every scenario stage's CA (all members).
+    /// Seconds of every scenario stage's CA, summed over the runs (all members).
     pub scenario_ca_seconds: f64,
+    /// Wall seconds from the first scenario CA run's start to the last one's end (less
+    /// than the sum when runs overlap).
+    pub scenario_ca_wall_seconds: f64,
+    /// CA runs allowed at once in a session (`--concurrent-runs`).
+    pub concurrent_runs: usize,
     /// The seed ensemble (`--ensemble N`, N > 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleJson>,

@@ -35,6 +35,7 @@ async fn calls_without_or_with_a_wrong_token_are_refused() {
                     iteration: 0,
                     bucket: 0,
                     classes: vec![0, 1],
+                    lane: 0,
                 },
                 token,
             ))
@@ -46,6 +47,7 @@ async fn calls_without_or_with_a_wrong_token_are_refused() {
                 CarbonRequest {
                     run_id: "r".into(),
                     tile_ids: vec![],
+                    lane: 0,
                 },
                 token,
             ))
@@ -85,6 +87,7 @@ async fn calls_without_or_with_a_wrong_token_are_refused() {
                 iteration: 0,
                 bucket: 0,
                 classes: vec![0],
+                lane: 0,
             },
             Some(TEST_TOKEN),
         ))

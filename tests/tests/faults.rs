@@ -559,14 +559,15 @@ fn a_worker_killed_in_the_second_scenario_of_a_session_keeps_every_map() {
     let dir = tempfile::tempdir().unwrap();
     let scenarios = [SCENARIO, others[0].0, others[1].0];
     // after the second scenario's third iteration: its tiles re-sent mid-run carry the
-    // session's start map, from which the third scenario starts
+    // session's start map, from which the third scenario starts; one run at a time, so
+    // that the second scenario is the one that finds the worker gone
     let point = format!("{}_2060-iteration-3", others[0].0);
     let out = run_held(
         &point,
         dir.path(),
         &list,
         &scenarios,
-        &["--rejoin-probe", "0"],
+        &["--rejoin-probe", "0", "--concurrent-runs", "1"],
         || ws[1].guard.kill_and_reap(),
     );
     same_map(&out, "worker killed in the second scenario");
@@ -835,4 +836,92 @@ fn a_worker_killed_while_a_scenario_is_written_and_the_next_runs_keeps_every_map
         let b = std::fs::read(dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
         assert!(a == b, "{f} differs from the undisturbed run's");
     }
+}
+
+#[test]
+fn a_worker_killed_while_two_scenarios_run_at_once_keeps_both_maps() {
+    let others = other_hashes();
+    let scenarios = [SCENARIO, others[0].0];
+    let label2 = format!("{}_2060", others[0].0);
+    let mut ws = workers(3);
+    let list = addrs(&ws);
+    let dir = tempfile::tempdir().unwrap();
+    // both runs held at once, each after an iteration of its own (so they run at the
+    // same time, on two lanes of the session's tiles): a worker is killed there, and
+    // each run finds its tiles moved, whichever saw the loss
+    let points = [after_iteration(3), format!("{label2}-iteration-3")];
+    let out = held_together(
+        &points,
+        |holds, act| {
+            run_scenarios(
+                dir.path(),
+                &list,
+                &scenarios,
+                &["--rejoin-probe", "0", "--concurrent-runs", "2"],
+                holds,
+                act,
+            )
+        },
+        || ws[1].guard.kill_and_reap(),
+    );
+    same_map(&out, "worker killed while two scenarios run at once");
+    let j = out.json();
+    assert_eq!(
+        j["scenarios"][others[0].0]["map_sha256"],
+        others[0].1.as_str(),
+        "{}: the class map differs from the undisturbed run",
+        others[0].0
+    );
+    assert_eq!(j["concurrent_runs"], 2);
+    // one loss, counted by the run that saw it
+    assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
+    let lost: u64 = scenarios
+        .iter()
+        .map(|sc| {
+            j["scenarios"][sc]["traffic"]["workers_lost"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(lost, 1, "{}", out.stderr);
+}
+
+#[test]
+fn a_worker_killed_in_a_commit_while_another_scenario_runs_keeps_both_maps() {
+    let others = other_hashes();
+    let scenarios = [SCENARIO, others[0].0];
+    let label2 = format!("{}_2060", others[0].0);
+    let mut ws = workers(3);
+    let list = addrs(&ws);
+    let dir = tempfile::tempdir().unwrap();
+    // the first run held before its Commit calls of iteration 6 (it holds its
+    // proposals), the second after its iteration 2: the worker killed there takes one
+    // run's stepped tiles and the other's lane with it
+    let points = [format!("{LABEL}-commit-6"), format!("{label2}-iteration-2")];
+    let out = held_together(
+        &points,
+        |holds, act| {
+            run_scenarios(
+                dir.path(),
+                &list,
+                &scenarios,
+                &["--rejoin-probe", "0"],
+                holds,
+                act,
+            )
+        },
+        || ws[0].guard.kill_and_reap(),
+    );
+    same_map(
+        &out,
+        "worker killed in a commit while another scenario runs",
+    );
+    let j = out.json();
+    assert_eq!(
+        j["scenarios"][others[0].0]["map_sha256"],
+        others[0].1.as_str(),
+        "{}: the class map differs from the undisturbed run",
+        others[0].0
+    );
+    assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
 }

@@ -304,7 +304,7 @@ impl Worker for WorkerService {
                 let mut done = Vec::with_capacity(tiles.len());
                 for t in tiles.iter_mut() {
                     let k = t.spec.classes as usize;
-                    let valid: Vec<bool> = t.core_classes().map(|c| (c as usize) < k).collect();
+                    let valid: Vec<bool> = t.core_classes(0)?.map(|c| (c as usize) < k).collect();
                     // straight to fixed point: the f32 suitability of the tile is never held
                     let (fixed, max) = flus_shared::ann::suitability_fixed(
                         &t.drivers,
@@ -338,6 +338,7 @@ impl Worker for WorkerService {
             .params
             .ok_or_else(|| Status::invalid_argument("no step parameters"))?;
         let changes = changes_of(&r.halo_changes);
+        let lane = r.lane;
         let reply = self
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
                 let started = std::time::Instant::now();
@@ -361,20 +362,26 @@ impl Worker for WorkerService {
                         )));
                     }
                     for &(cell, class) in &changes {
-                        t.apply(cell, class);
+                        t.apply(lane, cell, class)?;
                     }
                     let rect = t.rect();
                     let stride = t.stride();
+                    // the lane exists: `apply` above, or this check, refuses a missing one
+                    t.lane(lane)?;
                     let Tile {
-                        classes,
+                        main,
+                        lanes,
                         start,
                         restricted,
                         suitability,
-                        proposals,
                         ..
                     } = &mut **t;
+                    let l = match lane {
+                        0 => main,
+                        l => lanes.get_mut(&l).expect("lane checked above"),
+                    };
                     let window = ClassWindow {
-                        data: classes,
+                        data: &l.classes,
                         stride,
                     };
                     let stat = TileStatic {
@@ -383,18 +390,19 @@ impl Worker for WorkerService {
                         stride: rect.width,
                         start_classes: start,
                     };
-                    ca::tile_step(&params, &step, &rect, &window, &stat, proposals);
-                    t.step_iteration = Some(step.iteration);
+                    ca::tile_step(&params, &step, &rect, &window, &stat, &mut l.proposals);
+                    l.step_iteration = Some(step.iteration);
                     Ok(())
                 })?;
                 let mut hist = vec![0u64; BUCKETS * k * k];
                 let (mut n, mut cells) = (0u64, 0u64);
                 for t in tiles.iter() {
-                    for (h, &c) in hist.iter_mut().zip(&t.proposals.histogram) {
+                    let p = &t.lane(lane)?.proposals;
+                    for (h, &c) in hist.iter_mut().zip(&p.histogram) {
                         *h += c as u64;
                     }
-                    n += t.proposals.proposals.len() as u64;
-                    cells += t.proposals.cells;
+                    n += p.proposals.len() as u64;
+                    cells += p.cells;
                 }
                 let (index, counts): (Vec<u32>, Vec<u64>) = hist
                     .iter()
@@ -426,10 +434,11 @@ impl Worker for WorkerService {
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
                 let mut out = Vec::new();
                 for t in tiles.iter() {
-                    if t.step_iteration != Some(r.iteration) {
+                    let l = t.lane(r.lane)?;
+                    if l.step_iteration != Some(r.iteration) {
                         return Err(Status::failed_precondition(format!(
-                            "tile {} has no step of iteration {}",
-                            t.spec.tile_id, r.iteration
+                            "tile {} has no step of iteration {} in lane {}",
+                            t.spec.tile_id, r.iteration, r.lane
                         )));
                     }
                     let k = t.spec.classes as usize;
@@ -439,7 +448,7 @@ impl Worker for WorkerService {
                             *x = true;
                         }
                     }
-                    t.proposals.in_bucket(r.bucket as usize, &touch, &mut out);
+                    l.proposals.in_bucket(r.bucket as usize, &touch, &mut out);
                 }
                 Ok(out
                     .into_iter()
@@ -481,18 +490,19 @@ impl Worker for WorkerService {
                             t.spec.tile_id
                         )));
                     }
-                    if t.step_iteration != Some(r.iteration) {
+                    let l = t.lane(r.lane)?;
+                    if l.step_iteration != Some(r.iteration) {
                         return Err(Status::failed_precondition(format!(
-                            "tile {} has no step of iteration {}",
-                            t.spec.tile_id, r.iteration
+                            "tile {} has no step of iteration {} in lane {}",
+                            t.spec.tile_id, r.iteration, r.lane
                         )));
                     }
                     let mut changed = Vec::new();
-                    ca::commit(&t.proposals.proposals, &thresholds, &mut changed);
+                    ca::commit(&l.proposals.proposals, &thresholds, &mut changed);
                     for &(cell, class) in &changed {
-                        t.apply(cell, class);
+                        t.apply(r.lane, cell, class)?;
                     }
-                    t.step_iteration = None;
+                    t.lane_mut(r.lane)?.step_iteration = None;
                     all.extend(changed);
                 }
                 Ok(all)
@@ -510,11 +520,11 @@ impl Worker for WorkerService {
     ) -> Result<Response<CarbonReply>, Status> {
         let r = req.into_inner();
         let reply = self
-            .with_tiles(r.run_id, r.tile_ids, |tiles| {
+            .with_tiles(r.run_id, r.tile_ids, move |tiles| {
                 let k = tiles.first().map(|t| t.spec.classes as usize).unwrap_or(0);
                 let mut by_zone: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
                 for t in tiles.iter() {
-                    for (i, c) in t.core_classes().enumerate() {
+                    for (i, c) in t.core_classes(r.lane)?.enumerate() {
                         if (c as usize) < k {
                             let z = t.zones.get(i).copied().unwrap_or(0) as i64;
                             by_zone.entry(z).or_insert_with(|| vec![0; k])[c as usize] += 1;
@@ -537,6 +547,7 @@ impl Worker for WorkerService {
     ) -> Result<Response<ResetReply>, Status> {
         let r = req.into_inner();
         let changes = changes_of(&r.changes);
+        let lane = r.lane;
         let tiles = self
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
                 for t in tiles.iter() {
@@ -552,12 +563,13 @@ impl Worker for WorkerService {
                         )));
                     }
                 }
-                tiles.par_iter_mut().for_each(|t| {
-                    t.reset();
+                tiles.par_iter_mut().try_for_each(|t| {
+                    t.reset(lane)?;
                     for &(cell, class) in &changes {
-                        t.apply(cell, class);
+                        t.apply(lane, cell, class)?;
                     }
-                });
+                    Ok::<(), Status>(())
+                })?;
                 Ok(tiles.len() as u32)
             })
             .await?;
@@ -748,7 +760,8 @@ mod tests {
             .unwrap()
             .get_mut(&7)
             .unwrap()
-            .apply(0, 1);
+            .apply(0, 0, 1)
+            .unwrap();
         // the next run starts from a checkpoint that differs from the start map in
         // cell 2 (class 0) only; cell 9 lies off this 2 x 2 grid's tile and is ignored
         let reply = svc
@@ -759,6 +772,7 @@ mod tests {
                     cells: vec![2, 9],
                     classes: vec![0, 0],
                 }),
+                lane: 0,
             }))
             .await
             .unwrap()
@@ -767,8 +781,58 @@ mod tests {
         let store = svc.store();
         let store = store.lock().unwrap();
         // loaded as [0, 1, 1, INVALID]: cell 0 back to 0, cell 2 now 0
-        assert_eq!(store.runs["r"][&7].classes, vec![0, 1, 0, ca::INVALID]);
+        assert_eq!(store.runs["r"][&7].main.classes, vec![0, 1, 0, ca::INVALID]);
         assert_eq!(store.runs["r"][&7].start, vec![0, 1, 1, ca::INVALID]);
+    }
+
+    #[tokio::test]
+    async fn lanes_are_separate_class_windows_of_one_tile() {
+        let svc = service();
+        svc.receive_tile(tokio_stream::iter(tile_messages()))
+            .await
+            .unwrap();
+        let reset = |lane: u32, cells: Vec<u64>, classes: Vec<u8>| ResetRequest {
+            run_id: "r".into(),
+            tile_ids: vec![7],
+            changes: Some(CellChanges { cells, classes }),
+            lane,
+        };
+        // lane 2 is made from the start map [0, 1, 1, INVALID] with cell 0 set to 1
+        svc.reset_classes(Request::new(reset(2, vec![0], vec![1])))
+            .await
+            .unwrap();
+        // lane 0 (the loaded window) gets cell 1 set to 0
+        svc.reset_classes(Request::new(reset(0, vec![1], vec![0])))
+            .await
+            .unwrap();
+        {
+            let store = svc.store();
+            let store = store.lock().unwrap();
+            let t = &store.runs["r"][&7];
+            assert_eq!(t.main.classes, vec![0, 0, 1, ca::INVALID]);
+            assert_eq!(t.lanes[&2].classes, vec![1, 1, 1, ca::INVALID]);
+            assert_eq!(t.start, vec![0, 1, 1, ca::INVALID]);
+        }
+        // carbon counts per lane: lane 2 holds three cells of class 1, lane 0 one
+        let counts = |lane: u32| CarbonRequest {
+            run_id: "r".into(),
+            tile_ids: vec![7],
+            lane,
+        };
+        let two = svc.carbon_sums(Request::new(counts(2))).await.unwrap();
+        assert_eq!(two.into_inner().counts, vec![0, 3]);
+        let zero = svc.carbon_sums(Request::new(counts(0))).await.unwrap();
+        assert_eq!(zero.into_inner().counts, vec![2, 1]);
+        // a lane no ResetClasses made is refused, naming it
+        let e = svc.carbon_sums(Request::new(counts(5))).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(e.message().contains("lane 5"), "{}", e.message());
+        // and so is a lane beyond the bound
+        let e = svc
+            .reset_classes(Request::new(reset(crate::tiles::MAX_LANES, vec![], vec![])))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
-//! The tiles a worker holds: static layers and the current class window with its halo,
-//! plus the proposals of the last CA step (kept for ExactKeys and Commit).
+//! The tiles a worker holds: static layers and, per run of the session under way
+//! ("lane"), the current class window with its halo plus the proposals of the last CA
+//! step (kept for ExactKeys and Commit).
 
 use std::collections::BTreeMap;
 
@@ -9,13 +10,30 @@ use tonic::Status;
 
 use crate::data_root::DataRoot;
 
+/// Most lanes a tile holds at once (lane ids 0 .. MAX_LANES): a bound on the memory a
+/// coordinator can make a worker spend, one class window per lane.
+pub const MAX_LANES: u32 = 256;
+
+/// The state of one run on a tile: its class window and its last step.
+#[derive(Clone, Default)]
+pub struct Lane {
+    /// Class indices over the core grown by the halo on every side, (w+2r) x (h+2r),
+    /// [`INVALID`] off the grid.
+    pub classes: Vec<u8>,
+    /// Proposals of the last step.
+    pub proposals: TileProposals,
+    /// Iteration of `proposals`.
+    pub step_iteration: Option<u32>,
+}
+
 /// One tile of a run.
 pub struct Tile {
     /// Placement.
     pub spec: TileSpec,
-    /// Class indices over the core grown by the halo on every side, (w+2r) x (h+2r),
-    /// [`INVALID`] off the grid.
-    pub classes: Vec<u8>,
+    /// Lane 0: the class window loaded with the tile.
+    pub main: Lane,
+    /// The other lanes, made by [`Tile::reset`].
+    pub lanes: BTreeMap<u32, Lane>,
     /// The session's start map over the same window, restored by [`Tile::reset`].
     pub start: Vec<u8>,
     /// Restricted cells of the core.
@@ -31,10 +49,6 @@ pub struct Tile {
     pub drivers_dropped: bool,
     /// Zone codes over the core (empty: one zone 0).
     pub zones: Vec<i32>,
-    /// Proposals of the last step and its iteration.
-    pub proposals: TileProposals,
-    /// Iteration of `proposals`.
-    pub step_iteration: Option<u32>,
 }
 
 impl Tile {
@@ -64,30 +78,74 @@ impl Tile {
         }
     }
 
-    /// Sets the class of global cell `cell` when it lies in the window (core or halo).
-    pub fn apply(&mut self, cell: u64, class: u8) {
+    /// Lane `lane`, refused (FAILED_PRECONDITION) when no ResetClasses made it.
+    #[allow(clippy::result_large_err)]
+    pub fn lane(&self, lane: u32) -> Result<&Lane, Status> {
+        match lane {
+            0 => Ok(&self.main),
+            l => self
+                .lanes
+                .get(&l)
+                .ok_or_else(|| no_lane(self.spec.tile_id, l)),
+        }
+    }
+
+    /// [`Tile::lane`], mutable.
+    #[allow(clippy::result_large_err)]
+    pub fn lane_mut(&mut self, lane: u32) -> Result<&mut Lane, Status> {
+        match lane {
+            0 => Ok(&mut self.main),
+            l => self
+                .lanes
+                .get_mut(&l)
+                .ok_or_else(|| no_lane(self.spec.tile_id, l)),
+        }
+    }
+
+    /// Sets the class of global cell `cell` in lane `lane` when it lies in the window
+    /// (core or halo).
+    #[allow(clippy::result_large_err)]
+    pub fn apply(&mut self, lane: u32, cell: u64, class: u8) -> Result<(), Status> {
         let (rect, r) = (self.rect(), self.halo());
-        flus_shared::ca::apply_in_window(&mut self.classes, &rect, r, &[(cell, class)]);
+        let l = self.lane_mut(lane)?;
+        flus_shared::ca::apply_in_window(&mut l.classes, &rect, r, &[(cell, class)]);
+        Ok(())
     }
 
-    /// Restores the start map and forgets the last step: the start of a new run of the
-    /// session.
-    pub fn reset(&mut self) {
-        self.classes.copy_from_slice(&self.start);
-        self.proposals = TileProposals::default();
-        self.step_iteration = None;
+    /// Restores the start map in lane `lane` (made when missing) and forgets its last
+    /// step: the start of a new run of the session in that lane.
+    #[allow(clippy::result_large_err)]
+    pub fn reset(&mut self, lane: u32) -> Result<(), Status> {
+        if lane >= MAX_LANES {
+            return Err(Status::invalid_argument(format!(
+                "lane {lane} of tile {}: a tile holds lanes 0..{MAX_LANES}",
+                self.spec.tile_id
+            )));
+        }
+        let l = if lane == 0 {
+            &mut self.main
+        } else {
+            self.lanes.entry(lane).or_default()
+        };
+        l.classes.clear();
+        l.classes.extend_from_slice(&self.start);
+        l.proposals = TileProposals::default();
+        l.step_iteration = None;
+        Ok(())
     }
 
-    /// Current class of every core cell, row-major.
-    pub fn core_classes(&self) -> impl Iterator<Item = u8> + '_ {
+    /// Current class of every core cell of lane `lane`, row-major.
+    #[allow(clippy::result_large_err)]
+    pub fn core_classes(&self, lane: u32) -> Result<impl Iterator<Item = u8> + '_, Status> {
         let r = self.halo();
         let s = self.stride();
         let (w, h) = (self.spec.width as usize, self.spec.height as usize);
-        (0..h).flat_map(move |y| {
-            self.classes[(y + r) * s + r..(y + r) * s + r + w]
+        let classes = &self.lane(lane)?.classes;
+        Ok((0..h).flat_map(move |y| {
+            classes[(y + r) * s + r..(y + r) * s + r + w]
                 .iter()
                 .copied()
-        })
+        }))
     }
 }
 
@@ -98,6 +156,12 @@ pub struct TileBuilder {
     kinds: Vec<LayerKind>,
     buffers: Vec<Vec<u8>>,
     files: Vec<LayerFile>,
+}
+
+fn no_lane(tile: u32, lane: u32) -> Status {
+    Status::failed_precondition(format!(
+        "tile {tile} has no lane {lane}: a lane is made by ResetClasses"
+    ))
 }
 
 fn bad(msg: String) -> Status {
@@ -220,15 +284,14 @@ impl TileBuilder {
         let window = (w + 2 * r) * (h + 2 * r);
         let mut tile = Tile {
             spec: *s,
-            classes: Vec::new(),
+            main: Lane::default(),
+            lanes: BTreeMap::new(),
             start: Vec::new(),
             restricted: vec![false; core],
             suitability: Vec::new(),
             drivers: Vec::new(),
             drivers_dropped: false,
             zones: Vec::new(),
-            proposals: TileProposals::default(),
-            step_iteration: None,
         };
         let expect = |name: &str, got: usize, want: usize| -> Result<(), Status> {
             if got != want {
@@ -256,7 +319,7 @@ impl TileBuilder {
                         )));
                     }
                     if kind == LayerKind::Classes {
-                        tile.classes = buf;
+                        tile.main.classes = buf;
                     } else {
                         tile.start = buf;
                     }
@@ -286,11 +349,11 @@ impl TileBuilder {
                 LayerKind::Unspecified => return Err(bad("layer of unspecified kind".into())),
             }
         }
-        if tile.classes.is_empty() {
+        if tile.main.classes.is_empty() {
             return Err(bad(format!("tile {}: no class layer", s.tile_id)));
         }
         if tile.start.is_empty() {
-            tile.start = tile.classes.clone();
+            tile.start = tile.main.classes.clone();
         }
         if !self.files.is_empty() {
             let root = root.ok_or_else(|| {

@@ -83,6 +83,7 @@ fn sequence(neighbourhood: u32) -> Vec<u8> {
             ..Default::default()
         }),
         halo_changes: None,
+        lane: 0,
     };
     let open = Threshold {
         key: 0,
@@ -96,10 +97,12 @@ fn sequence(neighbourhood: u32) -> Vec<u8> {
         t_in: vec![open; 2],
         t_out: vec![open; 2],
         t_pair: Vec::new(),
+        lane: 0,
     };
     let carbon = CarbonRequest {
         run_id: "r".into(),
         tile_ids: vec![3],
+        lane: 0,
     };
     encode(&[
         (0, header.encode_to_vec()),

@@ -1,27 +1,37 @@
 //! The CA over gRPC workers: a [`Backend`] whose tiles live on remote workers. Every call
 //! has a deadline; a worker that fails or times out is dropped, its tiles are re-sent
-//! (static layers plus the class window from the coordinator's map) to the surviving
-//! workers, and the unfinished phase is re-run for them. A step is a pure function of
-//! its inputs, so the result is the same bits as without the failure.
+//! (static layers plus the session's start map) to the surviving workers, every run sets
+//! its lane on them from its own map, and the unfinished phase is re-run for them. A
+//! step is a pure function of its inputs, so the result is the same bits as without the
+//! failure.
 //!
 //! In the Commit phase the coordinator's map is still the iteration's old map: a tile
 //! that already committed when its worker is lost (a second loss in the same phase, or
-//! a survivor lost while receiving the first one's tiles) is re-sent with the changes
-//! committed so far on top of it, and is not stepped again; only the uncommitted tiles
+//! a survivor lost while receiving the first one's tiles) gets its lane set with the
+//! changes committed so far on top of it, and is not stepped again; only the uncommitted tiles
 //! are stepped (on the old map) and committed. So the map is the same whatever the
 //! order in which losses are seen.
 //!
 //! A lost worker's address is health-checked in the background every few seconds; a
 //! worker that answers again (restarted, or reachable again) is re-admitted at the start
-//! of the next iteration: its stale tiles of the run are dropped, its home tiles
-//! ([`home_workers`]) are re-loaded on it from the coordinator's map and leave their
-//! interim owners.
+//! of the next iteration of any run: its stale tiles of the session are dropped, its home
+//! tiles ([`home_workers`]) are re-loaded on it and leave their interim owners.
 //!
-//! A backend is a **session**: the tiles of one network (class window, static layers,
+//! A [`Remote`] is a **session**: the tiles of one network (static layers, the start map,
 //! then the u16 suitability the workers compute from the broadcast network) are loaded
 //! once ([`Remote::open`]) and stay on the workers for every CA run that uses that
-//! network; a run ([`Remote::begin_run`]) only resets the class windows to the session's
-//! start map (ResetClasses, with the differences of a checkpoint's map when resuming).
+//! network. A run ([`RunLane`], module `lane`) is the [`Backend`] of one `run_loop`: it
+//! owns a lane, a class window of every tile on the workers, which it sets to the map
+//! it starts from (ResetClasses, the differences from the session's start map). Several
+//! runs of a session proceed at once from several threads, each in its own lane; the
+//! session sits behind a mutex that a run holds only to build its calls and to account
+//! for their replies, never while it waits for them.
+//!
+//! Tiles are always (re)loaded from the session's start map, and every load of a tile
+//! bumps its epoch. A run whose lane was set on an older epoch of a tile (its worker was
+//! lost and the tile re-sent, or the tile moved back to a re-admitted worker, whoever
+//! noticed it) sets its lane on the tile again from its own map before its next call,
+//! and steps it again: no run depends on which run saw a failure, or when.
 //! The suitability raster is assembled from the workers' tiles
 //! ([`Remote::write_suitability`]) and the maxima they return are kept
 //! ([`Remote::free_maxima`]).
@@ -31,33 +41,38 @@
 //! are combined in worker (and so tile-id) order, never in arrival order.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use flus_proto::v1::{
-    file_tile_chunk, tile_chunk, CarbonRequest, CellChanges, CommitRequest, DropTilesRequest,
-    ExactKeysRequest, FileTileChunk, LayerChunk, LayerFile, LayerInfo, LayerKind, ProposeRequest,
-    ResetRequest, StepParams as PStep, SuitabilityRequest, SuitabilityRowsRequest, Threshold,
-    TileChunk, TileFiles, TileHeader, TileLoaded, TileSpec,
+    file_tile_chunk, tile_chunk, DropTilesRequest, FileTileChunk, LayerChunk, LayerFile, LayerInfo,
+    LayerKind, SuitabilityRequest, SuitabilityRowsRequest, TileChunk, TileFiles, TileHeader,
+    TileLoaded, TileSpec,
 };
-use flus_shared::ca::{
-    self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, TileRect,
-    BUCKETS,
-};
+#[cfg(doc)]
+use flus_shared::ca::Backend;
+use flus_shared::ca::{self, TileRect};
 use flus_shared::layers::Layers;
 
 use super::halo::HaloIndex;
 use super::pool::WorkerConn;
+use fanout::{join, map_reply, request, rpc, Calls, Failure, InFlight, Replies, Rpc};
+
+mod fanout;
+mod lane;
+mod traffic;
+mod wire;
+
+pub use lane::RunLane;
+pub use traffic::{PhaseSeconds, SessionTraffic, Traffic, WorkerTraffic};
 
 /// Bytes per LoadTile chunk (well under the message limit).
 pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// Static layers of the whole grid that tiles are cut from.
 pub struct StaticLayers<'a> {
-    /// The session's start map (class indices, row-major): every run starts from it,
-    /// and a tile loaded in the middle of a run carries it beside the run's current map.
+    /// The session's start map (class indices, row-major): every tile is loaded with it,
+    /// and every run sets its lane from it.
     pub start: &'a [u8],
     /// Restricted cells.
     pub restricted: &'a [bool],
@@ -77,143 +92,14 @@ struct WorkerSlot {
     probe: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Calls and failures of one worker.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct WorkerTraffic {
-    /// Its address.
-    pub addr: String,
-    /// Calls that it answered.
-    pub calls: u64,
-    /// Times it was dropped.
-    pub lost: u64,
-    /// Times it was re-admitted after being dropped.
-    pub rejoined: u64,
-    /// Calls it answered since it was last re-admitted.
-    pub calls_since_rejoin: u64,
-    /// Seconds it reported spending on its tiles' steps (Propose): beside the phase's
-    /// wait, it shows how evenly the work was spread.
-    pub step_seconds: f64,
-}
-
-/// Counters of what went over the wire.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Traffic {
-    /// Tile data bytes sent by LoadTile.
-    pub tile_bytes: u64,
-    /// Bytes of halo changes sent with Propose.
-    pub halo_bytes: u64,
-    /// Bytes of histograms, exact keys and changes received.
-    pub reply_bytes: u64,
-    /// Tiles re-sent after a failure.
-    pub tiles_moved: u64,
-    /// Workers dropped.
-    pub workers_lost: u64,
-    /// Lost workers re-admitted.
-    pub workers_rejoined: u64,
-    /// Tiles moved back to re-admitted workers.
-    pub tiles_returned: u64,
-    /// Per worker, in the order given.
-    pub per_worker: Vec<WorkerTraffic>,
-    /// Wall seconds spent waiting for each phase's calls (from the first request to the
-    /// last reply, failovers included): the rest of a run is the coordinator's own work.
-    pub seconds: PhaseSeconds,
-}
-
-/// What a session (the tiles of one network) cost, over all its runs.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct SessionTraffic {
-    /// Tiles of the session.
-    pub tiles: u64,
-    /// Tile data bytes sent by LoadTile over the session: the first load, plus the
-    /// tiles re-sent after failures and rejoins.
-    pub tile_bytes: u64,
-    /// Tile data bytes of the first load alone (each tile once).
-    pub first_load_bytes: u64,
-    /// Wall seconds of the first load (LoadTile and Suitability of every tile).
-    pub load_seconds: f64,
-    /// Bytes of ResetClasses requests (changes of resumed runs' maps).
-    pub reset_bytes: u64,
-    /// Suitability bytes fetched back to assemble the suitability raster.
-    pub suitability_bytes: u64,
-    /// Wall seconds of the suitability raster's assembly.
-    pub suitability_seconds: f64,
-    /// CA runs of the session.
-    pub runs: u64,
-    /// Workers dropped during the session (in its runs or between them).
-    pub workers_lost: u64,
-}
-
-/// Wall seconds per phase of the remote CA.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct PhaseSeconds {
-    /// Tile loading and Suitability (first load, failover and rejoin).
-    pub load: f64,
-    /// Propose (step of the tiles).
-    pub propose: f64,
-    /// ExactKeys requests of the bucket walk.
-    pub exact: f64,
-    /// Commit.
-    pub commit: f64,
-    /// CarbonSums.
-    pub carbon: f64,
-    /// The whole CA run, from the first tile loaded to the carbon sums: what it takes
-    /// beyond the phases above is the coordinator's own work.
-    pub total: f64,
-}
-
-/// One RPC to a worker, boxed so that calls of different kinds share one helper.
-type Rpc<T> = Pin<Box<dyn Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send>>;
-
-/// `rpc` with its reply turned by `f`, so calls of different kinds can follow one
-/// another in one [`Calls`].
-fn map_reply<T: Send + 'static, U: 'static>(rpc: Rpc<T>, f: fn(T) -> U) -> Rpc<U> {
-    Box::pin(async move { rpc.await.map(|r| r.map(f)) })
-}
-
-/// The calls of one phase to worker `w`, run one after another (each within the
-/// deadline); the first that fails ends them.
-struct Calls<T> {
-    w: usize,
-    what: String,
-    rpcs: Vec<Rpc<T>>,
-}
-
-/// Why a worker's calls ended early.
-enum Failure {
-    Deadline,
-    Status(tonic::Status),
-}
-
 /// The reply of a tile loading call: the tile's suitability maxima (from its
 /// Suitability call; None from LoadTile).
 type TileMax = Option<Vec<f32>>;
 
 /// A round of tile loading in flight: the calls, and each call's tile and data bytes.
 type LoadRound = (InFlight<TileMax>, Vec<(u32, u64)>);
-
-/// Each worker's replies of a phase, in the order of its calls; `Err` for a worker
-/// that failed.
-type Replies<T> = Vec<(usize, Result<Vec<T>, ()>)>;
-
-/// Calls started on the runtime, not yet waited for: `(worker, what, task)`.
-type InFlight<T> = Vec<(
-    usize,
-    String,
-    tokio::task::JoinHandle<(Vec<T>, Option<Failure>)>,
-)>;
-
-/// Boxes the RPC that `f` makes with a clone of `client`.
-fn rpc<C, T, F, Fut>(client: &C, f: F) -> Rpc<T>
-where
-    C: Clone + Send + 'static,
-    F: FnOnce(C) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send + 'static,
-{
-    let c = client.clone();
-    Box::pin(async move { f(c).await })
-}
-
-/// The remote backend of one CA run.
+/// A session: the tiles of one network on the workers, shared by its runs
+/// ([`RunLane`]) behind a mutex.
 pub struct Remote<'a> {
     rt: tokio::runtime::Handle,
     workers: Vec<WorkerSlot>,
@@ -228,31 +114,17 @@ pub struct Remote<'a> {
     height: usize,
     layers: StaticLayers<'a>,
     network: Option<Vec<u8>>,
-    last: Option<(CaParams, ca::StepParams)>,
-    pending: Vec<(u64, u8)>,
     /// Tiles by position, to find the halo rings a change falls in.
     halo: HaloIndex,
-    /// Per tile, the positions in `pending` of the changes in its halo ring.
-    pending_halo: Vec<Vec<u32>>,
-    stepped: Vec<bool>,
-    counted: Vec<bool>,
-    /// Per tile, whether it committed in the current iteration (its own core changes are
-    /// applied on its worker).
-    committed: Vec<bool>,
-    /// The changes committed so far in the current Commit phase. The coordinator's map
-    /// gets them only when the phase ends, so a tile that committed and is then re-sent
-    /// in the same phase (its worker lost after committing) carries them on top of the
-    /// map ([`Self::tile_messages`]); without them it would lose its own changes.
-    commit_changes: Vec<(u64, u8)>,
+    /// Per tile, how many times it was loaded onto a worker: a run's lane set on an
+    /// older epoch is set again before the run's next call on the tile.
+    epoch: Vec<u64>,
+    /// The lanes of the runs that exist now (a run takes the smallest free one).
+    lanes: BTreeSet<u32>,
+    /// The run whose work is under way (label and iteration): names the hold points of
+    /// test builds and the iteration in messages.
+    current: Option<(String, u32)>,
     loaded: bool,
-    /// A run is under way: tiles loaded now carry the session's start map too.
-    in_run: bool,
-    /// The label of the run under way (names its hold points in test builds).
-    run_label: Option<String>,
-    /// The run has not stepped yet: its first Propose resets the class windows.
-    fresh_run: bool,
-    /// A run has changed the class windows since they were loaded.
-    ran: bool,
     /// Per tile, the largest suitability per class over its free cells (from
     /// Suitability; None before).
     max_free: Vec<Option<Vec<f32>>>,
@@ -265,17 +137,12 @@ pub struct Remote<'a> {
     refused: Option<String>,
     /// Workers' refusals that a resume cannot cure (a wrong token, a limit).
     refusals: super::cause::Refusals,
-    /// What went over the wire in the current (or last) run.
+    /// What went over the wire in the work under way: the session's own (its first
+    /// load, the suitability raster), or a run's while it holds the session (swapped
+    /// with the run's own counters, so each run keeps what it caused).
     pub traffic: Traffic,
     /// What the session cost over all its runs.
     pub session: SessionTraffic,
-}
-
-/// A tonic request that carries the deadline (the worker sees it as grpc-timeout).
-fn request<M>(deadline: Duration, msg: M) -> tonic::Request<M> {
-    let mut r = tonic::Request::new(msg);
-    r.set_timeout(deadline);
-    r
 }
 
 /// The home worker of every tile among `n` workers: tiles in row `r` and column `c` of
@@ -312,7 +179,6 @@ impl<'a> Remote<'a> {
         let home = home_workers(&rects, workers.len());
         let owner = home.clone();
         let halo = HaloIndex::new(&rects, r);
-        let pending_halo = vec![Vec::new(); rects.len()];
         let max_free = vec![None; rects.len()];
         let (rejoined_tx, rejoined_rx) = mpsc::channel();
         let per_worker = workers
@@ -342,19 +208,11 @@ impl<'a> Remote<'a> {
             height,
             layers,
             network: None,
-            last: None,
-            pending: Vec::new(),
             halo,
-            pending_halo,
-            stepped: Vec::new(),
-            counted: Vec::new(),
-            committed: Vec::new(),
-            commit_changes: Vec::new(),
+            epoch: vec![0; n_tiles],
+            lanes: BTreeSet::new(),
+            current: None,
             loaded: false,
-            in_run: false,
-            run_label: None,
-            fresh_run: false,
-            ran: false,
             max_free,
             refused: None,
             files: None,
@@ -382,47 +240,24 @@ impl<'a> Remote<'a> {
     /// Starts `calls` on the runtime, every worker's at once (each RPC within the
     /// deadline, a worker's RPCs one after another).
     fn start<T: Send + 'static>(&self, calls: Vec<Calls<T>>) -> InFlight<T> {
-        let deadline = self.deadline;
-        calls
-            .into_iter()
-            .map(|c| {
-                let rpcs = c.rpcs;
-                // the timers are made inside the runtime
-                let job = self.rt.spawn(async move {
-                    let _busy = super::busy::enter();
-                    let mut out = Vec::with_capacity(rpcs.len());
-                    for rpc in rpcs {
-                        let started = Instant::now();
-                        match tokio::time::timeout(deadline, rpc).await {
-                            Ok(Ok(r)) => out.push(r.into_inner()),
-                            // tonic enforces the deadline too (grpc-timeout): name it the same way
-                            Ok(Err(_)) | Err(_) if started.elapsed() >= deadline => {
-                                return (out, Some(Failure::Deadline))
-                            }
-                            Ok(Err(e)) => return (out, Some(Failure::Status(e))),
-                            Err(_) => return (out, Some(Failure::Deadline)),
-                        }
-                    }
-                    (out, None)
-                });
-                (c.w, c.what, job)
-            })
-            .collect()
+        fanout::start(&self.rt, self.deadline, calls)
     }
 
-    /// Waits for calls started by [`Self::start`]; returns each worker's replies in the
-    /// order the calls were given (never in arrival order), or `Err` for a worker that
-    /// failed or missed the deadline (logged with its reason and address).
-    fn wait<T>(&mut self, calls: InFlight<T>) -> Vec<(usize, Result<Vec<T>, ()>)> {
+    /// Waits for calls started by [`Self::start`] (holding the session: for the
+    /// session's own work) and accounts for them ([`Self::account`]).
+    fn wait<T>(&mut self, calls: InFlight<T>) -> Replies<T> {
+        let joined = join(&self.rt, calls);
+        self.account(joined)
+    }
+
+    /// Each worker's replies of calls that ended, in the order the calls were given
+    /// (never in arrival order), or `Err` for a worker that failed or missed the
+    /// deadline (logged with its reason and address).
+    fn account<T>(&mut self, joined: fanout::Joined<T>) -> Replies<T> {
         let deadline = self.deadline;
-        let rt = self.rt.clone();
-        calls
+        joined
             .into_iter()
-            .map(|(w, what, job)| {
-                let (out, failure) = rt.block_on(job).unwrap_or_else(|e| {
-                    let msg = format!("call task ended: {e}");
-                    (Vec::new(), Some(Failure::Status(tonic::Status::internal(msg))))
-                });
+            .map(|(w, what, out, failure)| {
                 let s = &mut self.traffic.per_worker[w];
                 s.calls += out.len() as u64;
                 s.calls_since_rejoin += out.len() as u64;
@@ -526,14 +361,13 @@ impl<'a> Remote<'a> {
         self.network = Some(network);
     }
 
-    /// Opens the session: loads every tile onto its worker, the class windows from
-    /// `map` (the session's start map, padded), and with a network computes the tiles'
-    /// suitability there. Done by the first Propose when not called before.
-    pub fn open(&mut self, map: &MapView) -> flus_shared::Result<()> {
+    /// Opens the session: loads every tile onto its worker with the session's start map,
+    /// and with a network computes the tiles' suitability there. Runs need it done.
+    pub fn open(&mut self) -> flus_shared::Result<()> {
         let started = Instant::now();
         let before = self.traffic.tile_bytes;
         let all: Vec<u32> = (0..self.rects.len() as u32).collect();
-        self.place(all, map)?;
+        self.place(all)?;
         self.loaded = true;
         self.session.first_load_bytes = self.traffic.tile_bytes - before;
         self.session.load_seconds = started.elapsed().as_secs_f64();
@@ -549,45 +383,6 @@ impl<'a> Remote<'a> {
         self.layers.start
     }
 
-    /// Starts CA run `label` of the session: its traffic counters start from zero, and
-    /// its first Propose resets the tiles' class windows to the map it starts from (the
-    /// session's start map, or a checkpoint's).
-    pub fn begin_run(&mut self, label: &str) {
-        self.traffic = Traffic {
-            per_worker: self
-                .workers
-                .iter()
-                .map(|w| WorkerTraffic {
-                    addr: w.conn.addr.clone(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
-        self.last = None;
-        self.pending.clear();
-        self.pending_halo = vec![Vec::new(); self.rects.len()];
-        self.in_run = true;
-        self.run_label = Some(label.to_string());
-        self.fresh_run = true;
-        self.session.runs += 1;
-    }
-
-    /// Ends the run begun by [`Self::begin_run`]; its traffic stays in `traffic`.
-    pub fn end_run(&mut self) {
-        self.in_run = false;
-        self.run_label = None;
-        self.fresh_run = false;
-    }
-
-    /// Test builds: holds at `{label}-{what}-{iteration}` of the run under way (see
-    /// `flus_shared::hooks`), so that a fault test acts at an exact point of a phase.
-    fn hold(&self, what: &str) {
-        if let (Some(label), Some((_, step))) = (&self.run_label, &self.last) {
-            flus_shared::hooks::hold(|| format!("{label}-{what}-{}", step.iteration));
-        }
-    }
-
     /// The largest suitability per class over the free cells of the grid (valid and
     /// not restricted), from the maxima the workers returned with their tiles'
     /// suitability; None when some tile has none (no network, or not loaded yet).
@@ -601,61 +396,6 @@ impl<'a> Remote<'a> {
             }
         }
         out
-    }
-
-    /// Resets every tile's class window to `map` (padded), the map the run starts from:
-    /// the workers restore the session's start map and apply the differences, sent to
-    /// each worker for its tiles' windows only.
-    fn reset(&mut self, map: &MapView) -> flus_shared::Result<()> {
-        let (r, start) = (self.r, self.layers.start);
-        let width = self.rects.first().map(|rc| rc.grid_width).unwrap_or(0);
-        let mut diff: Vec<(u64, u8)> = Vec::new();
-        for y in 0..self.height {
-            let row = &map.padded[(y + r) * map.stride + r..][..width];
-            let base = &start[y * width..(y + 1) * width];
-            if row != base {
-                diff.extend(
-                    row.iter()
-                        .zip(base)
-                        .enumerate()
-                        .filter(|(_, (a, b))| a != b)
-                        .map(|(x, (&a, _))| ((y * width + x) as u64, a)),
-                );
-            }
-        }
-        if diff.is_empty() && !self.ran {
-            return Ok(());
-        }
-        loop {
-            let make = |me: &Self, w: usize, tiles: Vec<u32>| {
-                let mine: Vec<(u64, u8)> = diff
-                    .iter()
-                    .copied()
-                    .filter(|&(c, _)| tiles.iter().any(|&t| me.in_window(t as usize, c)))
-                    .collect();
-                let (cells, classes): (Vec<u64>, Vec<u8>) = mine.into_iter().unzip();
-                let req = request(
-                    me.deadline,
-                    ResetRequest {
-                        run_id: me.run_id.clone(),
-                        tile_ids: tiles,
-                        changes: Some(CellChanges { cells, classes }),
-                    },
-                );
-                Calls {
-                    w,
-                    what: "ResetClasses".into(),
-                    rpcs: vec![rpc(&me.workers[w].conn.client, |mut c| async move {
-                        c.reset_classes(req).await
-                    })],
-                }
-            };
-            if self.each_holder(map, |s| &mut s.load, make)?.is_some() {
-                break;
-            }
-        }
-        self.session.reset_bytes += diff.len() as u64 * 9;
-        Ok(())
     }
 
     /// Whether global cell `cell` lies in the window (core and halo) of tile `t`.
@@ -675,14 +415,12 @@ impl<'a> Remote<'a> {
     /// names `class_names`) from the workers' tiles: a strip of rows at a time, each
     /// tile's rows of the strip fetched from its worker (SuitabilityRows), the values the
     /// CA steps on ([`ca::suitability_from_fixed`] of the u16). A worker lost meanwhile
-    /// gives its tiles to the others (reloaded from `map`, the session's start map
-    /// padded) and the strip is fetched again.
+    /// gives its tiles to the others and the strip is fetched again.
     pub fn write_suitability(
         &mut self,
         path: &std::path::Path,
         grid: &flus_shared::grid::Grid,
         class_names: &[String],
-        map: &MapView,
     ) -> flus_shared::Result<()> {
         use flus_shared::raster;
         let started = Instant::now();
@@ -745,7 +483,7 @@ impl<'a> Remote<'a> {
                         rpcs,
                     }
                 };
-                if let Some(r) = self.each_holder(map, |s| &mut s.load, make)? {
+                if let Some(r) = self.each_holder(|s| &mut s.load, make)? {
                     break r;
                 }
             };
@@ -791,20 +529,17 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// Loads `tiles` onto their owners from `map`. Workers that fail meanwhile are
-    /// dropped, and their tiles join the ones to load (they must be stepped again).
-    fn place(&mut self, mut tiles: Vec<u32>, map: &MapView) -> flus_shared::Result<()> {
+    /// Loads `tiles` onto their owners. Workers that fail meanwhile are dropped, and
+    /// their tiles join the ones to load.
+    fn place(&mut self, mut tiles: Vec<u32>) -> flus_shared::Result<()> {
         let started = Instant::now();
         let res = loop {
-            match self.load_tiles(&tiles, map) {
+            match self.load_tiles(&tiles) {
                 Err(e) => break Err(e),
                 Ok(failed) if failed.is_empty() => break Ok(()),
                 Ok(failed) => {
                     for &w in &failed {
                         for t in self.tiles_of(w) {
-                            if let Some(s) = self.stepped.get_mut(t as usize) {
-                                *s = false;
-                            }
                             if !tiles.contains(&t) {
                                 self.traffic.tiles_moved += 1;
                                 tiles.push(t);
@@ -842,7 +577,7 @@ impl<'a> Remote<'a> {
         }
         let alive = self.alive();
         if alive.is_empty() {
-            let iteration = self.last.as_ref().map(|l| l.1.iteration);
+            let iteration = self.current.as_ref().map(|c| c.1);
             return Err(flus_shared::Error::Data(self.refusals.explain(format!(
                 "all workers lost ({} of {}){}: the run stops; resume it with `flus run --resume` once workers are back",
                 self.workers.len(),
@@ -885,9 +620,9 @@ impl<'a> Remote<'a> {
     }
 
     /// Re-admits the lost workers that answered their health check again: drops their
-    /// stale tiles of this run, moves their home tiles (i mod n) back onto them from
-    /// `map` and drops those tiles from their interim owners.
-    fn readmit(&mut self, map: &MapView) -> flus_shared::Result<()> {
+    /// stale tiles of this session, moves their home tiles back onto them and drops
+    /// those tiles from their interim owners (the runs set their lanes on them again).
+    fn readmit(&mut self) -> flus_shared::Result<()> {
         let back: Vec<(usize, WorkerConn)> = self.rejoined_rx.try_iter().collect();
         for (w, conn) in back {
             self.workers[w].probe = None;
@@ -928,7 +663,7 @@ impl<'a> Remote<'a> {
                 "worker re-admitted; its tiles move back"
             );
             self.traffic.tiles_returned += home.len() as u64;
-            self.place(home, map)?;
+            self.place(home)?;
             // the interim owners drop the copies that now live elsewhere
             let owners: std::collections::BTreeSet<usize> =
                 interim.iter().map(|&(_, o)| o).collect();
@@ -951,7 +686,7 @@ impl<'a> Remote<'a> {
                 let client = &self.workers[o].conn.client;
                 let drop = rpc(client, |mut c| async move { c.drop_tiles(req).await });
                 if self.call_one(o, "DropTiles", drop)?.is_err() {
-                    self.recover(&[o], map)?;
+                    self.recover(&[o])?;
                 }
             }
         }
@@ -973,24 +708,14 @@ impl<'a> Remote<'a> {
         }
     }
 
-    /// Builds the LoadTile messages of tile `t`.
-    fn tile_messages(&self, t: usize, map: &MapView) -> flus_shared::Result<Vec<TileChunk>> {
+    /// Builds the LoadTile messages of tile `t`: its class window (with halo, INVALID off
+    /// the grid) is the session's start map, which every lane is set from.
+    fn tile_messages(&self, t: usize) -> flus_shared::Result<Vec<TileChunk>> {
         let rc = self.rects[t];
         let (w, r) = (rc.grid_width, self.r);
         let mut layers: Vec<(LayerKind, String, Vec<u8>)> = Vec::new();
-        // class window with halo, from the padded map (padding is INVALID)
-        let mut win = ca::padded_tile_window(map.padded, map.stride, &rc, r);
-        if self.committed.get(t) == Some(&true) {
-            // it committed in this Commit phase before its worker was lost: `map` is the
-            // iteration's old map, the changes committed so far are on top of it
-            ca::apply_in_window(&mut win, &rc, r, &self.commit_changes);
-        }
+        let win = ca::tile_window(self.layers.start, self.height, &rc, r)?;
         layers.push((LayerKind::Classes, "classes".into(), win));
-        if self.in_run {
-            // in the middle of a run: the session's start map, for the next runs' reset
-            let start = ca::tile_window(self.layers.start, self.height, &rc, r)?;
-            layers.push((LayerKind::StartClasses, "start classes".into(), start));
-        }
         if self.files.is_some() {
             return Ok(Self::chunked(&self.run_id, self.spec(t), layers));
         }
@@ -1077,13 +802,8 @@ impl<'a> Remote<'a> {
 
     /// The LoadTile (or LoadTileFiles) RPC of tile `t` to worker `w`, and its data
     /// bytes.
-    fn load_rpc(
-        &self,
-        w: usize,
-        t: u32,
-        map: &MapView,
-    ) -> flus_shared::Result<(Rpc<TileLoaded>, u64)> {
-        let msgs = self.tile_messages(t as usize, map)?;
+    fn load_rpc(&self, w: usize, t: u32) -> flus_shared::Result<(Rpc<TileLoaded>, u64)> {
+        let msgs = self.tile_messages(t as usize)?;
         let bytes: u64 = msgs
             .iter()
             .map(|m| match &m.part {
@@ -1128,7 +848,7 @@ impl<'a> Remote<'a> {
     /// a worker never holds the drivers of all its tiles at once), and the messages of
     /// round i + 1 are built while round i is on the wire. Returns the workers that
     /// failed (none when every tile is loaded).
-    fn load_tiles(&mut self, tiles: &[u32], map: &MapView) -> flus_shared::Result<Vec<usize>> {
+    fn load_tiles(&mut self, tiles: &[u32]) -> flus_shared::Result<Vec<usize>> {
         let per: Vec<(usize, Vec<u32>)> = self
             .alive()
             .into_iter()
@@ -1151,7 +871,9 @@ impl<'a> Remote<'a> {
                 let (mut calls, mut bytes) = (Vec::new(), Vec::new());
                 for (w, mine) in &per {
                     if let Some(&t) = mine.get(i) {
-                        let (call, b) = self.load_rpc(*w, t, map)?;
+                        // every run's lane on the tile is set again before its next call
+                        self.epoch[t as usize] += 1;
+                        let (call, b) = self.load_rpc(*w, t)?;
                         let what = if self.files.is_some() {
                             format!("LoadTileFiles {t}")
                         } else {
@@ -1204,156 +926,28 @@ impl<'a> Remote<'a> {
         Ok(failed.into_iter().collect())
     }
 
-    fn step_message(params: &CaParams, step: &ca::StepParams) -> PStep {
-        PStep {
-            iteration: step.iteration,
-            seed: params.seed,
-            stream: params.stream,
-            neighbourhood: params.neighbourhood as u32,
-            weights: params.weights.clone(),
-            cost: params.cost.iter().flatten().copied().collect(),
-            inertia: step.inertia.clone(),
-            closed_in: step.closed_in.clone(),
-            closed_out: step.closed_out.clone(),
-            closed_pairs: step.closed_pairs.clone(),
-            patches: params.patches.map(|p| flus_proto::v1::PatchParams {
-                threshold: p.threshold,
-                decay: p.decay,
-                seeds: p.seeds,
-            }),
-            patch_level: step.patch_level,
-            transitions: step.transitions,
-        }
-    }
-
-    /// The Propose request of `tiles`, with the halo changes that fall in their windows.
-    fn propose_request(
-        &mut self,
-        params: &CaParams,
-        step: &ca::StepParams,
-        tiles: Vec<u32>,
-    ) -> ProposeRequest {
-        // in the order of `pending` (sorted by cell), each change once
-        let mut at: Vec<u32> = tiles
-            .iter()
-            .flat_map(|&t| self.pending_halo[t as usize].iter().copied())
-            .collect();
-        at.sort_unstable();
-        at.dedup();
-        let (cells, classes): (Vec<u64>, Vec<u8>) =
-            at.iter().map(|&i| self.pending[i as usize]).unzip();
-        self.traffic.halo_bytes += cells.len() as u64 * 9;
-        ProposeRequest {
-            run_id: self.run_id.clone(),
-            tile_ids: tiles,
-            params: Some(Self::step_message(params, step)),
-            halo_changes: Some(CellChanges { cells, classes }),
-        }
-    }
-
-    /// Drops the workers `failed` and re-sends their tiles (from `map`) to the
-    /// survivors; the moved tiles must be stepped again.
-    fn recover(&mut self, failed: &[usize], map: &MapView) -> flus_shared::Result<()> {
+    /// Drops the workers `failed` and re-sends their tiles to the survivors; the runs
+    /// set their lanes on the moved tiles again and step them again.
+    fn recover(&mut self, failed: &[usize]) -> flus_shared::Result<()> {
         let mut moved: Vec<u32> = failed.iter().flat_map(|&w| self.tiles_of(w)).collect();
         moved.sort_unstable();
         moved.dedup();
         self.lose_all(failed)?;
         // test builds: a fault test can stop another worker before the tiles are re-sent
-        self.hold("tiles-moved");
-        self.traffic.tiles_moved += moved.len() as u64;
-        for &t in &moved {
-            if let Some(s) = self.stepped.get_mut(t as usize) {
-                *s = false;
-            }
+        if let Some((label, t)) = &self.current {
+            flus_shared::hooks::hold(|| format!("{label}-tiles-moved-{t}"));
         }
+        self.traffic.tiles_moved += moved.len() as u64;
         let started = Instant::now();
         let n = moved.len();
         // a survivor that fails while receiving them gives up its own tiles too
-        self.place(moved, map)?;
+        self.place(moved)?;
         tracing::info!(
             tiles = n,
             secs = started.elapsed().as_secs_f64(),
             "tiles re-sent"
         );
         Ok(())
-    }
-
-    /// Steps every tile that does not hold this iteration's proposals, on every worker at
-    /// once; histograms of tiles not yet counted go into `sum` (integer sums, added in
-    /// worker order).
-    fn step_all(&mut self, map: &MapView, sum: &mut StepSummary) -> flus_shared::Result<()> {
-        let (params, step) = self.last.clone().ok_or_else(|| {
-            flus_shared::Error::Data("remote CA: a step was asked for before Propose".into())
-        })?;
-        loop {
-            let started = Instant::now();
-            let (mut calls, mut parts) = (Vec::new(), Vec::new());
-            for w in self.alive() {
-                let (mut rpcs, mut mine) = (Vec::new(), Vec::new());
-                for count in [true, false] {
-                    let tiles: Vec<u32> = self
-                        .tiles_of(w)
-                        .into_iter()
-                        .filter(|&t| {
-                            let t = t as usize;
-                            // a committed tile needs no proposals (one re-sent in the
-                            // Commit phase holds the iteration's new map: no step on it)
-                            !self.stepped[t] && !self.committed[t] && self.counted[t] != count
-                        })
-                        .collect();
-                    if tiles.is_empty() {
-                        continue;
-                    }
-                    let req = request(
-                        self.deadline,
-                        self.propose_request(&params, &step, tiles.clone()),
-                    );
-                    let client = &self.workers[w].conn.client;
-                    rpcs.push(rpc(client, |mut c| async move { c.propose(req).await }));
-                    mine.push((tiles, count));
-                }
-                if !rpcs.is_empty() {
-                    calls.push(Calls {
-                        w,
-                        what: "Propose".into(),
-                        rpcs,
-                    });
-                    parts.push(mine);
-                }
-            }
-            if calls.is_empty() {
-                return Ok(());
-            }
-            let results = self.call(calls)?;
-            let failed = Self::failed(&results);
-            for ((w, r), mine) in results.into_iter().zip(parts) {
-                // a failed worker's replies are dropped: its tiles are stepped again
-                let Ok(replies) = r else { continue };
-                for ((tiles, count), reply) in mine.into_iter().zip(replies) {
-                    self.traffic.per_worker[w].step_seconds += reply.step_seconds;
-                    if count {
-                        let h = reply.histogram.unwrap_or_default();
-                        self.traffic.reply_bytes += h.index.len() as u64 * 12;
-                        for (i, c) in h.index.iter().zip(&h.counts) {
-                            if let Some(v) = sum.histogram.get_mut(*i as usize) {
-                                *v += c;
-                            }
-                        }
-                        sum.proposals += reply.proposals;
-                        sum.cells += reply.cells_visited;
-                    }
-                    for t in tiles {
-                        self.stepped[t as usize] = true;
-                        self.counted[t as usize] = true;
-                    }
-                }
-            }
-            self.traffic.seconds.propose += started.elapsed().as_secs_f64();
-            if failed.is_empty() {
-                return Ok(());
-            }
-            self.recover(&failed, map)?;
-        }
     }
 
     /// The live workers that hold tiles, with their tiles (in id order).
@@ -1371,7 +965,6 @@ impl<'a> Remote<'a> {
     /// and the caller runs the phase again (after re-stepping moved tiles if it needs).
     fn each_holder<T: Send + 'static>(
         &mut self,
-        map: &MapView,
         slot: fn(&mut PhaseSeconds) -> &mut f64,
         make: impl Fn(&Self, usize, Vec<u32>) -> Calls<T>,
     ) -> flus_shared::Result<Option<Vec<T>>> {
@@ -1393,50 +986,11 @@ impl<'a> Remote<'a> {
                     .collect(),
             ));
         }
-        self.recover(&failed, map)?;
+        self.recover(&failed)?;
         Ok(None)
     }
 
-    /// Cell counts per (zone, class) of the tiles' current maps, summed over workers.
-    pub fn carbon_counts(
-        &mut self,
-        map: &MapView,
-    ) -> flus_shared::Result<std::collections::BTreeMap<i64, Vec<u64>>> {
-        let replies = loop {
-            let make = |me: &Self, w: usize, tiles: Vec<u32>| {
-                let req = request(
-                    me.deadline,
-                    CarbonRequest {
-                        run_id: me.run_id.clone(),
-                        tile_ids: tiles,
-                    },
-                );
-                Calls {
-                    w,
-                    what: "CarbonSums".into(),
-                    rpcs: vec![rpc(&me.workers[w].conn.client, |mut c| async move {
-                        c.carbon_sums(req).await
-                    })],
-                }
-            };
-            if let Some(r) = self.each_holder(map, |s| &mut s.carbon, make)? {
-                break r;
-            }
-        };
-        let mut total: std::collections::BTreeMap<i64, Vec<u64>> = Default::default();
-        for r in replies {
-            let k = r.classes as usize;
-            for (zi, z) in r.zones.iter().enumerate() {
-                let e = total.entry(*z).or_insert_with(|| vec![0; k]);
-                for c in 0..k {
-                    e[c] += r.counts[zi * k + c];
-                }
-            }
-        }
-        Ok(total)
-    }
-
-    /// Drops the run's tiles from every live worker.
+    /// Drops the session's tiles from every live worker.
     pub fn release(&mut self) {
         let calls = self
             .alive()
@@ -1475,178 +1029,6 @@ impl<'a> Remote<'a> {
 impl Drop for Remote<'_> {
     fn drop(&mut self) {
         self.stop_probes();
-    }
-}
-
-impl Backend for Remote<'_> {
-    fn propose(
-        &mut self,
-        params: &CaParams,
-        step: &ca::StepParams,
-        map: &MapView,
-        sum: &mut StepSummary,
-    ) -> flus_shared::Result<()> {
-        if !self.loaded {
-            self.open(map)?;
-        }
-        if self.fresh_run {
-            // the first step of a run: the class windows to the map it starts from
-            self.reset(map)?;
-            self.fresh_run = false;
-            self.ran = true;
-        }
-        self.last = Some((params.clone(), step.clone()));
-        // between iterations: lost workers that answer again take their tiles back
-        self.readmit(map)?;
-        sum.histogram.clear();
-        sum.histogram.resize(BUCKETS * self.k * self.k, 0);
-        self.stepped = vec![false; self.rects.len()];
-        self.counted = vec![false; self.rects.len()];
-        self.committed = vec![false; self.rects.len()];
-        self.commit_changes.clear();
-        self.step_all(map, sum)
-    }
-
-    fn exact(
-        &mut self,
-        req: &KeyRequest,
-        map: &MapView,
-        out: &mut Vec<Proposal>,
-    ) -> flus_shared::Result<()> {
-        let classes: Vec<u32> = (0..self.k)
-            .filter(|&c| req.touch[c])
-            .map(|c| c as u32)
-            .collect();
-        let iteration = self.last.as_ref().map(|l| l.1.iteration).unwrap_or(0);
-        let mut scratch = StepSummary::default();
-        let replies = loop {
-            // tiles moved after a failure are stepped again (not counted again)
-            self.step_all(map, &mut scratch)?;
-            let make = |me: &Self, w: usize, tiles: Vec<u32>| {
-                let r = request(
-                    me.deadline,
-                    ExactKeysRequest {
-                        run_id: me.run_id.clone(),
-                        tile_ids: tiles,
-                        iteration,
-                        bucket: req.bucket as u32,
-                        classes: classes.clone(),
-                    },
-                );
-                Calls {
-                    w,
-                    what: "ExactKeys".into(),
-                    rpcs: vec![rpc(&me.workers[w].conn.client, |mut c| async move {
-                        c.exact_keys(r).await
-                    })],
-                }
-            };
-            if let Some(r) = self.each_holder(map, |s| &mut s.exact, make)? {
-                break r;
-            }
-        };
-        out.clear();
-        for r in replies {
-            self.traffic.reply_bytes += r.proposals.len() as u64 * 20;
-            out.extend(r.proposals.into_iter().map(|p| Proposal {
-                cell: p.cell,
-                key: p.key,
-                from: p.from as u8,
-                to: p.to as u8,
-            }));
-        }
-        Ok(())
-    }
-
-    fn commit(
-        &mut self,
-        thresholds: &Thresholds,
-        map: &MapView,
-        changed: &mut Vec<(u64, u8)>,
-    ) -> flus_shared::Result<()> {
-        let iteration = self.last.as_ref().map(|l| l.1.iteration).unwrap_or(0);
-        let th = |v: &[ca::Key]| -> Vec<Threshold> {
-            v.iter()
-                .map(|&(key, cell)| Threshold {
-                    key,
-                    cell,
-                    open: (key, cell) == ca::OPEN,
-                })
-                .collect()
-        };
-        let (t_in, t_out, t_pair) = (
-            th(&thresholds.t_in),
-            th(&thresholds.t_out),
-            th(&thresholds.t_pair),
-        );
-        changed.clear();
-        self.commit_changes.clear();
-        // test builds: a fault test can stop workers before the iteration's Commit calls
-        self.hold("commit");
-        let mut scratch = StepSummary::default();
-        loop {
-            // tiles moved after a failure are stepped again (not counted again)
-            self.step_all(map, &mut scratch)?;
-            let started = Instant::now();
-            let mut sent = Vec::new();
-            let mut calls = Vec::new();
-            for (w, tiles) in self.holders() {
-                let tiles: Vec<u32> = tiles
-                    .into_iter()
-                    .filter(|&t| !self.committed[t as usize])
-                    .collect();
-                if tiles.is_empty() {
-                    continue;
-                }
-                let r = request(
-                    self.deadline,
-                    CommitRequest {
-                        run_id: self.run_id.clone(),
-                        tile_ids: tiles.clone(),
-                        iteration,
-                        t_in: t_in.clone(),
-                        t_out: t_out.clone(),
-                        t_pair: t_pair.clone(),
-                    },
-                );
-                let client = &self.workers[w].conn.client;
-                calls.push(Calls {
-                    w,
-                    what: "Commit".into(),
-                    rpcs: vec![rpc(client, |mut c| async move { c.commit(r).await })],
-                });
-                sent.push(tiles);
-            }
-            let results = self.call(calls)?;
-            self.traffic.seconds.commit += started.elapsed().as_secs_f64();
-            let failed = Self::failed(&results);
-            // the committed workers' changes are kept; a failed worker's uncommitted tiles
-            // are reloaded from the (old) map, stepped and committed again, its committed
-            // ones from the old map plus the changes committed so far
-            for ((_, r), tiles) in results.into_iter().zip(sent) {
-                let Ok(replies) = r else { continue };
-                for r in replies {
-                    let c = r.changes.unwrap_or_default();
-                    self.traffic.reply_bytes += c.cells.len() as u64 * 9;
-                    self.commit_changes
-                        .extend(c.cells.into_iter().zip(c.classes));
-                }
-                for t in tiles {
-                    self.committed[t as usize] = true;
-                }
-            }
-            if failed.is_empty() {
-                break;
-            }
-            self.recover(&failed, map)?;
-        }
-        // Workers applied their own core changes; the others learn them with the next
-        // Propose (halo changes). Sorted so that nothing depends on reply order.
-        changed.append(&mut self.commit_changes);
-        changed.sort_unstable();
-        self.pending = changed.clone();
-        self.pending_halo = self.halo.per_tile(&self.pending);
-        Ok(())
     }
 }
 

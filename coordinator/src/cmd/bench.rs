@@ -72,6 +72,10 @@ pub struct Args {
         default_value = "examples/bencat/study.toml,examples/dongguan/study.toml"
     )]
     pub ca_studies: Vec<PathBuf>,
+    /// `flus run --concurrent-runs N` for the runs of the generated study (default:
+    /// flus run's own default), e.g. 1 to time the runs one after another.
+    #[arg(long)]
+    pub concurrent_runs: Option<u32>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
@@ -85,11 +89,16 @@ fn timed_run(
     scenario: &str,
     workers: usize,
     threads: usize,
+    concurrent: Option<u32>,
 ) -> anyhow::Result<Value> {
     let exe = std::env::current_exe().context("path of flus")?;
     let start = Instant::now();
-    let status = Command::new(exe)
-        .arg("run")
+    let mut cmd = Command::new(exe);
+    cmd.arg("run");
+    if let Some(n) = concurrent {
+        cmd.args(["--concurrent-runs", &n.to_string()]);
+    }
+    let status = cmd
         .arg(study)
         .arg("--quiet")
         .args(["--local-workers", &workers.to_string()])
@@ -158,6 +167,8 @@ fn timed_run(
         "coordinator_only_fraction": busy.map(|b| (wall - b).max(0.0) / wall),
         "sessions": report["sessions"],
         "scenario_stage_seconds": ca_seconds,
+        "concurrent_runs": report["concurrent_runs"],
+        "scenario_ca_wall_seconds": report["scenario_ca_wall_seconds"],
         "iterations": iterations,
         "seconds_per_iteration": ca_seconds.map(|s| s / iterations.max(1) as f64),
         "ca_seconds": ca_seconds_total,
@@ -233,8 +244,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 format!("_{}", i + 1)
             };
             let run = |w: usize| dir.join(format!("run{w}{tag}"));
-            ones.push(timed_run(&made.study, &run(1), &scenario, 1, threads)?);
-            twos.push(timed_run(&made.study, &run(2), &scenario, 2, threads)?);
+            let c = args.concurrent_runs;
+            ones.push(timed_run(&made.study, &run(1), &scenario, 1, threads, c)?);
+            twos.push(timed_run(&made.study, &run(2), &scenario, 2, threads, c)?);
         }
         let fastest = |runs: &[Value]| {
             runs.iter()

@@ -17,9 +17,12 @@ use crate::cluster::{local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
 use crate::run_guard;
 use crate::run_json::{EnsembleJson, LegendJson, MapJson, RunJson, StageTiming, Versions};
-use checkpoints::{checkpoint_path, clear_checkpoints, load_checkpoint, CheckpointWriter};
+use checkpoints::{
+    checkpoint_path, clear_checkpoints, load_checkpoint, tidy_checkpoints, CheckpointWriter,
+};
 
 mod checkpoints;
+mod concurrent;
 mod drivers;
 mod ensemble;
 mod stages;
@@ -71,6 +74,13 @@ pub struct Args {
     /// carbon_ensemble.csv and the validation metrics' mean, min and max (1 to 255).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=255))]
     pub ensemble: Option<u32>,
+    /// CA runs of one session at once (scenarios, their ensemble members, validation
+    /// members), each in its own lane of the workers' tiles: about one more byte per
+    /// cell (plus the halo) on the workers and a few on the coordinator per extra run.
+    /// Default: every scenario and member, at most 8. The maps are the same bits for
+    /// any value (1: one run after another).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub concurrent_runs: Option<u32>,
     /// Seconds between health checks of a lost worker's address; a worker that answers
     /// again is re-admitted at the next iteration and takes its tiles back (0: never).
     #[arg(long, default_value_t = 2.0)]
@@ -265,7 +275,12 @@ struct ClusterCa<'a> {
     /// SHA-256 of the study file and the seed: with the label, whom a checkpoint is of.
     study_sha256: &'a str,
     seed: u64,
+    /// CA runs of one session at once (`--concurrent-runs`).
+    concurrent: usize,
 }
+
+/// Runs at once when `--concurrent-runs` is not given: every one of `runs`, at most 8.
+pub const DEFAULT_CONCURRENT_RUNS: usize = 8;
 
 /// The suitability of the scenarios: an ANN trained here, a given raster, or the LEAS
 /// forests trained before the validation (PLUS mode).
@@ -297,8 +312,11 @@ fn free_maxima_here(values: &[f32], st: &stack::Stack, k: usize) -> Vec<f32> {
     flus_shared::ann::max_suitability_per_class(values, &free, k)
 }
 
+/// A session shared by the runs that proceed in it at once (each on its own lane).
+type Session<'s> = std::sync::Mutex<remote::Remote<'s>>;
+
 /// An open session and its start map padded by the halo (kept until the session's
-/// first-load work is done: base counts, suitability raster; then dropped).
+/// first-load work is done: base counts; then dropped).
 struct OpenSession<'s> {
     remote: remote::Remote<'s>,
     padded_start: Vec<u8>,
@@ -357,13 +375,9 @@ impl ClusterCa<'_> {
             padded_start,
             stride: width + 2 * radius,
         };
-        let view = engine::MapView {
-            padded: &session.padded_start,
-            stride: session.stride,
-        };
         session
             .remote
-            .open(&view)
+            .open()
             .with_context(|| format!("session {name}: loading the tiles"))?;
         tracing::info!(
             session = name,
@@ -374,12 +388,13 @@ impl ClusterCa<'_> {
         Ok(session)
     }
 
-    /// One CA run `label` in `session`, from `input.classes` (the session's start map)
-    /// or from its checkpoint; returns its output, traffic and the workers' cell counts
-    /// per (zone, class) of the final map.
+    /// One CA run `label` in `session` on a lane of its own (other runs of the session
+    /// may run at once from other threads), from `input.classes` or from its checkpoint;
+    /// returns its output, traffic and the workers' cell counts per (zone, class) of the
+    /// final map.
     fn run(
         &self,
-        session: &mut remote::Remote<'_>,
+        session: &Session<'_>,
         label: &str,
         params: &ca::CaParams,
         input: &CaInput,
@@ -388,13 +403,18 @@ impl ClusterCa<'_> {
         remote::Traffic,
         flus_shared::tables::ZoneCounts,
     )> {
-        let backend = session;
-        // the workers skip, in transition mode, the cells off their session's start map
-        anyhow::ensure!(
-            input.quota.is_none() || input.classes == backend.start_map(),
-            "{label}: transition allocation on the workers needs the run to start from its session's start map"
-        );
-        backend.begin_run(label);
+        {
+            let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
+            // the workers skip, in transition mode, the cells off their session's start map
+            anyhow::ensure!(
+                input.quota.is_none() || input.classes == s.start_map(),
+                "{label}: transition allocation on the workers needs the run to start from its session's start map"
+            );
+            s.session.runs += 1;
+        }
+        let mut lane = remote::RunLane::new(session, label);
+        tracing::debug!(label, lane = lane.lane(), "run on its lane of the session");
+        let backend = &mut lane;
         let cp_path = checkpoint_path(self.out, label);
         let identity = run_guard::identity(self.study_sha256, self.seed, label);
         let resume = if self.resume {
@@ -450,9 +470,8 @@ impl ClusterCa<'_> {
             padded: &padded,
             stride: input.width + 2 * r,
         })?;
-        backend.traffic.seconds.total = started.elapsed().as_secs_f64();
-        backend.end_run();
-        let traffic = backend.traffic.clone();
+        backend.traffic().seconds.total = started.elapsed().as_secs_f64();
+        let traffic = backend.traffic().clone();
         clear_checkpoints(&cp_path);
         Ok((out, traffic, counts))
     }
@@ -654,6 +673,9 @@ fn run_in(
         files,
         study_sha256: config_sha256,
         seed: study.config.study.seed,
+        concurrent: args
+            .concurrent_runs
+            .map_or(DEFAULT_CONCURRENT_RUNS, |n| n as usize),
     };
     stage("workers", &mut lap);
     drop(bar);
@@ -723,6 +745,7 @@ fn run_in(
         let (trained, secs) = trained?;
         anyhow::Ok((v?, trained, secs))
     })?;
+    tidy_checkpoints(&out);
     if let Some((v, session)) = validation {
         report.validation = Some(v);
         sessions.insert("validation".into(), session);
@@ -769,22 +792,22 @@ fn run_in(
         .max()
         .unwrap_or(0);
     let opened = cluster.open("scenarios", base, &st.restricted, (k, radius), source, &st)?;
-    let (mut session, padded_base) = (opened.remote, opened.padded_start);
+    let (session, padded_base) = (Session::new(opened.remote), opened.padded_start);
     let view = engine::MapView {
         padded: &padded_base,
         stride: opened.stride,
     };
     // the base map's counts per (zone, class), from the workers' tiles
-    let base_counts = session.carbon_counts(&view)?;
+    let base_counts = remote::RunLane::new(&session, "base").carbon_counts(&view)?;
     let base_class_counts = flus_shared::tables::class_totals(&base_counts, k);
     // the suitability raster, assembled from the workers' tiles (what the CA steps on),
     // or the given one written as it was read
     let suit_path = out.join(format!("suitability_{}.tif", mk.to));
     let max_suitability = match source {
         SuitabilitySource::Network(_) => {
-            session.write_suitability(&suit_path, &st.grid, &names, &view)?;
-            session
-                .free_maxima()
+            let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
+            s.write_suitability(&suit_path, &st.grid, &names)?;
+            s.free_maxima()
                 .context("the workers returned no suitability maxima")?
         }
         SuitabilitySource::Given(values) => {
@@ -846,13 +869,10 @@ fn run_in(
         base_zone_counts: &base_counts,
         members: args.ensemble.unwrap_or(1),
     };
-    let done = stages::run_all(
-        &cluster,
-        &mut session,
-        &shared,
-        &args.scenarios,
-        &mut |name| stage(name, &mut lap),
-    )?;
+    let done = stages::run_all(&cluster, &session, &shared, &args.scenarios, &mut |name| {
+        stage(name, &mut lap)
+    })?;
+    tidy_checkpoints(&out);
     let stages::Outputs {
         maps: stage_maps,
         scenarios: scen,
@@ -862,8 +882,11 @@ fn run_in(
         ensemble_carbon,
         ensemble_maps,
         ca_seconds,
+        ca_wall_seconds,
     } = done;
     report.scenario_ca_seconds = ca_seconds;
+    report.scenario_ca_wall_seconds = ca_wall_seconds;
+    report.concurrent_runs = cluster.concurrent;
     run_maps.extend(stage_maps);
     if let Some(n) = args.ensemble.filter(|&n| n > 1) {
         let csv = out.join("carbon_ensemble.csv");
@@ -883,6 +906,7 @@ fn run_in(
     if !unmet_all.is_empty() {
         tables::write_unmet(&out, &unmet_all)?;
     }
+    let mut session = session.into_inner().unwrap_or_else(|e| e.into_inner());
     session.release();
     sessions.insert("scenarios".into(), json!(session.session));
     report.sessions = sessions;

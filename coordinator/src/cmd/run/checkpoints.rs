@@ -66,11 +66,17 @@ impl CheckpointWriter {
     }
 }
 
-/// Removes the checkpoint of a finished run and temporary files that a killed
-/// coordinator left in the checkpoints folder.
+/// Removes the checkpoint of a finished run (other runs of the session may be storing
+/// theirs in the same folder meanwhile: see [`tidy_checkpoints`]).
 pub(super) fn clear_checkpoints(path: &Path) {
     let _ = std::fs::remove_file(path);
-    let Some(dir) = path.parent() else { return };
+}
+
+/// Once no run is under way: removes the temporary files that a killed coordinator left
+/// in the checkpoints folder of `out`, and the folder when nothing else is in it.
+pub(super) fn tidy_checkpoints(out: &Path) {
+    let dir = checkpoint_path(out, "x");
+    let Some(dir) = dir.parent() else { return };
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.file_name().to_string_lossy().starts_with(".partial-") {

@@ -2,6 +2,11 @@
 //! a scenario runs in the resident session of the scenarios (no tile reloaded, no ANN
 //! retrained) from the previous stage's map, with the Markov demand of its year and its
 //! own random stream. One target year is one stage from the base map.
+//!
+//! The chains of stages (one per scenario and ensemble member) run concurrently, up to
+//! `--concurrent-runs` at once, each run on its own lane of the session; their results
+//! are recorded and written in (scenario, member, stage) order, as a sequential run
+//! would.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +20,7 @@ use flus_shared::markov::ScenarioDemand;
 use flus_shared::{files, model, outputs, stack, tables};
 use serde_json::json;
 
-use super::ClusterCa;
+use super::{ClusterCa, Session};
 use crate::cluster::remote;
 use crate::run_files::{self, RunCarbon};
 use crate::run_json::{EnsembleMapJson, MapJson, ScenarioJson, StageJson};
@@ -58,7 +63,7 @@ impl ClusterCa<'_> {
     /// `stage.demand`, resuming from the stage's checkpoint under `--resume`.
     pub(super) fn run_stage(
         &self,
-        session: &mut remote::Remote<'_>,
+        session: &Session<'_>,
         st: &stack::Stack,
         stage: &Stage<'_>,
         max_suitability: &[f32],
@@ -183,85 +188,140 @@ pub(super) struct Outputs {
     /// With an ensemble: run.json entries of the frequency rasters.
     pub ensemble_maps: Vec<EnsembleMapJson>,
     /// Wall seconds of the CA runs of every stage of every member (from the start of a
-    /// run to its final counts).
+    /// run to its final counts), added up over runs that ran at once.
     pub ca_seconds: f64,
+    /// Wall seconds from the first stage's start to the last one's end (with concurrent
+    /// runs, less than `ca_seconds`).
+    pub ca_wall_seconds: f64,
+}
+
+/// What a stage is recorded with, once its run is done.
+struct StageInfo {
+    label: String,
+    year: i32,
+    stream: u32,
+    demand: Vec<i64>,
+    quota: Option<Vec<u64>>,
+}
+
+impl StageInfo {
+    fn of(stage: &Stage<'_>) -> Self {
+        Self {
+            label: stage.label.clone(),
+            year: stage.year,
+            stream: stage.params.stream,
+            demand: stage.demand.clone(),
+            quota: stage.quota.clone(),
+        }
+    }
+}
+
+/// One stage of a chain, done.
+struct Done {
+    info: StageInfo,
+    /// SHA-256 of the map it started from (member 0 only; empty otherwise).
+    start_sha256: String,
+    run: StageRun,
+}
+
+/// Runs the stages of scenario `i` for ensemble member `member`, each from the previous
+/// one's map (the first from the base map), in `session`.
+fn run_chain(
+    cluster: &ClusterCa<'_>,
+    session: &Session<'_>,
+    shared: &Shared<'_>,
+    (i, member): (usize, u32),
+) -> anyhow::Result<Vec<Done>> {
+    let study = shared.study;
+    let years = study.config.markov.years();
+    // the map the next stage starts from, and its cells per class
+    let mut previous: Option<(Vec<u8>, Vec<u64>)> = None;
+    let mut done = Vec::with_capacity(years.len());
+    for (s, &year) in years.iter().enumerate() {
+        let (start, start_counts) = match &previous {
+            Some((m, c)) => (m.as_slice(), c.as_slice()),
+            None => (shared.base, shared.base_counts),
+        };
+        let mut stage = shared.stage((i, s), year, start, start_counts)?;
+        if member > 0 {
+            stage.params.seed = member_seed(study.config.study.seed, member);
+            stage.label = format!("{}_m{member}", stage.label);
+        }
+        tracing::info!(
+            "stage 5/5: scenario {} (stage {} of {}, member {} of {})",
+            stage.label,
+            s + 1,
+            years.len(),
+            member + 1,
+            shared.members
+        );
+        let start_sha256 = if member == 0 {
+            files::sha256_hex(start)
+        } else {
+            String::new()
+        };
+        let run = cluster.run_stage(session, shared.st, &stage, shared.max_suitability)?;
+        let info = StageInfo::of(&stage);
+        if s + 1 < years.len() {
+            let next_counts = tables::class_totals(&run.counts, study.k());
+            previous = Some((run.res.map.clone(), next_counts));
+        }
+        done.push(Done {
+            info,
+            start_sha256,
+            run,
+        });
+    }
+    Ok(done)
 }
 
 fn file_name(p: &Path) -> Option<String> {
     p.file_name().map(|n| n.to_string_lossy().to_string())
 }
 
-/// Runs every selected scenario (`selected`; empty: all), stage after stage, in
-/// `session`. A stage's files (land-use map, carbon rasters, iterations) are written on
-/// another thread while the workers run the next stage; `lap` is called with
-/// `scenario_{name}` when a scenario's stages are done.
+/// Runs every selected scenario (`selected`; empty: all) in `session`: the chains of
+/// stages of every scenario and member, up to `cluster.concurrent` at once. Results are
+/// taken in (scenario, member) order: member 0's stage files (land-use map, carbon
+/// rasters, iterations) are written on another thread while the workers run on; `lap`
+/// is called with `scenario_{name}` when a scenario's members are all taken.
 pub(super) fn run_all(
     cluster: &ClusterCa<'_>,
-    session: &mut remote::Remote<'_>,
+    session: &Session<'_>,
     shared: &Shared<'_>,
     selected: &[String],
     lap: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Outputs> {
     let study = shared.study;
     let years = study.config.markov.years();
-    let mut o = Outputs::default();
+    let chosen: Vec<usize> = (0..study.config.scenarios.len())
+        .filter(|&i| selected.is_empty() || selected.contains(&study.config.scenarios[i].name))
+        .collect();
+    let members = shared.members.max(1) as usize;
+    let mut taker = Taker {
+        acc: None,
+        stages: Vec::new(),
+        o: Outputs::default(),
+    };
+    let started = std::time::Instant::now();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
         let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
             h.join()
                 .map_err(|_| anyhow::anyhow!("the stage output writer panicked"))?
         };
-        for (i, sc) in study.config.scenarios.iter().enumerate() {
-            if !selected.is_empty() && !selected.contains(&sc.name) {
-                continue;
-            }
-            let mut acc = super::ensemble::Accumulator::new(shared, years.len());
-            let mut stages = Vec::new();
-            for member in 0..shared.members {
-                // the map the next stage starts from, and its cells per class
-                let mut previous: Option<(Vec<u8>, Vec<u64>)> = None;
-                for (s, &year) in years.iter().enumerate() {
-                    let (start, start_counts) = match &previous {
-                        Some((m, c)) => (m.as_slice(), c.as_slice()),
-                        None => (shared.base, shared.base_counts),
-                    };
-                    let mut stage = shared.stage((i, s), year, start, start_counts)?;
-                    if member > 0 {
-                        stage.params.seed = member_seed(study.config.study.seed, member);
-                        stage.label = format!("{}_m{member}", stage.label);
-                    }
-                    tracing::info!(
-                        "stage 5/5: scenario {} (stage {} of {}, member {} of {})",
-                        stage.label,
-                        s + 1,
-                        years.len(),
-                        member + 1,
-                        shared.members
-                    );
-                    let start_sha256 = files::sha256_hex(start);
-                    let run =
-                        cluster.run_stage(session, shared.st, &stage, shared.max_suitability)?;
-                    o.ca_seconds += run.traffic.seconds.total;
-                    if let Some(acc) = acc.as_mut() {
-                        acc.add(shared, s, &run)?;
-                    }
-                    let next_counts = tables::class_totals(&run.counts, study.k());
-                    if member == 0 {
-                        let mut j = record(shared, &sc.name, &stage, &run, &mut o);
-                        j.start_map_sha256 = start_sha256;
-                        stages.push(j);
-                    }
-                    let StageRun { res, .. } = run;
-                    let label = stage.label;
-                    if s + 1 < years.len() {
-                        previous = Some((res.map.clone(), next_counts));
-                    } else if member == 0 {
-                        // the GWR's carbon change: the final stage against the base map
-                        if let Some(change) = shared.carbon_change_at(&res.map) {
-                            o.carbon_at.push((sc.name.clone(), change));
-                        }
-                    }
-                    if member == 0 {
+        let chain = |c: usize| (chosen[c / members], (c % members) as u32);
+        super::concurrent::in_order(
+            chosen.len() * members,
+            cluster.concurrent,
+            |c| run_chain(cluster, session, shared, chain(c)),
+            |c, done| {
+                let (i, member) = chain(c);
+                let name = &study.config.scenarios[i].name;
+                if member == 0 {
+                    taker.acc = super::ensemble::Accumulator::new(shared, years.len());
+                }
+                for (s, d) in done.into_iter().enumerate() {
+                    if let Some((label, res)) = taker.stage(shared, name, (member, s), d)? {
                         // one stage's files at a time: the previous ones first
                         if let Some(h) = writing.take() {
                             join(h)?;
@@ -269,26 +329,81 @@ pub(super) fn run_all(
                         writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
                     }
                 }
-            }
-            if let Some(acc) = acc {
-                let (rows, maps) = acc.finish(shared, &sc.name, &years)?;
-                o.ensemble_carbon.extend(rows);
-                o.ensemble_maps.extend(maps);
-            }
-            let last = stages
-                .last()
-                .cloned()
-                .with_context(|| format!("scenario {}: no stage ran", sc.name))?;
-            o.scenarios
-                .insert(sc.name.clone(), ScenarioJson { last, stages });
-            lap(&format!("scenario_{}", sc.name));
-        }
+                if member as usize + 1 == members {
+                    taker.finish(shared, name, &years)?;
+                    lap(&format!("scenario_{name}"));
+                }
+                Ok(())
+            },
+        )?;
         if let Some(h) = writing.take() {
             join(h)?;
         }
         Ok(())
     })?;
+    let mut o = taker.o;
+    o.ca_wall_seconds = started.elapsed().as_secs_f64();
     Ok(o)
+}
+
+/// Takes the chains' stages in (scenario, member, stage) order into the outputs.
+struct Taker {
+    /// The ensemble's accumulator of the scenario being taken.
+    acc: Option<super::ensemble::Accumulator>,
+    /// run.json entries of the scenario's stages (member 0).
+    stages: Vec<StageJson>,
+    o: Outputs,
+}
+
+impl Taker {
+    /// Takes stage `s` of `member` of scenario `scenario`; returns member 0's label and
+    /// map, whose files are to be written.
+    fn stage(
+        &mut self,
+        shared: &Shared<'_>,
+        scenario: &str,
+        (member, s): (u32, usize),
+        d: Done,
+    ) -> anyhow::Result<Option<(String, ca::CaOutput)>> {
+        let o = &mut self.o;
+        o.ca_seconds += d.run.traffic.seconds.total;
+        if let Some(acc) = self.acc.as_mut() {
+            acc.add(shared, s, &d.run)?;
+        }
+        if member > 0 {
+            return Ok(None);
+        }
+        let mut j = record(shared, scenario, &d.info, &d.run, o);
+        j.start_map_sha256 = d.start_sha256;
+        self.stages.push(j);
+        let res = d.run.res;
+        if s + 1 == shared.study.config.markov.years().len() {
+            // the GWR's carbon change: the final stage against the base map
+            if let Some(change) = shared.carbon_change_at(&res.map) {
+                o.carbon_at.push((scenario.to_string(), change));
+            }
+        }
+        Ok(Some((d.info.label, res)))
+    }
+
+    /// Ends scenario `scenario` once all its members are taken: its ensemble outputs
+    /// and its run.json entry.
+    fn finish(&mut self, shared: &Shared<'_>, scenario: &str, years: &[i32]) -> anyhow::Result<()> {
+        if let Some(acc) = self.acc.take() {
+            let (rows, maps) = acc.finish(shared, scenario, years)?;
+            self.o.ensemble_carbon.extend(rows);
+            self.o.ensemble_maps.extend(maps);
+        }
+        let stages = std::mem::take(&mut self.stages);
+        let last = stages
+            .last()
+            .cloned()
+            .with_context(|| format!("scenario {scenario}: no stage ran"))?;
+        self.o
+            .scenarios
+            .insert(scenario.to_string(), ScenarioJson { last, stages });
+        Ok(())
+    }
 }
 
 /// Records stage `stage` of scenario `scenario` in `o` (its map entry, counts, unmet
@@ -296,7 +411,7 @@ pub(super) fn run_all(
 fn record(
     shared: &Shared<'_>,
     scenario: &str,
-    stage: &Stage<'_>,
+    stage: &StageInfo,
     run: &StageRun,
     o: &mut Outputs,
 ) -> StageJson {
@@ -350,7 +465,7 @@ fn record(
         map: map_path,
         map_sha256: files::sha256_hex(&res.map),
         start_map_sha256: String::new(),
-        stream: stage.params.stream as u64,
+        stream: stage.stream as u64,
         carbon: carbon_path,
         carbon_change: change_path,
         traffic: json!(run.traffic),

@@ -1,16 +1,16 @@
 //! The validation of `flus run`: the CA over the `[markov]` period in the validation's
-//! own session (its own network), and with `--ensemble` its other members.
+//! own session (its own network), and with `--ensemble` its other members, up to
+//! `--concurrent-runs` at once (each on its own lane).
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 
-use flus_shared::ca::{self, CaInput};
+use flus_shared::ca;
 use flus_shared::config::Study;
 use flus_shared::{model, stack};
 
-use super::{free_maxima_here, ClusterCa, SuitabilitySource};
-use crate::cluster::remote;
+use super::{free_maxima_here, ClusterCa, Session, SuitabilitySource};
 
 /// The validation on the past period over the cluster, in its own session (its own
 /// network): the validation's JSON (with the run's traffic) and the session's traffic.
@@ -53,22 +53,48 @@ pub(super) fn validation_stage(
                     ca::feasibility::class_counts(params.k, input.classes, input.restricted)?;
                 ca::warn_low_max_suitability(params, input.demand, &counts, &max);
             }
-            let mut remote = s.remote;
+            let remote = Session::new(s.remote);
             drop(s.padded_start);
-            let (res, t, _) = cluster.run(&mut remote, "validation", params, input)?;
+            // member 0 is the study seed's run; the others run beside it
+            let mut runs = Vec::with_capacity(members as usize);
+            super::concurrent::in_order(
+                members as usize,
+                cluster.concurrent,
+                |m| {
+                    let (label, p) = match m {
+                        0 => ("validation".to_string(), params.clone()),
+                        m => {
+                            tracing::info!("validation: ensemble member {} of {members}", m + 1);
+                            let seed = flus_shared::ensemble::member_seed(
+                                study.config.study.seed,
+                                m as u32,
+                            );
+                            (
+                                format!("validation_m{m}"),
+                                ca::CaParams {
+                                    seed,
+                                    ..params.clone()
+                                },
+                            )
+                        }
+                    };
+                    let (res, t, _) = cluster.run(&remote, &label, &p, input)?;
+                    Ok((res, t))
+                },
+                |_, r| {
+                    runs.push(r);
+                    Ok(())
+                },
+            )?;
             if members > 1 {
-                ensemble = Some(validation_members(
-                    cluster,
-                    &mut remote,
-                    (study, st),
-                    params,
-                    input,
-                    (&res.map, members),
-                )?);
+                let maps: Vec<&[u8]> = runs.iter().map(|(r, _)| r.map.as_slice()).collect();
+                ensemble = Some(validation_members((study, st), params.k, &maps)?);
             }
+            let mut remote = remote.into_inner().unwrap_or_else(|e| e.into_inner());
             remote.release();
-            traffic = Some(t);
             session = Some(remote.session.clone());
+            let (res, t) = runs.swap_remove(0);
+            traffic = Some(t);
             Ok(res)
         },
     )?;
@@ -80,30 +106,21 @@ pub(super) fn validation_stage(
     Ok((v, json!(session)))
 }
 
-/// The validation's other ensemble members in its session (member m with
-/// [`flus_shared::ensemble::member_seed`]; `first` is member 0's map): the mean, min and
-/// max over all members of OA, Kappa and FoM against the later map.
+/// The validation's ensemble: the mean, min and max over the members' maps `maps`
+/// (member m run with [`flus_shared::ensemble::member_seed`]) of OA, Kappa and FoM
+/// against the later map.
 fn validation_members(
-    cluster: &ClusterCa<'_>,
-    remote: &mut remote::Remote<'_>,
     (study, st): (&Study, &stack::Stack),
-    params: &ca::CaParams,
-    input: &CaInput,
-    (first, members): (&[u8], u32),
+    k: usize,
+    maps: &[&[u8]],
 ) -> anyhow::Result<Value> {
     use flus_shared::{ensemble, metrics};
     let mk = &study.config.markov;
     let (start, truth) = (&st.maps[&mk.from], &st.maps[&mk.to]);
-    let mut all = vec![metrics::compare(start, truth, first, params.k)];
-    for m in 1..members {
-        let p = ca::CaParams {
-            seed: ensemble::member_seed(study.config.study.seed, m),
-            ..params.clone()
-        };
-        tracing::info!("validation: ensemble member {} of {members}", m + 1);
-        let (res, _, _) = cluster.run(remote, &format!("validation_m{m}"), &p, input)?;
-        all.push(metrics::compare(start, truth, &res.map, params.k));
-    }
+    let all: Vec<_> = maps
+        .iter()
+        .map(|m| metrics::compare(start, truth, m, k))
+        .collect();
     // null where a member's metric is undefined (no change observed or simulated)
     let range = |v: Option<Vec<f64>>| -> anyhow::Result<Value> {
         let Some(v) = v else { return Ok(Value::Null) };
@@ -111,7 +128,7 @@ fn validation_members(
         Ok(json!({ "mean": s.mean, "min": s.min, "max": s.max, "members": v }))
     };
     Ok(json!({
-        "members": members,
+        "members": maps.len(),
         "oa": range(Some(all.iter().map(|m| m.oa).collect()))?,
         "kappa": range(all.iter().map(|m| m.kappa).collect())?,
         "fom": range(all.iter().map(|m| m.fom).collect())?,
