@@ -178,10 +178,10 @@ fn a_worker_killed_while_it_trains_a_network_leaves_every_hash_undisturbed() {
     assert_eq!(j["ann_network_sha256"], r.scenarios_ann.as_str());
 }
 
-#[test]
-fn the_forests_grown_over_1_2_3_workers_are_flus_validates_in_process_forests() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = crop::test_window(&dir.path().join("study"));
+/// The window in PLUS mode written into `dir`, and `flus validate`'s (in-process
+/// forests) JSON and output folder.
+fn plus_study(dir: &Path) -> (PathBuf, Value, PathBuf) {
+    let base = crop::test_window(&dir.join("study"));
     let text = std::fs::read_to_string(&base).unwrap();
     // PLUS mode; the window's 49 new water cells need a larger sample than 1 %
     let forest = base.with_file_name("forest.toml");
@@ -192,7 +192,7 @@ fn the_forests_grown_over_1_2_3_workers_are_flus_validates_in_process_forests() 
         ),
     )
     .unwrap();
-    let val_dir = dir.path().join("validate");
+    let val_dir = dir.join("validate");
     let o = flus(
         &[
             "validate",
@@ -205,8 +205,17 @@ fn the_forests_grown_over_1_2_3_workers_are_flus_validates_in_process_forests() 
         TIMEOUT,
     );
     assert_eq!(o.code, Some(0), "{}", o.stderr);
-    let val = o.json();
-    let csv = |d: &Path| std::fs::read_to_string(d.join("driver_contributions.csv")).unwrap();
+    (forest, o.json(), val_dir)
+}
+
+fn contributions(d: &Path) -> String {
+    std::fs::read_to_string(d.join("driver_contributions.csv")).unwrap()
+}
+
+#[test]
+fn the_forests_grown_over_1_2_3_workers_are_flus_validates_in_process_forests() {
+    let dir = tempfile::tempdir().unwrap();
+    let (forest, val, val_dir) = plus_study(dir.path());
     let k = val["classes"].as_array().unwrap().len();
     for workers in [1usize, 2, 3] {
         let out = dir.path().join(format!("run{workers}"));
@@ -224,7 +233,11 @@ fn the_forests_grown_over_1_2_3_workers_are_flus_validates_in_process_forests() 
             j["validation"]["map_sha256"], val["map_sha256"],
             "{workers}"
         );
-        assert_eq!(csv(&out), csv(&val_dir), "{workers} worker(s)");
+        assert_eq!(
+            contributions(&out),
+            contributions(&val_dir),
+            "{workers} worker(s)"
+        );
         // every class that grew has its forest's trees in `workers` ranges, one per
         // worker (each on its own worker), covering the trees 0..n_trees in order
         let trees = jobs(&j, "forest");
@@ -246,4 +259,61 @@ fn the_forests_grown_over_1_2_3_workers_are_flus_validates_in_process_forests() 
             assert_eq!(on.len(), workers, "class {key}: {of:?}");
         }
     }
+}
+
+#[test]
+fn a_worker_killed_while_it_grows_trees_leaves_the_forests_of_flus_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (forest, val, val_dir) = plus_study(dir.path());
+    // two workers; the second holds inside its first range of trees and is killed there
+    let holds = Holds::new();
+    holds.arm("forest-trees");
+    let a = start_worker(&["--threads", "1"]);
+    let mut b = start_worker_env("127.0.0.1:0", &["--threads", "1"], &[holds.env()]);
+    let list = format!("{},{}", a.addr, b.addr);
+    let out_dir = dir.path().join("run");
+    let args = [
+        "run",
+        forest.to_str().unwrap(),
+        "--scenario",
+        SCENARIO,
+        "--json",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--workers",
+        &list,
+        "--rejoin-probe",
+        "0",
+    ];
+    let out = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| {
+            holds.wait_held("forest-trees", TIMEOUT);
+            b.guard.kill_and_reap();
+        });
+        let out = flus_watch(&args, &[("FLUS_TOKEN", TEST_TOKEN)], TIMEOUT, |_, _| {});
+        killer
+            .join()
+            .expect("the worker was killed growing its trees");
+        out
+    });
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("worker lost during training job"),
+        "{}",
+        out.stderr
+    );
+    let j = out.json();
+    // the killed worker's range was redone on the first worker, every later range too
+    let trees = jobs(&j, "forest");
+    assert_eq!(
+        trees.iter().filter(|e| e["attempts"] == 2).count(),
+        1,
+        "{trees:?}"
+    );
+    assert!(
+        trees.iter().all(|e| e["worker"] == a.addr.as_str()),
+        "{trees:?}"
+    );
+    assert_eq!(j["validation"]["map_sha256"], val["map_sha256"]);
+    assert_eq!(contributions(&out_dir), contributions(&val_dir));
 }
