@@ -696,9 +696,10 @@ fn run_in(
             "code": c.code, "name": c.name, "color": c.color,
         })).collect::<Vec<_>>(),
     });
-    // the scenarios' network trains on the coordinator while the workers run the
-    // validation (its own network and session): the training leaves the critical path;
-    // or the scenarios' suitability raster (`[ann] suitability`) is read meanwhile
+    // the scenarios' network (its sample drawn on this thread, its fit on a worker)
+    // trains while the validation trains its own network on another worker and runs
+    // its CA (its own session); or the scenarios' suitability raster (`[ann]
+    // suitability`) is read meanwhile
     let bar = crate::output::stage("validation and the scenarios' ANN");
     let (validation, scenario_suit, ann_seconds) = std::thread::scope(|scope| {
         let training = scope.spawn(|| {
