@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "flus/v1/health.proto",
         "flus/v1/worker.proto",
         "flus/v1/gwr.proto",
+        "flus/v1/train.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -55,6 +55,10 @@ pub struct RunJson {
     pub random_forest: Option<Value>,
     /// Seconds of the scenarios' training (or of reading their suitability).
     pub ann_seconds: f64,
+    /// Every training job (networks, forest tree ranges): the worker that ran it, its
+    /// attempts, rows, bytes and seconds.
+    #[serde(default)]
+    pub training: Value,
     /// The suitability GeoTIFF of the base year.
     pub suitability: PathBuf,
     /// The base map's land-use GeoTIFF.

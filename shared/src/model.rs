@@ -46,6 +46,16 @@ pub fn leas_settings(study: &Study) -> forest::LeasSettings {
 /// development probability at every valid cell (the suitability the CA reads) and the
 /// drivers' contributions.
 pub fn forest_suitability(study: &Study, stack: &Stack) -> Result<Suitability> {
+    forest_suitability_with(study, stack, &forest::fit)
+}
+
+/// [`forest_suitability`] with each class forest fitted by `fit_forest` (the trees
+/// grown on the workers by `flus run`; the same bits as [`forest::fit`]).
+pub fn forest_suitability_with(
+    study: &Study,
+    stack: &Stack,
+    fit_forest: &forest::FitForest,
+) -> Result<Suitability> {
     let mk = &study.config.markov;
     let map = |year: i32| {
         stack
@@ -66,7 +76,12 @@ pub fn forest_suitability(study: &Study, stack: &Stack) -> Result<Suitability> {
         class_names: &class_names,
         years: (mk.from, mk.to),
     };
-    let leas = forest::leas(&data, &leas_settings(study), study.config.study.seed)?;
+    let leas = forest::leas_with(
+        &data,
+        &leas_settings(study),
+        study.config.study.seed,
+        fit_forest,
+    )?;
     let values = forest::development_probability(&stack.drivers, &stack.mask, &leas)?;
     Ok(Suitability {
         values,
@@ -150,6 +165,16 @@ pub fn suitability(study: &Study, stack: &Stack, year: i32) -> Result<Suitabilit
 /// of `year` and the drivers (the caller computes suitability where and when it needs
 /// it, e.g. a block of rows at a time). An error when the study has no driver.
 pub fn train(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainedAnn> {
+    ann::fit(
+        &training_set(study, stack, year)?,
+        &ann_settings(study),
+        study.config.study.seed,
+    )
+}
+
+/// The first half of [`train`] ([`ann::prepare`]): the normalised rows of the sample
+/// drawn from the map of `year`, ready for [`ann::fit`] here or on a worker.
+pub fn training_set(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainingSet> {
     if stack.drivers.is_empty() {
         return Err(Error::Config {
             file: study.file.clone(),
@@ -171,7 +196,7 @@ pub fn train(study: &Study, stack: &Stack, year: i32) -> Result<ann::TrainedAnn>
         class_names: &class_names,
         width: stack.grid.width,
     };
-    ann::train(&data, &ann_settings(study), study.config.study.seed)
+    ann::prepare(&data, &ann_settings(study), study.config.study.seed)
 }
 
 /// CA parameters of scenario `index` (its conversion matrix; the validation run uses

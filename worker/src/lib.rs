@@ -9,3 +9,4 @@ pub mod gwr;
 pub mod health;
 pub mod service;
 pub mod tiles;
+pub mod train;

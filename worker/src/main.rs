@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use flus_worker::{auth, data_root, gwr, health, service};
+use flus_worker::{auth, data_root, gwr, health, service, train};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
@@ -37,6 +37,9 @@ struct Cli {
     /// Largest GWR sample accepted, MiB (X, Y and coordinates).
     #[arg(long, default_value_t = 2048)]
     max_gwr_mib: u64,
+    /// Largest training job accepted, MiB (the rows of an ANN sample or a forest's).
+    #[arg(long, default_value_t = 2048)]
+    max_train_mib: u64,
     /// Folder the worker may read rasters from (tiles named by relative path, on a shared
     /// filesystem); without it the worker reads no files.
     #[arg(long)]
@@ -83,6 +86,7 @@ fn check_limits(cli: &Cli) -> anyhow::Result<()> {
         ("--max-tile-mib", cli.max_tile_mib),
         ("--max-message-mib", cli.max_message_mib as u64),
         ("--max-gwr-mib", cli.max_gwr_mib),
+        ("--max-train-mib", cli.max_train_mib),
         ("--threads", cli.threads.unwrap_or(1) as u64),
     ] {
         anyhow::ensure!(
@@ -130,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let max_message = cli.max_message_mib.max(1) * 1024 * 1024;
     let gwr = gwr::GwrService::new(cli.max_gwr_mib * 1024 * 1024, 16);
+    let trainer = train::TrainService::new(cli.max_train_mib * 1024 * 1024, threads);
     rt.block_on(serve(
         cli.listen,
         threads,
@@ -137,7 +142,7 @@ fn main() -> anyhow::Result<()> {
         limits,
         max_message,
         tls,
-        gwr,
+        (gwr, trainer),
         root,
     ))
 }
@@ -149,7 +154,7 @@ async fn serve(
     limits: service::Limits,
     max_message: usize,
     tls: Option<ServerTlsConfig>,
-    gwr: gwr::GwrService,
+    (gwr, trainer): (gwr::GwrService, train::TrainService),
     root: Option<data_root::DataRoot>,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
@@ -166,6 +171,10 @@ async fn serve(
     let health = health::HealthService::new(threads, worker.store());
     let check = auth::TokenCheck::new(&token);
     let gwr_check = check.clone();
+    let train_check = check.clone();
+    let train_server = flus_proto::v1::trainer_server::TrainerServer::new(trainer)
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(max_message);
     let gwr_server = flus_proto::v1::gwr_worker_server::GwrWorkerServer::new(gwr)
         .max_decoding_message_size(max_message)
         .max_encoding_message_size(max_message);
@@ -191,6 +200,10 @@ async fn serve(
         .add_service(tonic::service::interceptor::InterceptedService::new(
             gwr_server,
             move |r| gwr_check.check(r),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            train_server,
+            move |r| train_check.check(r),
         ))
         // No Nagle: every reply is one small write that the coordinator waits for (with
         // Nagle and delayed ACKs each call could wait ~40 ms).

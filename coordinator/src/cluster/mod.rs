@@ -8,3 +8,4 @@ pub mod halo;
 pub mod local;
 pub mod pool;
 pub mod remote;
+pub mod train_remote;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use flus_proto::v1::gwr_worker_client::GwrWorkerClient;
 use flus_proto::v1::health_client::HealthClient;
+use flus_proto::v1::trainer_client::TrainerClient;
 use flus_proto::v1::worker_client::WorkerClient;
 use flus_proto::v1::{HealthRequest, HealthResponse};
 use tonic::metadata::MetadataValue;
@@ -29,6 +30,9 @@ pub type Client = WorkerClient<InterceptedService<Channel, AddToken>>;
 /// A GwrWorker client that sends the token.
 pub type GwrClient = GwrWorkerClient<InterceptedService<Channel, AddToken>>;
 
+/// A Trainer client that sends the token.
+pub type TrainClient = TrainerClient<InterceptedService<Channel, AddToken>>;
+
 /// Largest message either side accepts (tile data is streamed in smaller chunks).
 pub const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 
@@ -41,6 +45,8 @@ pub struct WorkerConn {
     pub client: Client,
     /// The client of its GWR service.
     pub gwr: GwrClient,
+    /// The client of its Trainer service.
+    pub train: TrainClient,
     /// Threads it reported.
     pub threads: u32,
     /// The token interceptor, kept to reconnect after the worker was lost.
@@ -74,6 +80,9 @@ fn with_channel(
     let gwr = GwrWorkerClient::with_interceptor(channel.clone(), auth.clone())
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
+    let train = TrainerClient::with_interceptor(channel.clone(), auth.clone())
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let client = WorkerClient::with_interceptor(channel, auth.clone())
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -81,6 +90,7 @@ fn with_channel(
         addr: addr.to_string(),
         client,
         gwr,
+        train,
         threads,
         auth,
         tls: tls.clone(),

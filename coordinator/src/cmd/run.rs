@@ -13,6 +13,7 @@ use flus_shared::{files, markov, model, outputs, stack, tables};
 use serde_json::{json, Value};
 
 use super::common;
+use crate::cluster::train_remote::Trainers;
 use crate::cluster::{local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
 use crate::run_guard;
@@ -282,7 +283,31 @@ struct ClusterCa<'a> {
 /// Runs at once when `--concurrent-runs` is not given: every one of `runs`, at most 8.
 pub const DEFAULT_CONCURRENT_RUNS: usize = 8;
 
-/// The suitability of the scenarios: an ANN trained here, a given raster, or the LEAS
+/// The ANN of the map of `year` trained on a worker (`job` names it): the sample drawn
+/// here ([`model::training_set`]), the network fitted there with the bits of
+/// [`model::train`].
+fn train_on_workers(
+    trainers: &Trainers,
+    study: &Study,
+    st: &stack::Stack,
+    year: i32,
+    job: &str,
+) -> anyhow::Result<flus_shared::ann::TrainedAnn> {
+    let t0 = Instant::now();
+    let set = model::training_set(study, st, year)?;
+    let prepare = t0.elapsed().as_secs_f64();
+    tracing::info!(
+        job,
+        rows = set.train.cells.len() + set.holdout.cells.len(),
+        bytes = set.row_bytes(),
+        prepare_seconds = prepare,
+        "ANN training set drawn; training on a worker"
+    );
+    let settings = model::ann_settings(study);
+    trainers.train_ann(job, &set, &settings, study.config.study.seed, prepare)
+}
+
+/// The suitability of the scenarios: an ANN trained on a worker, a given raster, or the LEAS
 /// forests trained before the validation (PLUS mode).
 enum ScenarioSuitability {
     Trained(flus_shared::ann::TrainedAnn),
@@ -613,25 +638,6 @@ fn run_in(
     super::demand::write_tables(&demand_result, &out)?;
     let mut st = demand_result.stack;
     stage("inputs_and_demand", &mut lap);
-    // PLUS mode: the LEAS forests of the Markov period, trained once here for the
-    // validation and the scenarios; the workers get their development probability with
-    // the tiles, as a given suitability
-    let forest = match study.config.suitability.model {
-        flus_shared::config::SuitabilityModel::RandomForest => {
-            tracing::info!(
-                "LEAS random forests of the {} -> {} period (validation and scenarios)",
-                mk.from,
-                mk.to
-            );
-            let f = model::forest_suitability(&study, &st)?;
-            stage("leas_forests", &mut lap);
-            Some(f)
-        }
-        flus_shared::config::SuitabilityModel::Ann => None,
-    };
-    // only the maps still needed: the base map, and the start map of the validation
-    st.maps
-        .retain(|&y, _| y == mk.to || (y == mk.from && !args.no_validation));
     drop(bar);
     let bar = crate::output::stage("workers");
 
@@ -679,6 +685,31 @@ fn run_in(
     };
     stage("workers", &mut lap);
     drop(bar);
+    let trainers = Trainers::new(rt.handle().clone(), &conns, deadline);
+
+    // PLUS mode: the LEAS forests of the Markov period, trained once for the validation
+    // and the scenarios, their trees over the workers; the workers get their development
+    // probability with the tiles, as a given suitability
+    let forest = match study.config.suitability.model {
+        flus_shared::config::SuitabilityModel::RandomForest => {
+            tracing::info!(
+                "LEAS random forests of the {} -> {} period (validation and scenarios)",
+                mk.from,
+                mk.to
+            );
+            let bar = crate::output::stage("LEAS forests on the workers");
+            let f = model::forest_suitability_with(&study, &st, &|s, set, seed, key| {
+                trainers.fit_forest(s, set, seed, key)
+            })?;
+            stage("leas_forests", &mut lap);
+            drop(bar);
+            Some(f)
+        }
+        flus_shared::config::SuitabilityModel::Ann => None,
+    };
+    // only the maps still needed: the base map, and the start map of the validation
+    st.maps
+        .retain(|&y, _| y == mk.to || (y == mk.from && !args.no_validation));
 
     // validation on the past period
     let mut sessions = BTreeMap::new();
@@ -704,9 +735,10 @@ fn run_in(
             .collect(),
         ..RunJson::default()
     };
-    // the scenarios' network trains on the coordinator while the workers run the
-    // validation (its own network and session): the training leaves the critical path;
-    // or the scenarios' suitability raster (`[ann] suitability`) is read meanwhile
+    // the scenarios' network (its sample drawn on this thread, its fit on a worker)
+    // trains while the validation trains its own network on another worker and runs
+    // its CA (its own session); or the scenarios' suitability raster (`[ann]
+    // suitability`) is read meanwhile
     let bar = crate::output::stage("validation and the scenarios' ANN");
     let (validation, scenario_suit, ann_seconds) = std::thread::scope(|scope| {
         let training = scope.spawn(|| {
@@ -715,15 +747,24 @@ fn run_in(
             flus_shared::hooks::hold(|| "scenarios-ann-training".into());
             let t0 = Instant::now();
             let s = if forest.is_some() {
-                Ok(ScenarioSuitability::Forest)
+                ScenarioSuitability::Forest
             } else if study.config.ann.suitability.is_some() {
                 tracing::info!("stage 4/5: the given suitability of the {} map", mk.to);
-                model::suitability(&study, &st, mk.to).map(ScenarioSuitability::Given)
+                ScenarioSuitability::Given(model::suitability(&study, &st, mk.to)?)
             } else {
-                tracing::info!("stage 4/5: ANN suitability from the {} map", mk.to);
-                model::train(&study, &st, mk.to).map(ScenarioSuitability::Trained)
+                tracing::info!(
+                    "stage 4/5: ANN suitability from the {} map, on a worker",
+                    mk.to
+                );
+                ScenarioSuitability::Trained(train_on_workers(
+                    &trainers,
+                    &study,
+                    &st,
+                    mk.to,
+                    "scenarios",
+                )?)
             };
-            s.map(|s| (s, t0.elapsed().as_secs_f64()))
+            anyhow::Ok((s, t0.elapsed().as_secs_f64()))
         });
         let v = if args.no_validation {
             Ok(None)
@@ -733,7 +774,7 @@ fn run_in(
                 &study,
                 &st,
                 &out,
-                &cluster,
+                (&cluster, &trainers),
                 forest.as_ref(),
                 args.ensemble.unwrap_or(1),
             )
@@ -781,6 +822,8 @@ fn run_in(
     };
     // the training's own time; the stage "ann" is what remained of it after the validation
     report.ann_seconds = ann_seconds;
+    // where every network and forest was trained, and how long it took
+    report.training = json!(trainers.log());
     stage("ann", &mut lap);
     drop(bar);
     // one session for every scenario: the tiles of the base map and this network are

@@ -5,7 +5,8 @@
 //! - [`normalise`]: min-max normalisation of the drivers over the valid cells.
 //! - [`sample`]: the training sample (uniform or proportional) and its held-out part.
 //! - [`network`]: the network, its forward pass and gradient.
-//! - [`train`]: [`train()`], settings and report.
+//! - [`train`]: [`train()`] = [`prepare()`] (reads the grid: normalisation, sample, rows)
+//!   then [`fit()`] (reads only the rows: can run on a worker), settings and report.
 //! - [`suitability`]: per-cell inference (whole grid or a window), band-major output,
 //!   writing and reading K-band suitability GeoTIFFs, the max-suitability warning.
 //!
@@ -26,4 +27,7 @@ pub use suitability::{
     suitability, suitability_fixed, suitability_window, to_band_major, write_suitability,
     write_suitability_from_network, SuitabilityCheck,
 };
-pub use train::{train, AnnSettings, TrainReport, TrainedAnn, TrainingData};
+pub use train::{
+    fit, prepare, train, AnnSettings, SampleRows, TrainReport, TrainedAnn, TrainingData,
+    TrainingSet,
+};

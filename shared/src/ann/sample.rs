@@ -229,6 +229,36 @@ mod tests {
         }
     }
 
+    /// The rule written out by hand on a 12-cell layer: per class, the cells with the
+    /// smallest keys (seed 5, stream ANN_SAMPLE, iteration 0, counter = the global
+    /// cell), then within them the smallest second keys (iteration 1) held out. A
+    /// tiling-free rule: nothing but the global cell index enters a key.
+    #[test]
+    fn the_sample_is_the_cells_with_the_smallest_keys_of_the_rule() {
+        let classes: Vec<u8> = vec![0, 1, 0, 1, 0, 1, 0, 1, 0, 1, INVALID_CLASS, 0];
+        let rng = CounterRng::new(5);
+        let key_of = |it: u32, cell: usize| {
+            let b = rng.block(stream::ANN_SAMPLE, it, cell as u64, 0);
+            ((b[0] as u64) << 32) | b[1] as u64
+        };
+        // 11 valid cells * 546 / 1000 = 6.006 -> 6 cells, 3 per class; 1/3 of 3 held out
+        let s = draw_sample(&classes, &names(2), Sampling::Uniform, 546.0, 1.0 / 3.0, 5).unwrap();
+        let mut train = Vec::new();
+        let mut held = Vec::new();
+        for class in [0u8, 1] {
+            let mut cells: Vec<usize> = (0..12).filter(|&c| classes[c] == class).collect();
+            cells.sort_by_key(|&c| (key_of(0, c), c));
+            let mut chosen: Vec<usize> = cells[..3].to_vec();
+            chosen.sort_by_key(|&c| (key_of(1, c), c));
+            held.push(chosen[0]);
+            train.extend_from_slice(&chosen[1..]);
+        }
+        train.sort_unstable();
+        held.sort_unstable();
+        assert_eq!(s.train, train);
+        assert_eq!(s.holdout, held);
+    }
+
     #[test]
     fn sample_depends_on_the_seed_only() {
         let classes = layer();

@@ -194,14 +194,97 @@ pub struct TrainedAnn {
     pub report: TrainReport,
 }
 
-/// Normalised driver rows and classes of some cells.
-struct Samples {
-    cells: Vec<usize>,
-    xs: Vec<f64>,
-    ys: Vec<u8>,
+/// Normalised driver rows and classes of some cells: the rows [`fit`] trains on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SampleRows {
+    /// Global cell index of each row (row-major over the grid, ascending): the key of
+    /// the row's place in every epoch's shuffle.
+    pub cells: Vec<u64>,
+    /// Normalised driver values, `drivers` per row.
+    pub xs: Vec<f64>,
+    /// Class index of each row.
+    pub ys: Vec<u8>,
 }
 
-fn gather(data: &TrainingData, norm: &Normalisation, cells: Vec<usize>) -> Result<Samples> {
+/// Everything [`fit`] needs: the drawn sample's normalised rows and what the network
+/// and the report take from the whole grid. [`prepare`] builds it from the grid; it
+/// can be sent elsewhere (a worker) and fitted there with the same bits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSet {
+    /// Driver names, one per driver.
+    pub driver_names: Vec<String>,
+    /// Class names, K of them.
+    pub class_names: Vec<String>,
+    /// The normalisation fitted over the valid cells.
+    pub normalisation: Normalisation,
+    /// Hidden units.
+    pub hidden: usize,
+    /// Valid cells of the class layer.
+    pub valid_cells: usize,
+    /// Training cells per class.
+    pub train_per_class: Vec<usize>,
+    /// Held-out cells per class.
+    pub holdout_per_class: Vec<usize>,
+    /// Drivers that are constant over the valid cells.
+    pub constant_drivers: Vec<String>,
+    /// The training rows.
+    #[serde(skip)]
+    pub train: SampleRows,
+    /// The held-out rows.
+    #[serde(skip)]
+    pub holdout: SampleRows,
+}
+
+impl TrainingSet {
+    /// Checks that the rows fit the names (a set received from elsewhere), naming what
+    /// is wrong.
+    pub fn check(&self) -> Result<()> {
+        let (d, k) = (self.driver_names.len(), self.class_names.len());
+        let bad = |m: String| Err(Error::Data(format!("ANN training set: {m}")));
+        if d == 0 || k < 2 || self.hidden == 0 {
+            return bad(format!(
+                "{d} driver(s), {k} class(es), {} hidden unit(s); expected >= 1, >= 2, >= 1",
+                self.hidden
+            ));
+        }
+        if self.normalisation.min.len() != d || self.normalisation.max.len() != d {
+            return bad(format!(
+                "normalisation of {} driver(s); expected {d}",
+                self.normalisation.min.len()
+            ));
+        }
+        for (what, rows) in [("training", &self.train), ("held-out", &self.holdout)] {
+            let n = rows.cells.len();
+            if rows.xs.len() != n * d || rows.ys.len() != n {
+                return bad(format!(
+                    "{what} rows: {n} cells, {} values, {} classes; expected {} values and                      {n} classes",
+                    rows.xs.len(),
+                    rows.ys.len(),
+                    n * d
+                ));
+            }
+            if let Some(&y) = rows.ys.iter().find(|&&y| y as usize >= k) {
+                return bad(format!("{what} rows: class index {y}; expected below {k}"));
+            }
+        }
+        if self.train.cells.is_empty() {
+            return Err(Error::Data(
+                "ANN: the training sample is empty; raise `per_mille` or lower `holdout`".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bytes of the rows (what sending the set costs, about).
+    pub fn row_bytes(&self) -> usize {
+        [&self.train, &self.holdout]
+            .iter()
+            .map(|r| r.cells.len() * 8 + r.xs.len() * 8 + r.ys.len())
+            .sum()
+    }
+}
+
+fn gather(data: &TrainingData, norm: &Normalisation, cells: Vec<usize>) -> Result<SampleRows> {
     let d = data.drivers.count();
     let raw = (0..d)
         .map(|i| layers::values_at(data.drivers, i, &cells))
@@ -214,10 +297,14 @@ fn gather(data: &TrainingData, norm: &Normalisation, cells: Vec<usize>) -> Resul
         }
         ys.push(data.classes[c]);
     }
-    Ok(Samples { cells, xs, ys })
+    Ok(SampleRows {
+        cells: cells.into_iter().map(|c| c as u64).collect(),
+        xs,
+        ys,
+    })
 }
 
-fn accuracy(net: &Network, s: &Samples) -> f64 {
+fn accuracy(net: &Network, s: &SampleRows) -> f64 {
     if s.ys.is_empty() {
         return 0.0;
     }
@@ -238,21 +325,19 @@ fn accuracy(net: &Network, s: &Samples) -> f64 {
     right as f64 / s.ys.len() as f64
 }
 
-/// Trains the suitability network on `data` with `settings` and `seed`.
-///
-/// Steps: normalisation fitted over the valid cells; sample drawn (see
-/// [`super::sample`]); weights initialised (Glorot uniform, stream `ANN_INIT`); per
-/// epoch the training cells are ordered by a key from stream `ANN_SHUFFLE` (iteration =
-/// epoch, counter = cell) and cut into mini-batches; each batch's mean cross-entropy
-/// gradient updates the weights by gradient descent with momentum. Single-threaded in
-/// f64 with sums in sample order, so the weights are bit-identical for any thread
-/// count. With early stopping, the weights of the epoch with the lowest held-out loss
-/// are kept.
+/// Trains the suitability network on `data` with `settings` and `seed`:
+/// [`prepare`] then [`fit`].
 pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<TrainedAnn> {
+    fit(&prepare(data, settings, seed)?, settings, seed)
+}
+
+/// The first half of [`train`], which reads the grid: the normalisation fitted over
+/// the valid cells, the sample drawn (see [`super::sample`]: keyed on the global cell,
+/// so the same for any tiling or thread count) and its rows gathered and normalised.
+pub fn prepare(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<TrainingSet> {
     settings.validate()?;
     let cells = data.classes.len();
     check_layers(data.drivers, data.driver_names, cells)?;
-    let k = data.class_names.len();
     let valid: Vec<bool> = data.classes.iter().map(|&c| c != INVALID_CLASS).collect();
     let norm = Normalisation::fit_layers(data.drivers, data.driver_names, &valid, data.width)?;
     let constant_drivers: Vec<String> = norm
@@ -276,17 +361,42 @@ pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<T
             "ANN: the training sample is empty; raise `per_mille` or lower `holdout`".into(),
         ));
     }
-    let hidden = settings.hidden_units(data.drivers.count());
-    let train_set = gather(data, &norm, sample.train.clone())?;
-    let hold_set = gather(data, &norm, sample.holdout.clone())?;
+    let train = gather(data, &norm, sample.train)?;
+    let holdout = gather(data, &norm, sample.holdout)?;
+    Ok(TrainingSet {
+        driver_names: data.driver_names.to_vec(),
+        class_names: data.class_names.to_vec(),
+        normalisation: norm,
+        hidden: settings.hidden_units(data.drivers.count()),
+        valid_cells: sample.valid_cells,
+        train_per_class: sample.train_per_class,
+        holdout_per_class: sample.holdout_per_class,
+        constant_drivers,
+        train,
+        holdout,
+    })
+}
+
+/// The second half of [`train`], which reads only the set's rows (so it can run on
+/// another machine with the same bits): weights initialised (Glorot uniform, stream
+/// `ANN_INIT`); per epoch the training rows are ordered by a key from stream
+/// `ANN_SHUFFLE` (iteration = epoch, counter = the row's global cell) and cut into
+/// mini-batches; each batch's mean cross-entropy gradient updates the weights by
+/// gradient descent with momentum. Single-threaded in f64 with sums in sample order,
+/// so the weights are bit-identical for any thread count. With early stopping, the
+/// weights of the epoch with the lowest held-out loss are kept.
+pub fn fit(set: &TrainingSet, settings: &AnnSettings, seed: u64) -> Result<TrainedAnn> {
+    settings.validate()?;
+    set.check()?;
+    let (train_set, hold_set) = (&set.train, &set.holdout);
+    let (d, k, hidden) = (set.driver_names.len(), set.class_names.len(), set.hidden);
     let mut net = Network::initial(
-        data.driver_names.to_vec(),
-        data.class_names.to_vec(),
-        norm,
+        set.driver_names.clone(),
+        set.class_names.clone(),
+        set.normalisation.clone(),
         hidden,
         seed,
     );
-    let d = data.drivers.count();
     let n_params = param_count(d, hidden, k);
     let mut velocity = vec![0.0; n_params];
     let mut grad = vec![0.0; n_params];
@@ -301,7 +411,7 @@ pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<T
         epochs_run = epoch + 1;
         order.clear();
         order.extend(train_set.cells.iter().enumerate().map(|(i, &cell)| {
-            let b = rng.block(stream::ANN_SHUFFLE, epoch as u32, cell as u64, 0);
+            let b = rng.block(stream::ANN_SHUFFLE, epoch as u32, cell, 0);
             (((b[0] as u64) << 32) | b[1] as u64, i)
         }));
         // Ties (astronomically rare) fall back on the sample's position = cell order.
@@ -355,15 +465,15 @@ pub fn train(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result<T
     };
     let has_holdout = !hold_set.ys.is_empty();
     let report = TrainReport {
-        valid_cells: sample.valid_cells,
+        valid_cells: set.valid_cells,
         hidden,
-        train_per_class: sample.train_per_class,
-        holdout_per_class: sample.holdout_per_class,
-        constant_drivers,
+        train_per_class: set.train_per_class.clone(),
+        holdout_per_class: set.holdout_per_class.clone(),
+        constant_drivers: set.constant_drivers.clone(),
         epochs_run,
         best_epoch,
-        train_accuracy: accuracy(&net, &train_set),
-        holdout_accuracy: has_holdout.then(|| accuracy(&net, &hold_set)),
+        train_accuracy: accuracy(&net, train_set),
+        holdout_accuracy: has_holdout.then(|| accuracy(&net, hold_set)),
         train_loss: net.loss_and_gradient(&train_set.xs, &train_set.ys, &mut sc, None),
         holdout_loss: has_holdout
             .then(|| net.loss_and_gradient(&hold_set.xs, &hold_set.ys, &mut sc, None)),
@@ -476,6 +586,90 @@ mod tests {
         };
         assert_eq!(bits(&one), bits(&two));
         assert_eq!(one.report, two.report);
+    }
+
+    /// The set a worker receives (its JSON header and its rows) fits to the bits of the
+    /// in-process training: JSON carries every double exactly (serde_json's
+    /// float_roundtrip), and [`fit`] reads nothing else.
+    #[test]
+    fn a_set_sent_as_json_and_rows_fits_to_the_bits_of_train() {
+        let (drivers, classes) = synthetic();
+        let layers: Vec<&[f32]> = drivers.iter().map(|v| v.as_slice()).collect();
+        let names = ["x".to_string(), "y".to_string()];
+        let class_names = ["a".to_string(), "b".to_string(), "c".to_string()];
+        let data = TrainingData {
+            drivers: &layers,
+            driver_names: &names,
+            classes: &classes,
+            class_names: &class_names,
+            width: 40,
+        };
+        let settings = small_settings();
+        let reference = train(&data, &settings, 3).unwrap();
+        let set = prepare(&data, &settings, 3).unwrap();
+        // the rows are those of the sample drawn by the rule, normalised by hand
+        let sample = draw_sample(&classes, &class_names, settings.sampling, 300.0, 0.2, 3).unwrap();
+        let cells: Vec<u64> = sample.train.iter().map(|&c| c as u64).collect();
+        assert_eq!(set.train.cells, cells);
+        let (lo, hi) = (set.normalisation.min[1], set.normalisation.max[1]);
+        let c0 = sample.train[0];
+        assert_eq!(set.train.xs[1], (drivers[1][c0] as f64 - lo) / (hi - lo));
+        assert_eq!(set.train.ys[0], classes[c0]);
+        let mut received: TrainingSet =
+            serde_json::from_slice(&serde_json::to_vec(&set).unwrap()).unwrap();
+        assert!(received.train.cells.is_empty(), "rows travel apart");
+        received.train = set.train.clone();
+        received.holdout = set.holdout.clone();
+        let settings: AnnSettings =
+            serde_json::from_slice(&serde_json::to_vec(&settings).unwrap()).unwrap();
+        let remote = fit(&received, &settings, 3).unwrap();
+        let bits = |t: &TrainedAnn| {
+            t.network
+                .params()
+                .iter()
+                .map(|p| p.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&remote), bits(&reference));
+        assert_eq!(remote, reference);
+        // and the network itself survives the trip back as JSON
+        let back: TrainedAnn =
+            serde_json::from_slice(&serde_json::to_vec(&remote).unwrap()).unwrap();
+        assert_eq!(bits(&back), bits(&reference));
+    }
+
+    #[test]
+    fn a_set_whose_rows_do_not_fit_its_names_is_refused_by_name() {
+        let set = TrainingSet {
+            driver_names: vec!["x".into(), "y".into()],
+            class_names: vec!["a".into(), "b".into()],
+            normalisation: Normalisation {
+                min: vec![0.0; 2],
+                max: vec![1.0; 2],
+            },
+            hidden: 3,
+            valid_cells: 1,
+            train_per_class: vec![1, 0],
+            holdout_per_class: vec![0, 0],
+            constant_drivers: vec![],
+            train: SampleRows {
+                cells: vec![4],
+                xs: vec![0.5; 3],
+                ys: vec![0],
+            },
+            holdout: SampleRows::default(),
+        };
+        let e = fit(&set, &AnnSettings::default(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("training rows") && e.contains("3 values"), "{e}");
+        let mut bad_class = set.clone();
+        bad_class.train.xs = vec![0.5; 2];
+        bad_class.train.ys = vec![7];
+        let e = fit(&bad_class, &AnnSettings::default(), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("class index 7"), "{e}");
     }
 
     #[test]

@@ -140,6 +140,20 @@ fn gather(drivers: &dyn Layers, cells: &[usize]) -> Result<Vec<f32>> {
 /// log); a class whose expansion cells all escaped the sample is an error asking for a
 /// higher `sample_rate`.
 pub fn leas(data: &LeasData, settings: &LeasSettings, seed: u64) -> Result<Leas> {
+    leas_with(data, settings, seed, &fit)
+}
+
+/// The forest fitter of [`leas_with`]: (rows, settings, seed, forest key) -> forest.
+pub type FitForest<'a> = dyn Fn(&Samples, &ForestSettings, u64, u32) -> Result<Forest> + Sync + 'a;
+
+/// [`leas`] with each class forest fitted by `fit_forest` (e.g. its trees grown on the
+/// workers); it must give [`fit`]'s result for the same bits.
+pub fn leas_with(
+    data: &LeasData,
+    settings: &LeasSettings,
+    seed: u64,
+    fit_forest: &FitForest,
+) -> Result<Leas> {
     let k = data.class_names.len();
     let d = data.drivers.count();
     if d != data.driver_names.len() || data.from.len() != data.to.len() {
@@ -199,7 +213,7 @@ pub fn leas(data: &LeasData, settings: &LeasSettings, seed: u64) -> Result<Leas>
                     data.driver_names
                 ))
             })?;
-            Some(fit(&samples, &settings.forest, seed, c as u32)?)
+            Some(fit_forest(&samples, &settings.forest, seed, c as u32)?)
         };
         tracing::info!(class = %name, sample = s.cells.len(), expansion = positives, oob_accuracy = ?forest.as_ref().and_then(|f| f.oob_accuracy), "LEAS forest");
         classes.push(ClassForest {

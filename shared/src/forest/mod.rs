@@ -16,7 +16,7 @@ pub mod tree;
 
 pub use ensemble::{fit, fit_tree, FittedTree, Forest, ForestSettings};
 pub use leas::{
-    development_probability, expansion_sample, leas, write_contributions, ClassForest, ClassSample,
-    Leas, LeasData, LeasSettings,
+    development_probability, expansion_sample, leas, leas_with, write_contributions, ClassForest,
+    ClassSample, FitForest, Leas, LeasData, LeasSettings,
 };
 pub use tree::{grow, Node, Samples, Tree, TreeSettings, MAX_FEATURES};

@@ -10,25 +10,49 @@ use flus_shared::ca;
 use flus_shared::config::Study;
 use flus_shared::{model, stack};
 
-use super::{free_maxima_here, ClusterCa, Session, SuitabilitySource};
+use super::{free_maxima_here, train_on_workers, ClusterCa, Session, SuitabilitySource};
+use crate::cluster::train_remote::Trainers;
 
 /// The validation on the past period over the cluster, in its own session (its own
-/// network): the validation's JSON (with the run's traffic) and the session's traffic.
+/// network, trained on a worker): the validation's JSON (with the run's traffic) and
+/// the session's traffic.
 pub(super) fn validation_stage(
     study: &Study,
     st: &stack::Stack,
     out: &Path,
-    cluster: &ClusterCa<'_>,
+    (cluster, trainers): (&ClusterCa<'_>, &Trainers),
     forest: Option<&model::Suitability>,
     members: u32,
 ) -> anyhow::Result<(Value, Value)> {
     let (mut traffic, mut session, mut ensemble) = (None, None, None);
+    // the validation's own ANN (of the `from` map) unless it reads a raster or the
+    // forests: trained on a worker, beside the scenarios' network on another
+    let cfg = &study.config;
+    let trained = if forest.is_none()
+        && cfg.suitability.model == flus_shared::config::SuitabilityModel::Ann
+        && cfg.ann.validation_suitability.is_none()
+        && !st.drivers.is_empty()
+    {
+        let t = train_on_workers(trainers, study, st, cfg.markov.from, "validation")?;
+        Some(model::Suitability {
+            values: Vec::new(),
+            network: Some(t.network),
+            report: Some(t.report),
+            leas: None,
+        })
+    } else {
+        None
+    };
+    let network_sha256 = match trained.as_ref().and_then(|t| t.network.as_ref()) {
+        Some(n) => Some(flus_shared::files::sha256_hex(&serde_json::to_vec(n)?)),
+        None => None,
+    };
     let v = crate::cmd::validate::validate_with(
         study,
         st,
         out,
         false,
-        forest,
+        forest.or(trained.as_ref()),
         |params, input, suit| {
             let source = match &suit.network {
                 Some(n) => SuitabilitySource::Network(n),
@@ -100,6 +124,10 @@ pub(super) fn validation_stage(
     )?;
     let mut v = v.json;
     v["traffic"] = json!(traffic);
+    // the validation network's bits, to compare runs (the same for any worker count)
+    if let Some(h) = network_sha256 {
+        v["ann_network_sha256"] = json!(h);
+    }
     if let Some(e) = ensemble {
         v["ensemble"] = e;
     }
