@@ -277,7 +277,8 @@ struct ClusterCa<'a> {
     concurrent: usize,
 }
 
-/// Runs at once when `--concurrent-runs` is not given: every one of `runs`, at most 8.
+/// CA runs of a session at once when `--concurrent-runs` is not given (fewer when the
+/// session has fewer runs).
 pub const DEFAULT_CONCURRENT_RUNS: usize = 8;
 
 /// The suitability of the scenarios: an ANN trained here, a given raster, or the LEAS
