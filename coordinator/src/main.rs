@@ -9,6 +9,7 @@ mod output;
 mod report;
 mod run_files;
 mod run_guard;
+mod run_json;
 
 use clap::{Parser, Subcommand};
 

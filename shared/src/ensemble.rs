@@ -182,7 +182,7 @@ pub fn write_frequencies(
 }
 
 /// A quantity's summary over the members.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Members summarised.
     pub members: usize,
@@ -248,7 +248,7 @@ fn quantile(sorted: &[f64], p: f64) -> f64 {
 
 /// One row of `carbon_ensemble.csv`: a map's carbon storage and its change against the
 /// base map over the members.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CarbonRow {
     /// The map's label (`<scenario>_<year>`).
     pub map: String,

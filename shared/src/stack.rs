@@ -7,7 +7,10 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::config::{LayerConfig, NodataSetting, Study};
 use crate::error::{Error, Result};
@@ -310,7 +313,6 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
     let reference = study.resolve(&first.path);
     let grid = raster::info(&reference)?.grid;
     let n = grid.cells();
-    let mut mask = vec![true; n];
     let mut warped = Vec::new();
     let code_index: BTreeMap<i64, u8> = cfg
         .classes
@@ -319,157 +321,47 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
         .map(|(i, c)| (c.code, i as u8))
         .collect();
 
+    // the land-use maps and the drivers are read several at a time (each layer from its
+    // own dataset); a layer only clears cells of the shared mask, so the order in which
+    // they finish does not matter; errors are reported in the config's order
+    let shared_mask: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(true)).collect();
+    let ctx = LayerContext {
+        study,
+        reference: &reference,
+        grid: &grid,
+        mask: &shared_mask,
+    };
+    let (maps_read, drivers_read) = rayon::join(
+        || {
+            cfg.landuse
+                .par_iter()
+                .map(|m| read_landuse(&ctx, m, &code_index))
+                .collect::<Vec<_>>()
+        },
+        || {
+            cfg.drivers
+                .par_iter()
+                .enumerate()
+                .map(|(index, d)| read_driver(&ctx, index, d, spill.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    );
     let mut raw_maps = BTreeMap::new();
-    for m in &cfg.landuse {
-        let path = study.resolve(&m.path);
-        check_codes_fit(study, &path)?;
-        // map codes to indices; unknown codes with data are an error
-        let mut idx = vec![NO_CLASS; n];
-        let mut unknown: BTreeMap<i64, u64> = BTreeMap::new();
-        read_on_grid(
-            study,
-            &reference,
-            &grid,
-            &path,
-            1,
-            None,
-            Resample::Nearest,
-            &mut warped,
-            |first, values, has_data, _| {
-                for (j, (&v, &d)) in values.iter().zip(has_data).enumerate() {
-                    let i = first + j;
-                    if !d {
-                        mask[i] = false;
-                        continue;
-                    }
-                    if v.fract() != 0.0 {
-                        return Err(Error::raster(
-                            &path,
-                            format!(
-                                "value {v} at row {}, column {} is not an integer class code",
-                                i / grid.width,
-                                i % grid.width
-                            ),
-                        ));
-                    }
-                    let code = v as i64;
-                    match code_index.get(&code) {
-                        Some(&c) => idx[i] = c,
-                        None => *unknown.entry(code).or_default() += 1,
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        if !unknown.is_empty() {
-            let list: Vec<String> = unknown
-                .iter()
-                .map(|(c, n)| format!("{c} ({n} cells)"))
-                .collect();
-            return Err(Error::Data(format!(
-                "{}: class code(s) {} not named in [[classes]] of {} (known codes: {})",
-                path.display(),
-                list.join(", "),
-                study.file.display(),
-                code_index
-                    .keys()
-                    .map(|c| c.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        raw_maps.insert(m.year, idx);
+    for r in maps_read {
+        let (year, idx, w) = r?;
+        raw_maps.insert(year, idx);
+        warped.extend(w);
     }
-
     let mut drivers = Vec::new();
-    for (index, d) in cfg.drivers.iter().enumerate() {
-        let path = study.resolve(&d.path);
-        let mut sink = match &spill {
-            None => DriverSink::Memory(Vec::with_capacity(n)),
-            Some(dir) => {
-                let p = dir.path().join(format!("driver_{index}.f32"));
-                let f = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&p)
-                    .map_err(|e| Error::io(&p, e))?;
-                DriverSink::File(
-                    std::io::BufWriter::with_capacity(1 << 20, f),
-                    p,
-                    dir.clone(),
-                )
-            }
-        };
-        read_layer(
-            study,
-            &reference,
-            &grid,
-            &path,
-            d,
-            Resample::Bilinear,
-            &mut warped,
-            |first, strip, has_data, nodata| {
-                // NaN counts as nodata only where the layer declares no other nodata value.
-                let nan_is_bad = nodata.is_some_and(|nd| !nd.is_nan());
-                for (j, (&v, &data)) in strip.iter().zip(has_data).enumerate() {
-                    let i = first + j;
-                    if nan_is_bad && v.is_nan() {
-                        return Err(Error::raster(
-                            &path,
-                            format!(
-                                "driver {:?} has NaN at row {}, column {}; expected finite numbers or its nodata value {}",
-                                d.name,
-                                i / grid.width,
-                                i % grid.width,
-                                nodata.unwrap_or(f64::NAN)
-                            ),
-                        ));
-                    }
-                    if data && v.is_infinite() {
-                        return Err(Error::raster(
-                            &path,
-                            format!(
-                                "driver {:?} has an infinite value at row {}, column {}; expected finite numbers or nodata",
-                                d.name,
-                                i / grid.width,
-                                i % grid.width
-                            ),
-                        ));
-                    }
-                    mask[i] &= data;
-                }
-                match &mut sink {
-                    DriverSink::Memory(values) => values.extend(strip.iter().map(|&v| v as f32)),
-                    DriverSink::File(w, p, _) => {
-                        let bytes: Vec<u8> = strip
-                            .iter()
-                            .flat_map(|&v| (v as f32).to_le_bytes())
-                            .collect();
-                        w.write_all(&bytes).map_err(|e| Error::io(p.as_path(), e))?;
-                    }
-                }
-                Ok(())
-            },
-        )?;
-        let values = match sink {
-            DriverSink::Memory(v) => DriverValues::Memory(v),
-            DriverSink::File(w, p, dir) => {
-                let file = w.into_inner().map_err(|e| Error::io(&p, e.into_error()))?;
-                DriverValues::File(SpillFile {
-                    file: Arc::new(file),
-                    path: p,
-                    cells: n,
-                    _dir: dir,
-                })
-            }
-        };
-        drivers.push(Driver {
-            name: d.name.clone(),
-            path,
-            values,
-        });
+    for r in drivers_read {
+        let (d, w) = r?;
+        drivers.push(d);
+        warped.extend(w);
     }
+    let mut mask: Vec<bool> = shared_mask
+        .into_iter()
+        .map(AtomicBool::into_inner)
+        .collect();
 
     let mut restricted = vec![false; n];
     for r in &cfg.restrictions {
@@ -570,6 +462,194 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
         zone_names,
         warped,
     })
+}
+
+/// What every layer reader shares: the study, the reference grid and the mask of valid
+/// cells, which a reader may only clear.
+struct LayerContext<'a> {
+    study: &'a Study,
+    reference: &'a Path,
+    grid: &'a Grid,
+    mask: &'a [AtomicBool],
+}
+
+impl LayerContext<'_> {
+    /// Marks cell `i` as not valid (a layer has no data there).
+    fn clear(&self, i: usize) {
+        self.mask[i].store(false, Ordering::Relaxed);
+    }
+}
+
+/// Reads land-use map `m` as class indices ([`NO_CLASS`] where it has no data, which it
+/// clears in the mask): its year, the indices and the files warped to the grid.
+fn read_landuse(
+    ctx: &LayerContext<'_>,
+    m: &crate::config::LanduseMap,
+    code_index: &BTreeMap<i64, u8>,
+) -> Result<(i32, Vec<u8>, Vec<PathBuf>)> {
+    let (study, grid, n) = (ctx.study, ctx.grid, ctx.grid.cells());
+    let mut warped = Vec::new();
+    let path = study.resolve(&m.path);
+    check_codes_fit(study, &path)?;
+    // map codes to indices; unknown codes with data are an error
+    let mut idx = vec![NO_CLASS; n];
+    let mut unknown: BTreeMap<i64, u64> = BTreeMap::new();
+    read_on_grid(
+        study,
+        ctx.reference,
+        grid,
+        &path,
+        1,
+        None,
+        Resample::Nearest,
+        &mut warped,
+        |first, values, has_data, _| {
+            for (j, (&v, &d)) in values.iter().zip(has_data).enumerate() {
+                let i = first + j;
+                if !d {
+                    ctx.clear(i);
+                    continue;
+                }
+                if v.fract() != 0.0 {
+                    return Err(Error::raster(
+                        &path,
+                        format!(
+                            "value {v} at row {}, column {} is not an integer class code",
+                            i / grid.width,
+                            i % grid.width
+                        ),
+                    ));
+                }
+                let code = v as i64;
+                match code_index.get(&code) {
+                    Some(&c) => idx[i] = c,
+                    None => *unknown.entry(code).or_default() += 1,
+                }
+            }
+            Ok(())
+        },
+    )?;
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|(c, n)| format!("{c} ({n} cells)"))
+            .collect();
+        return Err(Error::Data(format!(
+            "{}: class code(s) {} not named in [[classes]] of {} (known codes: {})",
+            path.display(),
+            list.join(", "),
+            study.file.display(),
+            code_index
+                .keys()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok((m.year, idx, warped))
+}
+
+/// Reads driver `d` (the `index`-th) into memory or into a scratch file of `spill`,
+/// clearing the mask where it has no data: the driver and the files warped to the grid.
+fn read_driver(
+    ctx: &LayerContext<'_>,
+    index: usize,
+    d: &LayerConfig,
+    spill: Option<&Arc<tempfile::TempDir>>,
+) -> Result<(Driver, Vec<PathBuf>)> {
+    let (study, grid, n) = (ctx.study, ctx.grid, ctx.grid.cells());
+    let mut warped = Vec::new();
+    let path = study.resolve(&d.path);
+    let mut sink = match spill {
+        None => DriverSink::Memory(Vec::with_capacity(n)),
+        Some(dir) => {
+            let p = dir.path().join(format!("driver_{index}.f32"));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&p)
+                .map_err(|e| Error::io(&p, e))?;
+            DriverSink::File(
+                std::io::BufWriter::with_capacity(1 << 20, f),
+                p,
+                dir.clone(),
+            )
+        }
+    };
+    read_layer(
+        study,
+        ctx.reference,
+        grid,
+        &path,
+        d,
+        Resample::Bilinear,
+        &mut warped,
+        |first, strip, has_data, nodata| {
+            // NaN counts as nodata only where the layer declares no other nodata value.
+            let nan_is_bad = nodata.is_some_and(|nd| !nd.is_nan());
+            for (j, (&v, &data)) in strip.iter().zip(has_data).enumerate() {
+                let i = first + j;
+                if nan_is_bad && v.is_nan() {
+                    return Err(Error::raster(
+                        &path,
+                        format!(
+                            "driver {:?} has NaN at row {}, column {}; expected finite numbers or its nodata value {}",
+                            d.name,
+                            i / grid.width,
+                            i % grid.width,
+                            nodata.unwrap_or(f64::NAN)
+                        ),
+                    ));
+                }
+                if data && v.is_infinite() {
+                    return Err(Error::raster(
+                        &path,
+                        format!(
+                            "driver {:?} has an infinite value at row {}, column {}; expected finite numbers or nodata",
+                            d.name,
+                            i / grid.width,
+                            i % grid.width
+                        ),
+                    ));
+                }
+                if !data {
+                    ctx.clear(i);
+                }
+            }
+            match &mut sink {
+                DriverSink::Memory(values) => values.extend(strip.iter().map(|&v| v as f32)),
+                DriverSink::File(w, p, _) => {
+                    let bytes: Vec<u8> = strip
+                        .iter()
+                        .flat_map(|&v| (v as f32).to_le_bytes())
+                        .collect();
+                    w.write_all(&bytes).map_err(|e| Error::io(p.as_path(), e))?;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let values = match sink {
+        DriverSink::Memory(v) => DriverValues::Memory(v),
+        DriverSink::File(w, p, dir) => {
+            let file = w.into_inner().map_err(|e| Error::io(&p, e.into_error()))?;
+            DriverValues::File(SpillFile {
+                file: Arc::new(file),
+                path: p,
+                cells: n,
+                _dir: dir,
+            })
+        }
+    };
+    Ok((
+        Driver {
+            name: d.name.clone(),
+            path,
+            values,
+        },
+        warped,
+    ))
 }
 
 fn read_layer(

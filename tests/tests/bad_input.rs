@@ -51,6 +51,29 @@ fn a_missing_file_is_named() {
 }
 
 #[test]
+fn with_several_bad_layers_the_first_in_the_config_is_named_every_time() {
+    // the layers are read several at a time: the error must not depend on which read
+    // finished first. dem (the first driver) and dist_road (the last) both broken;
+    // and a broken land-use map (read beside the drivers) comes before every driver
+    let d = bencat_with(|t| t);
+    for f in ["dem.tif", "dist_road.tif"] {
+        std::fs::write(d.path().join(f), b"this is not a GeoTIFF").unwrap();
+    }
+    for _ in 0..3 {
+        let e = demand_fails(d.path());
+        assert!(e.contains("dem.tif") && !e.contains("dist_road.tif"), "{e}");
+    }
+    std::fs::write(d.path().join("landuse_2020.tif"), b"not a GeoTIFF either").unwrap();
+    for _ in 0..3 {
+        let e = demand_fails(d.path());
+        assert!(
+            e.contains("landuse_2020.tif") && !e.contains("dem.tif"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn an_unreadable_raster_is_named() {
     let d = bencat_with(|t| t);
     std::fs::write(d.path().join("slope.tif"), b"this is not a GeoTIFF").unwrap();

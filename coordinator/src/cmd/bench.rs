@@ -13,7 +13,9 @@
 //! (`study_speedup`), every stage's seconds of run.json for both runs
 //! (`stage_seconds`), the share of the 1-worker wall time in which no worker call was
 //! in flight (`coordinator_only_fraction`, from run.json `worker_busy_seconds`: the
-//! serial fraction of Amdahl's law), the bytes each session sent, and for the first
+//! serial fraction of Amdahl's law) and per stage (`stage_coordinator_only_seconds`),
+//! the seconds outside every stage (`outside_stages_seconds`: the process's start, the
+//! HTML report, its exit), the bytes each session sent, and for the first
 //! scenario its CA run (`ca_seconds`, the coordinator's own share of it in
 //! `coordinator_own_ca_seconds`) and the wait for the workers' steps
 //! (`propose_seconds`), each with its speed-up.
@@ -123,6 +125,20 @@ fn timed_run(
                 .collect()
         })
         .unwrap_or_default();
+    // per stage, the seconds in which no worker call was in flight
+    let stage_coordinator_only: serde_json::Map<String, Value> = report["timings"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter_map(|s| {
+                    let own = s["seconds"].as_f64()? - s["worker_busy_seconds"].as_f64()?;
+                    Some((s["stage"].as_str()?.to_string(), json!(own.max(0.0))))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    // what the stages do not cover: process start, run.json, the HTML report, exit
+    let staged: f64 = stages.values().filter_map(Value::as_f64).sum();
     let ca_seconds = stages.get(&stage).and_then(|s| s.as_f64());
     let busy = report["worker_busy_seconds"].as_f64();
     let sc = &report["scenarios"][scenario];
@@ -144,6 +160,8 @@ fn timed_run(
         "threads_per_worker": threads,
         "wall_seconds": wall,
         "stage_seconds": stages,
+        "stage_coordinator_only_seconds": stage_coordinator_only,
+        "outside_stages_seconds": (wall - staged).max(0.0),
         "worker_busy_seconds": busy,
         "coordinator_only_seconds": busy.map(|b| (wall - b).max(0.0)),
         "coordinator_only_fraction": busy.map(|b| (wall - b).max(0.0) / wall),
@@ -260,6 +278,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         report["stage_seconds"] = json!({
             "1_worker": one["stage_seconds"],
             "2_workers": two["stage_seconds"],
+        });
+        report["stage_coordinator_only_seconds"] = json!({
+            "1_worker": one["stage_coordinator_only_seconds"],
+            "2_workers": two["stage_coordinator_only_seconds"],
+        });
+        report["outside_stages_seconds"] = json!({
+            "1_worker": one["outside_stages_seconds"],
+            "2_workers": two["outside_stages_seconds"],
         });
         report["speedup_wall"] = ratio("wall_seconds");
         report["speedup_scenario_stage"] = ratio("scenario_stage_seconds");

@@ -2,6 +2,7 @@
 //! demand, ANN, validation on the past period, every scenario to the target year,
 //! outputs. Without a workers flag it starts one local worker per core on loopback.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use super::common;
 use crate::cluster::{local::LocalWorkers, pool, remote};
 use crate::run_files::{self, RunCarbon};
 use crate::run_guard;
+use crate::run_json::{EnsembleJson, LegendJson, MapJson, RunJson, StageTiming, Versions};
 use checkpoints::{
     checkpoint_path, clear_checkpoints, load_checkpoint, tidy_checkpoints, CheckpointWriter,
 };
@@ -575,11 +577,18 @@ fn run_in(
     config_sha256: &str,
 ) -> anyhow::Result<()> {
     let out = out.to_path_buf();
-    let mut timings: Vec<(String, f64)> = Vec::new();
+    // per stage: its wall seconds and the part of them some worker call was in flight
+    let mut timings: Vec<(String, f64, f64)> = Vec::new();
     let mut lap = Instant::now();
+    let mut busy_at = crate::cluster::busy::seconds();
     let mut stage = |name: &str, lap: &mut Instant| {
-        timings.push((name.to_string(), lap.elapsed().as_secs_f64()));
-        *lap = Instant::now();
+        let busy = crate::cluster::busy::seconds();
+        timings.push((
+            name.to_string(),
+            lap.elapsed().as_secs_f64(),
+            busy - busy_at,
+        ));
+        (*lap, busy_at) = (Instant::now(), busy);
     };
 
     // inputs and demand
@@ -673,21 +682,29 @@ fn run_in(
     drop(bar);
 
     // validation on the past period
-    let mut sessions = serde_json::Map::new();
-    let mut report = json!({
-        "study": study.config.study.name,
-        "seed": study.config.study.seed,
-        "workers": addrs,
-        "classes": names,
-        "valid_cells": st.valid_cells(),
-        "config_sha256": config_sha256,
-        "base_year": mk.to,
-        "target_year": mk.final_year(),
-        "target_years": mk.years(),
-        "legend": study.config.classes.iter().map(|c| json!({
-            "code": c.code, "name": c.name, "color": c.color,
-        })).collect::<Vec<_>>(),
-    });
+    let mut sessions = BTreeMap::new();
+    let mut report = RunJson {
+        study: study.config.study.name.clone(),
+        seed: study.config.study.seed,
+        workers: addrs.clone(),
+        classes: names.clone(),
+        valid_cells: st.valid_cells() as u64,
+        config_sha256: config_sha256.to_string(),
+        base_year: mk.to,
+        target_year: mk.final_year(),
+        target_years: mk.years(),
+        legend: study
+            .config
+            .classes
+            .iter()
+            .map(|c| LegendJson {
+                code: c.code,
+                name: c.name.clone(),
+                color: c.color.clone(),
+            })
+            .collect(),
+        ..RunJson::default()
+    };
     // the scenarios' network trains on the coordinator while the workers run the
     // validation (its own network and session): the training leaves the critical path;
     // or the scenarios' suitability raster (`[ann] suitability`) is read meanwhile
@@ -731,7 +748,7 @@ fn run_in(
     })?;
     tidy_checkpoints(&out);
     if let Some((v, session)) = validation {
-        report["validation"] = v;
+        report.validation = Some(v);
         sessions.insert("validation".into(), session);
         stage("validation", &mut lap);
         st.maps.retain(|&y, _| y == mk.to);
@@ -741,9 +758,9 @@ fn run_in(
             let network = &trained.network;
             let r = &trained.report;
             tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
-            report["ann"] = json!(trained.report);
+            report.ann = Some(json!(trained.report));
             // the network's bits, to compare runs (the same for any worker and thread count)
-            report["ann_network_sha256"] = json!(files::sha256_hex(&serde_json::to_vec(network)?));
+            report.ann_network_sha256 = Some(files::sha256_hex(&serde_json::to_vec(network)?));
             SuitabilitySource::Network(network)
         }
         ScenarioSuitability::Forest => {
@@ -752,19 +769,19 @@ fn run_in(
                 .context("the LEAS forests were not trained")?;
             if let Some(leas) = &f.leas {
                 // driver_contributions.csv in the run folder (the report charts it)
-                report["random_forest"] = common::leas_outputs(&out, leas)?;
+                report.random_forest = Some(common::leas_outputs(&out, leas)?);
             }
             SuitabilitySource::Given(&f.values)
         }
         ScenarioSuitability::Given(s) => {
-            report["ann"] = json!({
+            report.ann = Some(json!({
                 "suitability_raster": study.config.ann.suitability.as_ref().map(|p| study.resolve(p)),
-            });
+            }));
             SuitabilitySource::Given(&s.values)
         }
     };
     // the training's own time; the stage "ann" is what remained of it after the validation
-    report["ann_seconds"] = json!(ann_seconds);
+    report.ann_seconds = ann_seconds;
     stage("ann", &mut lap);
     drop(bar);
     // one session for every scenario: the tiles of the base map and this network are
@@ -801,7 +818,7 @@ fn run_in(
     };
     outputs::finish_format(&study, &suit_path)?;
     drop(padded_base);
-    report["suitability"] = json!(suit_path);
+    report.suitability = suit_path;
     stage("scenario_tiles", &mut lap);
     drop(bar);
     // the base map and its carbon storage, for the report and the change rasters
@@ -810,8 +827,7 @@ fn run_in(
     outputs::write_landuse(&base_map, &study, &st.grid, base)?;
     let areas = st.cell_areas()?;
     let run_carbon = RunCarbon::new(&study, &base_label, areas.clone())?;
-    report["base_map"] = json!(base_map);
-    report["base_carbon"] = json!(run_carbon.write_base(&study, &out, &st.grid, base)?);
+    report.base_carbon = run_carbon.write_base(&study, &out, &st.grid, base)?;
     // the GWR sample (valid cells only, from the seed): each scenario's carbon change is
     // taken there as soon as its map is done, and the map is dropped
     let gwr_cells = (!st.drivers.is_empty()).then(|| {
@@ -823,12 +839,15 @@ fn run_in(
     });
     let file_name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().to_string());
     // every map of the run with its files (names in the folder), base first
-    let mut run_maps = vec![json!({
-        "label": base_label,
-        "year": mk.to,
-        "landuse": file_name(&base_map),
-        "carbon": run_files::storage_name(&base_label),
-    })];
+    let mut run_maps = vec![MapJson {
+        label: base_label.clone(),
+        scenario: None,
+        year: mk.to,
+        landuse: file_name(&base_map).unwrap_or_default(),
+        carbon: Some(run_files::storage_name(&base_label)),
+        carbon_change: None,
+    }];
+    report.base_map = base_map;
     for name in &args.scenarios {
         anyhow::ensure!(
             study.config.scenarios.iter().any(|s| &s.name == name),
@@ -866,21 +885,23 @@ fn run_in(
         ca_seconds,
         ca_wall_seconds,
     } = done;
-    report["scenario_ca_seconds"] = json!(ca_seconds);
-    report["scenario_ca_wall_seconds"] = json!(ca_wall_seconds);
-    report["concurrent_runs"] = json!(cluster.concurrent);
+    report.scenario_ca_seconds = ca_seconds;
+    report.scenario_ca_wall_seconds = ca_wall_seconds;
+    report.concurrent_runs = cluster.concurrent as u32;
     run_maps.extend(stage_maps);
     if let Some(n) = args.ensemble.filter(|&n| n > 1) {
         let csv = out.join("carbon_ensemble.csv");
         flus_shared::ensemble::write_carbon(&csv, &ensemble_carbon)?;
         let seed = study.config.study.seed;
-        report["ensemble"] = json!({
-            "members": n,
-            "seeds": (0..n).map(|m| flus_shared::ensemble::member_seed(seed, m)).collect::<Vec<_>>(),
-            "carbon": ensemble_carbon,
-            "carbon_csv": csv.file_name().map(|f| f.to_string_lossy().to_string()),
-            "maps": ensemble_maps,
-            "validation": report["validation"]["ensemble"].clone(),
+        report.ensemble = Some(EnsembleJson {
+            members: n,
+            seeds: (0..n)
+                .map(|m| flus_shared::ensemble::member_seed(seed, m))
+                .collect(),
+            carbon: ensemble_carbon,
+            carbon_csv: csv.file_name().map(|f| f.to_string_lossy().to_string()),
+            maps: ensemble_maps,
+            validation: report.validation.as_ref().map(|v| v["ensemble"].clone()),
         });
     }
     if !unmet_all.is_empty() {
@@ -889,9 +910,9 @@ fn run_in(
     let mut session = session.into_inner().unwrap_or_else(|e| e.into_inner());
     session.release();
     sessions.insert("scenarios".into(), json!(session.session));
-    report["sessions"] = Value::Object(sessions);
-    report["scenarios"] = Value::Object(scen);
-    report["maps"] = Value::Array(run_maps);
+    report.sessions = sessions;
+    report.scenarios = scen;
+    report.maps = run_maps;
     // the paper's tables 7-9 from integer counts per (zone, class)
     let base_areas = tables::zone_areas(
         &base_counts,
@@ -911,7 +932,7 @@ fn run_in(
         areas: a,
     }));
     let bar = crate::output::stage("carbon tables");
-    report["tables"] = tables::write(&study, &maps, &st.zone_names, &out)?;
+    report.tables = tables::write(&study, &maps, &st.zone_names, &out)?;
     stage("carbon_tables", &mut lap);
     drop(bar);
     if let Some(cells) = gwr_cells {
@@ -921,7 +942,7 @@ fn run_in(
             mk.to
         );
         let bar = crate::output::stage("GWR driver analysis");
-        report["gwr"] = drivers::driver_analysis(
+        report.gwr = Some(drivers::driver_analysis(
             &study,
             &st,
             source,
@@ -930,30 +951,34 @@ fn run_in(
             &out,
             (!args.gwr_local).then_some((&rt, conns.as_slice())),
             deadline,
-        )?;
+        )?);
         drop(bar);
         stage("gwr", &mut lap);
     } else {
         tracing::info!("no drivers: no GWR driver analysis");
     }
-    report["shared_data"] = json!(args.shared_data);
-    report["memory"] = memory_report(&rt, &conns, st.grid.cells() as u64);
-    report["wall_seconds"] = json!(started.elapsed().as_secs_f64());
+    report.shared_data = args.shared_data;
+    report.memory = memory_report(&rt, &conns, st.grid.cells() as u64);
+    report.wall_seconds = started.elapsed().as_secs_f64();
     // the wall time during which some worker call was in flight; the rest is the
     // coordinator's alone (the serial part of the study)
-    report["worker_busy_seconds"] = json!(crate::cluster::busy::seconds());
-    report["timings"] = json!(timings
-        .iter()
-        .map(|(n, s)| json!({"stage": n, "seconds": s}))
-        .collect::<Vec<_>>());
-    report["version"] = json!(env!("CARGO_PKG_VERSION"));
-    report["versions"] = json!({
-        "flus": env!("CARGO_PKG_VERSION"),
-        "gdal": flus_shared::raster::gdal_version(),
-    });
-    report["outputs"] = json!(run_files::manifest(&out)?);
-    report["warnings"] = json!(flus_shared::notices::all());
-    report["completed"] = json!(true);
+    report.worker_busy_seconds = crate::cluster::busy::seconds();
+    report.timings = timings
+        .into_iter()
+        .map(|(stage, seconds, worker_busy_seconds)| StageTiming {
+            stage,
+            seconds,
+            worker_busy_seconds,
+        })
+        .collect();
+    report.version = env!("CARGO_PKG_VERSION").to_string();
+    report.versions = Versions {
+        flus: env!("CARGO_PKG_VERSION").to_string(),
+        gdal: flus_shared::raster::gdal_version(),
+    };
+    report.outputs = run_files::manifest(&out)?;
+    report.warnings = flus_shared::notices::all();
+    report.completed = true;
     files::write_atomic(
         &out.join("run.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
@@ -962,9 +987,10 @@ fn run_in(
     let built = crate::report::build(&out)?;
     drop(bar);
     tracing::info!(report = %built.report.display(), "report written");
-    report["report"] = json!(built.report);
     if args.json {
-        crate::output::print_json(&report)?;
+        let mut printed = serde_json::to_value(&report)?;
+        printed["report"] = json!(built.report);
+        crate::output::print_json(&printed)?;
     } else {
         println!(
             "run complete in {:.1} s; outputs in {}",

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::html::{self, esc, LegendEntry};
 use super::{map_figure, png, svg, RunMap, MAP_DISPLAY_WIDTH};
+use crate::run_json::RunJson;
 
 /// Rendered sections and the PNGs they show.
 #[derive(Default)]
@@ -39,13 +40,18 @@ pub fn storage(
     if files.is_empty() {
         return Ok(());
     }
-    let mut max = 0.0f64;
-    for (_, p) in &files {
-        max = max.max(png::storage_max(p)?);
-    }
+    // every file read once, several at a time; the scale is the largest of all
+    let values: Vec<png::StorageValues> = {
+        use rayon::prelude::*;
+        files
+            .par_iter()
+            .map(|(_, p)| png::StorageValues::read(p))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let max = values.iter().fold(0.0f64, |m, v| m.max(v.max));
     let mut figs = String::new();
-    for (m, p) in &files {
-        let img = png::storage_map(p, max)?;
+    for ((m, _), v) in files.iter().zip(&values) {
+        let img = v.image(max);
         let name = format!("carbon_storage_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &png::storage_palette())?;
         out.images.push(img_dir.join(&name));
@@ -66,16 +72,19 @@ pub fn storage(
 /// members in which each cell changed class, the carbon storage over the members
 /// (`carbon_ensemble.csv`) and the validation metrics' range. Nothing without an
 /// ensemble.
-pub fn ensemble(dir: &Path, img_dir: &Path, run: &Value, out: &mut Sections) -> anyhow::Result<()> {
-    let e = &run["ensemble"];
-    let Some(entries) = e["maps"].as_array() else {
+pub fn ensemble(
+    dir: &Path,
+    img_dir: &Path,
+    run: &RunJson,
+    out: &mut Sections,
+) -> anyhow::Result<()> {
+    let Some(e) = &run.ensemble else {
         return Ok(());
     };
-    let members = e["members"].as_u64().unwrap_or(0);
+    let members = e.members;
     let mut figs = String::new();
-    for m in entries {
-        let (Some(label), Some(file)) = (m["label"].as_str(), m["change_frequency"].as_str())
-        else {
+    for m in &e.maps {
+        let (label, Some(file)) = (&m.label, &m.change_frequency) else {
             continue;
         };
         let img = png::frequency_map(&dir.join(file))?;
@@ -90,18 +99,17 @@ pub fn ensemble(dir: &Path, img_dir: &Path, run: &Value, out: &mut Sections) -> 
         ));
     }
     let t = |v: &Value| v.as_f64().map_or("–".to_string(), svg::fmt_num);
-    let rows: Vec<Vec<String>> = e["carbon"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = e
+        .carbon
+        .iter()
         .map(|r| {
             vec![
-                r["map"].as_str().unwrap_or("").to_string(),
-                t(&r["storage"]["mean"]),
-                t(&r["storage"]["sd"]),
-                t(&r["storage"]["p2_5"]),
-                t(&r["storage"]["p97_5"]),
-                t(&r["change"]["mean"]),
+                r.map.clone(),
+                svg::fmt_num(r.storage.mean),
+                svg::fmt_num(r.storage.sd),
+                svg::fmt_num(r.storage.p2_5),
+                svg::fmt_num(r.storage.p97_5),
+                svg::fmt_num(r.change.mean),
             ]
         })
         .collect();
@@ -117,7 +125,7 @@ pub fn ensemble(dir: &Path, img_dir: &Path, run: &Value, out: &mut Sections) -> 
     .map(|s| s.to_string())
     .collect();
     let carbon = html::table(&header, &rows, None, esc, |_| "");
-    let v = &e["validation"];
+    let v = e.validation.as_ref().unwrap_or(&Value::Null);
     let range = |key: &str| -> String {
         let r = &v[key];
         format!(
@@ -148,11 +156,11 @@ pub fn ensemble(dir: &Path, img_dir: &Path, run: &Value, out: &mut Sections) -> 
 pub fn coefficients(
     dir: &Path,
     img_dir: &Path,
-    run: &Value,
+    run: &RunJson,
     legend: &[LegendEntry],
     out: &mut Sections,
 ) -> anyhow::Result<()> {
-    let Some(classes) = run["gwr"]["classes"].as_object() else {
+    let Some(classes) = run.gwr.as_ref().and_then(|g| g["classes"].as_object()) else {
         return Ok(());
     };
     let mut blocks = String::new();
@@ -223,11 +231,13 @@ fn band_names(path: &Path) -> anyhow::Result<Vec<String>> {
 pub fn validation(
     dir: &Path,
     img_dir: &Path,
-    run: &Value,
+    run: &RunJson,
     legend: &[LegendEntry],
     out: &mut Sections,
 ) -> anyhow::Result<()> {
-    let v = &run["validation"];
+    let Some(v) = &run.validation else {
+        return Ok(());
+    };
     let file = |key: &str| {
         v["maps"][key]
             .as_str()

@@ -13,6 +13,7 @@ pub mod zones;
 
 use std::path::{Path, PathBuf};
 
+use crate::run_json::RunJson;
 use anyhow::Context;
 use flus_shared::files;
 use serde_json::Value;
@@ -80,72 +81,48 @@ fn read_csv(path: &Path) -> anyhow::Result<Csv> {
     Ok(Some((header, rows)))
 }
 
-fn str_of<'a>(v: &'a Value, key: &str, file: &Path) -> anyhow::Result<&'a str> {
-    v[key].as_str().with_context(|| {
-        format!(
-            "{}: no string `{key}` (a run.json of flus run {} or later is needed)",
-            file.display(),
-            env!("CARGO_PKG_VERSION")
-        )
-    })
-}
-
-fn maps_of(run: &Value, file: &Path) -> anyhow::Result<Vec<RunMap>> {
-    let maps = run["maps"]
-        .as_array()
-        .with_context(|| format!("{}: no `maps` list (rerun flus run)", file.display()))?;
-    maps.iter()
-        .map(|m| {
-            Ok(RunMap {
-                label: str_of(m, "label", file)?.to_string(),
-                scenario: m["scenario"].as_str().map(str::to_string),
-                year: m["year"].as_i64().or_else(|| {
-                    let label = m["label"].as_str()?;
-                    label.rsplit('_').next()?.parse().ok()
-                }),
-                landuse: str_of(m, "landuse", file)?.to_string(),
-                carbon: m["carbon"].as_str().map(str::to_string),
-                carbon_change: m["carbon_change"].as_str().map(str::to_string),
-            })
+fn maps_of(run: &RunJson) -> Vec<RunMap> {
+    run.maps
+        .iter()
+        .map(|m| RunMap {
+            label: m.label.clone(),
+            scenario: m.scenario.clone(),
+            year: Some(m.year as i64),
+            landuse: m.landuse.clone(),
+            carbon: m.carbon.clone(),
+            carbon_change: m.carbon_change.clone(),
         })
         .collect()
 }
 
-fn legend_of(run: &Value, file: &Path) -> anyhow::Result<Vec<LegendEntry>> {
-    let l = run["legend"]
-        .as_array()
-        .with_context(|| format!("{}: no `legend` list (rerun flus run)", file.display()))?;
-    l.iter()
-        .map(|e| {
-            Ok(LegendEntry {
-                name: str_of(e, "name", file)?.to_string(),
-                color: str_of(e, "color", file)?.to_string(),
-            })
+fn legend_of(run: &RunJson) -> Vec<LegendEntry> {
+    run.legend
+        .iter()
+        .map(|e| LegendEntry {
+            name: e.name.clone(),
+            color: e.color.clone(),
         })
         .collect()
 }
 
 /// Writes `report/` PNGs and `report.html` into run folder `dir` from its run.json.
 pub fn build(dir: &Path) -> anyhow::Result<Built> {
-    let run_path = dir.join("run.json");
-    let text = std::fs::read_to_string(&run_path).with_context(|| {
-        format!(
-            "reading {} (is this a flus run folder?)",
-            run_path.display()
-        )
-    })?;
-    let run: Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", run_path.display()))?;
-    let maps = maps_of(&run, &run_path)?;
-    let legend = legend_of(&run, &run_path)?;
+    let run = RunJson::read(dir)?;
+    let maps = maps_of(&run);
+    let legend = legend_of(&run);
     let img_dir = dir.join("report");
     files::ensure_dir(&img_dir)?;
     let mut images = Vec::new();
 
     // land-use maps
+    // the maps read and downsampled several at a time, written in run order
+    use rayon::prelude::*;
+    let class_maps: Vec<_> = maps
+        .par_iter()
+        .map(|m| png::class_map(&dir.join(&m.landuse)))
+        .collect::<anyhow::Result<_>>()?;
     let mut figures = Vec::new();
-    for m in &maps {
-        let (img, palette) = png::class_map(&dir.join(&m.landuse))?;
+    for (m, (img, palette)) in maps.iter().zip(class_maps) {
         let name = format!("landuse_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &palette)?;
         images.push(img_dir.join(&name));
@@ -164,12 +141,16 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     sections.append(&mut extra.html);
 
     // carbon change maps
+    let changed: Vec<(&RunMap, &String)> = maps
+        .iter()
+        .filter_map(|m| m.carbon_change.as_ref().map(|c| (m, c)))
+        .collect();
+    let change_maps: Vec<_> = changed
+        .par_iter()
+        .map(|(_, c)| png::change_map(&dir.join(c)))
+        .collect::<anyhow::Result<_>>()?;
     let mut figs = String::new();
-    for m in &maps {
-        let Some(change) = &m.carbon_change else {
-            continue;
-        };
-        let (img, max) = png::change_map(&dir.join(change))?;
+    for ((m, _), (img, max)) in changed.iter().zip(change_maps) {
         let name = format!("carbon_change_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &png::change_palette())?;
         images.push(img_dir.join(&name));
@@ -217,13 +198,10 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let header = header_html(&run);
     let footer = format!(
         "Made by flus {} from <code>run.json</code> of this folder; maps and tables are the files beside it. Rebuild with <code>flus report {}</code>.",
-        esc(run["versions"]["flus"].as_str().unwrap_or(env!("CARGO_PKG_VERSION"))),
+        esc(&run.versions.flus),
         esc(&dir.display().to_string())
     );
-    let title = format!(
-        "{} — flus run report",
-        run["study"].as_str().unwrap_or("flus run")
-    );
+    let title = format!("{} — flus run report", run.study);
     let page = html::page(&title, &header, &sections, &footer);
     let report = dir.join("report.html");
     files::write_atomic(&report, page.as_bytes())?;
@@ -512,7 +490,7 @@ fn contributions_chart(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<Opt
     )))
 }
 
-fn scenario_table(run: &Value, maps: &[RunMap], carbon: &Csv) -> String {
+fn scenario_table(run: &RunJson, maps: &[RunMap], carbon: &Csv) -> String {
     let mut s = String::from("<section id=\"scenarios\"><h2>Maps and carbon storage</h2><p class=\"lead\">Every map of the run: CA iterations and whether the land demand was met, carbon storage (t C) and its change against the base year.</p><table><thead><tr><th>map</th><th>file</th><th>iterations</th><th>demand</th><th>stop reason</th><th>carbon storage, t</th><th>change, t</th><th>change, %</th></tr></thead><tbody>");
     for m in maps {
         let row = carbon
@@ -526,24 +504,27 @@ fn scenario_table(run: &Value, maps: &[RunMap], carbon: &Csv) -> String {
         let (name, iters, demand, stop) = match &m.scenario {
             Some(name) => {
                 // the stage of this map (staged years), else the scenario's one run
-                let scenario = &run["scenarios"][name];
-                let sc = scenario["stages"]
-                    .as_array()
-                    .and_then(|v| {
-                        v.iter()
-                            .find(|s| s["label"].as_str() == Some(m.label.as_str()))
-                    })
-                    .unwrap_or(scenario);
-                let met = sc["demand_met"].as_bool().unwrap_or(false);
+                let sc = run.scenarios.get(name).map(|scenario| {
+                    scenario
+                        .stages
+                        .iter()
+                        .find(|s| s.label == m.label)
+                        .unwrap_or(&scenario.last)
+                });
+                let met = sc.is_some_and(|s| s.demand_met);
+                let stop = sc
+                    .and_then(|s| serde_json::to_value(s.stop_reason).ok())
+                    .and_then(|v| v.as_str().map(|r| r.replace('_', " ")))
+                    .unwrap_or_default();
                 (
                     esc(name),
-                    sc["iterations"].as_u64().unwrap_or(0).to_string(),
+                    sc.map_or(0, |s| s.iterations).to_string(),
                     format!(
                         "<td class=\"{}\">{}</td>",
                         if met { "ok" } else { "bad" },
                         if met { "met" } else { "not met" }
                     ),
-                    esc(&sc["stop_reason"].as_str().unwrap_or("").replace('_', " ")),
+                    esc(&stop),
                 )
             }
             None => (
@@ -565,7 +546,7 @@ fn scenario_table(run: &Value, maps: &[RunMap], carbon: &Csv) -> String {
     s
 }
 
-fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec<String>> {
+fn tables(dir: &Path, legend: &[LegendEntry], run: &RunJson) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     if let Some((header, rows)) = read_csv(&dir.join("demand.csv"))? {
         let header: Vec<String> = header
@@ -613,9 +594,11 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
     {
         out.push(section);
     }
-    if let Some(section) =
-        gwr::factor_section(&read_csv(&dir.join("gwr_factor_r2.csv"))?, legend, run)
-    {
+    if let Some(section) = gwr::factor_section(
+        &read_csv(&dir.join("gwr_factor_r2.csv"))?,
+        legend,
+        run.gwr.as_ref().unwrap_or(&serde_json::Value::Null),
+    ) {
         out.push(section);
     }
     Ok(out)
@@ -623,8 +606,12 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &Value) -> anyhow::Result<Vec
 
 /// The validation's patches of new land per class (run.json `validation.patches`):
 /// observed beside simulated, as PLUS reports its landscape figures; empty without them.
-fn patches_table(run: &Value, legend: &[LegendEntry]) -> String {
-    let Some(by_class) = run["validation"]["patches"]["by_class"].as_object() else {
+fn patches_table(run: &RunJson, legend: &[LegendEntry]) -> String {
+    let Some(by_class) = run
+        .validation
+        .as_ref()
+        .and_then(|v| v["patches"]["by_class"].as_object())
+    else {
         return String::new();
     };
     let header: Vec<String> = [
@@ -677,47 +664,36 @@ fn metric_words(h: &str) -> String {
     }
 }
 
-fn header_html(run: &Value) -> String {
+fn header_html(run: &RunJson) -> String {
     let fact = |k: &str, v: String| format!("<span>{k}: <b>{}</b></span>", esc(&v));
-    let mut facts = vec![
-        fact("seed", run["seed"].to_string()),
+    let facts = [
+        fact("seed", run.seed.to_string()),
+        fact("valid cells", svg::fmt_num(run.valid_cells as f64)),
+        fact("workers", run.workers.len().to_string()),
+        fact("wall time", format!("{:.1} s", run.wall_seconds)),
+        fact("flus", run.versions.flus.clone()),
+        fact("GDAL", run.versions.gdal.clone()),
         fact(
-            "valid cells",
-            svg::fmt_num(run["valid_cells"].as_f64().unwrap_or(0.0)),
-        ),
-        fact(
-            "workers",
-            run["workers"].as_array().map_or(0, |w| w.len()).to_string(),
-        ),
-        fact(
-            "wall time",
-            format!("{:.1} s", run["wall_seconds"].as_f64().unwrap_or(0.0)),
-        ),
-        fact(
-            "flus",
-            run["versions"]["flus"].as_str().unwrap_or("?").to_string(),
-        ),
-        fact(
-            "GDAL",
-            run["versions"]["gdal"].as_str().unwrap_or("?").to_string(),
+            "config sha256",
+            run.config_sha256.chars().take(12).collect(),
         ),
     ];
-    if let Some(h) = run["config_sha256"].as_str() {
-        facts.push(fact("config sha256", h.chars().take(12).collect()));
-    }
+    let years = run
+        .target_years
+        .iter()
+        .map(|y| y.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "<h1>{}</h1><p>Land use {} → {} under {} scenario(s): FLUS simulation, carbon storage and driver analysis.</p><div class=\"facts\">{}</div>",
-        esc(run["study"].as_str().unwrap_or("flus run")),
-        run["base_year"],
-        match run["target_years"].as_array() {
-            Some(y) if y.len() > 1 => y
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            _ => run["target_year"].to_string(),
+        esc(&run.study),
+        run.base_year,
+        if years.is_empty() {
+            run.target_year.to_string()
+        } else {
+            years
         },
-        run["scenarios"].as_object().map_or(0, |s| s.len()),
+        run.scenarios.len(),
         facts.join("")
     )
 }

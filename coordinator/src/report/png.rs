@@ -38,7 +38,9 @@ pub fn factor_for(width: usize) -> usize {
 }
 
 /// Majority of each `f` x `f` block of `values` (`w` x `h`); ties go to the smaller
-/// value; `nodata` counts only when the whole block is nodata.
+/// value; `nodata` counts only when the whole block is nodata. Rows of blocks are
+/// computed in parallel; each block counts and clears only its own values (a whole
+/// 256-entry histogram per block cost more than the block itself at small factors).
 pub fn downsample_majority(
     values: &[u8],
     w: usize,
@@ -46,32 +48,36 @@ pub fn downsample_majority(
     f: usize,
     nodata: Option<u8>,
 ) -> (Vec<u8>, usize, usize) {
+    use rayon::prelude::*;
     if f <= 1 {
         return (values.to_vec(), w, h);
     }
     let (ow, oh) = (w.div_ceil(f), h.div_ceil(f));
-    let mut out = Vec::with_capacity(ow * oh);
-    let mut counts = [0u32; 256];
-    for by in 0..oh {
-        for bx in 0..ow {
-            counts.fill(0);
-            for y in by * f..((by + 1) * f).min(h) {
-                for &v in &values[y * w + bx * f..y * w + ((bx + 1) * f).min(w)] {
-                    counts[v as usize] += 1;
-                }
-            }
+    let mut out = vec![0u8; ow * oh];
+    out.par_chunks_mut(ow).enumerate().for_each(|(by, row)| {
+        let mut counts = [0u32; 256];
+        let rows = by * f..((by + 1) * f).min(h);
+        for (bx, px) in row.iter_mut().enumerate() {
+            let cols = bx * f..((bx + 1) * f).min(w);
+            let block = || {
+                rows.clone()
+                    .flat_map(|y| values[y * w + cols.start..y * w + cols.end].iter().copied())
+            };
+            block().for_each(|v| counts[v as usize] += 1);
             let mut best: Option<(u8, u32)> = None;
-            for (v, &n) in counts.iter().enumerate() {
-                if n == 0 || Some(v as u8) == nodata {
+            for v in block() {
+                let n = counts[v as usize];
+                if Some(v) == nodata {
                     continue;
                 }
-                if best.is_none_or(|(_, bn)| n > bn) {
-                    best = Some((v as u8, n));
+                if best.is_none_or(|(bv, bn)| n > bn || (n == bn && v < bv)) {
+                    best = Some((v, n));
                 }
             }
-            out.push(best.map(|(v, _)| v).or(nodata).unwrap_or(0));
+            block().for_each(|v| counts[v as usize] = 0);
+            *px = best.map(|(v, _)| v).or(nodata).unwrap_or(0);
         }
-    }
+    });
     (out, ow, oh)
 }
 
@@ -242,22 +248,43 @@ pub fn storage_index(v: f32, max: f64) -> u8 {
     (1.0 + 254.0 * t.clamp(0.0, 1.0)).round() as u8
 }
 
-/// The largest valid value of a carbon storage GeoTIFF (t per cell).
-pub fn storage_max(path: &Path) -> anyhow::Result<f64> {
-    let (_, values) = raster::read_band::<f32>(path, 1)?;
-    Ok(values
-        .iter()
-        .filter(|&&v| v != CARBON_NODATA && v.is_finite())
-        .fold(0.0f64, |m, &v| m.max(v as f64)))
+/// A carbon storage GeoTIFF read once: its largest cell (0 if none) and its values
+/// downsampled to the report's width (nearest), to be coloured with [`StorageValues::image`]
+/// once the scale of all maps is known.
+pub struct StorageValues {
+    /// The largest finite storage of any cell (not only of the kept ones).
+    pub max: f64,
+    small: Vec<f32>,
+    width: usize,
+    height: usize,
+    info: raster::RasterInfo,
 }
 
-/// A carbon storage GeoTIFF as an image on the storage ramp from 0 to `max`.
-pub fn storage_map(path: &Path, max: f64) -> anyhow::Result<MapImage> {
-    let (info, values) = raster::read_band::<f32>(path, 1)?;
-    let f = factor_for(info.grid.width);
-    let (small, width, height) = downsample_nearest(&values, info.grid.width, info.grid.height, f);
-    let pixels = small.iter().map(|&v| storage_index(v, max)).collect();
-    Ok(image(pixels, width, height, &info))
+impl StorageValues {
+    /// Reads `path` (band 1).
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let (info, values) = raster::read_band::<f32>(path, 1)?;
+        let max = values
+            .iter()
+            .filter(|&&v| v != CARBON_NODATA && v.is_finite())
+            .fold(0.0f64, |m, &v| m.max(v as f64));
+        let f = factor_for(info.grid.width);
+        let (small, width, height) =
+            downsample_nearest(&values, info.grid.width, info.grid.height, f);
+        Ok(Self {
+            max,
+            small,
+            width,
+            height,
+            info,
+        })
+    }
+
+    /// The map on the storage ramp from 0 to `max`.
+    pub fn image(&self, max: f64) -> MapImage {
+        let pixels = self.small.iter().map(|&v| storage_index(v, max)).collect();
+        image(pixels, self.width, self.height, &self.info)
+    }
 }
 
 /// An ensemble frequency GeoTIFF (a share of members in [0, 1] per cell, no data
@@ -361,6 +388,38 @@ mod tests {
             downsample_majority(&[0, 0, 0, 0], 2, 2, 2, Some(0)).0,
             vec![0]
         );
+    }
+
+    #[test]
+    fn majority_downsampling_equals_a_full_histogram_per_block() {
+        // a 23 x 17 grid of classes 0..5 (ragged last blocks for f = 3 and 4), each
+        // block's majority counted the plain way: a histogram of all 256 values
+        let (w, h) = (23usize, 17usize);
+        let v: Vec<u8> = (0..w * h).map(|i| ((i * 7 + i / 5) % 6) as u8).collect();
+        for f in [2, 3, 4] {
+            for nodata in [None, Some(0), Some(5)] {
+                let (ow, oh) = (w.div_ceil(f), h.div_ceil(f));
+                let mut want = Vec::new();
+                for by in 0..oh {
+                    for bx in 0..ow {
+                        let mut hist = [0u32; 256];
+                        for y in by * f..((by + 1) * f).min(h) {
+                            for x in bx * f..((bx + 1) * f).min(w) {
+                                hist[v[y * w + x] as usize] += 1;
+                            }
+                        }
+                        let mut best = (nodata.unwrap_or(0), 0);
+                        for (c, &n) in hist.iter().enumerate() {
+                            if Some(c as u8) != nodata && n > best.1 {
+                                best = (c as u8, n);
+                            }
+                        }
+                        want.push(best.0);
+                    }
+                }
+                assert_eq!(downsample_majority(&v, w, h, f, nodata), (want, ow, oh));
+            }
+        }
     }
 
     #[test]

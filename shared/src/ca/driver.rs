@@ -70,7 +70,7 @@ impl Tiling {
 }
 
 /// Why the iterations stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// sum |gap| reached 0.

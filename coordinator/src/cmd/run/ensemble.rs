@@ -5,9 +5,9 @@
 //! per cell (K bytes per cell) for the frequency rasters, and the carbon storage of each
 //! member's map for `carbon_ensemble.csv`.
 
+use crate::run_json::EnsembleMapJson;
 use flus_shared::ensemble::{self, CarbonRow, FrequencyCounts};
 use flus_shared::tables;
-use serde_json::{json, Value};
 
 use super::stages::{Shared, StageRun};
 
@@ -66,7 +66,7 @@ impl Accumulator {
         shared: &Shared<'_>,
         scenario: &str,
         years: &[i32],
-    ) -> anyhow::Result<(Vec<CarbonRow>, Vec<Value>)> {
+    ) -> anyhow::Result<(Vec<CarbonRow>, Vec<EnsembleMapJson>)> {
         let (mut rows, mut maps) = (Vec::new(), Vec::new());
         for ((counts, storage), &year) in self.counts.iter().zip(&self.storage).zip(years) {
             let label = format!("{scenario}_{year}");
@@ -89,15 +89,15 @@ impl Accumulator {
                 storage: ensemble::summarize(storage)?,
                 change: ensemble::summarize(&changes)?,
             });
-            maps.push(json!({
-                "label": label,
-                "scenario": scenario,
-                "year": year,
-                "members": counts.members(),
-                "change_frequency": change.file_name().map(|n| n.to_string_lossy().to_string()),
-                "class_frequency": class.file_name().map(|n| n.to_string_lossy().to_string()),
-                "storage_t": storage,
-            }));
+            maps.push(EnsembleMapJson {
+                label: label.clone(),
+                scenario: scenario.to_string(),
+                year,
+                members: counts.members() as u32,
+                change_frequency: change.file_name().map(|n| n.to_string_lossy().to_string()),
+                class_frequency: class.file_name().map(|n| n.to_string_lossy().to_string()),
+                storage_t: storage.to_vec(),
+            });
         }
         Ok((rows, maps))
     }

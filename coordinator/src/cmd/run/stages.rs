@@ -8,19 +8,22 @@
 //! are recorded and written in (scenario, member, stage) order, as a sequential run
 //! would.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use anyhow::Context;
 use flus_shared::area::CellAreas;
 use flus_shared::ca::{self, CaInput, CaParams};
 use flus_shared::config::Study;
 use flus_shared::ensemble::member_seed;
 use flus_shared::markov::ScenarioDemand;
 use flus_shared::{files, model, outputs, stack, tables};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{common, ClusterCa, Session};
+use super::{ClusterCa, Session};
 use crate::cluster::remote;
 use crate::run_files::{self, RunCarbon};
+use crate::run_json::{EnsembleMapJson, MapJson, ScenarioJson, StageJson};
 
 /// One stage of one scenario: the CA from `start` to `demand`, its random draws keyed by
 /// `params` (the study seed and the stage's stream). Everything else (tiles, static
@@ -171,9 +174,9 @@ impl<'a> Shared<'a> {
 #[derive(Default)]
 pub(super) struct Outputs {
     /// run.json `maps` entries, one per stage (the base map's is the caller's).
-    pub maps: Vec<Value>,
+    pub maps: Vec<MapJson>,
     /// run.json `scenarios`: per scenario its final stage, and `stages`.
-    pub scenarios: serde_json::Map<String, Value>,
+    pub scenarios: BTreeMap<String, ScenarioJson>,
     /// Per stage: label, counts and areas per (zone, class).
     pub counts: Vec<(String, tables::ZoneCounts, tables::ZoneAreas)>,
     /// Classes whose demand was not met, every stage.
@@ -183,7 +186,7 @@ pub(super) struct Outputs {
     /// With an ensemble: `carbon_ensemble.csv`'s rows, per scenario and stage.
     pub ensemble_carbon: Vec<flus_shared::ensemble::CarbonRow>,
     /// With an ensemble: run.json entries of the frequency rasters.
-    pub ensemble_maps: Vec<Value>,
+    pub ensemble_maps: Vec<EnsembleMapJson>,
     /// Wall seconds of the CA runs of every stage of every member (from the start of a
     /// run to its final counts), added up over runs that ran at once.
     pub ca_seconds: f64,
@@ -348,7 +351,7 @@ struct Taker {
     /// The ensemble's accumulator of the scenario being taken.
     acc: Option<super::ensemble::Accumulator>,
     /// run.json entries of the scenario's stages (member 0).
-    stages: Vec<Value>,
+    stages: Vec<StageJson>,
     o: Outputs,
 }
 
@@ -371,7 +374,7 @@ impl Taker {
             return Ok(None);
         }
         let mut j = record(shared, scenario, &d.info, &d.run, o);
-        j["start_map_sha256"] = json!(d.start_sha256);
+        j.start_map_sha256 = d.start_sha256;
         self.stages.push(j);
         let res = d.run.res;
         if s + 1 == shared.study.config.markov.years().len() {
@@ -391,9 +394,14 @@ impl Taker {
             self.o.ensemble_carbon.extend(rows);
             self.o.ensemble_maps.extend(maps);
         }
-        let mut last = self.stages.last().cloned().unwrap_or(Value::Null);
-        last["stages"] = Value::Array(std::mem::take(&mut self.stages));
-        self.o.scenarios.insert(scenario.to_string(), last);
+        let stages = std::mem::take(&mut self.stages);
+        let last = stages
+            .last()
+            .cloned()
+            .with_context(|| format!("scenario {scenario}: no stage ran"))?;
+        self.o
+            .scenarios
+            .insert(scenario.to_string(), ScenarioJson { last, stages });
         Ok(())
     }
 }
@@ -406,7 +414,7 @@ fn record(
     stage: &StageInfo,
     run: &StageRun,
     o: &mut Outputs,
-) -> Value {
+) -> StageJson {
     let (st, out, names, label) = (shared.st, shared.out, shared.names, &stage.label);
     let res = &run.res;
     let zone_areas = tables::zone_areas(
@@ -421,14 +429,14 @@ fn record(
     let map_path = out.join(format!("landuse_{label}.tif"));
     let carbon_path = out.join(run_files::storage_name(label));
     let change_path = out.join(run_files::change_name(label));
-    o.maps.push(json!({
-        "label": label,
-        "scenario": scenario,
-        "year": stage.year,
-        "landuse": file_name(&map_path),
-        "carbon": file_name(&carbon_path),
-        "carbon_change": file_name(&change_path),
-    }));
+    o.maps.push(MapJson {
+        label: label.clone(),
+        scenario: Some(scenario.to_string()),
+        year: stage.year,
+        landuse: file_name(&map_path).unwrap_or_default(),
+        carbon: file_name(&carbon_path),
+        carbon_change: file_name(&change_path),
+    });
     // unmet_demand.csv names the stage when there are several
     let who = if shared.study.config.markov.staged() {
         label.as_str()
@@ -439,24 +447,29 @@ fn record(
     if !short.is_empty() {
         tracing::warn!(scenario, year = stage.year, unmet = ?short, "demand not met: see unmet_demand.csv");
     }
-    let j = json!({
-        "year": stage.year,
-        "demand": common::by_class(names, &stage.demand),
-        "final_gap": common::by_class(names, &res.report.final_gap),
-        "unmet": tables::unmet_json(&short),
-        "demand_met": res.report.demand_met,
-        "transitions": stage.quota.as_ref().zip(res.report.transitions_done.as_ref())
+    let by_class = |v: &[i64]| names.iter().cloned().zip(v.iter().copied()).collect();
+    let j = StageJson {
+        label: label.clone(),
+        year: stage.year,
+        demand: by_class(&stage.demand),
+        final_gap: by_class(&res.report.final_gap),
+        unmet: tables::unmet_json(&short),
+        demand_met: res.report.demand_met,
+        transitions: stage
+            .quota
+            .as_ref()
+            .zip(res.report.transitions_done.as_ref())
             .map(|(q, d)| super::super::validate::transitions_json(names, q, d)),
-        "iterations": res.report.iterations,
-        "stop_reason": res.report.stop_reason,
-        "map": map_path,
-        "map_sha256": files::sha256_hex(&res.map),
-        "label": label,
-        "stream": stage.stream,
-        "carbon": carbon_path,
-        "carbon_change": change_path,
-        "traffic": run.traffic,
-    });
+        iterations: res.report.iterations as u64,
+        stop_reason: res.report.stop_reason,
+        map: map_path,
+        map_sha256: files::sha256_hex(&res.map),
+        start_map_sha256: String::new(),
+        stream: stage.stream as u64,
+        carbon: carbon_path,
+        carbon_change: change_path,
+        traffic: json!(run.traffic),
+    };
     o.unmet.extend(short);
     j
 }
