@@ -65,13 +65,15 @@ pub struct RunJson {
     pub base_map: PathBuf,
     /// The base map's carbon storage GeoTIFF.
     pub base_carbon: PathBuf,
-    /// Seconds of every scenario stage's CA, summed over the runs (all members).
+    /// Wall seconds of every scenario stage's CA (all members), added up over runs that
+    /// ran at once.
     pub scenario_ca_seconds: f64,
-    /// Wall seconds from the first scenario CA run's start to the last one's end (less
-    /// than the sum when runs overlap).
+    /// Wall seconds from the first scenario stage's start to the last one's end.
+    #[serde(default)]
     pub scenario_ca_wall_seconds: f64,
-    /// CA runs allowed at once in a session (`--concurrent-runs`).
-    pub concurrent_runs: usize,
+    /// CA runs of a session at once (`--concurrent-runs`).
+    #[serde(default)]
+    pub concurrent_runs: u32,
     /// The seed ensemble (`--ensemble N`, N > 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleJson>,

@@ -925,3 +925,78 @@ fn a_worker_killed_in_a_commit_while_another_scenario_runs_keeps_both_maps() {
     );
     assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
 }
+
+#[test]
+fn a_worker_restarted_while_two_scenarios_run_is_readmitted_and_both_keep_their_maps() {
+    let others = other_hashes();
+    let scenarios = [SCENARIO, others[0].0];
+    let label2 = format!("{}_2060", others[0].0);
+    let mut ws = workers(3);
+    let list = addrs(&ws);
+    let dir = tempfile::tempdir().unwrap();
+    // both runs held after their iteration 3: worker 0 is killed. The first run held
+    // after its iteration 5: a new process starts on the address, released once the
+    // probe found it. The second run held after its iteration 6 until the worker is
+    // re-admitted (by either run): the re-admission moves tiles on which the second run
+    // has its lane, which it must set again on the re-admitted worker.
+    let (u3, a3) = (after_iteration(3), format!("{label2}-iteration-3"));
+    let (u5, a6) = (after_iteration(5), format!("{label2}-iteration-6"));
+    let holds = Holds::new();
+    for p in [&u3, &a3, &u5, &a6] {
+        holds.arm(p);
+    }
+    let (mut held3, mut restarted, mut readmitted, mut a6_held) = (0, None, false, false);
+    let out = run_scenarios(
+        dir.path(),
+        &list,
+        &scenarios,
+        &["--rejoin-probe", "0.2", "--concurrent-runs", "2"],
+        &holds,
+        |line, _| {
+            if held_at(line, &u3) || held_at(line, &a3) {
+                held3 += 1;
+                if held3 == 2 {
+                    ws[0].guard.kill_and_reap();
+                    holds.release(&u3);
+                    holds.release(&a3);
+                }
+            } else if held_at(line, &u5) {
+                restarted = Some(start_worker_at(&list[0], &[]));
+            } else if restarted.is_some()
+                && line.contains("lost worker answers its health check again")
+            {
+                holds.release(&u5);
+            } else if held_at(line, &a6) {
+                a6_held = true;
+            }
+            readmitted |= line.contains("worker re-admitted");
+            if a6_held && readmitted {
+                holds.release(&a6);
+            }
+        },
+    );
+    assert!(
+        restarted.is_some(),
+        "never held after iteration 5:\n{}",
+        out.stderr
+    );
+    assert!(a6_held, "the second run was never held:\n{}", out.stderr);
+    same_map(&out, "worker restarted while two scenarios run");
+    let j = out.json();
+    assert_eq!(
+        j["scenarios"][others[0].0]["map_sha256"],
+        others[0].1.as_str(),
+        "{}: the class map differs from the undisturbed run",
+        others[0].0
+    );
+    assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
+    let rejoined: u64 = scenarios
+        .iter()
+        .map(|sc| {
+            j["scenarios"][sc]["traffic"]["workers_rejoined"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(rejoined, 1, "{}", out.stderr);
+}

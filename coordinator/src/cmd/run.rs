@@ -280,7 +280,8 @@ struct ClusterCa<'a> {
     concurrent: usize,
 }
 
-/// Runs at once when `--concurrent-runs` is not given: every one of `runs`, at most 8.
+/// CA runs of a session at once when `--concurrent-runs` is not given (fewer when the
+/// session has fewer runs).
 pub const DEFAULT_CONCURRENT_RUNS: usize = 8;
 
 /// The ANN of the map of `year` trained on a worker (`job` names it): the sample drawn
@@ -929,7 +930,7 @@ fn run_in(
     } = done;
     report.scenario_ca_seconds = ca_seconds;
     report.scenario_ca_wall_seconds = ca_wall_seconds;
-    report.concurrent_runs = cluster.concurrent;
+    report.concurrent_runs = cluster.concurrent as u32;
     run_maps.extend(stage_maps);
     if let Some(n) = args.ensemble.filter(|&n| n > 1) {
         let csv = out.join("carbon_ensemble.csv");

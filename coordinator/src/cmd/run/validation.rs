@@ -80,35 +80,13 @@ pub(super) fn validation_stage(
             let remote = Session::new(s.remote);
             drop(s.padded_start);
             // member 0 is the study seed's run; the others run beside it
-            let mut runs = Vec::with_capacity(members as usize);
-            super::concurrent::in_order(
-                members as usize,
-                cluster.concurrent,
-                |m| {
-                    let (label, p) = match m {
-                        0 => ("validation".to_string(), params.clone()),
-                        m => {
-                            tracing::info!("validation: ensemble member {} of {members}", m + 1);
-                            let seed = flus_shared::ensemble::member_seed(
-                                study.config.study.seed,
-                                m as u32,
-                            );
-                            (
-                                format!("validation_m{m}"),
-                                ca::CaParams {
-                                    seed,
-                                    ..params.clone()
-                                },
-                            )
-                        }
-                    };
-                    let (res, t, _) = cluster.run(&remote, &label, &p, input)?;
-                    Ok((res, t))
-                },
-                |_, r| {
-                    runs.push(r);
-                    Ok(())
-                },
+            let mut runs = run_members(
+                cluster,
+                &remote,
+                study.config.study.seed,
+                params,
+                input,
+                members,
             )?;
             if members > 1 {
                 let maps: Vec<&[u8]> = runs.iter().map(|(r, _)| r.map.as_slice()).collect();
@@ -132,6 +110,48 @@ pub(super) fn validation_stage(
         v["ensemble"] = e;
     }
     Ok((v, json!(session)))
+}
+
+/// Members `0..members` of the validation in `session`, up to `--concurrent-runs` at
+/// once: member 0 with `params` (label `validation`), member m with
+/// [`flus_shared::ensemble::member_seed`] of `seed` (label `validation_m{m}`). Their
+/// outputs and traffic in member order.
+fn run_members(
+    cluster: &ClusterCa<'_>,
+    session: &Session<'_>,
+    seed: u64,
+    params: &ca::CaParams,
+    input: &ca::CaInput,
+    members: u32,
+) -> anyhow::Result<Vec<(ca::CaOutput, crate::cluster::remote::Traffic)>> {
+    let mut runs = Vec::with_capacity(members as usize);
+    super::concurrent::in_order(
+        members as usize,
+        cluster.concurrent,
+        |m| {
+            let (label, p) = match m {
+                0 => ("validation".to_string(), params.clone()),
+                m => {
+                    tracing::info!("validation: ensemble member {} of {members}", m + 1);
+                    let seed = flus_shared::ensemble::member_seed(seed, m as u32);
+                    (
+                        format!("validation_m{m}"),
+                        ca::CaParams {
+                            seed,
+                            ..params.clone()
+                        },
+                    )
+                }
+            };
+            let (res, t, _) = cluster.run(session, &label, &p, input)?;
+            Ok((res, t))
+        },
+        |_, r| {
+            runs.push(r);
+            Ok(())
+        },
+    )?;
+    Ok(runs)
 }
 
 /// The validation's ensemble: the mean, min and max over the members' maps `maps`
