@@ -98,12 +98,33 @@ impl RowInput<'_> {
     }
 }
 
+/// Candidates ahead whose suitability [`score_row_packed`] prefetches.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Hints the CPU to load `values[at]` into the cache (no effect on any value; nothing
+/// outside x86-64, or when `at` is out of range).
+#[inline(always)]
+fn prefetch(values: &[u16], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v) = values.get(at) {
+        // SAFETY: a prefetch hint reads nothing architecturally; the pointer is in bounds.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (v as *const u16).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (values, at);
+}
+
 /// Scores the row's candidates with the packed neighbour count (K <= 8, N <= 15);
 /// `onehot[c] = 1 << 8c` for the classes (0 for other values), `omega[k][count] =
 /// count / (N*N - 1) * w_k`. Returns the number of kept cells: those with a positive
 /// sum and another class of positive score whose suitability is above the gate floor
 /// (the others cannot propose whatever their draw; a NaN sum is kept, as the roulette
 /// does not refuse it).
+#[inline(always)]
 pub(super) fn score_row_packed<const K: usize>(
     inp: &RowInput,
     onehot: &[u64; 256],
@@ -113,8 +134,15 @@ pub(super) fn score_row_packed<const K: usize>(
     let omega: &[[f64; 256]; K] = omega[..K].try_into().expect("one table per class");
     let nnu = inp.n * inp.n;
     let mut kept = 0;
-    for j in 0..out.x.len() {
+    let m = out.x.len();
+    for j in 0..m {
         let x = out.x[j] as usize;
+        // the suitability of a candidate a few ahead (the table is cells x K x 2 bytes,
+        // larger than L2 on the shipped studies, and read once per iteration)
+        prefetch(
+            inp.suitability,
+            out.x[(j + PREFETCH_AHEAD).min(m - 1)] as usize * K,
+        );
         let cu = inp.crow[x] as usize;
         let word = inp.packed_word(onehot, x, cu);
         debug_assert!(((word >> (8 * cu)) & 0xff) < nnu as u64);

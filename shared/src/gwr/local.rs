@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::linalg::{cholesky, cholesky_inverse, cholesky_solve, symmetrize_upper};
-use super::neighbours::Scratch;
+use super::neighbours::{KthMemo, Scratch};
 use super::{GwrError, GwrModel, Weighting};
 
 /// Relative Cholesky pivot below which a local matrix counts as singular.
@@ -125,7 +125,7 @@ const LANES: usize = 4;
 /// The dot product of two equally long slices, summed in a fixed order (LANES
 /// interleaved partial sums combined pairwise, then the tail), so the same on every
 /// machine and thread count.
-#[inline]
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0.0f64; LANES];
     let ca = a.chunks_exact(LANES);
@@ -143,49 +143,60 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     s
 }
 
-/// [`dot`] of `a` with four slices at once: each of the four results is summed in
-/// exactly [`dot`]'s order (its own LANES partial sums, combined the same way, then the
-/// tail), so `dot4(a, [b0, b1, b2, b3])[j] == dot(a, bj)` bit for bit; `a` is loaded once
-/// for the four, which halves the loads of the X'WX accumulation.
-#[inline]
-fn dot4(a: &[f64], b: [&[f64]; 4]) -> [f64; 4] {
+/// [`dot`] of `a` with M slices at once: each of the M results is summed in exactly
+/// [`dot`]'s order (its own LANES partial sums, combined the same way, then the tail), so
+/// `dot_many(a, [b0, ..])[j] == dot(a, bj)` bit for bit; `a` is loaded once for the M,
+/// and the M x LANES partial sums are independent chains of additions (with AVX2, M = 8
+/// keeps 8 registers of 4 lanes in flight, which the additions' latency needs).
+#[inline(always)]
+fn dot_many<const M: usize>(a: &[f64], b: [&[f64]; M]) -> [f64; M] {
     let n = a.len();
-    let [b0, b1, b2, b3] = b;
-    let (b0, b1, b2, b3) = (&b0[..n], &b1[..n], &b2[..n], &b3[..n]);
-    let mut acc = [[0.0f64; LANES]; 4];
+    let b: [&[f64]; M] = b.map(|bj| &bj[..n]);
+    let mut acc = [[0.0f64; LANES]; M];
     let full = n - n % LANES;
     let mut t = 0;
     while t < full {
-        for l in 0..LANES {
-            let x = a[t + l];
-            acc[0][l] += x * b0[t + l];
-            acc[1][l] += x * b1[t + l];
-            acc[2][l] += x * b2[t + l];
-            acc[3][l] += x * b3[t + l];
+        let x: &[f64; LANES] = a[t..t + LANES].try_into().expect("LANES values");
+        for j in 0..M {
+            let y: &[f64; LANES] = b[j][t..t + LANES].try_into().expect("LANES values");
+            for l in 0..LANES {
+                acc[j][l] += x[l] * y[l];
+            }
         }
         t += LANES;
     }
-    let mut out = [0.0f64; 4];
-    for (j, bj) in [b0, b1, b2, b3].into_iter().enumerate() {
+    let mut out = [0.0f64; M];
+    for j in 0..M {
         let c = &acc[j];
         let mut s = (c[0] + c[1]) + (c[2] + c[3]);
         for u in full..n {
-            s += a[u] * bj[u];
+            s += a[u] * b[j][u];
         }
         out[j] = s;
     }
     out
 }
 
-/// Row `a` of the upper triangle of M = wx' cols (entries b in a..p) into `m`: four
-/// entries at a time by [`dot4`], the rest by [`dot`], every entry the same bits as
-/// `dot(wxa, col b)`.
-#[inline]
+/// [`dot_many`] of four slices.
+#[cfg(test)]
+fn dot4(a: &[f64], b: [&[f64]; 4]) -> [f64; 4] {
+    dot_many(a, b)
+}
+
+/// Row `a` of the upper triangle of M = wx' cols (entries b in a..p) into `m`: eight,
+/// then four entries at a time by [`dot_many`], the rest by [`dot`], every entry the same
+/// bits as `dot(wxa, col b)`.
+#[inline(always)]
 fn upper_row(wxa: &[f64], cols: &[f64], k: usize, p: usize, a: usize, m: &mut [f64]) {
     let col = |b: usize| &cols[b * k..(b + 1) * k];
     let mut b = a;
+    while b + 8 <= p {
+        let v = dot_many(wxa, std::array::from_fn::<_, 8, _>(|j| col(b + j)));
+        m[a * p + b..a * p + b + 8].copy_from_slice(&v);
+        b += 8;
+    }
     while b + 4 <= p {
-        let v = dot4(wxa, [col(b), col(b + 1), col(b + 2), col(b + 3)]);
+        let v = dot_many(wxa, [col(b), col(b + 1), col(b + 2), col(b + 3)]);
         m[a * p + b..a * p + b + 4].copy_from_slice(&v);
         b += 4;
     }
@@ -202,6 +213,7 @@ const GATHER_BLOCK: usize = 64;
 /// (contiguous stores, rows read from L1; a row-at-a-time scatter strides by k, a
 /// column-at-a-time pass over all k neighbours reads every row from L2 p times: either
 /// was the costliest part of a local fit).
+#[inline(always)]
 fn gather(design: &[f64], p: usize, idx: &[usize], x: &mut Vec<f64>) {
     let k = idx.len();
     x.resize(p * k, 0.0);
@@ -217,6 +229,7 @@ fn gather(design: &[f64], p: usize, idx: &[usize], x: &mut Vec<f64>) {
 }
 
 /// Every column of `x` (k values each) weighted into `wx`.
+#[inline(always)]
 fn weigh_all(w: &[f64], x: &[f64], k: usize, wx: &mut [f64]) {
     for (col, out) in x.chunks_exact(k.max(1)).zip(wx.chunks_exact_mut(k.max(1))) {
         weigh(w, col, out);
@@ -225,7 +238,7 @@ fn weigh_all(w: &[f64], x: &[f64], k: usize, wx: &mut [f64]) {
 
 /// `out[t] = w[t] * col[t]`: a weighted column (the same products whether one column
 /// or all are weighted).
-#[inline]
+#[inline(always)]
 fn weigh(w: &[f64], col: &[f64], out: &mut [f64]) {
     for ((o, &wt), &v) in out.iter_mut().zip(w).zip(col) {
         *o = wt * v;
@@ -245,10 +258,43 @@ fn accumulate_at(
     bandwidth: f64,
     full: bool,
     wk: &mut Work,
+    memo: Option<&KthMemo>,
 ) -> Result<(), usize> {
+    model
+        .index()
+        .weights_at(c, weighting, bandwidth, &mut wk.s, memo);
+    sums(model, full, wk);
+    cholesky(&wk.a, model.work().p(), SINGULAR_PIVOT, &mut wk.l)
+}
+
+/// [`sums_body`] compiled for the best instruction set of this CPU, detected at run
+/// time: with AVX2 the four lanes of every [`dot`] sit in one 256-bit register instead
+/// of two 128-bit ones. The same additions and multiplications in the same order on
+/// every path (no fused multiply-add: Rust never contracts `a * b + c`), so the same
+/// bits (test `both_instruction_sets_give_the_same_sums_bit_for_bit`).
+fn sums(model: &GwrModel, full: bool, wk: &mut Work) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected on this CPU just above.
+        unsafe { sums_avx2(model, full, wk) };
+        return;
+    }
+    sums_body(model, full, wk);
+}
+
+/// [`sums_body`] with AVX2 enabled (the helpers are inlined into it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sums_avx2(model: &GwrModel, full: bool, wk: &mut Work) {
+    sums_body(model, full, wk);
+}
+
+/// A = X'WX (upper triangle), g = X'Wy and, if `full`, B = X'W^2X over the neighbours
+/// and weights in `wk.s`.
+#[inline(always)]
+fn sums_body(model: &GwrModel, full: bool, wk: &mut Work) {
     let data = model.work();
     let p = data.p();
-    model.index().weights_at(c, weighting, bandwidth, &mut wk.s);
     let k = wk.s.idx.len();
     let y = data.y();
     gather(data.design(), p, &wk.s.idx, &mut wk.x);
@@ -274,7 +320,6 @@ fn accumulate_at(
             wk.g[a] = dot(&wk.wx, &wk.y);
         }
     }
-    cholesky(&wk.a, p, SINGULAR_PIVOT, &mut wk.l)
 }
 
 /// [`accumulate_at`] at data point `i`; errors name the point when A is singular.
@@ -288,13 +333,16 @@ fn accumulate(
 ) -> Result<(), GwrError> {
     let data = model.data();
     let c = data.coords()[i];
-    accumulate_at(model, c, weighting, bandwidth, full, wk).map_err(|col| GwrError::SingularLocal {
-        point: i,
-        x: c[0],
-        y: c[1],
-        bandwidth,
-        column: data.names()[col].clone(),
-        neighbours: wk.s.idx.len(),
+    let memo = Some(model.memo(i));
+    accumulate_at(model, c, weighting, bandwidth, full, wk, memo).map_err(|col| {
+        GwrError::SingularLocal {
+            point: i,
+            x: c[0],
+            y: c[1],
+            bandwidth,
+            column: data.names()[col].clone(),
+            neighbours: wk.s.idx.len(),
+        }
     })
 }
 
@@ -424,7 +472,9 @@ fn local_r2_one(
 ) -> f64 {
     let y = model.work().y();
     let c = model.data().coords()[i];
-    model.index().weights_at(c, weighting, bandwidth, s);
+    model
+        .index()
+        .weights_at(c, weighting, bandwidth, s, Some(model.memo(i)));
     let sw: f64 = s.w.iter().sum();
     let ybar = s.idx.iter().zip(&s.w).map(|(&j, w)| w * y[j]).sum::<f64>() / sw;
     let mut tss = 0.0;
@@ -514,7 +564,7 @@ pub fn predict(
         .par_iter()
         .map_init(
             || Work::new(p),
-            |wk, &c| match accumulate_at(model, c, weighting, bandwidth, false, wk) {
+            |wk, &c| match accumulate_at(model, c, weighting, bandwidth, false, wk, None) {
                 Ok(()) => {
                     let mut beta = wk.g.clone();
                     cholesky_solve(&wk.l, p, &mut beta);
@@ -677,6 +727,62 @@ mod tests {
                                 );
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The AVX2 and the portable builds of the sums give the same bits: X'WX, X'W^2X and
+    /// X'Wy of lite and full fits on 300 Philox points (p = 10, as mgwr's benchmark),
+    /// adaptive bisquare at 7, 50 and 120 neighbours. Skipped where AVX2 is absent.
+    #[test]
+    fn both_instruction_sets_give_the_same_sums_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::arch::is_x86_feature_detected!("avx2") {
+                return;
+            }
+            let n = 300;
+            let coords: Vec<[f64; 2]> = values(70, 2 * n)
+                .chunks(2)
+                .map(|c| [c[0] * 1e3, c[1] * 1e3])
+                .collect();
+            let factors: Vec<(String, Vec<f64>)> = (0..9)
+                .map(|f| (format!("X{f}"), values(80 + f, n)))
+                .collect();
+            let data = super::super::GwrData::new("y", values(90, n), factors, coords).unwrap();
+            let model = GwrModel::new(data);
+            let p = model.work().p();
+            let weighting = Weighting::default();
+            for bw in [7.0, 50.0, 120.0] {
+                for full in [false, true] {
+                    for i in [0, 17, 150, 299] {
+                        let c = model.data().coords()[i];
+                        let mut portable = Work::new(p);
+                        model
+                            .index()
+                            .weights_at(c, &weighting, bw, &mut portable.s, None);
+                        let mut simd = Work::new(p);
+                        model
+                            .index()
+                            .weights_at(c, &weighting, bw, &mut simd.s, None);
+                        sums_body(&model, full, &mut portable);
+                        // SAFETY: AVX2 was detected above.
+                        unsafe { sums_avx2(&model, full, &mut simd) };
+                        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        for a in 0..p {
+                            let (r, e) = (a * p + a, (a + 1) * p);
+                            assert_eq!(bits(&simd.a[r..e]), bits(&portable.a[r..e]), "A row {a}");
+                            if full {
+                                assert_eq!(
+                                    bits(&simd.b[r..e]),
+                                    bits(&portable.b[r..e]),
+                                    "B row {a}"
+                                );
+                            }
+                        }
+                        assert_eq!(bits(&simd.g), bits(&portable.g), "g point {i} bw {bw}");
                     }
                 }
             }

@@ -37,6 +37,7 @@ pub use kernel::{Kernel, Weighting, ADAPTIVE_EPS};
 pub use local::{
     lite_fits, local_fits, local_r2, local_stats, predict, stats_of, LiteFit, LocalFit, LocalStats,
 };
+use neighbours::KthMemo;
 pub use neighbours::SpatialIndex;
 pub use ols::{ols, Ols};
 pub use search::{
@@ -64,6 +65,9 @@ pub struct GwrModel {
     /// Position in `work` of each point of `data`.
     rank: Vec<usize>,
     index: SpatialIndex,
+    /// Per point of `data`, the k-th distances its adaptive neighbour queries found
+    /// (candidates of later queries; no result depends on them).
+    memo: Vec<KthMemo>,
 }
 
 impl GwrModel {
@@ -76,11 +80,13 @@ impl GwrModel {
             rank[i] = pos;
         }
         let index = SpatialIndex::with_metric(work.coords(), work.spherical());
+        let memo = (0..data.n()).map(|_| KthMemo::default()).collect();
         Self {
             data,
             work,
             rank,
             index,
+            memo,
         }
     }
 
@@ -97,6 +103,11 @@ impl GwrModel {
     /// Per point of [`Self::data`], its position in the spatial order.
     pub(crate) fn rank(&self) -> &[usize] {
         &self.rank
+    }
+
+    /// What the adaptive neighbour queries around point `i` of [`Self::data`] found.
+    pub(crate) fn memo(&self, i: usize) -> &KthMemo {
+        &self.memo[i]
     }
 
     /// The spatial index (its point numbers are positions in the spatial order).

@@ -44,6 +44,39 @@ pub(crate) struct Scratch {
     covered2: f64,
 }
 
+/// What earlier adaptive queries around one location found: (k, the k-th smallest
+/// squared distance) pairs. A later query for k' <= k needs only the points within that
+/// distance (the k'-th nearest cannot lie farther), a tighter candidate set than the
+/// grid's count bound; the bandwidth search asks every point again at each probe, and
+/// its probes converge, so the recorded distances soon bracket the next ones closely.
+/// The selection among the candidates is exact, so neighbours, distances and weights
+/// are the same bits with or without a memo (test
+/// `memo_gives_the_same_neighbours_and_weights_bit_for_bit`).
+#[derive(Debug, Default)]
+pub(crate) struct KthMemo {
+    known: std::sync::Mutex<Vec<(usize, f64)>>,
+}
+
+impl KthMemo {
+    /// The smallest recorded squared distance of a k'' >= k (None if none).
+    fn bound(&self, k: usize) -> Option<f64> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .iter()
+            .filter(|&&(kk, _)| kk >= k)
+            .map(|&(_, d2)| d2)
+            .min_by(|a, b| a.total_cmp(b))
+    }
+
+    /// Records the k-th smallest squared distance.
+    fn record(&self, k: usize, d2: f64) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if !known.iter().any(|&(kk, _)| kk == k) {
+            known.push((k, d2));
+        }
+    }
+}
+
 /// Every SUBSAMPLE-th point (by index) estimates where the k-th distance lies.
 const SUBSAMPLE: usize = 64;
 
@@ -183,7 +216,7 @@ impl SpatialIndex {
             kth_smallest(&d2, k, scratch_dist, &mut sub).sqrt()
         } else {
             let mut s = Scratch::default();
-            self.kth_near(c, k, &mut s).sqrt()
+            self.kth_near(c, k, &mut s, None).sqrt()
         }
     }
 
@@ -192,8 +225,8 @@ impl SpatialIndex {
     /// is listed, and the k-th is selected among them (every point outside lies
     /// farther). Leaves those points in `s.idx` (ascending when the points are in grid
     /// order), their squared distances in `s.d2` and the squared radius in `s.covered2`.
-    fn kth_near(&self, c: [f64; 2], k: usize, s: &mut Scratch) -> f64 {
-        let r = self.grid.radius_holding(c, k);
+    fn kth_near(&self, c: [f64; 2], k: usize, s: &mut Scratch, radius: Option<f64>) -> f64 {
+        let r = radius.unwrap_or_else(|| self.grid.radius_holding(c, k));
         let r2 = r * r;
         s.idx.clear();
         s.d2.clear();
@@ -259,18 +292,21 @@ impl SpatialIndex {
         bandwidth: f64,
         s: &mut Scratch,
     ) -> f64 {
-        self.weights_at(self.coords[i], weighting, bandwidth, s)
+        self.weights_at(self.coords[i], weighting, bandwidth, s, None)
     }
 
     /// As [`Self::weights`] around any location `c` (mgwr's prediction kernel: the
     /// adaptive scale is the distance from `c` to its k-th nearest data point); at a data
-    /// point's own location it gives exactly that point's weights.
+    /// point's own location it gives exactly that point's weights. `memo` (adaptive
+    /// bandwidths) holds what earlier queries around `c` found and takes this one's k-th
+    /// distance; it changes no result, only how many candidates are examined.
     pub(crate) fn weights_at(
         &self,
         c: [f64; 2],
         weighting: &Weighting,
         bandwidth: f64,
         s: &mut Scratch,
+        memo: Option<&KthMemo>,
     ) -> f64 {
         let n = self.coords.len();
         let kernel = weighting.kernel;
@@ -282,9 +318,20 @@ impl SpatialIndex {
         let h = if weighting.adaptive {
             let k = (bandwidth as usize).clamp(1, n);
             if self.spherical || k.saturating_mul(SCAN_SHARE) > n || support.is_infinite() {
-                return self.adaptive_scan(c, k, weighting, s);
+                return self.adaptive_scan(c, k, weighting, s, memo);
             }
-            self.kth_near(c, k, s).sqrt() * ADAPTIVE_EPS
+            // the points within the distance of a recorded k'' >= k (times the kernel's
+            // scale factor, widened): the k-th nearest is among them, and so is every
+            // point of a kernel of support 1 (bisquare); wider kernels query the grid
+            // again below
+            let radius = memo
+                .and_then(|m| m.bound(k))
+                .map(|d2| d2.sqrt() * ADAPTIVE_EPS * (1.0 + 1e-9));
+            let d2 = self.kth_near(c, k, s, radius);
+            if let Some(m) = memo {
+                m.record(k, d2);
+            }
+            d2.sqrt() * ADAPTIVE_EPS
         } else {
             bandwidth
         };
@@ -364,11 +411,22 @@ impl SpatialIndex {
     /// selected from them, and the kernel is evaluated (with the square root taken) only
     /// where the weight can be non-zero. The same neighbours, distances and weights as
     /// the tree path, in ascending index order.
-    fn adaptive_scan(&self, c: [f64; 2], k: usize, weighting: &Weighting, s: &mut Scratch) -> f64 {
+    fn adaptive_scan(
+        &self,
+        c: [f64; 2],
+        k: usize,
+        weighting: &Weighting,
+        s: &mut Scratch,
+        memo: Option<&KthMemo>,
+    ) -> f64 {
         s.d2.clear();
         let d2: Vec<f64> = self.coords.iter().map(|q| self.metric2(c, *q)).collect();
         s.d2.extend(d2);
-        let h = kth_smallest(&s.d2, k, &mut s.dist, &mut s.sub).sqrt() * ADAPTIVE_EPS;
+        let kth = kth_smallest(&s.d2, k, &mut s.dist, &mut s.sub);
+        if let (Some(m), false) = (memo, self.spherical) {
+            m.record(k, kth);
+        }
+        let h = kth.sqrt() * ADAPTIVE_EPS;
         s.idx.clear();
         s.w.clear();
         if h == 0.0 {
@@ -563,7 +621,7 @@ mod tests {
                 if h == 0.0 {
                     continue;
                 }
-                assert_eq!(idx.weights_at(c, &w, bw, &mut s), h, "{c:?} {bw}");
+                assert_eq!(idx.weights_at(c, &w, bw, &mut s, None), h, "{c:?} {bw}");
                 let want: Vec<usize> = (0..coords.len())
                     .filter(|&j| distance(c, coords[j]) < h)
                     .collect();
@@ -571,6 +629,57 @@ mod tests {
                 for (&j, &wt) in s.idx.iter().zip(&s.w) {
                     assert_eq!(wt, Kernel::Bisquare.weight(distance(c, coords[j]) / h));
                 }
+            }
+        }
+    }
+
+    /// A memo changes no result: around four locations (clustered Philox points, as in
+    /// the brute-force test above), a golden-section-like sequence of adaptive
+    /// bandwidths (the scan path first, then the grid path, repeats and k = 1) gives the
+    /// same h, neighbours and weights (bits) with the location's memo as without, for
+    /// bisquare and for a Gaussian cut at weight 0.01 (support > 1).
+    #[test]
+    fn memo_gives_the_same_neighbours_and_weights_bit_for_bit() {
+        let rng = crate::rng::CounterRng::new(8);
+        let raw: Vec<[f64; 2]> = (0..3000u64)
+            .map(|i| {
+                let b = rng.block(98, 0, i, 0);
+                let (u, v) = (CounterRng::unit(b[0]), CounterRng::unit(b[1]));
+                if i % 3 == 0 {
+                    [u * 1000.0, v * 1000.0]
+                } else {
+                    [400.0 + u * 50.0, 700.0 + v * 20.0]
+                }
+            })
+            .collect();
+        let order = super::super::grid::Grid::order(&raw);
+        let coords: Vec<[f64; 2]> = order.iter().map(|&i| raw[i]).collect();
+        let idx = SpatialIndex::new(&coords);
+        let (mut plain, mut memoised) = (Scratch::default(), Scratch::default());
+        for (kernel, min_weight) in [(Kernel::Bisquare, 0.0), (Kernel::Gaussian, 0.01)] {
+            let w = Weighting {
+                kernel,
+                adaptive: true,
+                min_weight,
+            };
+            for c in [coords[0], coords[1234], coords[2999], [-50.0, 1200.0]] {
+                let memo = KthMemo::default();
+                for bw in [
+                    1947.0, 1203.0, 743.0, 460.0, 743.0, 284.0, 460.0, 351.0, 350.0, 352.0, 1.0,
+                    7.0, 750.0,
+                ] {
+                    let h = idx.weights_at(c, &w, bw, &mut plain, None);
+                    let hm = idx.weights_at(c, &w, bw, &mut memoised, Some(&memo));
+                    assert_eq!(hm.to_bits(), h.to_bits(), "{c:?} {bw}");
+                    assert_eq!(memoised.idx, plain.idx, "{c:?} {bw}");
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&memoised.w), bits(&plain.w), "{c:?} {bw}");
+                    assert!(!plain.idx.is_empty());
+                }
+                assert!(
+                    memo.bound(1).is_some(),
+                    "the grid path recorded its distances"
+                );
             }
         }
     }
