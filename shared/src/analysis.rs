@@ -32,12 +32,19 @@ pub fn sample_cells(mask: &[bool], n: usize, seed: u64) -> Vec<usize> {
     let n = n.min(valid);
     let rng = CounterRng::new(seed);
     // the n smallest (key, cell) pairs, without a pair per valid cell in memory
-    let keyed: Vec<(u32, usize)> = crate::select::smallest_n(
-        mask.par_iter()
-            .enumerate()
-            .filter(|(_, &v)| v)
-            .map(|(i, _)| (rng.block(stream::GWR_SAMPLE, 0, i as u64, 0)[0], i)),
+    // (a 32-bit key in the high half keeps the order of (key, cell) pairs)
+    let keyed = crate::select::smallest_n_spread(
+        || {
+            mask.par_iter()
+                .enumerate()
+                .filter(|(_, &v)| v)
+                .map(|(i, _)| {
+                    let k = rng.block(stream::GWR_SAMPLE, 0, i as u64, 0)[0];
+                    ((k as u64) << 32, i)
+                })
+        },
         n,
+        valid,
     );
     let mut cells: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
     cells.sort_unstable();

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::rng::{stream, CounterRng};
-use crate::select::smallest_n;
+use crate::select::smallest_n_spread;
 
 /// Class index of an invalid cell in the class layer given to the ANN.
 pub const INVALID_CLASS: u8 = 255;
@@ -89,13 +89,17 @@ pub fn draw_sample(
     let total = (per_mille / 1000.0 * valid_cells as f64).round() as usize;
     // the cells of `class` (all valid cells: None) with the n smallest (key, cell)
     let smallest_of = |class: Option<u8>, n: usize| {
-        smallest_n(
-            classes
-                .par_iter()
-                .enumerate()
-                .filter(|(_, &c)| c != INVALID_CLASS && class.is_none_or(|k| c == k))
-                .map(|(cell, _)| (key(&rng, 0, cell), cell)),
+        let count = class.map_or(valid_cells, |c| counts[c as usize]);
+        smallest_n_spread(
+            || {
+                classes
+                    .par_iter()
+                    .enumerate()
+                    .filter(move |(_, &c)| c != INVALID_CLASS && class.is_none_or(|k| c == k))
+                    .map(|(cell, _)| (key(&rng, 0, cell), cell))
+            },
             n,
+            count,
         )
     };
     let chosen: Vec<(u64, usize)> = match sampling {
