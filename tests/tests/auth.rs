@@ -120,8 +120,9 @@ fn a_run_with_a_wrong_token_stops_at_the_first_refusal_naming_the_worker_and_the
         |_, _| {},
     );
     assert_eq!(out.code, Some(1), "{}", out.stderr);
+    // the first call of a run is the scenarios' network's training job
     assert!(
-        out.stderr.contains("UNAUTHENTICATED") && out.stderr.contains("LoadTile"),
+        out.stderr.contains("UNAUTHENTICATED") && out.stderr.contains("TrainAnn"),
         "{}",
         out.stderr
     );

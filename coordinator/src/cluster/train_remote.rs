@@ -258,10 +258,22 @@ impl Trainers {
                     })
                 }
                 Ok(Err(e)) if super::pool::is_refusal(&e) => {
+                    // the same message as a refused tile call: the gRPC code and, when a
+                    // resume cannot cure it (a token, a limit), what to do instead
+                    let mut refusals = super::cause::Refusals::default();
+                    let call = match kind {
+                        Kind::Ann => "TrainAnn",
+                        Kind::Trees => "FitTrees",
+                    };
+                    let what = format!("{call} (training job {job})");
+                    refusals.note(&conn.addr, &what, &e);
                     anyhow::bail!(
-                        "worker {} refused training job {job}: {}",
-                        conn.addr,
-                        e.message()
+                        "{}",
+                        refusals.explain(format!(
+                            "worker {} refused {what}: {}",
+                            conn.addr,
+                            e.message()
+                        ))
                     )
                 }
                 other => {
