@@ -157,6 +157,20 @@ fn same_map(out: &Output, case: &str) -> Value {
     s
 }
 
+/// [`same_map`], and every scenario of `others` with its undisturbed map: run.json.
+fn same_maps(out: &Output, case: &str, others: &[(&str, String)]) -> Value {
+    same_map(out, case);
+    let j = out.json();
+    for (sc, hash) in others {
+        assert_eq!(
+            j["scenarios"][sc]["map_sha256"],
+            hash.as_str(),
+            "{case}: {sc}: the class map differs from the undisturbed run"
+        );
+    }
+    j
+}
+
 fn checkpoint_path(out: &Path) -> PathBuf {
     out.join("checkpoints").join(format!("{LABEL}.ckpt"))
 }
@@ -570,15 +584,7 @@ fn a_worker_killed_in_the_second_scenario_of_a_session_keeps_every_map() {
         &["--rejoin-probe", "0", "--concurrent-runs", "1"],
         || ws[1].guard.kill_and_reap(),
     );
-    same_map(&out, "worker killed in the second scenario");
-    let j = out.json();
-    for (sc, hash) in others {
-        assert_eq!(
-            j["scenarios"][sc]["map_sha256"],
-            hash.as_str(),
-            "{sc}: the class map differs from the undisturbed run"
-        );
-    }
+    let j = same_maps(&out, "worker killed in the second scenario", others);
     assert_eq!(j["scenarios"][others[0].0]["traffic"]["workers_lost"], 1);
     assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
     assert_eq!(j["sessions"]["scenarios"]["runs"], 3);
@@ -864,13 +870,10 @@ fn a_worker_killed_while_two_scenarios_run_at_once_keeps_both_maps() {
         },
         || ws[1].guard.kill_and_reap(),
     );
-    same_map(&out, "worker killed while two scenarios run at once");
-    let j = out.json();
-    assert_eq!(
-        j["scenarios"][others[0].0]["map_sha256"],
-        others[0].1.as_str(),
-        "{}: the class map differs from the undisturbed run",
-        others[0].0
+    let j = same_maps(
+        &out,
+        "worker killed while two scenarios run at once",
+        &others[..1],
     );
     assert_eq!(j["concurrent_runs"], 2);
     // one loss, counted by the run that saw it
@@ -912,16 +915,10 @@ fn a_worker_killed_in_a_commit_while_another_scenario_runs_keeps_both_maps() {
         },
         || ws[0].guard.kill_and_reap(),
     );
-    same_map(
+    let j = same_maps(
         &out,
         "worker killed in a commit while another scenario runs",
-    );
-    let j = out.json();
-    assert_eq!(
-        j["scenarios"][others[0].0]["map_sha256"],
-        others[0].1.as_str(),
-        "{}: the class map differs from the undisturbed run",
-        others[0].0
+        &others[..1],
     );
     assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
 }
@@ -981,13 +978,10 @@ fn a_worker_restarted_while_two_scenarios_run_is_readmitted_and_both_keep_their_
         out.stderr
     );
     assert!(a6_held, "the second run was never held:\n{}", out.stderr);
-    same_map(&out, "worker restarted while two scenarios run");
-    let j = out.json();
-    assert_eq!(
-        j["scenarios"][others[0].0]["map_sha256"],
-        others[0].1.as_str(),
-        "{}: the class map differs from the undisturbed run",
-        others[0].0
+    let j = same_maps(
+        &out,
+        "worker restarted while two scenarios run",
+        &others[..1],
     );
     assert_eq!(j["sessions"]["scenarios"]["workers_lost"], 1);
     let rejoined: u64 = scenarios

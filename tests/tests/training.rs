@@ -110,27 +110,27 @@ fn the_networks_trained_on_1_2_3_workers_with_1_or_2_threads_are_the_in_process_
     assert!(maps.windows(2).all(|w| w[0] == w[1]), "{maps:?}");
 }
 
-#[test]
-fn a_worker_killed_while_it_trains_a_network_leaves_every_hash_undisturbed() {
-    let r = reference();
-    let calm_dir = tempfile::tempdir().unwrap();
-    let calm = run(&r.study, calm_dir.path(), &["--local-workers", "2"]);
-    // two workers; the second holds inside its training job (the second job asked for
-    // goes to it: the first went to the first worker) and is killed there
+/// `flus run` of `study`'s first scenario into `out` on two workers, the second of
+/// which is killed once it reaches hold point `point` (inside a training job): the
+/// run's output and the first worker's address.
+fn run_killing_the_second_worker(
+    study: &Path,
+    out: &Path,
+    point: &str,
+) -> (flus_e2e::Output, String) {
     let holds = Holds::new();
-    holds.arm("ann-training");
+    holds.arm(point);
     let a = start_worker(&["--threads", "1"]);
     let mut b = start_worker_env("127.0.0.1:0", &["--threads", "1"], &[holds.env()]);
     let list = format!("{},{}", a.addr, b.addr);
-    let dir = tempfile::tempdir().unwrap();
     let args = [
         "run",
-        r.study.to_str().unwrap(),
+        study.to_str().unwrap(),
         "--scenario",
         SCENARIO,
         "--json",
         "--out",
-        dir.path().to_str().unwrap(),
+        out.to_str().unwrap(),
         "--workers",
         &list,
         "--rejoin-probe",
@@ -138,15 +138,27 @@ fn a_worker_killed_while_it_trains_a_network_leaves_every_hash_undisturbed() {
     ];
     let out = std::thread::scope(|scope| {
         let killer = scope.spawn(|| {
-            holds.wait_held("ann-training", TIMEOUT);
+            holds.wait_held(point, TIMEOUT);
             b.guard.kill_and_reap();
         });
         let out = flus_watch(&args, &[("FLUS_TOKEN", TEST_TOKEN)], TIMEOUT, |_, _| {});
         killer
             .join()
-            .expect("the worker was killed in its training job");
+            .unwrap_or_else(|_| panic!("the second worker was not killed at {point}"));
         out
     });
+    (out, a.addr.clone())
+}
+
+#[test]
+fn a_worker_killed_while_it_trains_a_network_leaves_every_hash_undisturbed() {
+    let r = reference();
+    let calm_dir = tempfile::tempdir().unwrap();
+    let calm = run(&r.study, calm_dir.path(), &["--local-workers", "2"]);
+    // two workers; the second holds inside its training job (the second job asked for
+    // goes to it: the first went to the first worker) and is killed there
+    let dir = tempfile::tempdir().unwrap();
+    let (out, first) = run_killing_the_second_worker(&r.study, dir.path(), "ann-training");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
         out.stderr.contains("worker lost during training job"),
@@ -157,7 +169,7 @@ fn a_worker_killed_while_it_trains_a_network_leaves_every_hash_undisturbed() {
     let anns = jobs(&j, "ann");
     let redone: Vec<&&Value> = anns.iter().filter(|e| e["attempts"] == 2).collect();
     assert_eq!(redone.len(), 1, "{anns:?}");
-    assert_eq!(redone[0]["worker"], a.addr.as_str());
+    assert_eq!(redone[0]["worker"], first.as_str());
     for (key, what) in [
         (&j["ann_network_sha256"], &calm["ann_network_sha256"]),
         (
@@ -266,36 +278,8 @@ fn a_worker_killed_while_it_grows_trees_leaves_the_forests_of_flus_validate() {
     let dir = tempfile::tempdir().unwrap();
     let (forest, val, val_dir) = plus_study(dir.path());
     // two workers; the second holds inside its first range of trees and is killed there
-    let holds = Holds::new();
-    holds.arm("forest-trees");
-    let a = start_worker(&["--threads", "1"]);
-    let mut b = start_worker_env("127.0.0.1:0", &["--threads", "1"], &[holds.env()]);
-    let list = format!("{},{}", a.addr, b.addr);
     let out_dir = dir.path().join("run");
-    let args = [
-        "run",
-        forest.to_str().unwrap(),
-        "--scenario",
-        SCENARIO,
-        "--json",
-        "--out",
-        out_dir.to_str().unwrap(),
-        "--workers",
-        &list,
-        "--rejoin-probe",
-        "0",
-    ];
-    let out = std::thread::scope(|scope| {
-        let killer = scope.spawn(|| {
-            holds.wait_held("forest-trees", TIMEOUT);
-            b.guard.kill_and_reap();
-        });
-        let out = flus_watch(&args, &[("FLUS_TOKEN", TEST_TOKEN)], TIMEOUT, |_, _| {});
-        killer
-            .join()
-            .expect("the worker was killed growing its trees");
-        out
-    });
+    let (out, first) = run_killing_the_second_worker(&forest, &out_dir, "forest-trees");
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
         out.stderr.contains("worker lost during training job"),
@@ -311,7 +295,7 @@ fn a_worker_killed_while_it_grows_trees_leaves_the_forests_of_flus_validate() {
         "{trees:?}"
     );
     assert!(
-        trees.iter().all(|e| e["worker"] == a.addr.as_str()),
+        trees.iter().all(|e| e["worker"] == first.as_str()),
         "{trees:?}"
     );
     assert_eq!(j["validation"]["map_sha256"], val["map_sha256"]);

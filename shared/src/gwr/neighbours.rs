@@ -573,17 +573,13 @@ mod tests {
         }
     }
 
-    /// Grid path against brute force: 3,000 points clustered in two blobs (uneven
-    /// density, Philox), numbered in grid order as GwrModel does; for adaptive k up to
-    /// n / 4 and fixed distances, the neighbours are every point with d < h (bisquare,
-    /// h = d_k * 1.0000001 with d_k the k-th smallest distance by a full sort), ascending,
-    /// with bisquare weights; also at a location off the data.
-    #[test]
-    fn grid_neighbours_equal_a_brute_force_scan() {
-        let rng = crate::rng::CounterRng::new(7);
+    /// 3,000 points clustered in two blobs (uneven density) from Philox (`seed`,
+    /// `stream`), numbered in grid order as GwrModel does.
+    fn clustered_points(seed: u64, stream: u32) -> Vec<[f64; 2]> {
+        let rng = crate::rng::CounterRng::new(seed);
         let raw: Vec<[f64; 2]> = (0..3000u64)
             .map(|i| {
-                let b = rng.block(99, 0, i, 0);
+                let b = rng.block(stream, 0, i, 0);
                 let (u, v) = (CounterRng::unit(b[0]), CounterRng::unit(b[1]));
                 if i % 3 == 0 {
                     [u * 1000.0, v * 1000.0]
@@ -593,7 +589,17 @@ mod tests {
             })
             .collect();
         let order = super::super::grid::Grid::order(&raw);
-        let coords: Vec<[f64; 2]> = order.iter().map(|&i| raw[i]).collect();
+        order.iter().map(|&i| raw[i]).collect()
+    }
+
+    /// Grid path against brute force: 3,000 points clustered in two blobs (uneven
+    /// density, Philox), numbered in grid order as GwrModel does; for adaptive k up to
+    /// n / 4 and fixed distances, the neighbours are every point with d < h (bisquare,
+    /// h = d_k * 1.0000001 with d_k the k-th smallest distance by a full sort), ascending,
+    /// with bisquare weights; also at a location off the data.
+    #[test]
+    fn grid_neighbours_equal_a_brute_force_scan() {
+        let coords = clustered_points(7, 99);
         let idx = SpatialIndex::new(&coords);
         let mut s = Scratch::default();
         for c in [coords[0], coords[1234], coords[2999], [-50.0, 1200.0]] {
@@ -640,20 +646,7 @@ mod tests {
     /// bisquare and for a Gaussian cut at weight 0.01 (support > 1).
     #[test]
     fn memo_gives_the_same_neighbours_and_weights_bit_for_bit() {
-        let rng = crate::rng::CounterRng::new(8);
-        let raw: Vec<[f64; 2]> = (0..3000u64)
-            .map(|i| {
-                let b = rng.block(98, 0, i, 0);
-                let (u, v) = (CounterRng::unit(b[0]), CounterRng::unit(b[1]));
-                if i % 3 == 0 {
-                    [u * 1000.0, v * 1000.0]
-                } else {
-                    [400.0 + u * 50.0, 700.0 + v * 20.0]
-                }
-            })
-            .collect();
-        let order = super::super::grid::Grid::order(&raw);
-        let coords: Vec<[f64; 2]> = order.iter().map(|&i| raw[i]).collect();
+        let coords = clustered_points(8, 98);
         let idx = SpatialIndex::new(&coords);
         let (mut plain, mut memoised) = (Scratch::default(), Scratch::default());
         for (kernel, min_weight) in [(Kernel::Bisquare, 0.0), (Kernel::Gaussian, 0.01)] {
