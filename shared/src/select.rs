@@ -2,11 +2,13 @@
 //! stream: the sampling of the ANN and of the GWR keep O(n) memory instead of one
 //! (key, cell) pair per valid cell.
 
+#[cfg(test)]
 use std::collections::BinaryHeap;
 
 use rayon::prelude::*;
 
 /// Adds `e` to `heap` (a max-heap of the `n` smallest items seen) when it is among them.
+#[cfg(test)]
 fn push_bounded<T: Ord>(heap: &mut BinaryHeap<T>, e: T, n: usize) {
     if heap.len() < n {
         heap.push(e);
@@ -16,10 +18,13 @@ fn push_bounded<T: Ord>(heap: &mut BinaryHeap<T>, e: T, n: usize) {
     }
 }
 
-/// The `n` smallest items of `items` (all of them when there are fewer), ascending.
+/// The `n` smallest items of `items` (all of them when there are fewer), ascending,
+/// with a bounded heap per rayon split: the reference [`smallest_n_spread`] is tested
+/// against (the samplers used it before it).
 ///
 /// The items must be totally ordered with no two equal (e.g. (key, cell) pairs): the
 /// result is then the same set whatever the thread count or the order of the visit.
+#[cfg(test)]
 pub fn smallest_n<T, I>(items: I, n: usize) -> Vec<T>
 where
     T: Ord + Send,
@@ -43,15 +48,15 @@ where
         .into_sorted_vec()
 }
 
-/// The `n` smallest of the (key, index) pairs that `items()` visits, ascending: the
-/// result of [`smallest_n`], for about `count` pairs whose keys are spread evenly over
-/// `u64` (counter-based random numbers). A visit keeps only the keys at or below the
-/// quantile that a little more than `n` of `count` even keys fall under, then sorts
-/// those; when fewer than `n` pass (unlucky keys, or more pairs than `count`), the bound
-/// is doubled and the pairs visited again. Every pair left out has a larger key than
-/// every pair kept, so the bound changes the time and memory, never the result. (A heap
-/// per rayon split, as [`smallest_n`] keeps, costs a push per pair while the splits are
-/// smaller than `n`: half of the ANN sample's time on 20 M cells.)
+/// The `n` smallest of the (key, index) pairs that `items()` visits, ascending, for
+/// about `count` pairs whose keys are spread evenly over `u64` (counter-based random
+/// numbers). A visit keeps only the keys at or below the quantile that a little more
+/// than `n` of `count` even keys fall under, then sorts those; when fewer than `n` pass
+/// (unlucky keys, or more pairs than `count`), the bound is doubled and the pairs
+/// visited again. Every pair left out has a larger key than every pair kept, so the
+/// bound changes the time and memory, never the result: it is the tests' reference
+/// `smallest_n`'s, whose heap per rayon split cost a push per pair while the splits
+/// were smaller than `n` (half of the ANN sample's time on 20 M cells).
 pub fn smallest_n_spread<I>(items: impl Fn() -> I, n: usize, count: usize) -> Vec<(u64, usize)>
 where
     I: ParallelIterator<Item = (u64, usize)>,

@@ -111,39 +111,33 @@ fn timed_run(
         .context("starting flus run")?;
     let wall = start.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "flus run with {workers} worker(s) failed");
-    let path = out.join("run.json");
-    let report: Value = serde_json::from_slice(
-        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("{}: not JSON", path.display()))?;
+    let report = crate::run_json::RunJson::read(out)?;
     let stage = format!("scenario_{scenario}");
-    let stages: serde_json::Map<String, Value> = report["timings"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter_map(|s| Some((s["stage"].as_str()?.to_string(), s["seconds"].clone())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let stages: serde_json::Map<String, Value> = report
+        .timings
+        .iter()
+        .map(|t| (t.stage.clone(), json!(t.seconds)))
+        .collect();
     // per stage, the seconds in which no worker call was in flight
-    let stage_coordinator_only: serde_json::Map<String, Value> = report["timings"]
-        .as_array()
+    let stage_coordinator_only: serde_json::Map<String, Value> = report
+        .timings
+        .iter()
         .map(|t| {
-            t.iter()
-                .filter_map(|s| {
-                    let own = s["seconds"].as_f64()? - s["worker_busy_seconds"].as_f64()?;
-                    Some((s["stage"].as_str()?.to_string(), json!(own.max(0.0))))
-                })
-                .collect()
+            let own = (t.seconds - t.worker_busy_seconds).max(0.0);
+            (t.stage.clone(), json!(own))
         })
-        .unwrap_or_default();
+        .collect();
     // what the stages do not cover: process start, run.json, the HTML report, exit
-    let staged: f64 = stages.values().filter_map(Value::as_f64).sum();
+    let staged: f64 = report.timings.iter().map(|t| t.seconds).sum();
     let ca_seconds = stages.get(&stage).and_then(|s| s.as_f64());
-    let busy = report["worker_busy_seconds"].as_f64();
-    let sc = &report["scenarios"][scenario];
-    let iterations = sc["iterations"].as_u64().unwrap_or(0);
-    let traffic = &sc["traffic"];
+    let busy = report.worker_busy_seconds;
+    let sc = report
+        .scenarios
+        .get(scenario)
+        .map(|s| &s.last)
+        .with_context(|| format!("{}: no scenario {scenario} in run.json", out.display()))?;
+    let iterations = sc.iterations;
+    let traffic = &sc.traffic;
     let phases = &traffic["seconds"];
     let ca_seconds_total = phases["total"].as_f64();
     let waits: f64 = ["load", "propose", "exact", "commit", "carbon"]
@@ -163,26 +157,28 @@ fn timed_run(
         "stage_coordinator_only_seconds": stage_coordinator_only,
         "outside_stages_seconds": (wall - staged).max(0.0),
         "worker_busy_seconds": busy,
-        "coordinator_only_seconds": busy.map(|b| (wall - b).max(0.0)),
-        "coordinator_only_fraction": busy.map(|b| (wall - b).max(0.0) / wall),
-        "sessions": report["sessions"],
+        "coordinator_only_seconds": (wall - busy).max(0.0),
+        "coordinator_only_fraction": (wall - busy).max(0.0) / wall,
+        "sessions": report.sessions,
         "scenario_stage_seconds": ca_seconds,
-        "concurrent_runs": report["concurrent_runs"],
-        "scenario_ca_wall_seconds": report["scenario_ca_wall_seconds"],
+        "concurrent_runs": report.concurrent_runs,
+        "scenario_ca_wall_seconds": report.scenario_ca_wall_seconds,
         "iterations": iterations,
         "seconds_per_iteration": ca_seconds.map(|s| s / iterations.max(1) as f64),
         "ca_seconds": ca_seconds_total,
         "coordinator_own_ca_seconds": ca_seconds_total.map(|t| t - waits),
         "propose_seconds": phases["propose"],
-        "map_sha256": sc["map_sha256"],
-        "map_sha256_all": report["scenarios"]
-            .as_object()
-            .map(|m| m.values().map(|s| s["map_sha256"].clone()).collect::<Vec<_>>()),
-        "validation_map_sha256": report["validation"]["map_sha256"],
+        "map_sha256": sc.map_sha256,
+        "map_sha256_all": report
+            .scenarios
+            .values()
+            .map(|s| s.last.map_sha256.clone())
+            .collect::<Vec<_>>(),
+        "validation_map_sha256": report.validation.as_ref().map(|v| v["map_sha256"].clone()),
         "traffic": traffic,
         "halo_bytes_per_iteration": per_iter("halo_bytes"),
         "reply_bytes_per_iteration": per_iter("reply_bytes"),
-        "memory": report["memory"],
+        "memory": report.memory,
     }))
 }
 

@@ -33,16 +33,7 @@ pub struct Built {
 }
 
 /// One map of the run (the base year or a scenario), as listed in run.json `maps`.
-#[derive(Clone, Debug)]
-pub(crate) struct RunMap {
-    label: String,
-    scenario: Option<String>,
-    /// The map's year (run.json of staged runs and later; else from the label).
-    year: Option<i64>,
-    landuse: String,
-    carbon: Option<String>,
-    carbon_change: Option<String>,
-}
+pub(crate) type RunMap = crate::run_json::MapJson;
 
 impl RunMap {
     /// The map's figure title: the scenario with its year, or "Base year" with its label.
@@ -81,20 +72,6 @@ fn read_csv(path: &Path) -> anyhow::Result<Csv> {
     Ok(Some((header, rows)))
 }
 
-fn maps_of(run: &RunJson) -> Vec<RunMap> {
-    run.maps
-        .iter()
-        .map(|m| RunMap {
-            label: m.label.clone(),
-            scenario: m.scenario.clone(),
-            year: Some(m.year as i64),
-            landuse: m.landuse.clone(),
-            carbon: m.carbon.clone(),
-            carbon_change: m.carbon_change.clone(),
-        })
-        .collect()
-}
-
 fn legend_of(run: &RunJson) -> Vec<LegendEntry> {
     run.legend
         .iter()
@@ -108,7 +85,7 @@ fn legend_of(run: &RunJson) -> Vec<LegendEntry> {
 /// Writes `report/` PNGs and `report.html` into run folder `dir` from its run.json.
 pub fn build(dir: &Path) -> anyhow::Result<Built> {
     let run = RunJson::read(dir)?;
-    let maps = maps_of(&run);
+    let maps = &run.maps;
     let legend = legend_of(&run);
     let img_dir = dir.join("report");
     files::ensure_dir(&img_dir)?;
@@ -133,11 +110,11 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
             &html::legend(&legend),
         ));
     }
-    let mut sections = vec![landuse_section(&maps, &figures)];
+    let mut sections = vec![landuse_section(maps, &figures)];
 
     // carbon storage maps on one scale
     let mut extra = maps::Sections::default();
-    maps::storage(dir, &img_dir, &maps, &mut extra)?;
+    maps::storage(dir, &img_dir, maps, &mut extra)?;
     sections.append(&mut extra.html);
 
     // carbon change maps
@@ -154,16 +131,11 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         let name = format!("carbon_change_{}.png", m.label);
         png::write_png(&img_dir.join(&name), &img, &png::change_palette())?;
         images.push(img_dir.join(&name));
-        let title = match m.year {
-            Some(y) => format!(
-                "{} <small>{y} − base year</small>",
-                esc(m.scenario.as_deref().unwrap_or(&m.label))
-            ),
-            None => format!(
-                "{} <small>− base year</small>",
-                esc(m.scenario.as_deref().unwrap_or(&m.label))
-            ),
-        };
+        let title = format!(
+            "{} <small>{} − base year</small>",
+            esc(m.scenario.as_deref().unwrap_or(&m.label)),
+            m.year
+        );
         figs.push_str(&map_figure(
             &title,
             &format!("report/{name}"),
@@ -177,9 +149,9 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         ));
     }
 
-    sections.push(charts(dir, &legend, &maps)?);
+    sections.push(charts(dir, &legend, maps)?);
     let carbon = read_csv(&dir.join("carbon_storage.csv"))?;
-    sections.push(scenario_table(&run, &maps, &carbon));
+    sections.push(scenario_table(&run, maps, &carbon));
     sections.extend(tables(dir, &legend, &run)?);
     // the validation maps right after the validation table, the coefficient maps last
     maps::validation(dir, &img_dir, &run, &legend, &mut extra)?;
@@ -312,14 +284,15 @@ fn trajectory_chart(maps: &[RunMap], carbon: &Csv, ensemble: &Csv) -> Option<Str
             .ok()
     };
     let base = maps.iter().find(|m| m.scenario.is_none());
-    let start = base.and_then(|b| Some((b.year? as f64, total(&b.label)?)));
+    let start = base.and_then(|b| Some((b.year as f64, total(&b.label)?)));
     let names = scenario_names(maps);
     let mut lines = Vec::new();
     for name in &names {
         let mut points: Vec<(f64, f64)> = start.into_iter().collect();
         let mut bars = Vec::new();
         for m in maps.iter().filter(|m| m.scenario.as_ref() == Some(name)) {
-            if let (Some(y), Some(t)) = (m.year, total(&m.label)) {
+            if let Some(t) = total(&m.label) {
+                let y = m.year;
                 points.push((y as f64, t));
                 if let Some((lo, hi)) = interval(&m.label) {
                     bars.push((y as f64, lo, hi));
