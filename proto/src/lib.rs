@@ -4,7 +4,7 @@
 //! message documentation.
 
 /// Protocol revision carried in every health answer; coordinator and worker must agree.
-pub const PROTOCOL_REVISION: u32 = 6;
+pub const PROTOCOL_REVISION: u32 = 7;
 
 /// Package `flus.v1`.
 pub mod v1 {

@@ -1161,15 +1161,6 @@ impl StudyConfig {
                         .into(),
                 ));
             }
-            if self.markov.staged() {
-                return Err(err(
-                    "ca.allocation".into(),
-                    "\"transitions\" with several markov.target_years: transition quotas are \
-                     projected for one stage from the base map; give one target year or use \
-                     allocation = \"net\""
-                        .into(),
-                ));
-            }
         }
         self.validate_random_forest(file)?;
         self.validate_gwr(file)?;
@@ -1672,20 +1663,18 @@ matrix = [[1, 1], [0, 1]]
     }
 
     #[test]
-    fn transitions_with_patches_or_staged_years_are_refused_naming_the_key() {
+    fn transitions_with_patches_are_refused_naming_the_key_with_staged_years_accepted() {
         let t = format!("{MINIMAL}\n[ca]\nallocation = \"transitions\"\n");
         assert!(check(&t).is_ok());
         let e = check(&format!("{t}patches = {{}}\n"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("ca.allocation") && e.contains("patches"), "{e}");
-        let e = check(&t.replace("target_year = 2030", "target_years = [2030, 2040]"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("ca.allocation") && e.contains("target_years"),
-            "{e}"
-        );
+        // staged years: each stage's quotas are projected from the map it starts from
+        let staged =
+            check(&t.replace("target_year = 2030", "target_years = [2030, 2040]")).unwrap();
+        assert_eq!(staged.ca.allocation, Allocation::Transitions);
+        assert!(staged.markov.staged());
     }
 
     #[test]

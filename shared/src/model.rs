@@ -340,14 +340,16 @@ pub fn validation_allocation(study: &Study, stack: &Stack) -> Result<(Vec<i64>, 
 }
 
 /// Demand and (transition mode) quotas of scenario `index` from its start map `base`
-/// (with the `restricted` mask) and its Markov demand `d`: `[ca] allocation = "net"`
-/// gives `d`'s cells and no quotas; `"transitions"` the projected transition counts
-/// ([`crate::markov::transition_counts`]) and the class totals they lead to. Quotas
-/// that ask a class for more cells than it has unrestricted are refused naming the
-/// scenario, unless `[ca] unmet = "best_effort"`.
+/// of year `from_year` (with the `restricted` mask) and its Markov demand `d` at
+/// `d.year`: `[ca] allocation = "net"` gives `d`'s cells and no quotas;
+/// `"transitions"` the transition counts of the start map's classes projected over
+/// `from_year -> d.year` ([`crate::markov::transition_counts`]; a stage of staged
+/// years projects from the map it starts from over its own span) and the class totals
+/// they lead to. Quotas that ask a class for more cells than it has unrestricted are
+/// refused naming the scenario, unless `[ca] unmet = "best_effort"`.
 pub fn scenario_allocation(
     study: &Study,
-    base: &[u8],
+    (base, from_year): (&[u8], i32),
     restricted: &[bool],
     d: &crate::markov::ScenarioDemand,
     index: usize,
@@ -375,7 +377,7 @@ pub fn scenario_allocation(
         }
     }
     let mk = &study.config.markov;
-    let steps = (mk.final_year() - mk.to) as f64 / (mk.to - mk.from) as f64;
+    let steps = (d.year - from_year) as f64 / (mk.to - mk.from) as f64;
     let mut q = crate::markov::transition_counts(&start, p, steps, &sc.matrix);
     (0..k).for_each(|c| q[c * k + c] = 0);
     let (_, free) = crate::ca::feasibility::class_counts(k, base, restricted)?;

@@ -22,6 +22,14 @@
 //! turns exactly the demand's difference of forest cells of the map it starts from into
 //! built-up: 75, then 56, then 42 cells.
 //!
+//! **Transition mode** (`[ca] allocation = "transitions"`): a stage's quota is the
+//! Markov row of each class of the map it starts from, projected over the stage's own
+//! ten years (one step), largest remainder per row. Forest -> built-up: 2020 from 300
+//! forest cells, 300 x 1/4 = 75; 2030 from 225, [168.75, 56.25] -> floors 168 + 56 =
+//! 224, the missing cell to forest (0.75 > 0.25): 56; 2040 from 169, [126.75, 42.25]
+//! -> 42. Built-up 275, 331, 373: a stage projected over two or three steps from its
+//! own start map would ask 98 or 90 cells in 2030 instead.
+//!
 //! **Carbon** (t/ha = t per cell): forest 180, cropland 55, built-up 20; cropland's
 //! 400 x 55 = 22,000 t every year. 2010: 300 x 180 + 22,000 + 200 x 20 = 80,000 t;
 //! 2020: 225 x 180 + 22,000 + 275 x 20 = 68,000 t; 2030: 169 x 180 + 22,000 + 331 x 20
@@ -322,6 +330,141 @@ fn staged_years_run_from_the_previous_stage_and_the_first_equals_a_direct_run() 
     assert!(report.contains("<div class=\"maps strip\">"));
     for year in YEARS {
         assert!(out.join(format!("report/landuse_grow_{year}.png")).exists());
+    }
+}
+
+#[test]
+fn staged_years_in_transition_mode_take_each_stage_s_quotas_from_its_start_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = write_study(dir.path(), &staged_target());
+    let text = std::fs::read_to_string(&study).unwrap();
+    std::fs::write(
+        &study,
+        text.replace("[ca]\n", "[ca]\nallocation = \"transitions\"\n"),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let o = flus(&run_args(&study, &out, "2"), None, TIMEOUT);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let j = o.json();
+    let stages = j["scenarios"]["grow"]["stages"].as_array().unwrap().clone();
+    assert_eq!(stages.len(), YEARS.len());
+    // forest -> built-up per stage, by hand in the module's comment
+    let quota = [75u64, 56, 42];
+    let mut previous = map(2010);
+    for (s, year) in YEARS.iter().enumerate() {
+        let pairs = stages[s]["transitions"].as_object().unwrap();
+        assert_eq!(pairs.len(), 1, "{year}: {pairs:?}");
+        let pair = &pairs["forest -> built-up"];
+        assert_eq!(pair["quota"], quota[s], "{year}");
+        assert_eq!(pair["simulated"], quota[s], "{year}");
+        assert_eq!(stages[s]["demand_met"], true, "{}", stages[s]);
+        let m = read_codes(&out.join(format!("landuse_grow_{year}.tif")));
+        assert_eq!(
+            m.iter().filter(|&&c| c == B).count(),
+            BUILT[s + 1],
+            "{year}"
+        );
+        let changed: Vec<usize> = (0..CELLS).filter(|&i| m[i] != previous[i]).collect();
+        assert_eq!(changed.len() as u64, quota[s], "{year}");
+        assert!(
+            changed.iter().all(|&i| (previous[i], m[i]) == (F, B)),
+            "{year}"
+        );
+        previous = m;
+    }
+}
+
+/// A chain study for transition mode: the same grid, classes and drivers as
+/// [`write_study`], with maps whose cells are mixed by a fixed hash and a scenario that
+/// allows forest -> cropland and cropland -> built-up only (neighbourhood 5 x 5).
+///
+/// ```text
+///  cells (by hash order)  2000      2010
+///  first 265              built-up  built-up
+///  next 10                cropland  built-up
+///  next 125               forest    cropland
+///  last 500               forest    forest
+/// ```
+///
+/// Markov rows: forest [500, 125, 0] / 625 = [0.8, 0.2, 0], cropland [0, 0, 1],
+/// built-up stays. Quotas, each stage from the map it starts from over one step:
+/// 2020 from forest 500 and cropland 125: forest -> cropland 100, cropland -> built-up
+/// 125 (every cropland cell of 2010); 2030 from forest 400 and cropland 100 (the cells
+/// that were forest in 2010): forest -> cropland 80, cropland -> built-up 100. So every
+/// 2030 cropland -> built-up cell changed in 2020 too: a rule of "once per run" counted
+/// from the session's map (2010) instead of the stage's start would refuse all of them.
+fn write_chain_study(dir: &Path) -> PathBuf {
+    let study = write_study(dir, "target_years = [2020, 2030]");
+    let mut order: Vec<usize> = (0..CELLS).collect();
+    order.sort_by_key(|&i| {
+        (i as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(17)
+    });
+    let (mut y2000, mut y2010) = (vec![F; CELLS], vec![F; CELLS]);
+    for (rank, &i) in order.iter().enumerate() {
+        (y2000[i], y2010[i]) = match rank {
+            0..265 => (B, B),
+            265..275 => (P, B),
+            275..400 => (F, P),
+            _ => (F, F),
+        };
+    }
+    write(&dir.join("lu2000.tif"), &y2000);
+    write(&dir.join("lu2010.tif"), &y2010);
+    let text = std::fs::read_to_string(&study).unwrap();
+    let chain = text
+        .replace(
+            "  [1, 0, 1],\n  [0, 1, 0],\n",
+            "  [1, 1, 0],\n  [0, 1, 1],\n",
+        )
+        .replace(
+            "[ca]\n",
+            "[ca]\nallocation = \"transitions\"\nneighbourhood = 5\n",
+        );
+    assert_ne!(chain, text);
+    std::fs::write(&study, chain).unwrap();
+    study
+}
+
+#[test]
+fn a_later_stage_in_transition_mode_may_change_cells_the_earlier_stage_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = write_chain_study(dir.path());
+    let out = dir.path().join("run");
+    let o = flus(&run_args(&study, &out, "2"), None, TIMEOUT);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    let j = o.json();
+    let stages = j["scenarios"]["grow"]["stages"].as_array().unwrap().clone();
+    // (forest -> cropland, cropland -> built-up) per stage, by hand above
+    let quotas = [(2020, 100u64, 125u64), (2030, 80, 100)];
+    let session_start = read_codes(&dir.path().join("lu2010.tif"));
+    let mut previous = session_start.clone();
+    for (s, &(year, to_crop, to_built)) in quotas.iter().enumerate() {
+        let pairs = stages[s]["transitions"].as_object().unwrap();
+        for (pair, q) in [
+            ("forest -> cropland", to_crop),
+            ("cropland -> built-up", to_built),
+        ] {
+            assert_eq!(pairs[pair]["quota"], q, "{year} {pair}");
+            assert_eq!(pairs[pair]["simulated"], q, "{year} {pair}");
+        }
+        assert_eq!(pairs.len(), 2, "{year}: {pairs:?}");
+        let m = read_codes(&out.join(format!("landuse_grow_{year}.tif")));
+        let moved = |from: u8, to: u8| {
+            (0..CELLS)
+                .filter(|&i| (previous[i], m[i]) == (from, to))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(moved(F, P).len() as u64, to_crop, "{year}");
+        let built = moved(P, B);
+        assert_eq!(built.len() as u64, to_built, "{year}");
+        if year == 2030 {
+            // each of them was forest at the session's start and changed in 2020 too
+            assert!(built.iter().all(|&i| session_start[i] == F), "{year}");
+        }
+        previous = m;
     }
 }
 

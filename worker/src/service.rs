@@ -384,11 +384,13 @@ impl Worker for WorkerService {
                         data: &l.classes,
                         stride,
                     };
+                    // transition mode: the run's own start map when it is not the
+                    // session's (a later stage of staged years)
                     let stat = TileStatic {
                         suitability,
                         restricted,
                         stride: rect.width,
-                        start_classes: start,
+                        start_classes: if l.start.is_empty() { start } else { &l.start },
                     };
                     ca::tile_step(&params, &step, &rect, &window, &stat, &mut l.proposals);
                     l.step_iteration = Some(step.iteration);
@@ -547,6 +549,7 @@ impl Worker for WorkerService {
     ) -> Result<Response<ResetReply>, Status> {
         let r = req.into_inner();
         let changes = changes_of(&r.changes);
+        let run_start = changes_of(&r.start_changes);
         let lane = r.lane;
         let tiles = self
             .with_tiles(r.run_id, r.tile_ids, move |tiles| {
@@ -554,6 +557,7 @@ impl Worker for WorkerService {
                     let k = t.spec.classes as usize;
                     if let Some(&(cell, c)) = changes
                         .iter()
+                        .chain(&run_start)
                         .find(|&&(_, c)| c as usize >= k && c != ca::INVALID)
                     {
                         return Err(Status::invalid_argument(format!(
@@ -564,7 +568,7 @@ impl Worker for WorkerService {
                     }
                 }
                 tiles.par_iter_mut().try_for_each(|t| {
-                    t.reset(lane)?;
+                    t.reset(lane, &run_start)?;
                     for &(cell, class) in &changes {
                         t.apply(lane, cell, class)?;
                     }
@@ -773,16 +777,54 @@ mod tests {
                     classes: vec![0, 0],
                 }),
                 lane: 0,
+                start_changes: None,
             }))
             .await
             .unwrap()
             .into_inner();
         assert_eq!(reply.tiles, 1);
+        {
+            let store = svc.store();
+            let store = store.lock().unwrap();
+            // loaded as [0, 1, 1, INVALID]: cell 0 back to 0, cell 2 now 0
+            assert_eq!(store.runs["r"][&7].main.classes, vec![0, 1, 0, ca::INVALID]);
+            assert_eq!(store.runs["r"][&7].start, vec![0, 1, 1, ca::INVALID]);
+            // the run starts from the session's map: no start window of its own
+            assert!(store.runs["r"][&7].main.start.is_empty());
+        }
+        // transition mode, a later stage: its start map has cell 1 at 0; resumed from a
+        // checkpoint where cell 2 is 0 too. The lane's start window takes cell 1 only.
+        let with_start = |start_changes: Option<CellChanges>| ResetRequest {
+            run_id: "r".into(),
+            tile_ids: vec![7],
+            changes: Some(CellChanges {
+                cells: vec![1, 2],
+                classes: vec![0, 0],
+            }),
+            lane: 0,
+            start_changes,
+        };
+        svc.reset_classes(Request::new(with_start(Some(CellChanges {
+            cells: vec![1],
+            classes: vec![0],
+        }))))
+        .await
+        .unwrap();
+        {
+            let store = svc.store();
+            let store = store.lock().unwrap();
+            let t = &store.runs["r"][&7];
+            assert_eq!(t.main.classes, vec![0, 0, 0, ca::INVALID]);
+            assert_eq!(t.main.start, vec![0, 0, 1, ca::INVALID]);
+            assert_eq!(t.start, vec![0, 1, 1, ca::INVALID], "the session's is kept");
+        }
+        // the next run without a start of its own forgets it
+        svc.reset_classes(Request::new(with_start(None)))
+            .await
+            .unwrap();
         let store = svc.store();
         let store = store.lock().unwrap();
-        // loaded as [0, 1, 1, INVALID]: cell 0 back to 0, cell 2 now 0
-        assert_eq!(store.runs["r"][&7].main.classes, vec![0, 1, 0, ca::INVALID]);
-        assert_eq!(store.runs["r"][&7].start, vec![0, 1, 1, ca::INVALID]);
+        assert!(store.runs["r"][&7].main.start.is_empty());
     }
 
     #[tokio::test]
@@ -796,6 +838,7 @@ mod tests {
             tile_ids: vec![7],
             changes: Some(CellChanges { cells, classes }),
             lane,
+            start_changes: None,
         };
         // lane 2 is made from the start map [0, 1, 1, INVALID] with cell 0 set to 1
         svc.reset_classes(Request::new(reset(2, vec![0], vec![1])))

@@ -24,6 +24,10 @@ pub struct Lane {
     pub proposals: TileProposals,
     /// Iteration of `proposals`.
     pub step_iteration: Option<u32>,
+    /// The run's start map over the window when it is not the session's (a later stage
+    /// of staged years in transition mode, where a cell changes at most once per run);
+    /// empty: the session's start map ([`Tile::start`]).
+    pub start: Vec<u8>,
 }
 
 /// One tile of a run.
@@ -113,15 +117,18 @@ impl Tile {
     }
 
     /// Restores the start map in lane `lane` (made when missing) and forgets its last
-    /// step: the start of a new run of the session in that lane.
+    /// step: the start of a new run of the session in that lane. `run_start`: the cells
+    /// where the run's start map differs from the session's (transition mode), kept as
+    /// the lane's own start window; empty: the run starts from the session's map.
     #[allow(clippy::result_large_err)]
-    pub fn reset(&mut self, lane: u32) -> Result<(), Status> {
+    pub fn reset(&mut self, lane: u32, run_start: &[(u64, u8)]) -> Result<(), Status> {
         if lane >= MAX_LANES {
             return Err(Status::invalid_argument(format!(
                 "lane {lane} of tile {}: a tile holds lanes 0..{MAX_LANES}",
                 self.spec.tile_id
             )));
         }
+        let (rect, r) = (self.rect(), self.halo());
         let l = if lane == 0 {
             &mut self.main
         } else {
@@ -131,6 +138,11 @@ impl Tile {
         l.classes.extend_from_slice(&self.start);
         l.proposals = TileProposals::default();
         l.step_iteration = None;
+        l.start.clear();
+        if !run_start.is_empty() {
+            l.start.extend_from_slice(&self.start);
+            flus_shared::ca::apply_in_window(&mut l.start, &rect, r, run_start);
+        }
         Ok(())
     }
 

@@ -377,12 +377,6 @@ impl<'a> Remote<'a> {
         Ok(())
     }
 
-    /// The session's start map (the map every run's reset starts from; in transition
-    /// mode the workers skip the cells that differ from it).
-    pub fn start_map(&self) -> &[u8] {
-        self.layers.start
-    }
-
     /// The largest suitability per class over the free cells of the grid (valid and
     /// not restricted), from the maxima the workers returned with their tiles'
     /// suitability; None when some tile has none (no network, or not loaded yet).

@@ -429,16 +429,17 @@ impl ClusterCa<'_> {
         remote::Traffic,
         flus_shared::tables::ZoneCounts,
     )> {
-        {
-            let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
-            // the workers skip, in transition mode, the cells off their session's start map
-            anyhow::ensure!(
-                input.quota.is_none() || input.classes == s.start_map(),
-                "{label}: transition allocation on the workers needs the run to start from its session's start map"
-            );
-            s.session.runs += 1;
-        }
+        session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .session
+            .runs += 1;
         let mut lane = remote::RunLane::new(session, label);
+        if input.quota.is_some() {
+            // transition mode: the workers skip the cells off the run's start map (a
+            // later stage starts from the previous stage's map, not the session's)
+            lane.set_run_start(input.classes);
+        }
         tracing::debug!(label, lane = lane.lane(), "run on its lane of the session");
         let backend = &mut lane;
         let cp_path = checkpoint_path(self.out, label);

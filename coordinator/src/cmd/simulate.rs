@@ -66,7 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let demands = markov::demand(&study, &t, st.valid_cells())?;
     let (demand, quota) = model::scenario_allocation(
         &study,
-        &st.maps[&mk.to],
+        (&st.maps[&mk.to], mk.to),
         &st.restricted,
         &demands[index],
         index,

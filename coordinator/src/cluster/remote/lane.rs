@@ -54,6 +54,9 @@ struct LaneState {
     /// phase (its worker lost after committing) gets them on top of the map
     /// ([`LaneState::restore`]); without them it would lose its own changes.
     commit_changes: Vec<(u64, u8)>,
+    /// Transition mode: the cells where the run's start map differs from the session's
+    /// (a later stage of staged years), sent with every ResetClasses of the lane.
+    run_start: Vec<(u64, u8)>,
     /// Per tile, the session epoch its lane was last set on ([`UNSET`]: never).
     epoch: Vec<u64>,
     /// What this run sent and received.
@@ -101,6 +104,7 @@ impl<'s, 'a> RunLane<'s, 'a> {
                 counted: vec![false; n],
                 committed: vec![false; n],
                 commit_changes: Vec::new(),
+                run_start: Vec::new(),
                 epoch: vec![UNSET; n],
                 traffic: Traffic {
                     per_worker,
@@ -108,6 +112,21 @@ impl<'s, 'a> RunLane<'s, 'a> {
                 },
             },
         }
+    }
+
+    /// Transition mode: the run starts from `start` (the grid's classes, row-major),
+    /// which may differ from the session's start map (a later stage of staged years).
+    /// Its lane is set with it as the run's start window on every tile, for the rule
+    /// that a cell changes at most once per run. Call before the run's first step.
+    pub fn set_run_start(&mut self, start: &[u8]) {
+        let s = lock(self.session);
+        self.st.run_start = start
+            .iter()
+            .zip(s.layers.start)
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .map(|(i, (&a, _))| (i as u64, a))
+            .collect();
     }
 
     /// The lane this run holds.
@@ -388,12 +407,15 @@ impl LaneState {
                         continue;
                     }
                     let src = if committed { &with_commits } else { &diff };
-                    let changes: Vec<(u64, u8)> = src
-                        .iter()
-                        .copied()
-                        .filter(|&(c, _)| ids.iter().any(|&t| s.in_window(t as usize, c)))
-                        .collect();
-                    s.session.reset_bytes += changes.len() as u64 * 9;
+                    let in_windows = |v: &[(u64, u8)]| -> Vec<(u64, u8)> {
+                        v.iter()
+                            .copied()
+                            .filter(|&(c, _)| ids.iter().any(|&t| s.in_window(t as usize, c)))
+                            .collect()
+                    };
+                    let changes = in_windows(src);
+                    let run_start = in_windows(&self.run_start);
+                    s.session.reset_bytes += (changes.len() + run_start.len()) as u64 * 9;
                     let req = request(
                         s.deadline,
                         ResetRequest {
@@ -401,6 +423,8 @@ impl LaneState {
                             tile_ids: ids,
                             changes: Some(wire::changes(&changes)),
                             lane: self.lane,
+                            start_changes: (!run_start.is_empty())
+                                .then(|| wire::changes(&run_start)),
                         },
                     );
                     let client = &s.workers[w].conn.client;

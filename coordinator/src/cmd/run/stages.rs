@@ -135,11 +135,17 @@ impl<'a> Shared<'a> {
         start: &'a [u8],
         start_counts: &'a [u64],
     ) -> anyhow::Result<Stage<'a>> {
-        // net mode: the Markov demand; transition mode (one stage only): the projected
-        // transition counts and the class totals they lead to
+        // net mode: the Markov demand; transition mode: the transition counts of the
+        // stage's start map projected over the stage's span (from the base year or
+        // the previous stage's year) and the class totals they lead to
+        let mk = &self.study.config.markov;
+        let from_year = s
+            .checked_sub(1)
+            .and_then(|p| mk.years().get(p).copied())
+            .unwrap_or(mk.to);
         let (demand, quota) = model::scenario_allocation(
             self.study,
-            start,
+            (start, from_year),
             &self.st.restricted,
             &self.demands[s][i],
             i,
