@@ -1150,18 +1150,6 @@ impl StudyConfig {
                 err(format!("ca.{key}"), msg.to_string())
             })?;
         }
-        if self.ca.allocation == Allocation::Transitions {
-            // a cell changes at most once per run in transition mode, and the patch
-            // seeds' step does not carry that rule yet
-            if self.ca.patches.is_some() {
-                return Err(err(
-                    "ca.allocation".into(),
-                    "\"transitions\" together with ca.patches: the patch seeds run in net \
-                     mode only; remove one of them"
-                        .into(),
-                ));
-            }
-        }
         self.validate_random_forest(file)?;
         self.validate_gwr(file)?;
         if let Some(a) = &self.validation.absorb {
@@ -1663,13 +1651,12 @@ matrix = [[1, 1], [0, 1]]
     }
 
     #[test]
-    fn transitions_with_patches_are_refused_naming_the_key_with_staged_years_accepted() {
+    fn transitions_go_with_patches_and_with_staged_years() {
         let t = format!("{MINIMAL}\n[ca]\nallocation = \"transitions\"\n");
         assert!(check(&t).is_ok());
-        let e = check(&format!("{t}patches = {{}}\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("ca.allocation") && e.contains("patches"), "{e}");
+        let c = check(&format!("{t}patches = {{}}\n")).unwrap();
+        assert_eq!(c.ca.allocation, Allocation::Transitions);
+        assert!(c.ca.patches.is_some());
         // staged years: each stage's quotas are projected from the map it starts from
         let staged =
             check(&t.replace("target_year = 2030", "target_years = [2030, 2040]")).unwrap();

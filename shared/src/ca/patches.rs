@@ -13,6 +13,9 @@
 //! fall ([`patch_level`]). Everything else (scores of the other classes, inertia,
 //! roulette, gate of neighbourhood growth, acceptance in key order) is FLUS's, so the
 //! demand is met exactly as without patches and the numbers do not depend on tiling.
+//! In transition mode (`[ca] allocation = "transitions"`) the step keeps that mode's
+//! two rules: a cell changes at most once per run, and a neighbour that changed counts
+//! for its start class too; seeds are then proposals of their pair like any other.
 
 use super::params::CaParams;
 use super::step::{
@@ -136,6 +139,26 @@ struct CellScratch {
 
 /// The tile step with patch seeds: for every valid unrestricted cell whose class may lose
 /// cells (none is skipped as uniform: a cell inside a patch of its own class may seed),
+/// Transition mode: a neighbour that made its conversion counts for the class it had
+/// at the run's start too (docs/design.md §5, "the neighbourhood remembers the start
+/// map"); `start` is laid out as `window`.
+fn start_counts(
+    window: &ClassWindow,
+    start: &[u8],
+    (x, y): (usize, usize),
+    n: usize,
+    counts: &mut [u32; 256],
+) {
+    for dy in 0..n {
+        let at = (y + dy) * window.stride + x;
+        for (&a, &b) in window.data[at..at + n].iter().zip(&start[at..at + n]) {
+            if a != b {
+                counts[b as usize] += 1;
+            }
+        }
+    }
+}
+
 /// FLUS's scores with the seeds' stand-ins, the roulette (U1), FLUS's gate or the seeds'
 /// threshold (U2) and the key U3, from the same block as [`super::tile_step`] (stream
 /// `params.stream`, draw 0).
@@ -175,7 +198,10 @@ pub fn tile_step_cars(
             }
             out.cells += 1;
             let cu = c as usize;
-            if step.closed_out[cu] {
+            // transition mode: a cell changes at most once per run (docs/design.md §5)
+            let centre = (y + r) * window.stride + x + r;
+            let moved = step.transitions && stat.start_classes[centre] != c;
+            if moved || step.closed_out[cu] {
                 out.skipped_closed += 1;
                 continue;
             }
@@ -186,6 +212,9 @@ pub fn tile_step_cars(
             }
             s.counts.fill(0);
             neighbour_counts(window, x, y, n, &mut s.counts);
+            if step.transitions {
+                start_counts(window, stat.start_classes, (x, y), n, &mut s.counts);
+            }
             omega(&s.counts[..kk], n, &params.weights, &mut s.om);
             let cost_row = &params.cost[cu];
             s.seed.fill(false);

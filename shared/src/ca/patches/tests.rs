@@ -230,6 +230,83 @@ fn without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
     }
 }
 
+#[test]
+fn in_transition_mode_without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
+    // transition mode: cells off their start class are done, and a neighbour that
+    // changed counts for its start class too; with seeds = 0 the CARS step (cell by
+    // cell) must give the fast step's proposals, on a start map that differs from the
+    // current one in a scattered fifth of the cells
+    let (w, h, k) = (38usize, 29usize, 3usize);
+    let rng = CounterRng::new(5);
+    let map: Vec<u8> = (0..w * h)
+        .map(|i| ((i % w) / 7 + (i / w) / 6) as u8 % k as u8)
+        .collect();
+    let start: Vec<u8> = map
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if rng.below(80, 0, i as u64, 0, 5) == 0 {
+                (c + 1) % k as u8
+            } else {
+                c
+            }
+        })
+        .collect();
+    let (pad, pad_start) = (padded(&map, w, h), padded(&start, w, h));
+    let suit_f: Vec<f32> = (0..w * h * k)
+        .map(|i| rng.below(81, 0, i as u64, 0, 1001) as f32 / 1000.0)
+        .collect();
+    let suit = suitability_fixed(&suit_f);
+    let restricted = vec![false; w * h];
+    let params = CaParams::new(vec![0.6, 1.0, 0.3], vec![vec![1.0; k]; k], 12);
+    let rect = TileRect {
+        x0: 0,
+        y0: 0,
+        width: w,
+        height: h,
+        grid_width: w,
+    };
+    let window = ClassWindow {
+        data: &pad,
+        stride: w + 2,
+    };
+    let stat = TileStatic {
+        suitability: &suit,
+        restricted: &restricted,
+        stride: w,
+        start_classes: &pad_start,
+    };
+    let moved = (0..w * h).filter(|&i| map[i] != start[i]).count() as u64;
+    assert!(moved > 100, "{moved}");
+    for t in [0u32, 3] {
+        let mut step = step_params(k, t, 0);
+        step.transitions = true;
+        let mut flus = TileProposals::default();
+        tile_step(&params, &step, &rect, &window, &stat, &mut flus);
+        let mut cars = params.clone();
+        cars.patches = Some(Patches {
+            seeds: 0.0,
+            ..Patches::PLUS_DEFAULTS
+        });
+        let mut out = TileProposals::default();
+        tile_step(&cars, &step, &rect, &window, &stat, &mut out);
+        assert!(!flus.proposals.is_empty());
+        assert_eq!(out.proposals, flus.proposals, "t = {t}");
+        assert_eq!(out.histogram, flus.histogram);
+        assert_eq!(out.raw_proposals, flus.raw_proposals);
+        // every moved cell is done: none of them proposes
+        assert!(
+            out.skipped_closed >= moved,
+            "{} < {moved}",
+            out.skipped_closed
+        );
+        assert!(out
+            .proposals
+            .iter()
+            .all(|p| start[p.cell as usize] == map[p.cell as usize]));
+    }
+}
+
 /// A 40 x 30 grid of class 0 with class 1 only in the 6 x 6 top-left corner; class 1
 /// is suitable (0.9) only in the 12 x 10 bottom-right area, far from its cells (0
 /// elsewhere); the demand moves 30 cells from class 0 to class 1.
@@ -270,6 +347,17 @@ fn remote_area() -> Remote {
 }
 
 fn run_remote(s: &Remote, patches: Option<Patches>, tiling: Tiling, threads: usize) -> CaOutput {
+    run_remote_with(s, patches, None, tiling, threads)
+}
+
+/// [`run_remote`] with the pair quotas of transition mode (row-major K x K).
+fn run_remote_with(
+    s: &Remote,
+    patches: Option<Patches>,
+    quota: Option<&[u64]>,
+    tiling: Tiling,
+    threads: usize,
+) -> CaOutput {
     let mut params = CaParams::new(vec![1.0, 1.0], vec![vec![1.0; 2]; 2], 2021);
     params.patches = patches;
     let input = CaInput {
@@ -279,7 +367,7 @@ fn run_remote(s: &Remote, patches: Option<Patches>, tiling: Tiling, threads: usi
         suitability: &s.suit,
         restricted: &s.restricted,
         demand: &s.demand,
-        quota: None,
+        quota,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -323,6 +411,44 @@ fn a_patch_appears_away_from_its_class_only_with_patches_and_meets_demand_for_an
     let hash = crate::ca::driver_tests::output_hash(&base);
     for (rows, cols, threads) in [(2, 3, 2), (7, 5, 1), (3, 1, 2)] {
         let out = run_remote(&s, Some(cars), Tiling { rows, cols }, threads);
+        assert_eq!(
+            crate::ca::driver_tests::output_hash(&out),
+            hash,
+            "{rows}x{cols}, {threads} threads"
+        );
+    }
+}
+
+#[test]
+fn in_transition_mode_a_patch_meets_its_pair_quota_away_from_its_class_for_any_tiling() {
+    // the same remote area with the quota of transition mode: 30 cells 0 -> 1, none
+    // 1 -> 0. Without patches nothing can reach the area; with them the quota is met
+    // exactly there, each cell changed once, the same map for every tiling
+    let s = remote_area();
+    let quota = [0u64, 30, 0, 0];
+    let one = Tiling { rows: 1, cols: 1 };
+    let flus = run_remote_with(&s, None, Some(&quota), one, 1);
+    assert_eq!(flus.map, s.classes);
+    assert_eq!(
+        flus.report.transitions_done.as_deref(),
+        Some(&[0u64, 0, 0, 0][..])
+    );
+    let cars = Patches {
+        threshold: 0.5,
+        decay: 0.1,
+        seeds: 0.3,
+    };
+    let base = run_remote_with(&s, Some(cars), Some(&quota), one, 1);
+    assert!(base.report.demand_met, "{:?}", base.report);
+    assert_eq!(base.report.transitions_done.as_deref(), Some(&quota[..]));
+    let changed = (0..s.w * s.h)
+        .filter(|&i| base.map[i] != s.classes[i])
+        .count();
+    assert_eq!(changed, 30);
+    assert_eq!(in_area(&base.map, s.w), 30);
+    let hash = crate::ca::driver_tests::output_hash(&base);
+    for (rows, cols, threads) in [(2, 3, 2), (7, 5, 1)] {
+        let out = run_remote_with(&s, Some(cars), Some(&quota), Tiling { rows, cols }, threads);
         assert_eq!(
             crate::ca::driver_tests::output_hash(&out),
             hash,
