@@ -19,8 +19,8 @@
 
 use super::params::CaParams;
 use super::step::{
-    combined_scores, gate, neighbour_counts, omega, roulette, suitability_from_fixed, ClassWindow,
-    Proposal, StepParams, TileProposals, TileRect, TileStatic,
+    combined_scores, gate, neighbour_counts, omega, roulette, start_counts, suitability_from_fixed,
+    ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic,
 };
 use super::INVALID;
 use crate::rng::{stream, CounterRng};
@@ -139,26 +139,6 @@ struct CellScratch {
 
 /// The tile step with patch seeds: for every valid unrestricted cell whose class may lose
 /// cells (none is skipped as uniform: a cell inside a patch of its own class may seed),
-/// Transition mode: a neighbour that made its conversion counts for the class it had
-/// at the run's start too (docs/design.md §5, "the neighbourhood remembers the start
-/// map"); `start` is laid out as `window`.
-fn start_counts(
-    window: &ClassWindow,
-    start: &[u8],
-    (x, y): (usize, usize),
-    n: usize,
-    counts: &mut [u32; 256],
-) {
-    for dy in 0..n {
-        let at = (y + dy) * window.stride + x;
-        for (&a, &b) in window.data[at..at + n].iter().zip(&start[at..at + n]) {
-            if a != b {
-                counts[b as usize] += 1;
-            }
-        }
-    }
-}
-
 /// FLUS's scores with the seeds' stand-ins, the roulette (U1), FLUS's gate or the seeds'
 /// threshold (U2) and the key U3, from the same block as [`super::tile_step`] (stream
 /// `params.stream`, draw 0).
@@ -213,7 +193,7 @@ pub fn tile_step_cars(
             s.counts.fill(0);
             neighbour_counts(window, x, y, n, &mut s.counts);
             if step.transitions {
-                start_counts(window, stat.start_classes, (x, y), n, &mut s.counts);
+                start_counts(window, stat.start_classes, x, y, n, &mut s.counts);
             }
             omega(&s.counts[..kk], n, &params.weights, &mut s.om);
             let cost_row = &params.cost[cu];

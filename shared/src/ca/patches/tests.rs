@@ -94,6 +94,35 @@ fn padded(map: &[u8], w: usize, h: usize) -> Vec<u8> {
     p
 }
 
+/// The whole w x h map as one tile: its placement, its padded class window and its
+/// static layers (`start`: the run's start map, padded as `pad`; empty in net mode).
+fn whole_tile<'a>(
+    (w, h): (usize, usize),
+    pad: &'a [u8],
+    suitability: &'a [u16],
+    restricted: &'a [bool],
+    start: &'a [u8],
+) -> (TileRect, ClassWindow<'a>, TileStatic<'a>) {
+    let rect = TileRect {
+        x0: 0,
+        y0: 0,
+        width: w,
+        height: h,
+        grid_width: w,
+    };
+    let window = ClassWindow {
+        data: pad,
+        stride: w + 2,
+    };
+    let stat = TileStatic {
+        suitability,
+        restricted,
+        stride: w,
+        start_classes: start,
+    };
+    (rect, window, stat)
+}
+
 #[test]
 fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
     // 40 x 10 map all class 0; class 1 nowhere. w_0 = 0, so TP_0 = 0 and the roulette
@@ -107,23 +136,7 @@ fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
     let restricted = vec![false; w * h];
     let mut params = CaParams::new(vec![0.0, 1.0], vec![vec![1.0; 2]; 2], 31);
     params.stream = 19;
-    let rect = TileRect {
-        x0: 0,
-        y0: 0,
-        width: w,
-        height: h,
-        grid_width: w,
-    };
-    let window = ClassWindow {
-        data: &pad,
-        stride: w + 2,
-    };
-    let stat = TileStatic {
-        suitability: &suit,
-        restricted: &restricted,
-        stride: w,
-        start_classes: &[],
-    };
+    let (rect, window, stat) = whole_tile((w, h), &pad, &suit, &restricted, &[]);
     let step = step_params(2, 4, 0);
     let mut out = TileProposals::default();
     // FLUS: class 1 has no neighbour anywhere, nothing is proposed
@@ -168,6 +181,30 @@ fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
     assert_eq!(out.histogram.len(), BUCKETS * 4);
 }
 
+/// The fast step's proposals and the CARS step's with seeds = 0 on the same tile,
+/// checked equal (proposals, histogram, raw count): with no seed, every score and gate
+/// of CARS is FLUS's.
+fn same_without_seeds(
+    params: &CaParams,
+    step: &StepParams,
+    (rect, window, stat): (&TileRect, &ClassWindow, &TileStatic),
+) -> (TileProposals, TileProposals) {
+    let mut flus = TileProposals::default();
+    tile_step(params, step, rect, window, stat, &mut flus);
+    let mut cars = params.clone();
+    cars.patches = Some(Patches {
+        seeds: 0.0,
+        ..Patches::PLUS_DEFAULTS
+    });
+    let mut out = TileProposals::default();
+    tile_step(&cars, step, rect, window, stat, &mut out);
+    assert!(!flus.proposals.is_empty());
+    assert_eq!(out.proposals, flus.proposals, "t = {}", step.iteration);
+    assert_eq!(out.histogram, flus.histogram);
+    assert_eq!(out.raw_proposals, flus.raw_proposals);
+    (flus, out)
+}
+
 #[test]
 fn without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
     // seeds = 0: no cell is a seed, so every score and gate is FLUS's; the CARS
@@ -193,39 +230,11 @@ fn without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
         .collect();
     let mut params = CaParams::new(vec![0.4, 1.0, 0.7, 0.2], vec![vec![1.0; k]; k], 8);
     params.cost[2][0] = 0.0;
-    let rect = TileRect {
-        x0: 0,
-        y0: 0,
-        width: w,
-        height: h,
-        grid_width: w,
-    };
-    let window = ClassWindow {
-        data: &pad,
-        stride: w + 2,
-    };
-    let stat = TileStatic {
-        suitability: &suit,
-        restricted: &restricted,
-        stride: w,
-        start_classes: &[],
-    };
+    let (rect, window, stat) = whole_tile((w, h), &pad, &suit, &restricted, &[]);
     for t in [0u32, 2, 7] {
         let mut step = step_params(k, t, 0);
         step.closed_in[3] = t == 7;
-        let mut flus = TileProposals::default();
-        tile_step(&params, &step, &rect, &window, &stat, &mut flus);
-        let mut cars = params.clone();
-        cars.patches = Some(Patches {
-            seeds: 0.0,
-            ..Patches::PLUS_DEFAULTS
-        });
-        let mut out = TileProposals::default();
-        tile_step(&cars, &step, &rect, &window, &stat, &mut out);
-        assert!(!flus.proposals.is_empty());
-        assert_eq!(out.proposals, flus.proposals, "t = {t}");
-        assert_eq!(out.histogram, flus.histogram);
-        assert_eq!(out.raw_proposals, flus.raw_proposals);
+        let (flus, out) = same_without_seeds(&params, &step, (&rect, &window, &stat));
         assert_eq!(out.cells, flus.cells);
     }
 }
@@ -259,41 +268,13 @@ fn in_transition_mode_without_seeds_the_cars_step_proposes_exactly_what_flus_doe
     let suit = suitability_fixed(&suit_f);
     let restricted = vec![false; w * h];
     let params = CaParams::new(vec![0.6, 1.0, 0.3], vec![vec![1.0; k]; k], 12);
-    let rect = TileRect {
-        x0: 0,
-        y0: 0,
-        width: w,
-        height: h,
-        grid_width: w,
-    };
-    let window = ClassWindow {
-        data: &pad,
-        stride: w + 2,
-    };
-    let stat = TileStatic {
-        suitability: &suit,
-        restricted: &restricted,
-        stride: w,
-        start_classes: &pad_start,
-    };
+    let (rect, window, stat) = whole_tile((w, h), &pad, &suit, &restricted, &pad_start);
     let moved = (0..w * h).filter(|&i| map[i] != start[i]).count() as u64;
     assert!(moved > 100, "{moved}");
     for t in [0u32, 3] {
         let mut step = step_params(k, t, 0);
         step.transitions = true;
-        let mut flus = TileProposals::default();
-        tile_step(&params, &step, &rect, &window, &stat, &mut flus);
-        let mut cars = params.clone();
-        cars.patches = Some(Patches {
-            seeds: 0.0,
-            ..Patches::PLUS_DEFAULTS
-        });
-        let mut out = TileProposals::default();
-        tile_step(&cars, &step, &rect, &window, &stat, &mut out);
-        assert!(!flus.proposals.is_empty());
-        assert_eq!(out.proposals, flus.proposals, "t = {t}");
-        assert_eq!(out.histogram, flus.histogram);
-        assert_eq!(out.raw_proposals, flus.raw_proposals);
+        let (_, out) = same_without_seeds(&params, &step, (&rect, &window, &stat));
         // every moved cell is done: none of them proposes
         assert!(
             out.skipped_closed >= moved,
