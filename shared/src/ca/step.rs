@@ -179,8 +179,12 @@ struct StepScratch {
     x: Vec<u32>,
     cell: Vec<u64>,
     sum: Vec<f64>,
+    /// Lane kernel: bits of the classes of positive score per kept cell.
+    pos: Vec<u8>,
     tp: Vec<f64>,
     blocks: Vec<[u32; 4]>,
+    /// Tables of the lane kernel (AVX2 build, K <= 8).
+    lanes: super::score_avx2::LaneTables,
 }
 
 impl TileProposals {
@@ -375,6 +379,60 @@ fn uniform_row(
     }
 }
 
+/// The lane kernel for K = 1..=8 classes (only reached from the AVX2 build).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn score_lanes(
+    kk: usize,
+    inp: &RowInput,
+    onehot: &[u64; 256],
+    tables: &super::score_avx2::LaneTables,
+    rows: RowOutput,
+) -> usize {
+    use super::score_avx2::score_row_lanes;
+    // SAFETY: LANES is true only in tile_step_avx2, called once AVX2 was detected.
+    unsafe {
+        match kk {
+            1 => score_row_lanes::<1>(inp, onehot, tables, rows),
+            2 => score_row_lanes::<2>(inp, onehot, tables, rows),
+            3 => score_row_lanes::<3>(inp, onehot, tables, rows),
+            4 => score_row_lanes::<4>(inp, onehot, tables, rows),
+            5 => score_row_lanes::<5>(inp, onehot, tables, rows),
+            6 => score_row_lanes::<6>(inp, onehot, tables, rows),
+            7 => score_row_lanes::<7>(inp, onehot, tables, rows),
+            _ => score_row_lanes::<8>(inp, onehot, tables, rows),
+        }
+    }
+}
+
+/// The roulette of the lane kernel's running sums (only reached from the AVX2 build).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn roulette_lanes(partials: &[f64], pos: u8, sum: f64, u1: f64) -> Option<usize> {
+    // SAFETY: LANES is true only in tile_step_avx2, called once AVX2 was detected.
+    unsafe { super::score_avx2::roulette_partials_avx2(partials, pos, sum, u1) }
+}
+
+/// Never reached: `LANES` is false off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn roulette_lanes(_: &[f64], _: u8, _: f64, _: f64) -> Option<usize> {
+    unreachable!("the lane kernel is built for x86-64 only")
+}
+
+/// Never reached: `LANES` is false off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn score_lanes(
+    _: usize,
+    _: &RowInput,
+    _: &[u64; 256],
+    _: &super::score_avx2::LaneTables,
+    _: RowOutput,
+) -> usize {
+    unreachable!("the lane kernel is built for x86-64 only")
+}
+
 /// Classes the packed neighbour count of [`tile_step`] holds (one byte each in a u64):
 /// the N x N window's one-hot words summed, minus the centre's.
 const PACKED_CLASSES: usize = 8;
@@ -410,7 +468,7 @@ pub fn tile_step(
         unsafe { tile_step_avx2(params, step, rect, window, stat, out) };
         return;
     }
-    tile_step_body(params, step, rect, window, stat, out);
+    tile_step_body::<false>(params, step, rect, window, stat, out);
 }
 
 /// [`tile_step_body`] with AVX2 enabled (the row passes and scoring are inlined into
@@ -428,12 +486,14 @@ fn tile_step_avx2(
     stat: &TileStatic,
     out: &mut TileProposals,
 ) {
-    tile_step_body(params, step, rect, window, stat, out);
+    tile_step_body::<true>(params, step, rect, window, stat, out);
 }
 
-/// [`tile_step`] without patches, for the instruction set of its caller.
+/// [`tile_step`] without patches, for the instruction set of its caller: with `LANES`
+/// (the AVX2 build only) the packed scoring runs with the classes in vector lanes
+/// ([`score_row_lanes`](super::score_avx2::score_row_lanes)).
 #[inline(always)]
-fn tile_step_body(
+fn tile_step_body<const LANES: bool>(
     params: &CaParams,
     step: &StepParams,
     rect: &TileRect,
@@ -490,6 +550,9 @@ fn tile_step_body(
     s.cost.clear();
     for row in &params.cost {
         s.cost.extend_from_slice(row);
+    }
+    if LANES && packed {
+        s.lanes.fill(&params.weights, &s.cost, &s.own);
     }
     let width = rect.width;
     for y in 0..rect.height {
@@ -575,11 +638,13 @@ fn tile_step_body(
         // Pass 1b: their scores; kept are those that need a draw (score.rs). Each
         // kept cell's scores go to the next free K slots of `tp`.
         // grown, never cleared: every slot is written before it is read
-        if s.tp.len() < m * kk {
-            s.tp.resize(m * kk, 0.0);
+        // (8 more: the lane kernel stores whole vectors of 8 lanes)
+        if s.tp.len() < m * kk + 8 {
+            s.tp.resize(m * kk + 8, 0.0);
         }
         s.cell.resize(m, 0);
         s.sum.resize(m, 0.0);
+        s.pos.resize(m, 0);
         s.sp.resize(kk, 0.0);
         let inp = RowInput {
             window,
@@ -599,17 +664,22 @@ fn tile_step_body(
             cell: &mut s.cell,
             sum: &mut s.sum,
             tp: &mut s.tp,
+            pos: &mut s.pos,
         };
-        let kept = match (packed, kk) {
-            (true, 1) => score_row_packed::<1>(&inp, &onehot, &s.omega, rows),
-            (true, 2) => score_row_packed::<2>(&inp, &onehot, &s.omega, rows),
-            (true, 3) => score_row_packed::<3>(&inp, &onehot, &s.omega, rows),
-            (true, 4) => score_row_packed::<4>(&inp, &onehot, &s.omega, rows),
-            (true, 5) => score_row_packed::<5>(&inp, &onehot, &s.omega, rows),
-            (true, 6) => score_row_packed::<6>(&inp, &onehot, &s.omega, rows),
-            (true, 7) => score_row_packed::<7>(&inp, &onehot, &s.omega, rows),
-            (true, 8) => score_row_packed::<8>(&inp, &onehot, &s.omega, rows),
-            _ => score_row_counts(&inp, kk, &params.weights, &mut s.sp, rows),
+        let kept = if packed && LANES {
+            score_lanes(kk, &inp, &onehot, &s.lanes, rows)
+        } else {
+            match (packed, kk) {
+                (true, 1) => score_row_packed::<1>(&inp, &onehot, &s.omega, rows),
+                (true, 2) => score_row_packed::<2>(&inp, &onehot, &s.omega, rows),
+                (true, 3) => score_row_packed::<3>(&inp, &onehot, &s.omega, rows),
+                (true, 4) => score_row_packed::<4>(&inp, &onehot, &s.omega, rows),
+                (true, 5) => score_row_packed::<5>(&inp, &onehot, &s.omega, rows),
+                (true, 6) => score_row_packed::<6>(&inp, &onehot, &s.omega, rows),
+                (true, 7) => score_row_packed::<7>(&inp, &onehot, &s.omega, rows),
+                (true, 8) => score_row_packed::<8>(&inp, &onehot, &s.omega, rows),
+                _ => score_row_counts(&inp, kk, &params.weights, &mut s.sp, rows),
+            }
         };
         s.x.truncate(kept);
         s.cell.truncate(kept);
@@ -626,8 +696,13 @@ fn tile_step_body(
             let c = window.data[centre_row + x];
             let cu = c as usize;
             let b = s.blocks[j];
-            let tp = &s.tp[j * kk..(j + 1) * kk];
-            let Some(to) = roulette_k(tp, s.sum[j], CounterRng::unit(b[0])) else {
+            let u1 = CounterRng::unit(b[0]);
+            let to = if LANES && packed {
+                roulette_lanes(&s.tp[j * kk..j * kk + 8], s.pos[j], s.sum[j], u1)
+            } else {
+                roulette_k(&s.tp[j * kk..(j + 1) * kk], s.sum[j], u1)
+            };
+            let Some(to) = to else {
                 continue;
             };
             if to == cu || s.cost[cu * kk + to] <= 0.0 {
@@ -1253,7 +1328,7 @@ mod tests {
                 if run < 2 {
                     tile_step(&params, &step, &rect, &window, &stat, &mut out);
                 } else {
-                    tile_step_body(&params, &step, &rect, &window, &stat, &mut out);
+                    tile_step_body::<false>(&params, &step, &rect, &window, &stat, &mut out);
                 }
                 assert_eq!(out.proposals, want.0, "case {case}: K={kk} N={n}");
                 assert_eq!(out.histogram, want.1, "case {case}");
