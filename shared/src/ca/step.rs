@@ -624,14 +624,24 @@ fn tile_step_body<const LANES: bool>(
         last[..tail.len()].copy_from_slice(tail);
         let full = words.len();
         let words = words.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")));
-        for (i, mut bits) in words.chain([u64::from_le_bytes(last)]).enumerate() {
+        // every column of a word with a cell is written, the next free slot advancing
+        // only past the cells (no branch per cell; at most 8 slots past the last)
+        s.x.resize(width + 8, 0);
+        let mut m = 0;
+        for (i, bits) in words.chain([u64::from_le_bytes(last)]).enumerate() {
             debug_assert!(i <= full);
-            while bits != 0 {
-                s.x.push((i * 8) as u32 + bits.trailing_zeros() / 8);
-                bits &= bits - 1;
+            if bits == 0 {
+                continue;
             }
+            let dst: &mut [u32; 8] = (&mut s.x[m..m + 8]).try_into().expect("8 slots");
+            let mut n = 0;
+            for b in 0..8 {
+                dst[n & 7] = (i * 8 + b) as u32;
+                n += ((bits >> (8 * b)) & 1) as usize;
+            }
+            m += n;
         }
-        let m = s.x.len();
+        s.x.truncate(m);
         if m == 0 {
             continue;
         }
