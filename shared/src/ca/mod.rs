@@ -30,6 +30,7 @@ pub mod patches;
 pub mod quota;
 pub mod resume;
 mod score;
+mod score_avx2;
 pub mod step;
 pub mod window;
 

@@ -53,8 +53,11 @@ pub(super) struct RowOutput<'a> {
     pub cell: &'a mut [u64],
     /// Score sum per kept cell.
     pub sum: &'a mut [f64],
-    /// K scores per kept cell.
+    /// K scores per kept cell (the lane kernel: the roulette's running sums, 8 slots
+    /// readable past the last cell's K).
     pub tp: &'a mut [f64],
+    /// Lane kernel only: per kept cell, the bits of its classes of positive score.
+    pub pos: &'a mut [u8],
 }
 
 impl RowInput<'_> {
@@ -62,7 +65,7 @@ impl RowInput<'_> {
     /// class `cu` excluded; transition mode: a neighbour off its start class counts for
     /// that class too).
     #[inline(always)]
-    fn packed_word(&self, onehot: &[u64; 256], x: usize, cu: usize) -> u64 {
+    pub(super) fn packed_word(&self, onehot: &[u64; 256], x: usize, cu: usize) -> u64 {
         let (n, stride, data) = (self.n, self.window.stride, self.window.data);
         let mut word = 0u64;
         if n == 3 {
@@ -99,12 +102,12 @@ impl RowInput<'_> {
 }
 
 /// Candidates ahead whose suitability [`score_row_packed`] prefetches.
-const PREFETCH_AHEAD: usize = 8;
+pub(super) const PREFETCH_AHEAD: usize = 8;
 
 /// Hints the CPU to load `values[at]` into the cache (no effect on any value; nothing
 /// outside x86-64, or when `at` is out of range).
 #[inline(always)]
-fn prefetch(values: &[u16], at: usize) {
+pub(super) fn prefetch(values: &[u16], at: usize) {
     #[cfg(target_arch = "x86_64")]
     if let Some(v) = values.get(at) {
         // SAFETY: a prefetch hint reads nothing architecturally; the pointer is in bounds.
