@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::cluster::pool;
 use crate::cluster::train_remote::Trainers;
+use crate::report::Prerendered;
 use crate::run_files::RunCarbon;
 use crate::run_guard;
 use crate::run_json::{EnsembleJson, LegendJson, MapJson, RunJson, Versions};
@@ -212,7 +213,7 @@ fn run_in(
         names: &names,
     };
     let mut report = report_head(&ctx, &workers.addrs, config_sha256);
-    study_on_workers(
+    let images = study_on_workers(
         args,
         &ctx,
         &workers,
@@ -221,7 +222,7 @@ fn run_in(
         &mut report,
     )?;
     tidy_checkpoints(out);
-    finish(args, &ctx, &workers, report, timings, started)
+    finish(args, &ctx, &workers, (report, images), timings, started)
 }
 
 /// The CA over `workers` with the run's tiling, checkpoints and lanes; `identity`: the
@@ -287,6 +288,7 @@ fn report_head(ctx: &Ctx<'_>, addrs: &[String], config_sha256: &str) -> RunJson 
 /// files) and the base map's files run on threads of their own beside the main line:
 /// the scenarios' network, their session and suitability raster, the scenarios
 /// ([`scenarios_and_after`]). A failure of either thread stops the run with its error.
+/// Returns the report's images read meanwhile.
 fn study_on_workers(
     args: &Args,
     ctx: &Ctx<'_>,
@@ -294,7 +296,7 @@ fn study_on_workers(
     stage_demands: &[Vec<flus_shared::markov::ScenarioDemand>],
     timings: &mut Timings,
     report: &mut RunJson,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Prerendered> {
     let study = ctx.study;
     for name in &args.scenarios {
         anyhow::ensure!(
@@ -343,7 +345,7 @@ fn study_on_workers(
             stage_demands,
             source,
         };
-        scenarios_and_after(ctx, &after, tiles, timings, report)?;
+        let images = scenarios_and_after(ctx, &after, tiles, timings, report)?;
         if let Some(v) = validation {
             let v = v.wait()?;
             report.validation = Some(v.json);
@@ -353,7 +355,7 @@ fn study_on_workers(
         report.base_carbon = base.wait()?;
         // where every network and forest was trained, and how long it took
         report.training = json!(ctx.trainers.log());
-        anyhow::Ok(())
+        anyhow::Ok(images)
     })
 }
 
@@ -369,14 +371,15 @@ struct After<'a> {
 
 /// The scenarios in their session (their files written on a writer thread while the
 /// workers run on), then the carbon tables and the GWR driver analysis on the workers
-/// while the last files are written.
+/// while the last files are written and the report's images of the scenarios' maps
+/// read (returned).
 fn scenarios_and_after(
     ctx: &Ctx<'_>,
     after: &After<'_>,
     tiles: pipeline::ScenarioTiles<'_>,
     timings: &mut Timings,
     report: &mut RunJson,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Prerendered> {
     let (study, st, args) = (ctx.study, ctx.st, after.args);
     let pipeline::ScenarioTiles {
         session,
@@ -422,6 +425,13 @@ fn scenarios_and_after(
             &mut queue,
         )?;
         let carbon_at = record_scenarios(ctx, args, done, report)?;
+        // once the last stage's files are written: the report's images of the scenarios'
+        // maps, read while the workers run the GWR (the base map's at the end)
+        let scenario_maps = report.maps[1..].to_vec();
+        let mut images = Background::spawn(files, "the scenarios' files", move || {
+            queue.finish()?;
+            Prerendered::read(ctx.out, &scenario_maps)
+        });
         let mut session = session.into_inner().unwrap_or_else(|e| e.into_inner());
         session.release();
         report
@@ -429,16 +439,16 @@ fn scenarios_and_after(
             .insert("scenarios".into(), json!(session.session));
         report.tables = pipeline::carbon_tables(ctx, &base_counts, &carbon_at.1, after.areas)?;
         timings.lap("carbon_tables");
-        queue.poll()?;
+        images.poll()?;
         if let Some(cells) = gwr_cells.clone() {
             report.gwr = Some(gwr(ctx, after, cells, &carbon_at.0)?);
             timings.lap("gwr");
         } else {
             tracing::info!("no drivers: no GWR driver analysis");
         }
-        queue.finish()?;
+        let images = images.wait()?;
         timings.lap("scenario_files");
-        anyhow::Ok(())
+        anyhow::Ok(images)
     })
 }
 
@@ -538,7 +548,7 @@ fn finish(
     args: &Args,
     ctx: &Ctx<'_>,
     workers: &Workers,
-    mut report: RunJson,
+    (mut report, images): (RunJson, Prerendered),
     timings: Timings,
     started: Instant,
 ) -> anyhow::Result<()> {
@@ -566,7 +576,7 @@ fn finish(
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     let bar = crate::output::stage("report");
-    let built = crate::report::build(out)?;
+    let built = crate::report::build_with(out, images)?;
     drop(bar);
     tracing::info!(report = %built.report.display(), "report written");
     if args.json {

@@ -65,7 +65,8 @@ type Job<'a> = Box<dyn FnOnce() -> anyhow::Result<()> + Send + 'a>;
 /// File writes on one thread of a scope, one job at a time in the order given: a job is
 /// handed over only once the previous one is done (so that at most one job waits, with
 /// its data, beside the one being written). The first failed job ends the queue; its
-/// error is returned by the next [`Queue::push`] or by [`Queue::finish`].
+/// error is returned by the next [`Queue::push`] or by [`Queue::finish`] (which may
+/// run on another thread of the scope).
 pub(super) struct Queue<'scope> {
     tx: Option<mpsc::SyncSender<Job<'scope>>>,
     writer: Background<'scope, ()>,
@@ -105,11 +106,6 @@ impl<'scope> Queue<'scope> {
             anyhow::bail!("{}: the writer stopped", self.writer.name);
         }
         Ok(())
-    }
-
-    /// Whether a job has failed: its error, returned at once (the writer has stopped).
-    pub(super) fn poll(&mut self) -> anyhow::Result<()> {
-        self.writer.poll()
     }
 
     /// Waits for every job handed over; the first error.
