@@ -203,6 +203,10 @@ fn run_in(
     st.maps
         .retain(|&y, _| y == mk.to || (y == mk.from && !args.no_validation));
     let names = study.class_names();
+    let gate = pipeline::Gate::default();
+    if args.no_validation {
+        gate.open();
+    }
     let ctx = Ctx {
         study: &study,
         st: &st,
@@ -211,6 +215,7 @@ fn run_in(
         trainers: &trainers,
         forest: forest.as_ref(),
         names: &names,
+        gate: &gate,
     };
     let mut report = report_head(&ctx, &workers.addrs, config_sha256);
     let images = study_on_workers(

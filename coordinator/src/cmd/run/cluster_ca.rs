@@ -42,16 +42,18 @@ pub const DEFAULT_CONCURRENT_RUNS: usize = 8;
 
 /// The ANN of the map of `year` trained on a worker (`job` names it): the sample drawn
 /// here ([`model::training_set`]), the network fitted there with the bits of
-/// [`model::train`].
+/// [`model::train`]; `drawn` is called once the sample is drawn (or its draw failed).
 pub(super) fn train_on_workers(
     trainers: &Trainers,
     study: &Study,
     st: &stack::Stack,
-    year: i32,
-    job: &str,
+    (year, job): (i32, &str),
+    drawn: &dyn Fn(),
 ) -> anyhow::Result<flus_shared::ann::TrainedAnn> {
     let t0 = Instant::now();
-    let set = model::training_set(study, st, year)?;
+    let set = model::training_set(study, st, year);
+    drawn();
+    let set = set?;
     let prepare = t0.elapsed().as_secs_f64();
     tracing::info!(
         job,

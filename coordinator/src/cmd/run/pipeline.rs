@@ -161,6 +161,42 @@ pub(super) struct Ctx<'a> {
     pub(super) forest: Option<&'a model::Suitability>,
     /// Class names.
     pub(super) names: &'a [String],
+    /// Opened once the validation's training sample is drawn (or it draws none).
+    pub(super) gate: &'a Gate,
+}
+
+/// A gate that one thread opens and others wait for; it stays open.
+#[derive(Default)]
+pub(super) struct Gate {
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Opens the gate: every waiter goes on, and every later one at once.
+    pub(super) fn open(&self) {
+        *self.open.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.opened.notify_all();
+    }
+
+    /// Waits until the gate is open.
+    pub(super) fn wait(&self) {
+        let g = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        drop(
+            self.opened
+                .wait_while(g, |open| !*open)
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+    }
+}
+
+/// Opens its gate when dropped (whichever way the holder ends).
+pub(super) struct Opener<'a>(pub(super) &'a Gate);
+
+impl Drop for Opener<'_> {
+    fn drop(&mut self) {
+        self.0.open();
+    }
 }
 
 /// The suitability of the scenarios: an ANN trained on a worker, a given raster, or the
@@ -190,7 +226,16 @@ pub(super) fn scenario_suitability(ctx: &Ctx<'_>) -> anyhow::Result<(ScenarioSui
         ScenarioSuitability::Given(model::suitability(study, st, to)?)
     } else {
         tracing::info!("stage 4/5: ANN suitability from the {to} map, on a worker");
-        ScenarioSuitability::Trained(train_on_workers(ctx.trainers, study, st, to, "scenarios")?)
+        // the validation's sample first: its network fits on a worker while this one's
+        // sample is drawn, rather than both samples at once with the workers idle
+        ctx.gate.wait();
+        ScenarioSuitability::Trained(train_on_workers(
+            ctx.trainers,
+            study,
+            st,
+            (to, "scenarios"),
+            &|| {},
+        )?)
     };
     Ok((s, t0.elapsed().as_secs_f64()))
 }
@@ -324,6 +369,8 @@ pub(super) struct Validated {
 /// run beside the scenarios' stages.
 pub(super) fn validation(ctx: &Ctx<'_>, members: u32) -> anyhow::Result<Validated> {
     let mark = Mark::now();
+    // the scenarios' sample is drawn once the validation's is (or once it ends without)
+    let _opener = Opener(ctx.gate);
     let mk = &ctx.study.config.markov;
     tracing::info!("stage 3/5: validation {} -> {}", mk.from, mk.to);
     let (json, session) = super::validation::validation_stage(
@@ -333,6 +380,7 @@ pub(super) fn validation(ctx: &Ctx<'_>, members: u32) -> anyhow::Result<Validate
         (ctx.cluster, ctx.trainers),
         ctx.forest,
         members,
+        &|| ctx.gate.open(),
     )?;
     Ok(Validated {
         json,
