@@ -419,7 +419,10 @@ fn scenarios_and_after(
         members: args.ensemble.unwrap_or(1),
     };
     std::thread::scope(|files| {
-        let mut queue = Queue::new(files, "the scenarios' file writer");
+        // the stages' results wait here rather than in the CA's lanes: as many as run at
+        // once, so that taking a stage never waits for the files of the one before
+        let waiting = ctx.cluster.concurrent.max(1);
+        let mut queue = Queue::new(files, "the scenarios' file writer", waiting);
         let mut lap = |name: &str| timings.lap(name);
         let done = stages::run_all(
             ctx.cluster,

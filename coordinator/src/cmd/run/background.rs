@@ -62,9 +62,10 @@ impl<'scope, T: Send + 'scope> Background<'scope, T> {
 /// A job of a [`Queue`].
 type Job<'a> = Box<dyn FnOnce() -> anyhow::Result<()> + Send + 'a>;
 
-/// File writes on one thread of a scope, one job at a time in the order given: a job is
-/// handed over only once the previous one is done (so that at most one job waits, with
-/// its data, beside the one being written). The first failed job ends the queue; its
+/// File writes on one thread of a scope, one job at a time in the order given; at most
+/// `waiting` jobs wait, with their data, beside the one being written (a push waits
+/// for room, with 0 until the writer has ended the previous job). The first failed job
+/// ends the queue; its
 /// error is returned by the next [`Queue::push`] or by [`Queue::finish`] (which may
 /// run on another thread of the scope).
 pub(super) struct Queue<'scope> {
@@ -73,10 +74,14 @@ pub(super) struct Queue<'scope> {
 }
 
 impl<'scope> Queue<'scope> {
-    /// A queue whose writer thread (`name` names it in errors) runs in `scope`.
-    pub(super) fn new<'env>(scope: &'scope Scope<'scope, 'env>, name: &'static str) -> Self {
-        // rendezvous: a push waits until the writer has ended the previous job
-        let (tx, rx) = mpsc::sync_channel::<Job<'scope>>(0);
+    /// A queue whose writer thread (`name` names it in errors) runs in `scope`, with at
+    /// most `waiting` jobs waiting.
+    pub(super) fn new<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        name: &'static str,
+        waiting: usize,
+    ) -> Self {
+        let (tx, rx) = mpsc::sync_channel::<Job<'scope>>(waiting);
         let writer = Background::spawn(scope, name, move || {
             for job in rx {
                 job()?;
@@ -89,8 +94,8 @@ impl<'scope> Queue<'scope> {
         }
     }
 
-    /// Hands `job` to the writer once it has ended the previous job; the error of a
-    /// job that failed before is returned instead.
+    /// Hands `job` to the writer once there is room for it; the error of a job that
+    /// failed before is returned instead.
     pub(super) fn push(
         &mut self,
         job: impl FnOnce() -> anyhow::Result<()> + Send + 'scope,
@@ -124,7 +129,7 @@ mod tests {
     fn queued_jobs_run_in_order_and_the_first_error_is_returned() {
         let seen = Mutex::new(Vec::new());
         let err = std::thread::scope(|s| {
-            let mut q = Queue::new(s, "test writer");
+            let mut q = Queue::new(s, "test writer", 0);
             for i in 0..3 {
                 let seen = &seen;
                 q.push(move || {

@@ -318,7 +318,7 @@ pub(super) fn run_all<'w>(
             }
             for (s, d) in done.into_iter().enumerate() {
                 if let Some((label, res)) = taker.stage(shared, name, (member, s), d)? {
-                    // one stage's files at a time: the previous ones first
+                    // written after the previous stages' files, on the queue's thread
                     files.push(move || write_stage(shared, &label, &res))?;
                 }
             }
