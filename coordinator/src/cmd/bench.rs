@@ -15,7 +15,8 @@
 //! in flight (`coordinator_only_fraction`, from run.json `worker_busy_seconds`: the
 //! serial fraction of Amdahl's law) and per stage (`stage_coordinator_only_seconds`),
 //! the seconds outside every stage (`outside_stages_seconds`: the process's start, the
-//! HTML report, its exit), the bytes each session sent, and for the first
+//! HTML report, its exit; the validation, which runs beside the other stages and is
+//! `overlapped` in run.json, is left out of their sum), the bytes each session sent, and for the first
 //! scenario its CA run (`ca_seconds`, the coordinator's own share of it in
 //! `coordinator_own_ca_seconds`) and the wait for the workers' steps
 //! (`propose_seconds`), each with its speed-up.

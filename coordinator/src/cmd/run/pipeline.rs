@@ -416,3 +416,30 @@ pub(super) fn carbon_tables(
     let _bar = crate::output::stage("carbon tables");
     Ok(tables::write(study, &maps, &st.zone_names, ctx.out)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_lets_waiters_go_once_opened_even_by_a_thread_that_failed() {
+        let gate = Gate::default();
+        let r: anyhow::Result<()> = std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                gate.wait();
+                "went on"
+            });
+            // the opening thread fails before it opens the gate itself: the opener does
+            let failed = s.spawn(|| -> anyhow::Result<()> {
+                let _opener = Opener(&gate);
+                anyhow::bail!("validation: no map of 2010")
+            });
+            assert!(failed.join().unwrap().is_err());
+            assert_eq!(waiter.join().unwrap(), "went on");
+            Ok(())
+        });
+        r.unwrap();
+        // and it stays open
+        gate.wait();
+    }
+}
