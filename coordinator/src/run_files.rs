@@ -178,17 +178,23 @@ impl RunCarbon {
 /// leaving out `run.json`, hidden and temporary files, sub-folders, and every file it did
 /// not write (inputs, or outputs an earlier run left in the folder).
 pub fn manifest(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for rel in files::written_under(dir) {
-        let name = rel.to_string_lossy().to_string();
-        if rel.components().count() != 1 || name == "run.json" || name.starts_with('.') {
-            continue;
-        }
-        let path = dir.join(&rel);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        out.insert(name, files::sha256_hex(&bytes));
-    }
-    Ok(out)
+    use rayon::prelude::*;
+    let names: Vec<String> = files::written_under(dir)
+        .into_iter()
+        .filter(|rel| rel.components().count() == 1)
+        .map(|rel| rel.to_string_lossy().to_string())
+        .filter(|name| name != "run.json" && !name.starts_with('.'))
+        .collect();
+    // the files read and hashed several at a time (the workers are idle by then)
+    names
+        .into_par_iter()
+        .map(|name| {
+            let path = dir.join(&name);
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok((name, files::sha256_hex(&bytes)))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -96,7 +96,7 @@ pub struct RunJson {
     pub wall_seconds: f64,
     /// Wall seconds during which some worker call was in flight.
     pub worker_busy_seconds: f64,
-    /// Every stage's seconds, in run order.
+    /// Every stage's seconds, in the order they began (`overlapped` ones beside the rest).
     pub timings: Vec<StageTiming>,
     /// flus's version (also in `versions`).
     pub version: String,
@@ -237,6 +237,11 @@ pub struct StageTiming {
     pub seconds: f64,
     /// The part of them during which some worker call was in flight.
     pub worker_busy_seconds: f64,
+    /// True: the stage ran beside the run's main line of stages (the validation, on a
+    /// thread of its own while the scenarios' stages run): its seconds overlap theirs
+    /// and are not part of their sum.
+    #[serde(default)]
+    pub overlapped: bool,
 }
 
 /// Versions of the run's software.

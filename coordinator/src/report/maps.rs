@@ -25,11 +25,13 @@ fn hex(rgb: [u8; 3]) -> String {
 }
 
 /// Carbon storage of every map (base year and scenarios) on one scale from 0 to the
-/// largest cell of all maps, so that the maps compare.
+/// largest cell of all maps, so that the maps compare; the rasters in `ready` (read
+/// ahead, by path) are taken from there.
 pub fn storage(
     dir: &Path,
     img_dir: &Path,
     maps: &[RunMap],
+    ready: &mut std::collections::HashMap<PathBuf, png::StorageValues>,
     out: &mut Sections,
 ) -> anyhow::Result<()> {
     let files: Vec<(&RunMap, PathBuf)> = maps
@@ -43,9 +45,11 @@ pub fn storage(
     // every file read once, several at a time; the scale is the largest of all
     let values: Vec<png::StorageValues> = {
         use rayon::prelude::*;
+        let taken: Vec<_> = files.iter().map(|(_, p)| ready.remove(p)).collect();
         files
             .par_iter()
-            .map(|(_, p)| png::StorageValues::read(p))
+            .zip(taken)
+            .map(|((_, p), r)| r.map_or_else(|| png::StorageValues::read(p), Ok))
             .collect::<anyhow::Result<_>>()?
     };
     let max = values.iter().fold(0.0f64, |m, v| m.max(v.max));

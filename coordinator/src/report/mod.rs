@@ -11,6 +11,7 @@ pub mod png;
 pub mod svg;
 pub mod zones;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::run_json::RunJson;
@@ -82,8 +83,58 @@ fn legend_of(run: &RunJson) -> Vec<LegendEntry> {
         .collect()
 }
 
+/// The map rasters of a run read and downsampled ahead of [`build_with`] (by `flus run`
+/// while the workers run the GWR): land use, carbon storage and carbon change, by path.
+#[derive(Default)]
+pub struct Prerendered {
+    class: HashMap<PathBuf, (png::MapImage, png::Palette)>,
+    change: HashMap<PathBuf, (png::MapImage, f64)>,
+    storage: HashMap<PathBuf, png::StorageValues>,
+}
+
+impl Prerendered {
+    /// Reads and downsamples, several at a time, the land-use, carbon storage and carbon
+    /// change rasters of `maps` in run folder `dir` (the report's images of them, the
+    /// same as [`build`] makes from the files).
+    pub fn read(dir: &Path, maps: &[RunMap]) -> anyhow::Result<Self> {
+        use rayon::prelude::*;
+        let class = maps
+            .par_iter()
+            .map(|m| {
+                let p = dir.join(&m.landuse);
+                Ok((p.clone(), png::class_map(&p)?))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let change = maps
+            .par_iter()
+            .filter_map(|m| m.carbon_change.as_ref())
+            .map(|c| {
+                let p = dir.join(c);
+                Ok((p.clone(), png::change_map(&p)?))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let storage = maps
+            .par_iter()
+            .filter_map(|m| m.carbon.as_ref().map(|c| dir.join(c)))
+            .filter(|p| p.exists())
+            .map(|p| Ok((p.clone(), png::StorageValues::read(&p)?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            class,
+            change,
+            storage,
+        })
+    }
+}
+
 /// Writes `report/` PNGs and `report.html` into run folder `dir` from its run.json.
 pub fn build(dir: &Path) -> anyhow::Result<Built> {
+    build_with(dir, Prerendered::default())
+}
+
+/// [`build`], with the map images already read in `pre` taken from there (the others
+/// read from the files).
+pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     let run = RunJson::read(dir)?;
     let maps = &run.maps;
     let legend = legend_of(&run);
@@ -94,9 +145,14 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
     // land-use maps
     // the maps read and downsampled several at a time, written in run order
     use rayon::prelude::*;
+    let ready: Vec<_> = maps
+        .iter()
+        .map(|m| pre.class.remove(&dir.join(&m.landuse)))
+        .collect();
     let class_maps: Vec<_> = maps
         .par_iter()
-        .map(|m| png::class_map(&dir.join(&m.landuse)))
+        .zip(ready)
+        .map(|(m, r)| r.map_or_else(|| png::class_map(&dir.join(&m.landuse)), Ok))
         .collect::<anyhow::Result<_>>()?;
     let mut figures = Vec::new();
     for (m, (img, palette)) in maps.iter().zip(class_maps) {
@@ -114,7 +170,7 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
 
     // carbon storage maps on one scale
     let mut extra = maps::Sections::default();
-    maps::storage(dir, &img_dir, maps, &mut extra)?;
+    maps::storage(dir, &img_dir, maps, &mut pre.storage, &mut extra)?;
     sections.append(&mut extra.html);
 
     // carbon change maps
@@ -122,9 +178,14 @@ pub fn build(dir: &Path) -> anyhow::Result<Built> {
         .iter()
         .filter_map(|m| m.carbon_change.as_ref().map(|c| (m, c)))
         .collect();
+    let ready: Vec<_> = changed
+        .iter()
+        .map(|(_, c)| pre.change.remove(&dir.join(c)))
+        .collect();
     let change_maps: Vec<_> = changed
         .par_iter()
-        .map(|(_, c)| png::change_map(&dir.join(c)))
+        .zip(ready)
+        .map(|((_, c), r)| r.map_or_else(|| png::change_map(&dir.join(c)), Ok))
         .collect::<anyhow::Result<_>>()?;
     let mut figs = String::new();
     for ((m, _), (img, max)) in changed.iter().zip(change_maps) {

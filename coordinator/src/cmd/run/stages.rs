@@ -20,7 +20,7 @@ use flus_shared::markov::ScenarioDemand;
 use flus_shared::{files, model, outputs, stack, tables};
 use serde_json::json;
 
-use super::{ClusterCa, Session};
+use super::{ClusterCa, Queue, Session};
 use crate::cluster::remote;
 use crate::run_files::{self, RunCarbon};
 use crate::run_json::{EnsembleMapJson, MapJson, ScenarioJson, StageJson};
@@ -288,14 +288,16 @@ fn file_name(p: &Path) -> Option<String> {
 /// Runs every selected scenario (`selected`; empty: all) in `session`: the chains of
 /// stages of every scenario and member, up to `cluster.concurrent` at once. Results are
 /// taken in (scenario, member) order: member 0's stage files (land-use map, carbon
-/// rasters, iterations) are written on another thread while the workers run on; `lap`
-/// is called with `scenario_{name}` when a scenario's members are all taken.
-pub(super) fn run_all(
+/// rasters, iterations) are handed to `files`, written on its thread while the workers
+/// run on (the last ones while the caller goes on); `lap` is called with
+/// `scenario_{name}` when a scenario's members are all taken.
+pub(super) fn run_all<'w>(
     cluster: &ClusterCa<'_>,
     session: &Session<'_>,
-    shared: &Shared<'_>,
+    shared: &'w Shared<'w>,
     selected: &[String],
     lap: &mut dyn FnMut(&str),
+    files: &mut Queue<'w>,
 ) -> anyhow::Result<Outputs> {
     let study = shared.study;
     let years = study.config.markov.years();
@@ -309,44 +311,30 @@ pub(super) fn run_all(
         o: Outputs::default(),
     };
     let started = std::time::Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let mut writing: Option<std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>> = None;
-        let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<()>>| {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("the stage output writer panicked"))?
-        };
-        let chain = |c: usize| (chosen[c / members], (c % members) as u32);
-        super::concurrent::in_order(
-            chosen.len() * members,
-            cluster.concurrent,
-            |c| run_chain(cluster, session, shared, chain(c)),
-            |c, done| {
-                let (i, member) = chain(c);
-                let name = &study.config.scenarios[i].name;
-                if member == 0 {
-                    taker.acc = super::ensemble::Accumulator::new(shared, years.len());
+    let chain = |c: usize| (chosen[c / members], (c % members) as u32);
+    super::concurrent::in_order(
+        chosen.len() * members,
+        cluster.concurrent,
+        |c| run_chain(cluster, session, shared, chain(c)),
+        |c, done| {
+            let (i, member) = chain(c);
+            let name = &study.config.scenarios[i].name;
+            if member == 0 {
+                taker.acc = super::ensemble::Accumulator::new(shared, years.len());
+            }
+            for (s, d) in done.into_iter().enumerate() {
+                if let Some((label, res)) = taker.stage(shared, name, (member, s), d)? {
+                    // written after the previous stages' files, on the queue's thread
+                    files.push(move || write_stage(shared, &label, &res))?;
                 }
-                for (s, d) in done.into_iter().enumerate() {
-                    if let Some((label, res)) = taker.stage(shared, name, (member, s), d)? {
-                        // one stage's files at a time: the previous ones first
-                        if let Some(h) = writing.take() {
-                            join(h)?;
-                        }
-                        writing = Some(scope.spawn(move || write_stage(shared, &label, &res)));
-                    }
-                }
-                if member as usize + 1 == members {
-                    taker.finish(shared, name, &years)?;
-                    lap(&format!("scenario_{name}"));
-                }
-                Ok(())
-            },
-        )?;
-        if let Some(h) = writing.take() {
-            join(h)?;
-        }
-        Ok(())
-    })?;
+            }
+            if member as usize + 1 == members {
+                taker.finish(shared, name, &years)?;
+                lap(&format!("scenario_{name}"));
+            }
+            Ok(())
+        },
+    )?;
     let mut o = taker.o;
     o.ca_wall_seconds = started.elapsed().as_secs_f64();
     Ok(o)

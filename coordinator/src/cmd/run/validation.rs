@@ -15,7 +15,7 @@ use crate::cluster::train_remote::Trainers;
 
 /// The validation on the past period over the cluster, in its own session (its own
 /// network, trained on a worker): the validation's JSON (with the run's traffic) and
-/// the session's traffic.
+/// the session's traffic. `drawn` is called once its network's sample is drawn.
 pub(super) fn validation_stage(
     study: &Study,
     st: &stack::Stack,
@@ -23,6 +23,7 @@ pub(super) fn validation_stage(
     (cluster, trainers): (&ClusterCa<'_>, &Trainers),
     forest: Option<&model::Suitability>,
     members: u32,
+    drawn: &dyn Fn(),
 ) -> anyhow::Result<(Value, Value)> {
     let (mut traffic, mut session, mut ensemble) = (None, None, None);
     // the validation's own ANN (of the `from` map) unless it reads a raster or the
@@ -33,7 +34,7 @@ pub(super) fn validation_stage(
         && cfg.ann.validation_suitability.is_none()
         && !st.drivers.is_empty()
     {
-        let t = train_on_workers(trainers, study, st, cfg.markov.from, "validation")?;
+        let t = train_on_workers(trainers, study, st, (cfg.markov.from, "validation"), drawn)?;
         Some(model::Suitability {
             values: Vec::new(),
             network: Some(t.network),
