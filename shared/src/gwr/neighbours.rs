@@ -162,6 +162,33 @@ fn keep_within(
     d2s.truncate(start + kept);
 }
 
+/// Candidates beyond the k-th below which [`kth_among_largest`] replaces a selection.
+const FEW_ABOVE: usize = 16;
+
+/// The `k`-th smallest (1-based, total order) of `v` when it is among the few largest
+/// (`v.len() - k < FEW_ABOVE`): one pass keeps the r = len - k + 1 largest values
+/// sorted, and the k-th smallest is the r-th largest. A selection would copy the values
+/// and partition them several times; once the bandwidth search's probes converge, the
+/// memo's bound leaves only a few candidates beyond the k-th.
+fn kth_among_largest(v: &[f64], k: usize) -> f64 {
+    let r = v.len() + 1 - k;
+    debug_assert!((1..=FEW_ABOVE).contains(&r));
+    // top[..r]: the r largest seen so far, descending (NEG_INFINITY until filled: every
+    // squared distance is larger)
+    let mut top = [f64::NEG_INFINITY; FEW_ABOVE];
+    for &x in v {
+        if x.total_cmp(&top[r - 1]).is_gt() {
+            let mut at = r - 1;
+            while at > 0 && x.total_cmp(&top[at - 1]).is_gt() {
+                top[at] = top[at - 1];
+                at -= 1;
+            }
+            top[at] = x;
+        }
+    }
+    top[r - 1]
+}
+
 #[inline]
 fn distance2(a: [f64; 2], b: [f64; 2]) -> f64 {
     let dx = a[0] - b[0];
@@ -271,6 +298,9 @@ impl SpatialIndex {
             s.idx.clear();
             s.d2.clear();
             s.dist.extend(self.coords.iter().map(|q| distance2(c, *q)));
+        } else if s.d2.len() - k < FEW_ABOVE {
+            // a tight memo bound: the k-th is among the few largest candidates
+            return kth_among_largest(&s.d2, k);
         } else {
             s.dist.extend_from_slice(&s.d2);
         }
@@ -708,6 +738,21 @@ mod tests {
                 for (&j, &wt) in s.idx.iter().zip(&s.w) {
                     assert_eq!(wt, Kernel::Bisquare.weight(distance(c, coords[j]) / h));
                 }
+            }
+        }
+    }
+
+    /// The k-th smallest among the few largest equals a full sort's k-th, for every k
+    /// with fewer than FEW_ABOVE values above it, on values with ties and in an order
+    /// unrelated to their size.
+    #[test]
+    fn kth_among_largest_equals_the_sorted_kth() {
+        for n in [1usize, 2, 5, 16, 17, 400] {
+            let v: Vec<f64> = (0..n).map(|i| ((i * 7919) % 97) as f64 * 0.25).collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            for k in (n.saturating_sub(FEW_ABOVE - 1)).max(1)..=n {
+                assert_eq!(kth_among_largest(&v, k), sorted[k - 1], "n {n} k {k}");
             }
         }
     }
