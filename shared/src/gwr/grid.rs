@@ -224,6 +224,27 @@ impl Grid {
         }
     }
 
+    /// Calls `f(a..b)` for every run of points in the cells that meet the disc of
+    /// radius `r` around `c` (one run per row of cells, ascending), when the points are
+    /// numbered in grid order ([`Self::ordered`]); else `f(j..j + 1)` for each point as
+    /// [`Self::for_each_near`] lists them.
+    pub(crate) fn for_each_run_near(
+        &self,
+        c: [f64; 2],
+        r: f64,
+        mut f: impl FnMut(std::ops::Range<usize>),
+    ) {
+        if !self.identity {
+            return self.for_each_near(c, r, |j| f(j..j + 1));
+        }
+        let g = &self.g;
+        let (cx0, cy0) = g.cell_of([c[0] - r, c[1] - r]);
+        let (cx1, cy1) = g.cell_of([c[0] + r, c[1] + r]);
+        for cy in cy0..=cy1 {
+            f(self.start[cy * g.nx + cx0]..self.start[cy * g.nx + cx1 + 1]);
+        }
+    }
+
     /// Whether [`Self::for_each_near`] lists points in ascending order.
     pub(crate) fn ordered(&self) -> bool {
         self.identity

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::linalg::{cholesky, cholesky_inverse, cholesky_solve, symmetrize_upper};
 use super::neighbours::{KthMemo, Scratch};
+use super::sums::{local_sums, SumBuffers};
 use super::{GwrError, GwrModel, Weighting};
 
 /// Relative Cholesky pivot below which a local matrix counts as singular.
@@ -88,13 +89,8 @@ struct Work {
     l: Vec<f64>,
     /// (X'WX)^-1 (full fits only).
     inv: Vec<f64>,
-    /// The neighbours' columns: x[a * k + t] = X[idx[t], a].
-    x: Vec<f64>,
-    /// The same scaled by the weights: wx[a * k + t] = w_t X[idx[t], a] (full fits; the
-    /// lite fits keep one weighted column at a time here).
-    wx: Vec<f64>,
-    /// The neighbours' y.
-    y: Vec<f64>,
+    /// The blocks and lane sums of [`local_sums`].
+    sums: SumBuffers,
     /// Local coefficients.
     beta: Vec<f64>,
     /// A^-1 x_i.
@@ -110,138 +106,10 @@ impl Work {
             g: vec![0.0; p],
             l: vec![0.0; p * p],
             inv: vec![0.0; p * p],
-            x: Vec::new(),
-            wx: Vec::new(),
-            y: Vec::new(),
+            sums: SumBuffers::default(),
             beta: vec![0.0; p],
             u: vec![0.0; p],
         }
-    }
-}
-
-/// Lanes of [`dot`]: independent partial sums the compiler keeps in vector registers.
-const LANES: usize = 4;
-
-/// The dot product of two equally long slices, summed in a fixed order (LANES
-/// interleaved partial sums combined pairwise, then the tail), so the same on every
-/// machine and thread count.
-#[inline(always)]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; LANES];
-    let ca = a.chunks_exact(LANES);
-    let cb = b.chunks_exact(LANES);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..LANES {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-/// [`dot`] of `a` with M slices at once: each of the M results is summed in exactly
-/// [`dot`]'s order (its own LANES partial sums, combined the same way, then the tail), so
-/// `dot_many(a, [b0, ..])[j] == dot(a, bj)` bit for bit; `a` is loaded once for the M,
-/// and the M x LANES partial sums are independent chains of additions (with AVX2, M = 8
-/// keeps 8 registers of 4 lanes in flight, which the additions' latency needs).
-#[inline(always)]
-fn dot_many<const M: usize>(a: &[f64], b: [&[f64]; M]) -> [f64; M] {
-    let n = a.len();
-    let b: [&[f64]; M] = b.map(|bj| &bj[..n]);
-    let mut acc = [[0.0f64; LANES]; M];
-    let full = n - n % LANES;
-    let mut t = 0;
-    while t < full {
-        let x: &[f64; LANES] = a[t..t + LANES].try_into().expect("LANES values");
-        for j in 0..M {
-            let y: &[f64; LANES] = b[j][t..t + LANES].try_into().expect("LANES values");
-            for l in 0..LANES {
-                acc[j][l] += x[l] * y[l];
-            }
-        }
-        t += LANES;
-    }
-    let mut out = [0.0f64; M];
-    for j in 0..M {
-        let c = &acc[j];
-        let mut s = (c[0] + c[1]) + (c[2] + c[3]);
-        for u in full..n {
-            s += a[u] * b[j][u];
-        }
-        out[j] = s;
-    }
-    out
-}
-
-/// [`dot_many`] of four slices.
-#[cfg(test)]
-fn dot4(a: &[f64], b: [&[f64]; 4]) -> [f64; 4] {
-    dot_many(a, b)
-}
-
-/// Row `a` of the upper triangle of M = wx' cols (entries b in a..p) into `m`: eight,
-/// then four entries at a time by [`dot_many`], the rest by [`dot`], every entry the same
-/// bits as `dot(wxa, col b)`.
-#[inline(always)]
-fn upper_row(wxa: &[f64], cols: &[f64], k: usize, p: usize, a: usize, m: &mut [f64]) {
-    let col = |b: usize| &cols[b * k..(b + 1) * k];
-    let mut b = a;
-    while b + 8 <= p {
-        let v = dot_many(wxa, std::array::from_fn::<_, 8, _>(|j| col(b + j)));
-        m[a * p + b..a * p + b + 8].copy_from_slice(&v);
-        b += 8;
-    }
-    while b + 4 <= p {
-        let v = dot_many(wxa, [col(b), col(b + 1), col(b + 2), col(b + 3)]);
-        m[a * p + b..a * p + b + 4].copy_from_slice(&v);
-        b += 4;
-    }
-    for b in b..p {
-        m[a * p + b] = dot(wxa, col(b));
-    }
-}
-
-/// Neighbours gathered per block (their rows, 8p bytes each, stay in L1 meanwhile).
-const GATHER_BLOCK: usize = 64;
-
-/// Gathers the neighbours' columns of the row-major design matrix `design` (p columns):
-/// `x[a * k + t] = X[idx[t], a]`, one column of a block of neighbours at a time
-/// (contiguous stores, rows read from L1; a row-at-a-time scatter strides by k, a
-/// column-at-a-time pass over all k neighbours reads every row from L2 p times: either
-/// was the costliest part of a local fit).
-#[inline(always)]
-fn gather(design: &[f64], p: usize, idx: &[usize], x: &mut Vec<f64>) {
-    let k = idx.len();
-    x.resize(p * k, 0.0);
-    // by blocks of neighbours whose rows stay in L1 across the p columns
-    for start in (0..k).step_by(GATHER_BLOCK) {
-        let block = &idx[start..(start + GATHER_BLOCK).min(k)];
-        for (a, xa) in x.chunks_exact_mut(k).enumerate().take(p) {
-            for (v, &j) in xa[start..].iter_mut().zip(block) {
-                *v = design[j * p + a];
-            }
-        }
-    }
-}
-
-/// Every column of `x` (k values each) weighted into `wx`.
-#[inline(always)]
-fn weigh_all(w: &[f64], x: &[f64], k: usize, wx: &mut [f64]) {
-    for (col, out) in x.chunks_exact(k.max(1)).zip(wx.chunks_exact_mut(k.max(1))) {
-        weigh(w, col, out);
-    }
-}
-
-/// `out[t] = w[t] * col[t]`: a weighted column (the same products whether one column
-/// or all are weighted).
-#[inline(always)]
-fn weigh(w: &[f64], col: &[f64], out: &mut [f64]) {
-    for ((o, &wt), &v) in out.iter_mut().zip(w).zip(col) {
-        *o = wt * v;
     }
 }
 
@@ -249,8 +117,8 @@ fn weigh(w: &[f64], col: &[f64], out: &mut [f64]) {
 /// location `c`; then factors A. Returns the first column whose pivot vanished when A
 /// is singular.
 ///
-/// The neighbours' columns are gathered once (in the spatial order), and every entry
-/// is a [`dot`] over them: vectorised, and a fixed order of summation.
+/// The neighbours' columns are gathered by blocks (in the spatial order), and every
+/// entry is summed in one fixed order ([`super::sums`]).
 fn accumulate_at(
     model: &GwrModel,
     c: [f64; 2],
@@ -290,36 +158,20 @@ fn sums_avx2(model: &GwrModel, full: bool, wk: &mut Work) {
 }
 
 /// A = X'WX (upper triangle), g = X'Wy and, if `full`, B = X'W^2X over the neighbours
-/// and weights in `wk.s`.
+/// and weights in `wk.s` ([`local_sums`]).
 #[inline(always)]
 fn sums_body(model: &GwrModel, full: bool, wk: &mut Work) {
     let data = model.work();
-    let p = data.p();
-    let k = wk.s.idx.len();
-    let y = data.y();
-    gather(data.design(), p, &wk.s.idx, &mut wk.x);
-    wk.y.clear();
-    wk.y.extend(wk.s.idx.iter().map(|&j| y[j]));
-    let w = &wk.s.w;
-    if full {
-        // B = X'W^2X needs every weighted column: weigh them all once
-        wk.wx.resize(p * k, 0.0);
-        weigh_all(w, &wk.x, k, &mut wk.wx);
-        for a in 0..p {
-            let wxa = &wk.wx[a * k..(a + 1) * k];
-            upper_row(wxa, &wk.x, k, p, a, &mut wk.a);
-            upper_row(wxa, &wk.wx, k, p, a, &mut wk.b);
-            wk.g[a] = dot(wxa, &wk.y);
-        }
-    } else {
-        // one weighted column at a time: half the memory of the neighbourhood
-        wk.wx.resize(k, 0.0);
-        for a in 0..p {
-            weigh(w, &wk.x[a * k..(a + 1) * k], &mut wk.wx);
-            upper_row(&wk.wx, &wk.x, k, p, a, &mut wk.a);
-            wk.g[a] = dot(&wk.wx, &wk.y);
-        }
-    }
+    local_sums(
+        data.design(),
+        data.y(),
+        data.p(),
+        &wk.s.idx,
+        &wk.s.w,
+        full,
+        &mut wk.sums,
+        (&mut wk.a, &mut wk.b, &mut wk.g),
+    );
 }
 
 /// [`accumulate_at`] at data point `i`; errors name the point when A is singular.
@@ -350,6 +202,29 @@ fn accumulate(
 /// error does not depend on thread scheduling or on how the points were split).
 fn in_order<T>(results: Vec<Result<T, GwrError>>) -> Result<Vec<T>, GwrError> {
     results.into_iter().collect()
+}
+
+/// `f(state, i)` for every point i of `points`, in parallel on the current rayon pool,
+/// one `state` per rayon job from `init`; the results in point order.
+///
+/// The points are visited in the model's spatial order ([`GwrModel::spatial_points`]):
+/// consecutive fits then share most of their neighbours, whose rows and grid cells stay
+/// in the cache, where the data's own order (random in a typical table) sent every fit
+/// to memory. Each result is a pure function of its point, so the order of visits
+/// changes no bit.
+fn visit_spatially<T, S, I, F>(model: &GwrModel, points: Range<usize>, init: I, f: F) -> Vec<T>
+where
+    T: Send,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize) -> T + Sync + Send,
+{
+    let mut visited: Vec<(usize, T)> = model
+        .spatial_points(&points)
+        .into_par_iter()
+        .map_init(init, |state, i| (i, f(state, i)))
+        .collect();
+    visited.sort_unstable_by_key(|&(i, _)| i);
+    visited.into_iter().map(|(_, r)| r).collect()
 }
 
 fn fit_one(
@@ -416,13 +291,12 @@ pub fn local_fits(
     check_range(model, &points)?;
     model.check_bandwidth(weighting, bandwidth)?;
     let p = model.data().p();
-    let results = points
-        .into_par_iter()
-        .map_init(
-            || Work::new(p),
-            |wk, i| fit_one(model, i, weighting, bandwidth, wk),
-        )
-        .collect::<Vec<_>>();
+    let results = visit_spatially(
+        model,
+        points,
+        || Work::new(p),
+        |wk, i| fit_one(model, i, weighting, bandwidth, wk),
+    );
     in_order(results)
 }
 
@@ -438,25 +312,24 @@ pub fn lite_fits(
     model.check_bandwidth(weighting, bandwidth)?;
     let data = model.data();
     let p = data.p();
-    let results = points
-        .into_par_iter()
-        .map_init(
-            || Work::new(p),
-            |wk, i| {
-                accumulate(model, i, weighting, bandwidth, false, wk)?;
-                let xi = data.row(i);
-                wk.beta.copy_from_slice(&wk.g);
-                cholesky_solve(&wk.l, p, &mut wk.beta);
-                wk.u.copy_from_slice(xi);
-                cholesky_solve(&wk.l, p, &mut wk.u);
-                let fitted: f64 = xi.iter().zip(&wk.beta).map(|(a, b)| a * b).sum();
-                Ok(LiteFit {
-                    residual: data.y()[i] - fitted,
-                    influence: xi.iter().zip(&wk.u).map(|(a, b)| a * b).sum(),
-                })
-            },
-        )
-        .collect::<Vec<_>>();
+    let results = visit_spatially(
+        model,
+        points,
+        || Work::new(p),
+        |wk, i| {
+            accumulate(model, i, weighting, bandwidth, false, wk)?;
+            let xi = data.row(i);
+            wk.beta.copy_from_slice(&wk.g);
+            cholesky_solve(&wk.l, p, &mut wk.beta);
+            wk.u.copy_from_slice(xi);
+            cholesky_solve(&wk.l, p, &mut wk.u);
+            let fitted: f64 = xi.iter().zip(&wk.beta).map(|(a, b)| a * b).sum();
+            Ok(LiteFit {
+                residual: data.y()[i] - fitted,
+                influence: xi.iter().zip(&wk.u).map(|(a, b)| a * b).sum(),
+            })
+        },
+    );
     in_order(results)
 }
 
@@ -519,12 +392,9 @@ pub fn local_r2(
     check_residuals(model, residuals)?;
     model.check_bandwidth(weighting, bandwidth)?;
     let residuals = to_work_order(model, residuals);
-    Ok(points
-        .into_par_iter()
-        .map_init(Scratch::default, |s, i| {
-            local_r2_one(model, i, weighting, bandwidth, &residuals, s)
-        })
-        .collect())
+    Ok(visit_spatially(model, points, Scratch::default, |s, i| {
+        local_r2_one(model, i, weighting, bandwidth, &residuals, s)
+    }))
 }
 
 /// Standard errors and t-values of `fit` with `sigma2`, and its `local_r2`.
@@ -608,6 +478,7 @@ pub fn local_stats(
 
 #[cfg(test)]
 mod tests {
+    use super::super::sums::LANES;
     use super::*;
     use crate::rng::CounterRng;
 
@@ -638,41 +509,11 @@ mod tests {
         s
     }
 
-    /// Every entry of the blocked X'WX rows equals the straightforward sum to the bit,
-    /// for lengths around the lane width and the block of four columns (p = 1..=11).
-    #[test]
-    fn blocked_rows_equal_the_straightforward_sums_bit_for_bit() {
-        for k in [0usize, 1, 3, 4, 5, 8, 13, 394, 1947] {
-            let a = values(1, k);
-            let cols: Vec<Vec<f64>> = (0..4).map(|j| values(2 + j, k)).collect();
-            let got = dot4(&a, [&cols[0], &cols[1], &cols[2], &cols[3]]);
-            for j in 0..4 {
-                assert_eq!(got[j].to_bits(), reference_dot(&a, &cols[j]).to_bits());
-                assert_eq!(dot(&a, &cols[j]).to_bits(), got[j].to_bits());
-            }
-            for p in 1..=11 {
-                let x = values(20 + p as u32, p * k);
-                let mut m = vec![f64::NAN; p * p];
-                for r in 0..p {
-                    upper_row(&x[r * k..(r + 1) * k], &x, k, p, r, &mut m);
-                    for c in r..p {
-                        let want = reference_dot(&x[r * k..(r + 1) * k], &x[c * k..(c + 1) * k]);
-                        assert_eq!(
-                            m[r * p + c].to_bits(),
-                            want.to_bits(),
-                            "k {k} p {p} ({r},{c})"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// X'WX, X'W^2X and X'Wy of whole local fits (blocked gather, one weighted column at
-    /// a time in lite fits, four entries per pass) equal the straightforward sums over
-    /// the neighbours (rows read one by one, products summed term by term) to the bit:
-    /// 300 Philox points, p = 6 (5 factors: a block of four and a remainder), adaptive
-    /// bisquare on the grid path (k = 50) and the full-scan path (k = 120), lite and full.
+    /// X'WX, X'W^2X and X'Wy of whole local fits (blocks of neighbours, register tiles)
+    /// equal the straightforward sums over the neighbours (rows read one by one,
+    /// products summed term by term) to the bit: 300 Philox points, p = 6 (5 factors),
+    /// adaptive bisquare on the grid path (k = 50) and the full-scan path (k = 120: one
+    /// block; k = 290: three blocks and a tail), lite and full.
     #[test]
     fn local_sums_equal_the_straightforward_sums_bit_for_bit() {
         let n = 300;
@@ -688,7 +529,7 @@ mod tests {
         let work = model.work();
         let p = work.p();
         let weighting = Weighting::default();
-        for bw in [50.0, 120.0] {
+        for bw in [50.0, 120.0, 290.0] {
             for full in [false, true] {
                 let mut wk = Work::new(p);
                 for i in [0, 17, 150, 299] {

@@ -22,6 +22,7 @@ mod neighbours;
 mod ols;
 mod search;
 mod summary;
+mod sums;
 
 pub use data::{standardized, GwrData, INTERCEPT};
 pub use error::GwrError;
@@ -64,6 +65,8 @@ pub struct GwrModel {
     work: GwrData,
     /// Position in `work` of each point of `data`.
     rank: Vec<usize>,
+    /// The points of `data` in the spatial order (`order[rank[i]] == i`).
+    order: Vec<usize>,
     index: SpatialIndex,
     /// Per point of `data`, the k-th distances its adaptive neighbour queries found
     /// (candidates of later queries; no result depends on them).
@@ -85,6 +88,7 @@ impl GwrModel {
             data,
             work,
             rank,
+            order,
             index,
             memo,
         }
@@ -103,6 +107,20 @@ impl GwrModel {
     /// Per point of [`Self::data`], its position in the spatial order.
     pub(crate) fn rank(&self) -> &[usize] {
         &self.rank
+    }
+
+    /// The points of `points` (indices into [`Self::data`]) in the spatial order: the
+    /// order in which the local fits visit them, so that consecutive fits share most of
+    /// their neighbours' rows in the cache (the data's own order may be random).
+    pub(crate) fn spatial_points(&self, points: &std::ops::Range<usize>) -> Vec<usize> {
+        if points.start == 0 && points.end == self.order.len() {
+            return self.order.clone();
+        }
+        self.order
+            .iter()
+            .copied()
+            .filter(|i| points.contains(i))
+            .collect()
     }
 
     /// What the adaptive neighbour queries around point `i` of [`Self::data`] found.

@@ -10,7 +10,7 @@ use rstar::primitives::GeomWithData;
 use rstar::RTree;
 
 use super::grid::Grid;
-use super::kernel::{Weighting, ADAPTIVE_EPS};
+use super::kernel::{Kernel, Weighting, ADAPTIVE_EPS};
 use crate::area::great_circle_km;
 
 type Entry = GeomWithData<[f64; 2], usize>;
@@ -133,6 +133,62 @@ fn kth_smallest(d2: &[f64], k: usize, buf: &mut Vec<f64>, sub: &mut Vec<f64>) ->
     }
 }
 
+/// Appends to `idx` and `d2s` the points j of `run` (ascending) whose squared distance
+/// to `c` is at most `r2`, and that distance: every point is written and the count moves
+/// on only for those kept, so there is no branch on the distance (the points near the
+/// disc's edge pass or fail in no predictable pattern).
+#[inline]
+fn keep_within(
+    coords: &[[f64; 2]],
+    c: [f64; 2],
+    run: std::ops::Range<usize>,
+    r2: f64,
+    idx: &mut Vec<usize>,
+    d2s: &mut Vec<f64>,
+) {
+    let start = idx.len();
+    let len = run.len();
+    idx.resize(start + len, 0);
+    d2s.resize(start + len, 0.0);
+    let (ib, db) = (&mut idx[start..], &mut d2s[start..]);
+    let mut kept = 0;
+    for (j, q) in run.clone().zip(&coords[run]) {
+        let d2 = distance2(c, *q);
+        ib[kept] = j;
+        db[kept] = d2;
+        kept += (d2 <= r2) as usize;
+    }
+    idx.truncate(start + kept);
+    d2s.truncate(start + kept);
+}
+
+/// Candidates beyond the k-th below which [`kth_among_largest`] replaces a selection.
+const FEW_ABOVE: usize = 16;
+
+/// The `k`-th smallest (1-based, total order) of `v` when it is among the few largest
+/// (`v.len() - k < FEW_ABOVE`): one pass keeps the r = len - k + 1 largest values
+/// sorted, and the k-th smallest is the r-th largest. A selection would copy the values
+/// and partition them several times; once the bandwidth search's probes converge, the
+/// memo's bound leaves only a few candidates beyond the k-th.
+fn kth_among_largest(v: &[f64], k: usize) -> f64 {
+    let r = v.len() + 1 - k;
+    debug_assert!((1..=FEW_ABOVE).contains(&r));
+    // top[..r]: the r largest seen so far, descending (NEG_INFINITY until filled: every
+    // squared distance is larger)
+    let mut top = [f64::NEG_INFINITY; FEW_ABOVE];
+    for &x in v {
+        if x.total_cmp(&top[r - 1]).is_gt() {
+            let mut at = r - 1;
+            while at > 0 && x.total_cmp(&top[at - 1]).is_gt() {
+                top[at] = top[at - 1];
+                at -= 1;
+            }
+            top[at] = x;
+        }
+    }
+    top[r - 1]
+}
+
 #[inline]
 fn distance2(a: [f64; 2], b: [f64; 2]) -> f64 {
     let dx = a[0] - b[0];
@@ -232,13 +288,8 @@ impl SpatialIndex {
         s.d2.clear();
         let coords = &self.coords;
         let (idx, d2s) = (&mut s.idx, &mut s.d2);
-        self.grid.for_each_near(c, r, |j| {
-            let d2 = distance2(c, coords[j]);
-            if d2 <= r2 {
-                idx.push(j);
-                d2s.push(d2);
-            }
-        });
+        self.grid
+            .for_each_run_near(c, r, |run| keep_within(coords, c, run, r2, idx, d2s));
         s.covered2 = r2;
         s.dist.clear();
         if s.d2.len() < k {
@@ -247,6 +298,9 @@ impl SpatialIndex {
             s.idx.clear();
             s.d2.clear();
             s.dist.extend(self.coords.iter().map(|q| distance2(c, *q)));
+        } else if s.d2.len() - k < FEW_ABOVE {
+            // a tight memo bound: the k-th is among the few largest candidates
+            return kth_among_largest(&s.d2, k);
         } else {
             s.dist.extend_from_slice(&s.d2);
         }
@@ -387,6 +441,10 @@ impl SpatialIndex {
                 s.d2.push(d2);
             }
         }
+        if bisquare {
+            bisquare_keep(h, s);
+            return h;
+        }
         let mut kept = 0;
         for t in 0..s.idx.len() {
             // beyond r2 the root is certainly outside the kernel: skip the sqrt
@@ -403,6 +461,51 @@ impl SpatialIndex {
         s.idx.truncate(kept);
         h
     }
+}
+
+/// Keeps the candidates of `s` (`idx`, their squared distances `d2`) closer than `h`,
+/// with their bisquare weights in `w`: the same points and bits as testing `d < h` and
+/// taking [`Kernel::weight`]`(d / h)` one candidate at a time (every candidate beyond
+/// `h` fails the test whatever its weight), but the roots, quotients and weights of all
+/// candidates are computed in vector registers first (AVX2 where the CPU has it; IEEE
+/// square roots and quotients are exact-rounded in every width), then the kept ones are
+/// moved down without a branch.
+fn bisquare_keep(h: f64, s: &mut Scratch) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was detected on this CPU just above.
+        unsafe { bisquare_keep_avx2(h, s) };
+        return;
+    }
+    bisquare_keep_body(h, s);
+}
+
+/// [`bisquare_keep_body`] with AVX2 enabled.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn bisquare_keep_avx2(h: f64, s: &mut Scratch) {
+    bisquare_keep_body(h, s);
+}
+
+/// See [`bisquare_keep`].
+#[inline(always)]
+fn bisquare_keep_body(h: f64, s: &mut Scratch) {
+    let n = s.idx.len();
+    s.dist.clear();
+    s.dist.extend(s.d2.iter().map(|&d2| d2.sqrt()));
+    s.sub.clear();
+    s.sub
+        .extend(s.dist.iter().map(|&d| Kernel::Bisquare.weight(d / h)));
+    s.w.clear();
+    s.w.resize(n, 0.0);
+    let mut kept = 0;
+    for t in 0..n {
+        s.idx[kept] = s.idx[t];
+        s.w[kept] = s.sub[t];
+        kept += (s.dist[t] < h) as usize;
+    }
+    s.idx.truncate(kept);
+    s.w.truncate(kept);
 }
 
 impl SpatialIndex {
@@ -637,6 +740,67 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The k-th smallest among the few largest equals a full sort's k-th, for every k
+    /// with fewer than FEW_ABOVE values above it, on values with ties and in an order
+    /// unrelated to their size.
+    #[test]
+    fn kth_among_largest_equals_the_sorted_kth() {
+        for n in [1usize, 2, 5, 16, 17, 400] {
+            let v: Vec<f64> = (0..n).map(|i| ((i * 7919) % 97) as f64 * 0.25).collect();
+            let mut sorted = v.clone();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            for k in (n.saturating_sub(FEW_ABOVE - 1)).max(1)..=n {
+                assert_eq!(kth_among_largest(&v, k), sorted[k - 1], "n {n} k {k}");
+            }
+        }
+    }
+
+    /// The vectorised bisquare filter keeps the same candidates with the same weights
+    /// (bits) as testing and weighing them one at a time (`d = sqrt(d2)`, kept if
+    /// `d < h`, weight `(1 - (d / h)^2)^2` written out): 1,000 Philox candidates around
+    /// the kernel's edge, some exactly at h, in both instruction sets where AVX2 exists.
+    #[test]
+    fn bisquare_filter_equals_the_one_at_a_time_filter_bit_for_bit() {
+        let rng = CounterRng::new(5);
+        let h = 7.25;
+        let d2: Vec<f64> = (0..1000u64)
+            .map(|t| {
+                let u = CounterRng::unit(rng.block(97, 0, t, 0)[0]);
+                if t % 50 == 0 {
+                    h * h
+                } else {
+                    u * 1.3 * h * h
+                }
+            })
+            .collect();
+        let idx: Vec<usize> = (0..1000).map(|t| 3 * t + 1).collect();
+        let (mut want_idx, mut want_w) = (Vec::new(), Vec::new());
+        for (&j, &v) in idx.iter().zip(&d2) {
+            let d = v.sqrt();
+            if d < h {
+                let z = d / h;
+                let t = 1.0 - z * z;
+                want_idx.push(j);
+                want_w.push(t * t);
+            }
+        }
+        assert!(want_idx.len() > 600 && want_idx.len() < 1000);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let mut s = Scratch::default();
+        let fill = |s: &mut Scratch| {
+            s.idx.clone_from(&idx);
+            s.d2.clone_from(&d2);
+        };
+        fill(&mut s);
+        bisquare_keep_body(h, &mut s);
+        assert_eq!(s.idx, want_idx);
+        assert_eq!(bits(&s.w), bits(&want_w));
+        fill(&mut s);
+        bisquare_keep(h, &mut s);
+        assert_eq!(s.idx, want_idx);
+        assert_eq!(bits(&s.w), bits(&want_w));
     }
 
     /// A memo changes no result: around four locations (clustered Philox points, as in
