@@ -478,35 +478,12 @@ pub fn local_stats(
 
 #[cfg(test)]
 mod tests {
-    use super::super::sums::LANES;
+    use super::super::sums::reference::{dot as reference_dot, values as seeded};
     use super::*;
-    use crate::rng::CounterRng;
 
-    /// Values of mixed sign and magnitude (Philox), so that a different order of
-    /// summation would show in the last bits.
+    /// The tests' values (generator 11).
     fn values(stream: u32, n: usize) -> Vec<f64> {
-        let rng = CounterRng::new(11);
-        (0..n as u64)
-            .map(|i| {
-                let b = rng.block(stream, 0, i, 0);
-                (CounterRng::unit(b[0]) - 0.5) * 10f64.powi((b[1] % 7) as i32 - 3)
-            })
-            .collect()
-    }
-
-    /// The straightforward sum: LANES interleaved partial sums combined pairwise, then
-    /// the tail, written out term by term.
-    fn reference_dot(a: &[f64], b: &[f64]) -> f64 {
-        let full = a.len() - a.len() % LANES;
-        let mut acc = [0.0f64; LANES];
-        for t in 0..full {
-            acc[t % LANES] += a[t] * b[t];
-        }
-        let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        for t in full..a.len() {
-            s += a[t] * b[t];
-        }
-        s
+        seeded(11, stream, n)
     }
 
     /// X'WX, X'W^2X and X'Wy of whole local fits (blocks of neighbours, register tiles)

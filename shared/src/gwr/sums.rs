@@ -236,15 +236,16 @@ fn tile<const R: usize, const C: usize>(
     }
 }
 
+/// What the bit-for-bit tests of the sums compare against.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod reference {
+    use super::LANES;
     use crate::rng::CounterRng;
 
-    /// Values of mixed sign and magnitude (Philox), so that another order of summation
-    /// would show in the last bits.
-    fn values(stream: u32, n: usize) -> Vec<f64> {
-        let rng = CounterRng::new(13);
+    /// `n` values of mixed sign and magnitude (Philox, generator `seed`, `stream`), so
+    /// that another order of summation would show in the last bits.
+    pub(crate) fn values(seed: u64, stream: u32, n: usize) -> Vec<f64> {
+        let rng = CounterRng::new(seed);
         (0..n as u64)
             .map(|i| {
                 let b = rng.block(stream, 0, i, 0);
@@ -253,9 +254,9 @@ mod tests {
             .collect()
     }
 
-    /// The straightforward sum written out term by term: neighbour t into lane t mod 4
-    /// for the whole lane groups, lanes combined pairwise, then the tail.
-    fn reference_dot(a: &[f64], b: &[f64]) -> f64 {
+    /// The straightforward sum written out term by term: term t into lane t mod 4 for
+    /// the whole lane groups, lanes combined pairwise, then the tail.
+    pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
         let full = a.len() - a.len() % LANES;
         let mut acc = [0.0f64; LANES];
         for t in 0..full {
@@ -267,6 +268,12 @@ mod tests {
         }
         s
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reference::dot as reference_dot;
 
     /// Every entry of A, B and g from the blocks and tiles equals the straightforward sum
     /// over the neighbours (rows read one by one, weighted products summed term by term)
@@ -278,12 +285,15 @@ mod tests {
     fn blocked_tiles_equal_the_straightforward_sums_bit_for_bit() {
         let n = 2500;
         for p in 1..=11usize {
-            let design = values(1 + p as u32, n * p);
-            let y = values(30, n);
+            let design = reference::values(13, 1 + p as u32, n * p);
+            let y = reference::values(13, 30, n);
             let mut buf = SumBuffers::default();
             for k in [0usize, 1, 3, 4, 5, 127, 128, 129, 130, 256, 394, 515, 1947] {
                 let idx: Vec<usize> = (0..k).map(|t| (t * 7 + t / 3) % n).collect();
-                let w: Vec<f64> = values(40, k).iter().map(|v| v.abs()).collect();
+                let w: Vec<f64> = reference::values(13, 40, k)
+                    .iter()
+                    .map(|v| v.abs())
+                    .collect();
                 for full in [false, true] {
                     let (mut a, mut b, mut g) = (
                         vec![f64::NAN; p * p],
