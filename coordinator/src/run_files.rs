@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use flus_shared::area::CellAreas;
-use flus_shared::carbon::{self, CarbonLayers, CodeLayer, PoolsTable, StorageUnit};
+use flus_shared::carbon::indexed::{IndexedPools, Rows};
+use flus_shared::carbon::{self, PoolsTable, StorageUnit};
 use flus_shared::config::Study;
 use flus_shared::grid::Grid;
 use flus_shared::{files, raster, tables};
@@ -78,38 +79,29 @@ impl RunCarbon {
             map.map(|m| m.len())
         );
         let mut writer = carbon_writer(path, grid, band)?;
-        let strip = (raster::STRIP_ROWS * grid.width).max(1);
+        let codes: Vec<i64> = study.config.classes.iter().map(|c| c.code).collect();
+        let pools = IndexedPools::new(&self.pools, &codes);
+        let width = grid.width.max(1);
+        let strip = raster::STRIP_ROWS * width;
         for a in (0..cells).step_by(strip) {
             let e = (a + strip).min(cells);
-            let base_codes = tables::class_codes(study, &base[a..e]);
-            let codes = map.map(|m| tables::class_codes(study, &m[a..e]));
-            let layers = CarbonLayers {
-                baseline: CodeLayer {
-                    name: &self.base_label,
-                    values: &base_codes,
-                    nodata: None,
-                },
-                alternate: codes.as_deref().map(|values| CodeLayer {
-                    name: "scenario map",
-                    values,
-                    nodata: None,
-                }),
-                zones: None,
+            let rows = Rows {
+                areas: &self.areas,
+                first_row: a / width,
+                width,
             };
-            let window = self.areas.window(a / grid.width.max(1), grid.width);
-            let data = match what {
-                Raster::Storage(is_base, unit) => carbon::storage_cells(
-                    &self.pools,
-                    &layers,
-                    if is_base {
+            let (base, map) = (&base[a..e], map.map(|m| &m[a..e]));
+            let data = match (what, map) {
+                (Raster::Storage(is_base, unit), _) => {
+                    let which = if is_base {
                         carbon::Map::Baseline
                     } else {
                         carbon::Map::Alternate
-                    },
-                    unit,
-                    window,
-                )?,
-                Raster::Change => carbon::change_cells(&self.pools, &layers, window, 1.0)?,
+                    };
+                    pools.storage(base, map, which, unit, rows)
+                }
+                (Raster::Change, Some(map)) => pools.change(base, map, rows, 1.0),
+                (Raster::Change, None) => anyhow::bail!("{}: a change needs a map", path.display()),
             };
             writer.write_rows(0, &data)?;
         }

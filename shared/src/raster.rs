@@ -469,6 +469,13 @@ pub struct WriteOptions {
     pub band_names: Vec<String>,
 }
 
+/// DEFLATE level of every output unless an [`Encoding`] says otherwise: level 1, not
+/// GDAL's default 6. On `flus run`'s whole-study benchmark the outputs' compression was
+/// the coordinator's largest CPU cost (about a third of it); level 1 takes less than half
+/// the time for files 1.2-1.5 times as large (docs/scaling.md), still half the size of
+/// LZW, which InVEST writes. The values are the same at every level.
+pub const DEFLATE_LEVEL: u8 = 1;
+
 /// How a [`StripWriter`] compresses its blocks (DEFLATE unless `uncompressed`; the
 /// values are the same, only the file's bytes and the time taken differ).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -476,7 +483,7 @@ pub struct Encoding {
     /// Threads compressing blocks in GDAL (its `NUM_THREADS`); 0 or 1: the writing
     /// thread compresses.
     pub threads: usize,
-    /// DEFLATE level 1-12 (GDAL's `ZLEVEL`); `None`: GDAL's default, 6.
+    /// DEFLATE level 1-12 (GDAL's `ZLEVEL`); `None`: [`DEFLATE_LEVEL`].
     pub level: Option<u8>,
     /// No compression at all (test and benchmark inputs).
     pub uncompressed: bool,
@@ -763,7 +770,8 @@ fn create_geotiff<T: GdalType + Copy>(
             .set_name_value("NUM_THREADS", &encoding.threads.to_string())
             .map_err(err)?;
     }
-    if let (Some(level), false) = (encoding.level, encoding.uncompressed) {
+    if !encoding.uncompressed {
+        let level = encoding.level.unwrap_or(DEFLATE_LEVEL);
         copts
             .set_name_value("ZLEVEL", &level.clamp(1, 12).to_string())
             .map_err(err)?;

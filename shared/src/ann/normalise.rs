@@ -1,5 +1,6 @@
 //! Min-max normalisation of the driver layers over the valid cells.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -43,33 +44,32 @@ impl Normalisation {
             ));
         }
         let width = width.max(1);
+        // every run of cells of every layer at once; the runs' ranges are combined in run
+        // order, so the result (and the first bad cell reported) is the same for any
+        // number of threads
+        let runs: Vec<usize> = (0..valid.len()).step_by(RUN_CELLS).collect();
+        let ranges: Vec<Result<(f64, f64)>> = names
+            .par_iter()
+            .enumerate()
+            .map(|(layer, name)| {
+                let parts: Vec<Result<(f64, f64)>> = runs
+                    .par_iter()
+                    .map(|&first| {
+                        let ok = &valid[first..(first + RUN_CELLS).min(valid.len())];
+                        run_range(drivers, layer, name, first, ok, width)
+                    })
+                    .collect();
+                parts
+                    .into_iter()
+                    .try_fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                        p.map(|(l, h)| (lo.min(l), hi.max(h)))
+                    })
+            })
+            .collect();
         let mut min = Vec::with_capacity(drivers.count());
         let mut max = Vec::with_capacity(drivers.count());
-        let mut run = Vec::new();
-        for (layer, name) in names.iter().enumerate() {
-            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-            for first in (0..valid.len()).step_by(RUN_CELLS) {
-                let ok = &valid[first..(first + RUN_CELLS).min(valid.len())];
-                run.resize(ok.len(), 0.0);
-                drivers.read(layer, first, &mut run)?;
-                for (j, (&v, &ok)) in run.iter().zip(ok).enumerate() {
-                    if !ok {
-                        continue;
-                    }
-                    if !v.is_finite() {
-                        let cell = first + j;
-                        return Err(Error::Data(format!(
-                            "driver `{name}`: value {v} at row {}, column {} of a valid cell; \
-                             expected a finite number (declare it as the layer's nodata or fix the layer)",
-                            cell / width,
-                            cell % width
-                        )));
-                    }
-                    let v = v as f64;
-                    lo = lo.min(v);
-                    hi = hi.max(v);
-                }
-            }
+        for r in ranges {
+            let (lo, hi) = r?;
             min.push(lo);
             max.push(hi);
         }
@@ -127,6 +127,39 @@ pub(crate) fn check_layers(drivers: &dyn Layers, names: &[String], cells: usize)
         }
     }
     Ok(())
+}
+
+/// Minimum and maximum of layer `layer` (`name`) over the cells `first..` where `ok` is
+/// true; a NaN or infinite value there is an error naming the cell's row and column.
+fn run_range(
+    drivers: &dyn Layers,
+    layer: usize,
+    name: &str,
+    first: usize,
+    ok: &[bool],
+    width: usize,
+) -> Result<(f64, f64)> {
+    let mut run = vec![0.0f32; ok.len()];
+    drivers.read(layer, first, &mut run)?;
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for (j, (&v, &ok)) in run.iter().zip(ok).enumerate() {
+        if !ok {
+            continue;
+        }
+        if !v.is_finite() {
+            let cell = first + j;
+            return Err(Error::Data(format!(
+                "driver `{name}`: value {v} at row {}, column {} of a valid cell; \
+                 expected a finite number (declare it as the layer's nodata or fix the layer)",
+                cell / width,
+                cell % width
+            )));
+        }
+        let v = v as f64;
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    Ok((lo, hi))
 }
 
 #[cfg(test)]

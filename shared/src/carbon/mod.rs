@@ -7,6 +7,7 @@
 //! - [`totals`]: storage (t) = density (t/ha) * cells * cell area (ha), by class, by
 //!   zone and overall; mean density kg/m2 = t * 1000 / m2; change = alternate - baseline.
 //! - [`cells`]: per-cell rasters (t per cell, t/ha, change, NPV).
+//! - [`indexed`]: the same rasters of maps of class indices, by per-row tables.
 //! - [`blocks`]: counts and per-cell rasters of a block of cells in one pass (the
 //!   streaming of `flus carbon`).
 //! - [`valuation`]: InVEST's net present value of a change.
@@ -24,6 +25,7 @@ pub mod cells;
 pub mod chain;
 pub mod correction;
 pub mod counts;
+pub mod indexed;
 pub mod pools;
 pub mod totals;
 pub mod valuation;
@@ -35,6 +37,7 @@ pub use correction::{correct_densities, correction_factor, CorrectionTarget};
 pub use counts::{
     add_row_areas, AreaSums, CarbonCounts, CarbonLayers, CellClass, CodeLayer, OnMissing, NO_ZONE,
 };
+pub use indexed::IndexedPools;
 pub use pools::{read_pools_csv, write_pools_csv, ClassPools, Pools, PoolsTable};
 pub use totals::{mean_density_kg_m2, storage_t, totals, CarbonTotals, ClassTotals, ZoneTotals};
 pub use valuation::Valuation;
