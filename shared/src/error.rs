@@ -75,6 +75,10 @@ pub enum Error {
     /// Input data that is well formed but cannot be used (empty mask, unknown codes...).
     #[error("{0}")]
     Data(String),
+    /// Work stopped because another part of the same command failed (that failure is
+    /// the one to report).
+    #[error("stopped: {0}")]
+    Stopped(String),
     /// A geographically weighted regression cannot be fitted.
     #[error(transparent)]
     Gwr(#[from] crate::gwr::GwrError),

@@ -259,6 +259,7 @@ fn cluster_ca<'a>(
         concurrent: args
             .concurrent_runs
             .map_or(DEFAULT_CONCURRENT_RUNS, |n| n as usize),
+        stop: Default::default(),
     }
 }
 
@@ -318,7 +319,11 @@ fn study_on_workers(
         let validation_at = timings.position();
         let mut validation = (!args.no_validation).then(|| {
             Background::spawn(scope, "the validation", || {
-                pipeline::validation(ctx, members)
+                let v = pipeline::validation(ctx, members);
+                if let Err(e) = &v {
+                    stop_others(ctx, "the validation", e);
+                }
+                v
             })
         });
         let mut base = Background::spawn(scope, "the base map's files", || {
@@ -328,29 +333,46 @@ fn study_on_workers(
             base.poll()?;
             validation.as_mut().map_or(Ok(()), |v| v.poll())
         };
-        let bar = crate::output::stage("the scenarios' suitability");
-        let (suit, seconds) = pipeline::scenario_suitability(ctx)?;
-        let source = pipeline::record_suitability(ctx, &suit, report)?;
-        // the training's own time (beside the validation)
-        report.ann_seconds = seconds;
-        timings.lap("ann");
-        drop(bar);
-        poll(&mut base)?;
-        let bar = crate::output::stage("scenario tiles and suitability raster");
-        let tiles = pipeline::open_scenarios(ctx, source)?;
-        report.suitability = tiles.suitability.clone();
-        timings.lap("scenario_tiles");
-        drop(bar);
-        poll(&mut base)?;
-        let after = After {
-            args,
-            workers,
-            areas: &areas,
-            run_carbon: &run_carbon,
-            stage_demands,
-            source,
+        let mut main_line = || -> anyhow::Result<Prerendered> {
+            let bar = crate::output::stage("the scenarios' suitability");
+            let (suit, seconds) = pipeline::scenario_suitability(ctx)?;
+            let source = pipeline::record_suitability(ctx, &suit, report)?;
+            // the training's own time (beside the validation)
+            report.ann_seconds = seconds;
+            timings.lap("ann");
+            drop(bar);
+            poll(&mut base)?;
+            let bar = crate::output::stage("scenario tiles and suitability raster");
+            let tiles = pipeline::open_scenarios(ctx, source)?;
+            report.suitability = tiles.suitability.clone();
+            timings.lap("scenario_tiles");
+            drop(bar);
+            poll(&mut base)?;
+            let after = After {
+                args,
+                workers,
+                areas: &areas,
+                run_carbon: &run_carbon,
+                stage_demands,
+                source,
+            };
+            let images = scenarios_and_after(ctx, &after, tiles, timings, report)?;
+            Ok(images)
         };
-        let images = scenarios_and_after(ctx, &after, tiles, timings, report)?;
+        let images = match main_line() {
+            Ok(images) => images,
+            Err(e) => {
+                stop_others(ctx, "the scenarios", &e);
+                // the validation's own failure is the one to report when the main line
+                // was only stopped because of it
+                return match validation.map(|v| v.wait()) {
+                    Some(Err(ve)) if cluster_ca::is_stopped(&e) && !cluster_ca::is_stopped(&ve) => {
+                        Err(ve)
+                    }
+                    _ => Err(e),
+                };
+            }
+        };
         if let Some(v) = validation {
             let v = v.wait()?;
             report.validation = Some(v.json);
@@ -362,6 +384,16 @@ fn study_on_workers(
         report.training = json!(ctx.trainers.log());
         anyhow::Ok(images)
     })
+}
+
+/// `part` of the run failed with `e`: every CA run stops at its next iteration and no
+/// session opens, so the run ends with that error soon instead of after the other
+/// parts have run to their end.
+fn stop_others(ctx: &Ctx<'_>, part: &str, e: &anyhow::Error) {
+    if !cluster_ca::is_stopped(e) {
+        tracing::warn!("{part} failed; stopping the rest of the run: {e:#}");
+    }
+    ctx.cluster.stop();
 }
 
 /// What the scenarios and the stages after them read besides the [`Ctx`].

@@ -3,6 +3,7 @@
 //! the workers.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -34,6 +35,29 @@ pub(super) struct ClusterCa<'a> {
     pub(super) seed: u64,
     /// CA runs of one session at once (`--concurrent-runs`).
     pub(super) concurrent: usize,
+    /// Set when a part of the run failed: every run stops at its next iteration and no
+    /// session opens ([`ClusterCa::stop`]).
+    pub(super) stop: AtomicBool,
+}
+
+impl ClusterCa<'_> {
+    /// Stops every CA run of this cluster at its next iteration (with
+    /// [`flus_shared::Error::Stopped`]) and refuses new sessions: a part of the run
+    /// failed, so the others end soon instead of running to their end.
+    pub(super) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether `e` is [`flus_shared::Error::Stopped`]: this part was stopped because
+/// another failed, whose error is the one to report.
+pub(super) fn is_stopped(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<flus_shared::Error>(),
+            Some(flus_shared::Error::Stopped(_))
+        )
+    })
 }
 
 /// CA runs of a session at once when `--concurrent-runs` is not given (fewer when the
@@ -115,6 +139,12 @@ impl ClusterCa<'_> {
         suitability: SuitabilitySource<'s>,
         st: &'s stack::Stack,
     ) -> anyhow::Result<OpenSession<'s>> {
+        if self.stop.load(Ordering::SeqCst) {
+            return Err(flus_shared::Error::Stopped(format!(
+                "session {name}: another part of the run failed"
+            ))
+            .into());
+        }
         let (width, height) = (st.grid.width, st.grid.height);
         let tiling = tiling_for(self.tiles, width, height);
         let rects = tiling.rects(width, height)?;
@@ -210,6 +240,12 @@ impl ClusterCa<'_> {
         // while the workers step the next iterations
         let mut writer = CheckpointWriter::new(cp_path.clone());
         let mut checkpoint = |t: u32, make: &dyn Fn() -> engine::Checkpoint| {
+            // another part of the run failed: its error is the one reported
+            if self.stop.load(Ordering::SeqCst) {
+                return Err(flus_shared::Error::Stopped(format!(
+                    "{label} at iteration {t}: another part of the run failed"
+                )));
+            }
             if t.is_multiple_of(every) {
                 let mut c = make();
                 c.identity = Some(identity.clone());
