@@ -15,8 +15,9 @@ use flus_shared::ca::{
     self, Backend, CaParams, KeyRequest, MapView, Proposal, StepSummary, Thresholds, BUCKETS,
 };
 
-use super::fanout::{join, request, rpc, Calls};
-use super::{wire, Remote, Traffic, WorkerTraffic};
+use super::{Remote, Traffic, WorkerTraffic};
+use crate::cluster::fanout::{join, request, rpc, Calls};
+use crate::cluster::wire::ca as wire;
 
 /// A lane never set on a tile.
 const UNSET: u64 = u64::MAX;

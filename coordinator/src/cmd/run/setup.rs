@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::super::common;
 use super::Args;
-use crate::cluster::{local::LocalWorkers, pool};
+use crate::cluster::{local::LocalWorkers, pool, wire};
 
 /// The study's static layers as files relative to the workers' data root `root`, with the
 /// nodata each is read with (the rules of `flus_shared::stack::load`).
@@ -21,9 +21,9 @@ pub(super) fn shared_files(
     study: &Study,
     st: &stack::Stack,
     root: &Path,
-) -> anyhow::Result<Vec<flus_proto::v1::LayerFile>> {
-    use flus_proto::v1::{LayerFile, LayerKind};
+) -> anyhow::Result<Vec<wire::LayerFile>> {
     use flus_shared::config::NodataSetting;
+    use wire::{layer_file, SharedLayer};
     if let Some(w) = st.warped.first() {
         anyhow::bail!(
             "--shared-data: {} is not on the land-use grid (it was warped); workers read layers as they are: align it first (`flus prepare`, or `flus make-study`)",
@@ -67,28 +67,28 @@ pub(super) fn shared_files(
     let cfg = &study.config;
     let mut out = Vec::new();
     for d in &cfg.drivers {
-        out.push(LayerFile {
-            kind: LayerKind::Driver as i32,
-            path: rel(&d.path)?,
-            band: d.band as u32,
-            nodata: nodata(&d.path, d.nodata.as_ref())?,
-        });
+        out.push(layer_file(
+            SharedLayer::Driver,
+            rel(&d.path)?,
+            d.band as u32,
+            nodata(&d.path, d.nodata.as_ref())?,
+        ));
     }
     for r in &cfg.restrictions {
-        out.push(LayerFile {
-            kind: LayerKind::Restricted as i32,
-            path: rel(&r.path)?,
-            band: r.band as u32,
-            nodata: nodata(&r.path, r.nodata.as_ref())?,
-        });
+        out.push(layer_file(
+            SharedLayer::Restricted,
+            rel(&r.path)?,
+            r.band as u32,
+            nodata(&r.path, r.nodata.as_ref())?,
+        ));
     }
     if let Some(z) = &cfg.zones {
-        out.push(LayerFile {
-            kind: LayerKind::Zones as i32,
-            path: rel(&z.path)?,
-            band: 1,
-            nodata: nodata(&z.path, None)?,
-        });
+        out.push(layer_file(
+            SharedLayer::Zones,
+            rel(&z.path)?,
+            1,
+            nodata(&z.path, None)?,
+        ));
     }
     Ok(out)
 }
