@@ -40,6 +40,11 @@ struct TestWorker {
     mode: Mode,
     loads: Arc<AtomicUsize>,
     fits: Arc<AtomicUsize>,
+    /// Fit calls received by the workers that do not answer (shared by all of them), and
+    /// how many an answering worker waits for before its first answer: so every failing
+    /// worker surely gets a unit before the answering ones take them all.
+    failing: Arc<tokio::sync::watch::Sender<usize>>,
+    wait_for: usize,
 }
 
 #[tonic::async_trait]
@@ -69,6 +74,12 @@ impl GwrWorker for TestWorker {
     async fn gwr_fit(&self, req: Request<GwrFitRequest>) -> Result<Response<GwrFitReply>, Status> {
         let r = req.into_inner();
         let n = self.fits.fetch_add(1, Ordering::SeqCst);
+        if matches!(self.mode, Mode::Refuse | Mode::Unavailable | Mode::Hang) {
+            self.failing.send_modify(|c| *c += 1);
+        } else {
+            let mut seen = self.failing.subscribe();
+            let _ = seen.wait_for(|&c| c >= self.wait_for).await;
+        }
         match self.mode {
             Mode::Refuse => return Err(Status::invalid_argument("no such Y column")),
             Mode::Unavailable => return Err(Status::unavailable("connection reset")),
@@ -89,17 +100,25 @@ impl GwrWorker for TestWorker {
 }
 
 /// Test workers of `modes` served on 127.0.0.1:0, connected: the runtime, the
-/// connections and each worker's counters.
+/// connections and each worker's counters. Answering workers answer once every failing
+/// worker (Refuse, Unavailable, Hang) has received a fit call.
 /// Callers hold [`crate::cluster::busy::TEST_SERIAL`] (their calls count busy time).
 fn workers(modes: &[Mode]) -> (tokio::runtime::Runtime, Vec<WorkerConn>, Vec<TestWorker>) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut conns = Vec::new();
     let mut servers = Vec::new();
+    let failing = Arc::new(tokio::sync::watch::channel(0).0);
+    let wait_for = modes
+        .iter()
+        .filter(|m| matches!(m, Mode::Refuse | Mode::Unavailable | Mode::Hang))
+        .count();
     for &mode in modes {
         let w = TestWorker {
             mode,
             loads: Arc::default(),
             fits: Arc::default(),
+            failing: failing.clone(),
+            wait_for,
         };
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

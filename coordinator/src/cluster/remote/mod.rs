@@ -37,8 +37,15 @@
 //! ([`Remote::free_maxima`]).
 //!
 //! Every phase (tile loading, Suitability, Propose, ExactKeys, Commit, CarbonSums) sends
-//! its calls to all live workers at once through one helper ([`Remote::call`]); replies
-//! are combined in worker (and so tile-id) order, never in arrival order.
+//! its calls to all live workers at once through the fan-out layer
+//! ([`crate::cluster::fanout`], module `calls`), which judges every failure by the one
+//! rule; replies are combined in worker (and so tile-id) order, never in arrival order.
+//!
+//! Files: `calls` (the session's calls through the fan-out layer), `loading` (tiles
+//! onto workers), `placement` (home workers, failover), `rejoin` (probes and
+//! re-admission), `suitability` (the maxima and the raster from the workers' tiles),
+//! `lane` (one run: rounds, lane resets, the CA backend), `traffic` (counters); the
+//! wire forms of tiles and steps are in [`crate::cluster::wire`].
 
 use std::collections::BTreeSet;
 use std::sync::mpsc;
