@@ -18,7 +18,7 @@ use flus_proto::v1::{GwrDropRequest, GwrFitKind, GwrFitReply, GwrFitRequest, Gwr
 use flus_shared::gwr::{self, GwrError, GwrModel, LiteFit, LocalFit, LocalFitter, Weighting};
 
 use super::fanout::units::{self, Members, Stop, Work};
-use super::fanout::{map_reply, request, rpc, Rpc};
+use super::fanout::{self, map_reply, request, rpc, Calls, Rpc};
 use super::pool::{WorkerConn, MAX_MESSAGE};
 use super::wire;
 
@@ -131,26 +131,31 @@ impl GwrCluster {
         self.traffic.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Drops the sample from every live worker.
+    /// Drops the sample from every live worker that holds it.
     pub fn release(&self) {
-        let conns: Vec<WorkerConn> = match self.members.lock() {
+        let calls = match self.members.lock() {
             Ok(m) => m
                 .all()
                 .iter()
-                .filter(|m| m.alive && m.ready)
-                .map(|m| m.conn.clone())
+                .enumerate()
+                .filter(|(_, m)| m.alive && m.ready)
+                .map(|(w, m)| {
+                    let req = GwrDropRequest {
+                        sample_id: self.id.clone(),
+                    };
+                    Calls {
+                        w,
+                        what: "GwrDrop".into(),
+                        rpcs: vec![rpc(
+                            &m.conn.gwr,
+                            |mut c| async move { c.gwr_drop(req).await },
+                        )],
+                    }
+                })
                 .collect(),
             Err(_) => return,
         };
-        for conn in conns {
-            let mut client = conn.gwr;
-            let req = GwrDropRequest {
-                sample_id: self.id.clone(),
-            };
-            let _ = self.rt.block_on(async move {
-                tokio::time::timeout(Duration::from_secs(10), client.gwr_drop(req)).await
-            });
-        }
+        fanout::best_effort(&self.rt, Duration::from_secs(10), calls);
     }
 
     /// Runs `requests` over the live workers (each taking the next range when it has

@@ -189,3 +189,22 @@ pub(crate) fn join<T>(rt: &tokio::runtime::Handle, calls: InFlight<T>) -> Joined
         })
         .collect()
 }
+
+/// Calls whose failure changes nothing (dropping a sample, asking for statistics): every
+/// worker's at once within `deadline`, joined in the order given; per call its first
+/// reply, or None when it failed (logged, no verdict: the work is done either way).
+pub(crate) fn best_effort<T: Send + 'static>(
+    rt: &tokio::runtime::Handle,
+    deadline: Duration,
+    calls: Vec<Calls<T>>,
+) -> Vec<Option<T>> {
+    join(rt, start(rt, deadline, calls))
+        .into_iter()
+        .map(|(w, what, out, failure)| {
+            if let Some(f) = failure {
+                tracing::debug!(worker = w, "{what}: {}", f.describe(deadline));
+            }
+            out.into_iter().next()
+        })
+        .collect()
+}

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::super::common;
 use super::Args;
+use crate::cluster::fanout::{self, rpc, Calls};
 use crate::cluster::{local::LocalWorkers, pool, wire};
 
 /// The study's static layers as files relative to the workers' data root `root`, with the
@@ -101,28 +102,28 @@ pub(super) fn memory_report(
 ) -> Value {
     let per = |b: u64| b as f64 / cells.max(1) as f64;
     let coord = flus_shared::memory::peak_rss_bytes().unwrap_or(0);
+    let calls = conns
+        .iter()
+        .enumerate()
+        .map(|(w, c)| Calls {
+            w,
+            what: "Stats".into(),
+            rpcs: vec![rpc(&c.client, |mut c| async move {
+                c.stats(flus_proto::v1::StatsRequest {}).await
+            })],
+        })
+        .collect();
+    let stats = fanout::best_effort(rt.handle(), Duration::from_secs(10), calls);
     let workers: Vec<Value> = conns
         .iter()
-        .map(|c| {
-            let mut client = c.client.clone();
-            let r = rt.block_on(async move {
-                tokio::time::timeout(
-                    Duration::from_secs(10),
-                    client.stats(flus_proto::v1::StatsRequest {}),
-                )
-                .await
-            });
-            match r {
-                Ok(Ok(s)) => {
-                    let s = s.into_inner();
-                    json!({
-                        "addr": c.addr,
-                        "peak_rss_bytes": s.peak_rss_bytes,
-                        "peak_rss_bytes_per_cell": per(s.peak_rss_bytes),
-                    })
-                }
-                _ => json!({ "addr": c.addr, "peak_rss_bytes": null }),
-            }
+        .zip(stats)
+        .map(|(c, s)| match s {
+            Some(s) => json!({
+                "addr": c.addr,
+                "peak_rss_bytes": s.peak_rss_bytes,
+                "peak_rss_bytes_per_cell": per(s.peak_rss_bytes),
+            }),
+            None => json!({ "addr": c.addr, "peak_rss_bytes": null }),
         })
         .collect();
     // The sum of the processes' peaks: an upper bound of the machine's peak when the
