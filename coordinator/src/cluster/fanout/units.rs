@@ -164,6 +164,11 @@ pub(crate) fn deal<W: Work>(
     let mut answers: Vec<Option<(usize, W::Reply)>> = (0..units).map(|_| None).collect();
     let mut tally = Tally::default();
     while answers.iter().any(Option::is_none) {
+        // every unit not answered yet, in unit order (a part that ended put its unit back;
+        // one whose task died could not)
+        if let Ok(mut q) = queue.lock() {
+            *q = (0..units).filter(|&u| answers[u].is_none()).collect();
+        }
         let started = {
             let mut m = lock(members);
             let picked = m.pick(spread);
@@ -175,17 +180,28 @@ pub(crate) fn deal<W: Work>(
                 .map(|w| {
                     let (conn, ready) = (m.0[w].conn.clone(), m.0[w].ready);
                     let part = pull(w, conn, ready, queue.clone(), work.clone(), deadline);
-                    rt.spawn(part)
+                    (w, rt.spawn(part))
                 })
                 .collect::<Vec<_>>()
         };
         tally.rounds += 1;
-        // joined in the order started, never in arrival order
+        // joined in the order started, never in arrival order; a task that died is a
+        // lost worker
         let parts: Vec<Part<W::Reply>> = started
             .into_iter()
-            .map(|h| rt.block_on(h))
-            .collect::<Result<_, _>>()
-            .map_err(|e| Stop::Refused(format!("internal: a call task ended: {e}")))?;
+            .map(|(w, h)| {
+                rt.block_on(h).unwrap_or_else(|e| Part {
+                    w,
+                    ready: false,
+                    setups: 0,
+                    answers: Vec::new(),
+                    failure: Some((
+                        "the worker's calls".to_string(),
+                        Failure::Status(tonic::Status::internal(format!("call task ended: {e}"))),
+                    )),
+                })
+            })
+            .collect();
         let mut m = lock(members);
         let mut refused = None;
         for part in parts {
