@@ -202,38 +202,59 @@ pub(crate) fn deal<W: Work>(
                 })
             })
             .collect();
-        let mut m = lock(members);
-        let mut refused = None;
-        for part in parts {
-            let member = &mut m.0[part.w];
-            member.in_flight -= 1;
-            member.ready = part.ready;
-            tally.setups += part.setups;
-            tally.answered += part.answers.len() as u64;
-            for (u, r) in part.answers {
-                answers[u] = Some((part.w, r));
-            }
-            let Some((what, failure)) = part.failure else {
-                continue;
-            };
-            if let (Verdict::Refused, Failure::Status(e)) = (failure.verdict(), &failure) {
-                let mut notes = crate::cluster::cause::Refusals::default();
-                let addr = &member.conn.addr;
-                refused.get_or_insert_with(|| refusal_message(&mut notes, addr, &what, e));
-                continue;
-            }
-            work.lost(&member.conn.addr, &failure.describe(deadline));
-            member.alive = false;
-            member.ready = false;
-            tally.lost += 1;
-            tally.moved += 1;
-        }
+        let refused = settle(
+            &mut lock(members),
+            parts,
+            &mut answers,
+            &mut tally,
+            &**work,
+            deadline,
+        );
         if let Some(msg) = refused {
             return Err(Stop::Refused(msg));
         }
     }
     let (by, replies) = answers.into_iter().flatten().unzip();
     Ok(Dealt { replies, by, tally })
+}
+
+/// Accounts for the parts of a round: their answers into `answers`, the counts into
+/// `tally`, and the one rule for the parts that failed (a lost worker is dropped; a
+/// refusal drops nobody). The message of the first refusal, if any.
+fn settle<W: Work>(
+    m: &mut Members,
+    parts: Vec<Part<W::Reply>>,
+    answers: &mut [Option<(usize, W::Reply)>],
+    tally: &mut Tally,
+    work: &W,
+    deadline: Duration,
+) -> Option<String> {
+    let mut refused = None;
+    for part in parts {
+        let member = &mut m.0[part.w];
+        member.in_flight -= 1;
+        member.ready = part.ready;
+        tally.setups += part.setups;
+        tally.answered += part.answers.len() as u64;
+        for (u, r) in part.answers {
+            answers[u] = Some((part.w, r));
+        }
+        let Some((what, failure)) = part.failure else {
+            continue;
+        };
+        if let (Verdict::Refused, Failure::Status(e)) = (failure.verdict(), &failure) {
+            let mut notes = crate::cluster::cause::Refusals::default();
+            let addr = &member.conn.addr;
+            refused.get_or_insert_with(|| refusal_message(&mut notes, addr, &what, e));
+            continue;
+        }
+        work.lost(&member.conn.addr, &failure.describe(deadline));
+        member.alive = false;
+        member.ready = false;
+        tally.lost += 1;
+        tally.moved += 1;
+    }
+    refused
 }
 
 fn lock(members: &Mutex<Members>) -> std::sync::MutexGuard<'_, Members> {
