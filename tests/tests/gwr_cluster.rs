@@ -136,7 +136,13 @@ fn a_worker_refuses_gwr_calls_without_the_token() {
     let out = flus(&args, Some(&repo_root()), TIMEOUT);
     assert_ne!(out.code, Some(0));
     assert!(
-        out.stderr.contains("refused the sample") && out.stderr.contains("wrong cluster token"),
+        // the message of a refusal in every phase: the worker, the gRPC code, the call,
+        // the worker's words and what to do (no resume suggested)
+        out.stderr.contains(&format!(
+            "{}: UNAUTHENTICATED (the sample (GwrLoad)",
+            w.addr
+        )) && out.stderr.contains("wrong cluster token")
+            && out.stderr.contains("resuming cannot cure this"),
         "{}",
         out.stderr
     );

@@ -3,28 +3,24 @@
 //! into point ranges over the live workers; a [`RemoteFitter`] is the
 //! [`LocalFitter`] of one model (a Y column on some X columns) of that sample.
 //!
-//! Every call has a deadline. A worker that fails or times out is dropped and its
-//! ranges go to the others (which get the sample first if they lack it). Ranges are
+//! The ranges are units of work of the fan-out layer ([`super::fanout::units::deal`]):
+//! every call has a deadline, a refusal stops the analysis with the worker's message,
+//! and a worker that fails otherwise is dropped and its ranges go to the others (which
+//! get the sample first if they lack it). Ranges are
 //! put back together in point order, and each value is computed by the same
 //! `flus_shared::gwr` function as on this machine, so the results are the same bits
 //! whatever the number of workers or failures.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flus_proto::v1::{
-    gwr_load_chunk, GwrArray, GwrDataChunk, GwrDropRequest, GwrFitKind, GwrFitReply, GwrFitRequest,
-    GwrKernel, GwrLoadChunk, GwrSampleHeader,
-};
-use flus_shared::gwr::{
-    self, GwrError, GwrModel, Kernel, LiteFit, LocalFit, LocalFitter, Weighting,
-};
+use flus_proto::v1::{GwrDropRequest, GwrFitKind, GwrFitReply, GwrFitRequest, GwrLoadChunk};
+use flus_shared::gwr::{self, GwrError, GwrModel, LiteFit, LocalFit, LocalFitter, Weighting};
 
+use super::fanout::units::{self, Members, Stop, Work};
+use super::fanout::{self, map_reply, request, rpc, Calls, Rpc};
 use super::pool::{WorkerConn, MAX_MESSAGE};
-
-/// Doubles per GwrLoad chunk (1 MiB).
-const LOAD_CHUNK: usize = 1 << 17;
+use super::wire;
 
 /// Largest reply aimed at, bytes (a quarter of the message limit).
 const REPLY_BYTES: usize = MAX_MESSAGE / 4;
@@ -49,43 +45,6 @@ pub struct GwrSample {
     pub spherical: bool,
 }
 
-impl GwrSample {
-    /// The GwrLoad messages of the sample `id`.
-    fn messages(&self, id: &str) -> Vec<GwrLoadChunk> {
-        let mut msgs = vec![GwrLoadChunk {
-            part: Some(gwr_load_chunk::Part::Header(GwrSampleHeader {
-                sample_id: id.to_string(),
-                points: self.coords.len() as u64,
-                columns: self.columns.clone(),
-                y_columns: self.y_columns.clone(),
-                spherical: self.spherical,
-            })),
-        }];
-        for (array, values) in [
-            (GwrArray::X, self.x.as_slice()),
-            (GwrArray::Y, self.y.as_slice()),
-            (GwrArray::Coords, self.coords.as_flattened()),
-        ] {
-            for (k, c) in values.chunks(LOAD_CHUNK).enumerate() {
-                msgs.push(GwrLoadChunk {
-                    part: Some(gwr_load_chunk::Part::Chunk(GwrDataChunk {
-                        array: array as i32,
-                        offset: (k * LOAD_CHUNK) as u64,
-                        values: c.to_vec(),
-                    })),
-                });
-            }
-        }
-        msgs
-    }
-}
-
-struct Slot {
-    conn: WorkerConn,
-    alive: bool,
-    loaded: bool,
-}
-
 /// Counters of the GWR work on the cluster.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct GwrTraffic {
@@ -104,27 +63,47 @@ pub struct GwrTraffic {
 /// A GWR sample on the cluster's workers.
 pub struct GwrCluster {
     rt: tokio::runtime::Handle,
-    slots: Mutex<Vec<Slot>>,
+    members: Mutex<Members>,
     deadline: Duration,
     id: String,
     load: Arc<Vec<GwrLoadChunk>>,
     traffic: Mutex<GwrTraffic>,
 }
 
-/// Answers that another worker would give as well ([`super::pool::is_refusal`]).
-fn refusal(e: &tonic::Status) -> bool {
-    super::pool::is_refusal(e)
+/// The fit requests of one deal: each a range of points (or permutations), run on
+/// workers that hold the sample.
+struct Fits {
+    requests: Vec<GwrFitRequest>,
+    load: Arc<Vec<GwrLoadChunk>>,
+    deadline: Duration,
 }
 
-fn poisoned<T>(_: T) -> GwrError {
-    GwrError::Cluster("internal lock poisoned".into())
-}
+impl Work for Fits {
+    type Reply = GwrFitReply;
 
-/// How one worker's share of a request ended.
-enum Outcome {
-    Done,
-    Lost(usize),
-    Fatal(String),
+    fn what(&self, u: usize) -> String {
+        let r = &self.requests[u];
+        format!("GwrFit {}..{}", r.start, r.end)
+    }
+
+    fn call(&self, conn: &WorkerConn, u: usize) -> Rpc<GwrFitReply> {
+        let req = request(self.deadline, self.requests[u].clone());
+        rpc(&conn.gwr, |mut c| async move { c.gwr_fit(req).await })
+    }
+
+    fn has_setup(&self) -> bool {
+        true
+    }
+
+    fn setup(&self, conn: &WorkerConn) -> Option<(String, Rpc<()>)> {
+        let req = request(self.deadline, tokio_stream::iter((*self.load).clone()));
+        let load = rpc(&conn.gwr, |mut c| async move { c.gwr_load(req).await });
+        Some(("the sample (GwrLoad)".into(), map_reply(load, |_| ())))
+    }
+
+    fn lost(&self, addr: &str, why: &str) {
+        tracing::warn!(worker = %addr, %why, "worker lost during GWR fits; its ranges go to the others");
+    }
 }
 
 impl GwrCluster {
@@ -139,18 +118,9 @@ impl GwrCluster {
     ) -> Self {
         Self {
             rt,
-            slots: Mutex::new(
-                workers
-                    .into_iter()
-                    .map(|conn| Slot {
-                        conn,
-                        alive: true,
-                        loaded: false,
-                    })
-                    .collect(),
-            ),
+            members: Mutex::new(Members::new(workers)),
             deadline,
-            load: Arc::new(sample.messages(&id)),
+            load: Arc::new(wire::gwr::sample_chunks(sample, &id)),
             id,
             traffic: Mutex::new(GwrTraffic::default()),
         }
@@ -161,178 +131,59 @@ impl GwrCluster {
         self.traffic.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
-    /// Drops the sample from every live worker.
+    /// Drops the sample from every live worker that holds it.
     pub fn release(&self) {
-        let slots: Vec<WorkerConn> = match self.slots.lock() {
-            Ok(s) => s
+        let calls = match self.members.lock() {
+            Ok(m) => m
+                .all()
                 .iter()
-                .filter(|s| s.alive && s.loaded)
-                .map(|s| s.conn.clone())
+                .enumerate()
+                .filter(|(_, m)| m.alive && m.ready)
+                .map(|(w, m)| {
+                    let req = GwrDropRequest {
+                        sample_id: self.id.clone(),
+                    };
+                    Calls {
+                        w,
+                        what: "GwrDrop".into(),
+                        rpcs: vec![rpc(
+                            &m.conn.gwr,
+                            |mut c| async move { c.gwr_drop(req).await },
+                        )],
+                    }
+                })
                 .collect(),
             Err(_) => return,
         };
-        for conn in slots {
-            let mut client = conn.gwr;
-            let req = GwrDropRequest {
-                sample_id: self.id.clone(),
-            };
-            let _ = self.rt.block_on(async move {
-                tokio::time::timeout(Duration::from_secs(10), client.gwr_drop(req)).await
-            });
-        }
+        fanout::best_effort(&self.rt, Duration::from_secs(10), calls);
     }
 
-    /// Runs `requests` over the live workers, answers in request order.
+    /// Runs `requests` over the live workers (each taking the next range when it has
+    /// answered one), answers in request order.
     fn dispatch(&self, requests: Vec<GwrFitRequest>) -> Result<Vec<GwrFitReply>, GwrError> {
-        let total = requests.len();
-        let requests = Arc::new(requests);
-        let queue = Arc::new(Mutex::new((0..total).collect::<VecDeque<usize>>()));
-        let answers: Arc<Mutex<Vec<Option<GwrFitReply>>>> = Arc::new(Mutex::new(vec![None; total]));
-        loop {
-            let workers: Vec<(usize, WorkerConn, bool)> = self
-                .slots
-                .lock()
-                .map_err(poisoned)?
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.alive)
-                .map(|(w, s)| (w, s.conn.clone(), s.loaded))
-                .collect();
-            if workers.is_empty() {
+        let n = requests.len();
+        let fits = Arc::new(Fits {
+            requests,
+            load: self.load.clone(),
+            deadline: self.deadline,
+        });
+        let dealt = units::deal(&self.rt, self.deadline, &self.members, &fits, n, true);
+        let dealt = match dealt {
+            Ok(d) => d,
+            Err(Stop::Refused(m)) => return Err(GwrError::Cluster(m)),
+            Err(Stop::AllLost) => {
                 return Err(GwrError::Cluster(
                     "every worker is lost; no worker left for the local fits".into(),
-                ));
+                ))
             }
-            let deadline = self.deadline;
-            let busy = super::busy::enter();
-            let outcomes: Vec<(usize, bool, u64, Outcome)> = self.rt.block_on(async {
-                let mut set = tokio::task::JoinSet::new();
-                for (w, conn, loaded) in workers {
-                    let (queue, answers, requests, load) = (
-                        queue.clone(),
-                        answers.clone(),
-                        requests.clone(),
-                        self.load.clone(),
-                    );
-                    set.spawn(async move {
-                        let mut client = conn.gwr;
-                        let mut loaded = loaded;
-                        let mut done = 0u64;
-                        let mut reloads = 0;
-                        loop {
-                            let Some(idx) = queue.lock().ok().and_then(|mut q| q.pop_front())
-                            else {
-                                return (w, loaded, done, Outcome::Done);
-                            };
-                            let put_back = |queue: &Mutex<VecDeque<usize>>| {
-                                if let Ok(mut q) = queue.lock() {
-                                    q.push_back(idx);
-                                }
-                            };
-                            if !loaded {
-                                let msgs = (*load).clone();
-                                let mut req = tonic::Request::new(tokio_stream::iter(msgs));
-                                req.set_timeout(deadline);
-                                match tokio::time::timeout(deadline, client.gwr_load(req)).await {
-                                    Ok(Ok(_)) => loaded = true,
-                                    Ok(Err(e)) if refusal(&e) => {
-                                        put_back(&queue);
-                                        return (
-                                            w,
-                                            false,
-                                            done,
-                                            Outcome::Fatal(format!(
-                                                "worker {} refused the sample: {}",
-                                                conn.addr,
-                                                e.message()
-                                            )),
-                                        );
-                                    }
-                                    _ => {
-                                        put_back(&queue);
-                                        return (w, false, done, Outcome::Lost(w));
-                                    }
-                                }
-                            }
-                            let mut req = tonic::Request::new(requests[idx].clone());
-                            req.set_timeout(deadline);
-                            match tokio::time::timeout(deadline, client.gwr_fit(req)).await {
-                                Ok(Ok(r)) => {
-                                    if let Ok(mut a) = answers.lock() {
-                                        a[idx] = Some(r.into_inner());
-                                    }
-                                    done += 1;
-                                }
-                                Ok(Err(e)) if refusal(&e) => {
-                                    put_back(&queue);
-                                    return (
-                                        w,
-                                        loaded,
-                                        done,
-                                        Outcome::Fatal(format!(
-                                            "worker {}: {}",
-                                            conn.addr,
-                                            e.message()
-                                        )),
-                                    );
-                                }
-                                Ok(Err(e))
-                                    if e.code() == tonic::Code::FailedPrecondition
-                                        && reloads < 2 =>
-                                {
-                                    // the worker lost the sample (restarted): send it again
-                                    reloads += 1;
-                                    loaded = false;
-                                    put_back(&queue);
-                                }
-                                _ => {
-                                    put_back(&queue);
-                                    return (w, loaded, done, Outcome::Lost(w));
-                                }
-                            }
-                        }
-                    });
-                }
-                let mut out = Vec::new();
-                while let Some(r) = set.join_next().await {
-                    if let Ok(r) = r {
-                        out.push(r);
-                    }
-                }
-                out
-            });
-            drop(busy);
-            let mut fatal = None;
-            {
-                let mut slots = self.slots.lock().map_err(poisoned)?;
-                let mut traffic = self.traffic.lock().map_err(poisoned)?;
-                for (w, loaded, done, outcome) in outcomes {
-                    traffic.requests += done;
-                    if loaded && !slots[w].loaded {
-                        traffic.loads += 1;
-                    }
-                    slots[w].loaded = loaded;
-                    match outcome {
-                        Outcome::Done => {}
-                        Outcome::Lost(w) => {
-                            tracing::warn!(worker = %slots[w].conn.addr, "worker lost during GWR fits; its ranges go to the others");
-                            slots[w].alive = false;
-                            slots[w].loaded = false;
-                            traffic.workers_lost += 1;
-                            traffic.ranges_moved += 1;
-                        }
-                        Outcome::Fatal(m) => fatal = Some(m),
-                    }
-                }
-            }
-            if let Some(m) = fatal {
-                return Err(GwrError::Cluster(m));
-            }
-            let mut a = answers.lock().map_err(poisoned)?;
-            if a.iter().all(Option::is_some) {
-                return Ok(a.drain(..).flatten().collect());
-            }
+        };
+        if let Ok(mut t) = self.traffic.lock() {
+            t.requests += dealt.tally.answered;
+            t.loads += dealt.tally.setups;
+            t.ranges_moved += dealt.tally.moved;
+            t.workers_lost += dealt.tally.lost;
         }
+        Ok(dealt.replies)
     }
 }
 
@@ -340,12 +191,7 @@ impl GwrCluster {
     /// Ranges covering 0..items, about RANGES_PER_WORKER per live worker, each reply of
     /// `stride` values per item under REPLY_BYTES.
     fn ranges(&self, items: usize, stride: usize) -> Vec<std::ops::Range<usize>> {
-        let workers = self
-            .slots
-            .lock()
-            .map(|s| s.iter().filter(|s| s.alive).count())
-            .unwrap_or(1)
-            .max(1);
+        let workers = self.members.lock().map(|m| m.live()).unwrap_or(1).max(1);
         let by_size = (REPLY_BYTES / (8 * stride.max(1))).max(1);
         let per = items
             .div_ceil(workers * RANGES_PER_WORKER)
@@ -355,15 +201,6 @@ impl GwrCluster {
             .map(|s| s..(s + per).min(items))
             .collect()
     }
-}
-
-/// The wire form of a kernel weighting.
-fn kernel_code(weighting: &Weighting) -> i32 {
-    (match weighting.kernel {
-        Kernel::Bisquare => GwrKernel::Bisquare,
-        Kernel::Gaussian => GwrKernel::Gaussian,
-        Kernel::Exponential => GwrKernel::Exponential,
-    }) as i32
 }
 
 impl flus_shared::analysis::FitterSource for GwrCluster {
@@ -396,7 +233,7 @@ impl flus_shared::analysis::FitterSource for GwrCluster {
                 kind: GwrFitKind::PermutationR2 as i32,
                 y_column: y as u32,
                 columns: vec![0, 1 + factor as u32],
-                kernel: kernel_code(weighting),
+                kernel: wire::gwr::kernel_code(weighting),
                 adaptive: weighting.adaptive,
                 min_weight: weighting.min_weight,
                 bandwidth,
@@ -413,22 +250,10 @@ impl flus_shared::analysis::FitterSource for GwrCluster {
             t.permutation_fits += u64::from(permutations);
         }
         let mut out = Vec::with_capacity(permutations as usize);
-        for (r, reply) in ranges.iter().zip(replies) {
-            if reply.stride as usize != gwr::NULL_STRIDE
-                || reply.values.len() != r.len() * gwr::NULL_STRIDE
-            {
-                return Err(GwrError::Cluster(format!(
-                    "a worker answered {} values of stride {} for permutations {}..{}, \
-                     expected stride {}",
-                    reply.values.len(),
-                    reply.stride,
-                    r.start,
-                    r.end,
-                    gwr::NULL_STRIDE
-                )));
-            }
+        for (r, reply) in ranges.iter().zip(&replies) {
+            let values = wire::gwr::values(reply, r, gwr::NULL_STRIDE, "permutations")?;
             out.extend(gwr::unpack_null(
-                &reply.values,
+                values,
                 data.factor_name,
                 bandwidth,
                 data.coords,
@@ -470,7 +295,7 @@ impl<'a> RemoteFitter<'a> {
             kind: kind as i32,
             y_column: self.y_column,
             columns: self.columns.clone(),
-            kernel: kernel_code(weighting),
+            kernel: wire::gwr::kernel_code(weighting),
             adaptive: weighting.adaptive,
             min_weight: weighting.min_weight,
             bandwidth,
@@ -503,33 +328,10 @@ impl<'a> RemoteFitter<'a> {
         let replies = self.cluster.dispatch(requests)?;
         let mut out = Vec::with_capacity(items * stride);
         if let Some(s) = replies.iter().find(|r| r.singular) {
-            let data = self.model.data();
-            let point = s.singular_point as usize;
-            let c = data.coords().get(point).copied().unwrap_or([f64::NAN; 2]);
-            return Err(GwrError::SingularLocal {
-                point,
-                x: c[0],
-                y: c[1],
-                bandwidth,
-                column: data
-                    .names()
-                    .get(s.singular_column as usize)
-                    .cloned()
-                    .unwrap_or_default(),
-                neighbours: s.singular_neighbours as usize,
-            });
+            return Err(wire::gwr::singular(s, self.model, bandwidth));
         }
-        for (r, reply) in ranges.iter().zip(replies) {
-            if reply.stride as usize != stride || reply.values.len() != r.len() * stride {
-                return Err(GwrError::Cluster(format!(
-                    "a worker answered {} values of stride {} for points {}..{}, expected stride {stride}",
-                    reply.values.len(),
-                    reply.stride,
-                    r.start,
-                    r.end
-                )));
-            }
-            out.extend_from_slice(&reply.values);
+        for (r, reply) in ranges.iter().zip(&replies) {
+            out.extend_from_slice(wire::gwr::values(reply, r, stride, "points")?);
         }
         Ok(out)
     }

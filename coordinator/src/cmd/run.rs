@@ -237,7 +237,7 @@ fn cluster_ca<'a>(
     workers: &'a Workers,
     out: &'a Path,
     cells: usize,
-    files: Option<Vec<flus_proto::v1::LayerFile>>,
+    files: Option<Vec<crate::cluster::wire::LayerFile>>,
     (study_sha256, seed): (&'a str, u64),
 ) -> ClusterCa<'a> {
     ClusterCa {

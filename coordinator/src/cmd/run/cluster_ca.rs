@@ -29,7 +29,7 @@ pub(super) struct ClusterCa<'a> {
     pub(super) every: u32,
     pub(super) resume: bool,
     pub(super) rejoin_probe: Option<Duration>,
-    pub(super) files: Option<Vec<flus_proto::v1::LayerFile>>,
+    pub(super) files: Option<Vec<crate::cluster::wire::LayerFile>>,
     /// SHA-256 of the study file and the seed: with the label, whom a checkpoint is of.
     pub(super) study_sha256: &'a str,
     pub(super) seed: u64,

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 
 use super::super::common;
 use super::Args;
-use crate::cluster::{local::LocalWorkers, pool};
+use crate::cluster::fanout::{self, rpc, Calls};
+use crate::cluster::{local::LocalWorkers, pool, wire};
 
 /// The study's static layers as files relative to the workers' data root `root`, with the
 /// nodata each is read with (the rules of `flus_shared::stack::load`).
@@ -21,9 +22,9 @@ pub(super) fn shared_files(
     study: &Study,
     st: &stack::Stack,
     root: &Path,
-) -> anyhow::Result<Vec<flus_proto::v1::LayerFile>> {
-    use flus_proto::v1::{LayerFile, LayerKind};
+) -> anyhow::Result<Vec<wire::LayerFile>> {
     use flus_shared::config::NodataSetting;
+    use wire::{layer_file, SharedLayer};
     if let Some(w) = st.warped.first() {
         anyhow::bail!(
             "--shared-data: {} is not on the land-use grid (it was warped); workers read layers as they are: align it first (`flus prepare`, or `flus make-study`)",
@@ -67,28 +68,28 @@ pub(super) fn shared_files(
     let cfg = &study.config;
     let mut out = Vec::new();
     for d in &cfg.drivers {
-        out.push(LayerFile {
-            kind: LayerKind::Driver as i32,
-            path: rel(&d.path)?,
-            band: d.band as u32,
-            nodata: nodata(&d.path, d.nodata.as_ref())?,
-        });
+        out.push(layer_file(
+            SharedLayer::Driver,
+            rel(&d.path)?,
+            d.band as u32,
+            nodata(&d.path, d.nodata.as_ref())?,
+        ));
     }
     for r in &cfg.restrictions {
-        out.push(LayerFile {
-            kind: LayerKind::Restricted as i32,
-            path: rel(&r.path)?,
-            band: r.band as u32,
-            nodata: nodata(&r.path, r.nodata.as_ref())?,
-        });
+        out.push(layer_file(
+            SharedLayer::Restricted,
+            rel(&r.path)?,
+            r.band as u32,
+            nodata(&r.path, r.nodata.as_ref())?,
+        ));
     }
     if let Some(z) = &cfg.zones {
-        out.push(LayerFile {
-            kind: LayerKind::Zones as i32,
-            path: rel(&z.path)?,
-            band: 1,
-            nodata: nodata(&z.path, None)?,
-        });
+        out.push(layer_file(
+            SharedLayer::Zones,
+            rel(&z.path)?,
+            1,
+            nodata(&z.path, None)?,
+        ));
     }
     Ok(out)
 }
@@ -101,28 +102,28 @@ pub(super) fn memory_report(
 ) -> Value {
     let per = |b: u64| b as f64 / cells.max(1) as f64;
     let coord = flus_shared::memory::peak_rss_bytes().unwrap_or(0);
+    let calls = conns
+        .iter()
+        .enumerate()
+        .map(|(w, c)| Calls {
+            w,
+            what: "Stats".into(),
+            rpcs: vec![rpc(&c.client, |mut c| async move {
+                c.stats(flus_proto::v1::StatsRequest {}).await
+            })],
+        })
+        .collect();
+    let stats = fanout::best_effort(rt.handle(), Duration::from_secs(10), calls);
     let workers: Vec<Value> = conns
         .iter()
-        .map(|c| {
-            let mut client = c.client.clone();
-            let r = rt.block_on(async move {
-                tokio::time::timeout(
-                    Duration::from_secs(10),
-                    client.stats(flus_proto::v1::StatsRequest {}),
-                )
-                .await
-            });
-            match r {
-                Ok(Ok(s)) => {
-                    let s = s.into_inner();
-                    json!({
-                        "addr": c.addr,
-                        "peak_rss_bytes": s.peak_rss_bytes,
-                        "peak_rss_bytes_per_cell": per(s.peak_rss_bytes),
-                    })
-                }
-                _ => json!({ "addr": c.addr, "peak_rss_bytes": null }),
-            }
+        .zip(stats)
+        .map(|(c, s)| match s {
+            Some(s) => json!({
+                "addr": c.addr,
+                "peak_rss_bytes": s.peak_rss_bytes,
+                "peak_rss_bytes_per_cell": per(s.peak_rss_bytes),
+            }),
+            None => json!({ "addr": c.addr, "peak_rss_bytes": null }),
         })
         .collect();
     // The sum of the processes' peaks: an upper bound of the machine's peak when the

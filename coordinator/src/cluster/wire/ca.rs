@@ -4,7 +4,7 @@ use flus_proto::v1::{CellChanges, PatchParams, StepParams as PStep, Threshold};
 use flus_shared::ca::{self, CaParams, Proposal};
 
 /// The step parameters of iteration `step` of a run with `params`, as sent with Propose.
-pub(super) fn step_message(params: &CaParams, step: &ca::StepParams) -> PStep {
+pub(crate) fn step_message(params: &CaParams, step: &ca::StepParams) -> PStep {
     PStep {
         iteration: step.iteration,
         seed: params.seed,
@@ -27,7 +27,7 @@ pub(super) fn step_message(params: &CaParams, step: &ca::StepParams) -> PStep {
 }
 
 /// Acceptance thresholds as sent with Commit (`open` for [`ca::OPEN`]).
-pub(super) fn thresholds(v: &[ca::Key]) -> Vec<Threshold> {
+pub(crate) fn thresholds(v: &[ca::Key]) -> Vec<Threshold> {
     v.iter()
         .map(|&(key, cell)| Threshold {
             key,
@@ -38,13 +38,13 @@ pub(super) fn thresholds(v: &[ca::Key]) -> Vec<Threshold> {
 }
 
 /// Cell changes `(global cell, class)` as sent with Propose and ResetClasses.
-pub(super) fn changes(v: &[(u64, u8)]) -> CellChanges {
+pub(crate) fn changes(v: &[(u64, u8)]) -> CellChanges {
     let (cells, classes) = v.iter().copied().unzip();
     CellChanges { cells, classes }
 }
 
 /// The proposals of an ExactKeys reply.
-pub(super) fn proposals(v: Vec<flus_proto::v1::Proposal>) -> impl Iterator<Item = Proposal> {
+pub(crate) fn proposals(v: Vec<flus_proto::v1::Proposal>) -> impl Iterator<Item = Proposal> {
     v.into_iter().map(|p| Proposal {
         cell: p.cell,
         key: p.key,
