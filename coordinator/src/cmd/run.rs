@@ -329,7 +329,7 @@ fn study_on_workers(
         let mut base = Background::spawn(scope, "the base map's files", || {
             pipeline::base_files(ctx, &run_carbon)
         });
-        let mut poll = |base: &mut Background<'_, PathBuf>| -> anyhow::Result<()> {
+        let mut poll = |base: &mut Background<'_, (PathBuf, Prerendered)>| -> anyhow::Result<()> {
             base.poll()?;
             validation.as_mut().map_or(Ok(()), |v| v.poll())
         };
@@ -359,7 +359,7 @@ fn study_on_workers(
             let images = scenarios_and_after(ctx, &after, tiles, timings, report)?;
             Ok(images)
         };
-        let images = match main_line() {
+        let mut images = match main_line() {
             Ok(images) => images,
             Err(e) => {
                 stop_others(ctx, "the scenarios", &e);
@@ -378,8 +378,11 @@ fn study_on_workers(
             report.validation = Some(v.json);
             report.sessions.insert("validation".into(), v.session);
             timings.insert(validation_at, v.timing);
+            images.merge(v.images);
         }
-        report.base_carbon = base.wait()?;
+        let (base_carbon, base_images) = base.wait()?;
+        report.base_carbon = base_carbon;
+        images.merge(base_images);
         // where every network and forest was trained, and how long it took
         report.training = json!(ctx.trainers.log());
         anyhow::Ok(images)

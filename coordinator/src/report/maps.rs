@@ -237,6 +237,7 @@ pub fn validation(
     img_dir: &Path,
     run: &RunJson,
     legend: &[LegendEntry],
+    ready: &mut std::collections::HashMap<PathBuf, (png::MapImage, png::Palette)>,
     out: &mut Sections,
 ) -> anyhow::Result<()> {
     let Some(v) = &run.validation else {
@@ -289,7 +290,10 @@ pub fn validation(
             &comp_legend,
         ),
     ] {
-        let (img, palette) = png::class_map(path)?;
+        let (img, palette) = match ready.remove(path) {
+            Some(r) => r,
+            None => png::class_map(path)?,
+        };
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())

@@ -125,6 +125,32 @@ impl Prerendered {
             storage,
         })
     }
+
+    /// Reads and downsamples the class rasters `class` and the carbon storage rasters
+    /// `storage` (by `flus run` on the thread that wrote them, beside the workers' work).
+    pub fn of_files(class: &[PathBuf], storage: &[PathBuf]) -> anyhow::Result<Self> {
+        use rayon::prelude::*;
+        let class = class
+            .par_iter()
+            .map(|p| Ok((p.clone(), png::class_map(p)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let storage = storage
+            .par_iter()
+            .map(|p| Ok((p.clone(), png::StorageValues::read(p)?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            class,
+            change: HashMap::new(),
+            storage,
+        })
+    }
+
+    /// Adds the images of `other`.
+    pub fn merge(&mut self, other: Prerendered) {
+        self.class.extend(other.class);
+        self.change.extend(other.change);
+        self.storage.extend(other.storage);
+    }
 }
 
 /// Writes `report/` PNGs and `report.html` into run folder `dir` from its run.json.
@@ -215,7 +241,7 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     sections.push(scenario_table(&run, maps, &carbon));
     sections.extend(tables(dir, &legend, &run)?);
     // the validation maps right after the validation table, the coefficient maps last
-    maps::validation(dir, &img_dir, &run, &legend, &mut extra)?;
+    maps::validation(dir, &img_dir, &run, &legend, &mut pre.class, &mut extra)?;
     let after_validation = sections
         .iter()
         .position(|s| s.starts_with("<section id=\"validation\">"))

@@ -18,6 +18,7 @@ use super::super::common;
 use super::{free_maxima_here, train_on_workers, ClusterCa, Session, SuitabilitySource};
 use crate::cluster::remote;
 use crate::cluster::train_remote::Trainers;
+use crate::report::Prerendered;
 use crate::run_files::RunCarbon;
 use crate::run_json::{RunJson, StageTiming};
 
@@ -341,13 +342,20 @@ pub(super) fn open_scenarios<'s>(
 }
 
 /// Writes the base map (`landuse_{base}.tif`) and its carbon storage rasters; returns the
-/// carbon raster in t per cell.
-pub(super) fn base_files(ctx: &Ctx<'_>, run_carbon: &RunCarbon) -> anyhow::Result<PathBuf> {
+/// carbon raster in t per cell and the report's images of both (read here, beside the
+/// workers' work).
+pub(super) fn base_files(
+    ctx: &Ctx<'_>,
+    run_carbon: &RunCarbon,
+) -> anyhow::Result<(PathBuf, Prerendered)> {
     let (study, st, out) = (ctx.study, ctx.st, ctx.out);
     let to = study.config.markov.to;
     let base = &st.maps[&to];
-    outputs::write_landuse(&base_map_path(out, to), study, &st.grid, base)?;
-    run_carbon.write_base(study, out, &st.grid, base)
+    let landuse = base_map_path(out, to);
+    outputs::write_landuse(&landuse, study, &st.grid, base)?;
+    let carbon = run_carbon.write_base(study, out, &st.grid, base)?;
+    let images = Prerendered::of_files(&[landuse], std::slice::from_ref(&carbon))?;
+    Ok((carbon, images))
 }
 
 /// The base map's file in `out`.
@@ -363,6 +371,8 @@ pub(super) struct Validated {
     pub(super) session: Value,
     /// Its stage timing (beside the main line).
     pub(super) timing: StageTiming,
+    /// The report's images of its maps.
+    pub(super) images: Prerendered,
 }
 
 /// The validation on the past period (its own network, session, CA, metrics and files),
@@ -382,10 +392,19 @@ pub(super) fn validation(ctx: &Ctx<'_>, members: u32) -> anyhow::Result<Validate
         members,
         &|| ctx.gate.open(),
     )?;
+    let timing = mark.timing("validation", true);
+    // the report's images of its maps, read here while the workers run the scenarios
+    let maps: Vec<PathBuf> = ["observed_change", "simulated_change", "components"]
+        .iter()
+        .filter_map(|k| json["maps"][k].as_str().map(|f| ctx.out.join(f)))
+        .filter(|p| p.exists())
+        .collect();
+    let images = Prerendered::of_files(&maps, &[])?;
     Ok(Validated {
         json,
         session,
-        timing: mark.timing("validation", true),
+        timing,
+        images,
     })
 }
 
