@@ -201,14 +201,19 @@ mod tests {
         (base, map, areas)
     }
 
+    /// The rows of [`setting`]: 5 cells wide from row 2 of the grid.
+    fn block(areas: &CellAreas) -> Rows<'_> {
+        Rows {
+            areas,
+            first_row: 2,
+            width: 5,
+        }
+    }
+
     #[test]
     fn storage_by_row_tables_is_the_per_cell_storage_to_the_bit() {
         let (base, map, areas) = setting();
-        let rows = Rows {
-            areas: &areas,
-            first_row: 2,
-            width: 5,
-        };
+        let rows = block(&areas);
         let ip = IndexedPools::new(&pools(), &CODES);
         let (bc, mc) = (as_codes(&base), as_codes(&map));
         for with_map in [false, true] {
@@ -248,11 +253,7 @@ mod tests {
     #[test]
     fn change_by_row_tables_is_the_per_cell_change_to_the_bit() {
         let (base, map, areas) = setting();
-        let rows = Rows {
-            areas: &areas,
-            first_row: 2,
-            width: 5,
-        };
+        let rows = block(&areas);
         let ip = IndexedPools::new(&pools(), &CODES);
         let (bc, mc) = (as_codes(&base), as_codes(&map));
         let layers = CarbonLayers {

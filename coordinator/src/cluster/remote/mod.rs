@@ -51,13 +51,13 @@ use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use flus_proto::v1::{DropTilesRequest, LayerFile};
+use flus_proto::v1::{DropTilesReply, DropTilesRequest, LayerFile};
 #[cfg(doc)]
 use flus_shared::ca::Backend;
 use flus_shared::ca::TileRect;
 use flus_shared::layers::Layers;
 
-use super::fanout::{request, rpc, Calls};
+use super::fanout::{request, rpc, Calls, Rpc};
 use super::halo::HaloIndex;
 use super::pool::WorkerConn;
 
@@ -284,26 +284,30 @@ impl<'a> Remote<'a> {
         let calls = self
             .alive()
             .into_iter()
-            .map(|w| {
-                let req = request(
-                    self.deadline,
-                    DropTilesRequest {
-                        run_id: self.run_id.clone(),
-                        tile_ids: vec![],
-                    },
-                );
-                let client = &self.workers[w].conn.client;
-                Calls {
-                    w,
-                    what: "DropTiles".into(),
-                    rpcs: vec![rpc(client, |mut c| async move { c.drop_tiles(req).await })],
-                }
+            .map(|w| Calls {
+                w,
+                what: "DropTiles".into(),
+                rpcs: vec![self.drop_all(w)],
             })
             .collect();
         if let Err(e) = self.call(calls) {
             tracing::warn!("releasing the session's tiles: {e}");
         }
         self.stop_probes();
+    }
+
+    /// The call that drops every tile of this session from worker `w`.
+    fn drop_all(&self, w: usize) -> Rpc<DropTilesReply> {
+        let req = request(
+            self.deadline,
+            DropTilesRequest {
+                run_id: self.run_id.clone(),
+                tile_ids: vec![],
+            },
+        );
+        rpc(&self.workers[w].conn.client, |mut c| async move {
+            c.drop_tiles(req).await
+        })
     }
 
     fn stop_probes(&mut self) {

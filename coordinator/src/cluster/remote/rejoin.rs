@@ -43,15 +43,7 @@ impl Remote<'_> {
                 continue;
             }
             self.workers[w].conn = conn;
-            let req = request(
-                self.deadline,
-                DropTilesRequest {
-                    run_id: self.run_id.clone(),
-                    tile_ids: vec![],
-                },
-            );
-            let client = &self.workers[w].conn.client;
-            let drop = rpc(client, |mut c| async move { c.drop_tiles(req).await });
+            let drop = self.drop_all(w);
             if self.call_one(w, "DropTiles", drop)?.is_err() {
                 self.probe(w);
                 continue;
