@@ -18,6 +18,16 @@ pub struct Sections {
     pub html: Vec<String>,
     /// PNG files written.
     pub images: Vec<PathBuf>,
+    /// PNG files to write ([`png::write_all`]), all at once at the end.
+    pub pending: Vec<png::Pending>,
+}
+
+impl Sections {
+    /// The PNG of `img` at `path`: listed now, written with the others at the end.
+    pub fn png(&mut self, path: PathBuf, img: &png::MapImage, palette: png::Palette) {
+        self.images.push(path.clone());
+        self.pending.push((path, img.clone(), palette));
+    }
 }
 
 fn hex(rgb: [u8; 3]) -> String {
@@ -57,8 +67,7 @@ pub fn storage(
     for ((m, _), v) in files.iter().zip(&values) {
         let img = v.image(max);
         let name = format!("carbon_storage_{}.png", m.label);
-        png::write_png(&img_dir.join(&name), &img, &png::storage_palette())?;
-        out.images.push(img_dir.join(&name));
+        out.png(img_dir.join(&name), &img, png::storage_palette());
         figs.push_str(&map_figure(
             &m.title(),
             &format!("report/{name}"),
@@ -93,8 +102,7 @@ pub fn ensemble(
         };
         let img = png::frequency_map(&dir.join(file))?;
         let name = format!("change_frequency_{label}.png");
-        png::write_png(&img_dir.join(&name), &img, &png::storage_palette())?;
-        out.images.push(img_dir.join(&name));
+        out.png(img_dir.join(&name), &img, png::storage_palette());
         figs.push_str(&map_figure(
             &esc(label),
             &format!("report/{name}"),
@@ -193,8 +201,7 @@ pub fn coefficients(
             let (img, max) = png::diverging_band(&path, b + 1)?;
             let param = band.strip_prefix("b_").unwrap_or(band);
             let name = format!("gwr_coef_{}_{}.png", entry.name, param);
-            png::write_png(&img_dir.join(&name), &img, &png::change_palette())?;
-            out.images.push(img_dir.join(&name));
+            out.png(img_dir.join(&name), &img, png::change_palette());
             figs.push_str(&map_figure(
                 &esc(param),
                 &format!("report/{name}"),
@@ -299,8 +306,7 @@ pub fn validation(
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
         let name = format!("{stem}.png");
-        png::write_png(&img_dir.join(&name), &img, &palette)?;
-        out.images.push(img_dir.join(&name));
+        out.png(img_dir.join(&name), &img, palette);
         figs.push_str(&map_figure(
             &title,
             &format!("report/{name}"),

@@ -166,7 +166,8 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     let legend = legend_of(&run);
     let img_dir = dir.join("report");
     files::ensure_dir(&img_dir)?;
-    let mut images = Vec::new();
+    // the land-use and change maps' PNGs (the other sections' are in `extra`)
+    let mut own = maps::Sections::default();
 
     // land-use maps
     // the maps read and downsampled several at a time, written in run order
@@ -183,8 +184,7 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     let mut figures = Vec::new();
     for (m, (img, palette)) in maps.iter().zip(class_maps) {
         let name = format!("landuse_{}.png", m.label);
-        png::write_png(&img_dir.join(&name), &img, &palette)?;
-        images.push(img_dir.join(&name));
+        own.png(img_dir.join(&name), &img, palette);
         figures.push(map_figure(
             &m.title(),
             &format!("report/{name}"),
@@ -216,8 +216,7 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     let mut figs = String::new();
     for ((m, _), (img, max)) in changed.iter().zip(change_maps) {
         let name = format!("carbon_change_{}.png", m.label);
-        png::write_png(&img_dir.join(&name), &img, &png::change_palette())?;
-        images.push(img_dir.join(&name));
+        own.png(img_dir.join(&name), &img, png::change_palette());
         let title = format!(
             "{} <small>{} − base year</small>",
             esc(m.scenario.as_deref().unwrap_or(&m.label)),
@@ -252,7 +251,11 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     maps::ensemble(dir, &img_dir, &run, &mut extra)?;
     maps::coefficients(dir, &img_dir, &run, &legend, &mut extra)?;
     sections.append(&mut extra.html);
+    let mut images = std::mem::take(&mut own.images);
     images.append(&mut extra.images);
+    // every PNG at once
+    own.pending.append(&mut extra.pending);
+    png::write_all(&own.pending)?;
 
     let header = header_html(&run);
     let footer = format!(

@@ -323,6 +323,16 @@ pub fn diverging_band(path: &Path, band: usize) -> anyhow::Result<(MapImage, f64
 }
 
 /// Writes `img` with `palette` as a paletted PNG (alpha where a colour is transparent).
+/// A PNG to write: its path, image and palette.
+pub type Pending = (std::path::PathBuf, MapImage, Palette);
+
+/// Writes every PNG of `pngs`, several at a time.
+pub fn write_all(pngs: &[Pending]) -> anyhow::Result<()> {
+    use rayon::prelude::*;
+    pngs.par_iter()
+        .try_for_each(|(path, img, palette)| write_png(path, img, palette))
+}
+
 pub fn write_png(path: &Path, img: &MapImage, palette: &Palette) -> anyhow::Result<()> {
     let err = |what: &str| format!("{}: {what}", path.display());
     let mem =
