@@ -4,7 +4,7 @@
 //! suitability on each single driver. The per-point work runs wherever a
 //! [`FitterSource`] says (this machine, or the cluster's workers: the same bits).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -159,7 +159,14 @@ impl DriverSample {
 
 /// Where the per-point GWR work of an analysis runs: a [`LocalFitter`] for the model of
 /// Y column `y` on X `columns` of the [`DriverSample`].
-pub trait FitterSource {
+pub trait FitterSource: Sync {
+    /// How many targets (Y columns) [`run_with`] analyses at once on this source: 1
+    /// here (the local fits use every thread already); a cluster takes more, so that
+    /// its workers fit one target while this machine searches or writes another.
+    fn concurrent_targets(&self) -> usize {
+        1
+    }
+
     /// The fitter of `model` (built by [`DriverSample::model`] with `y`, `columns`).
     fn fitter<'a>(
         &'a self,
@@ -539,34 +546,22 @@ pub fn run_with(
 ) -> Result<serde_json::Value> {
     let s = settings(study);
     let coarse = coarse_grid(&stack.grid, &stack.mask);
-    let k = study.k();
     let mut summary_rows = Vec::new();
     let mut table10 = Vec::new();
     let mut classes_json = serde_json::Map::new();
     let mut carbon_json = serde_json::Map::new();
     let drivers: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
-    for y in 0..sample.y_columns.len() {
-        let (label, points, map, is_class) = if y < k {
-            let c = &study.config.classes[y].name;
-            (
-                c.clone(),
-                dir.join(format!("gwr_points_{c}.csv")),
-                dir.join(format!("gwr_coef_{c}.tif")),
-                true,
-            )
-        } else {
-            let sc = sample.y_columns[y]
-                .trim_start_matches("carbon_change_")
-                .to_string();
-            (
-                format!("carbon_{sc}"),
-                dir.join(format!("gwr_carbon_{sc}.csv")),
-                dir.join(format!("gwr_coef_carbon_{sc}.tif")),
-                false,
-            )
-        };
+    // every target's GWR and factor table, several at once on a cluster; taken in
+    // target order, so the outputs are those of a sequential run
+    let targets = sample.y_columns.len();
+    let results = in_parallel(targets, source.concurrent_targets(), |y| {
+        let (label, points, map, is_class) = target_files(study, sample, dir, y);
         let fitted = one_gwr(&label, sample, y, source, &s, &coarse, &points, &map)
             .and_then(|r| crate::outputs::finish_format(study, &map).map(|()| r));
+        let factors = is_class.then(|| factor_table(study, sample, y, source, &s, &drivers));
+        (label, is_class, fitted, factors)
+    });
+    for (label, is_class, fitted, factors) in results {
         let json = match fitted {
             Ok((row, json)) => {
                 summary_rows.push(row);
@@ -582,7 +577,7 @@ pub fn run_with(
             continue;
         }
         classes_json.insert(label.clone(), json);
-        table10.push((label, factor_table(study, sample, y, source, &s, &drivers)));
+        table10.push((label, factors.unwrap_or_default()));
     }
     let mut header: Vec<String> = [
         "target",
@@ -614,6 +609,64 @@ pub fn run_with(
         "permutations": study.config.gwr.permutations,
         "factor_r2": table10.iter().map(|(c, v)| factor_json(c, v)).collect::<Vec<_>>(),
     }))
+}
+
+/// Target `y` of the driver analysis: its label, its points CSV, its coefficient raster
+/// and whether it is a class (else a scenario's carbon change).
+fn target_files(
+    study: &Study,
+    sample: &DriverSample,
+    dir: &Path,
+    y: usize,
+) -> (String, PathBuf, PathBuf, bool) {
+    if y < study.k() {
+        let c = &study.config.classes[y].name;
+        (
+            c.clone(),
+            dir.join(format!("gwr_points_{c}.csv")),
+            dir.join(format!("gwr_coef_{c}.tif")),
+            true,
+        )
+    } else {
+        let sc = sample.y_columns[y]
+            .trim_start_matches("carbon_change_")
+            .to_string();
+        (
+            format!("carbon_{sc}"),
+            dir.join(format!("gwr_carbon_{sc}.csv")),
+            dir.join(format!("gwr_coef_carbon_{sc}.tif")),
+            false,
+        )
+    }
+}
+
+/// `job(i)` for `i` in `0..count` on up to `threads` threads at once (jobs start in
+/// index order); the results in index order.
+fn in_parallel<T: Send>(count: usize, threads: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let threads = threads.clamp(1, count.max(1));
+    if threads == 1 {
+        return (0..count).map(job).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<T>>> = (0..count).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= count {
+                    break;
+                }
+                let r = job(i);
+                *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .collect()
 }
 
 /// One cell of the factor table: the single-factor GWR of a class on a driver and its
@@ -839,5 +892,24 @@ mod tests {
             ..grid.clone()
         };
         assert_eq!(coarse_grid(&small, &vec![true; 1200]).factor, 1);
+    }
+
+    #[test]
+    fn targets_run_at_once_come_back_in_target_order() {
+        // 4 jobs on 4 threads; job i ends only after job i + 1 has: they end in
+        // reverse order (job 3 first) and come back in index order
+        let gate = (std::sync::Mutex::new(4usize), std::sync::Condvar::new());
+        let out = in_parallel(4, 4, |i| {
+            let (m, cv) = &gate;
+            let mut g = cv.wait_while(m.lock().unwrap(), |g| *g != i + 1).unwrap();
+            *g = i;
+            cv.notify_all();
+            i * 10
+        });
+        assert_eq!(out, vec![0, 10, 20, 30]);
+        // more jobs than threads, and one thread: every job once, in order
+        assert_eq!(in_parallel(7, 3, |i| i * i), vec![0, 1, 4, 9, 16, 25, 36]);
+        assert_eq!(in_parallel(3, 1, |i| i + 1), vec![1, 2, 3]);
+        assert!(in_parallel(0, 2, |i| i).is_empty());
     }
 }

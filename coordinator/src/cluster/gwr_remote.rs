@@ -204,6 +204,12 @@ impl GwrCluster {
 }
 
 impl flus_shared::analysis::FitterSource for GwrCluster {
+    /// Two targets per live worker: while one target's bandwidth search waits for this
+    /// machine (its AICc, its files) the workers fit another's points.
+    fn concurrent_targets(&self) -> usize {
+        2 * self.members.lock().map(|m| m.live()).unwrap_or(1).max(1)
+    }
+
     fn fitter<'a>(
         &'a self,
         model: &'a GwrModel,
