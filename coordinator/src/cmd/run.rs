@@ -423,7 +423,7 @@ fn scenarios_and_after(
         base_counts,
         base_class_counts,
         max_suitability,
-        ..
+        suitability,
     } = tiles;
     // the GWR sample (valid cells only, from the seed): each scenario's carbon change is
     // taken there as soon as its map is done, and the map is dropped
@@ -450,7 +450,18 @@ fn scenarios_and_after(
         base_zone_counts: &base_counts,
         members: args.ensemble.unwrap_or(1),
     };
+    let session = &session;
     std::thread::scope(|files| {
+        // the suitability raster, assembled from the session's tiles while its runs go on
+        let raster_at = timings.position();
+        let raster = Background::spawn(files, "the suitability raster", || {
+            let mark = pipeline::Mark::now();
+            let r = pipeline::suitability_raster(ctx, session, after.source, &suitability);
+            if let Err(e) = &r {
+                stop_others(ctx, "the suitability raster", e);
+            }
+            r.map(|()| mark.timing("suitability_raster", true))
+        });
         // the stages' results wait here rather than in the CA's lanes: as many as run at
         // once, so that taking a stage never waits for the files of the one before
         let waiting = ctx.cluster.concurrent.max(1);
@@ -458,12 +469,28 @@ fn scenarios_and_after(
         let mut lap = |name: &str| timings.lap(name);
         let done = stages::run_all(
             ctx.cluster,
-            &session,
+            session,
             &shared,
             &args.scenarios,
             &mut lap,
             &mut queue,
-        )?;
+        );
+        // the raster is complete before the session's tiles are dropped
+        let done = match done {
+            Ok(done) => {
+                timings.insert(raster_at, raster.wait()?);
+                done
+            }
+            Err(e) => {
+                // the raster stops at its next strip; its own failure is the one to
+                // report when the scenarios were only stopped because of it
+                ctx.cluster.stop();
+                return Err(match raster.wait() {
+                    Err(re) if cluster_ca::is_stopped(&e) && !cluster_ca::is_stopped(&re) => re,
+                    _ => e,
+                });
+            }
+        };
         let carbon_at = record_scenarios(ctx, args, done, report)?;
         // once the last stage's files are written: the report's images of the scenarios'
         // maps, read while the workers run the GWR (the base map's at the end)
@@ -472,11 +499,13 @@ fn scenarios_and_after(
             queue.finish()?;
             Prerendered::read(ctx.out, &scenario_maps)
         });
-        let mut session = session.into_inner().unwrap_or_else(|e| e.into_inner());
-        session.release();
-        report
-            .sessions
-            .insert("scenarios".into(), json!(session.session));
+        {
+            let mut session = session.lock().unwrap_or_else(|e| e.into_inner());
+            session.release();
+            report
+                .sessions
+                .insert("scenarios".into(), json!(session.session));
+        }
         report.tables = pipeline::carbon_tables(ctx, &base_counts, &carbon_at.1, after.areas)?;
         timings.lap("carbon_tables");
         images.poll()?;
