@@ -15,7 +15,7 @@ use crate::cluster::train_remote::Trainers;
 use crate::report::Prerendered;
 use crate::run_files::RunCarbon;
 use crate::run_guard;
-use crate::run_json::{EnsembleJson, LegendJson, MapJson, RunJson, Versions};
+use crate::run_json::{EnsembleJson, LegendJson, MapJson, RunJson, StageTiming, Versions};
 use background::{Background, Queue};
 use checkpoints::tidy_checkpoints;
 use cluster_ca::{
@@ -292,8 +292,8 @@ fn report_head(ctx: &Ctx<'_>, addrs: &[String], config_sha256: &str) -> RunJson 
 
 /// The study on the workers. The validation (its own network, session, CA, metrics and
 /// files) and the base map's files run on threads of their own beside the main line:
-/// the scenarios' network, their session and suitability raster, the scenarios
-/// ([`scenarios_and_after`]). A failure of either thread stops the run with its error.
+/// the scenarios' network, their session, the scenarios with their suitability raster
+/// written beside them ([`scenarios_and_after`]). A failure of either thread stops the run with its error.
 /// Returns the report's images read meanwhile.
 fn study_on_workers(
     args: &Args,
@@ -410,7 +410,8 @@ struct After<'a> {
 }
 
 /// The scenarios in their session (their files written on a writer thread while the
-/// workers run on), then the carbon tables and the GWR driver analysis on the workers
+/// workers run on, the suitability raster assembled from the session's tiles on another,
+/// ended before the tiles are dropped), then the carbon tables and the GWR driver analysis on the workers
 /// while the last files are written and the report's images of the scenarios' maps
 /// read (returned).
 fn scenarios_and_after(
@@ -426,7 +427,7 @@ fn scenarios_and_after(
         base_counts,
         base_class_counts,
         max_suitability,
-        ..
+        suitability,
     } = tiles;
     // the GWR sample (valid cells only, from the seed): each scenario's carbon change is
     // taken there as soon as its map is done, and the map is dropped
@@ -453,7 +454,18 @@ fn scenarios_and_after(
         base_zone_counts: &base_counts,
         members: args.ensemble.unwrap_or(1),
     };
+    let session = &session;
     std::thread::scope(|files| {
+        // the suitability raster, assembled from the session's tiles while its runs go on
+        let raster_at = timings.position();
+        let raster = Background::spawn(files, "the suitability raster", || {
+            let mark = pipeline::Mark::now();
+            let r = pipeline::suitability_raster(ctx, session, after.source, &suitability);
+            if let Err(e) = &r {
+                stop_others(ctx, "the suitability raster", e);
+            }
+            r.map(|()| mark.timing("suitability_raster", true))
+        });
         // the stages' results wait here rather than in the CA's lanes: as many as run at
         // once, so that taking a stage never waits for the files of the one before
         let waiting = ctx.cluster.concurrent.max(1);
@@ -461,12 +473,15 @@ fn scenarios_and_after(
         let mut lap = |name: &str| timings.lap(name);
         let done = stages::run_all(
             ctx.cluster,
-            &session,
+            session,
             &shared,
             &args.scenarios,
             &mut lap,
             &mut queue,
-        )?;
+        );
+        // the raster is complete before the session's tiles are dropped
+        let (done, raster) = with_raster(ctx, done, raster)?;
+        timings.insert(raster_at, raster);
         let carbon_at = record_scenarios(ctx, args, done, report)?;
         // once the last stage's files are written: the report's images of the scenarios'
         // maps, read while the workers run the GWR (the base map's at the end)
@@ -475,11 +490,7 @@ fn scenarios_and_after(
             queue.finish()?;
             Prerendered::read(ctx.out, &scenario_maps)
         });
-        let mut session = session.into_inner().unwrap_or_else(|e| e.into_inner());
-        session.release();
-        report
-            .sessions
-            .insert("scenarios".into(), json!(session.session));
+        release(session, report);
         report.tables = pipeline::carbon_tables(ctx, &base_counts, &carbon_at.1, after.areas)?;
         timings.lap("carbon_tables");
         images.poll()?;
@@ -493,6 +504,37 @@ fn scenarios_and_after(
         timings.lap("scenario_files");
         anyhow::Ok(images)
     })
+}
+
+/// The scenarios' result `done` once the suitability raster written beside them has
+/// ended, with the raster's timing. When the scenarios failed the raster stops at its
+/// next strip, and its own failure is the one reported when the scenarios were only
+/// stopped because of it.
+fn with_raster<T>(
+    ctx: &Ctx<'_>,
+    done: anyhow::Result<T>,
+    raster: Background<'_, StageTiming>,
+) -> anyhow::Result<(T, StageTiming)> {
+    match done {
+        Ok(done) => Ok((done, raster.wait()?)),
+        Err(e) => {
+            ctx.cluster.stop();
+            Err(match raster.wait() {
+                Err(re) if cluster_ca::is_stopped(&e) && !cluster_ca::is_stopped(&re) => re,
+                _ => e,
+            })
+        }
+    }
+}
+
+/// Drops the scenarios' session's tiles from the workers and records what the session
+/// cost in `report` (`sessions.scenarios`).
+fn release(session: &Session<'_>, report: &mut RunJson) {
+    let mut session = session.lock().unwrap_or_else(|e| e.into_inner());
+    session.release();
+    report
+        .sessions
+        .insert("scenarios".into(), json!(session.session));
 }
 
 /// The counts of every scenario stage, for the carbon tables; and each scenario's carbon

@@ -48,8 +48,9 @@ pub use patches::Patches;
 pub use quota::{PairWalk, QuotaState};
 pub use resume::RunIdentity;
 pub use step::{
-    suitability_fixed, suitability_from_fixed, suitability_to_fixed, tile_step, ClassWindow,
-    Proposal, StepParams, TileProposals, TileRect, TileStatic, SUITABILITY_ONE,
+    fixed_row_into_bands, suitability_fixed, suitability_from_fixed, suitability_to_fixed,
+    tile_step, ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic,
+    SUITABILITY_ONE,
 };
 pub use window::{apply_in_window, pad, padded_tile_window, tile_window};
 

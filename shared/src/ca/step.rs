@@ -72,6 +72,38 @@ pub fn suitability_from_fixed(q: u16) -> f64 {
     q as f64 * (1.0 / SUITABILITY_ONE as f64)
 }
 
+/// One row of cell-major fixed-point suitability as the workers send it (`K` codes per
+/// cell, each a little-endian u16: class `c` of cell `x` at bytes `2 (x K + c)`), spread
+/// into the class bands: cell `x` goes to `bands[c][at + x]`, as the value the CA steps
+/// on ([`suitability_from_fixed`], rounded to f32). `K` is `bands.len()`. A row that is
+/// not whole cells, or that does not fit in a band from `at`, is an error (nothing is
+/// written then).
+pub fn fixed_row_into_bands(row: &[u8], bands: &mut [Vec<f32>], at: usize) -> crate::Result<()> {
+    let k = bands.len();
+    let cell_bytes = 2 * k;
+    if k == 0 || !row.len().is_multiple_of(cell_bytes) {
+        return Err(crate::Error::Data(format!(
+            "a suitability row of {} bytes for {k} classes: expected whole cells of {cell_bytes} bytes",
+            row.len()
+        )));
+    }
+    let n = row.len() / cell_bytes;
+    if let Some(b) = bands.iter().find(|b| b.len() < at + n) {
+        return Err(crate::Error::Data(format!(
+            "a suitability row of {n} cells at cell {at} of a band of {} cells",
+            b.len()
+        )));
+    }
+    for (c, band) in bands.iter_mut().enumerate() {
+        let out = &mut band[at..at + n];
+        for (o, cell) in out.iter_mut().zip(row.chunks_exact(cell_bytes)) {
+            let q = u16::from_le_bytes([cell[2 * c], cell[2 * c + 1]]);
+            *o = suitability_from_fixed(q) as f32;
+        }
+    }
+    Ok(())
+}
+
 /// A tile's static layers. Index 0 is the tile's top-left cell.
 #[derive(Clone, Copy, Debug)]
 pub struct TileStatic<'a> {

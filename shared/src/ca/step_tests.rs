@@ -624,3 +624,26 @@ fn tile_step_equals_the_cell_by_cell_definition_on_random_tiles() {
         "uniform {uniform}, closed {closed}"
     );
 }
+
+#[test]
+fn a_fixed_point_row_goes_into_the_class_bands_as_the_values_the_ca_steps_on() {
+    // codes chosen so that code / 65535 is a simple fraction:
+    // 13107 = 65535 / 5, 21845 = 65535 / 3, 39321 = 3 * 65535 / 5, 43690 = 2 * 65535 / 3
+    let cells: [[u16; 3]; 2] = [[13107, 65535, 0], [21845, 43690, 39321]];
+    let row: Vec<u8> = cells
+        .iter()
+        .flatten()
+        .flat_map(|q| q.to_le_bytes())
+        .collect();
+    // three bands of 5 cells; the row's 2 cells go to cells 2 and 3 of each
+    let mut bands = vec![vec![9f32; 5]; 3];
+    fixed_row_into_bands(&row, &mut bands, 2).unwrap();
+    assert_eq!(bands[0], [9.0, 9.0, 0.2, 1.0 / 3.0, 9.0]);
+    assert_eq!(bands[1], [9.0, 9.0, 1.0, 2.0 / 3.0, 9.0]);
+    assert_eq!(bands[2], [9.0, 9.0, 0.0, 0.6, 9.0]);
+    // half a cell, or a row past the bands' end: an error, nothing written
+    let before = bands.clone();
+    assert!(fixed_row_into_bands(&row[..5], &mut bands, 0).is_err());
+    assert!(fixed_row_into_bands(&row, &mut bands, 4).is_err());
+    assert_eq!(bands, before);
+}

@@ -3,10 +3,8 @@
 //! rule (a refusal stops the run with its message; a lost worker is dropped by the
 //! caller, whose tiles then move).
 
-use std::time::Instant;
-
 use super::super::fanout::{self, join, Calls, Failure, InFlight, Replies, Rpc, Verdict};
-use super::{PhaseSeconds, Remote};
+use super::Remote;
 
 impl Remote<'_> {
     /// Starts `calls` on the runtime, every worker's at once (each RPC within the
@@ -106,36 +104,5 @@ impl Remote<'_> {
             .filter(|(_, r)| r.is_err())
             .map(|&(w, _)| w)
             .collect()
-    }
-
-    /// One call per live tile holder, built by `make` from (the worker, its tiles), to
-    /// all of them at once, the wait added to the phase's seconds (`slot`). The replies
-    /// in worker order; `None` when a worker failed: its tiles then went to the others
-    /// and the caller runs the phase again (after re-stepping moved tiles if it needs).
-    pub(super) fn each_holder<T: Send + 'static>(
-        &mut self,
-        slot: fn(&mut PhaseSeconds) -> &mut f64,
-        make: impl Fn(&Self, usize, Vec<u32>) -> Calls<T>,
-    ) -> flus_shared::Result<Option<Vec<T>>> {
-        let started = Instant::now();
-        let calls = self
-            .holders()
-            .into_iter()
-            .map(|(w, tiles)| make(self, w, tiles))
-            .collect();
-        let results = self.call(calls)?;
-        *slot(&mut self.traffic.seconds) += started.elapsed().as_secs_f64();
-        let failed = Self::failed(&results);
-        if failed.is_empty() {
-            return Ok(Some(
-                results
-                    .into_iter()
-                    .filter_map(|(_, r)| r.ok())
-                    .flatten()
-                    .collect(),
-            ));
-        }
-        self.recover(&failed)?;
-        Ok(None)
     }
 }

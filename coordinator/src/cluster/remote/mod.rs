@@ -48,7 +48,7 @@
 //! wire forms of tiles and steps are in [`crate::cluster::wire`].
 
 use std::collections::BTreeSet;
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use flus_proto::v1::{DropTilesReply, DropTilesRequest, LayerFile};
@@ -71,7 +71,14 @@ mod traffic;
 
 pub use lane::RunLane;
 pub use placement::home_workers;
-pub use traffic::{PhaseSeconds, SessionTraffic, Traffic, WorkerTraffic};
+pub use suitability::write_suitability;
+pub use traffic::{SessionTraffic, Traffic, WorkerTraffic};
+
+/// The session behind its mutex (a run or a job that panicked leaves the session
+/// usable: its state is only counters and placements, each consistent at every unlock).
+fn lock<'g, 'a>(session: &'g Mutex<Remote<'a>>) -> MutexGuard<'g, Remote<'a>> {
+    session.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Static layers of the whole grid that tiles are cut from.
 pub struct StaticLayers<'a> {

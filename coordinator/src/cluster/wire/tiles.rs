@@ -172,8 +172,9 @@ pub(crate) fn with_files(msgs: Vec<TileChunk>, files: &[LayerFile]) -> Vec<FileT
 
 /// Writes the suitability of reply `rep` (u16 per cell and class, cell-major) of a tile
 /// of `rects` into `bands` (one per class, rows `y0..` of a strip `w` cells wide) as the
-/// values the CA steps on ([`ca::suitability_from_fixed`]). A reply that names no tile
-/// of `rects` or whose size disagrees with its rows is an error naming both.
+/// values the CA steps on ([`ca::fixed_row_into_bands`], a row at a time). A reply that
+/// names no tile of `rects`, whose size disagrees with its rows or whose rows lie outside
+/// the strip is an error naming them.
 pub(crate) fn decode_rows(
     rep: &SuitabilityRowsReply,
     rects: &[TileRect],
@@ -189,8 +190,8 @@ pub(crate) fn decode_rows(
             rects.len()
         ))
     })?;
-    let cells = rep.rows as usize * rc.width;
-    if rep.values.len() != cells * k * 2 {
+    let row_bytes = rc.width * k * 2;
+    if rep.values.len() != rep.rows as usize * row_bytes {
         return Err(flus_shared::Error::Data(format!(
             "SuitabilityRows of tile {}: {} bytes for {} rows of {} cells x {k} classes",
             rep.tile_id,
@@ -199,14 +200,20 @@ pub(crate) fn decode_rows(
             rc.width
         )));
     }
-    for (i, v) in rep.values.chunks_exact(2).enumerate() {
-        let (cell, c) = (i / k, i % k);
-        let (y, x) = (
-            rc.y0 + rep.row0 as usize + cell / rc.width,
-            rc.x0 + cell % rc.width,
-        );
-        bands[c][(y - y0) * w + x] =
-            ca::suitability_from_fixed(u16::from_le_bytes([v[0], v[1]])) as f32;
+    let first = rc.y0 + rep.row0 as usize;
+    let strip_rows = bands.first().map_or(0, |b| b.len() / w.max(1));
+    if first < y0 || first + rep.rows as usize > y0 + strip_rows {
+        return Err(flus_shared::Error::Data(format!(
+            "SuitabilityRows of tile {}: rows {first}..{} of the grid, asked for rows \
+             within {y0}..{}",
+            rep.tile_id,
+            first + rep.rows as usize,
+            y0 + strip_rows
+        )));
+    }
+    for (i, row) in rep.values.chunks_exact(row_bytes.max(1)).enumerate() {
+        let at = (first + i - y0) * w + rc.x0;
+        ca::fixed_row_into_bands(row, bands, at)?;
     }
     Ok(())
 }

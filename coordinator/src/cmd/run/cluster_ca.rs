@@ -47,6 +47,11 @@ impl ClusterCa<'_> {
     pub(super) fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+
+    /// Whether [`Self::stop`] was called.
+    pub(super) fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
 }
 
 /// Whether `e` is [`flus_shared::Error::Stopped`]: this part was stopped because
@@ -139,7 +144,7 @@ impl ClusterCa<'_> {
         suitability: SuitabilitySource<'s>,
         st: &'s stack::Stack,
     ) -> anyhow::Result<OpenSession<'s>> {
-        if self.stop.load(Ordering::SeqCst) {
+        if self.stopped() {
             return Err(flus_shared::Error::Stopped(format!(
                 "session {name}: another part of the run failed"
             ))
@@ -241,7 +246,7 @@ impl ClusterCa<'_> {
         let mut writer = CheckpointWriter::new(cp_path.clone());
         let mut checkpoint = |t: u32, make: &dyn Fn() -> engine::Checkpoint| {
             // another part of the run failed: its error is the one reported
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stopped() {
                 return Err(flus_shared::Error::Stopped(format!(
                     "{label} at iteration {t}: another part of the run failed"
                 )));

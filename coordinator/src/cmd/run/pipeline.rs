@@ -286,14 +286,14 @@ pub(super) struct ScenarioTiles<'s> {
     pub(super) base_class_counts: Vec<u64>,
     /// The largest suitability per class over the free cells.
     pub(super) max_suitability: Vec<f32>,
-    /// The suitability raster written.
+    /// Where the suitability raster goes ([`suitability_raster`]).
     pub(super) suitability: PathBuf,
 }
 
 /// Opens one session for every scenario (the tiles of the base map and this suitability
-/// are loaded once; each scenario only resets the class windows), takes the base map's
-/// counts from it and writes the suitability raster the CA steps on (assembled from the
-/// workers' tiles, or the given one as it was read).
+/// are loaded once; each scenario only resets the class windows) and takes the base
+/// map's counts and the suitability maxima from it: the scenarios can start. The
+/// suitability raster is written beside them ([`suitability_raster`]).
 pub(super) fn open_scenarios<'s>(
     ctx: &Ctx<'s>,
     source: SuitabilitySource<'s>,
@@ -318,27 +318,45 @@ pub(super) fn open_scenarios<'s>(
     let base_counts = remote::RunLane::new(&session, "base").carbon_counts(&view)?;
     drop(padded_base);
     let base_class_counts = tables::class_totals(&base_counts, k);
-    let suit_path = ctx.out.join(format!("suitability_{to}.tif"));
     let max_suitability = match source {
-        SuitabilitySource::Network(_) => {
-            let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
-            s.write_suitability(&suit_path, &st.grid, ctx.names)?;
-            s.free_maxima()
-                .context("the workers returned no suitability maxima")?
-        }
-        SuitabilitySource::Given(values) => {
-            flus_shared::ann::write_suitability(&suit_path, &st.grid, values, ctx.names)?;
-            free_maxima_here(values, st, k)
-        }
+        SuitabilitySource::Network(_) => session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .free_maxima()
+            .context("the workers returned no suitability maxima")?,
+        SuitabilitySource::Given(values) => free_maxima_here(values, st, k),
     };
-    outputs::finish_format(study, &suit_path)?;
     Ok(ScenarioTiles {
         session,
         base_counts,
         base_class_counts,
         max_suitability,
-        suitability: suit_path,
+        suitability: ctx.out.join(format!("suitability_{to}.tif")),
     })
+}
+
+/// Writes the suitability raster the CA steps on to `path`, beside the scenarios' runs:
+/// assembled from the workers' tiles of `session` (locked only while a strip's rows are
+/// fetched), or the given one as it was read. Stops between strips once the run is
+/// stopped ([`ClusterCa::stop`]).
+pub(super) fn suitability_raster(
+    ctx: &Ctx<'_>,
+    session: &Session<'_>,
+    source: SuitabilitySource<'_>,
+    path: &Path,
+) -> anyhow::Result<()> {
+    let st = ctx.st;
+    match source {
+        SuitabilitySource::Network(_) => {
+            let stopped = || ctx.cluster.stopped();
+            remote::write_suitability(session, path, &st.grid, ctx.names, &stopped)?
+        }
+        SuitabilitySource::Given(values) => {
+            flus_shared::ann::write_suitability(path, &st.grid, values, ctx.names)?
+        }
+    }
+    outputs::finish_format(ctx.study, path)?;
+    Ok(())
 }
 
 /// Writes the base map (`landuse_{base}.tif`) and its carbon storage rasters; returns the

@@ -5,7 +5,7 @@
 //! only to build its calls and to account for their replies, never while it waits.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use flus_proto::v1::{CarbonRequest, ProposeRequest};
@@ -13,7 +13,7 @@ use flus_proto::v1::{CarbonRequest, ProposeRequest};
 use flus_shared::ca::Backend;
 use flus_shared::ca::{self, CaParams, MapView, StepSummary};
 
-use super::{Remote, Traffic, WorkerTraffic};
+use super::{lock, Remote, Traffic, WorkerTraffic};
 use crate::cluster::fanout::{join, request, rpc, Calls};
 use crate::cluster::wire::ca as wire;
 
@@ -22,12 +22,6 @@ mod reset;
 
 /// A lane never set on a tile.
 const UNSET: u64 = u64::MAX;
-
-/// The session behind its mutex (a run that panicked leaves the session usable: its
-/// state is only counters and placements, each consistent at every unlock).
-fn lock<'g, 'a>(session: &'g Mutex<Remote<'a>>) -> MutexGuard<'g, Remote<'a>> {
-    session.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One CA run of a session: the backend of its `run_loop`, on its own lane of every tile.
 /// Its lane is given back to the session when it is dropped.
