@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use flus_shared::area::CellAreas;
 use flus_shared::carbon::indexed::{IndexedPools, Rows};
-use flus_shared::carbon::{self, PoolsTable, StorageUnit};
+use flus_shared::carbon::{self, StorageUnit};
 use flus_shared::config::Study;
 use flus_shared::grid::Grid;
 use flus_shared::{files, raster, tables};
@@ -34,7 +34,8 @@ pub fn change_name(label: &str) -> String {
 /// compared against. The rasters are computed and written a strip of rows at a time
 /// from the class maps: no per-cell copy of a map or of a raster is held.
 pub struct RunCarbon {
-    pools: PoolsTable,
+    /// The study's pools by class index.
+    pools: IndexedPools,
     base_label: String,
     areas: CellAreas,
 }
@@ -51,8 +52,9 @@ enum Raster {
 impl RunCarbon {
     /// Pools of `study`; the base map is labelled `base_label`; cells have `areas`.
     pub fn new(study: &Study, base_label: &str, areas: CellAreas) -> anyhow::Result<Self> {
+        let codes: Vec<i64> = study.config.classes.iter().map(|c| c.code).collect();
         Ok(RunCarbon {
-            pools: tables::pools_table(study)?,
+            pools: IndexedPools::new(&tables::pools_table(study)?, &codes),
             base_label: base_label.to_string(),
             areas,
         })
@@ -79,8 +81,6 @@ impl RunCarbon {
             map.map(|m| m.len())
         );
         let mut writer = carbon_writer(path, grid, band)?;
-        let codes: Vec<i64> = study.config.classes.iter().map(|c| c.code).collect();
-        let pools = IndexedPools::new(&self.pools, &codes);
         let width = grid.width.max(1);
         let strip = raster::STRIP_ROWS * width;
         for a in (0..cells).step_by(strip) {
@@ -98,9 +98,9 @@ impl RunCarbon {
                     } else {
                         carbon::Map::Alternate
                     };
-                    pools.storage(base, map, which, unit, rows)
+                    self.pools.storage(base, map, which, unit, rows)
                 }
-                (Raster::Change, Some(map)) => pools.change(base, map, rows, 1.0),
+                (Raster::Change, Some(map)) => self.pools.change(base, map, rows, 1.0),
                 (Raster::Change, None) => anyhow::bail!("{}: a change needs a map", path.display()),
             };
             writer.write_rows(0, &data)?;

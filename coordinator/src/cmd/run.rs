@@ -365,12 +365,10 @@ fn study_on_workers(
                 stop_others(ctx, "the scenarios", &e);
                 // the validation's own failure is the one to report when the main line
                 // was only stopped because of it
-                return match validation.map(|v| v.wait()) {
-                    Some(Err(ve)) if cluster_ca::is_stopped(&e) && !cluster_ca::is_stopped(&ve) => {
-                        Err(ve)
-                    }
-                    _ => Err(e),
-                };
+                return Err(match validation {
+                    Some(v) => cluster_ca::cause(e, v.wait()),
+                    None => e,
+                });
             }
         };
         if let Some(v) = validation {
@@ -519,10 +517,7 @@ fn with_raster<T>(
         Ok(done) => Ok((done, raster.wait()?)),
         Err(e) => {
             ctx.cluster.stop();
-            Err(match raster.wait() {
-                Err(re) if cluster_ca::is_stopped(&e) && !cluster_ca::is_stopped(&re) => re,
-                _ => e,
-            })
+            Err(cluster_ca::cause(e, raster.wait()))
         }
     }
 }

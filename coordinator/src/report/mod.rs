@@ -98,14 +98,14 @@ impl Prerendered {
     /// same as [`build`] makes from the files).
     pub fn read(dir: &Path, maps: &[RunMap]) -> anyhow::Result<Self> {
         use rayon::prelude::*;
-        let class = maps
-            .par_iter()
-            .map(|m| {
-                let p = dir.join(&m.landuse);
-                Ok((p.clone(), png::class_map(&p)?))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let change = maps
+        let class: Vec<PathBuf> = maps.iter().map(|m| dir.join(&m.landuse)).collect();
+        let storage: Vec<PathBuf> = maps
+            .iter()
+            .filter_map(|m| m.carbon.as_ref().map(|c| dir.join(c)))
+            .filter(|p| p.exists())
+            .collect();
+        let mut pre = Self::of_files(&class, &storage)?;
+        pre.change = maps
             .par_iter()
             .filter_map(|m| m.carbon_change.as_ref())
             .map(|c| {
@@ -113,17 +113,7 @@ impl Prerendered {
                 Ok((p.clone(), png::change_map(&p)?))
             })
             .collect::<anyhow::Result<_>>()?;
-        let storage = maps
-            .par_iter()
-            .filter_map(|m| m.carbon.as_ref().map(|c| dir.join(c)))
-            .filter(|p| p.exists())
-            .map(|p| Ok((p.clone(), png::StorageValues::read(&p)?)))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Self {
-            class,
-            change,
-            storage,
-        })
+        Ok(pre)
     }
 
     /// Reads and downsamples the class rasters `class` and the carbon storage rasters

@@ -54,6 +54,16 @@ impl ClusterCa<'_> {
     }
 }
 
+/// The error to report when a part of the run failed with `e` and another part, waited
+/// for since, ended with `other`: the other's own failure when `e` only says that this
+/// part was stopped because of it, else `e`.
+pub(super) fn cause<T>(e: anyhow::Error, other: anyhow::Result<T>) -> anyhow::Error {
+    match other {
+        Err(o) if is_stopped(&e) && !is_stopped(&o) => o,
+        _ => e,
+    }
+}
+
 /// Whether `e` is [`flus_shared::Error::Stopped`]: this part was stopped because
 /// another failed, whose error is the one to report.
 pub(super) fn is_stopped(e: &anyhow::Error) -> bool {
