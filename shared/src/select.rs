@@ -64,19 +64,9 @@ where
     if n == 0 {
         return Vec::new();
     }
-    let mut share = if count == 0 {
-        1.0
-    } else {
-        let m = n as f64;
-        (m + 4.0 * m.sqrt() + 64.0) / count as f64
-    };
+    let mut share = first_share(n, count);
     loop {
-        let bound = if share >= 1.0 {
-            u64::MAX
-        } else {
-            // 2^64 times the share (saturating)
-            (share * 18_446_744_073_709_551_616.0) as u64
-        };
+        let bound = bound_of(share);
         let mut kept: Vec<(u64, usize)> = items().filter(|&(k, _)| k <= bound).collect();
         if kept.len() >= n || bound == u64::MAX {
             kept.par_sort_unstable();
@@ -85,6 +75,74 @@ where
         }
         share *= 2.0;
     }
+}
+
+/// The share of `count` even keys that a little more than `n` of them fall under.
+fn first_share(n: usize, count: usize) -> f64 {
+    if count == 0 {
+        return 1.0;
+    }
+    let m = n as f64;
+    (m + 4.0 * m.sqrt() + 64.0) / count as f64
+}
+
+/// The key below which `share` of the keys spread over `u64` fall (all at 1).
+fn bound_of(share: f64) -> u64 {
+    if share >= 1.0 {
+        u64::MAX
+    } else {
+        // 2^64 times the share (saturating)
+        (share * 18_446_744_073_709_551_616.0) as u64
+    }
+}
+
+/// [`smallest_n_spread`] of several groups in one visit: `items()` visits (group, key,
+/// index) triples, and group `g` keeps its `n[g]` smallest (key, index) pairs of about
+/// `count[g]`. Each group's result is [`smallest_n_spread`]'s over that group's pairs;
+/// one visit of a stream draws every group's keys once (the ANN's sample per class)
+/// instead of once per group. A group whose bound kept too few is visited again alone
+/// with its bound doubled, as [`smallest_n_spread`] does.
+pub fn smallest_n_spread_groups<I>(
+    items: impl Fn() -> I,
+    n: &[usize],
+    count: &[usize],
+) -> Vec<Vec<(u64, usize)>>
+where
+    I: ParallelIterator<Item = (usize, u64, usize)>,
+{
+    let mut share: Vec<f64> = n
+        .iter()
+        .zip(count)
+        .map(|(&n, &c)| first_share(n, c))
+        .collect();
+    let mut done: Vec<Option<Vec<(u64, usize)>>> =
+        n.iter().map(|&n| (n == 0).then(Vec::new)).collect();
+    while done.iter().any(Option::is_none) {
+        // the bound of every group still open; None: the group is done
+        let bounds: Vec<Option<u64>> = done
+            .iter()
+            .zip(&share)
+            .map(|(d, &s)| d.is_none().then(|| bound_of(s)))
+            .collect();
+        let kept: Vec<(usize, u64, usize)> = items()
+            .filter(|&(g, k, _)| bounds.get(g).copied().flatten().is_some_and(|b| k <= b))
+            .collect();
+        let mut by_group: Vec<Vec<(u64, usize)>> = vec![Vec::new(); n.len()];
+        for (g, k, i) in kept {
+            by_group[g].push((k, i));
+        }
+        for (g, mut kept) in by_group.into_iter().enumerate() {
+            let Some(bound) = bounds[g] else { continue };
+            if kept.len() >= n[g] || bound == u64::MAX {
+                kept.par_sort_unstable();
+                kept.truncate(n[g]);
+                done[g] = Some(kept);
+            } else {
+                share[g] *= 2.0;
+            }
+        }
+    }
+    done.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 #[cfg(test)]
@@ -158,5 +216,48 @@ mod tests {
         assert_eq!(want[0], (u64::MAX - 999, 999));
         assert_eq!(smallest_n_spread(high, 10, 1000), want);
         assert!(smallest_n_spread(items, 0, n_items).is_empty());
+    }
+
+    #[test]
+    fn grouped_selection_gives_each_group_its_own_heap_selection() {
+        let key = |i: usize| {
+            (i as u64)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(17)
+        };
+        // 30,000 items in groups by i mod 10: group 0 has i % 10 in 0..6 (18,000 items),
+        // group 1 i % 10 in 6..9 (9,000), group 2 i % 10 == 9 (3,000), group 3 none
+        let group = |i: usize| match i % 10 {
+            0..=5 => 0,
+            6..=8 => 1,
+            _ => 2,
+        };
+        let items = || {
+            (0..30_000usize)
+                .into_par_iter()
+                .map(move |i| (group(i), key(i), i))
+        };
+        let of = |g: usize, n: usize| {
+            smallest_n(
+                (0..30_000usize)
+                    .into_par_iter()
+                    .filter(move |&i| group(i) == g)
+                    .map(move |i| (key(i), i)),
+                n,
+            )
+        };
+        // the right counts; counts far too small (bounds raised, groups done in
+        // different rounds); n above a group's size; n 0; a group with no item
+        let n = [700, 2_000, 5_000, 0, 4];
+        for count in [[18_000, 9_000, 3_000, 0, 0], [10, 9_000, 5, 0, 1]] {
+            let got = smallest_n_spread_groups(items, &n, &count);
+            assert_eq!(got.len(), 5);
+            assert_eq!(got[0], of(0, 700), "counts {count:?}");
+            assert_eq!(got[1], of(1, 2_000), "counts {count:?}");
+            // all 3,000 of group 2, ascending
+            assert_eq!(got[2].len(), 3_000);
+            assert_eq!(got[2], of(2, 5_000), "counts {count:?}");
+            assert!(got[3].is_empty() && got[4].is_empty());
+        }
     }
 }

@@ -480,6 +480,47 @@ impl LayerContext<'_> {
     }
 }
 
+/// The class index of each land-use code: a table over the codes' range when that is
+/// small (a lookup per cell of a 100-million-cell map), else the map itself.
+struct CodeTable<'a> {
+    /// The smallest code.
+    lo: i64,
+    /// Class index of code `lo + i`, [`NO_CLASS`] for a code of no class; empty when
+    /// the codes span more than [`CodeTable::MAX_SPAN`].
+    table: Vec<u8>,
+    /// Code -> class index.
+    map: &'a BTreeMap<i64, u8>,
+}
+
+impl<'a> CodeTable<'a> {
+    /// Widest range of codes held in a table.
+    const MAX_SPAN: i64 = 1 << 16;
+
+    fn new(map: &'a BTreeMap<i64, u8>) -> Self {
+        let (lo, hi) = match (map.keys().next(), map.keys().next_back()) {
+            (Some(&lo), Some(&hi)) => (lo, hi),
+            _ => (0, -1),
+        };
+        let mut table = Vec::new();
+        if hi >= lo && hi.checked_sub(lo).is_some_and(|span| span < Self::MAX_SPAN) {
+            table = vec![NO_CLASS; (hi - lo + 1) as usize];
+            for (&code, &class) in map {
+                table[(code - lo) as usize] = class;
+            }
+        }
+        Self { lo, table, map }
+    }
+
+    /// The class index of `code`, None when no class has it.
+    fn get(&self, code: i64) -> Option<u8> {
+        if self.table.is_empty() {
+            return self.map.get(&code).copied();
+        }
+        let at = usize::try_from(code.checked_sub(self.lo)?).ok()?;
+        self.table.get(at).copied().filter(|&c| c != NO_CLASS)
+    }
+}
+
 /// Reads land-use map `m` as class indices ([`NO_CLASS`] where it has no data, which it
 /// clears in the mask): its year, the indices and the files warped to the grid.
 fn read_landuse(
@@ -494,6 +535,7 @@ fn read_landuse(
     // map codes to indices; unknown codes with data are an error
     let mut idx = vec![NO_CLASS; n];
     let mut unknown: BTreeMap<i64, u64> = BTreeMap::new();
+    let table = CodeTable::new(code_index);
     read_on_grid(
         study,
         ctx.reference,
@@ -510,7 +552,9 @@ fn read_landuse(
                     ctx.clear(i);
                     continue;
                 }
-                if v.fract() != 0.0 {
+                // an integer within i64 comes back from the cast unchanged
+                let code = v as i64;
+                if code as f64 != v && v.fract() != 0.0 {
                     return Err(Error::raster(
                         &path,
                         format!(
@@ -520,9 +564,8 @@ fn read_landuse(
                         ),
                     ));
                 }
-                let code = v as i64;
-                match code_index.get(&code) {
-                    Some(&c) => idx[i] = c,
+                match table.get(code) {
+                    Some(c) => idx[i] = c,
                     None => *unknown.entry(code).or_default() += 1,
                 }
             }
@@ -762,6 +805,29 @@ mod tests {
     fn bencat() -> Study {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/bencat/study.toml");
         Study::load(&p).unwrap()
+    }
+
+    #[test]
+    fn a_code_table_gives_the_class_of_each_code_and_none_for_codes_of_no_class() {
+        // codes 10, 12, -3 -> classes 0, 1, 2 (a table over -3..=12)
+        let near: BTreeMap<i64, u8> = [(10, 0), (12, 1), (-3, 2)].into();
+        let t = CodeTable::new(&near);
+        assert_eq!(t.table.len(), 16);
+        assert_eq!(
+            (t.get(10), t.get(12), t.get(-3)),
+            (Some(0), Some(1), Some(2))
+        );
+        for code in [11, -4, 13, 0, i64::MIN, i64::MAX] {
+            assert_eq!(t.get(code), None, "code {code}");
+        }
+        // codes 70,000 apart: no table, the map answers the same
+        let far: BTreeMap<i64, u8> = [(1, 0), (70_001, 1)].into();
+        let t = CodeTable::new(&far);
+        assert!(t.table.is_empty());
+        assert_eq!(
+            (t.get(1), t.get(70_001), t.get(2)),
+            (Some(0), Some(1), None)
+        );
     }
 
     #[test]

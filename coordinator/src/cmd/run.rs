@@ -227,7 +227,15 @@ fn run_in(
         &mut report,
     )?;
     tidy_checkpoints(out);
-    finish(args, &ctx, &workers, (report, images), timings, started)
+    let report = finish(args, &ctx, &workers, report, timings, started)?;
+    // (the context's borrows of them end here)
+    drop((cluster, trainers));
+    // the local workers stop and the drivers' scratch files go (a fifth of a second on
+    // 100 MB-class layers) while the report is built
+    std::thread::scope(|scope| {
+        scope.spawn(move || drop((workers, st)));
+        report_and_print(args, out, report, images, started)
+    })
 }
 
 /// The CA over `workers` with the run's tiling, checkpoints and lanes; `identity`: the
@@ -623,15 +631,15 @@ fn gwr(
 }
 
 /// The run's end: memory, timings, versions, the file manifest; run.json with
-/// `"completed": true` written last of the run's data, then the HTML report.
+/// `"completed": true` written last of the run's data. Returns what it wrote.
 fn finish(
     args: &Args,
     ctx: &Ctx<'_>,
     workers: &Workers,
-    (mut report, images): (RunJson, Prerendered),
+    mut report: RunJson,
     timings: Timings,
     started: Instant,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<RunJson> {
     if let (Some(e), Some(v)) = (report.ensemble.as_mut(), report.validation.as_ref()) {
         e.validation = Some(v["ensemble"].clone());
     }
@@ -655,6 +663,18 @@ fn finish(
         &out.join("run.json"),
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
+    Ok(report)
+}
+
+/// The HTML report of the run in `out` (whose run.json is `report`), then the run's
+/// JSON object (`--json`) or its last line.
+fn report_and_print(
+    args: &Args,
+    out: &Path,
+    report: RunJson,
+    images: Prerendered,
+    started: Instant,
+) -> anyhow::Result<()> {
     let bar = crate::output::stage("report");
     let built = crate::report::build_with(out, images)?;
     drop(bar);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::rng::{stream, CounterRng};
-use crate::select::smallest_n_spread;
+use crate::select::{smallest_n_spread, smallest_n_spread_groups};
 
 /// Class index of an invalid cell in the class layer given to the ANN.
 pub const INVALID_CLASS: u8 = 255;
@@ -68,10 +68,30 @@ pub fn draw_sample(
             INVALID_CLASS
         )));
     }
-    if let Some(cell) = classes
-        .iter()
-        .position(|&c| c != INVALID_CLASS && c as usize >= k)
-    {
+    // cells per index value, counted a block at a time over the threads
+    let all = classes
+        .par_chunks(1 << 16)
+        .fold(
+            || vec![0usize; 256],
+            |mut n, block| {
+                for &c in block {
+                    n[c as usize] += 1;
+                }
+                n
+            },
+        )
+        .reduce(
+            || vec![0usize; 256],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    if all[k..INVALID_CLASS as usize].iter().any(|&n| n > 0) {
+        let cell = classes
+            .iter()
+            .position(|&c| c != INVALID_CLASS && c as usize >= k)
+            .unwrap_or_default();
         return Err(Error::Data(format!(
             "ANN: class index {} at cell {cell}; expected 0..{} or {INVALID_CLASS} (invalid)",
             classes[cell],
@@ -79,29 +99,9 @@ pub fn draw_sample(
         )));
     }
     let rng = CounterRng::new(seed);
-    let mut counts = vec![0usize; k];
-    for &c in classes {
-        if c != INVALID_CLASS {
-            counts[c as usize] += 1;
-        }
-    }
+    let counts = all[..k].to_vec();
     let valid_cells: usize = counts.iter().sum();
     let total = (per_mille / 1000.0 * valid_cells as f64).round() as usize;
-    // the cells of `class` (all valid cells: None) with the n smallest (key, cell)
-    let smallest_of = |class: Option<u8>, n: usize| {
-        let count = class.map_or(valid_cells, |c| counts[c as usize]);
-        smallest_n_spread(
-            || {
-                classes
-                    .par_iter()
-                    .enumerate()
-                    .filter(move |(_, &c)| c != INVALID_CLASS && class.is_none_or(|k| c == k))
-                    .map(|(cell, _)| (key(&rng, 0, cell), cell))
-            },
-            n,
-            count,
-        )
-    };
     let chosen: Vec<(u64, usize)> = match sampling {
         Sampling::Uniform => {
             let per_class = total / k;
@@ -121,9 +121,19 @@ pub fn draw_sample(
                     )));
                 }
             }
-            (0..k)
-                .flat_map(|c| smallest_of(Some(c as u8), per_class))
-                .collect()
+            // every class's cells in one visit: each cell's key drawn once
+            let groups = smallest_n_spread_groups(
+                || {
+                    classes
+                        .par_iter()
+                        .enumerate()
+                        .filter(|(_, &c)| c != INVALID_CLASS)
+                        .map(|(cell, &c)| (c as usize, key(&rng, 0, cell), cell))
+                },
+                &vec![per_class; k],
+                &counts,
+            );
+            groups.into_iter().flatten().collect()
         }
         Sampling::Proportional => {
             if total == 0 {
@@ -132,7 +142,18 @@ pub fn draw_sample(
                      raise `per_mille`"
                 )));
             }
-            smallest_of(None, total)
+            // the valid cells with the n smallest (key, cell)
+            smallest_n_spread(
+                || {
+                    classes
+                        .par_iter()
+                        .enumerate()
+                        .filter(|(_, &c)| c != INVALID_CLASS)
+                        .map(|(cell, _)| (key(&rng, 0, cell), cell))
+                },
+                total,
+                valid_cells,
+            )
         }
     };
     let mut by_class: Vec<Vec<(u64, usize)>> = vec![Vec::new(); k];
@@ -180,6 +201,19 @@ mod tests {
                 _ => INVALID_CLASS,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_class_index_beyond_the_classes_is_refused_with_its_first_cell() {
+        // three classes: index 3 first at cell 70,005 (and again at 90,000)
+        let mut classes = vec![1u8; 100_000];
+        classes[70_005] = 3;
+        classes[90_000] = 7;
+        classes[10] = INVALID_CLASS;
+        let e = draw_sample(&classes, &names(3), Sampling::Uniform, 60.0, 0.2, 7)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("class index 3 at cell 70005"), "{e}");
     }
 
     #[test]

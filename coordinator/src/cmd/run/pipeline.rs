@@ -361,12 +361,15 @@ pub(super) fn suitability_raster(
 
 /// Writes the base map (`landuse_{base}.tif`) and its carbon storage rasters; returns the
 /// carbon raster in t per cell and the report's images of both (read here, beside the
-/// workers' work).
+/// workers' work, once the validation's training sample is drawn).
 pub(super) fn base_files(
     ctx: &Ctx<'_>,
     run_carbon: &RunCarbon,
 ) -> anyhow::Result<(PathBuf, Prerendered)> {
     let (study, st, out) = (ctx.study, ctx.st, ctx.out);
+    // after the validation's sample, which the workers wait for: these files are
+    // written while the workers work
+    ctx.gate.wait();
     let to = study.config.markov.to;
     let base = &st.maps[&to];
     let landuse = base_map_path(out, to);

@@ -15,7 +15,8 @@ use crate::cluster::train_remote::Trainers;
 
 /// The validation on the past period over the cluster, in its own session (its own
 /// network, trained on a worker): the validation's JSON (with the run's traffic) and
-/// the session's traffic. `drawn` is called once its network's sample is drawn.
+/// the session's traffic. `drawn` is called once its network's sample is drawn (at
+/// once when it trains none).
 pub(super) fn validation_stage(
     study: &Study,
     st: &stack::Stack,
@@ -42,6 +43,8 @@ pub(super) fn validation_stage(
             leas: None,
         })
     } else {
+        // no sample to draw: who waits for it goes on now
+        drawn();
         None
     };
     let network_sha256 = match trained.as_ref().and_then(|t| t.network.as_ref()) {
