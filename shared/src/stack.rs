@@ -663,10 +663,10 @@ fn read_driver(
             match &mut sink {
                 DriverSink::Memory(values) => values.extend(strip.iter().map(|&v| v as f32)),
                 DriverSink::File(w, p, _) => {
-                    let bytes: Vec<u8> = strip
-                        .iter()
-                        .flat_map(|&v| (v as f32).to_le_bytes())
-                        .collect();
+                    let mut bytes = vec![0u8; strip.len() * 4];
+                    for (b, &v) in bytes.chunks_exact_mut(4).zip(strip) {
+                        b.copy_from_slice(&(v as f32).to_le_bytes());
+                    }
                     w.write_all(&bytes).map_err(|e| Error::io(p.as_path(), e))?;
                 }
             }
