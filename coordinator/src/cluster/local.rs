@@ -40,37 +40,77 @@ pub fn worker_binary() -> PathBuf {
     PathBuf::from("flus-worker")
 }
 
+/// Local workers whose processes are started but whose addresses are not read yet
+/// ([`LocalWorkers::spawn`], then [`Spawned::ready`] on any thread).
+pub struct Spawned {
+    workers: LocalWorkers,
+    bin: PathBuf,
+    /// Where each one's first stdout line arrives.
+    lines: Vec<std::sync::mpsc::Receiver<String>>,
+}
+
 impl LocalWorkers {
     /// Starts `n` workers with `threads` threads each (reading files under `data_root`
     /// when given).
     pub fn start(n: usize, threads: usize, data_root: Option<&Path>) -> anyhow::Result<Self> {
+        Self::spawn(n, threads, data_root)?.ready()
+    }
+
+    /// Starts the processes of `n` workers, all at once, without waiting for them. They
+    /// die with the thread that calls this (PR_SET_PDEATHSIG follows the parent
+    /// thread): call it from one that outlives them.
+    pub fn spawn(n: usize, threads: usize, data_root: Option<&Path>) -> anyhow::Result<Spawned> {
         let token = random_token()?;
         let mut token_file = tempfile::NamedTempFile::new().context("token file")?;
         std::io::Write::write_all(&mut token_file, token.as_bytes())?;
         let bin = worker_binary();
-        let mut me = LocalWorkers {
+        let mut workers = LocalWorkers {
             children: Vec::new(),
             addrs: Vec::new(),
             token,
             _token_file: token_file,
         };
+        let mut lines = Vec::new();
         for i in 0..n {
-            let (child, addr) = spawn_one(&bin, me._token_file.path(), threads, data_root)
+            let (child, line) = spawn_one(&bin, workers._token_file.path(), threads, data_root)
                 .with_context(|| format!("starting local worker {i} ({})", bin.display()))?;
-            me.children.push(child);
-            me.addrs.push(addr);
+            workers.children.push(child);
+            lines.push(line);
         }
-        tracing::info!(workers = n, addrs = ?me.addrs, "local workers started");
-        Ok(me)
+        Ok(Spawned {
+            workers,
+            bin,
+            lines,
+        })
     }
 }
 
+impl Spawned {
+    /// Waits for every worker's address (each loads GDAL first, all at once).
+    pub fn ready(self) -> anyhow::Result<LocalWorkers> {
+        let Spawned {
+            mut workers,
+            bin,
+            lines,
+        } = self;
+        for (i, line) in lines.into_iter().enumerate() {
+            let addr = address(line)
+                .with_context(|| format!("starting local worker {i} ({})", bin.display()))?;
+            workers.addrs.push(addr);
+        }
+        tracing::info!(workers = workers.addrs.len(), addrs = ?workers.addrs, "local workers started");
+        Ok(workers)
+    }
+}
+
+/// Starts one worker process; returns it and where its first stdout line (its address)
+/// arrives.
 fn spawn_one(
     bin: &Path,
     token_file: &Path,
     threads: usize,
     data_root: Option<&Path>,
-) -> anyhow::Result<(Child, String)> {
+) -> anyhow::Result<(Child, std::sync::mpsc::Receiver<String>)> {
     let mut cmd = Command::new(bin);
     cmd.args(["--listen", "127.0.0.1:0", "--threads", &threads.to_string()])
         .arg("--token-file")
@@ -108,13 +148,15 @@ fn spawn_one(
             sink.clear();
         }
     });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(line) if !line.trim().is_empty() => Ok((child, line.trim().to_string())),
-        _ => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the worker printed no address within 30 s")
-        }
+    Ok((child, rx))
+}
+
+/// The address a started worker prints first (a worker that printed none is killed with
+/// the others when they are dropped).
+fn address(line: std::sync::mpsc::Receiver<String>) -> anyhow::Result<String> {
+    match line.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) if !line.trim().is_empty() => Ok(line.trim().to_string()),
+        _ => bail!("the worker printed no address within 30 s"),
     }
 }
 

@@ -163,23 +163,42 @@ fn run_in(
     let mut timings = Timings::new();
     tracing::info!(study = %args.study.display(), "stage 1/5: inputs");
     let bar = crate::output::stage("inputs and demand");
-    let Inputs {
-        mut st,
-        stage_demands,
-    } = pipeline::inputs(&study, out)?;
-    timings.lap("inputs_and_demand");
-    drop(bar);
-    let bar = crate::output::stage("workers");
     let data_root = args.shared_data.then(|| {
         args.data_root
             .clone()
             .unwrap_or_else(|| study.base_dir.clone())
     });
+    // local workers start while the inputs are read (an error of the inputs is the
+    // one reported); workers named by --workers are connected to after them
+    let spawned = Workers::spawn_local(args, data_root.as_deref());
+    let (inputs, local) = std::thread::scope(|scope| {
+        let local = match spawned {
+            Ok(Some(s)) => Some(Ok(scope.spawn(|| Workers::connect(args, Some(s))))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        };
+        let inputs = pipeline::inputs(&study, out);
+        let local = local.map(|h| {
+            h?.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("starting the local workers panicked")))
+        });
+        (inputs, local)
+    });
+    let Inputs {
+        mut st,
+        stage_demands,
+    } = inputs?;
+    timings.lap("inputs_and_demand");
+    drop(bar);
+    let bar = crate::output::stage("workers");
     let layer_files = match &data_root {
         Some(root) => Some(shared_files(&study, &st, root)?),
         None => None,
     };
-    let workers = Workers::start(args, data_root.as_deref())?;
+    let workers = match local {
+        Some(w) => w?,
+        None => Workers::connect(args, None)?,
+    };
     tracing::info!(
         workers = workers.conns.len(),
         threads = workers.conns.iter().map(|c| c.threads).sum::<u32>(),

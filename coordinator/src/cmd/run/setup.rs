@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use super::super::common;
 use super::Args;
 use crate::cluster::fanout::{self, rpc, Calls};
-use crate::cluster::{local::LocalWorkers, pool, wire};
+use crate::cluster::local::{LocalWorkers, Spawned};
+use crate::cluster::{pool, wire};
 
 /// The study's static layers as files relative to the workers' data root `root`, with the
 /// nodata each is read with (the rules of `flus_shared::stack::load`).
@@ -184,20 +185,35 @@ pub(super) struct Workers {
 }
 
 impl Workers {
-    /// Starts local workers (one per core unless `--local-workers`, sharing the cores
-    /// or `--worker-threads` each) or takes `--workers`, and connects to every one.
-    pub(super) fn start(args: &Args, data_root: Option<&Path>) -> anyhow::Result<Self> {
+    /// Starts the processes of the local workers (one per core unless
+    /// `--local-workers`, sharing the cores or `--worker-threads` each) without waiting
+    /// for them; None with `--workers`. They die with the calling thread: call it from
+    /// the run's own.
+    pub(super) fn spawn_local(
+        args: &Args,
+        data_root: Option<&Path>,
+    ) -> anyhow::Result<Option<Spawned>> {
+        if !args.workers.is_empty() {
+            return Ok(None);
+        }
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        let (_local, addrs, token) = if args.workers.is_empty() {
-            let n = args.local_workers.unwrap_or(threads).max(1);
-            let per = args.worker_threads.unwrap_or(threads / n).max(1);
-            let lw = LocalWorkers::start(n, per, data_root)?;
-            let (a, t) = (lw.addrs.clone(), lw.token.clone());
-            (Some(lw), a, t)
-        } else {
-            (None, args.workers.clone(), token_for(args)?)
+        let n = args.local_workers.unwrap_or(threads).max(1);
+        let per = args.worker_threads.unwrap_or(threads / n).max(1);
+        Ok(Some(LocalWorkers::spawn(n, per, data_root)?))
+    }
+
+    /// Connects to every worker: the local ones of [`Workers::spawn_local`] once they
+    /// are up, else those of `--workers`.
+    pub(super) fn connect(args: &Args, local: Option<Spawned>) -> anyhow::Result<Self> {
+        let (_local, addrs, token) = match local {
+            Some(spawned) => {
+                let lw = spawned.ready()?;
+                let (a, t) = (lw.addrs.clone(), lw.token.clone());
+                (Some(lw), a, t)
+            }
+            None => (None, args.workers.clone(), token_for(args)?),
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
