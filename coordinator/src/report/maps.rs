@@ -26,7 +26,25 @@ impl Sections {
     /// The PNG of `img` at `path`: listed now, written with the others at the end.
     pub fn png(&mut self, path: PathBuf, img: &png::MapImage, palette: png::Palette) {
         self.images.push(path.clone());
-        self.pending.push((path, img.clone(), palette));
+        self.pending
+            .push(png::Pending::Image(path, img.clone(), palette));
+    }
+
+    /// [`Sections::png`] with its bytes when they were encoded ahead.
+    pub fn png_or_encoded(
+        &mut self,
+        path: PathBuf,
+        img: &png::MapImage,
+        palette: png::Palette,
+        encoded: Option<Vec<u8>>,
+    ) {
+        match encoded {
+            Some(bytes) => {
+                self.images.push(path.clone());
+                self.pending.push(png::Pending::Encoded(path, bytes));
+            }
+            None => self.png(path, img, palette),
+        }
     }
 }
 
@@ -244,7 +262,7 @@ pub fn validation(
     img_dir: &Path,
     run: &RunJson,
     legend: &[LegendEntry],
-    ready: &mut std::collections::HashMap<PathBuf, (png::MapImage, png::Palette)>,
+    ready: &mut super::Prerendered,
     out: &mut Sections,
 ) -> anyhow::Result<()> {
     let Some(v) = &run.validation else {
@@ -297,16 +315,19 @@ pub fn validation(
             &comp_legend,
         ),
     ] {
-        let (img, palette) = match ready.remove(path) {
+        let (img, palette, encoded) = match ready.take_class(path) {
             Some(r) => r,
-            None => png::class_map(path)?,
+            None => {
+                let (img, palette) = png::class_map(path)?;
+                (img, palette, None)
+            }
         };
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
         let name = format!("{stem}.png");
-        out.png(img_dir.join(&name), &img, palette);
+        out.png_or_encoded(img_dir.join(&name), &img, palette, encoded);
         figs.push_str(&map_figure(
             &title,
             &format!("report/{name}"),

@@ -84,12 +84,16 @@ fn legend_of(run: &RunJson) -> Vec<LegendEntry> {
 }
 
 /// The map rasters of a run read and downsampled ahead of [`build_with`] (by `flus run`
-/// while the workers run the GWR): land use, carbon storage and carbon change, by path.
+/// while the workers run the GWR): land use, carbon storage and carbon change, by path;
+/// the class and change maps' PNGs encoded too (their palettes are known then; the
+/// storage maps' scale is the largest of all maps).
 #[derive(Default)]
 pub struct Prerendered {
     class: HashMap<PathBuf, (png::MapImage, png::Palette)>,
     change: HashMap<PathBuf, (png::MapImage, f64)>,
     storage: HashMap<PathBuf, png::StorageValues>,
+    /// PNG bytes of the class and change maps, by raster.
+    encoded: HashMap<PathBuf, Vec<u8>>,
 }
 
 impl Prerendered {
@@ -105,14 +109,21 @@ impl Prerendered {
             .filter(|p| p.exists())
             .collect();
         let mut pre = Self::of_files(&class, &storage)?;
-        pre.change = maps
+        let change: Vec<_> = maps
             .par_iter()
             .filter_map(|m| m.carbon_change.as_ref())
             .map(|c| {
                 let p = dir.join(c);
-                Ok((p.clone(), png::change_map(&p)?))
+                let (img, max) = png::change_map(&p)?;
+                let bytes = png::encode(&img, &png::change_palette())
+                    .with_context(|| p.display().to_string())?;
+                Ok((p, img, max, bytes))
             })
             .collect::<anyhow::Result<_>>()?;
+        for (p, img, max, bytes) in change {
+            pre.encoded.insert(p.clone(), bytes);
+            pre.change.insert(p, (img, max));
+        }
         Ok(pre)
     }
 
@@ -120,19 +131,27 @@ impl Prerendered {
     /// `storage` (by `flus run` on the thread that wrote them, beside the workers' work).
     pub fn of_files(class: &[PathBuf], storage: &[PathBuf]) -> anyhow::Result<Self> {
         use rayon::prelude::*;
-        let class = class
+        let read: Vec<_> = class
             .par_iter()
-            .map(|p| Ok((p.clone(), png::class_map(p)?)))
+            .map(|p| {
+                let (img, palette) = png::class_map(p)?;
+                let bytes = png::encode(&img, &palette).with_context(|| p.display().to_string())?;
+                Ok((p.clone(), img, palette, bytes))
+            })
             .collect::<anyhow::Result<_>>()?;
         let storage = storage
             .par_iter()
             .map(|p| Ok((p.clone(), png::StorageValues::read(p)?)))
             .collect::<anyhow::Result<_>>()?;
-        Ok(Self {
-            class,
-            change: HashMap::new(),
+        let mut pre = Self {
             storage,
-        })
+            ..Self::default()
+        };
+        for (p, img, palette, bytes) in read {
+            pre.encoded.insert(p.clone(), bytes);
+            pre.class.insert(p, (img, palette));
+        }
+        Ok(pre)
     }
 
     /// Adds the images of `other`.
@@ -140,6 +159,16 @@ impl Prerendered {
         self.class.extend(other.class);
         self.change.extend(other.change);
         self.storage.extend(other.storage);
+        self.encoded.extend(other.encoded);
+    }
+
+    /// The class map of raster `path` read ahead, with its PNG's bytes.
+    fn take_class(
+        &mut self,
+        path: &Path,
+    ) -> Option<(png::MapImage, png::Palette, Option<Vec<u8>>)> {
+        let (img, palette) = self.class.remove(path)?;
+        Some((img, palette, self.encoded.remove(path)))
     }
 }
 
@@ -164,17 +193,20 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     use rayon::prelude::*;
     let ready: Vec<_> = maps
         .iter()
-        .map(|m| pre.class.remove(&dir.join(&m.landuse)))
+        .map(|m| pre.take_class(&dir.join(&m.landuse)))
         .collect();
     let class_maps: Vec<_> = maps
         .par_iter()
         .zip(ready)
-        .map(|(m, r)| r.map_or_else(|| png::class_map(&dir.join(&m.landuse)), Ok))
+        .map(|(m, r)| match r {
+            Some(r) => Ok(r),
+            None => png::class_map(&dir.join(&m.landuse)).map(|(i, p)| (i, p, None)),
+        })
         .collect::<anyhow::Result<_>>()?;
     let mut figures = Vec::new();
-    for (m, (img, palette)) in maps.iter().zip(class_maps) {
+    for (m, (img, palette, encoded)) in maps.iter().zip(class_maps) {
         let name = format!("landuse_{}.png", m.label);
-        own.png(img_dir.join(&name), &img, palette);
+        own.png_or_encoded(img_dir.join(&name), &img, palette, encoded);
         figures.push(map_figure(
             &m.title(),
             &format!("report/{name}"),
@@ -196,17 +228,25 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
         .collect();
     let ready: Vec<_> = changed
         .iter()
-        .map(|(_, c)| pre.change.remove(&dir.join(c)))
+        .map(|(_, c)| {
+            let p = dir.join(c);
+            pre.change
+                .remove(&p)
+                .map(|(img, max)| (img, max, pre.encoded.remove(&p)))
+        })
         .collect();
     let change_maps: Vec<_> = changed
         .par_iter()
         .zip(ready)
-        .map(|((_, c), r)| r.map_or_else(|| png::change_map(&dir.join(c)), Ok))
+        .map(|((_, c), r)| match r {
+            Some(r) => Ok(r),
+            None => png::change_map(&dir.join(c)).map(|(i, m)| (i, m, None)),
+        })
         .collect::<anyhow::Result<_>>()?;
     let mut figs = String::new();
-    for ((m, _), (img, max)) in changed.iter().zip(change_maps) {
+    for ((m, _), (img, max, encoded)) in changed.iter().zip(change_maps) {
         let name = format!("carbon_change_{}.png", m.label);
-        own.png(img_dir.join(&name), &img, png::change_palette());
+        own.png_or_encoded(img_dir.join(&name), &img, png::change_palette(), encoded);
         let title = format!(
             "{} <small>{} − base year</small>",
             esc(m.scenario.as_deref().unwrap_or(&m.label)),
@@ -230,7 +270,7 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     sections.push(scenario_table(&run, maps, &carbon));
     sections.extend(tables(dir, &legend, &run)?);
     // the validation maps right after the validation table, the coefficient maps last
-    maps::validation(dir, &img_dir, &run, &legend, &mut pre.class, &mut extra)?;
+    maps::validation(dir, &img_dir, &run, &legend, &mut pre, &mut extra)?;
     let after_validation = sections
         .iter()
         .position(|s| s.starts_with("<section id=\"validation\">"))

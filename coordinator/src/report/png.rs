@@ -322,31 +322,60 @@ pub fn diverging_band(path: &Path, band: usize) -> anyhow::Result<(MapImage, f64
     Ok((image(pixels, width, height, &info), max))
 }
 
-/// Writes `img` with `palette` as a paletted PNG (alpha where a colour is transparent).
-/// A PNG to write: its path, image and palette.
-pub type Pending = (std::path::PathBuf, MapImage, Palette);
+/// A PNG to write: its path, and its image with palette or its bytes encoded ahead.
+pub enum Pending {
+    /// To encode.
+    Image(std::path::PathBuf, MapImage, Palette),
+    /// Encoded ahead ([`encode`]).
+    Encoded(std::path::PathBuf, Vec<u8>),
+}
 
 /// Writes every PNG of `pngs`, several at a time.
 pub fn write_all(pngs: &[Pending]) -> anyhow::Result<()> {
     use rayon::prelude::*;
-    pngs.par_iter()
-        .try_for_each(|(path, img, palette)| write_png(path, img, palette))
+    pngs.par_iter().try_for_each(|p| match p {
+        Pending::Image(path, img, palette) => write_png(path, img, palette),
+        Pending::Encoded(path, bytes) => write_bytes(path, bytes),
+    })
 }
 
+/// Writes `img` with `palette` as a paletted PNG (alpha where a colour is transparent),
+/// under a temporary name renamed at the end.
 pub fn write_png(path: &Path, img: &MapImage, palette: &Palette) -> anyhow::Result<()> {
-    let err = |what: &str| format!("{}: {what}", path.display());
-    let mem =
-        DriverManager::get_driver_by_name("MEM").with_context(|| err("no GDAL MEM driver"))?;
-    let png =
-        DriverManager::get_driver_by_name("PNG").with_context(|| err("no GDAL PNG driver"))?;
+    let bytes = encode(img, palette).with_context(|| path.display().to_string())?;
+    write_bytes(path, &bytes)
+}
+
+/// Writes the bytes of a PNG under a temporary name renamed at the end (not synced: the
+/// report's images are made again by `flus report`).
+fn write_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial.png"));
+    let written = std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("{}: writing the PNG", path.display()));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// `img` with `palette` as the bytes of a paletted PNG (alpha where a colour is
+/// transparent), encoded in GDAL's memory file system.
+pub fn encode(img: &MapImage, palette: &Palette) -> anyhow::Result<Vec<u8>> {
+    let mem = DriverManager::get_driver_by_name("MEM").context("no GDAL MEM driver")?;
+    let png = DriverManager::get_driver_by_name("PNG").context("no GDAL PNG driver")?;
     let ds = mem
         .create_with_band_type::<u8, _>("", img.width, img.height, 1)
-        .with_context(|| err("MEM dataset"))?;
+        .context("MEM dataset")?;
     {
-        let mut band = ds.rasterband(1).with_context(|| err("MEM band"))?;
+        let mut band = ds.rasterband(1).context("MEM band")?;
         let mut buf = Buffer::new((img.width, img.height), img.pixels.clone());
         band.write((0, 0), (img.width, img.height), &mut buf)
-            .with_context(|| err("writing pixels"))?;
+            .context("writing pixels")?;
         let mut table = ColorTable::new(PaletteInterpretation::Rgba);
         for (i, c) in palette.iter().enumerate() {
             table.set_color_entry(
@@ -356,24 +385,21 @@ pub fn write_png(path: &Path, img: &MapImage, palette: &Palette) -> anyhow::Resu
         }
         band.set_color_table(&table);
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial.png"));
-    let result = ds
-        .create_copy(&png, &tmp, &RasterCreationOptions::new())
+    // a name of its own per image: images are encoded on several threads at once
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("/vsimem/flus-report-{}-{n}.png", std::process::id());
+    let copied = ds
+        .create_copy(&png, &name, &RasterCreationOptions::new())
         .map(drop)
-        .with_context(|| err("PNG CreateCopy"));
-    let tmp_aux = tmp.with_file_name(format!(".{name}.partial.png.aux.xml"));
-    let _ = std::fs::remove_file(&tmp_aux);
-    match result {
-        Ok(()) => std::fs::rename(&tmp, path).with_context(|| err("renaming the PNG into place")),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+        .context("PNG CreateCopy");
+    let bytes = copied.and_then(|()| {
+        gdal::vsi::get_vsi_mem_file_bytes_owned(&name).context("reading the encoded PNG")
+    });
+    // the PNG driver's side file of the palette's alpha, if any
+    let _ = gdal::vsi::unlink_mem_file(format!("{name}.aux.xml"));
+    let _ = gdal::vsi::unlink_mem_file(&name);
+    bytes
 }
 
 #[cfg(test)]
