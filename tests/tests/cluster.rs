@@ -4,7 +4,7 @@
 //! `flus carbon` on its maps. On a 300 x 300 window of Ben Cat (12 tiles for 3
 //! workers, every class): what these tests prove does not depend on the grid's size,
 //! and the whole study goes through the cluster in `report.rs`. Lost, hung and
-//! restarted workers and a killed coordinator are in `faults.rs`.
+//! restarted workers and a killed coordinator are in `faults/`.
 
 use gdal::Metadata;
 use std::path::{Path, PathBuf};
