@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use crate::error::Result;
 use crate::grid::Grid;
 use crate::gwr::{GwrModel, LocalFitter, Weighting};
@@ -29,10 +31,19 @@ pub fn coarse_grid(grid: &Grid, mask: &[bool]) -> CoarseGrid {
     let f = grid.width.div_ceil(COEFFICIENT_MAP_WIDTH).max(1);
     let (w, h) = (grid.width.div_ceil(f), grid.height.div_ceil(f));
     let mut valid = vec![false; w * h];
-    for (i, _) in mask.iter().enumerate().filter(|(_, &v)| v) {
-        let (x, y) = (i % grid.width, i / grid.width);
-        valid[(y / f) * w + x / f] = true;
-    }
+    // a coarse row from its f rows of cells, a run of f cells per coarse cell; the
+    // coarse rows at once
+    valid
+        .par_chunks_mut(w.max(1))
+        .enumerate()
+        .for_each(|(cy, coarse_row)| {
+            for y in cy * f..((cy + 1) * f).min(grid.height) {
+                let row = &mask[y * grid.width..(y + 1) * grid.width];
+                for (v, cells) in coarse_row.iter_mut().zip(row.chunks(f)) {
+                    *v |= cells.contains(&true);
+                }
+            }
+        });
     let g = grid.geotransform;
     let ff = f as f64;
     CoarseGrid {

@@ -83,6 +83,19 @@ fn coarse_grid_of_the_coefficient_maps() {
     );
     let valid: Vec<usize> = (0..c.valid.len()).filter(|&i| c.valid[i]).collect();
     assert_eq!(valid, vec![1, 2 * 250 + 249]);
+    // 1003 wide: 251 coarse columns, the last of 3 cells; (1002, 9) -> coarse (250, 2),
+    // (0, 8) -> (0, 2)
+    let wide = Grid {
+        width: 1003,
+        ..grid.clone()
+    };
+    let mut mask = vec![false; 10_030];
+    mask[9 * 1003 + 1002] = true;
+    mask[8 * 1003] = true;
+    let c = coarse_grid(&wide, &mask);
+    assert_eq!((c.factor, c.grid.width, c.grid.height), (4, 251, 3));
+    let valid: Vec<usize> = (0..c.valid.len()).filter(|&i| c.valid[i]).collect();
+    assert_eq!(valid, vec![2 * 251, 2 * 251 + 250]);
     // a narrow grid is kept as it is
     let small = Grid {
         width: 120,
