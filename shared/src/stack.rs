@@ -303,32 +303,87 @@ pub fn remove_scratch() {
     }
 }
 
+/// Reads every layer of `study` onto the grid of its first land-use map: the land-use
+/// maps and the drivers (the drivers' values into scratch files of `spill` when given),
+/// then the restrictions and the zones, each clearing the cells where it has no data;
+/// last, the checks on the valid cells left.
 fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Stack> {
-    let cfg = &study.config;
-    let first = cfg.landuse.first().ok_or_else(|| Error::Config {
+    let (reference, grid) = reference_grid(study)?;
+    let mut warped = Vec::new();
+    let MapsAndDrivers {
+        maps,
+        drivers,
+        mut mask,
+    } = read_maps_and_drivers(study, &reference, &grid, spill.as_ref(), &mut warped)?;
+    let restricted = read_restrictions(study, &reference, &grid, &mut mask, &mut warped)?;
+    let ZoneLayer {
+        codes: zones,
+        names: zone_names,
+    } = read_zones(study, &reference, &grid, &mut mask, &mut warped)?;
+    let maps = mask_maps(maps, &mask);
+    check_valid_cells(study, &reference, &grid, &mask)?;
+    Ok(Stack {
+        grid,
+        reference,
+        mask,
+        maps,
+        drivers,
+        restricted,
+        zones,
+        zone_names,
+        warped,
+    })
+}
+
+/// The reference of the study's grid: the path of its first land-use map (an error when
+/// there is none) and that map's grid.
+fn reference_grid(study: &Study) -> Result<(PathBuf, Grid)> {
+    let first = study.config.landuse.first().ok_or_else(|| Error::Config {
         file: study.file.clone(),
         key: "landuse".into(),
         message: "no land-use map given".into(),
     })?;
     let reference = study.resolve(&first.path);
     let grid = raster::info(&reference)?.grid;
-    let n = grid.cells();
-    let mut warped = Vec::new();
+    Ok((reference, grid))
+}
+
+/// What [`read_maps_and_drivers`] read.
+struct MapsAndDrivers {
+    /// The land-use maps by year, as class indices (not yet masked).
+    maps: BTreeMap<i32, Vec<u8>>,
+    /// The drivers in config order.
+    drivers: Vec<Driver>,
+    /// The cells where every map and driver has data.
+    mask: Vec<bool>,
+}
+
+/// Reads the land-use maps (as class indices) and the drivers, several at a time, onto
+/// `grid`; returns the maps by year, the drivers in config order and the mask of the
+/// cells where all of them have data. The files they warped are added to `warped`, the
+/// maps' first; errors are reported in the config's order, the maps' first.
+fn read_maps_and_drivers(
+    study: &Study,
+    reference: &Path,
+    grid: &Grid,
+    spill: Option<&Arc<tempfile::TempDir>>,
+    warped: &mut Vec<PathBuf>,
+) -> Result<MapsAndDrivers> {
+    let cfg = &study.config;
     let code_index: BTreeMap<i64, u8> = cfg
         .classes
         .iter()
         .enumerate()
         .map(|(i, c)| (c.code, i as u8))
         .collect();
-
     // the land-use maps and the drivers are read several at a time (each layer from its
     // own dataset); a layer only clears cells of the shared mask, so the order in which
     // they finish does not matter; errors are reported in the config's order
-    let shared_mask: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(true)).collect();
+    let shared_mask: Vec<AtomicBool> = (0..grid.cells()).map(|_| AtomicBool::new(true)).collect();
     let ctx = LayerContext {
         study,
-        reference: &reference,
-        grid: &grid,
+        reference,
+        grid,
         mask: &shared_mask,
     };
     let (maps_read, drivers_read) = rayon::join(
@@ -342,7 +397,7 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
             cfg.drivers
                 .par_iter()
                 .enumerate()
-                .map(|(index, d)| read_driver(&ctx, index, d, spill.as_ref()))
+                .map(|(index, d)| read_driver(&ctx, index, d, spill))
                 .collect::<Vec<_>>()
         },
     );
@@ -358,22 +413,37 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
         drivers.push(d);
         warped.extend(w);
     }
-    let mut mask: Vec<bool> = shared_mask
+    let mask: Vec<bool> = shared_mask
         .into_iter()
         .map(AtomicBool::into_inner)
         .collect();
+    Ok(MapsAndDrivers {
+        maps: raw_maps,
+        drivers,
+        mask,
+    })
+}
 
-    let mut restricted = vec![false; n];
-    for r in &cfg.restrictions {
+/// Reads the restriction layers onto `grid`, one after the other, clearing in `mask` the
+/// cells where one has no data; returns the restricted cells (a layer is 0 there).
+fn read_restrictions(
+    study: &Study,
+    reference: &Path,
+    grid: &Grid,
+    mask: &mut [bool],
+    warped: &mut Vec<PathBuf>,
+) -> Result<Vec<bool>> {
+    let mut restricted = vec![false; grid.cells()];
+    for r in &study.config.restrictions {
         let path = study.resolve(&r.path);
         read_layer(
             study,
-            &reference,
-            &grid,
+            reference,
+            grid,
             &path,
             r,
             Resample::Nearest,
-            &mut warped,
+            warped,
             |first, values, has_data, _| {
                 for (j, (&v, &data)) in values.iter().zip(has_data).enumerate() {
                     mask[first + j] &= data;
@@ -385,56 +455,87 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
             },
         )?;
     }
+    Ok(restricted)
+}
 
-    let mut zone_names = BTreeMap::new();
-    let zones = match &cfg.zones {
-        None => None,
-        Some(z) => {
-            let path = study.resolve(&z.path);
-            zone_names = crate::zones::raster_zone_names(&path)?;
-            if z.field.is_some() {
-                return Err(Error::Config {
-                    file: study.file.clone(),
-                    key: "zones.field".into(),
-                    message: format!(
-                        "{}: polygon zones must be rasterised first (`flus prepare`); give a zone raster",
-                        path.display()
-                    ),
-                });
-            }
-            let mut codes: Vec<i32> = Vec::with_capacity(n);
-            read_on_grid(
-                study,
-                &reference,
-                &grid,
-                &path,
-                1,
-                None,
-                Resample::Nearest,
-                &mut warped,
-                |first, values, has_data, _| {
-                    for (j, &data) in has_data.iter().enumerate() {
-                        mask[first + j] &= data;
-                    }
-                    codes.extend(values.iter().map(|&v| v as i32));
-                    Ok(())
-                },
-            )?;
-            Some(codes)
-        }
+/// What [`read_zones`] read.
+struct ZoneLayer {
+    /// The zone code per cell, when zones are configured.
+    codes: Option<Vec<i32>>,
+    /// The names of the zone codes (empty when the raster has none).
+    names: BTreeMap<i64, String>,
+}
+
+/// Reads the zone raster, when zones are configured, onto `grid`, clearing in `mask` the
+/// cells where it has no data; returns the zone code per cell and the names of the zone
+/// codes. Polygon zones (a `zones.field`) are an error: they must be rasterised first.
+fn read_zones(
+    study: &Study,
+    reference: &Path,
+    grid: &Grid,
+    mask: &mut [bool],
+    warped: &mut Vec<PathBuf>,
+) -> Result<ZoneLayer> {
+    let Some(z) = &study.config.zones else {
+        return Ok(ZoneLayer {
+            codes: None,
+            names: BTreeMap::new(),
+        });
     };
+    let path = study.resolve(&z.path);
+    let zone_names = crate::zones::raster_zone_names(&path)?;
+    if z.field.is_some() {
+        return Err(Error::Config {
+            file: study.file.clone(),
+            key: "zones.field".into(),
+            message: format!(
+                "{}: polygon zones must be rasterised first (`flus prepare`); give a zone raster",
+                path.display()
+            ),
+        });
+    }
+    let mut codes: Vec<i32> = Vec::with_capacity(grid.cells());
+    read_on_grid(
+        study,
+        reference,
+        grid,
+        &path,
+        1,
+        None,
+        Resample::Nearest,
+        warped,
+        |first, values, has_data, _| {
+            for (j, &data) in has_data.iter().enumerate() {
+                mask[first + j] &= data;
+            }
+            codes.extend(values.iter().map(|&v| v as i32));
+            Ok(())
+        },
+    )?;
+    Ok(ZoneLayer {
+        codes: Some(codes),
+        names: zone_names,
+    })
+}
 
-    let maps = raw_maps
+/// The land-use maps with [`NO_CLASS`] in every cell that is not valid in `mask`.
+fn mask_maps(raw_maps: BTreeMap<i32, Vec<u8>>, mask: &[bool]) -> BTreeMap<i32, Vec<u8>> {
+    raw_maps
         .into_iter()
         .map(|(y, mut m)| {
-            for i in 0..n {
+            for i in 0..mask.len() {
                 if !mask[i] {
                     m[i] = NO_CLASS;
                 }
             }
             (y, m)
         })
-        .collect();
+        .collect()
+}
+
+/// Checks the valid cells of `mask`: at least one, a CRS in units that give right areas
+/// (metres or degrees), and at least [`MIN_VALID_CELLS`].
+fn check_valid_cells(study: &Study, reference: &Path, grid: &Grid, mask: &[bool]) -> Result<()> {
     let valid = mask.iter().filter(|&&v| v).count();
     if valid == 0 {
         return Err(Error::Data(format!(
@@ -451,17 +552,7 @@ fn load_into(study: &Study, spill: Option<Arc<tempfile::TempDir>>) -> Result<Sta
             study.file.display()
         )));
     }
-    Ok(Stack {
-        grid,
-        reference,
-        mask,
-        maps,
-        drivers,
-        restricted,
-        zones,
-        zone_names,
-        warped,
-    })
+    Ok(())
 }
 
 /// What every layer reader shares: the study, the reference grid and the mask of valid

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use gdal::raster::{rasterize, RasterizeOptions};
-use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
-use gdal::vector::{FieldValue, Geometry, LayerAccess};
+use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use gdal::vector::{Feature, FieldValue, Geometry, Layer, LayerAccess};
 use gdal::{Dataset, DriverManager};
 
 use crate::error::{Error, Result};
@@ -86,20 +86,75 @@ pub fn zones_from_polygons(path: &Path, field: Option<&str>, grid: &Grid) -> Res
     let mut layer = ds
         .layer(0)
         .map_err(|e| Error::vector(path, format!("cannot read layer 1 ({e})")))?;
-    let field_info = match field {
-        None => None,
-        Some(name) => {
-            let defn = layer.defn();
-            let names: Vec<String> = defn.fields().map(|f| f.name()).collect();
-            let idx = names.iter().position(|n| n == name).ok_or_else(|| {
-                Error::vector(
-                    path,
-                    format!("no field `{name}` (fields: {})", names.join(", ")),
-                )
-            })?;
-            Some((name.to_string(), idx))
-        }
+    let field_info = field_index(&layer, path, field)?;
+    let transform = reprojection(&layer, path, grid)?;
+    let mut geoms: Vec<Geometry> = Vec::new();
+    let mut keys: Vec<Key> = Vec::new();
+    let mut names: BTreeMap<i64, String> = BTreeMap::new();
+    for (pos, feature) in layer.features().enumerate() {
+        let fid = feature
+            .fid()
+            .map(|f| f.to_string())
+            .unwrap_or_else(|| pos.to_string());
+        geoms.push(feature_polygon(&feature, &fid, path, transform.as_ref())?);
+        let key = match &field_info {
+            None => {
+                let code = pos as i64 + 1;
+                names.insert(code, fid.clone());
+                Key::Code(code)
+            }
+            Some((name, idx)) => field_key(&feature, &fid, name, *idx, path)?,
+        };
+        keys.push(key);
+    }
+    if geoms.is_empty() {
+        return Err(Error::vector(
+            path,
+            "has no features, expected zone polygons",
+        ));
+    }
+    let burn = zone_codes(&keys, field_info.is_some(), &mut names);
+    let values = burn_on_grid(path, grid, &geoms, &burn)?;
+    Ok(Zones {
+        path: path.to_path_buf(),
+        values,
+        nodata: None,
+        names,
+    })
+}
+
+/// A feature's zone as its field holds it: a code, or a text numbered later.
+enum Key {
+    /// A zone code.
+    Code(i64),
+    /// A zone name, numbered with the other names.
+    Text(String),
+}
+
+/// The zone field `field`, when given, as (name, index) in the fields of `layer`; an
+/// error listing the fields when there is no such field.
+fn field_index(
+    layer: &Layer<'_>,
+    path: &Path,
+    field: Option<&str>,
+) -> Result<Option<(String, usize)>> {
+    let Some(name) = field else {
+        return Ok(None);
     };
+    let defn = layer.defn();
+    let names: Vec<String> = defn.fields().map(|f| f.name()).collect();
+    let idx = names.iter().position(|n| n == name).ok_or_else(|| {
+        Error::vector(
+            path,
+            format!("no field `{name}` (fields: {})", names.join(", ")),
+        )
+    })?;
+    Ok(Some((name.to_string(), idx)))
+}
+
+/// The transformation from the CRS of `layer` to the CRS of `grid`, when both are known
+/// and differ.
+fn reprojection(layer: &Layer<'_>, path: &Path, grid: &Grid) -> Result<Option<CoordTransform>> {
     let target_srs = if grid.crs_wkt.is_empty() {
         None
     } else {
@@ -112,97 +167,83 @@ pub fn zones_from_polygons(path: &Path, field: Option<&str>, grid: &Grid) -> Res
         s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
         s
     });
-    let transform = match (&layer_srs, &target_srs) {
-        (Some(src), Some(dst)) if src != dst => Some(
-            gdal::spatial_ref::CoordTransform::new(src, dst).map_err(|e| {
+    Ok(match (&layer_srs, &target_srs) {
+        (Some(src), Some(dst)) if src != dst => {
+            Some(CoordTransform::new(src, dst).map_err(|e| {
                 Error::vector(path, format!("cannot reproject to the grid's CRS ({e})"))
-            })?,
-        ),
-        _ => None,
-    };
-
-    enum Key {
-        Code(i64),
-        Text(String),
-    }
-    let mut geoms: Vec<Geometry> = Vec::new();
-    let mut keys: Vec<Key> = Vec::new();
-    let mut names: BTreeMap<i64, String> = BTreeMap::new();
-    for (pos, feature) in layer.features().enumerate() {
-        let fid = feature
-            .fid()
-            .map(|f| f.to_string())
-            .unwrap_or_else(|| pos.to_string());
-        let g = feature.geometry().ok_or_else(|| {
-            Error::vector(
-                path,
-                format!("feature {fid} has no geometry, expected a polygon"),
-            )
-        })?;
-        if !is_areal(g) {
-            return Err(Error::vector(
-                path,
-                format!(
-                    "feature {fid} is a {}, expected a polygon or multipolygon",
-                    g.geometry_name()
-                ),
-            ));
+            })?)
         }
-        let g = match &transform {
-            Some(t) => g.transform(t).map_err(|e| {
-                Error::vector(path, format!("feature {fid}: reprojection failed ({e})"))
-            })?,
-            None => g.clone(),
-        };
-        let key = match &field_info {
-            None => {
-                let code = pos as i64 + 1;
-                names.insert(code, fid.clone());
-                Key::Code(code)
-            }
-            Some((name, idx)) => {
-                let value = feature
-                    .field(*idx)
-                    .map_err(|e| {
-                        Error::vector(path, format!("feature {fid}, field `{name}`: {e}"))
-                    })?
-                    .ok_or_else(|| {
-                        Error::vector(
-                            path,
-                            format!("feature {fid}: field `{name}` is empty, expected a zone"),
-                        )
-                    })?;
-                match value {
-                    FieldValue::IntegerValue(v) => Key::Code(v.into()),
-                    FieldValue::Integer64Value(v) => Key::Code(v),
-                    FieldValue::RealValue(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
-                        Key::Code(v as i64)
-                    }
-                    FieldValue::RealValue(v) => {
-                        return Err(Error::vector(
-                            path,
-                            format!("feature {fid}: field `{name}` is {v}, expected a whole-number zone code"),
-                        ))
-                    }
-                    FieldValue::StringValue(s) => Key::Text(s),
-                    other => {
-                        return Err(Error::vector(
-                            path,
-                            format!("feature {fid}: field `{name}` holds {other:?}, expected an integer or a text zone name"),
-                        ))
-                    }
-                }
-            }
-        };
-        geoms.push(g);
-        keys.push(key);
-    }
-    if geoms.is_empty() {
+        _ => None,
+    })
+}
+
+/// The geometry of feature `fid`, reprojected by `transform` when given; an error when
+/// it has none or is not a polygon or multipolygon.
+fn feature_polygon(
+    feature: &Feature<'_>,
+    fid: &str,
+    path: &Path,
+    transform: Option<&CoordTransform>,
+) -> Result<Geometry> {
+    let g = feature.geometry().ok_or_else(|| {
+        Error::vector(
+            path,
+            format!("feature {fid} has no geometry, expected a polygon"),
+        )
+    })?;
+    if !is_areal(g) {
         return Err(Error::vector(
             path,
-            "has no features, expected zone polygons",
+            format!(
+                "feature {fid} is a {}, expected a polygon or multipolygon",
+                g.geometry_name()
+            ),
         ));
     }
+    Ok(match transform {
+        Some(t) => g.transform(t).map_err(|e| {
+            Error::vector(path, format!("feature {fid}: reprojection failed ({e})"))
+        })?,
+        None => g.clone(),
+    })
+}
+
+/// The zone of feature `fid` in its field `name` (at `idx`): an integer, a real holding
+/// a whole number, or a text; an error when the field is empty or holds anything else.
+fn field_key(feature: &Feature<'_>, fid: &str, name: &str, idx: usize, path: &Path) -> Result<Key> {
+    let value = feature
+        .field(idx)
+        .map_err(|e| Error::vector(path, format!("feature {fid}, field `{name}`: {e}")))?
+        .ok_or_else(|| {
+            Error::vector(
+                path,
+                format!("feature {fid}: field `{name}` is empty, expected a zone"),
+            )
+        })?;
+    Ok(match value {
+        FieldValue::IntegerValue(v) => Key::Code(v.into()),
+        FieldValue::Integer64Value(v) => Key::Code(v),
+        FieldValue::RealValue(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Key::Code(v as i64),
+        FieldValue::RealValue(v) => {
+            return Err(Error::vector(
+                path,
+                format!("feature {fid}: field `{name}` is {v}, expected a whole-number zone code"),
+            ))
+        }
+        FieldValue::StringValue(s) => Key::Text(s),
+        other => {
+            return Err(Error::vector(
+                path,
+                format!("feature {fid}: field `{name}` holds {other:?}, expected an integer or a text zone name"),
+            ))
+        }
+    })
+}
+
+/// The code burnt for each of `keys`: a code as it is, a text numbered 1.. in the
+/// sorted order of the distinct texts. Adds to `names` each text under its code and,
+/// when the zones come from a field (`from_field`), each code not yet named under itself.
+fn zone_codes(keys: &[Key], from_field: bool, names: &mut BTreeMap<i64, String>) -> Vec<f64> {
     let texts: BTreeSet<&str> = keys
         .iter()
         .filter_map(|k| match k {
@@ -216,7 +257,7 @@ pub fn zones_from_polygons(path: &Path, field: Option<&str>, grid: &Grid) -> Res
         .map(|(i, s)| (*s, i as i64 + 1))
         .collect();
     let mut burn = Vec::with_capacity(keys.len());
-    for k in &keys {
+    for k in keys {
         let code = match k {
             Key::Code(c) => *c,
             Key::Text(s) => {
@@ -225,18 +266,12 @@ pub fn zones_from_polygons(path: &Path, field: Option<&str>, grid: &Grid) -> Res
                 c
             }
         };
-        if field_info.is_some() && matches!(k, Key::Code(_)) {
+        if from_field && matches!(k, Key::Code(_)) {
             names.entry(code).or_insert_with(|| code.to_string());
         }
         burn.push(code as f64);
     }
-    let values = burn_on_grid(path, grid, &geoms, &burn)?;
-    Ok(Zones {
-        path: path.to_path_buf(),
-        values,
-        nodata: None,
-        names,
-    })
+    burn
 }
 
 fn burn_on_grid(path: &Path, grid: &Grid, geoms: &[Geometry], burn: &[f64]) -> Result<Vec<f64>> {

@@ -68,7 +68,33 @@ pub fn draw_sample(
             INVALID_CLASS
         )));
     }
-    // cells per index value, counted a block at a time over the threads
+    let counts = class_counts(classes, k)?;
+    let rng = CounterRng::new(seed);
+    let valid_cells: usize = counts.iter().sum();
+    let size = Size {
+        per_mille,
+        valid_cells,
+        total: (per_mille / 1000.0 * valid_cells as f64).round() as usize,
+    };
+    let chosen = match sampling {
+        Sampling::Uniform => choose_uniform(classes, class_names, &counts, &size, &rng)?,
+        Sampling::Proportional => choose_proportional(classes, &size, &rng)?,
+    };
+    Ok(split_holdout(
+        classes,
+        k,
+        chosen,
+        holdout,
+        &rng,
+        valid_cells,
+    ))
+}
+
+/// The cells of each of the `k` classes in `classes`, counted a block at a time over
+/// the threads; an error naming the first cell of a class index that is neither below
+/// `k` nor [`INVALID_CLASS`].
+fn class_counts(classes: &[u8], k: usize) -> Result<Vec<usize>> {
+    // cells per index value
     let all = classes
         .par_chunks(1 << 16)
         .fold(
@@ -98,67 +124,108 @@ pub fn draw_sample(
             k - 1
         )));
     }
-    let rng = CounterRng::new(seed);
-    let counts = all[..k].to_vec();
-    let valid_cells: usize = counts.iter().sum();
-    let total = (per_mille / 1000.0 * valid_cells as f64).round() as usize;
-    let chosen: Vec<(u64, usize)> = match sampling {
-        Sampling::Uniform => {
-            let per_class = total / k;
-            if per_class == 0 {
-                return Err(Error::Data(format!(
-                    "ANN sampling: {per_mille} per mille of {valid_cells} valid cells is {total} \
-                     cells, less than one per class for {k} classes; raise `per_mille`"
-                )));
-            }
-            for (c, &n) in counts.iter().enumerate() {
-                if n < per_class {
-                    return Err(Error::Data(format!(
-                        "ANN uniform sampling: class `{}` has {n} valid cells, {per_class} are \
-                         needed ({per_mille} per mille of {valid_cells} valid cells / {k} \
-                         classes); lower `per_mille` or use proportional sampling",
-                        class_names[c]
-                    )));
-                }
-            }
-            // every class's cells in one visit: each cell's key drawn once
-            let groups = smallest_n_spread_groups(
-                || {
-                    classes
-                        .par_iter()
-                        .enumerate()
-                        .filter(|(_, &c)| c != INVALID_CLASS)
-                        .map(|(cell, &c)| (c as usize, key(&rng, 0, cell), cell))
-                },
-                &vec![per_class; k],
-                &counts,
-            );
-            groups.into_iter().flatten().collect()
+    Ok(all[..k].to_vec())
+}
+
+/// The size of the sample: `per_mille` of `valid_cells` valid cells is `total` cells.
+struct Size {
+    /// The share of the valid cells drawn, per mille.
+    per_mille: f64,
+    /// The valid cells (class index below K).
+    valid_cells: usize,
+    /// The cells to draw in all.
+    total: usize,
+}
+
+/// `uniform` sampling: the same number of cells (the sample size / K) of every class,
+/// those with the smallest keys; an error when that is no cell or when a class (of
+/// `counts` cells, named by `class_names`) has fewer cells. Returns (key, cell) pairs.
+fn choose_uniform(
+    classes: &[u8],
+    class_names: &[String],
+    counts: &[usize],
+    size: &Size,
+    rng: &CounterRng,
+) -> Result<Vec<(u64, usize)>> {
+    let k = class_names.len();
+    let Size {
+        per_mille,
+        valid_cells,
+        total,
+    } = *size;
+    let per_class = total / k;
+    if per_class == 0 {
+        return Err(Error::Data(format!(
+            "ANN sampling: {per_mille} per mille of {valid_cells} valid cells is {total} \
+             cells, less than one per class for {k} classes; raise `per_mille`"
+        )));
+    }
+    for (c, &n) in counts.iter().enumerate() {
+        if n < per_class {
+            return Err(Error::Data(format!(
+                "ANN uniform sampling: class `{}` has {n} valid cells, {per_class} are \
+                 needed ({per_mille} per mille of {valid_cells} valid cells / {k} \
+                 classes); lower `per_mille` or use proportional sampling",
+                class_names[c]
+            )));
         }
-        Sampling::Proportional => {
-            if total == 0 {
-                return Err(Error::Data(format!(
-                    "ANN sampling: {per_mille} per mille of {valid_cells} valid cells is no cell; \
-                     raise `per_mille`"
-                )));
-            }
-            // the valid cells with the n smallest (key, cell)
-            smallest_n_spread(
-                || {
-                    classes
-                        .par_iter()
-                        .enumerate()
-                        .filter(|(_, &c)| c != INVALID_CLASS)
-                        .map(|(cell, _)| (key(&rng, 0, cell), cell))
-                },
-                total,
-                valid_cells,
-            )
-        }
-    };
+    }
+    // every class's cells in one visit: each cell's key drawn once
+    let groups = smallest_n_spread_groups(
+        || {
+            classes
+                .par_iter()
+                .enumerate()
+                .filter(|(_, &c)| c != INVALID_CLASS)
+                .map(|(cell, &c)| (c as usize, key(rng, 0, cell), cell))
+        },
+        &vec![per_class; k],
+        counts,
+    );
+    Ok(groups.into_iter().flatten().collect())
+}
+
+/// `proportional` sampling: the valid cells with the `total` smallest (key, cell), an
+/// error when that is no cell. Returns (key, cell) pairs.
+fn choose_proportional(classes: &[u8], size: &Size, rng: &CounterRng) -> Result<Vec<(u64, usize)>> {
+    let Size {
+        per_mille,
+        valid_cells,
+        total,
+    } = *size;
+    if total == 0 {
+        return Err(Error::Data(format!(
+            "ANN sampling: {per_mille} per mille of {valid_cells} valid cells is no cell; \
+             raise `per_mille`"
+        )));
+    }
+    // the valid cells with the n smallest (key, cell)
+    Ok(smallest_n_spread(
+        || {
+            classes
+                .par_iter()
+                .enumerate()
+                .filter(|(_, &c)| c != INVALID_CLASS)
+                .map(|(cell, _)| (key(rng, 0, cell), cell))
+        },
+        total,
+        valid_cells,
+    ))
+}
+
+/// Splits the `chosen` cells class by class: the share `holdout` of each class's cells,
+/// those with the smallest second key (iteration 1), is held out, the rest trained.
+fn split_holdout(
+    classes: &[u8],
+    k: usize,
+    chosen: Vec<(u64, usize)>,
+    holdout: f64,
+    rng: &CounterRng,
+    valid_cells: usize,
+) -> Sample {
     let mut by_class: Vec<Vec<(u64, usize)>> = vec![Vec::new(); k];
     for (_, cell) in chosen {
-        by_class[classes[cell] as usize].push((key(&rng, 1, cell), cell));
+        by_class[classes[cell] as usize].push((key(rng, 1, cell), cell));
     }
     let mut train = Vec::new();
     let mut held = Vec::new();
@@ -174,13 +241,13 @@ pub fn draw_sample(
     }
     train.sort_unstable();
     held.sort_unstable();
-    Ok(Sample {
+    Sample {
         train,
         holdout: held,
         train_per_class,
         holdout_per_class,
         valid_cells,
-    })
+    }
 }
 
 #[cfg(test)]
