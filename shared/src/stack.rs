@@ -139,7 +139,7 @@ impl Stack {
 
     /// Number of valid cells.
     pub fn valid_cells(&self) -> u64 {
-        self.mask.iter().filter(|&&v| v).count() as u64
+        self.mask.par_iter().filter(|&&v| v).count() as u64
     }
 
     /// Cells per class of the map of `year` (over valid cells).
@@ -523,11 +523,10 @@ fn mask_maps(raw_maps: BTreeMap<i32, Vec<u8>>, mask: &[bool]) -> BTreeMap<i32, V
     raw_maps
         .into_iter()
         .map(|(y, mut m)| {
-            for i in 0..mask.len() {
-                if !mask[i] {
-                    m[i] = NO_CLASS;
-                }
-            }
+            m.par_iter_mut()
+                .zip(mask.par_iter())
+                .filter(|(_, &valid)| !valid)
+                .for_each(|(c, _)| *c = NO_CLASS);
             (y, m)
         })
         .collect()
@@ -536,7 +535,7 @@ fn mask_maps(raw_maps: BTreeMap<i32, Vec<u8>>, mask: &[bool]) -> BTreeMap<i32, V
 /// Checks the valid cells of `mask`: at least one, a CRS in units that give right areas
 /// (metres or degrees), and at least [`MIN_VALID_CELLS`].
 fn check_valid_cells(study: &Study, reference: &Path, grid: &Grid, mask: &[bool]) -> Result<()> {
-    let valid = mask.iter().filter(|&&v| v).count();
+    let valid = mask.par_iter().filter(|&&v| v).count();
     if valid == 0 {
         return Err(Error::Data(format!(
             "{}: no valid cell: the nodata masks of the layers do not overlap anywhere",
