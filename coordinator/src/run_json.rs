@@ -16,6 +16,8 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cluster::remote::SessionTraffic;
+
 /// The whole `run.json` of a completed run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunJson {
@@ -77,8 +79,9 @@ pub struct RunJson {
     /// The seed ensemble (`--ensemble N`, N > 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleJson>,
-    /// What each session (the tiles of one network) sent and cost.
-    pub sessions: BTreeMap<String, Value>,
+    /// What each session (the tiles of one network) sent and cost (null for the
+    /// validation when it opened none).
+    pub sessions: BTreeMap<String, Option<SessionTraffic>>,
     /// Every scenario: its last stage's figures and all its stages.
     pub scenarios: BTreeMap<String, ScenarioJson>,
     /// Every map of the run with its files, base map first.
@@ -91,7 +94,7 @@ pub struct RunJson {
     /// Whether the workers read the static layers themselves (`--shared-data`).
     pub shared_data: bool,
     /// Peak resident memory of the coordinator and the workers.
-    pub memory: Value,
+    pub memory: MemoryJson,
     /// Wall seconds of the run (to run.json; the HTML report follows).
     pub wall_seconds: f64,
     /// Wall seconds during which some worker call was in flight.
@@ -111,6 +114,38 @@ pub struct RunJson {
 }
 
 /// A class of the legend.
+/// Peak resident memory of the run's processes (run.json's `memory`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MemoryJson {
+    /// Cells of the grid.
+    pub grid_cells: u64,
+    /// The coordinator's peak resident set, bytes.
+    pub coordinator_peak_rss_bytes: u64,
+    /// The same per grid cell.
+    pub coordinator_peak_rss_bytes_per_cell: f64,
+    /// Every worker's peak.
+    pub workers: Vec<WorkerMemoryJson>,
+    /// The coordinator's and the workers' peaks added up: an upper bound of the
+    /// machine's peak when the workers are local (the peaks need not coincide); null
+    /// when a worker did not answer.
+    pub all_processes_peak_rss_bytes: Option<u64>,
+    /// The same per grid cell.
+    pub all_processes_peak_rss_bytes_per_cell: Option<f64>,
+}
+
+/// A worker's peak resident memory (null when it did not answer).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WorkerMemoryJson {
+    /// Its address.
+    pub addr: String,
+    /// Its peak resident set, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// The same per grid cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes_per_cell: Option<f64>,
+}
+
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LegendJson {
     /// The class code in the land-use rasters.

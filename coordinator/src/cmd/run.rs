@@ -556,7 +556,7 @@ fn release(session: &Session<'_>, report: &mut RunJson) {
     session.release();
     report
         .sessions
-        .insert("scenarios".into(), json!(session.session));
+        .insert("scenarios".into(), Some(session.session.clone()));
 }
 
 /// The counts of every scenario stage, for the carbon tables; and each scenario's carbon

@@ -42,8 +42,10 @@ pub struct Traffic {
     pub seconds: PhaseSeconds,
 }
 
-/// What a session (the tiles of one network) cost, over all its runs.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// What a session (the tiles of one network) cost, over all its runs (run.json's
+/// `sessions`).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SessionTraffic {
     /// Tiles of the session.
     pub tiles: u64,

@@ -389,7 +389,7 @@ pub(super) struct Validated {
     /// run.json `validation`.
     pub(super) json: Value,
     /// run.json `sessions.validation`.
-    pub(super) session: Value,
+    pub(super) session: Option<crate::cluster::remote::SessionTraffic>,
     /// Its stage timing (beside the main line).
     pub(super) timing: StageTiming,
     /// The report's images of its maps.

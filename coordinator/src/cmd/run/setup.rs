@@ -9,13 +9,13 @@ use anyhow::Context;
 use flus_shared::ca::Tiling;
 use flus_shared::config::Study;
 use flus_shared::stack;
-use serde_json::{json, Value};
 
 use super::super::common;
 use super::Args;
 use crate::cluster::fanout::{self, rpc, Calls};
 use crate::cluster::local::{LocalWorkers, Spawned};
 use crate::cluster::{pool, wire};
+use crate::run_json::{MemoryJson, WorkerMemoryJson};
 
 /// The study's static layers as files relative to the workers' data root `root`, with the
 /// nodata each is read with (the rules of `flus_shared::stack::load`).
@@ -100,7 +100,7 @@ pub(super) fn memory_report(
     rt: &tokio::runtime::Runtime,
     conns: &[pool::WorkerConn],
     cells: u64,
-) -> Value {
+) -> MemoryJson {
     let per = |b: u64| b as f64 / cells.max(1) as f64;
     let coord = flus_shared::memory::peak_rss_bytes().unwrap_or(0);
     let calls = conns
@@ -115,33 +115,28 @@ pub(super) fn memory_report(
         })
         .collect();
     let stats = fanout::best_effort(rt.handle(), Duration::from_secs(10), calls);
-    let workers: Vec<Value> = conns
+    let workers: Vec<WorkerMemoryJson> = conns
         .iter()
         .zip(stats)
-        .map(|(c, s)| match s {
-            Some(s) => json!({
-                "addr": c.addr,
-                "peak_rss_bytes": s.peak_rss_bytes,
-                "peak_rss_bytes_per_cell": per(s.peak_rss_bytes),
-            }),
-            None => json!({ "addr": c.addr, "peak_rss_bytes": null }),
+        .map(|(c, s)| WorkerMemoryJson {
+            addr: c.addr.clone(),
+            peak_rss_bytes: s.as_ref().map(|s| s.peak_rss_bytes),
+            peak_rss_bytes_per_cell: s.map(|s| per(s.peak_rss_bytes)),
         })
         .collect();
-    // The sum of the processes' peaks: an upper bound of the machine's peak when the
-    // workers are local (the peaks need not coincide); null when a worker did not answer.
     let total = workers
         .iter()
-        .map(|w| w["peak_rss_bytes"].as_u64())
+        .map(|w| w.peak_rss_bytes)
         .sum::<Option<u64>>()
         .map(|w| w + coord);
-    json!({
-        "grid_cells": cells,
-        "coordinator_peak_rss_bytes": coord,
-        "coordinator_peak_rss_bytes_per_cell": per(coord),
-        "workers": workers,
-        "all_processes_peak_rss_bytes": total,
-        "all_processes_peak_rss_bytes_per_cell": total.map(per),
-    })
+    MemoryJson {
+        grid_cells: cells,
+        coordinator_peak_rss_bytes: coord,
+        coordinator_peak_rss_bytes_per_cell: per(coord),
+        workers,
+        all_processes_peak_rss_bytes: total,
+        all_processes_peak_rss_bytes_per_cell: total.map(per),
+    }
 }
 
 /// Tiles of a run: `base` (workers x tiles per worker), or the smallest multiple of it

@@ -11,6 +11,7 @@ use flus_shared::config::Study;
 use flus_shared::{model, stack};
 
 use super::{free_maxima_here, train_on_workers, ClusterCa, Session, SuitabilitySource};
+use crate::cluster::remote::SessionTraffic;
 use crate::cluster::train_remote::Trainers;
 
 /// The validation on the past period over the cluster, in its own session (its own
@@ -25,7 +26,7 @@ pub(super) fn validation_stage(
     forest: Option<&model::Suitability>,
     members: u32,
     drawn: &dyn Fn(),
-) -> anyhow::Result<(Value, Value)> {
+) -> anyhow::Result<(Value, Option<SessionTraffic>)> {
     let (mut traffic, mut session, mut ensemble) = (None, None, None);
     // the validation's own ANN (of the `from` map) unless it reads a raster or the
     // forests: trained on a worker, beside the scenarios' network on another
@@ -113,7 +114,7 @@ pub(super) fn validation_stage(
     if let Some(e) = ensemble {
         v["ensemble"] = e;
     }
-    Ok((v, json!(session)))
+    Ok((v, session))
 }
 
 /// Members `0..members` of the validation in `session`, up to `--concurrent-runs` at
