@@ -101,7 +101,7 @@ impl Layers for Vec<Driver> {
     }
 }
 
-/// Where [`load_into`] puts the drivers' values.
+/// Where [`read_driver`] puts a driver's values: memory, or a scratch file of [`load_spilled`].
 enum DriverSink {
     Memory(Vec<f32>),
     File(std::io::BufWriter<File>, PathBuf, Arc<tempfile::TempDir>),
@@ -586,6 +586,7 @@ impl<'a> CodeTable<'a> {
     /// Widest range of codes held in a table.
     const MAX_SPAN: i64 = 1 << 16;
 
+    /// The table of `map` (or none when its codes span more than [`Self::MAX_SPAN`]).
     fn new(map: &'a BTreeMap<i64, u8>) -> Self {
         let (lo, hi) = match (map.keys().next(), map.keys().next_back()) {
             (Some(&lo), Some(&hi)) => (lo, hi),

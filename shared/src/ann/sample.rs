@@ -45,6 +45,8 @@ pub struct Sample {
     pub valid_cells: usize,
 }
 
+/// The sampling key of `cell`: the first two words of its Philox block on the ANN
+/// sample stream (`iteration` 0 chooses the sample, 1 splits off the holdout).
 fn key(rng: &CounterRng, iteration: u32, cell: usize) -> u64 {
     let b = rng.block(stream::ANN_SAMPLE, iteration, cell as u64, 0);
     ((b[0] as u64) << 32) | b[1] as u64
