@@ -70,12 +70,27 @@ pub(crate) fn run_scenarios(
     holds: &Holds,
     act: impl FnMut(&str, u32),
 ) -> Output {
+    let mut args = vec!["--no-validation"];
+    args.extend_from_slice(extra);
+    run_study(out, addrs, scenarios, &args, holds, act)
+}
+
+/// `flus run --json` of `scenarios` over `addrs` with the arguments `extra` (the
+/// validation too unless they say `--no-validation`), watched for the hold points
+/// of `holds`.
+pub(crate) fn run_study(
+    out: &Path,
+    addrs: &[String],
+    scenarios: &[&str],
+    extra: &[&str],
+    holds: &Holds,
+    act: impl FnMut(&str, u32),
+) -> Output {
     let s = study();
     let list = addrs.join(",");
     let mut args = vec![
         "run",
         &s.toml,
-        "--no-validation",
         "--json",
         "--out",
         out.to_str().unwrap(),

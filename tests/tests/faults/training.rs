@@ -3,10 +3,9 @@
 use std::path::Path;
 
 use flus_e2e::hold::Holds;
-use flus_e2e::TEST_TOKEN;
-use flus_e2e::{flus_watch, Output};
+use flus_e2e::Output;
 
-use crate::common::{addrs, held_together, same_map, study, workers, SCENARIO, TIMEOUT};
+use crate::common::{addrs, held_together, run_study, same_map, workers, SCENARIO};
 
 /// `flus run` of `scenarios` with the validation (its own session) over `addrs`.
 fn run_with_validation(
@@ -16,24 +15,7 @@ fn run_with_validation(
     holds: &Holds,
     act: impl FnMut(&str, u32),
 ) -> Output {
-    let s = study();
-    let list = addrs.join(",");
-    let mut args = vec![
-        "run",
-        &s.toml,
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-        "--workers",
-        &list,
-        "--rejoin-probe",
-        "0",
-    ];
-    for sc in scenarios {
-        args.extend(["--scenario", sc]);
-    }
-    let env = [("FLUS_TOKEN", TEST_TOKEN), holds.env()];
-    flus_watch(&args, &env, TIMEOUT, act)
+    run_study(out, addrs, scenarios, &["--rejoin-probe", "0"], holds, act)
 }
 
 #[test]
