@@ -16,7 +16,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::cluster::remote::SessionTraffic;
+use crate::cluster::remote::{SessionTraffic, Traffic};
 
 /// The whole `run.json` of a completed run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -198,8 +198,8 @@ pub struct StageJson {
     pub demand: BTreeMap<String, i64>,
     /// Demand minus cells reached, per class, at the end.
     pub final_gap: BTreeMap<String, i64>,
-    /// Classes whose demand was not met.
-    pub unmet: Value,
+    /// Classes whose demand was not met, by name (null when every one was).
+    pub unmet: Option<BTreeMap<String, flus_shared::tables::UnmetJson>>,
     /// Whether every class met its demand.
     pub demand_met: bool,
     /// Transition mode: every pair's quota and the cells converted.
@@ -223,7 +223,7 @@ pub struct StageJson {
     /// Its carbon change GeoTIFF.
     pub carbon_change: PathBuf,
     /// What went over the wire and the seconds of each phase.
-    pub traffic: Value,
+    pub traffic: Traffic,
 }
 
 /// The seed ensemble.
@@ -350,7 +350,7 @@ mod tests {
             year: 2030,
             demand: [("forest".to_string(), 10)].into(),
             final_gap: [("forest".to_string(), 0)].into(),
-            unmet: Value::Array(vec![]),
+            unmet: None,
             demand_met: true,
             transitions: None,
             iterations: 12,
@@ -361,7 +361,7 @@ mod tests {
             stream: 3,
             carbon: "c.tif".into(),
             carbon_change: "d.tif".into(),
-            traffic: Value::Null,
+            traffic: Traffic::default(),
         };
         let run = RunJson {
             study: "s".into(),

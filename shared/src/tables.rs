@@ -198,19 +198,36 @@ pub fn unmet(names: &[String], scenario: &str, demand: &[i64], gap: &[i64]) -> V
 
 /// `{class: {demand, reached, gap}}` of `rows` (null when empty), for run.json.
 pub fn unmet_json(rows: &[UnmetClass]) -> serde_json::Value {
-    if rows.is_empty() {
-        return serde_json::Value::Null;
-    }
-    serde_json::Value::Object(
+    serde_json::json!(unmet_by_class(rows))
+}
+
+/// A class whose demand was not met, in run.json and `flus validate --json`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UnmetJson {
+    /// Cells asked for.
+    pub demand: i64,
+    /// Cells reached.
+    pub reached: i64,
+    /// Demand minus cells reached.
+    pub gap: i64,
+}
+
+/// `rows` by class name; None when every class met its demand.
+pub fn unmet_by_class(rows: &[UnmetClass]) -> Option<BTreeMap<String, UnmetJson>> {
+    (!rows.is_empty()).then(|| {
         rows.iter()
             .map(|u| {
                 (
                     u.class.clone(),
-                    serde_json::json!({"demand": u.demand, "reached": u.reached, "gap": u.gap}),
+                    UnmetJson {
+                        demand: u.demand,
+                        reached: u.reached,
+                        gap: u.gap,
+                    },
                 )
             })
-            .collect(),
-    )
+            .collect()
+    })
 }
 
 /// Writes `unmet_demand.csv` (scenario, class, demand, cells reached, gap) into `dir`.
@@ -372,6 +389,17 @@ mod tests {
         let j = unmet_json(&u);
         assert_eq!(j["c"]["gap"], 60);
         assert!(unmet_json(&unmet(&names, "s", &[1, 2, 3], &[0, 0, 0])).is_null());
+        // run.json's typed form: the same figures by class name
+        let by = unmet_by_class(&u).unwrap();
+        assert_eq!(
+            by["a"],
+            UnmetJson {
+                demand: 100,
+                reached: 160,
+                gap: -60
+            }
+        );
+        assert_eq!(by.keys().collect::<Vec<_>>(), ["a", "c"]);
     }
 
     #[test]

@@ -144,7 +144,7 @@ fn timed_run(
         .map(|s| &s.last)
         .with_context(|| format!("{}: no scenario {scenario} in run.json", out.display()))?;
     let iterations = sc.iterations;
-    let traffic = &sc.traffic;
+    let traffic = &json!(sc.traffic);
     let phases = &traffic["seconds"];
     let ca_seconds_total = phases["total"].as_f64();
     let waits: f64 = ["load", "propose", "exact", "commit", "carbon"]

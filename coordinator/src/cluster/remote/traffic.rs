@@ -1,7 +1,8 @@
 //! What a session and its runs sent and received, and where the time went.
 
 /// Calls and failures of one worker.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct WorkerTraffic {
     /// Its address.
     pub addr: String,
@@ -19,7 +20,8 @@ pub struct WorkerTraffic {
 }
 
 /// Counters of what went over the wire.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Traffic {
     /// Tile data bytes sent by LoadTile.
     pub tile_bytes: u64,
@@ -69,7 +71,8 @@ pub struct SessionTraffic {
 }
 
 /// Wall seconds per phase of the remote CA.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PhaseSeconds {
     /// Tile loading and Suitability (first load, failover and rejoin).
     pub load: f64,

@@ -18,7 +18,6 @@ use flus_shared::config::Study;
 use flus_shared::ensemble::member_seed;
 use flus_shared::markov::ScenarioDemand;
 use flus_shared::{files, model, outputs, stack, tables};
-use serde_json::json;
 
 use super::{ClusterCa, Queue, Session};
 use crate::cluster::remote;
@@ -447,7 +446,7 @@ fn record(
         year: stage.year,
         demand: by_class(&stage.demand),
         final_gap: by_class(&res.report.final_gap),
-        unmet: tables::unmet_json(&short),
+        unmet: tables::unmet_by_class(&short),
         demand_met: res.report.demand_met,
         transitions: stage
             .quota
@@ -462,7 +461,7 @@ fn record(
         stream: stage.stream as u64,
         carbon: carbon_path,
         carbon_change: change_path,
-        traffic: json!(run.traffic),
+        traffic: run.traffic.clone(),
     };
     o.unmet.extend(short);
     j
