@@ -60,7 +60,7 @@ pub struct RunJson {
     /// Every training job (networks, forest tree ranges): the worker that ran it, its
     /// attempts, rows, bytes and seconds.
     #[serde(default)]
-    pub training: Value,
+    pub training: Vec<crate::cluster::train_remote::TrainingJob>,
     /// The suitability GeoTIFF of the base year.
     pub suitability: PathBuf,
     /// The base map's land-use GeoTIFF.

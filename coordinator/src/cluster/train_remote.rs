@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use flus_proto::v1::{TrainJobChunk, TrainReply};
 use flus_shared::ann::{AnnSettings, TrainedAnn, TrainingSet};
 use flus_shared::forest::{FittedTree, Forest, ForestSettings, Samples};
-use serde_json::{json, Value};
 
 use super::fanout::units::{self, Members, Stop, Work};
 use super::fanout::{request, rpc, Rpc};
@@ -75,12 +74,44 @@ struct Done {
     attempts: u32,
 }
 
+/// One training job of a run (run.json's `training`): a network, or a range of a
+/// forest's trees.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct TrainingJob {
+    /// Its name (`validation`, `scenarios`, `leas-<key>-trees-<from>-<to>`).
+    pub job: String,
+    /// `ann` or `forest`.
+    pub model: String,
+    /// Forests: which forest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forest_key: Option<u32>,
+    /// Forests: the range of trees, first and one past the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trees: Option<[usize; 2]>,
+    /// The worker that answered it.
+    pub worker: String,
+    /// Workers asked, the one that answered included.
+    pub attempts: u32,
+    /// Rows of its sample.
+    pub rows: usize,
+    /// Networks: bytes of the sample's rows sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<usize>,
+    /// Networks: seconds drawing the sample here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepare_seconds: Option<f64>,
+    /// Seconds the worker reported.
+    pub worker_seconds: f64,
+    /// Wall seconds of the job here.
+    pub seconds: f64,
+}
+
 /// The workers that train models, shared by the threads that ask for them.
 pub struct Trainers {
     rt: tokio::runtime::Handle,
     members: Mutex<Members>,
     deadline: Duration,
-    log: Mutex<Vec<Value>>,
+    log: Mutex<Vec<TrainingJob>>,
 }
 
 impl Trainers {
@@ -95,7 +126,7 @@ impl Trainers {
     }
 
     /// Where and how long every job ran so far (run.json `training`).
-    pub fn log(&self) -> Vec<Value> {
+    pub fn log(&self) -> Vec<TrainingJob> {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
@@ -129,7 +160,7 @@ impl Trainers {
         }
     }
 
-    fn record(&self, entry: Value) {
+    fn record(&self, entry: TrainingJob) {
         if let Ok(mut l) = self.log.lock() {
             l.push(entry);
         }
@@ -150,17 +181,18 @@ impl Trainers {
         let msgs = wire::train::ann_messages(job, set, settings, seed)?;
         let done = self.run(job, Kind::Ann, msgs)?;
         let trained = wire::train::trained_ann(job, &done.reply.result_json)?;
-        self.record(json!({
-            "job": job,
-            "model": "ann",
-            "worker": done.worker,
-            "attempts": done.attempts,
-            "rows": set.train.cells.len() + set.holdout.cells.len(),
-            "bytes": set.row_bytes(),
-            "prepare_seconds": prepare_seconds,
-            "worker_seconds": done.reply.seconds,
-            "seconds": t0.elapsed().as_secs_f64(),
-        }));
+        self.record(TrainingJob {
+            job: job.to_string(),
+            model: "ann".into(),
+            worker: done.worker,
+            attempts: done.attempts,
+            rows: set.train.cells.len() + set.holdout.cells.len(),
+            bytes: Some(set.row_bytes()),
+            prepare_seconds: Some(prepare_seconds),
+            worker_seconds: done.reply.seconds,
+            seconds: t0.elapsed().as_secs_f64(),
+            ..TrainingJob::default()
+        });
         Ok(trained)
     }
 
@@ -197,17 +229,18 @@ impl Trainers {
                         let done = self.run(&job, Kind::Trees, msgs)?;
                         let trees =
                             wire::train::fitted_trees(&job, &done.reply.result_json, r.1 - r.0)?;
-                        self.record(json!({
-                            "job": job,
-                            "model": "forest",
-                            "forest_key": key,
-                            "trees": [r.0, r.1],
-                            "worker": done.worker,
-                            "attempts": done.attempts,
-                            "rows": s.len(),
-                            "worker_seconds": done.reply.seconds,
-                            "seconds": t0.elapsed().as_secs_f64(),
-                        }));
+                        self.record(TrainingJob {
+                            job,
+                            model: "forest".into(),
+                            forest_key: Some(key),
+                            trees: Some([r.0, r.1]),
+                            worker: done.worker,
+                            attempts: done.attempts,
+                            rows: s.len(),
+                            worker_seconds: done.reply.seconds,
+                            seconds: t0.elapsed().as_secs_f64(),
+                            ..TrainingJob::default()
+                        });
                         Ok(trees)
                     })
                 })

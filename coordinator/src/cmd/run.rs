@@ -409,7 +409,7 @@ fn study_on_workers(
         report.base_carbon = base_carbon;
         images.merge(base_images);
         // where every network and forest was trained, and how long it took
-        report.training = json!(ctx.trainers.log());
+        report.training = ctx.trainers.log();
         anyhow::Ok(images)
     })
 }
