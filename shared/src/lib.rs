@@ -15,6 +15,7 @@ pub mod carbon;
 pub mod change_maps;
 pub mod cog;
 pub mod config;
+pub mod counts;
 pub mod ensemble;
 pub mod error;
 pub mod files;

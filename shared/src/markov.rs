@@ -2,8 +2,6 @@
 //! maps, projection of class shares in whole steps, scenario changes to the transition
 //! matrix, and demand in cells rounded by largest remainder so it sums exactly.
 
-use rayon::prelude::*;
-
 use crate::config::{ScenarioConfig, Study};
 use crate::error::{Error, Result};
 
@@ -22,28 +20,14 @@ pub struct Transition {
 
 /// Counts transitions between `start` and `end` (class indices, values >= `k` invalid).
 pub fn transition(start: &[u8], end: &[u8], k: usize) -> Transition {
-    // counted a block of cells at a time over the threads (sums: the same in any order)
-    let flat = start
-        .par_chunks(1 << 16)
-        .zip(end.par_chunks(1 << 16))
-        .fold(
-            || vec![0u64; k * k],
-            |mut n, (a, b)| {
-                for (&a, &b) in a.iter().zip(b) {
-                    if (a as usize) < k && (b as usize) < k {
-                        n[a as usize * k + b as usize] += 1;
-                    }
-                }
-                n
-            },
-        )
-        .reduce(
-            || vec![0u64; k * k],
-            |mut x, y| {
-                x.iter_mut().zip(y).for_each(|(x, y)| *x += y);
-                x
-            },
-        );
+    let cells = start.len().min(end.len());
+    let flat = crate::counts::block_counts(cells, k * k, |r, n| {
+        for (&a, &b) in start[r.clone()].iter().zip(&end[r]) {
+            if (a as usize) < k && (b as usize) < k {
+                n[a as usize * k + b as usize] += 1;
+            }
+        }
+    });
     let counts: Vec<Vec<u64>> = flat.chunks(k.max(1)).map(<[u64]>::to_vec).collect();
     let start_counts: Vec<u64> = counts.iter().map(|r| r.iter().sum()).collect();
     let end_counts: Vec<u64> = (0..k).map(|j| counts.iter().map(|r| r[j]).sum()).collect();

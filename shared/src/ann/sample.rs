@@ -97,24 +97,11 @@ pub fn draw_sample(
 /// `k` nor [`INVALID_CLASS`].
 fn class_counts(classes: &[u8], k: usize) -> Result<Vec<usize>> {
     // cells per index value
-    let all = classes
-        .par_chunks(1 << 16)
-        .fold(
-            || vec![0usize; 256],
-            |mut n, block| {
-                for &c in block {
-                    n[c as usize] += 1;
-                }
-                n
-            },
-        )
-        .reduce(
-            || vec![0usize; 256],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    let all = crate::counts::block_counts(classes.len(), 256, |r, n| {
+        for &c in &classes[r] {
+            n[c as usize] += 1;
+        }
+    });
     if all[k..INVALID_CLASS as usize].iter().any(|&n| n > 0) {
         let cell = classes
             .iter()
@@ -126,7 +113,7 @@ fn class_counts(classes: &[u8], k: usize) -> Result<Vec<usize>> {
             k - 1
         )));
     }
-    Ok(all[..k].to_vec())
+    Ok(all[..k].iter().map(|&n| n as usize).collect())
 }
 
 /// The size of the sample: `per_mille` of `valid_cells` valid cells is `total` cells.
