@@ -65,67 +65,123 @@ fn log(o: &Output) {
     );
 }
 
+/// The parsed and checked arguments: what to write, by output name.
+struct Specs {
+    warps: Vec<prepare::WarpSpec>,
+    distances: Vec<(String, PathBuf)>,
+    restricts: Vec<(String, PathBuf)>,
+    /// Every output's name (NAME.tif), each once.
+    names: BTreeSet<String>,
+}
+
+impl Specs {
+    /// Parses every argument and checks the output names before any work.
+    fn parse(args: &Args) -> anyhow::Result<Self> {
+        let warps = args
+            .warp
+            .iter()
+            .map(|w| prepare::parse_warp_spec(w))
+            .collect::<Result<Vec<_>, _>>()?;
+        let named = |flag: &str, list: &[String]| {
+            list.iter()
+                .map(|d| prepare::parse_named_path(flag, d))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let distances = named("--distance", &args.distance)?;
+        let restricts = named("--restrict", &args.restrict)?;
+        let mut names = BTreeSet::new();
+        for w in &warps {
+            claim(&mut names, &w.name)?;
+        }
+        if args.dem.is_some() {
+            claim(&mut names, "slope")?;
+            claim(&mut names, "aspect")?;
+        }
+        for (n, _) in distances.iter().chain(&restricts) {
+            claim(&mut names, n)?;
+        }
+        if args.zones.is_some() {
+            claim(&mut names, "zones")?;
+        }
+        if names.is_empty() {
+            bail!("nothing to prepare: give --warp, --dem, --distance, --restrict or --zones");
+        }
+        Ok(Self {
+            warps,
+            distances,
+            restricts,
+            names,
+        })
+    }
+}
+
+/// The zone table written beside `zones.tif`: its path and the zones.
+type ZoneTable = (PathBuf, Vec<prepare::Zone>);
+
 /// Runs `flus prepare`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    // Parse and check every argument before any work.
-    let warps = args
-        .warp
-        .iter()
-        .map(|w| prepare::parse_warp_spec(w))
-        .collect::<Result<Vec<_>, _>>()?;
-    let distances = args
-        .distance
-        .iter()
-        .map(|d| prepare::parse_named_path("--distance", d))
-        .collect::<Result<Vec<_>, _>>()?;
-    let restricts = args
-        .restrict
-        .iter()
-        .map(|r| prepare::parse_named_path("--restrict", r))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut names = BTreeSet::new();
-    for w in &warps {
-        claim(&mut names, &w.name)?;
-    }
-    if args.dem.is_some() {
-        claim(&mut names, "slope")?;
-        claim(&mut names, "aspect")?;
-    }
-    for (n, _) in distances.iter().chain(&restricts) {
-        claim(&mut names, n)?;
-    }
-    if args.zones.is_some() {
-        claim(&mut names, "zones")?;
-    }
-    if names.is_empty() {
-        bail!("nothing to prepare: give --warp, --dem, --distance, --restrict or --zones");
-    }
-
+    let specs = Specs::parse(args)?;
     let tif = |name: &str| args.out.join(format!("{name}.tif"));
     // no output may replace an input: checked for every output before any is written
     files::register_inputs(
         std::iter::once(&args.reference)
-            .chain(warps.iter().map(|w| &w.path))
+            .chain(specs.warps.iter().map(|w| &w.path))
             .chain(&args.dem)
-            .chain(distances.iter().chain(&restricts).map(|(_, p)| p))
+            .chain(
+                specs
+                    .distances
+                    .iter()
+                    .chain(&specs.restricts)
+                    .map(|(_, p)| p),
+            )
             .chain(&args.zones),
     );
     files::check_outputs(
-        names
+        specs
+            .names
             .iter()
             .map(|n| tif(n))
             .chain(["zones.csv", "prepared.toml"].map(|n| args.out.join(n))),
     )?;
     let reference = raster::info(&args.reference)?;
-    let grid = &reference.grid;
     files::ensure_dir(&args.out)?;
+    let (outputs, zone_table) = write_outputs(args, &specs, &reference.grid)?;
+
+    let toml_path = args.out.join("prepared.toml");
+    let text = prepare::prepared_toml(&args.out, &outputs)?;
+    files::write_atomic(&toml_path, text.as_bytes())
+        .with_context(|| "writing prepared.toml".to_string())?;
+    tracing::info!("wrote {}", toml_path.display());
+    if args.json {
+        let mut obj = json!({
+            "reference": reference.path,
+            "outputs": outputs,
+            "prepared_toml": toml_path,
+        });
+        if let Some((csv, zones)) = &zone_table {
+            obj["zones"] = json!({ "table": csv, "zones": zones });
+        }
+        crate::output::print_json(&obj)?;
+    } else {
+        print_outputs(&reference, &outputs, &toml_path);
+    }
+    Ok(())
+}
+
+/// Writes every output of `specs` on `grid`, in argument order: warps, slope and aspect,
+/// distances, restrictions, zones.
+fn write_outputs(
+    args: &Args,
+    specs: &Specs,
+    grid: &flus_shared::grid::Grid,
+) -> anyhow::Result<(Vec<Output>, Option<ZoneTable>)> {
+    let tif = |name: &str| args.out.join(format!("{name}.tif"));
     let mut outputs: Vec<Output> = Vec::new();
     let mut push = |o: Output| {
         log(&o);
         outputs.push(o);
     };
-
-    for w in &warps {
+    for w in &specs.warps {
         push(prepare::warp(
             &w.path,
             grid,
@@ -139,10 +195,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         push(s);
         push(a);
     }
-    for (name, vector) in &distances {
+    for (name, vector) in &specs.distances {
         push(prepare::distance(vector, grid, name, &tif(name))?);
     }
-    for (name, vector) in &restricts {
+    for (name, vector) in &specs.restricts {
         push(prepare::restriction(vector, grid, name, &tif(name))?);
     }
     let mut zone_table = None;
@@ -157,44 +213,30 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         push(o);
         zone_table = Some((csv, zones));
     }
+    Ok((outputs, zone_table))
+}
 
-    let toml_path = args.out.join("prepared.toml");
-    let text = prepare::prepared_toml(&args.out, &outputs)?;
-    files::write_atomic(&toml_path, text.as_bytes())
-        .with_context(|| "writing prepared.toml".to_string())?;
-    tracing::info!("wrote {}", toml_path.display());
-
-    if args.json {
-        let mut obj = json!({
-            "reference": reference.path,
-            "outputs": outputs,
-            "prepared_toml": toml_path,
-        });
-        if let Some((csv, zones)) = &zone_table {
-            obj["zones"] = json!({ "table": csv, "zones": zones });
-        }
-        crate::output::print_json(&obj)?;
-    } else {
+/// The outputs as a table on stdout (without `--json`).
+fn print_outputs(reference: &raster::RasterInfo, outputs: &[Output], toml_path: &std::path::Path) {
+    let grid = &reference.grid;
+    println!(
+        "{} output(s) on the grid of {} ({} x {} cells):",
+        outputs.len(),
+        reference.path.display(),
+        grid.width,
+        grid.height
+    );
+    for o in outputs {
+        let range = match (o.min, o.max) {
+            (Some(a), Some(b)) => format!("{a} .. {b}"),
+            _ => "no data".into(),
+        };
         println!(
-            "{} output(s) on the grid of {} ({} x {} cells):",
-            outputs.len(),
-            reference.path.display(),
-            grid.width,
-            grid.height
+            "  {:<16} {:<12} {:>10} cells with data, {range}",
+            o.name,
+            format!("{:?}", o.kind).to_lowercase(),
+            o.cells_with_data
         );
-        for o in &outputs {
-            let range = match (o.min, o.max) {
-                (Some(a), Some(b)) => format!("{a} .. {b}"),
-                _ => "no data".into(),
-            };
-            println!(
-                "  {:<16} {:<12} {:>10} cells with data, {range}",
-                o.name,
-                format!("{:?}", o.kind).to_lowercase(),
-                o.cells_with_data
-            );
-        }
-        println!("study config entries: {}", toml_path.display());
     }
-    Ok(())
+    println!("study config entries: {}", toml_path.display());
 }
