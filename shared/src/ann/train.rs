@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::network::{param_count, Network};
+use super::network::{param_count, Network, Scratch};
 use super::normalise::{check_layers, Normalisation};
 use super::sample::{draw_sample, Sampling, INVALID_CLASS};
 use crate::error::{Error, Result};
@@ -388,7 +388,7 @@ pub fn prepare(data: &TrainingData, settings: &AnnSettings, seed: u64) -> Result
 pub fn fit(set: &TrainingSet, settings: &AnnSettings, seed: u64) -> Result<TrainedAnn> {
     settings.validate()?;
     set.check()?;
-    let (train_set, hold_set) = (&set.train, &set.holdout);
+    let hold_set = &set.holdout;
     let (d, k, hidden) = (set.driver_names.len(), set.class_names.len(), set.hidden);
     let mut net = Network::initial(
         set.driver_names.clone(),
@@ -397,39 +397,14 @@ pub fn fit(set: &TrainingSet, settings: &AnnSettings, seed: u64) -> Result<Train
         hidden,
         seed,
     );
-    let n_params = param_count(d, hidden, k);
-    let mut velocity = vec![0.0; n_params];
-    let mut grad = vec![0.0; n_params];
+    let mut sgd = Sgd::new(param_count(d, hidden, k), settings.batch_size, d);
     let mut sc = net.scratch();
     let rng = CounterRng::new(seed);
-    let mut order: Vec<(u64, usize)> = Vec::with_capacity(train_set.ys.len());
-    let mut bx: Vec<f64> = Vec::with_capacity(settings.batch_size * d);
-    let mut by: Vec<u8> = Vec::with_capacity(settings.batch_size);
     let mut best: Option<(f64, Vec<f64>, usize)> = None;
     let mut epochs_run = 0;
     for epoch in 0..settings.epochs {
         epochs_run = epoch + 1;
-        order.clear();
-        order.extend(train_set.cells.iter().enumerate().map(|(i, &cell)| {
-            let b = rng.block(stream::ANN_SHUFFLE, epoch as u32, cell, 0);
-            (((b[0] as u64) << 32) | b[1] as u64, i)
-        }));
-        // Ties (astronomically rare) fall back on the sample's position = cell order.
-        order.sort_unstable();
-        for batch in order.chunks(settings.batch_size) {
-            bx.clear();
-            by.clear();
-            for &(_, i) in batch {
-                bx.extend_from_slice(&train_set.xs[i * d..(i + 1) * d]);
-                by.push(train_set.ys[i]);
-            }
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            net.loss_and_gradient(&bx, &by, &mut sc, Some(&mut grad));
-            for ((p, v), g) in net.params_mut().iter_mut().zip(&mut velocity).zip(&grad) {
-                *v = settings.momentum * *v - settings.learning_rate * g;
-                *p += *v;
-            }
-        }
+        sgd.epoch(&mut net, &mut sc, &set.train, settings, &rng, epoch);
         if net.params().iter().any(|p| !p.is_finite()) {
             return Err(Error::Data(format!(
                 "ANN training diverged at epoch {} (a weight became infinite or NaN); lower \
@@ -463,21 +438,7 @@ pub fn fit(set: &TrainingSet, settings: &AnnSettings, seed: u64) -> Result<Train
         }
         None => epochs_run,
     };
-    let has_holdout = !hold_set.ys.is_empty();
-    let report = TrainReport {
-        valid_cells: set.valid_cells,
-        hidden,
-        train_per_class: set.train_per_class.clone(),
-        holdout_per_class: set.holdout_per_class.clone(),
-        constant_drivers: set.constant_drivers.clone(),
-        epochs_run,
-        best_epoch,
-        train_accuracy: accuracy(&net, train_set),
-        holdout_accuracy: has_holdout.then(|| accuracy(&net, hold_set)),
-        train_loss: net.loss_and_gradient(&train_set.xs, &train_set.ys, &mut sc, None),
-        holdout_loss: has_holdout
-            .then(|| net.loss_and_gradient(&hold_set.xs, &hold_set.ys, &mut sc, None)),
-    };
+    let report = report(set, &net, &mut sc, epochs_run, best_epoch);
     tracing::info!(
         "ANN trained: {} epochs (kept epoch {}), accuracy train {:.4}, held-out {:?}",
         report.epochs_run,
@@ -489,6 +450,97 @@ pub fn fit(set: &TrainingSet, settings: &AnnSettings, seed: u64) -> Result<Train
         network: net,
         report,
     })
+}
+
+/// Mini-batch gradient descent with momentum: the velocity, and the buffers every epoch
+/// reuses.
+struct Sgd {
+    velocity: Vec<f64>,
+    grad: Vec<f64>,
+    /// (shuffle key, row) of every training row.
+    order: Vec<(u64, usize)>,
+    /// A batch's rows and classes.
+    bx: Vec<f64>,
+    by: Vec<u8>,
+    /// Drivers per row.
+    d: usize,
+}
+
+impl Sgd {
+    /// For a network of `n_params` weights, batches of `batch_size` rows of `d` drivers.
+    fn new(n_params: usize, batch_size: usize, d: usize) -> Self {
+        Self {
+            velocity: vec![0.0; n_params],
+            grad: vec![0.0; n_params],
+            order: Vec::new(),
+            bx: Vec::with_capacity(batch_size * d),
+            by: Vec::with_capacity(batch_size),
+            d,
+        }
+    }
+
+    /// One epoch: the rows ordered by their key of stream `ANN_SHUFFLE` (iteration =
+    /// epoch, counter = the row's global cell), then a momentum update per mini-batch.
+    fn epoch(
+        &mut self,
+        net: &mut Network,
+        sc: &mut Scratch,
+        rows: &SampleRows,
+        settings: &AnnSettings,
+        rng: &CounterRng,
+        epoch: usize,
+    ) {
+        let d = self.d;
+        self.order.clear();
+        self.order
+            .extend(rows.cells.iter().enumerate().map(|(i, &cell)| {
+                let b = rng.block(stream::ANN_SHUFFLE, epoch as u32, cell, 0);
+                (((b[0] as u64) << 32) | b[1] as u64, i)
+            }));
+        // Ties (astronomically rare) fall back on the sample's position = cell order.
+        self.order.sort_unstable();
+        for batch in self.order.chunks(settings.batch_size) {
+            self.bx.clear();
+            self.by.clear();
+            for &(_, i) in batch {
+                self.bx.extend_from_slice(&rows.xs[i * d..(i + 1) * d]);
+                self.by.push(rows.ys[i]);
+            }
+            self.grad.iter_mut().for_each(|g| *g = 0.0);
+            net.loss_and_gradient(&self.bx, &self.by, sc, Some(&mut self.grad));
+            let moved = net.params_mut().iter_mut().zip(&mut self.velocity);
+            for ((p, v), g) in moved.zip(&self.grad) {
+                *v = settings.momentum * *v - settings.learning_rate * g;
+                *p += *v;
+            }
+        }
+    }
+}
+
+/// The training report of `net` fitted on `set`.
+fn report(
+    set: &TrainingSet,
+    net: &Network,
+    sc: &mut Scratch,
+    epochs_run: usize,
+    best_epoch: usize,
+) -> TrainReport {
+    let (train_set, hold_set) = (&set.train, &set.holdout);
+    let has_holdout = !hold_set.ys.is_empty();
+    TrainReport {
+        valid_cells: set.valid_cells,
+        hidden: set.hidden,
+        train_per_class: set.train_per_class.clone(),
+        holdout_per_class: set.holdout_per_class.clone(),
+        constant_drivers: set.constant_drivers.clone(),
+        epochs_run,
+        best_epoch,
+        train_accuracy: accuracy(net, train_set),
+        holdout_accuracy: has_holdout.then(|| accuracy(net, hold_set)),
+        train_loss: net.loss_and_gradient(&train_set.xs, &train_set.ys, sc, None),
+        holdout_loss: has_holdout
+            .then(|| net.loss_and_gradient(&hold_set.xs, &hold_set.ys, sc, None)),
+    }
 }
 
 #[cfg(test)]

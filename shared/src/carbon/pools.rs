@@ -205,28 +205,7 @@ pub fn read_pools_csv(path: &Path) -> Result<PoolsTable> {
         .map_err(|e| Error::table(path, format!("unreadable header row: {e}")))?
         .clone();
     let lower: Vec<String> = headers.iter().map(|h| h.to_ascii_lowercase()).collect();
-    let find = |name: &str| -> Result<usize> {
-        let hits: Vec<usize> = lower
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.as_str() == name)
-            .map(|(i, _)| i)
-            .collect();
-        match hits.as_slice() {
-            [i] => Ok(*i),
-            [] => Err(Error::table(
-                path,
-                format!(
-                    "missing column `{name}` (header has: {}); expected columns lucode, c_above, c_below, c_soil, c_dead",
-                    headers.iter().collect::<Vec<_>>().join(", ")
-                ),
-            )),
-            _ => Err(Error::table(
-                path,
-                format!("column `{name}` appears {} times in the header, expected once", hits.len()),
-            )),
-        }
-    };
+    let find = |name: &str| column(path, &headers, &lower, name);
     let code_col = find("lucode")?;
     let pool_cols = [
         find(POOL_COLUMNS[0])?,
@@ -262,36 +241,7 @@ pub fn read_pools_csv(path: &Path) -> Result<PoolsTable> {
         }
         let mut v = [0f64; 4];
         for (k, &col) in pool_cols.iter().enumerate() {
-            let s = field(col);
-            let name = POOL_COLUMNS[k];
-            let x: f64 = s.parse().map_err(|_| {
-                Error::table(
-                    path,
-                    format!("row {line}, column `{name}`: found {s:?}, expected a number (t/ha)"),
-                )
-            })?;
-            if !x.is_finite() {
-                return Err(Error::table(
-                    path,
-                    format!(
-                        "row {line}, column `{name}`: found {s:?}, expected a finite number (t/ha)"
-                    ),
-                ));
-            }
-            if x < 0.0 {
-                return Err(Error::table(
-                    path,
-                    format!("row {line}, column `{name}`: found {s}, expected a non-negative density (t/ha)"),
-                ));
-            }
-            let max = crate::config::MAX_CARBON_POOL;
-            if x > max {
-                return Err(Error::table(
-                    path,
-                    format!("row {line}, column `{name}`: found {s}, expected at most {max} t/ha"),
-                ));
-            }
-            v[k] = x;
+            v[k] = pool_value(path, line, POOL_COLUMNS[k], field(col))?;
         }
         rows.push(ClassPools {
             code,
@@ -311,6 +261,64 @@ pub fn read_pools_csv(path: &Path) -> Result<PoolsTable> {
         ));
     }
     PoolsTable::new(rows).map_err(|e| Error::table(path, e))
+}
+
+/// The index of column `name` (lower case) in the header `headers` (`lower`: the same in
+/// lower case): missing or repeated is an error naming the header's columns.
+fn column(path: &Path, headers: &csv::StringRecord, lower: &[String], name: &str) -> Result<usize> {
+    let hits: Vec<usize> = lower
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.as_str() == name)
+        .map(|(i, _)| i)
+        .collect();
+    match hits.as_slice() {
+        [i] => Ok(*i),
+        [] => Err(Error::table(
+            path,
+            format!(
+                "missing column `{name}` (header has: {}); expected columns lucode, c_above, c_below, c_soil, c_dead",
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
+        )),
+        _ => Err(Error::table(
+            path,
+            format!("column `{name}` appears {} times in the header, expected once", hits.len()),
+        )),
+    }
+}
+
+/// The density `s` of pool column `name` on row `line`: a finite number from 0 to
+/// [`crate::config::MAX_CARBON_POOL`] t/ha.
+fn pool_value(path: &Path, line: u64, name: &str, s: &str) -> Result<f64> {
+    let x: f64 = s.parse().map_err(|_| {
+        Error::table(
+            path,
+            format!("row {line}, column `{name}`: found {s:?}, expected a number (t/ha)"),
+        )
+    })?;
+    if !x.is_finite() {
+        return Err(Error::table(
+            path,
+            format!("row {line}, column `{name}`: found {s:?}, expected a finite number (t/ha)"),
+        ));
+    }
+    if x < 0.0 {
+        return Err(Error::table(
+            path,
+            format!(
+                "row {line}, column `{name}`: found {s}, expected a non-negative density (t/ha)"
+            ),
+        ));
+    }
+    let max = crate::config::MAX_CARBON_POOL;
+    if x > max {
+        return Err(Error::table(
+            path,
+            format!("row {line}, column `{name}`: found {s}, expected at most {max} t/ha"),
+        ));
+    }
+    Ok(x)
 }
 
 /// `table` as InVEST pools CSV text (`lucode,LULC_name,c_above,c_below,c_soil,c_dead`;
