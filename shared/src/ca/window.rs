@@ -28,6 +28,17 @@ pub fn pad(map: &[u8], width: usize, height: usize, r: usize) -> Result<Vec<u8>>
     Ok(out.into_raw_vec_and_offset().0)
 }
 
+/// The inverse of [`pad`]: the `width` x `height` map inside `padded` (padded by `r` on
+/// every side), row-major.
+pub fn unpad(padded: &[u8], width: usize, height: usize, r: usize) -> Vec<u8> {
+    let view = ArrayView2::from_shape((height + 2 * r, width + 2 * r), padded)
+        .expect("a map padded by pad: (height + 2r) x (width + 2r) cells");
+    view.slice(s![r..r + height, r..r + width])
+        .iter()
+        .copied()
+        .collect()
+}
+
 /// The window of tile `rect` with halo `r` (its core grown by `r` on every side), cut
 /// from the plain map `map` of the tile's grid (`rect.grid_width` x `height`): cells off
 /// the grid are [`INVALID`]. (width + 2r) x (height + 2r), row-major.
@@ -109,6 +120,23 @@ mod tests {
         assert_eq!(p, want);
         let e = pad(&[1, 2, 3], 3, 2, 1).unwrap_err().to_string();
         assert!(e.contains("3 cells") && e.contains("3 x 2"), "{e}");
+    }
+
+    #[test]
+    fn unpad_takes_the_map_out_of_any_ring() {
+        // 2 x 3 map inside a ring of 2 cells written out by hand (6 x 7), ring cells 9
+        #[rustfmt::skip]
+        let padded = [
+            9, 9, 9, 9, 9, 9,
+            9, 9, 9, 9, 9, 9,
+            9, 9, 1, 2, 9, 9,
+            9, 9, 3, 4, 9, 9,
+            9, 9, 5, 6, 9, 9,
+            9, 9, 9, 9, 9, 9,
+            9, 9, 9, 9, 9, 9,
+        ];
+        assert_eq!(unpad(&padded, 2, 3, 2), vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(unpad(&[7, 8], 2, 1, 0), vec![7, 8]);
     }
 
     #[test]
