@@ -107,9 +107,19 @@ pub fn written_under(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Writes `contents` to `path` through a temporary file renamed on success.
+/// Writes `contents` to `path` through a temporary file, synced to disk, renamed on
+/// success: right for a run's outputs (maps, tables, `run.json`, checkpoints), which a
+/// crash or power loss must never leave empty or half-written under their final name.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomic_then(path, contents, || ())
+}
+
+/// [`write_atomic`] without the sync to disk before the rename: a crash never leaves a
+/// half-written file under `path`, but a power loss may leave it empty. Right for files
+/// made again from a run's outputs (the report's images, rebuilt by `flus report`),
+/// where a sync per file would only cost time.
+pub fn write_atomic_nosync(path: &Path, contents: &[u8]) -> Result<()> {
+    write_through_temp(path, |w| w.write_all(contents), Durability::Unsynced, || ())
 }
 
 /// [`write_atomic`], calling `before_rename` when the temporary file holds all of
@@ -124,6 +134,28 @@ pub fn write_atomic_then(path: &Path, contents: &[u8], before_rename: impl FnOnc
 pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    before_rename: impl FnOnce(),
+) -> Result<()> {
+    write_through_temp(path, write, Durability::Synced, before_rename)
+}
+
+/// Whether a file written through a temporary name is synced to disk before the rename.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// Synced: the file is whole under its name even after a power loss.
+    Synced,
+    /// Not synced: for files that can be made again.
+    Unsynced,
+}
+
+/// Writes what `write` writes (through a buffer) to a temporary file in the folder of
+/// `path` (created when missing), syncs it when `durability` says so, calls
+/// `before_rename` and renames it to `path`, recording `path` as written. Refuses a
+/// `path` that is an input ([`check_output`]).
+fn write_through_temp(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    durability: Durability,
     before_rename: impl FnOnce(),
 ) -> Result<()> {
     let dir = match path.parent() {
@@ -141,7 +173,9 @@ pub fn write_atomic_with(
     let tmp = w
         .into_inner()
         .map_err(|e| Error::io(path, e.into_error()))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    if durability == Durability::Synced {
+        tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    }
     before_rename();
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     record_written(path);
@@ -194,6 +228,25 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,\"x,y\"\n");
         let n = std::fs::read_dir(p.parent().unwrap()).unwrap().count();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn an_unsynced_atomic_write_replaces_the_file_whole_and_still_refuses_an_input() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("report").join("landuse_2030.png");
+        write_atomic_nosync(&p, b"first").unwrap();
+        write_atomic_nosync(&p, b"\x89PNG").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"\x89PNG");
+        let n = std::fs::read_dir(p.parent().unwrap()).unwrap().count();
+        assert_eq!(n, 1);
+        let input = d.path().join("landuse_2006.tif");
+        std::fs::write(&input, b"map").unwrap();
+        register_inputs([&input]);
+        let e = write_atomic_nosync(&input, b"other")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is an input"), "{e}");
+        assert_eq!(std::fs::read(&input).unwrap(), b"map");
     }
 
     #[test]

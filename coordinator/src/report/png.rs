@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use flus_shared::carbon::CARBON_NODATA;
+use flus_shared::files;
 use flus_shared::raster;
 use gdal::raster::{Buffer, ColorEntry, ColorTable, PaletteInterpretation, RasterCreationOptions};
 use gdal::DriverManager;
@@ -346,21 +347,11 @@ pub fn write_png(path: &Path, img: &MapImage, palette: &Palette) -> anyhow::Resu
     write_bytes(path, &bytes)
 }
 
-/// Writes the bytes of a PNG under a temporary name renamed at the end (not synced: the
-/// report's images are made again by `flus report`).
+/// Writes the bytes of a PNG under a temporary name renamed at the end, not synced
+/// ([`files::write_atomic_nosync`]): the report's images are made again by `flus report`.
 fn write_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial.png"));
-    let written = std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("{}: writing the PNG", path.display()));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    files::write_atomic_nosync(path, bytes)
+        .with_context(|| format!("{}: writing the PNG", path.display()))
 }
 
 /// `img` with `palette` as the bytes of a paletted PNG (alpha where a colour is
