@@ -289,30 +289,7 @@ fn out_name(path: &Path, used: &mut Vec<String>) -> String {
 /// (land-use maps, drivers, restrictions, zones) on the new grid and `out/study.toml`.
 pub fn make(study: &Study, cells: u64, out: &Path) -> Result<MadeStudy> {
     let cfg = &study.config;
-    if let Some(key) = [
-        ("ann.suitability", cfg.ann.suitability.is_some()),
-        (
-            "ann.validation_suitability",
-            cfg.ann.validation_suitability.is_some(),
-        ),
-    ]
-    .iter()
-    .find(|(_, set)| *set)
-    .map(|(k, _)| *k)
-    {
-        return Err(Error::Config {
-            file: study.file.clone(),
-            key: key.into(),
-            message: "make-study does not resample a K-band suitability raster; remove it so the ANN computes suitability".into(),
-        });
-    }
-    if cfg.zones.as_ref().is_some_and(|z| z.field.is_some()) {
-        return Err(Error::Config {
-            file: study.file.clone(),
-            key: "zones.field".into(),
-            message: "polygon zones must be rasterised first (`flus prepare`)".into(),
-        });
-    }
+    check_resamplable(study)?;
     let first = cfg.landuse.first().ok_or_else(|| Error::Config {
         file: study.file.clone(),
         key: "landuse".into(),
@@ -376,6 +353,57 @@ pub fn make(study: &Study, cells: u64, out: &Path) -> Result<MadeStudy> {
     if let Some(z) = &mut new.zones {
         z.path = layer(&study.resolve(&z.path), 1, Resample::Nearest, Store::Int)?;
     }
+    let toml_path = write_toml(study, new, &src, &plan, out)?;
+    Ok(MadeStudy {
+        cells: plan.cells(),
+        width: plan.width,
+        height: plan.height,
+        factor: plan.factor,
+        study: toml_path,
+    })
+}
+
+/// Refuses what make-study cannot resample: a given K-band suitability raster, polygon
+/// zones not rasterised yet.
+fn check_resamplable(study: &Study) -> Result<()> {
+    let cfg = &study.config;
+    if let Some(key) = [
+        ("ann.suitability", cfg.ann.suitability.is_some()),
+        (
+            "ann.validation_suitability",
+            cfg.ann.validation_suitability.is_some(),
+        ),
+    ]
+    .iter()
+    .find(|(_, set)| *set)
+    .map(|(k, _)| *k)
+    {
+        return Err(Error::Config {
+            file: study.file.clone(),
+            key: key.into(),
+            message: "make-study does not resample a K-band suitability raster; remove it so the ANN computes suitability".into(),
+        });
+    }
+    if cfg.zones.as_ref().is_some_and(|z| z.field.is_some()) {
+        return Err(Error::Config {
+            file: study.file.clone(),
+            key: "zones.field".into(),
+            message: "polygon zones must be rasterised first (`flus prepare`)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `out/study.toml`: the study `new` (its layers already renamed) under a name
+/// saying how it was made, with a header naming the source study.
+fn write_toml(
+    study: &Study,
+    mut new: StudyConfig,
+    src: &Grid,
+    plan: &Plan,
+    out: &Path,
+) -> Result<PathBuf> {
+    let cfg = &study.config;
     new.study.output = None;
     new.study.name = format!(
         "{} (x{} upsampled, {} x {} cells)",
@@ -394,13 +422,7 @@ pub fn make(study: &Study, cells: u64, out: &Path) -> Result<MadeStudy> {
     );
     let toml_path = out.join("study.toml");
     crate::files::write_atomic(&toml_path, format!("{header}{text}").as_bytes())?;
-    Ok(MadeStudy {
-        cells: plan.cells(),
-        width: plan.width,
-        height: plan.height,
-        factor: plan.factor,
-        study: toml_path,
-    })
+    Ok(toml_path)
 }
 
 #[cfg(test)]

@@ -92,6 +92,26 @@ pub fn check_feasible(
         }
     }
     let orig = cap.clone();
+    let total = max_flow(&mut cap, s, t);
+    if total < need {
+        return Err(infeasible(params, &gap, free, &orig, &cap, total));
+    }
+    let mut flow = vec![vec![0i64; k]; k];
+    for c in 0..k {
+        for to in 0..k {
+            if orig[c][to] == inf {
+                // Net flow; where both directions exist the residual holds both.
+                flow[c][to] = (inf - cap[c][to]).max(0);
+            }
+        }
+    }
+    Ok(FlowPlan { flow })
+}
+
+/// Edmonds-Karp on the capacity matrix `cap` from `s` to `t`: the maximum flow; `cap`
+/// is left as the residual capacities.
+fn max_flow(cap: &mut [Vec<i64>], s: usize, t: usize) -> i64 {
+    let n = cap.len();
     let mut total = 0i64;
     loop {
         // Breadth-first search for an augmenting path (Edmonds-Karp).
@@ -123,46 +143,51 @@ pub fn check_feasible(
         }
         total += f;
     }
-    if total < need {
-        let short: Vec<String> = (0..k)
-            .filter(|&c| gap[c] > 0 && cap[c][t] > 0)
-            .map(|c| {
-                format!(
-                    "{} gets {} of its {} cells",
-                    params.label(c),
-                    gap[c] - cap[c][t],
-                    gap[c]
-                )
-            })
-            .collect();
-        let stuck: Vec<String> = (0..k)
-            .filter(|&c| gap[c] < 0 && orig[s][c] - cap[s][c] < -gap[c])
-            .map(|c| {
-                format!(
-                    "{} can give {} of its {} surplus cells ({} unrestricted)",
-                    params.label(c),
-                    orig[s][c] - cap[s][c],
-                    -gap[c],
-                    free[c]
-                )
-            })
-            .collect();
-        return Err(Error::Data(format!(
-            "infeasible demand: only {total} of the {need} cells that growing classes need can \
-             be converted through allowed matrix entries on unrestricted cells; {}{}{}",
-            short.join(", "),
-            if stuck.is_empty() { "" } else { "; " },
-            stuck.join(", ")
-        )));
-    }
-    let mut flow = vec![vec![0i64; k]; k];
-    for c in 0..k {
-        for to in 0..k {
-            if orig[c][to] == inf {
-                // Net flow; where both directions exist the residual holds both.
-                flow[c][to] = (inf - cap[c][to]).max(0);
-            }
-        }
-    }
-    Ok(FlowPlan { flow })
+    total
+}
+
+/// The error of a demand that the flow (`total` of `need`) cannot meet: the growing
+/// classes that stay short and the shrinking ones that cannot give their surplus, from
+/// the network's capacities before (`orig`) and after (`cap`) the flow.
+fn infeasible(
+    params: &CaParams,
+    gap: &[i64],
+    free: &[u64],
+    orig: &[Vec<i64>],
+    cap: &[Vec<i64>],
+    total: i64,
+) -> Error {
+    let k = params.k;
+    let (s, t) = (k, k + 1);
+    let need: i64 = gap.iter().filter(|g| **g > 0).sum();
+    let short: Vec<String> = (0..k)
+        .filter(|&c| gap[c] > 0 && cap[c][t] > 0)
+        .map(|c| {
+            format!(
+                "{} gets {} of its {} cells",
+                params.label(c),
+                gap[c] - cap[c][t],
+                gap[c]
+            )
+        })
+        .collect();
+    let stuck: Vec<String> = (0..k)
+        .filter(|&c| gap[c] < 0 && orig[s][c] - cap[s][c] < -gap[c])
+        .map(|c| {
+            format!(
+                "{} can give {} of its {} surplus cells ({} unrestricted)",
+                params.label(c),
+                orig[s][c] - cap[s][c],
+                -gap[c],
+                free[c]
+            )
+        })
+        .collect();
+    Error::Data(format!(
+        "infeasible demand: only {total} of the {need} cells that growing classes need can \
+         be converted through allowed matrix entries on unrestricted cells; {}{}{}",
+        short.join(", "),
+        if stuck.is_empty() { "" } else { "; " },
+        stuck.join(", ")
+    ))
 }
