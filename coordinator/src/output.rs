@@ -147,3 +147,10 @@ pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+/// [`print_json`] with the keys of every object in sorted order (the order of the
+/// objects that were serde_json values before they were typed, e.g. `flus validate
+/// --json`'s).
+pub fn print_json_sorted<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    print_json(&serde_json::to_value(value)?)
+}

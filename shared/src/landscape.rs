@@ -7,12 +7,14 @@
 //! One scan in row order with a union-find over provisional labels: memory is two rows
 //! plus the new cells' labels, not the grid.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::ca::INVALID;
 
 /// The new land of one class.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewLand {
     /// Cells that became the class.
     pub cells: u64,
@@ -143,25 +145,49 @@ pub fn validation_json(
     truth: &[u8],
     simulated: &[u8],
     width: usize,
-) -> serde_json::Value {
+) -> PatchesJson {
     let k = names.len();
     let observed = new_land_patches(start, truth, width, k);
     let sim = new_land_patches(start, simulated, width, k);
-    let by_class: serde_json::Map<String, serde_json::Value> = names
+    let by_class = names
         .iter()
-        .zip(observed.iter().zip(&sim))
-        .map(|(n, (o, s))| {
+        .zip(observed.into_iter().zip(sim))
+        .map(|(n, (observed, simulated))| {
             (
                 n.clone(),
-                serde_json::json!({ "observed": o, "simulated": s }),
+                ClassPatches {
+                    observed,
+                    simulated,
+                },
             )
         })
         .collect();
-    serde_json::json!({
-        "connectivity": 8,
-        "size_unit": "cells",
-        "by_class": by_class,
-    })
+    PatchesJson {
+        connectivity: 8,
+        size_unit: "cells".into(),
+        by_class,
+    }
+}
+
+/// The validation's patches of new land (`flus validate --json` and run.json
+/// `validation.patches`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatchesJson {
+    /// The patches' connectivity: 8 (a cell joins any of its eight neighbours).
+    pub connectivity: u32,
+    /// The unit of the sizes: `cells`.
+    pub size_unit: String,
+    /// Per class name, its new land observed and simulated.
+    pub by_class: BTreeMap<String, ClassPatches>,
+}
+
+/// One class's new land over the validation period, observed and simulated.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassPatches {
+    /// The observed change's (start map -> later map).
+    pub observed: NewLand,
+    /// The simulated change's (start map -> simulated map).
+    pub simulated: NewLand,
 }
 
 #[cfg(test)]

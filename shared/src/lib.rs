@@ -23,6 +23,7 @@ pub mod forest;
 pub mod grid;
 pub mod gwr;
 pub mod hooks;
+pub mod json;
 pub mod landscape;
 pub mod layers;
 pub mod make_study;

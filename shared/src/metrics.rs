@@ -2,16 +2,17 @@
 //! Kappa, Kloc, Khisto, and the figure of merit with its hits, misses, wrong hits and
 //! false alarms, plus producer's and user's accuracy of the change.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Metrics of one simulated map against the truth.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+/// Metrics of one simulated map against the truth (the keys of `flus compare --json`
+/// and of the validation's metrics).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
     /// Cells compared (valid in all three maps).
     pub cells: u64,
     /// Confusion matrix, rows = truth, columns = simulation.
     pub confusion: Vec<Vec<u64>>,
-    /// Overall accuracy.
+    /// Overall accuracy (0 without cells).
     pub oa: f64,
     /// Cohen's Kappa (None when undefined: a single class everywhere).
     pub kappa: Option<f64>,

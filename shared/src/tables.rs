@@ -253,13 +253,13 @@ pub fn write_unmet(dir: &Path, rows: &[UnmetClass]) -> Result<()> {
 /// Writes `area_by_class.csv` (Table 7), `carbon_storage.csv` (Table 8) and, with
 /// zones, `carbon_density_by_zone.csv` (Table 9: zone code, its name from
 /// `zone_names` or the code, then the mean density per map) into `dir`; the first map
-/// is the base. Returns a JSON summary.
+/// is the base. Returns their summary (run.json `tables`).
 pub fn write(
     study: &Study,
     maps: &[MapCounts],
     zone_names: &std::collections::BTreeMap<i64, String>,
     dir: &Path,
-) -> Result<serde_json::Value> {
+) -> Result<TablesJson> {
     let k = study.k();
     let classes = &study.config.classes;
     let km2 = 1e-6;
@@ -334,10 +334,14 @@ pub fn write(
             } else {
                 0.0
             };
-            summary.push(serde_json::json!({
-                "map": m.label, "storage_t": s, "change_t": change, "change_percent": pct,
-                "mean_density_kg_m2": mean_density_kg_m2(s, area), "cells_per_class": t,
-            }));
+            summary.push(CarbonTableRow {
+                map: m.label.to_string(),
+                storage_t: s,
+                change_t: change,
+                change_percent: pct,
+                mean_density_kg_m2: mean_density_kg_m2(s, area),
+                cells_per_class: t.clone(),
+            });
             vec![
                 m.label.to_string(),
                 format!("{s:.3}"),
@@ -372,7 +376,37 @@ pub fn write(
             .collect();
         files::write_csv(&dir.join("carbon_density_by_zone.csv"), &header, &rows)?;
     }
-    Ok(serde_json::json!({ "carbon": summary, "ecological_cells": eco }))
+    Ok(TablesJson {
+        carbon: summary,
+        ecological_cells: eco,
+    })
+}
+
+/// The summary of tables 7-9 (run.json `tables`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TablesJson {
+    /// Table 8's rows: one per map, the base map first.
+    pub carbon: Vec<CarbonTableRow>,
+    /// Cells of the ecological classes per map, in map order.
+    #[serde(default)]
+    pub ecological_cells: Vec<u64>,
+}
+
+/// One map's row of Table 8 (`carbon_storage.csv`) with its cells per class.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CarbonTableRow {
+    /// The map: the base year, or `<scenario>_<year>`.
+    pub map: String,
+    /// Carbon storage, t.
+    pub storage_t: f64,
+    /// Storage minus the base map's, t.
+    pub change_t: f64,
+    /// The change in percent of the base map's storage (0 when that is 0).
+    pub change_percent: f64,
+    /// Mean carbon density over the map's area, kg/m2 (0 without area).
+    pub mean_density_kg_m2: f64,
+    /// Cells per class, in class order.
+    pub cells_per_class: Vec<u64>,
 }
 
 #[cfg(test)]

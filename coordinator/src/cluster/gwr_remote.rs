@@ -45,8 +45,9 @@ pub struct GwrSample {
     pub spherical: bool,
 }
 
-/// Counters of the GWR work on the cluster.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// Counters of the GWR work on the cluster (run.json `gwr.cluster`).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct GwrTraffic {
     /// Fit requests answered.
     pub requests: u64,

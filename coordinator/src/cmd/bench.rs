@@ -144,18 +144,20 @@ fn timed_run(
         .map(|s| &s.last)
         .with_context(|| format!("{}: no scenario {scenario} in run.json", out.display()))?;
     let iterations = sc.iterations;
-    let traffic = &json!(sc.traffic);
-    let phases = &traffic["seconds"];
-    let ca_seconds_total = phases["total"].as_f64();
-    let waits: f64 = ["load", "propose", "exact", "commit", "carbon"]
-        .iter()
-        .filter_map(|p| phases[*p].as_f64())
-        .sum();
-    let per_iter = |key: &str| {
-        traffic[key]
-            .as_u64()
-            .map(|b| b as f64 / iterations.max(1) as f64)
-    };
+    let traffic = &sc.traffic;
+    let phases = &traffic.seconds;
+    let ca_seconds_total = phases.total;
+    // the coordinator's waits for the workers in the CA's phases
+    let waits: f64 = [
+        phases.load,
+        phases.propose,
+        phases.exact,
+        phases.commit,
+        phases.carbon,
+    ]
+    .iter()
+    .sum();
+    let per_iter = |bytes: u64| bytes as f64 / iterations.max(1) as f64;
     Ok(json!({
         "workers": workers,
         "threads_per_worker": threads,
@@ -173,18 +175,18 @@ fn timed_run(
         "iterations": iterations,
         "seconds_per_iteration": ca_seconds.map(|s| s / iterations.max(1) as f64),
         "ca_seconds": ca_seconds_total,
-        "coordinator_own_ca_seconds": ca_seconds_total.map(|t| t - waits),
-        "propose_seconds": phases["propose"],
+        "coordinator_own_ca_seconds": ca_seconds_total - waits,
+        "propose_seconds": phases.propose,
         "map_sha256": sc.map_sha256,
         "map_sha256_all": report
             .scenarios
             .values()
             .map(|s| s.last.map_sha256.clone())
             .collect::<Vec<_>>(),
-        "validation_map_sha256": report.validation.as_ref().map(|v| v["map_sha256"].clone()),
+        "validation_map_sha256": report.validation.as_ref().map(|v| &v.map_sha256),
         "traffic": traffic,
-        "halo_bytes_per_iteration": per_iter("halo_bytes"),
-        "reply_bytes_per_iteration": per_iter("reply_bytes"),
+        "halo_bytes_per_iteration": per_iter(traffic.halo_bytes),
+        "reply_bytes_per_iteration": per_iter(traffic.reply_bytes),
         "memory": report.memory,
     }))
 }

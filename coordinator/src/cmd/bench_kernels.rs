@@ -146,7 +146,7 @@ fn validation_run(study: &Path) -> anyhow::Result<Value> {
             Ok(r?)
         })
     })?;
-    let iterations = v.json["iterations"].as_u64().unwrap_or(0);
+    let iterations = v.json.iterations;
     let updates = cells as f64 * iterations as f64;
     Ok(json!({
         "study": study.config.study.name,
@@ -157,7 +157,7 @@ fn validation_run(study: &Path) -> anyhow::Result<Value> {
         "ca_cpu_seconds": cpu,
         "cell_updates": updates,
         "cell_updates_per_cpu_second": updates / cpu.max(1e-9),
-        "map_sha256": v.json["map_sha256"],
+        "map_sha256": v.json.map_sha256,
     }))
 }
 

@@ -81,19 +81,13 @@ pub fn cluster_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
 pub fn leas_outputs(
     out: &std::path::Path,
     leas: &flus_shared::forest::Leas,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<crate::run_json::suitability::RandomForestJson> {
     flus_shared::files::ensure_dir(out)?;
     let path = out.join("driver_contributions.csv");
     flus_shared::forest::write_contributions(&path, leas)?;
-    let mut j = serde_json::to_value(leas)?;
-    j["driver_contributions"] = serde_json::json!(path);
-    j["contributions"] = serde_json::json!(leas
-        .classes
-        .iter()
-        .zip(leas.contributions())
-        .map(|(c, v)| (c.class.clone(), v))
-        .collect::<std::collections::BTreeMap<_, _>>());
-    Ok(j)
+    Ok(crate::run_json::suitability::RandomForestJson::of(
+        leas, &path,
+    ))
 }
 
 #[cfg(test)]

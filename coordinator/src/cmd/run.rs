@@ -628,7 +628,7 @@ fn gwr(
     after: &After<'_>,
     cells: Vec<usize>,
     carbon_at: &[(String, Vec<f64>)],
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<crate::run_json::gwr::GwrJson> {
     let study = ctx.study;
     tracing::info!(
         points = study.config.gwr.sample_points,
@@ -660,7 +660,7 @@ fn finish(
     started: Instant,
 ) -> anyhow::Result<RunJson> {
     if let (Some(e), Some(v)) = (report.ensemble.as_mut(), report.validation.as_ref()) {
-        e.validation = Some(v["ensemble"].clone());
+        e.validation = v.ensemble.clone();
     }
     report.shared_data = args.shared_data;
     report.memory = memory_report(&workers.rt, &workers.conns, ctx.st.grid.cells() as u64);

@@ -111,8 +111,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let map_path = out.join(format!("landuse_{}_{}.tif", args.scenario, mk.final_year()));
     outputs::write_landuse(&map_path, &study, &st.grid, &run.map)?;
     let leas_json = match &suit.leas {
-        Some(leas) => common::leas_outputs(&out, leas)?,
-        None => serde_json::Value::Null,
+        Some(leas) => Some(common::leas_outputs(&out, leas)?),
+        None => None,
     };
     let iter_path = out.join(format!("iterations_{}.csv", args.scenario));
     outputs::write_iterations(&iter_path, &study, &run.records)?;
@@ -129,10 +129,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             &run.report.final_gap,
         )),
         "allocation": study.config.ca.allocation,
-        "transitions": match (&quota, &run.report.transitions_done) {
-            (Some(q), Some(d)) => super::validate::transitions_json(&names, q, d),
-            _ => serde_json::Value::Null,
-        },
+        "transitions": quota
+            .as_ref()
+            .zip(run.report.transitions_done.as_ref())
+            .map(|(q, d)| crate::run_json::validation::transitions(&names, q, d)),
         "demand_met": run.report.demand_met,
         "iterations": run.report.iterations,
         "stop_reason": run.report.stop_reason,

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use flus_shared::ca::{self, CaInput};
 use flus_shared::config::{Study, SuitabilityModel};
 use flus_shared::{metrics, model, outputs, stack};
-use serde_json::json;
 
 use super::common;
-use super::compare::{metrics_json, print_metrics};
+use super::compare::print_metrics;
+use crate::run_json::validation::{transitions, ChangeMapsJson, ValidationJson};
 
 /// Arguments of `flus validate`.
 #[derive(Debug, clap::Args)]
@@ -33,10 +33,9 @@ pub struct Args {
 
 /// The validation of a study.
 pub struct Validation {
-    /// JSON report (the keys of `flus validate --json`).
-    pub json: serde_json::Value,
-    /// Metrics of the simulation, the persistence and the random baselines.
-    pub metrics: [metrics::Metrics; 3],
+    /// Its report (`flus validate --json`; with the metrics of the simulation, the
+    /// persistence and the random baselines).
+    pub json: ValidationJson,
 }
 
 /// Runs the validation on a loaded study.
@@ -137,47 +136,18 @@ pub fn validate_with(
     outputs::write_iterations(&out.join("validation_iterations.csv"), study, &run.records)?;
     // where the change is, observed and simulated, and the figure of merit's components
     flus_shared::change_maps::write(study, out, mk.to, &st.grid, [start, truth, &run.map])?;
-    let mut j = metrics_json(&sim);
-    j["persistence"] = metrics_json(&persistence);
-    j["random"] = metrics_json(&random);
-    j["allocation"] = json!(study.config.ca.allocation);
     let change = ChangeCounts::of(start, truth, &run.map, k);
-    j["gross_change_simulated"] = json!(change.simulated);
-    j["gross_change_observed"] = json!(change.observed);
-    j["net_change"] = json!(change.net);
-    if let Some(q) = &quota {
-        j["transitions"] = transitions_json(&names, q, &change.pairs);
-    }
-    j["demand_met"] = json!(run.report.demand_met);
-    j["final_gap"] = common::by_class(&names, &run.report.final_gap);
-    j["iterations"] = json!(run.report.iterations);
-    j["map_sha256"] = json!(flus_shared::files::sha256_hex(&run.map));
-    j["stop_reason"] = json!(run.report.stop_reason);
-    // PLUS's landscape figures: patches of the new land per class, observed and simulated
-    j["patches"] =
-        flus_shared::landscape::validation_json(&names, start, truth, &run.map, st.grid.width);
-    // whether the CA seeded random patches (`[ca] patches`, PLUS's CARS), and with what
-    j["ca_patches"] = json!(study.config.ca.patches);
     let [observed, simulated, components] = flus_shared::change_maps::paths(out, mk.to);
     let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().to_string());
-    j["maps"] = json!({
-        "observed_change": name(&observed),
-        "simulated_change": name(&simulated),
-        "components": name(&components),
-    });
-    j["from"] = json!(mk.from);
-    j["to"] = json!(mk.to);
-    j["classes"] = json!(names);
-    j["ann"] = json!(suit.report);
-    if let Some(leas) = &suit.leas {
-        j["random_forest"] = common::leas_outputs(out, leas)?;
-    }
     let mean_proposals = if run.records.is_empty() {
         0.0
     } else {
         run.records.iter().map(|r| r.proposals as f64).sum::<f64>() / run.records.len() as f64
     };
-    j["mean_proposals_per_iteration"] = json!(mean_proposals);
+    let random_forest = match &suit.leas {
+        Some(leas) => Some(common::leas_outputs(out, leas)?),
+        None => None,
+    };
     write_metrics_csv(
         &out.join("validation_metrics.csv"),
         &sim,
@@ -190,10 +160,50 @@ pub fn validate_with(
     if let Some(r) = &suit.report {
         tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     }
-    Ok(Validation {
-        json: j,
-        metrics: [sim, persistence, random],
-    })
+    let by_class = |v: &[i64]| names.iter().cloned().zip(v.iter().copied()).collect();
+    let json = ValidationJson {
+        simulation: sim,
+        persistence,
+        random,
+        allocation: study.config.ca.allocation,
+        gross_change_simulated: change.simulated,
+        gross_change_observed: change.observed,
+        net_change: change.net,
+        transitions: quota
+            .as_ref()
+            .map(|q| transitions(&names, q, &change.pairs)),
+        demand_met: run.report.demand_met,
+        final_gap: by_class(&run.report.final_gap),
+        iterations: run.report.iterations as u64,
+        map_sha256: flus_shared::files::sha256_hex(&run.map),
+        stop_reason: run.report.stop_reason,
+        // PLUS's landscape figures: patches of the new land per class, observed and
+        // simulated
+        patches: Some(flus_shared::landscape::validation_json(
+            &names,
+            start,
+            truth,
+            &run.map,
+            st.grid.width,
+        )),
+        // whether the CA seeded random patches (`[ca] patches`, PLUS's CARS), and with what
+        ca_patches: study.config.ca.patches,
+        maps: Some(ChangeMapsJson {
+            observed_change: name(&observed),
+            simulated_change: name(&simulated),
+            components: name(&components),
+        }),
+        from: mk.from,
+        to: mk.to,
+        classes: names,
+        ann: suit.report.clone(),
+        random_forest,
+        mean_proposals_per_iteration: mean_proposals,
+        traffic: None,
+        ann_network_sha256: None,
+        ensemble: None,
+    };
+    Ok(Validation { json })
 }
 
 /// Cells that change between maps of the validation (valid in all three maps).
@@ -238,25 +248,6 @@ impl ChangeCounts {
             pairs,
         }
     }
-}
-
-/// Transition mode: quota and simulated cells of every pair with either non-zero, as
-/// `{"from -> to": {"quota": n, "simulated": n}}`.
-pub(crate) fn transitions_json(names: &[String], quota: &[u64], done: &[u64]) -> serde_json::Value {
-    let k = names.len();
-    let mut m = serde_json::Map::new();
-    for c in 0..k {
-        for to in (0..k).filter(|&to| to != c) {
-            let (q, d) = (quota[c * k + to], done[c * k + to]);
-            if q > 0 || d > 0 {
-                m.insert(
-                    format!("{} -> {}", names[c], names[to]),
-                    json!({"quota": q, "simulated": d}),
-                );
-            }
-        }
-    }
-    serde_json::Value::Object(m)
 }
 
 /// Writes the metrics of the simulation and of the persistence and random baselines.
@@ -330,21 +321,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             )?)
         })
     })?;
+    let j = &v.json;
     if args.json {
-        crate::output::print_json(&v.json)?;
+        crate::output::print_json_sorted(j)?;
     } else {
-        let [sim, persistence, random] = &v.metrics;
         print_metrics(&[
-            ("simulation", sim),
-            ("persistence", persistence),
-            ("random", random),
+            ("simulation", &j.simulation),
+            ("persistence", &j.persistence),
+            ("random", &j.random),
         ]);
-        let j = &v.json;
         println!(
             "\n{} iterations, stop: {}, demand met: {}; outputs in {}",
-            j["iterations"],
-            j["stop_reason"],
-            j["demand_met"],
+            j.iterations,
+            serde_json::to_value(j.stop_reason)?,
+            j.demand_met,
             out.display()
         );
     }

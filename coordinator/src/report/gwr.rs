@@ -1,7 +1,7 @@
 //! The driver-analysis section of the report: the factor table (the paper's Table 10,
 //! each class's GWR R² on each single driver) with the permutation test beside it.
 
-use serde_json::Value;
+use flus_shared::analysis::AnalysisJson;
 
 use super::html::{self, esc, LegendEntry};
 use super::Csv;
@@ -82,8 +82,13 @@ fn distinct(cells: &[FactorCell], key: impl Fn(&FactorCell) -> &String) -> Vec<S
 }
 
 /// The section: the heat table of R² (classes x drivers) with the drivers that do not
-/// beat the null marked, then the test's figures per cell; `gwr` is run.json's `gwr`.
-pub fn factor_section(csv: &Csv, legend: &[LegendEntry], gwr: &Value) -> Option<String> {
+/// beat the null marked, then the test's figures per cell; `gwr` is run.json's `gwr`
+/// (None: a run without it).
+pub fn factor_section(
+    csv: &Csv,
+    legend: &[LegendEntry],
+    gwr: Option<&AnalysisJson>,
+) -> Option<String> {
     let cells = factor_cells(csv);
     if cells.is_empty() {
         return None;
@@ -108,7 +113,7 @@ pub fn factor_section(csv: &Csv, legend: &[LegendEntry], gwr: &Value) -> Option<
     let table = html::heat_table_marked(&header, &rows, super::swatch(legend), |r, c| {
         c > 0 && find(&classes[r], &factors[c - 1]).is_some_and(FactorCell::not_significant)
     });
-    let m = gwr["permutations"].as_u64();
+    let m = gwr.and_then(|g| g.permutations);
     let test = match m {
         Some(m) if m > 0 => format!(
             "Each R² is tested against {m} seeded permutations of the driver across the sample points, fitted at the driver's own bandwidth: p = (1 + number of permutation R² ≥ R²) / ({m} + 1). <b>†</b> struck-through values do not beat the null (p > {ALPHA}): a driver of pure noise reaches a similar R² because the local intercept carries the fit (compare the intercept-only R² below)."
@@ -137,7 +142,7 @@ pub fn factor_section(csv: &Csv, legend: &[LegendEntry], gwr: &Value) -> Option<
     let detail = html::table(&detail_header, &detail_rows, Some(4), esc, |_| "");
     Some(format!(
         "<section id=\"gwr\"><h2>Driver analysis (GWR factor R²)</h2><p class=\"lead\">R² of a geographically weighted regression of each class's suitability on one driver (the GWR's R² over all {} sample points, the paper's Table 10); darker = the driver explains more. {test}</p>{table}<details><summary>Permutation test per class and driver</summary>{detail}</details></section>",
-        gwr["points"].as_u64().map_or("?".to_string(), |n| n.to_string()),
+        gwr.map_or("?".to_string(), |g| g.points.to_string()),
     ))
 }
 
@@ -179,8 +184,9 @@ mod tests {
         assert_eq!(cells.len(), 2);
         assert!(!cells[0].not_significant());
         assert!(cells[1].not_significant());
-        let gwr = serde_json::json!({"points": 1000, "permutations": 99});
-        let s = factor_section(&csv, &[], &gwr).unwrap();
+        let gwr: AnalysisJson =
+            serde_json::from_str(r#"{"points": 1000, "classes": {}, "permutations": 99}"#).unwrap();
+        let s = factor_section(&csv, &[], Some(&gwr)).unwrap();
         // 0.900 plain, 0.650 marked
         assert!(s.contains(">0.900</td>"), "{s}");
         assert!(
@@ -188,5 +194,12 @@ mod tests {
             "{s}"
         );
         assert!(s.contains("99 seeded permutations"), "{s}");
+        assert!(s.contains("all 1000 sample points"), "{s}");
+        // a run without the analysis's figures: no test named, points unknown
+        let s = factor_section(&csv, &[], None).unwrap();
+        assert!(
+            s.contains("No permutation test") && s.contains("all ? sample"),
+            "{s}"
+        );
     }
 }

@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use flus_shared::change_maps;
-use serde_json::Value;
 
 use super::html::{self, esc, LegendEntry};
 use super::{map_figure, png, svg, RunMap, MAP_DISPLAY_WIDTH};
+use crate::run_json::validation::RangeJson;
 use crate::run_json::RunJson;
 
 /// Rendered sections and the PNGs they show.
@@ -128,7 +128,6 @@ pub fn ensemble(
             &svg::sequential_legend(1.0, MAP_DISPLAY_WIDTH, "share of members that changed"),
         ));
     }
-    let t = |v: &Value| v.as_f64().map_or("–".to_string(), svg::fmt_num);
     let rows: Vec<Vec<String>> = e
         .carbon
         .iter()
@@ -155,25 +154,24 @@ pub fn ensemble(
     .map(|s| s.to_string())
     .collect();
     let carbon = html::table(&header, &rows, None, esc, |_| "");
-    let v = e.validation.as_ref().unwrap_or(&Value::Null);
-    let range = |key: &str| -> String {
-        let r = &v[key];
+    // "–" where the metric is undefined for a member
+    let range = |name: &str, r: Option<&RangeJson>| -> String {
+        let t = |f: fn(&RangeJson) -> f64| r.map_or("–".to_string(), |r| svg::fmt_num(f(r)));
         format!(
-            "<tr><th scope=\"row\">{key}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
-            t(&r["mean"]),
-            t(&r["min"]),
-            t(&r["max"])
+            "<tr><th scope=\"row\">{name}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
+            t(|r| r.mean),
+            t(|r| r.min),
+            t(|r| r.max)
         )
     };
-    let validation = if v.is_object() {
-        format!(
+    let validation = match &e.validation {
+        Some(v) => format!(
             "<h3>Validation over the members</h3><table><thead><tr><th>metric</th><th>mean</th><th>min</th><th>max</th></tr></thead><tbody>{}{}{}</tbody></table>",
-            range("oa").replace(">oa<", ">overall accuracy<"),
-            range("kappa").replace(">kappa<", ">Kappa<"),
-            range("fom").replace(">fom<", ">figure of merit<")
-        )
-    } else {
-        String::new()
+            range("overall accuracy", Some(&v.oa)),
+            range("Kappa", v.kappa.as_ref()),
+            range("figure of merit", v.fom.as_ref())
+        ),
+        None => String::new(),
     };
     out.html.push(format!(
         "<section id=\"ensemble\"><h2>Seed ensemble</h2><p class=\"lead\">{members} runs of every scenario with seeds derived from the study's (the first is the study's own run, the maps above). Maps: the share of members in which a cell changed class against the base year (<code>change_frequency_*.tif</code>; <code>class_frequency_*.tif</code> holds the share per class, one band each).</p><div class=\"maps\">{figs}</div><h3>Carbon storage over the members</h3>{carbon}{validation}</section>"
@@ -190,24 +188,24 @@ pub fn coefficients(
     legend: &[LegendEntry],
     out: &mut Sections,
 ) -> anyhow::Result<()> {
-    let Some(classes) = run.gwr.as_ref().and_then(|g| g["classes"].as_object()) else {
+    let Some(classes) = run.gwr.as_ref().map(|g| &g.analysis.classes) else {
         return Ok(());
     };
     let mut blocks = String::new();
     for entry in legend {
-        let Some(map) = classes
+        let Some(p) = classes
             .get(&entry.name)
-            .and_then(|c| c["coefficient_map"].as_str())
+            .and_then(|c| c.fit())
+            .map(|f| &f.coefficient_map)
         else {
             continue;
         };
         let path = {
-            let p = PathBuf::from(map);
             let local = dir.join(p.file_name().unwrap_or_default());
             if local.exists() {
                 local
             } else {
-                p
+                p.clone()
             }
         };
         if !path.exists() {
@@ -268,16 +266,14 @@ pub fn validation(
     let Some(v) = &run.validation else {
         return Ok(());
     };
-    let file = |key: &str| {
-        v["maps"][key]
-            .as_str()
-            .map(|f| dir.join(f))
-            .filter(|p| p.exists())
+    let Some(maps) = &v.maps else {
+        return Ok(());
     };
+    let file = |f: &Option<String>| f.as_ref().map(|f| dir.join(f)).filter(|p| p.exists());
     let (Some(observed), Some(simulated), Some(components)) = (
-        file("observed_change"),
-        file("simulated_change"),
-        file("components"),
+        file(&maps.observed_change),
+        file(&maps.simulated_change),
+        file(&maps.components),
     ) else {
         return Ok(());
     };
@@ -296,7 +292,7 @@ pub fn validation(
             color: hex(rgb),
         })
         .collect();
-    let (from, to) = (v["from"].to_string(), v["to"].to_string());
+    let (from, to) = (v.from, v.to);
     let mut figs = String::new();
     for (path, title, entries) in [
         (
@@ -335,10 +331,11 @@ pub fn validation(
             &html::legend(entries),
         ));
     }
-    let count = |k: &str| v[k].as_u64().map_or("?".into(), |n| svg::fmt_num(n as f64));
+    let m = &v.simulation;
+    let count = |n: u64| svg::fmt_num(n as f64);
     out.html.push(format!(
         "<section id=\"validation-maps\"><h2>Validation maps</h2><p class=\"lead\">Where the land use changed from {from} to {to}, observed and simulated, and the four components of the figure of merit: hits {} (change simulated as the right class), misses {} (change simulated as persistence), wrong hits {} (change to the wrong class), false alarms {} (persistence simulated as change) cells.</p><div class=\"maps\">{figs}</div></section>",
-        count("hits"), count("misses"), count("wrong_hits"), count("false_alarms")
+        count(m.hits), count(m.misses), count(m.wrong_hits), count(m.false_alarms)
     ));
     Ok(())
 }

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use crate::run_json::RunJson;
 use anyhow::Context;
 use flus_shared::files;
-use serde_json::Value;
 
 use html::{esc, LegendEntry};
 
@@ -690,7 +689,7 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &RunJson) -> anyhow::Result<V
     if let Some(section) = gwr::factor_section(
         &read_csv(&dir.join("gwr_factor_r2.csv"))?,
         legend,
-        run.gwr.as_ref().unwrap_or(&serde_json::Value::Null),
+        run.gwr.as_ref().map(|g| &g.analysis),
     ) {
         out.push(section);
     }
@@ -700,11 +699,7 @@ fn tables(dir: &Path, legend: &[LegendEntry], run: &RunJson) -> anyhow::Result<V
 /// The validation's patches of new land per class (run.json `validation.patches`):
 /// observed beside simulated, as PLUS reports its landscape figures; empty without them.
 fn patches_table(run: &RunJson, legend: &[LegendEntry]) -> String {
-    let Some(by_class) = run
-        .validation
-        .as_ref()
-        .and_then(|v| v["patches"]["by_class"].as_object())
-    else {
+    let Some(patches) = run.validation.as_ref().and_then(|v| v.patches.as_ref()) else {
         return String::new();
     };
     let header: Vec<String> = [
@@ -719,19 +714,15 @@ fn patches_table(run: &RunJson, legend: &[LegendEntry]) -> String {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let num = |v: &Value| match v.as_f64() {
-        Some(x) if v.is_u64() => format!("{x:.0}"),
-        Some(x) => format!("{x:.2}"),
-        None => "n/a".into(),
-    };
-    let rows: Vec<Vec<String>> = by_class
+    let rows: Vec<Vec<String>> = patches
+        .by_class
         .iter()
-        .map(|(name, v)| {
+        .map(|(name, c)| {
             let mut r = vec![name.clone()];
-            for side in ["observed", "simulated"] {
-                for key in ["cells", "patches", "mean_size"] {
-                    r.push(num(&v[side][key]));
-                }
+            for side in [&c.observed, &c.simulated] {
+                r.push(side.cells.to_string());
+                r.push(side.patches.to_string());
+                r.push(side.mean_size.map_or("n/a".into(), |x| format!("{x:.2}")));
             }
             r
         })

@@ -130,16 +130,16 @@ pub(super) fn write_factor_table(path: &Path, table: &[(String, Vec<FactorRow>)]
     files::write_csv(path, &header, &rows)
 }
 
-/// The JSON of one class's factor table row: per driver in order, R2, intercept-only
-/// R2, null 95th percentile and p-value (null where not computed).
-pub(super) fn factor_json(class: &str, rows: &[FactorRow]) -> serde_json::Value {
+/// One class's factor table row: per driver in order, the bandwidth, R2, intercept-only
+/// R2, null 95th percentile and p-value (None where not computed).
+pub(super) fn factor_json(class: &str, rows: &[FactorRow]) -> super::FactorR2Json {
     let col = |f: &dyn Fn(&FactorRow) -> Option<f64>| rows.iter().map(f).collect::<Vec<_>>();
-    serde_json::json!({
-        "class": class,
-        "bandwidth": col(&|r| r.fit.map(|f| f.0)),
-        "r2": col(&|r| r.fit.map(|f| f.1)),
-        "r2_intercept_only": col(&|r| r.null.as_ref().map(|n| n.r2_intercept_only)),
-        "r2_null_p95": col(&|r| r.null.as_ref().and_then(|n| n.r2_null_p95)),
-        "p_value": col(&|r| r.null.as_ref().and_then(|n| n.p_value)),
-    })
+    super::FactorR2Json {
+        class: class.to_string(),
+        bandwidth: col(&|r| r.fit.map(|f| f.0)),
+        r2: col(&|r| r.fit.map(|f| f.1)),
+        r2_intercept_only: col(&|r| r.null.as_ref().map(|n| n.r2_intercept_only)),
+        r2_null_p95: col(&|r| r.null.as_ref().and_then(|n| n.r2_null_p95)),
+        p_value: col(&|r| r.null.as_ref().and_then(|n| n.p_value)),
+    }
 }

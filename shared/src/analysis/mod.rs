@@ -19,6 +19,7 @@ use crate::gwr::{self, BandwidthChoice, GwrModel, GwrSettings, Kernel, SearchSet
 use crate::stack::Stack;
 
 mod factors;
+mod json;
 mod maps;
 mod sample;
 mod source;
@@ -27,6 +28,7 @@ mod source;
 mod tests;
 
 pub use factors::{FactorRow, FACTOR_TABLE_COLUMNS};
+pub use json::{AnalysisJson, CoefficientGridJson, FactorR2Json, GwrFitJson, GwrTargetJson};
 pub use maps::{coarse_grid, CoarseGrid, COEFFICIENT_MAP_WIDTH, COEFFICIENT_NODATA};
 pub use sample::{carbon_change_at, driver_sample, driver_sample_at, sample_cells, DriverSample};
 pub use source::{FitterSource, LocalSource};
@@ -55,7 +57,7 @@ pub fn settings(study: &Study) -> GwrSettings {
     }
 }
 
-/// One GWR of the analysis, its outputs written; returns its summary row and JSON.
+/// One GWR of the analysis, its outputs written; returns its summary row and figures.
 #[allow(clippy::too_many_arguments)]
 fn one_gwr(
     label: &str,
@@ -66,7 +68,7 @@ fn one_gwr(
     coarse: &CoarseGrid,
     points_csv: &Path,
     map: &Path,
-) -> Result<(Vec<String>, serde_json::Value)> {
+) -> Result<(Vec<String>, GwrFitJson)> {
     let columns = sample.all_drivers();
     let model = sample.model(y, &columns)?;
     let fitter = source.fitter(&model, y, &columns);
@@ -93,10 +95,15 @@ fn one_gwr(
     )?;
     Ok((
         row,
-        serde_json::json!({
-            "bandwidth": d.bandwidth, "aicc": d.aicc, "r2": d.r2, "adj_r2": d.adj_r2,
-            "ols_r2": r.ols.r2, "points_csv": points_csv, "coefficient_map": map,
-        }),
+        GwrFitJson {
+            bandwidth: d.bandwidth,
+            aicc: d.aicc,
+            r2: d.r2,
+            adj_r2: d.adj_r2,
+            ols_r2: r.ols.r2,
+            points_csv: points_csv.to_path_buf(),
+            coefficient_map: map.to_path_buf(),
+        },
     ))
 }
 
@@ -150,12 +157,7 @@ fn write_points(
 
 /// Runs the driver analysis on the suitability (cell-major, K per cell) on this
 /// machine's threads, without carbon change (see [`run_with`]).
-pub fn run(
-    study: &Study,
-    stack: &Stack,
-    suitability: &[f32],
-    dir: &Path,
-) -> Result<serde_json::Value> {
+pub fn run(study: &Study, stack: &Stack, suitability: &[f32], dir: &Path) -> Result<AnalysisJson> {
     let cells = sample_cells(
         &stack.mask,
         study.config.gwr.sample_points,
@@ -171,20 +173,20 @@ pub fn run(
 /// fitted, residual, coefficients, standard errors, t-values, local R2, influence),
 /// `gwr_coef_<class>.tif` and `gwr_coef_carbon_<scenario>.tif` (local coefficients on a
 /// coarse grid, one band per parameter) and `gwr_factor_r2.csv` (Table 10). Returns a
-/// JSON summary; a GWR that fails is reported, not fatal.
+/// summary; a GWR that fails is reported, not fatal.
 pub fn run_with(
     study: &Study,
     stack: &Stack,
     sample: &DriverSample,
     source: &dyn FitterSource,
     dir: &Path,
-) -> Result<serde_json::Value> {
+) -> Result<AnalysisJson> {
     let s = settings(study);
     let coarse = coarse_grid(&stack.grid, &stack.mask);
     let mut summary_rows = Vec::new();
     let mut table10 = Vec::new();
-    let mut classes_json = serde_json::Map::new();
-    let mut carbon_json = serde_json::Map::new();
+    let mut classes_json = std::collections::BTreeMap::new();
+    let mut carbon_json = std::collections::BTreeMap::new();
     let drivers: Vec<String> = stack.drivers.iter().map(|d| d.name.clone()).collect();
     // every target's GWR and factor table, several at once on a cluster; taken in
     // target order, so the outputs are those of a sequential run
@@ -198,13 +200,15 @@ pub fn run_with(
     });
     for (label, is_class, fitted, factors) in results {
         let json = match fitted {
-            Ok((row, json)) => {
+            Ok((row, fit)) => {
                 summary_rows.push(row);
-                json
+                GwrTargetJson::Fit(fit)
             }
             Err(e) => {
                 tracing::warn!(target = %label, "GWR failed: {e}");
-                serde_json::json!({ "error": e.to_string() })
+                GwrTargetJson::Failed {
+                    error: e.to_string(),
+                }
             }
         };
         if !is_class {
@@ -230,20 +234,20 @@ pub fn run_with(
     header.extend(drivers.iter().map(|n| format!("mean_b_{n}")));
     files::write_csv(&dir.join("gwr_summary.csv"), &header, &summary_rows)?;
     write_factor_table(&dir.join("gwr_factor_r2.csv"), &table10)?;
-    Ok(serde_json::json!({
-        "points": sample.n(),
-        "classes": classes_json,
-        "carbon": carbon_json,
-        "summary_csv": dir.join("gwr_summary.csv"),
-        "coefficient_grid": {
-            "factor": coarse.factor,
-            "width": coarse.grid.width,
-            "height": coarse.grid.height,
+    Ok(AnalysisJson {
+        points: sample.n(),
+        classes: classes_json,
+        carbon: carbon_json,
+        summary_csv: dir.join("gwr_summary.csv"),
+        coefficient_grid: CoefficientGridJson {
+            factor: coarse.factor,
+            width: coarse.grid.width,
+            height: coarse.grid.height,
         },
-        "factors": drivers,
-        "permutations": study.config.gwr.permutations,
-        "factor_r2": table10.iter().map(|(c, v)| factor_json(c, v)).collect::<Vec<_>>(),
-    }))
+        factor_r2: table10.iter().map(|(c, v)| factor_json(c, v)).collect(),
+        factors: drivers,
+        permutations: Some(study.config.gwr.permutations),
+    })
 }
 
 /// Target `y` of the driver analysis: its label, its points CSV, its coefficient raster

@@ -9,7 +9,7 @@
 //! sample rate, so the sample is the same for any tiling, thread or worker count.
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ensemble::{fit, Forest, ForestSettings};
 use super::tree::Samples;
@@ -85,8 +85,9 @@ pub fn expansion_sample(
     }
 }
 
-/// One class's LEAS result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// One class's LEAS result (in JSON without its forest: run.json's and `flus validate
+/// --json`'s `random_forest.classes`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassForest {
     /// Class name.
     pub class: String,
@@ -103,7 +104,7 @@ pub struct ClassForest {
 }
 
 /// The LEAS result of every class.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Leas {
     /// Driver names.
     pub drivers: Vec<String>,

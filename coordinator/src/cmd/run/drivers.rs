@@ -4,13 +4,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
-
 use flus_shared::config::Study;
 use flus_shared::stack;
 
 use super::SuitabilitySource;
 use crate::cluster::{gwr_remote, pool};
+use crate::run_json::gwr::{FitsOn, GwrJson};
 
 /// The GWR driver analysis (docs/design.md §8): each class's suitability (from the
 /// network or the given raster, at the sampled `cells` only) and each scenario's carbon change (`carbon`: scenario minus
@@ -27,7 +26,7 @@ pub(super) fn driver_analysis(
     out: &Path,
     cluster: Option<(&tokio::runtime::Runtime, &[pool::WorkerConn])>,
     deadline: Duration,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<GwrJson> {
     use flus_shared::analysis;
     let k = study.k();
     let suitability = match source {
@@ -53,9 +52,11 @@ pub(super) fn driver_analysis(
     };
     let sample = analysis::driver_sample_at(study, st, &suitability, carbon, cells)?;
     let Some((rt, conns)) = cluster else {
-        let mut j = analysis::run_with(study, st, &sample, &analysis::LocalSource, out)?;
-        j["fits_on"] = json!("coordinator");
-        return Ok(j);
+        return Ok(GwrJson {
+            analysis: analysis::run_with(study, st, &sample, &analysis::LocalSource, out)?,
+            fits_on: Some(FitsOn::Coordinator),
+            cluster: None,
+        });
     };
     let remote = gwr_remote::GwrCluster::new(
         rt.handle().clone(),
@@ -73,8 +74,9 @@ pub(super) fn driver_analysis(
     );
     let result = analysis::run_with(study, st, &sample, &remote, out);
     remote.release();
-    let mut j = result?;
-    j["fits_on"] = json!("workers");
-    j["cluster"] = json!(remote.traffic());
-    Ok(j)
+    Ok(GwrJson {
+        analysis: result?,
+        fits_on: Some(FitsOn::Workers),
+        cluster: Some(remote.traffic()),
+    })
 }

@@ -12,7 +12,6 @@ use flus_shared::ca::engine;
 use flus_shared::config::Study;
 use flus_shared::markov::ScenarioDemand;
 use flus_shared::{files, markov, model, outputs, stack, tables};
-use serde_json::{json, Value};
 
 use super::super::common;
 use super::{free_maxima_here, train_on_workers, ClusterCa, Session, SuitabilitySource};
@@ -20,6 +19,7 @@ use crate::cluster::remote;
 use crate::cluster::train_remote::Trainers;
 use crate::report::Prerendered;
 use crate::run_files::RunCarbon;
+use crate::run_json::suitability::AnnJson;
 use crate::run_json::{RunJson, StageTiming};
 
 /// The wall seconds of the run's stages and the part of them some worker call was in
@@ -253,7 +253,7 @@ pub(super) fn record_suitability<'s>(
         ScenarioSuitability::Trained(trained) => {
             let (network, r) = (&trained.network, &trained.report);
             tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
-            report.ann = Some(json!(trained.report));
+            report.ann = Some(AnnJson::Trained(trained.report.clone()));
             // the network's bits, to compare runs (the same for any worker and thread count)
             report.ann_network_sha256 = Some(files::sha256_hex(&serde_json::to_vec(network)?));
             SuitabilitySource::Network(network)
@@ -268,9 +268,14 @@ pub(super) fn record_suitability<'s>(
         }
         ScenarioSuitability::Given(s) => {
             let study = ctx.study;
-            report.ann = Some(json!({
-                "suitability_raster": study.config.ann.suitability.as_ref().map(|p| study.resolve(p)),
-            }));
+            report.ann = Some(AnnJson::Given {
+                suitability_raster: study
+                    .config
+                    .ann
+                    .suitability
+                    .as_ref()
+                    .map(|p| study.resolve(p)),
+            });
             SuitabilitySource::Given(&s.values)
         }
     })
@@ -387,7 +392,7 @@ pub(super) fn base_map_path(out: &Path, year: i32) -> PathBuf {
 /// The validation, done: its run.json entry, its session's traffic and its timing.
 pub(super) struct Validated {
     /// run.json `validation`.
-    pub(super) json: Value,
+    pub(super) json: crate::run_json::validation::ValidationJson,
     /// run.json `sessions.validation`.
     pub(super) session: Option<crate::cluster::remote::SessionTraffic>,
     /// Its stage timing (beside the main line).
@@ -415,9 +420,11 @@ pub(super) fn validation(ctx: &Ctx<'_>, members: u32) -> anyhow::Result<Validate
     )?;
     let timing = mark.timing("validation", true);
     // the report's images of its maps, read here while the workers run the scenarios
-    let maps: Vec<PathBuf> = ["observed_change", "simulated_change", "components"]
+    let maps: Vec<PathBuf> = json
+        .maps
         .iter()
-        .filter_map(|k| json["maps"][k].as_str().map(|f| ctx.out.join(f)))
+        .flat_map(|m| [&m.observed_change, &m.simulated_change, &m.components])
+        .filter_map(|f| f.as_ref().map(|f| ctx.out.join(f)))
         .filter(|p| p.exists())
         .collect();
     let images = Prerendered::of_files(&maps, &[])?;
@@ -436,7 +443,7 @@ pub(super) fn carbon_tables(
     base_counts: &tables::ZoneCounts,
     scenario_counts: &[(String, tables::ZoneCounts, tables::ZoneAreas)],
     areas: &flus_shared::area::CellAreas,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<tables::TablesJson> {
     let (study, st) = (ctx.study, ctx.st);
     let to = study.config.markov.to;
     let base = &st.maps[&to];

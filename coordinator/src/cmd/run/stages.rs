@@ -452,7 +452,7 @@ fn record(
             .quota
             .as_ref()
             .zip(res.report.transitions_done.as_ref())
-            .map(|(q, d)| super::super::validate::transitions_json(names, q, d)),
+            .map(|(q, d)| crate::run_json::validation::transitions(names, q, d)),
         iterations: res.report.iterations as u64,
         stop_reason: res.report.stop_reason,
         map: map_path,

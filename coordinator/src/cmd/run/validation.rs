@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use serde_json::{json, Value};
-
 use flus_shared::ca;
 use flus_shared::config::Study;
 use flus_shared::{model, stack};
@@ -13,6 +11,7 @@ use flus_shared::{model, stack};
 use super::{free_maxima_here, train_on_workers, ClusterCa, Session, SuitabilitySource};
 use crate::cluster::remote::SessionTraffic;
 use crate::cluster::train_remote::Trainers;
+use crate::run_json::validation::{RangeJson, ValidationEnsembleJson, ValidationJson};
 
 /// The validation on the past period over the cluster, in its own session (its own
 /// network, trained on a worker): the validation's JSON (with the run's traffic) and
@@ -26,7 +25,7 @@ pub(super) fn validation_stage(
     forest: Option<&model::Suitability>,
     members: u32,
     drawn: &dyn Fn(),
-) -> anyhow::Result<(Value, Option<SessionTraffic>)> {
+) -> anyhow::Result<(ValidationJson, Option<SessionTraffic>)> {
     let (mut traffic, mut session, mut ensemble) = (None, None, None);
     // the validation's own ANN (of the `from` map) unless it reads a raster or the
     // forests: trained on a worker, beside the scenarios' network on another
@@ -106,14 +105,10 @@ pub(super) fn validation_stage(
         },
     )?;
     let mut v = v.json;
-    v["traffic"] = json!(traffic);
+    v.traffic = traffic;
     // the validation network's bits, to compare runs (the same for any worker count)
-    if let Some(h) = network_sha256 {
-        v["ann_network_sha256"] = json!(h);
-    }
-    if let Some(e) = ensemble {
-        v["ensemble"] = e;
-    }
+    v.ann_network_sha256 = network_sha256;
+    v.ensemble = ensemble;
     Ok((v, session))
 }
 
@@ -166,7 +161,7 @@ fn validation_members(
     (study, st): (&Study, &stack::Stack),
     k: usize,
     maps: &[&[u8]],
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<ValidationEnsembleJson> {
     use flus_shared::{ensemble, metrics};
     let mk = &study.config.markov;
     let (start, truth) = (&st.maps[&mk.from], &st.maps[&mk.to]);
@@ -174,16 +169,21 @@ fn validation_members(
         .iter()
         .map(|m| metrics::compare(start, truth, m, k))
         .collect();
-    // null where a member's metric is undefined (no change observed or simulated)
-    let range = |v: Option<Vec<f64>>| -> anyhow::Result<Value> {
-        let Some(v) = v else { return Ok(Value::Null) };
-        let s = ensemble::summarize(&v)?;
-        Ok(json!({ "mean": s.mean, "min": s.min, "max": s.max, "members": v }))
+    let range = |members: Vec<f64>| -> anyhow::Result<RangeJson> {
+        let s = ensemble::summarize(&members)?;
+        Ok(RangeJson {
+            mean: s.mean,
+            min: s.min,
+            max: s.max,
+            members,
+        })
     };
-    Ok(json!({
-        "members": maps.len(),
-        "oa": range(Some(all.iter().map(|m| m.oa).collect()))?,
-        "kappa": range(all.iter().map(|m| m.kappa).collect())?,
-        "fom": range(all.iter().map(|m| m.fom).collect())?,
-    }))
+    // None where a member's metric is undefined (no change observed or simulated)
+    let optional = |v: Option<Vec<f64>>| v.map(range).transpose();
+    Ok(ValidationEnsembleJson {
+        members: maps.len(),
+        oa: range(all.iter().map(|m| m.oa).collect())?,
+        kappa: optional(all.iter().map(|m| m.kappa).collect())?,
+        fom: optional(all.iter().map(|m| m.fom).collect())?,
+    })
 }

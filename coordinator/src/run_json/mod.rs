@@ -1,22 +1,46 @@
 //! `run.json` of a completed `flus run`: the serde structs it is written from and that
-//! `flus report` (and `flus bench`) read back. What the run itself produced is typed
-//! here: the study's identity, the maps and their files, every scenario's stages, the
-//! ensemble, the timings and versions. Sections that are another command's `--json`
-//! output are kept as that JSON, named after the command: the validation's metrics
-//! (`flus validate --json`), the tables (`flus carbon` / tables 7-9), the GWR analysis
-//! (`flus gwr`), the ANN's training report, the file manifest.
+//! `flus report` (and `flus bench`) read back, every section typed: the study's
+//! identity, the maps and their files, every scenario's stages, the ensemble, the
+//! timings and versions here; the validation (the object `flus validate --json` prints,
+//! [`validation`]), the scenarios' ANN and LEAS forests ([`suitability`]), tables 7-9
+//! ([`flus_shared::tables::TablesJson`]) and the GWR driver analysis ([`gwr`], around
+//! [`flus_shared::analysis::AnalysisJson`]) in the modules beside it, each also the type
+//! the command that produces it prints.
+//!
+//! Those sections are written with their keys in sorted order ([`sorted`]), as they
+//! always were (they were serde_json values, whose maps sort their keys); the rest in
+//! the order of the fields here. Keys that an earlier flus did not write are optional
+//! (`#[serde(default)]`), so `flus report` still reads an older run folder.
 //!
 //! A run folder whose `run.json` does not parse into [`RunJson`] is not a completed run
 //! of this version: `flus report` says so and names the key.
+
+pub mod gwr;
+pub mod suitability;
+pub mod validation;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::cluster::remote::{SessionTraffic, Traffic};
+use flus_shared::tables::TablesJson;
+use gwr::GwrJson;
+use suitability::{AnnJson, RandomForestJson};
+use validation::{TransitionsJson, ValidationEnsembleJson, ValidationJson};
+
+/// Serializes `value` with the keys of every object in it in sorted order (through a
+/// serde_json value, whose maps sort their keys): the order of the sections that were
+/// serde_json values before they were typed, so run.json and the commands' `--json`
+/// stay byte-identical.
+pub fn sorted<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+    serde_json::to_value(value)
+        .map_err(serde::ser::Error::custom)?
+        .serialize(s)
+}
 
 /// The whole `run.json` of a completed run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -44,17 +68,29 @@ pub struct RunJson {
     /// The validation on the past period (`flus validate --json`'s object, with the
     /// run's `traffic` and, with `--ensemble`, `ensemble`); absent with
     /// `--no-validation`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub validation: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted"
+    )]
+    pub validation: Option<ValidationJson>,
     /// The scenarios' ANN: its training report, or the given suitability raster.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ann: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted"
+    )]
+    pub ann: Option<AnnJson>,
     /// SHA-256 of the scenarios' network (the same for any worker and thread count).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ann_network_sha256: Option<String>,
     /// PLUS mode: the LEAS forests' driver contributions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub random_forest: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted"
+    )]
+    pub random_forest: Option<RandomForestJson>,
     /// Seconds of the scenarios' training (or of reading their suitability).
     pub ann_seconds: f64,
     /// Every training job (networks, forest tree ranges): the worker that ran it, its
@@ -87,10 +123,15 @@ pub struct RunJson {
     /// Every map of the run with its files, base map first.
     pub maps: Vec<MapJson>,
     /// Tables 7-9 (areas, storage, density by zone).
-    pub tables: Value,
+    #[serde(serialize_with = "sorted")]
+    pub tables: TablesJson,
     /// The GWR driver analysis (absent without drivers).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gwr: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "sorted"
+    )]
+    pub gwr: Option<GwrJson>,
     /// Whether the workers read the static layers themselves (`--shared-data`).
     pub shared_data: bool,
     /// Peak resident memory of the coordinator and the workers.
@@ -113,7 +154,6 @@ pub struct RunJson {
     pub completed: bool,
 }
 
-/// A class of the legend.
 /// Peak resident memory of the run's processes (run.json's `memory`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -146,6 +186,7 @@ pub struct WorkerMemoryJson {
     pub peak_rss_bytes_per_cell: Option<f64>,
 }
 
+/// A class of the legend.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LegendJson {
     /// The class code in the land-use rasters.
@@ -202,9 +243,9 @@ pub struct StageJson {
     pub unmet: Option<BTreeMap<String, flus_shared::tables::UnmetJson>>,
     /// Whether every class met its demand.
     pub demand_met: bool,
-    /// Transition mode: every pair's quota and the cells converted.
+    /// Transition mode: every pair's quota and the cells converted (null in net mode).
     #[serde(default)]
-    pub transitions: Option<Value>,
+    pub transitions: Option<TransitionsJson>,
     /// CA iterations run.
     pub iterations: u64,
     /// Why the CA stopped.
@@ -239,9 +280,10 @@ pub struct EnsembleJson {
     pub carbon_csv: Option<String>,
     /// Per scenario and year, its frequency rasters.
     pub maps: Vec<EnsembleMapJson>,
-    /// The validation metrics' mean, min and max over the members.
-    #[serde(default)]
-    pub validation: Option<Value>,
+    /// The validation metrics' mean, min and max over the members (null without the
+    /// validation).
+    #[serde(default, serialize_with = "sorted")]
+    pub validation: Option<ValidationEnsembleJson>,
 }
 
 /// The frequency rasters of one scenario and year.
@@ -319,71 +361,4 @@ impl RunJson {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn folder_with(text: &str) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("run.json"), text).unwrap();
-        d
-    }
-
-    #[test]
-    fn a_run_that_did_not_complete_is_refused_with_its_status_and_error() {
-        let d = folder_with(r#"{"completed": false, "status": "failed", "error": "worker lost"}"#);
-        let e = format!("{:#}", RunJson::read(d.path()).unwrap_err());
-        assert!(e.contains("did not complete"), "{e}");
-        assert!(e.contains("\"failed\"") && e.contains("worker lost"), "{e}");
-    }
-
-    #[test]
-    fn a_completed_run_json_missing_a_key_names_the_file_and_the_key() {
-        let d = folder_with(r#"{"completed": true, "study": "s"}"#);
-        let e = format!("{:#}", RunJson::read(d.path()).unwrap_err());
-        assert!(e.contains("run.json") && e.contains("missing field"), "{e}");
-    }
-
-    #[test]
-    fn what_a_run_writes_reads_back_the_same() {
-        let stage = StageJson {
-            label: "urban_2030".into(),
-            year: 2030,
-            demand: [("forest".to_string(), 10)].into(),
-            final_gap: [("forest".to_string(), 0)].into(),
-            unmet: None,
-            demand_met: true,
-            transitions: None,
-            iterations: 12,
-            stop_reason: flus_shared::ca::StopReason::DemandMet,
-            map: "landuse_urban_2030.tif".into(),
-            map_sha256: "ab".into(),
-            start_map_sha256: "cd".into(),
-            stream: 3,
-            carbon: "c.tif".into(),
-            carbon_change: "d.tif".into(),
-            traffic: Traffic::default(),
-        };
-        let run = RunJson {
-            study: "s".into(),
-            target_years: vec![2030],
-            scenarios: [(
-                "urban".to_string(),
-                ScenarioJson {
-                    last: stage.clone(),
-                    stages: vec![stage],
-                },
-            )]
-            .into(),
-            completed: true,
-            ..RunJson::default()
-        };
-        let text = serde_json::to_string(&run).unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap();
-        // the last stage's figures sit on the scenario itself, as they always did
-        assert_eq!(v["scenarios"]["urban"]["stop_reason"], "demand_met");
-        assert_eq!(v["scenarios"]["urban"]["stages"][0]["year"], 2030);
-        let d = folder_with(&text);
-        let back = RunJson::read(d.path()).unwrap();
-        assert_eq!(serde_json::to_string(&back).unwrap(), text);
-    }
-}
+mod tests;
