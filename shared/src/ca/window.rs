@@ -33,10 +33,20 @@ pub fn pad(map: &[u8], width: usize, height: usize, r: usize) -> Result<Vec<u8>>
 pub fn unpad(padded: &[u8], width: usize, height: usize, r: usize) -> Vec<u8> {
     let view = ArrayView2::from_shape((height + 2 * r, width + 2 * r), padded)
         .expect("a map padded by pad: (height + 2r) x (width + 2r) cells");
-    view.slice(s![r..r + height, r..r + width])
-        .iter()
-        .copied()
-        .collect()
+    rows_of(view.slice(s![r..r + height, r..r + width]))
+}
+
+/// The cells of `view` (a window of a row-major map) row by row, a row copied at once
+/// (an element-wise walk of a 20 M-cell map took a tenth of a second).
+fn rows_of(view: ArrayView2<'_, u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(view.len());
+    for row in view.rows() {
+        match row.as_slice() {
+            Some(cells) => out.extend_from_slice(cells),
+            None => out.extend(row.iter().copied()),
+        }
+    }
+    out
 }
 
 /// The window of tile `rect` with halo `r` (its core grown by `r` on every side), cut
@@ -63,13 +73,10 @@ pub fn padded_tile_window(padded: &[u8], stride: usize, rect: &TileRect, r: usiz
     let rows = padded.len() / stride.max(1);
     let view = ArrayView2::from_shape((rows, stride), &padded[..rows * stride])
         .expect("rows x stride cells");
-    view.slice(s![
+    rows_of(view.slice(s![
         rect.y0..rect.y0 + rect.height + 2 * r,
         rect.x0..rect.x0 + rect.width + 2 * r
-    ])
-    .iter()
-    .copied()
-    .collect()
+    ]))
 }
 
 /// Sets, in `window` (the window of tile `rect` with halo `r`, as [`tile_window`] cuts
