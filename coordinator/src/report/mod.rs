@@ -169,6 +169,13 @@ impl Prerendered {
         let (img, palette) = self.class.remove(path)?;
         Some((img, palette, self.encoded.remove(path)))
     }
+
+    /// The change map of raster `path` (image, largest |value|) and its PNG bytes when
+    /// read ahead.
+    fn take_change(&mut self, path: &Path) -> Option<(png::MapImage, f64, Option<Vec<u8>>)> {
+        let (img, max) = self.change.remove(path)?;
+        Some((img, max, self.encoded.remove(path)))
+    }
 }
 
 /// Writes `report/` PNGs and `report.html` into run folder `dir` from its run.json.
@@ -187,81 +194,15 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     // the land-use and change maps' PNGs (the other sections' are in `extra`)
     let mut own = maps::Sections::default();
 
-    // land-use maps
-    // the maps read and downsampled several at a time, written in run order
-    use rayon::prelude::*;
-    let ready: Vec<_> = maps
-        .iter()
-        .map(|m| pre.take_class(&dir.join(&m.landuse)))
-        .collect();
-    let class_maps: Vec<_> = maps
-        .par_iter()
-        .zip(ready)
-        .map(|(m, r)| match r {
-            Some(r) => Ok(r),
-            None => png::class_map(&dir.join(&m.landuse)).map(|(i, p)| (i, p, None)),
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut figures = Vec::new();
-    for (m, (img, palette, encoded)) in maps.iter().zip(class_maps) {
-        let name = format!("landuse_{}.png", m.label);
-        own.png_or_encoded(img_dir.join(&name), &img, palette, encoded);
-        figures.push(map_figure(
-            &m.title(),
-            &format!("report/{name}"),
-            &img,
-            &html::legend(&legend),
-        ));
-    }
-    let mut sections = vec![landuse_section(maps, &figures)];
+    let mut sections = vec![landuse_maps(dir, &img_dir, &run, &mut pre, &mut own)?];
 
     // carbon storage maps on one scale
     let mut extra = maps::Sections::default();
     maps::storage(dir, &img_dir, maps, &mut pre.storage, &mut extra)?;
     sections.append(&mut extra.html);
 
-    // carbon change maps
-    let changed: Vec<(&RunMap, &String)> = maps
-        .iter()
-        .filter_map(|m| m.carbon_change.as_ref().map(|c| (m, c)))
-        .collect();
-    let ready: Vec<_> = changed
-        .iter()
-        .map(|(_, c)| {
-            let p = dir.join(c);
-            pre.change
-                .remove(&p)
-                .map(|(img, max)| (img, max, pre.encoded.remove(&p)))
-        })
-        .collect();
-    let change_maps: Vec<_> = changed
-        .par_iter()
-        .zip(ready)
-        .map(|((_, c), r)| match r {
-            Some(r) => Ok(r),
-            None => png::change_map(&dir.join(c)).map(|(i, m)| (i, m, None)),
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let mut figs = String::new();
-    for ((m, _), (img, max, encoded)) in changed.iter().zip(change_maps) {
-        let name = format!("carbon_change_{}.png", m.label);
-        own.png_or_encoded(img_dir.join(&name), &img, png::change_palette(), encoded);
-        let title = format!(
-            "{} <small>{} − base year</small>",
-            esc(m.scenario.as_deref().unwrap_or(&m.label)),
-            m.year
-        );
-        figs.push_str(&map_figure(
-            &title,
-            &format!("report/{name}"),
-            &img,
-            &svg::ramp_legend(max, MAP_DISPLAY_WIDTH),
-        ));
-    }
-    if !figs.is_empty() {
-        sections.push(format!(
-            "<section id=\"carbon-maps\"><h2>Carbon storage change</h2><p class=\"lead\">Change of carbon stored per cell, scenario minus base year (t C per cell; each map on its own symmetric scale).</p><div class=\"maps\">{figs}</div></section>"
-        ));
+    if let Some(s) = change_maps(dir, &img_dir, maps, &mut pre, &mut own)? {
+        sections.push(s);
     }
 
     sections.push(charts(dir, &legend, maps)?);
@@ -297,6 +238,91 @@ pub fn build_with(dir: &Path, mut pre: Prerendered) -> anyhow::Result<Built> {
     let report = dir.join("report.html");
     files::write_atomic(&report, page.as_bytes())?;
     Ok(Built { report, images })
+}
+
+/// The land-use maps' section: every map's PNG (taken from `pre` when read ahead,
+/// otherwise read and downsampled several at a time), written in run order into `own`.
+fn landuse_maps(
+    dir: &Path,
+    img_dir: &Path,
+    run: &RunJson,
+    pre: &mut Prerendered,
+    own: &mut maps::Sections,
+) -> anyhow::Result<String> {
+    use rayon::prelude::*;
+    let (maps, legend) = (&run.maps, legend_of(run));
+    // the maps read and downsampled several at a time, written in run order
+    let ready: Vec<_> = maps
+        .iter()
+        .map(|m| pre.take_class(&dir.join(&m.landuse)))
+        .collect();
+    let class_maps: Vec<_> = maps
+        .par_iter()
+        .zip(ready)
+        .map(|(m, r)| match r {
+            Some(r) => Ok(r),
+            None => png::class_map(&dir.join(&m.landuse)).map(|(i, p)| (i, p, None)),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut figures = Vec::new();
+    for (m, (img, palette, encoded)) in maps.iter().zip(class_maps) {
+        let name = format!("landuse_{}.png", m.label);
+        own.png_or_encoded(img_dir.join(&name), &img, palette, encoded);
+        figures.push(map_figure(
+            &m.title(),
+            &format!("report/{name}"),
+            &img,
+            &html::legend(&legend),
+        ));
+    }
+    Ok(landuse_section(maps, &figures))
+}
+
+/// The carbon change maps' section (None without change maps): every map's PNG on its
+/// own symmetric scale, written into `own`.
+fn change_maps(
+    dir: &Path,
+    img_dir: &Path,
+    maps: &[RunMap],
+    pre: &mut Prerendered,
+    own: &mut maps::Sections,
+) -> anyhow::Result<Option<String>> {
+    use rayon::prelude::*;
+    let changed: Vec<(&RunMap, &String)> = maps
+        .iter()
+        .filter_map(|m| m.carbon_change.as_ref().map(|c| (m, c)))
+        .collect();
+    let ready: Vec<_> = changed
+        .iter()
+        .map(|(_, c)| pre.take_change(&dir.join(c)))
+        .collect();
+    let change_maps: Vec<_> = changed
+        .par_iter()
+        .zip(ready)
+        .map(|((_, c), r)| match r {
+            Some(r) => Ok(r),
+            None => png::change_map(&dir.join(c)).map(|(i, m)| (i, m, None)),
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut figs = String::new();
+    for ((m, _), (img, max, encoded)) in changed.iter().zip(change_maps) {
+        let name = format!("carbon_change_{}.png", m.label);
+        own.png_or_encoded(img_dir.join(&name), &img, png::change_palette(), encoded);
+        let title = format!(
+            "{} <small>{} − base year</small>",
+            esc(m.scenario.as_deref().unwrap_or(&m.label)),
+            m.year
+        );
+        figs.push_str(&map_figure(
+            &title,
+            &format!("report/{name}"),
+            &img,
+            &svg::ramp_legend(max, MAP_DISPLAY_WIDTH),
+        ));
+    }
+    Ok((!figs.is_empty()).then(|| format!(
+        "<section id=\"carbon-maps\"><h2>Carbon storage change</h2><p class=\"lead\">Change of carbon stored per cell, scenario minus base year (t C per cell; each map on its own symmetric scale).</p><div class=\"maps\">{figs}</div></section>"
+    )))
 }
 
 fn map_figure(title: &str, src: &str, img: &png::MapImage, below: &str) -> String {
