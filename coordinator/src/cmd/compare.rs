@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use flus_shared::metrics::{self, Metrics};
 use flus_shared::{raster, stack};
-use serde_json::{json, Value};
 
 /// Arguments of `flus compare`.
 #[derive(Debug, clap::Args)]
@@ -24,23 +23,17 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The JSON object of one set of metrics (the keys of `flus compare --json`).
-pub fn metrics_json(m: &Metrics) -> Value {
-    json!({
-        "cells": m.cells,
-        "oa": m.oa,
-        "kappa": m.kappa,
-        "kloc": m.kloc,
-        "khisto": m.khisto,
-        "fom": m.fom,
-        "producer_accuracy": m.producer_accuracy,
-        "user_accuracy": m.user_accuracy,
-        "hits": m.hits,
-        "misses": m.misses,
-        "wrong_hits": m.wrong_hits,
-        "false_alarms": m.false_alarms,
-        "confusion": m.confusion,
-    })
+/// What `flus compare --json` prints: the simulation's metrics, the class codes in
+/// class order, and the persistence baseline's metrics (keys sorted, as always).
+#[derive(serde::Serialize)]
+struct CompareJson<'a> {
+    /// The simulation against the truth.
+    #[serde(flatten)]
+    simulation: &'a Metrics,
+    /// The class codes, in the order of the confusion matrix's rows and columns.
+    codes: &'a [i64],
+    /// The start map taken as the simulation (nothing changes).
+    persistence: &'a Metrics,
 }
 
 fn opt(v: Option<f64>) -> String {
@@ -104,10 +97,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     let persistence = metrics::compare(&maps[0], &maps[1], &maps[0], k);
     if args.json {
-        let mut obj = metrics_json(&sim);
-        obj["codes"] = json!(codes);
-        obj["persistence"] = metrics_json(&persistence);
-        crate::output::print_json(&obj)?;
+        crate::output::print_json_sorted(&CompareJson {
+            simulation: &sim,
+            codes: &codes,
+            persistence: &persistence,
+        })?;
     } else {
         println!("{} cells compared; class codes {:?}", sim.cells, codes);
         print_metrics(&[("simulation", &sim), ("persistence", &persistence)]);
