@@ -3,10 +3,11 @@
 //! class and zone, change, optional valuation; and `flus carbon correct-density`, the
 //! paper's precipitation correction of a pools table.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use flus_shared::area::CellAreas;
 use flus_shared::carbon::{
@@ -19,6 +20,7 @@ use flus_shared::files;
 use flus_shared::raster::{self, RasterInfo, WriteOptions};
 use flus_shared::zones::{self, Zones};
 
+use super::carbon_json::{CarbonSummaryJson, SummaryInputs};
 use super::carbon_stream::{self, Inputs, Output, ZoneInput};
 use crate::output::print_json;
 
@@ -446,14 +448,29 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         "carbon totals"
     );
 
-    let mut outputs = Map::new();
+    let mut outputs = BTreeMap::new();
     if let Some(dir) = &args.out {
         for (key, o) in keys.iter().zip(&outs) {
-            outputs.insert(key.clone(), json!(o.path));
+            outputs.insert(key.clone(), o.path.clone());
         }
         write_tables(dir, &tot, zones.as_ref(), constant, &mut outputs)?;
     }
-    let summary = summary_json(args, &tot, &counts, zones.as_ref(), val, constant, outputs);
+    let summary = CarbonSummaryJson::new(SummaryInputs {
+        files: [
+            args.baseline.clone(),
+            args.alternate.clone(),
+            args.pools.clone(),
+            args.zones.clone(),
+        ],
+        tot: &tot,
+        counts: &counts,
+        zones: zones.as_ref(),
+        valuation: val.zip(constant),
+        constant,
+        outputs,
+    });
+    // keys in sorted order, as when the summary was an untyped JSON value
+    let summary = serde_json::to_value(&summary)?;
     if let Some(dir) = &args.out {
         let p = dir.join("carbon_summary.json");
         write_atomic(&p, serde_json::to_string_pretty(&summary)?.as_bytes())?;
@@ -496,15 +513,15 @@ fn write_tables(
     tot: &CarbonTotals,
     zones: Option<&Zones>,
     constant: Option<f64>,
-    outputs: &mut Map<String, Value>,
+    outputs: &mut BTreeMap<String, PathBuf>,
 ) -> anyhow::Result<()> {
     let p = dir.join("carbon_by_class.csv");
     write_atomic(&p, &class_csv(tot)?)?;
-    outputs.insert("by_class_csv".into(), json!(p));
+    outputs.insert("by_class_csv".into(), p);
     if let Some(z) = zones {
         let p = dir.join("carbon_by_zone.csv");
         write_atomic(&p, &zone_csv(tot, z, constant)?)?;
-        outputs.insert("by_zone_csv".into(), json!(p));
+        outputs.insert("by_zone_csv".into(), p);
     }
     Ok(())
 }
@@ -581,92 +598,6 @@ fn zone_csv(tot: &CarbonTotals, zones: &Zones, constant: Option<f64>) -> anyhow:
         w.write_record(&rec)?;
     }
     Ok(w.into_inner()?)
-}
-
-fn summary_json(
-    args: &Args,
-    tot: &CarbonTotals,
-    counts: &CarbonCounts,
-    zones: Option<&Zones>,
-    val: Option<Valuation>,
-    constant: Option<f64>,
-    outputs: Map<String, Value>,
-) -> Value {
-    let mut by_class = Map::new();
-    for c in &tot.by_class {
-        by_class.insert(
-            c.code.to_string(),
-            json!({
-                "name": c.name,
-                "density_t_ha": c.density_t_ha,
-                "cells": c.baseline_cells,
-                "area_m2": c.baseline_area_m2,
-                "baseline_t": c.baseline_t,
-                "alternate_cells": c.alternate_cells,
-                "alternate_area_m2": c.alternate_area_m2,
-                "alternate_t": c.alternate_t,
-                "change_t": c.alternate_t.map(|a| a - c.baseline_t),
-            }),
-        );
-    }
-    let mut summary = json!({
-        "baseline": args.baseline,
-        "alternate": args.alternate,
-        "pools": args.pools,
-        "zones": args.zones,
-        "cell_area_m2": tot.cell_area_m2,
-        "geographic": tot.cell_area_m2.is_none(),
-        "cells": tot.cells,
-        "area_m2": tot.area_m2,
-        "baseline_total_t": tot.baseline_t,
-        "alternate_total_t": tot.alternate_t,
-        "change_t": tot.change_t(),
-        "baseline_mean_density_kg_m2": tot.baseline_mean_density_kg_m2(),
-        "alternate_mean_density_kg_m2": tot.alternate_mean_density_kg_m2(),
-        "by_class": by_class,
-        "missing": {
-            "cells": counts.excluded_cells(),
-            "nodata_cells": counts.nodata_cells,
-            "outside_zones_cells": counts.outside_zones_cells,
-            "unknown_code_cells": counts.unknown_cells,
-            "codes": counts.unknown_codes.keys().collect::<Vec<_>>(),
-            "cells_by_code": counts.unknown_codes.iter()
-                .map(|(c, n)| (c.to_string(), json!(n))).collect::<Map<_, _>>(),
-        },
-        "outputs": outputs,
-    });
-    if let Some(z) = zones {
-        let mut by_zone = Map::new();
-        for t in &tot.by_zone {
-            by_zone.insert(
-                z.name_of(t.zone),
-                json!({
-                    "code": t.zone,
-                    "cells": t.cells,
-                    "area_m2": t.area_m2,
-                    "baseline_t": t.baseline_t,
-                    "alternate_t": t.alternate_t,
-                    "change_t": t.change_t(),
-                    "baseline_mean_density_kg_m2": carbon::mean_density_kg_m2(t.baseline_t, t.area_m2),
-                    "alternate_mean_density_kg_m2": t.alternate_t.map(|a| carbon::mean_density_kg_m2(a, t.area_m2)),
-                    "npv": constant.and_then(|k| t.change_t().map(|c| c * k)),
-                }),
-            );
-        }
-        summary["by_zone"] = Value::Object(by_zone);
-    }
-    if let (Some(v), Some(k)) = (val, constant) {
-        summary["valuation"] = json!({
-            "price": v.price,
-            "discount_rate": v.discount_rate,
-            "rate_change": v.rate_change,
-            "years_baseline": v.year_baseline,
-            "years_alternate": v.year_alternate,
-            "valuation_constant": k,
-        });
-        summary["npv_total"] = json!(tot.change_t().map(|c| c * k));
-    }
-    summary
 }
 
 fn print_human(tot: &CarbonTotals, counts: &CarbonCounts, constant: Option<f64>) {

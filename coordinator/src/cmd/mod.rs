@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_kernels;
 pub mod carbon;
+pub mod carbon_json;
 pub mod carbon_stream;
 pub mod common;
 pub mod compare;
