@@ -456,17 +456,11 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         write_tables(dir, &tot, zones.as_ref(), constant, &mut outputs)?;
     }
     let summary = CarbonSummaryJson::new(SummaryInputs {
-        files: [
-            args.baseline.clone(),
-            args.alternate.clone(),
-            args.pools.clone(),
-            args.zones.clone(),
-        ],
+        args,
         tot: &tot,
         counts: &counts,
         zones: zones.as_ref(),
         valuation: val.zip(constant),
-        constant,
         outputs,
     });
     // keys in sorted order, as when the summary was an untyped JSON value

@@ -9,6 +9,8 @@ use serde::Serialize;
 use flus_shared::carbon::{self, CarbonCounts, CarbonTotals, Valuation};
 use flus_shared::zones::Zones;
 
+use super::carbon::Args;
+
 /// The whole summary.
 #[derive(Clone, Debug, Serialize)]
 pub struct CarbonSummaryJson {
@@ -137,18 +139,17 @@ pub struct ValuationJson {
 
 /// What the summary is made of.
 pub struct SummaryInputs<'a> {
-    /// `--baseline`, `--alternate`, `--pools`, `--zones` as given.
-    pub files: [Option<PathBuf>; 4],
+    /// The command's arguments (`--baseline`, `--alternate`, `--pools`, `--zones` as
+    /// given).
+    pub args: &'a Args,
     /// The totals.
     pub tot: &'a CarbonTotals,
     /// The counts (for the cells left out).
     pub counts: &'a CarbonCounts,
     /// The zones, with `--zones`.
     pub zones: Option<&'a Zones>,
-    /// The valuation and its constant, with a price.
+    /// The valuation and its constant (NPV per tonne of change), with a price.
     pub valuation: Option<(Valuation, f64)>,
-    /// The valuation constant (also without the valuation's inputs).
-    pub constant: Option<f64>,
     /// The files written.
     pub outputs: BTreeMap<String, PathBuf>,
 }
@@ -156,8 +157,8 @@ pub struct SummaryInputs<'a> {
 impl CarbonSummaryJson {
     /// The summary of `s`.
     pub fn new(s: SummaryInputs<'_>) -> Self {
-        let (tot, counts) = (s.tot, s.counts);
-        let [baseline, alternate, pools, zones] = s.files;
+        let (tot, counts, args) = (s.tot, s.counts, s.args);
+        let constant = s.valuation.map(|(_, k)| k);
         let by_class = tot
             .by_class
             .iter()
@@ -166,7 +167,7 @@ impl CarbonSummaryJson {
         let by_zone = s.zones.map(|z| {
             tot.by_zone
                 .iter()
-                .map(|t| (z.name_of(t.zone), ZoneJson::new(t, s.constant)))
+                .map(|t| (z.name_of(t.zone), ZoneJson::new(t, constant)))
                 .collect()
         });
         let (valuation, npv_total) = match s.valuation {
@@ -184,10 +185,10 @@ impl CarbonSummaryJson {
             None => (None, None),
         };
         Self {
-            baseline,
-            alternate,
-            pools,
-            zones,
+            baseline: args.baseline.clone(),
+            alternate: args.alternate.clone(),
+            pools: args.pools.clone(),
+            zones: args.zones.clone(),
             cell_area_m2: tot.cell_area_m2,
             geographic: tot.cell_area_m2.is_none(),
             cells: tot.cells,
