@@ -117,7 +117,7 @@ pub fn run_loop(
         if let Some(reason) = run.stop_reason() {
             break reason;
         }
-        let s = run.iterate(backend, &start.counts)?;
+        let s = run.iterate(backend, start.net_gap)?;
         progress(run.t, s);
         run.t += 1;
         checkpoint(run.t, &|| run.checkpoint())?;
@@ -133,6 +133,9 @@ struct Start {
     free: Vec<u64>,
     /// Valid cells.
     valid: u64,
+    /// Σ |demand − count| of the input's map (PLUS's patch level is measured against
+    /// it).
+    net_gap: u64,
 }
 
 /// Checks the input's sizes, its demand and that the demand (or the pair quotas) can be
@@ -178,6 +181,7 @@ fn check_start(params: &CaParams, input: &CaInput) -> Result<Start> {
         crate::ca::driver::warn_low_suitability(params, input, &counts);
     }
     Ok(Start {
+        net_gap: net_gap_sum(input.demand, &counts),
         counts,
         free,
         valid,
@@ -288,9 +292,9 @@ impl<'p, 'i> Run<'p, 'i> {
     }
 
     /// Runs iteration `t` (propose, accept, commit, apply) and records it; returns the
-    /// Σ |gap| after it. `start_counts` are the run's start counts (PLUS's patch level
-    /// is measured against their gap).
-    fn iterate(&mut self, backend: &mut dyn Backend, start_counts: &[u64]) -> Result<u64> {
+    /// Σ |gap| after it. `start_gap` is the net Σ |gap| of the run's start map (PLUS's
+    /// patch level is measured against it).
+    fn iterate(&mut self, backend: &mut dyn Backend, start_gap: u64) -> Result<u64> {
         let (params, t) = (self.params, self.t);
         let (mut step, iteration_params) = plan_iteration(
             params,
@@ -303,7 +307,7 @@ impl<'p, 'i> Run<'p, 'i> {
         if params.patches.is_some() {
             // from the records: the same level after a resume
             step.patch_level = crate::ca::patches::patch_level(
-                net_gap_sum(self.input.demand, start_counts),
+                start_gap,
                 self.records.iter().map(|r| r.sum_abs_gap),
             );
         }
