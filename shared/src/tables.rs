@@ -196,11 +196,6 @@ pub fn unmet(names: &[String], scenario: &str, demand: &[i64], gap: &[i64]) -> V
         .collect()
 }
 
-/// `{class: {demand, reached, gap}}` of `rows` (null when empty), for run.json.
-pub fn unmet_json(rows: &[UnmetClass]) -> serde_json::Value {
-    serde_json::json!(unmet_by_class(rows))
-}
-
 /// A class whose demand was not met, in run.json and `flus validate --json`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UnmetJson {
@@ -212,7 +207,8 @@ pub struct UnmetJson {
     pub gap: i64,
 }
 
-/// `rows` by class name; None when every class met its demand.
+/// `rows` by class name (`{class: {demand, reached, gap}}` in JSON); None (null) when
+/// every class met its demand.
 pub fn unmet_by_class(rows: &[UnmetClass]) -> Option<BTreeMap<String, UnmetJson>> {
     (!rows.is_empty()).then(|| {
         rows.iter()
@@ -420,9 +416,11 @@ mod tests {
         let u = unmet(&names, "s", &[100, 50, 30], &[-60, 0, 60]);
         assert_eq!(u.len(), 2);
         assert_eq!((u[0].reached, u[1].reached), (160, -30));
-        let j = unmet_json(&u);
+        // as JSON: `{class: {demand, reached, gap}}`, null when every class met its demand
+        let j = serde_json::json!(unmet_by_class(&u));
         assert_eq!(j["c"]["gap"], 60);
-        assert!(unmet_json(&unmet(&names, "s", &[1, 2, 3], &[0, 0, 0])).is_null());
+        let none = unmet_by_class(&unmet(&names, "s", &[1, 2, 3], &[0, 0, 0]));
+        assert!(serde_json::json!(none).is_null());
         // run.json's typed form: the same figures by class name
         let by = unmet_by_class(&u).unwrap();
         assert_eq!(

@@ -122,7 +122,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "classes": names,
         "demand": common::by_class(&names, &demand),
         "final_gap": common::by_class(&names, &run.report.final_gap),
-        "unmet": flus_shared::tables::unmet_json(&flus_shared::tables::unmet(
+        "unmet": flus_shared::tables::unmet_by_class(&flus_shared::tables::unmet(
             &names,
             &args.scenario,
             &demand,
