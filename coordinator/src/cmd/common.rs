@@ -45,15 +45,9 @@ pub fn progress_logger(label: String, max: u32) -> impl FnMut(u32, u64) {
     }
 }
 
-/// Per-class JSON object from names and values.
-pub fn by_class<T: serde::Serialize>(names: &[String], values: &[T]) -> serde_json::Value {
-    serde_json::Value::Object(
-        names
-            .iter()
-            .zip(values)
-            .map(|(n, v)| (n.clone(), serde_json::json!(v)))
-            .collect(),
-    )
+/// `values` by class name (`names` in class order): a JSON object per class.
+pub fn by_class<T: Clone>(names: &[String], values: &[T]) -> std::collections::BTreeMap<String, T> {
+    names.iter().cloned().zip(values.iter().cloned()).collect()
 }
 
 /// The cluster token: the first line of `file`, else the FLUS_TOKEN environment

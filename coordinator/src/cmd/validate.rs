@@ -160,7 +160,6 @@ pub fn validate_with(
     if let Some(r) = &suit.report {
         tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     }
-    let by_class = |v: &[i64]| names.iter().cloned().zip(v.iter().copied()).collect();
     let json = ValidationJson {
         simulation: sim,
         persistence,
@@ -173,7 +172,7 @@ pub fn validate_with(
             .as_ref()
             .map(|q| transitions(&names, q, &change.pairs)),
         demand_met: run.report.demand_met,
-        final_gap: by_class(&run.report.final_gap),
+        final_gap: common::by_class(&names, &run.report.final_gap),
         iterations: run.report.iterations as u64,
         map_sha256: flus_shared::files::sha256_hex(&run.map),
         stop_reason: run.report.stop_reason,

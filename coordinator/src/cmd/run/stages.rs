@@ -440,12 +440,11 @@ fn record(
     if !short.is_empty() {
         tracing::warn!(scenario, year = stage.year, unmet = ?short, "demand not met: see unmet_demand.csv");
     }
-    let by_class = |v: &[i64]| names.iter().cloned().zip(v.iter().copied()).collect();
     let j = StageJson {
         label: label.clone(),
         year: stage.year,
-        demand: by_class(&stage.demand),
-        final_gap: by_class(&res.report.final_gap),
+        demand: crate::cmd::common::by_class(names, &stage.demand),
+        final_gap: crate::cmd::common::by_class(names, &res.report.final_gap),
         unmet: tables::unmet_by_class(&short),
         demand_met: res.report.demand_met,
         transitions: stage
