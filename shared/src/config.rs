@@ -329,12 +329,12 @@ pub enum Allocation {
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PatchesConfig {
-    /// mu, the scale of a seed's stand-in neighbourhood term r * mu (PLUS's patch
-    /// generation threshold).
+    /// PLUS's patch generation threshold: delta, the factor of the seeds' decreasing
+    /// threshold delta^l (the higher, the more conservative).
     #[serde(default = "default_patch_threshold")]
     pub threshold: f64,
-    /// delta, the factor of the seeds' decreasing threshold delta^l (PLUS's expansion
-    /// coefficient).
+    /// PLUS's expansion coefficient: mu, the scale of a seed's stand-in neighbourhood
+    /// term r * mu (the higher, the more new patches).
     #[serde(default = "default_patch_decay")]
     pub decay: f64,
     /// Share of the cells that are random seeds in an iteration (PLUS's percentage of

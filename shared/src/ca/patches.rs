@@ -5,14 +5,17 @@
 //! window, or w_k = 0), FLUS's score for k is 0 and k can never appear there. With
 //! patches, a cell is a random seed in an iteration with probability `seeds` (a draw
 //! keyed by seed, the scenario's CARS stream, iteration and cell); at a seed, a uniform
-//! draw r_k per class stands in for the zero term: Omega(p, k) = r_k * threshold when
-//! r_k < sp(p, k) (PLUS's overall probability, mu_k = `threshold`), else 0. When the
-//! roulette picks such a class, FLUS's gate is replaced by PLUS's decreasing threshold:
-//! the seed is proposed when sp(p, k) > tau_l * r1, tau_l = decay^l, r1 = 2 * U2 (mean 1,
-//! range 0-2), and l the number of iterations so far in which the total gap did not
-//! fall ([`patch_level`]). Everything else (scores of the other classes, inertia,
-//! roulette, gate of neighbourhood growth, acceptance in key order) is FLUS's, so the
-//! demand is met exactly as without patches and the numbers do not depend on tiling.
+//! draw r_k per class stands in for the zero term: Omega(p, k) = r_k * mu when
+//! r_k < sp(p, k), else 0, with mu = `decay` (PLUS's expansion coefficient: the higher,
+//! the more new patches). When the roulette picks such a class, FLUS's gate is replaced
+//! by PLUS's decreasing threshold: the seed is proposed when sp(p, k) > tau_l * r1,
+//! tau_l = threshold^l (PLUS's patch generation threshold: the higher, the more
+//! conservative), r1 = 2 * U2 (mean 1, range 0-2), and l the number of iterations so far
+//! in which the total gap did not fall ([`patch_level`]). The roles are those PLUS's
+//! user manual gives the two settings (docs/design.md §4a). Everything else (scores of
+//! the other classes, inertia, roulette, gate of neighbourhood growth, acceptance in key
+//! order) is FLUS's, so the demand is met exactly as without patches and the numbers do
+//! not depend on tiling.
 //! In transition mode (`[ca] allocation = "transitions"`) the step keeps that mode's
 //! two rules: a cell changes at most once per run, and a neighbour that changed counts
 //! for its start class too; seeds are then proposals of their pair like any other.
@@ -25,15 +28,15 @@ use super::step::{
 use super::INVALID;
 use crate::rng::{stream, CounterRng};
 
-/// `[ca] patches`: PLUS's patch generation threshold, expansion coefficient (decay) and
-/// percentage of seeds.
+/// `[ca] patches`: PLUS's patch generation threshold (`threshold`), expansion
+/// coefficient (`decay`) and percentage of seeds (`seeds`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Patches {
-    /// mu_k, PLUS's threshold for generating new patches: a seed's stand-in
-    /// neighbourhood term is r * `threshold`; in (0, 1].
+    /// delta, PLUS's patch generation threshold: the factor of the seeds' decreasing
+    /// threshold tau_l = delta^l (the higher, the more conservative); in (0, 1].
     pub threshold: f64,
-    /// delta, the factor of the seeds' decreasing threshold tau_l = delta^l (PLUS's
-    /// expansion coefficient); in (0, 1].
+    /// mu, PLUS's expansion coefficient: a seed's stand-in neighbourhood term is
+    /// r * mu (the higher, the more new patches); in (0, 1].
     pub decay: f64,
     /// Share of the cells that are random seeds in an iteration (PLUS's percentage of
     /// seeds, as a share); in [0, 1].
@@ -41,7 +44,7 @@ pub struct Patches {
 }
 
 impl Patches {
-    /// PLUS's GUI defaults as studies using PLUS report them (docs/design.md §4a).
+    /// PLUS's GUI defaults, as its user manual shows them (docs/design.md §4a).
     pub const PLUS_DEFAULTS: Patches = Patches {
         threshold: 0.5,
         decay: 0.1,
@@ -72,9 +75,9 @@ impl Patches {
         Ok(())
     }
 
-    /// The threshold tau_l = decay^l after `level` decay steps.
+    /// The threshold tau_l = threshold^l after `level` decay steps.
     pub fn tau(&self, level: u32) -> f64 {
-        self.decay.powi(level.min(i32::MAX as u32) as i32)
+        self.threshold.powi(level.min(i32::MAX as u32) as i32)
     }
 }
 
@@ -206,7 +209,7 @@ pub fn tile_step_cars(
                 let v = seed_term(
                     seed_draw(&rng, params.stream, t, cell, k),
                     s.sp[k],
-                    patches.threshold,
+                    patches.decay,
                 );
                 s.om[k] = v;
                 s.seed[k] = v > 0.0;

@@ -9,10 +9,12 @@ use crate::ca::BUCKETS;
 #[test]
 fn threshold_level_seed_term_and_gate_by_hand() {
     let p = Patches::PLUS_DEFAULTS;
-    // tau_l = 0.1^l
+    // PLUS's manual: patch generation threshold 0.5, expansion coefficient 0.1, seeds
+    // 0.0001; tau_l = 0.5^l (the patch generation threshold is the factor that decays)
+    assert_eq!((p.threshold, p.decay, p.seeds), (0.5, 0.1, 0.0001));
     assert_eq!(p.tau(0), 1.0);
-    assert!((p.tau(1) - 0.1).abs() < 1e-15);
-    assert!((p.tau(3) - 0.001).abs() < 1e-15);
+    assert_eq!(p.tau(1), 0.5);
+    assert_eq!(p.tau(3), 0.125);
     // gaps 100 -> 90 (fell), 90 (not), 95 (not), 80 (fell), 80 (not): 3 decay steps
     assert_eq!(patch_level(100, [90, 90, 95, 80, 80].into_iter()), 3);
     assert_eq!(patch_level(100, std::iter::empty()), 0);
@@ -128,7 +130,7 @@ fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
     // 40 x 10 map all class 0; class 1 nowhere. w_0 = 0, so TP_0 = 0 and the roulette
     // picks class 1 whenever its seed term is > 0: the cell is a seed (u0 < 0.5) and
     // r_1 < sp_1 = 0.6 (its stand-in is r_1 * mu). The seed's threshold at level 0:
-    // tau_0 = 0.1^0 = 1, 1 * 2 * U2 < 0.6, i.e. U2 < 0.3.
+    // tau_0 = threshold^0 = 1, 1 * 2 * U2 < 0.6, i.e. U2 < 0.3.
     let (w, h) = (40usize, 10usize);
     let map = vec![0u8; w * h];
     let pad = padded(&map, w, h);
@@ -179,6 +181,75 @@ fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
         want.len() as u64
     );
     assert_eq!(out.histogram.len(), BUCKETS * 4);
+}
+
+#[test]
+fn threshold_sets_how_fast_the_seed_threshold_falls_and_decay_how_strong_a_seed_is() {
+    // PLUS's manual: a higher patch generation threshold (`threshold`) is more
+    // conservative, a higher expansion coefficient (`decay`) makes more new patches.
+    // 40 x 10 map all class 0 (w_0 = 0.05), class 1 nowhere (w_1 = 1), sp = (0.4, 0.3),
+    // every cell a seed (seeds = 1), decay step l = 2. By hand, per cell: the own score
+    // TP_0 = 0.4 * (n_0 / 8 * 0.05) * 1 * (I_0 * 10 * K = 20) with n_0 its valid
+    // neighbours; the seed's TP_1 = 0.3 * (r_1 * decay) when r_1 < 0.3, else 0; the
+    // roulette (U1) picks class 1 when U1 * (TP_0 + TP_1) >= TP_0; then the decreasing
+    // threshold: threshold^2 * 2 * U2 < 0.3.
+    let (w, h) = (40usize, 10usize);
+    let map = vec![0u8; w * h];
+    let pad = padded(&map, w, h);
+    let suit = suitability_fixed(&[0.4f32, 0.3].repeat(w * h));
+    let restricted = vec![false; w * h];
+    let mut params = CaParams::new(vec![0.05, 1.0], vec![vec![1.0; 2]; 2], 77);
+    params.stream = 5;
+    let (rect, window, stat) = whole_tile((w, h), &pad, &suit, &restricted, &[]);
+    let step = step_params(2, 3, 2);
+    let q = |v: f64| (v * 65535.0).round() / 65535.0;
+    let (sp0, sp1) = (q(0.4), q(0.3));
+    let rng = CounterRng::new(77);
+    let by_hand = |threshold: f64, decay: f64| -> Vec<u64> {
+        (0..(w * h) as u64)
+            .filter(|&cell| {
+                let (x, y) = ((cell as usize % w) as i64, (cell as usize / w) as i64);
+                let mut n0 = 0u32;
+                for dy in -1i64..=1 {
+                    for dx in -1i64..=1 {
+                        let (nx, ny) = (x + dx, y + dy);
+                        let inside = nx >= 0 && ny >= 0 && nx < w as i64 && ny < h as i64;
+                        n0 += u32::from((dx, dy) != (0, 0) && inside);
+                    }
+                }
+                let tp0 = sp0 * (n0 as f64 / 8.0 * 0.05) * 1.0 * (1.0 * 10.0 * 2.0);
+                let r = CounterRng::unit(rng.block(5 + (1 << 23), 3, cell, 1)[1]);
+                let tp1 = if r < sp1 {
+                    sp1 * (r * decay) * 1.0
+                } else {
+                    0.0
+                };
+                let b = rng.block(5, 3, cell, 0);
+                let (u1, u2) = (CounterRng::unit(b[0]), CounterRng::unit(b[1]));
+                tp1 > 0.0 && u1 * (tp0 + tp1) >= tp0 && threshold.powi(2) * (2.0 * u2) < sp1
+            })
+            .collect()
+    };
+    let mut counts = Vec::new();
+    for (threshold, decay) in [(0.5, 0.1), (0.5, 0.9), (0.9, 0.9)] {
+        params.patches = Some(Patches {
+            threshold,
+            decay,
+            seeds: 1.0,
+        });
+        let mut out = TileProposals::default();
+        tile_step(&params, &step, &rect, &window, &stat, &mut out);
+        let got: Vec<u64> = out.proposals.iter().map(|p| p.cell).collect();
+        assert_eq!(
+            got,
+            by_hand(threshold, decay),
+            "threshold {threshold}, decay {decay}"
+        );
+        counts.push(got.len());
+    }
+    // a stronger expansion coefficient seeds more; a higher threshold holds more back
+    assert!(counts[1] > counts[0] && counts[2] < counts[1], "{counts:?}");
+    assert!(counts[0] > 0, "{counts:?}");
 }
 
 /// The fast step's proposals and the CARS step's with seeds = 0 on the same tile,
