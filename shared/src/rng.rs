@@ -276,6 +276,9 @@ pub mod stream {
     /// significance test): iteration = permutation, cell = class << 48 | factor << 32 |
     /// point.
     pub const GWR_PERMUTATION: u32 = 13;
+    /// Noised drivers of PLUS's LEAS contribution (`forest::contribution`): key = forest,
+    /// cell = driver << 40 | position.
+    pub const LEAS_NOISE: u32 = 14;
     /// Seeds of ensemble members (`ensemble::member_seed`).
     pub const ENSEMBLE_MEMBER: u32 = 15;
     /// First CA stream; scenario `i` uses `CA_BASE + i`.

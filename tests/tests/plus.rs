@@ -110,11 +110,23 @@ fn ben_cat_plus_validation_samples_the_period_and_writes_driver_contributions() 
         let cells: Vec<&str> = lines[k + 1].split(',').collect();
         assert_eq!(cells[0], *name);
         let json = &rf["contributions"][*name];
+        let mut sum = 0.0;
         for (j, cell) in cells[1..].iter().enumerate() {
             let v = json[j].as_f64().unwrap();
             assert_eq!(*cell, format!("{v:.6}"), "{name} x {}", drivers[j]);
-            assert!(v > -0.05 && v < 1.0, "{name} x {}: {v}", drivers[j]);
+            assert!((0.0..=1.0).contains(&v), "{name} x {}: {v}", drivers[j]);
+            sum += v;
         }
+        // PLUS's contributions are shares of the error growth: a row sums to 1
+        assert!((sum - 1.0).abs() < 1e-9, "{name}: {sum}");
+        // PLUS's RMSE of the forest on its training rows (a 0/1 label: at most 1)
+        let rmse = rf["classes"][k]["rmse"].as_f64().unwrap();
+        assert!(rmse > 0.0 && rmse < 0.5, "{name}: rmse {rmse}");
+        // the out-of-bag importance stays in run.json, by class and driver
+        assert_eq!(
+            rf["oob_importance"][*name].as_array().unwrap().len(),
+            drivers.len()
+        );
     }
     assert_eq!(a["demand_met"], true, "{a}");
     // the same forests and map with 2 threads

@@ -572,8 +572,9 @@ fn charts(dir: &Path, legend: &[LegendEntry], maps: &[RunMap]) -> anyhow::Result
 }
 
 /// The chart of `driver_contributions.csv` (PLUS's LEAS, docs/design.md §3a) when the
-/// folder has one: per driver, a bar per class that expanded, the mean decrease in
-/// out-of-bag accuracy in percentage points (a negative figure is drawn as 0).
+/// folder has one: per driver, a bar per class that expanded, the driver's share of the
+/// error growth in percent (a negative figure, from an older file of accuracy
+/// decreases, is drawn as 0).
 fn contributions_chart(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<Option<String>> {
     let Some((header, rows)) = read_csv(&dir.join("driver_contributions.csv"))? else {
         return Ok(None);
@@ -604,7 +605,7 @@ fn contributions_chart(dir: &Path, legend: &[LegendEntry]) -> anyhow::Result<Opt
         .collect();
     Ok(Some(format!(
         "<div><h3>Driver contributions (LEAS)</h3>{}</div>",
-        svg::grouped_bars(&drivers, &series, &values, "accuracy lost, points")
+        svg::grouped_bars(&drivers, &series, &values, "% of the error growth")
     )))
 }
 
@@ -813,12 +814,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn driver_contributions_become_bars_in_percentage_points() {
+    fn driver_contributions_become_bars_in_percent() {
         let dir = tempfile::tempdir().unwrap();
         assert!(contributions_chart(dir.path(), &[]).unwrap().is_none());
         std::fs::write(
             dir.path().join("driver_contributions.csv"),
-            "class,dem,slope\nforest,,\nbuilt-up,0.034937,-0.0012\n",
+            "class,dem,slope\nforest,,\nbuilt-up,0.734937,-0.0012\n",
         )
         .unwrap();
         let legend = [LegendEntry {
@@ -826,14 +827,14 @@ mod tests {
             color: "#d7301f".into(),
         }];
         let svg = contributions_chart(dir.path(), &legend).unwrap().unwrap();
-        // 0.034937 of the OOB accuracy = 3.49 points; a negative figure is drawn as 0;
-        // forest (no expansion, empty cells) has no bar
+        // a share of 0.734937 = 73.5 % (3 significant digits); a negative figure is drawn
+        // as 0; forest (no expansion, empty cells) has no bar
         assert!(
-            svg.contains("<title>dem: built-up 3.49 accuracy lost, points</title>"),
+            svg.contains("<title>dem: built-up 73.5 % of the error growth</title>"),
             "{svg}"
         );
         assert!(
-            svg.contains("<title>slope: built-up 0.00 accuracy lost, points</title>"),
+            svg.contains("<title>slope: built-up 0.00 % of the error growth</title>"),
             "{svg}"
         );
         assert!(svg.contains("fill=\"#d7301f\""));

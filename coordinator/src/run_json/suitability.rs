@@ -49,9 +49,13 @@ pub struct RandomForestJson {
     /// The drivers and every class's figures (without the forests themselves).
     #[serde(flatten)]
     pub leas: Leas,
-    /// Per class name, each driver's contribution to its expansion (driver order; null
-    /// for a class that did not expand).
+    /// Per class name, each driver's contribution to its expansion, PLUS's shares of
+    /// the error growth (driver order; null for a class that did not expand).
     pub contributions: BTreeMap<String, Option<Vec<f64>>>,
+    /// Per class name, the forest's out-of-bag permutation importance of each driver
+    /// (mean decrease in accuracy; absent from run.json files before session 14).
+    #[serde(default)]
+    pub oob_importance: BTreeMap<String, Option<Vec<f64>>>,
     /// `driver_contributions.csv`.
     pub driver_contributions: PathBuf,
 }
@@ -60,12 +64,15 @@ impl RandomForestJson {
     /// The section of `leas` whose contributions were written to `csv`.
     pub fn of(leas: &Leas, csv: &Path) -> Self {
         let mut leas = leas.clone();
-        let contributions = leas
-            .classes
-            .iter()
-            .zip(leas.contributions())
-            .map(|(c, v)| (c.class.clone(), v))
-            .collect();
+        let by_class = |v: Vec<Option<Vec<f64>>>| {
+            leas.classes
+                .iter()
+                .zip(v)
+                .map(|(c, v)| (c.class.clone(), v))
+                .collect()
+        };
+        let contributions = by_class(leas.contributions());
+        let oob_importance = by_class(leas.oob_importance());
         // the JSON holds the figures, not the trees
         for c in &mut leas.classes {
             c.forest = None;
@@ -73,6 +80,7 @@ impl RandomForestJson {
         RandomForestJson {
             leas,
             contributions,
+            oob_importance,
             driver_contributions: csv.to_path_buf(),
         }
     }

@@ -138,9 +138,12 @@ fn todays_run_json() -> String {
       "ann": {"suitability_raster": "/data/suitability.tif"},
       "random_forest": {
         "classes": [
-          {"class": "forest", "expansion_cells": 0, "oob_accuracy": null, "sample_cells": 10},
-          {"class": "built", "expansion_cells": 3, "oob_accuracy": 0.9, "sample_cells": 10}],
-        "contributions": {"built": [0.25, 0.5], "forest": null},
+          {"class": "forest", "expansion_cells": 0, "oob_accuracy": null, "rmse": null,
+           "sample_cells": 10},
+          {"class": "built", "expansion_cells": 3, "oob_accuracy": 0.9, "rmse": 0.125,
+           "sample_cells": 10}],
+        "contributions": {"built": [0.25, 0.75], "forest": null},
+        "oob_importance": {"built": [0.0625, 0.125], "forest": null},
         "driver_contributions": "/out/driver_contributions.csv",
         "drivers": ["dem", "slope"]},
       "ann_seconds": 1.5, "training": [], "suitability": "suitability_2020.tif",
@@ -211,7 +214,9 @@ fn todays_run_json_reads_and_writes_back_the_same_keys_and_values() {
     );
     let rf = run.random_forest.as_ref().unwrap();
     assert_eq!(rf.leas.classes[1].expansion_cells, 3);
-    assert_eq!(rf.contributions["built"], Some(vec![0.25, 0.5]));
+    assert_eq!(rf.contributions["built"], Some(vec![0.25, 0.75]));
+    assert_eq!(rf.oob_importance["built"], Some(vec![0.0625, 0.125]));
+    assert_eq!(rf.leas.classes[1].rmse, Some(0.125));
     assert_eq!(run.tables.carbon[1].change_t, -100.5);
     let g = run.gwr.as_ref().unwrap();
     assert_eq!(g.analysis.classes["built"].fit().unwrap().bandwidth, 50.0);
@@ -315,8 +320,15 @@ fn an_older_run_json_without_the_later_keys_still_reads() {
             .as_object_mut()
             .unwrap()
             .remove("ecological_cells");
+        let rf = v["random_forest"].as_object_mut().unwrap();
+        rf.remove("oob_importance");
+        for c in rf["classes"].as_array_mut().unwrap() {
+            c.as_object_mut().unwrap().remove("rmse");
+        }
     });
     let run: RunJson = serde_json::from_str(&text).unwrap();
+    let rf = run.random_forest.as_ref().unwrap();
+    assert!(rf.oob_importance.is_empty() && rf.leas.classes[1].rmse.is_none());
     let v = run.validation.unwrap();
     assert!(v.patches.is_none() && v.maps.is_none() && v.ann.is_none());
     let g = run.gwr.unwrap();

@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::contribution::{noise_rmse, shares};
 use super::ensemble::{fit, Forest, ForestSettings};
 use super::tree::Samples;
 use crate::error::{Error, Result};
@@ -101,6 +102,14 @@ pub struct ClassForest {
     pub forest: Option<Forest>,
     /// Mean out-of-bag accuracy of the trees.
     pub oob_accuracy: Option<f64>,
+    /// PLUS's `RMSE`: the forest's root mean square error on its training rows (None
+    /// without a forest; absent from run.json files written before session 14).
+    #[serde(default)]
+    pub rmse: Option<f64>,
+    /// PLUS's contribution of each driver (shares summing to 1, [`super::contribution`]);
+    /// in JSON under the forests' `contributions`.
+    #[serde(skip)]
+    pub contribution: Option<Vec<f64>>,
 }
 
 /// The LEAS result of every class.
@@ -113,9 +122,18 @@ pub struct Leas {
 }
 
 impl Leas {
-    /// Contribution of each driver to each class's expansion (class x driver): the
-    /// forest's permutation importance; None for a class that did not expand.
+    /// Contribution of each driver to each class's expansion (class x driver): PLUS's
+    /// shares of the error growth; None for a class that did not expand.
     pub fn contributions(&self) -> Vec<Option<Vec<f64>>> {
+        self.classes
+            .iter()
+            .map(|c| c.contribution.clone())
+            .collect()
+    }
+
+    /// The forests' out-of-bag permutation importance (mean decrease in accuracy, class x
+    /// driver); None for a class that did not expand.
+    pub fn oob_importance(&self) -> Vec<Option<Vec<f64>>> {
         self.classes
             .iter()
             .map(|c| c.forest.as_ref().map(|f| f.importance.clone()))
@@ -214,14 +232,19 @@ pub fn leas_with(
                     data.driver_names
                 ))
             })?;
-            Some(fit_forest(&samples, &settings.forest, seed, c as u32)?)
+            let forest = fit_forest(&samples, &settings.forest, seed, c as u32)?;
+            let noise = noise_rmse(&forest, &samples, seed, c as u32);
+            Some((forest, noise))
         };
-        tracing::info!(class = %name, sample = s.cells.len(), expansion = positives, oob_accuracy = ?forest.as_ref().and_then(|f| f.oob_accuracy), "LEAS forest");
+        let (forest, noise) = forest.unzip();
+        tracing::info!(class = %name, sample = s.cells.len(), expansion = positives, oob_accuracy = ?forest.as_ref().and_then(|f| f.oob_accuracy), rmse = ?noise.as_ref().map(|n| n.rmse), "LEAS forest");
         classes.push(ClassForest {
             class: name.clone(),
             sample_cells: s.cells.len(),
             expansion_cells: positives,
             oob_accuracy: forest.as_ref().and_then(|f| f.oob_accuracy),
+            rmse: noise.as_ref().map(|n| n.rmse),
+            contribution: noise.as_ref().map(|n| shares(n.rmse, &n.noised)),
             forest,
         });
     }
@@ -272,8 +295,9 @@ pub fn development_probability(
 }
 
 /// Writes `driver_contributions.csv`: a row per class, a column per driver (after
-/// `class`), each value the driver's contribution to the class's expansion (mean
-/// decrease in out-of-bag accuracy); empty for a class that did not expand.
+/// `class`), each value the driver's contribution to the class's expansion (PLUS's
+/// share of the error growth, a row summing to 1); empty for a class that did not
+/// expand.
 pub fn write_contributions(path: &std::path::Path, leas: &Leas) -> Result<()> {
     let header: Vec<String> = std::iter::once("class".to_string())
         .chain(leas.drivers.iter().cloned())
@@ -399,14 +423,26 @@ mod tests {
         let urban = l.classes[1].forest.as_ref().unwrap();
         // half of 3600 cells sampled: mean 1800, sd 30
         assert!((l.classes[1].sample_cells as f64 - 1800.0).abs() < 120.0);
-        let c = l.contributions();
-        assert!(c[0].is_none());
-        let imp = c[1].as_ref().unwrap();
+        let oob = l.oob_importance();
+        assert!(oob[0].is_none());
+        let imp = oob[1].as_ref().unwrap();
         // 1/3 of the rows grew; permuting the column driver redraws it independently,
         // which flips 2 * (1/3)(2/3) = 4/9 = 0.444 of the rows for a perfect forest
         assert!(imp[0] > 0.38 && imp[0] < 0.5, "{imp:?}");
         assert!(imp[1].abs() < 0.02, "{imp:?}");
         assert!(urban.oob_accuracy.unwrap() > 0.98);
+        // PLUS's figures: the forest fits its training rows (RMSE near 0); with the
+        // column driver noised 4/9 of the rows get the wrong 0/1 answer, an RMSE of
+        // sqrt(4/9) = 0.667; the noise driver adds (nearly) nothing, so the column
+        // driver's share is (nearly) 1
+        let rmse = l.classes[1].rmse.unwrap();
+        assert!(rmse < 0.05, "{rmse}");
+        assert!(l.classes[0].rmse.is_none());
+        let c = l.contributions();
+        assert!(c[0].is_none());
+        let share = c[1].as_ref().unwrap();
+        assert!(share[0] > 0.97 && share[1] < 0.03, "{share:?}");
+        assert!((share[0] + share[1] - 1.0).abs() < 1e-12, "{share:?}");
         let mask = vec![true; n];
         let p = development_probability(&drivers, &mask, &l).unwrap();
         // cell (row 0, column 55) grew; (row 0, column 5) did not
@@ -421,7 +457,7 @@ mod tests {
         assert_eq!(lines[0], "class,distance,noise");
         assert_eq!(lines[1], "rural,,");
         assert!(
-            lines[2].starts_with(&format!("urban,{:.6},", imp[0])),
+            lines[2].starts_with(&format!("urban,{:.6},", share[0])),
             "{text}"
         );
     }

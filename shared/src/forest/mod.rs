@@ -4,12 +4,15 @@
 //! - [`tree`]: one CART classification tree (Gini splits over `mtry` drawn features).
 //! - [`ensemble`]: the forest: bootstrap per tree, out-of-bag permutation importance;
 //!   tree `t` is a pure function of (samples, settings, seed, forest key, t).
+//! - [`contribution`]: PLUS's driver contribution (error growth when a driver is noised,
+//!   as shares).
 //! - [`leas`]: per class, expansion cells against the others, the development
 //!   probability of every cell and `driver_contributions.csv`.
 //!
 //! No I/O besides the CSV writer; every random draw is counter-based ([`crate::rng`]), so
 //! results are bit-identical for any thread or worker count.
 
+pub mod contribution;
 pub mod ensemble;
 pub mod leas;
 pub mod tree;
