@@ -140,6 +140,96 @@ struct CellScratch {
     seed: Vec<bool>,
 }
 
+/// The tile's fixed inputs of one CARS step.
+struct CarsTile<'a> {
+    params: &'a CaParams,
+    patches: &'a Patches,
+    step: &'a StepParams,
+    window: &'a ClassWindow<'a>,
+    stat: &'a TileStatic<'a>,
+    rng: CounterRng,
+    /// The seeds' threshold tau_l of this step.
+    tau: f64,
+}
+
+/// What one cell gives.
+enum CellOutcome {
+    /// No change drawn, or the gate refused it.
+    Nothing,
+    /// A change that passed the gate into a class or pair closed for this iteration.
+    Closed,
+    /// A proposal.
+    Proposed(Proposal),
+}
+
+impl CarsTile<'_> {
+    /// The cell's sp, its Omega with the seeds' stand-ins (and which classes came in
+    /// through a seed), and the combined scores of the cell at (x, y) of class `cu`;
+    /// returns their sum.
+    fn scores(&self, (x, y): (usize, usize), cell: u64, cu: usize, s: &mut CellScratch) -> f64 {
+        let (params, kk, n) = (self.params, self.params.k, self.params.neighbourhood);
+        let sbase = (y * self.stat.stride + x) * kk;
+        for (d, &q) in
+            s.sp.iter_mut()
+                .zip(&self.stat.suitability[sbase..sbase + kk])
+        {
+            *d = suitability_from_fixed(q);
+        }
+        s.counts.fill(0);
+        neighbour_counts(self.window, x, y, n, &mut s.counts);
+        if self.step.transitions {
+            start_counts(self.window, self.stat.start_classes, x, y, n, &mut s.counts);
+        }
+        omega(&s.counts[..kk], n, &params.weights, &mut s.om);
+        let cost_row = &params.cost[cu];
+        s.seed.fill(false);
+        let t = self.step.iteration;
+        if is_seed(&self.rng, params.stream, t, cell, self.patches.seeds) {
+            for k in 0..kk {
+                if k == cu || s.om[k] != 0.0 || cost_row[k] <= 0.0 || s.sp[k] <= 0.0 {
+                    continue;
+                }
+                let r = seed_draw(&self.rng, params.stream, t, cell, k);
+                let v = seed_term(r, s.sp[k], self.patches.decay);
+                s.om[k] = v;
+                s.seed[k] = v > 0.0;
+            }
+        }
+        combined_scores(&s.sp, &s.om, cost_row, cu, self.step.inertia[cu], &mut s.tp)
+    }
+
+    /// The roulette (U1), FLUS's gate or the seeds' threshold (U2), the classes and pairs
+    /// closed for this iteration, and the key U3 of the cell of class `c`.
+    fn choose(&self, s: &CellScratch, sum: f64, cell: u64, c: u8) -> CellOutcome {
+        let (kk, t, cu) = (self.params.k, self.step.iteration, c as usize);
+        let b = self.rng.block(self.params.stream, t, cell, 0);
+        let Some(to) = roulette(&s.tp, sum, CounterRng::unit(b[0])) else {
+            return CellOutcome::Nothing;
+        };
+        if to == cu || self.params.cost[cu][to] <= 0.0 {
+            return CellOutcome::Nothing;
+        }
+        let u2 = CounterRng::unit(b[1]);
+        let pass = if s.seed[to] {
+            seed_gate(u2, self.tau, s.sp[to])
+        } else {
+            gate(u2, kk, t, s.sp[to])
+        };
+        if !pass {
+            CellOutcome::Nothing
+        } else if self.step.closed_in[to] || self.step.closed_pairs[cu * kk + to] {
+            CellOutcome::Closed
+        } else {
+            CellOutcome::Proposed(Proposal {
+                cell,
+                key: b[2],
+                from: c,
+                to: to as u8,
+            })
+        }
+    }
+}
+
 /// The tile step with patch seeds: for every valid unrestricted cell whose class may lose
 /// cells (none is skipped as uniform: a cell inside a patch of its own class may seed),
 /// FLUS's scores with the seeds' stand-ins, the roulette (U1), FLUS's gate or the seeds'
@@ -154,11 +244,17 @@ pub fn tile_step_cars(
     stat: &TileStatic,
     out: &mut TileProposals,
 ) {
-    let (kk, n) = (params.k, params.neighbourhood);
+    let kk = params.k;
     let r = params.radius();
-    let rng = CounterRng::new(params.seed);
-    let t = step.iteration;
-    let tau = patches.tau(step.patch_level);
+    let tile = CarsTile {
+        params,
+        patches,
+        step,
+        window,
+        stat,
+        rng: CounterRng::new(params.seed),
+        tau: patches.tau(step.patch_level),
+    };
     out.proposals.clear();
     out.histogram.clear();
     out.histogram.resize(super::BUCKETS * kk * kk, 0);
@@ -175,74 +271,30 @@ pub fn tile_step_cars(
     };
     for y in 0..rect.height {
         for x in 0..rect.width {
-            let c = window.data[(y + r) * window.stride + x + r];
+            let centre = (y + r) * window.stride + x + r;
+            let c = window.data[centre];
             if c == INVALID || stat.restricted[y * stat.stride + x] {
                 continue;
             }
             out.cells += 1;
             let cu = c as usize;
             // transition mode: a cell changes at most once per run (docs/design.md §5)
-            let centre = (y + r) * window.stride + x + r;
             let moved = step.transitions && stat.start_classes[centre] != c;
             if moved || step.closed_out[cu] {
                 out.skipped_closed += 1;
                 continue;
             }
             let cell = ((rect.y0 + y) * rect.grid_width + rect.x0 + x) as u64;
-            let sbase = (y * stat.stride + x) * kk;
-            for (d, &q) in s.sp.iter_mut().zip(&stat.suitability[sbase..sbase + kk]) {
-                *d = suitability_from_fixed(q);
-            }
-            s.counts.fill(0);
-            neighbour_counts(window, x, y, n, &mut s.counts);
-            if step.transitions {
-                start_counts(window, stat.start_classes, x, y, n, &mut s.counts);
-            }
-            omega(&s.counts[..kk], n, &params.weights, &mut s.om);
-            let cost_row = &params.cost[cu];
-            s.seed.fill(false);
-            let seed_cell = is_seed(&rng, params.stream, t, cell, patches.seeds);
-            for k in 0..kk {
-                if !seed_cell || k == cu || s.om[k] != 0.0 || cost_row[k] <= 0.0 || s.sp[k] <= 0.0 {
-                    continue;
+            let sum = tile.scores((x, y), cell, cu, &mut s);
+            match tile.choose(&s, sum, cell, c) {
+                CellOutcome::Nothing => {}
+                CellOutcome::Closed => out.raw_proposals += 1,
+                CellOutcome::Proposed(p) => {
+                    out.raw_proposals += 1;
+                    out.histogram[(p.bucket() * kk + cu) * kk + p.to as usize] += 1;
+                    out.proposals.push(p);
                 }
-                let v = seed_term(
-                    seed_draw(&rng, params.stream, t, cell, k),
-                    s.sp[k],
-                    patches.decay,
-                );
-                s.om[k] = v;
-                s.seed[k] = v > 0.0;
             }
-            let sum = combined_scores(&s.sp, &s.om, cost_row, cu, step.inertia[cu], &mut s.tp);
-            let b = rng.block(params.stream, t, cell, 0);
-            let Some(to) = roulette(&s.tp, sum, CounterRng::unit(b[0])) else {
-                continue;
-            };
-            if to == cu || cost_row[to] <= 0.0 {
-                continue;
-            }
-            let u2 = CounterRng::unit(b[1]);
-            let pass = if s.seed[to] {
-                seed_gate(u2, tau, s.sp[to])
-            } else {
-                gate(u2, kk, t, s.sp[to])
-            };
-            if !pass {
-                continue;
-            }
-            out.raw_proposals += 1;
-            if step.closed_in[to] || step.closed_pairs[cu * kk + to] {
-                continue;
-            }
-            let p = Proposal {
-                cell,
-                key: b[2],
-                from: c,
-                to: to as u8,
-            };
-            out.histogram[(p.bucket() * kk + cu) * kk + to] += 1;
-            out.proposals.push(p);
         }
     }
 }
