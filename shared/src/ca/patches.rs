@@ -1,29 +1,32 @@
 //! PLUS's CA with multi-type random patch seeds (CARS, Liang et al. 2021), as a variant
 //! of the tile step (docs/design.md §4a, `[ca] patches`).
 //!
-//! Where the neighbourhood term of a class k is zero at a cell (no cell of k in its
-//! window, or w_k = 0), FLUS's score for k is 0 and k can never appear there. With
-//! patches, a cell is a random seed in an iteration with probability `seeds` (a draw
-//! keyed by seed, the scenario's CARS stream, iteration and cell); at a seed, a uniform
-//! draw r_k per class stands in for the zero term: Omega(p, k) = r_k * mu when
-//! r_k < sp(p, k), else 0, with mu = `decay` (PLUS's expansion coefficient: the higher,
-//! the more new patches). When the roulette picks such a class, FLUS's gate is replaced
-//! by PLUS's decreasing threshold: the seed is proposed when sp(p, k) > tau_l * r1,
-//! tau_l = threshold^l (PLUS's patch generation threshold: the higher, the more
-//! conservative), r1 = 2 * U2 (mean 1, range 0-2), and l the number of iterations so far
-//! in which the total gap did not fall ([`patch_level`]). The roles are those PLUS's
-//! user manual gives the two settings (docs/design.md §4a). Everything else (scores of
-//! the other classes, inertia, roulette, gate of neighbourhood growth, acceptance in key
-//! order) is FLUS's, so the demand is met exactly as without patches and the numbers do
-//! not depend on tiling.
+//! The score of class k at a cell is PLUS's overall probability OP(p, k) = sp(p, k) x
+//! Omega(p, k) x cost[c][k] x D_k for every class, the current one included, with D_k
+//! the class's self-adaptive inertia (docs/design.md §4; PLUS's D_k follows the same
+//! rule), and without FLUS's own-class factor I_c x 10 K. Where the neighbourhood term
+//! of a class k is zero at a cell (no cell of k in its window, or w_k = 0), k could
+//! never appear there. With patches, a cell is a random seed in an iteration with
+//! probability `seeds` (a draw keyed by seed, the scenario's CARS stream, iteration and
+//! cell); at a seed, a uniform draw r_k per class stands in for the zero term:
+//! Omega(p, k) = r_k * mu when r_k < sp(p, k), else 0, with mu = `decay` (PLUS's
+//! expansion coefficient: the higher, the more new patches). When the roulette picks
+//! such a class, FLUS's gate is replaced by PLUS's decreasing threshold: the seed is
+//! proposed when sp(p, k) > tau_l * r1, tau_l = threshold^l (PLUS's patch generation
+//! threshold: the higher, the more conservative), r1 = 2 * U2 (mean 1, range 0-2), and
+//! l the number of iterations so far in which the total gap did not fall
+//! ([`patch_level`]). The roles are those PLUS's user manual gives the two settings
+//! (docs/design.md §4a). The gate of growth next to a class's cells and the acceptance
+//! in key order are FLUS's, so the demand is met exactly as without patches and the
+//! numbers do not depend on tiling.
 //! In transition mode (`[ca] allocation = "transitions"`) the step keeps that mode's
 //! two rules: a cell changes at most once per run, and a neighbour that changed counts
 //! for its start class too; seeds are then proposals of their pair like any other.
 
 use super::params::CaParams;
 use super::step::{
-    combined_scores, gate, neighbour_counts, omega, roulette, start_counts, suitability_from_fixed,
-    ClassWindow, Proposal, StepParams, TileProposals, TileRect, TileStatic,
+    gate, neighbour_counts, omega, roulette, start_counts, suitability_from_fixed, ClassWindow,
+    Proposal, StepParams, TileProposals, TileRect, TileStatic,
 };
 use super::INVALID;
 use crate::rng::{stream, CounterRng};
@@ -131,6 +134,25 @@ pub fn seed_draw(rng: &CounterRng, ca_stream: u32, t: u32, cell: u64, k: usize) 
     CounterRng::unit(b[k % 4])
 }
 
+/// PLUS's overall probability OP(p, k) = sp(p, k) * Omega(p, k) * cost[c][k] * D_k of
+/// every class k (the current one included; `d`: the classes' adaptive inertia), into
+/// `out`; returns their sum (in class order).
+#[inline]
+pub fn overall_scores(
+    sp: &[f64],
+    omega: &[f64],
+    cost_row: &[f64],
+    d: &[f64],
+    out: &mut [f64],
+) -> f64 {
+    let mut sum = 0.0;
+    for (k, o) in out.iter_mut().enumerate() {
+        *o = sp[k] * omega[k] * cost_row[k] * d[k];
+        sum += *o;
+    }
+    sum
+}
+
 /// Per-cell buffers of [`tile_step_cars`].
 struct CellScratch {
     counts: [u32; 256],
@@ -164,8 +186,8 @@ enum CellOutcome {
 
 impl CarsTile<'_> {
     /// The cell's sp, its Omega with the seeds' stand-ins (and which classes came in
-    /// through a seed), and the combined scores of the cell at (x, y) of class `cu`;
-    /// returns their sum.
+    /// through a seed), and PLUS's overall probabilities of the cell at (x, y) of class
+    /// `cu`; returns their sum.
     fn scores(&self, (x, y): (usize, usize), cell: u64, cu: usize, s: &mut CellScratch) -> f64 {
         let (params, kk, n) = (self.params, self.params.k, self.params.neighbourhood);
         let sbase = (y * self.stat.stride + x) * kk;
@@ -195,7 +217,7 @@ impl CarsTile<'_> {
                 s.seed[k] = v > 0.0;
             }
         }
-        combined_scores(&s.sp, &s.om, cost_row, cu, self.step.inertia[cu], &mut s.tp)
+        overall_scores(&s.sp, &s.om, cost_row, &self.step.inertia, &mut s.tp)
     }
 
     /// The roulette (U1), FLUS's gate or the seeds' threshold (U2), the classes and pairs
@@ -232,8 +254,8 @@ impl CarsTile<'_> {
 
 /// The tile step with patch seeds: for every valid unrestricted cell whose class may lose
 /// cells (none is skipped as uniform: a cell inside a patch of its own class may seed),
-/// FLUS's scores with the seeds' stand-ins, the roulette (U1), FLUS's gate or the seeds'
-/// threshold (U2) and the key U3, from the same block as [`super::tile_step`] (stream
+/// PLUS's overall probabilities with the seeds' stand-ins, the roulette (U1), FLUS's gate
+/// or the seeds' threshold (U2) and the key U3, from the same block as [`super::tile_step`] (stream
 /// `params.stream`, draw 0).
 pub fn tile_step_cars(
     params: &CaParams,

@@ -187,21 +187,24 @@ fn a_cell_without_neighbours_of_a_class_seeds_it_where_the_draws_say_so() {
 fn threshold_sets_how_fast_the_seed_threshold_falls_and_decay_how_strong_a_seed_is() {
     // PLUS's manual: a higher patch generation threshold (`threshold`) is more
     // conservative, a higher expansion coefficient (`decay`) makes more new patches.
-    // 40 x 10 map all class 0 (w_0 = 0.05), class 1 nowhere (w_1 = 1), sp = (0.4, 0.3),
-    // every cell a seed (seeds = 1), decay step l = 2. By hand, per cell: the own score
-    // TP_0 = 0.4 * (n_0 / 8 * 0.05) * 1 * (I_0 * 10 * K = 20) with n_0 its valid
-    // neighbours; the seed's TP_1 = 0.3 * (r_1 * decay) when r_1 < 0.3, else 0; the
-    // roulette (U1) picks class 1 when U1 * (TP_0 + TP_1) >= TP_0; then the decreasing
-    // threshold: threshold^2 * 2 * U2 < 0.3.
+    // 40 x 10 map all class 0 (w_0 = 0.5), class 1 nowhere (w_1 = 1), sp = (0.4, 0.3),
+    // every cell a seed (seeds = 1), decay step l = 2, D = (1.5, 2). By hand, per cell,
+    // PLUS's overall probabilities: the own OP_0 = 0.4 * (n_0 / 8 * 0.5) * 1 * 1.5 with
+    // n_0 its valid neighbours; the seed's OP_1 = 0.3 * (r_1 * decay) * 1 * 2 when
+    // r_1 < 0.3, else 0; the roulette (U1) picks class 1 when U1 * (OP_0 + OP_1) >=
+    // OP_0; then the decreasing threshold: threshold^2 * 2 * U2 < 0.3.
     let (w, h) = (40usize, 10usize);
     let map = vec![0u8; w * h];
     let pad = padded(&map, w, h);
     let suit = suitability_fixed(&[0.4f32, 0.3].repeat(w * h));
     let restricted = vec![false; w * h];
-    let mut params = CaParams::new(vec![0.05, 1.0], vec![vec![1.0; 2]; 2], 77);
+    let mut params = CaParams::new(vec![0.5, 1.0], vec![vec![1.0; 2]; 2], 77);
     params.stream = 5;
     let (rect, window, stat) = whole_tile((w, h), &pad, &suit, &restricted, &[]);
-    let step = step_params(2, 3, 2);
+    let step = StepParams {
+        inertia: vec![1.5, 2.0],
+        ..step_params(2, 3, 2)
+    };
     let q = |v: f64| (v * 65535.0).round() / 65535.0;
     let (sp0, sp1) = (q(0.4), q(0.3));
     let rng = CounterRng::new(77);
@@ -217,10 +220,10 @@ fn threshold_sets_how_fast_the_seed_threshold_falls_and_decay_how_strong_a_seed_
                         n0 += u32::from((dx, dy) != (0, 0) && inside);
                     }
                 }
-                let tp0 = sp0 * (n0 as f64 / 8.0 * 0.05) * 1.0 * (1.0 * 10.0 * 2.0);
+                let tp0 = sp0 * (n0 as f64 / 8.0 * 0.5) * 1.0 * 1.5;
                 let r = CounterRng::unit(rng.block(5 + (1 << 23), 3, cell, 1)[1]);
                 let tp1 = if r < sp1 {
-                    sp1 * (r * decay) * 1.0
+                    sp1 * (r * decay) * 1.0 * 2.0
                 } else {
                     0.0
                 };
@@ -253,15 +256,32 @@ fn threshold_sets_how_fast_the_seed_threshold_falls_and_decay_how_strong_a_seed_
 }
 
 /// The fast step's proposals and the CARS step's with seeds = 0 on the same tile,
-/// checked equal (proposals, histogram, raw count): with no seed, every score and gate
-/// of CARS is FLUS's.
+/// checked equal (proposals, histogram, raw count). PLUS's overall probability with
+/// every D_k = 1 is FLUS's score with an own-class factor I_c * 10 K of 1, and with no
+/// seed every gate is FLUS's: the FLUS step runs with I_c = 1 / (10 K), the CARS step
+/// with D_k = 1 (`step`'s inertia is set both ways).
 fn same_without_seeds(
     params: &CaParams,
     step: &StepParams,
     (rect, window, stat): (&TileRect, &ClassWindow, &TileStatic),
 ) -> (TileProposals, TileProposals) {
+    let kk = params.k as f64;
+    let own = 1.0 / (10.0 * kk);
+    assert_eq!(
+        own * 10.0 * kk,
+        1.0,
+        "the own-class factor must be exactly 1"
+    );
+    let flus_step = StepParams {
+        inertia: vec![own; params.k],
+        ..step.clone()
+    };
+    let step = &StepParams {
+        inertia: vec![1.0; params.k],
+        ..step.clone()
+    };
     let mut flus = TileProposals::default();
-    tile_step(params, step, rect, window, stat, &mut flus);
+    tile_step(params, &flus_step, rect, window, stat, &mut flus);
     let mut cars = params.clone();
     cars.patches = Some(Patches {
         seeds: 0.0,
@@ -277,9 +297,10 @@ fn same_without_seeds(
 }
 
 #[test]
-fn without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
-    // seeds = 0: no cell is a seed, so every score and gate is FLUS's; the CARS
-    // step (cell by cell) must give the fast step's proposals on a patchy random map.
+fn without_seeds_the_cars_step_proposes_what_flus_does_without_its_own_class_factor() {
+    // seeds = 0: no cell is a seed, so every gate is FLUS's and, with D_k = 1, every
+    // score is FLUS's without the own-class factor; the CARS step (cell by cell) must
+    // give the fast step's proposals on a patchy random map.
     let (w, h, k) = (45usize, 33usize, 4usize);
     let rng = CounterRng::new(3);
     let map: Vec<u8> = (0..w * h)
@@ -311,7 +332,7 @@ fn without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
 }
 
 #[test]
-fn in_transition_mode_without_seeds_the_cars_step_proposes_exactly_what_flus_does() {
+fn in_transition_mode_without_seeds_the_cars_step_is_flus_without_its_own_class_factor() {
     // transition mode: cells off their start class are done, and a neighbour that
     // changed counts for its start class too; with seeds = 0 the CARS step (cell by
     // cell) must give the fast step's proposals, on a start map that differs from the
