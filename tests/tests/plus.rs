@@ -270,3 +270,65 @@ fn flus_run_in_plus_mode_with_patches_equals_flus_validate_and_flus_simulate() {
     }
     assert_eq!(val["patches"]["connectivity"], 8);
 }
+
+/// The shipped study `name` with PLUS mode and PLUS's default patch seeds, written
+/// beside it (its relative paths hold) and removed when dropped.
+struct PlusCopy(std::path::PathBuf);
+
+impl PlusCopy {
+    fn of(name: &str) -> PlusCopy {
+        let study = repo_root().join("examples").join(name).join("study.toml");
+        let text = std::fs::read_to_string(&study).unwrap();
+        assert!(text.contains("\n[ca]\n"), "{name} has a [ca] table");
+        let copy = text.replace("\n[ca]\n", "\n[ca]\npatches = {}\n") + PLUS;
+        let path = study.with_file_name(format!("study_plus_{}.toml", std::process::id()));
+        std::fs::write(&path, copy).unwrap();
+        PlusCopy(path)
+    }
+}
+
+impl Drop for PlusCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn on_ben_cat_and_dongguan_plus_mode_has_flus_modes_fom_or_more_and_a_patch_count_nearer_the_observed(
+) {
+    // issue #19's goal, from one study file per study: the shipped (FLUS) study and the
+    // same with `[suitability] model = "random_forest"` and `[ca] patches = {}`; the
+    // patches are those of the new built-up land (8-connected), observed and simulated
+    let dir = tempfile::tempdir().unwrap();
+    for (name, built) in [("bencat", "built-up"), ("dongguan", "urban")] {
+        let study = repo_root().join("examples").join(name).join("study.toml");
+        let plus_study = PlusCopy::of(name);
+        let flus_v = validate(study.to_str().unwrap(), &dir.path().join(name), "2");
+        let plus_v = validate(
+            plus_study.0.to_str().unwrap(),
+            &dir.path().join(format!("{name}-plus")),
+            "2",
+        );
+        assert_eq!(plus_v["demand_met"], true, "{name}: {plus_v}");
+        assert!(plus_v["ca_patches"].is_object(), "{name}: {plus_v}");
+        let fom = |v: &Value| v["fom"].as_f64().unwrap();
+        assert!(
+            fom(&plus_v) >= fom(&flus_v),
+            "{name}: FoM {} in PLUS mode, {} in FLUS mode",
+            fom(&plus_v),
+            fom(&flus_v)
+        );
+        let count = |v: &Value, which: &str| {
+            v["patches"]["by_class"][built][which]["patches"]
+                .as_i64()
+                .unwrap()
+        };
+        let observed = count(&flus_v, "observed");
+        assert_eq!(observed, count(&plus_v, "observed"), "{name}");
+        let (p, f) = (count(&plus_v, "simulated"), count(&flus_v, "simulated"));
+        assert!(
+            (p - observed).abs() < (f - observed).abs(),
+            "{name}: {p} patches in PLUS mode, {f} in FLUS mode, {observed} observed"
+        );
+    }
+}

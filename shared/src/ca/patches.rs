@@ -16,17 +16,18 @@
 //! threshold: the higher, the more conservative), r1 = 2 * U2 (mean 1, range 0-2), and
 //! l the number of iterations so far in which the total gap did not fall
 //! ([`patch_level`]). The roles are those PLUS's user manual gives the two settings
-//! (docs/design.md §4a). The gate of growth next to a class's cells and the acceptance
-//! in key order are FLUS's, so the demand is met exactly as without patches and the
-//! numbers do not depend on tiling.
+//! (docs/design.md §4a). Growth next to a class's cells has no gate (FLUS's gate is
+//! GeoSOS-FLUS's): the roulette's winner is proposed. The acceptance in key order is
+//! FLUS's, so the demand is met exactly as without patches and the numbers do not depend
+//! on tiling.
 //! In transition mode (`[ca] allocation = "transitions"`) the step keeps that mode's
 //! two rules: a cell changes at most once per run, and a neighbour that changed counts
 //! for its start class too; seeds are then proposals of their pair like any other.
 
 use super::params::CaParams;
 use super::step::{
-    gate, neighbour_counts, omega, roulette, start_counts, suitability_from_fixed, ClassWindow,
-    Proposal, StepParams, TileProposals, TileRect, TileStatic,
+    neighbour_counts, omega, roulette, start_counts, suitability_from_fixed, ClassWindow, Proposal,
+    StepParams, TileProposals, TileRect, TileStatic,
 };
 use super::INVALID;
 use crate::rng::{stream, CounterRng};
@@ -176,9 +177,9 @@ struct CarsTile<'a> {
 
 /// What one cell gives.
 enum CellOutcome {
-    /// No change drawn, or the gate refused it.
+    /// No change drawn, or the seeds' threshold refused it.
     Nothing,
-    /// A change that passed the gate into a class or pair closed for this iteration.
+    /// A change drawn into a class or pair closed for this iteration.
     Closed,
     /// A proposal.
     Proposed(Proposal),
@@ -220,8 +221,9 @@ impl CarsTile<'_> {
         overall_scores(&s.sp, &s.om, cost_row, &self.step.inertia, &mut s.tp)
     }
 
-    /// The roulette (U1), FLUS's gate or the seeds' threshold (U2), the classes and pairs
-    /// closed for this iteration, and the key U3 of the cell of class `c`.
+    /// The roulette (U1), the seeds' threshold (U2) when the winner came in through a
+    /// seed, the classes and pairs closed for this iteration, and the key U3 of the cell
+    /// of class `c`.
     fn choose(&self, s: &CellScratch, sum: f64, cell: u64, c: u8) -> CellOutcome {
         let (kk, t, cu) = (self.params.k, self.step.iteration, c as usize);
         let b = self.rng.block(self.params.stream, t, cell, 0);
@@ -231,13 +233,10 @@ impl CarsTile<'_> {
         if to == cu || self.params.cost[cu][to] <= 0.0 {
             return CellOutcome::Nothing;
         }
-        let u2 = CounterRng::unit(b[1]);
-        let pass = if s.seed[to] {
-            seed_gate(u2, self.tau, s.sp[to])
-        } else {
-            gate(u2, kk, t, s.sp[to])
-        };
-        if !pass {
+        // PLUS has no gate for growth next to a class's cells (FLUS's (U2 + 1/K) / (t + 1)
+        // < sp is GeoSOS-FLUS's): only a class that came in through a seed must pass the
+        // decreasing threshold
+        if s.seed[to] && !seed_gate(CounterRng::unit(b[1]), self.tau, s.sp[to]) {
             CellOutcome::Nothing
         } else if self.step.closed_in[to] || self.step.closed_pairs[cu * kk + to] {
             CellOutcome::Closed
@@ -254,8 +253,8 @@ impl CarsTile<'_> {
 
 /// The tile step with patch seeds: for every valid unrestricted cell whose class may lose
 /// cells (none is skipped as uniform: a cell inside a patch of its own class may seed),
-/// PLUS's overall probabilities with the seeds' stand-ins, the roulette (U1), FLUS's gate
-/// or the seeds' threshold (U2) and the key U3, from the same block as [`super::tile_step`] (stream
+/// PLUS's overall probabilities with the seeds' stand-ins, the roulette (U1), the seeds'
+/// threshold (U2; growth next to a class's cells has no gate in PLUS) and the key U3, from the same block as [`super::tile_step`] (stream
 /// `params.stream`, draw 0).
 pub fn tile_step_cars(
     params: &CaParams,

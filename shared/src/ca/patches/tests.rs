@@ -255,16 +255,77 @@ fn threshold_sets_how_fast_the_seed_threshold_falls_and_decay_how_strong_a_seed_
     assert!(counts[0] > 0, "{counts:?}");
 }
 
+#[test]
+fn growth_next_to_a_class_has_no_gate_in_plus() {
+    // 12 x 9 map of class 0 with one class-1 cell at (5, 4); sp = (0.9, 0.45) everywhere,
+    // w = (0.05, 1), D = (1, 1), t = 0. FLUS's gate for class 1 needs (U2 + 1/2) / 1 <
+    // 0.45: never, so FLUS's step proposes no class-1 cell. PLUS's CA (patches, no seed:
+    // seeds = 0) proposes class 1 at each of the 8 neighbours where the roulette picks
+    // it, by hand: OP_0 = 0.9 * (7 / 8 * 0.05), OP_1 = 0.45 * (1 / 8 * 1), class 1 when
+    // U1 * (OP_0 + OP_1) >= OP_0; the centre cell (class 1, no neighbour of class 1) has
+    // only OP_0 = 0.9 * (8 / 8 * 0.05) > 0: it is proposed as class 0.
+    let (w, h) = (12usize, 9usize);
+    let mut map = vec![0u8; w * h];
+    map[4 * w + 5] = 1;
+    let pad = padded(&map, w, h);
+    let suit = suitability_fixed(&[0.9f32, 0.45].repeat(w * h));
+    let restricted = vec![false; w * h];
+    let mut params = CaParams::new(vec![0.05, 1.0], vec![vec![1.0; 2]; 2], 3);
+    params.stream = 2;
+    let (rect, window, stat) = whole_tile((w, h), &pad, &suit, &restricted, &[]);
+    let step = step_params(2, 0, 0);
+    let mut flus = TileProposals::default();
+    tile_step(&params, &step, &rect, &window, &stat, &mut flus);
+    assert!(
+        flus.proposals.iter().all(|p| p.to == 0),
+        "{:?}",
+        flus.proposals
+    );
+    params.patches = Some(Patches {
+        seeds: 0.0,
+        ..Patches::PLUS_DEFAULTS
+    });
+    let mut out = TileProposals::default();
+    tile_step(&params, &step, &rect, &window, &stat, &mut out);
+    let q = |v: f64| (v * 65535.0).round() / 65535.0;
+    let (sp0, sp1) = (q(0.9), q(0.45));
+    let rng = CounterRng::new(3);
+    let u1 = |cell: usize| CounterRng::unit(rng.block(2, 0, cell as u64, 0)[0]);
+    let mut want: Vec<(u64, u8)> = Vec::new();
+    for (y, x) in (3..=5).flat_map(|y| (4..=6).map(move |x| (y, x))) {
+        let cell = y * w + x;
+        if cell == 4 * w + 5 {
+            // the class-1 cell: class 0 is the only score, the roulette picks it
+            want.push((cell as u64, 0));
+            continue;
+        }
+        let op0 = sp0 * (7.0 / 8.0 * 0.05) * 1.0 * 1.0;
+        let op1 = sp1 * (1.0 / 8.0 * 1.0) * 1.0 * 1.0;
+        if u1(cell) * (op0 + op1) >= op0 {
+            want.push((cell as u64, 1));
+        }
+    }
+    let got: Vec<(u64, u8)> = out.proposals.iter().map(|p| (p.cell, p.to)).collect();
+    assert_eq!(got, want);
+    assert!(want.len() >= 2, "{want:?}");
+}
+
 /// The fast step's proposals and the CARS step's with seeds = 0 on the same tile,
 /// checked equal (proposals, histogram, raw count). PLUS's overall probability with
-/// every D_k = 1 is FLUS's score with an own-class factor I_c * 10 K of 1, and with no
-/// seed every gate is FLUS's: the FLUS step runs with I_c = 1 / (10 K), the CARS step
-/// with D_k = 1 (`step`'s inertia is set both ways).
+/// every D_k = 1 is FLUS's score with an own-class factor I_c * 10 K of 1: the FLUS step
+/// runs with I_c = 1 / (10 K), the CARS step with D_k = 1 (`step`'s inertia is set both
+/// ways). CARS has no gate for growth next to a class's cells; FLUS's gate (U2 + 1/K) /
+/// (t + 1) < sp passes every sp of at least 1/65535 (the fixed point's step) once t + 1
+/// exceeds 65535 * (1 + 1/K): `step.iteration` must be that late.
 fn same_without_seeds(
     params: &CaParams,
     step: &StepParams,
     (rect, window, stat): (&TileRect, &ClassWindow, &TileStatic),
 ) -> (TileProposals, TileProposals) {
+    assert!(
+        step.iteration >= 2 * 65535,
+        "FLUS's gate must pass every sp > 0"
+    );
     let kk = params.k as f64;
     let own = 1.0 / (10.0 * kk);
     assert_eq!(
@@ -298,9 +359,10 @@ fn same_without_seeds(
 
 #[test]
 fn without_seeds_the_cars_step_proposes_what_flus_does_without_its_own_class_factor() {
-    // seeds = 0: no cell is a seed, so every gate is FLUS's and, with D_k = 1, every
-    // score is FLUS's without the own-class factor; the CARS step (cell by cell) must
-    // give the fast step's proposals on a patchy random map.
+    // seeds = 0: no cell is a seed; with D_k = 1 every score is FLUS's without the
+    // own-class factor, and late in a run FLUS's gate passes everything, as CARS has no
+    // gate: the CARS step (cell by cell) must give the fast step's proposals on a patchy
+    // random map.
     let (w, h, k) = (45usize, 33usize, 4usize);
     let rng = CounterRng::new(3);
     let map: Vec<u8> = (0..w * h)
@@ -323,9 +385,9 @@ fn without_seeds_the_cars_step_proposes_what_flus_does_without_its_own_class_fac
     let mut params = CaParams::new(vec![0.4, 1.0, 0.7, 0.2], vec![vec![1.0; k]; k], 8);
     params.cost[2][0] = 0.0;
     let (rect, window, stat) = whole_tile((w, h), &pad, &suit, &restricted, &[]);
-    for t in [0u32, 2, 7] {
+    for t in [1_000_000u32, 1_000_002, 1_000_007] {
         let mut step = step_params(k, t, 0);
-        step.closed_in[3] = t == 7;
+        step.closed_in[3] = t == 1_000_007;
         let (flus, out) = same_without_seeds(&params, &step, (&rect, &window, &stat));
         assert_eq!(out.cells, flus.cells);
     }
@@ -363,7 +425,7 @@ fn in_transition_mode_without_seeds_the_cars_step_is_flus_without_its_own_class_
     let (rect, window, stat) = whole_tile((w, h), &pad, &suit, &restricted, &pad_start);
     let moved = (0..w * h).filter(|&i| map[i] != start[i]).count() as u64;
     assert!(moved > 100, "{moved}");
-    for t in [0u32, 3] {
+    for t in [1_000_000u32, 1_000_003] {
         let mut step = step_params(k, t, 0);
         step.transitions = true;
         let (_, out) = same_without_seeds(&params, &step, (&rect, &window, &stat));
