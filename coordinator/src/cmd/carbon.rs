@@ -375,72 +375,10 @@ fn raster_outputs(args: &Args, dir: &Path, npv: bool) -> Vec<(String, Output)> {
 }
 
 fn run_storage(args: &Args) -> anyhow::Result<()> {
-    let (Some(baseline), Some(pools_path)) = (&args.baseline, &args.pools) else {
-        bail!("flus carbon needs --baseline and --pools");
-    };
-    let on_missing = match args.on_missing {
-        Missing::Error => OnMissing::Error,
-        Missing::Exclude => OnMissing::Exclude,
-    };
-    files::register_inputs(
-        [
-            Some(baseline),
-            Some(pools_path),
-            args.alternate.as_ref(),
-            args.zones.as_ref(),
-        ]
-        .into_iter()
-        .flatten(),
-    );
-    let val = valuation(args)?;
-    let pools = read_pools_csv(pools_path)?;
-    let binfo = raster::info(baseline)?;
-    let zones = zones_of(args, &binfo)?;
-    let zone_input = match (&zones, &args.zones) {
-        (Some(z), Some(path)) if z.values.is_empty() => ZoneInput::Raster(path),
-        (Some(z), _) => ZoneInput::Cells(z),
-        _ => ZoneInput::None,
-    };
-    let areas = CellAreas::of_grid(&binfo.grid, &baseline.display().to_string())?;
-    let constant = val.map(|v| v.constant()).transpose()?;
-    let (keys, outs): (Vec<String>, Vec<Output>) = match &args.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-            raster_outputs(args, dir, constant.is_some())
-                .into_iter()
-                .unzip()
-        }
-        None => (Vec::new(), Vec::new()),
-    };
-    let kinds: Vec<CellRaster> = outs.iter().map(|o| o.raster).collect();
-    let kernel = CellKernel::new(&pools, &kinds, constant)?;
-    let pools_name = pools_path.display().to_string();
-    let counts = carbon_stream::run(
-        &Inputs {
-            baseline,
-            alternate: args.alternate.as_deref(),
-            zones: zone_input,
-        },
-        &kernel,
-        &areas,
-        &outs,
-        |c| {
-            c.check_missing(on_missing, &pools_name)?;
-            anyhow::ensure!(
-                c.counted_cells() > 0,
-                "no cell has data in {}: expected maps (and zones) whose data overlap",
-                [Some(baseline), args.alternate.as_ref(), args.zones.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            );
-            Ok(())
-        },
-    )?;
-    let tot = totals(&counts, &pools, &areas)?;
+    let run = Storage::prepare(args)?;
+    let (keys, outs) = run.rasters()?;
+    let counts = run.stream(&outs)?;
+    let tot = totals(&counts, &run.pools, &run.areas)?;
     tracing::info!(
         cells = tot.cells,
         baseline_t = tot.baseline_t,
@@ -453,14 +391,14 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
         for (key, o) in keys.iter().zip(&outs) {
             outputs.insert(key.clone(), o.path.clone());
         }
-        write_tables(dir, &tot, zones.as_ref(), constant, &mut outputs)?;
+        write_tables(dir, &tot, run.zones.as_ref(), run.constant, &mut outputs)?;
     }
     let summary = CarbonSummaryJson::new(SummaryInputs {
         args,
         tot: &tot,
         counts: &counts,
-        zones: zones.as_ref(),
-        valuation: val.zip(constant),
+        zones: run.zones.as_ref(),
+        valuation: run.valuation.zip(run.constant),
         outputs,
     });
     // keys in sorted order, as when the summary was an untyped JSON value
@@ -472,9 +410,114 @@ fn run_storage(args: &Args) -> anyhow::Result<()> {
     if args.json {
         print_json(&summary)?;
     } else {
-        print_human(&tot, &counts, constant);
+        print_human(&tot, &counts, run.constant);
     }
     Ok(())
+}
+
+/// The inputs of a storage run, read and checked: the state shared by the steps of
+/// [`run_storage`].
+struct Storage<'a> {
+    args: &'a Args,
+    baseline: &'a PathBuf,
+    pools_path: &'a PathBuf,
+    valuation: Option<Valuation>,
+    /// The NPV per tonne of change, with a valuation.
+    constant: Option<f64>,
+    pools: carbon::PoolsTable,
+    zones: Option<Zones>,
+    areas: CellAreas,
+}
+
+impl<'a> Storage<'a> {
+    /// Checks the arguments and reads the pools table, the baseline's grid and the zones.
+    fn prepare(args: &'a Args) -> anyhow::Result<Self> {
+        let (Some(baseline), Some(pools_path)) = (&args.baseline, &args.pools) else {
+            bail!("flus carbon needs --baseline and --pools");
+        };
+        files::register_inputs(
+            [
+                Some(baseline),
+                Some(pools_path),
+                args.alternate.as_ref(),
+                args.zones.as_ref(),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        let valuation = valuation(args)?;
+        let pools = read_pools_csv(pools_path)?;
+        let binfo = raster::info(baseline)?;
+        let zones = zones_of(args, &binfo)?;
+        let areas = CellAreas::of_grid(&binfo.grid, &baseline.display().to_string())?;
+        let constant = valuation.map(|v| v.constant()).transpose()?;
+        Ok(Self {
+            args,
+            baseline,
+            pools_path,
+            valuation,
+            constant,
+            pools,
+            zones,
+            areas,
+        })
+    }
+
+    /// The per-cell rasters to write (with --out, its folder created): JSON keys and
+    /// outputs.
+    fn rasters(&self) -> anyhow::Result<(Vec<String>, Vec<Output>)> {
+        Ok(match &self.args.out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create output folder {}", dir.display()))?;
+                raster_outputs(self.args, dir, self.constant.is_some())
+                    .into_iter()
+                    .unzip()
+            }
+            None => (Vec::new(), Vec::new()),
+        })
+    }
+
+    /// Streams the maps, writing `outs`; the counts, once checked for missing codes
+    /// (`--on-missing`) and for cells with data.
+    fn stream(&self, outs: &[Output]) -> anyhow::Result<CarbonCounts> {
+        let args = self.args;
+        let on_missing = match args.on_missing {
+            Missing::Error => OnMissing::Error,
+            Missing::Exclude => OnMissing::Exclude,
+        };
+        let zone_input = match (&self.zones, &args.zones) {
+            (Some(z), Some(path)) if z.values.is_empty() => ZoneInput::Raster(path),
+            (Some(z), _) => ZoneInput::Cells(z),
+            _ => ZoneInput::None,
+        };
+        let kinds: Vec<CellRaster> = outs.iter().map(|o| o.raster).collect();
+        let kernel = CellKernel::new(&self.pools, &kinds, self.constant)?;
+        let pools_name = self.pools_path.display().to_string();
+        let inputs = Inputs {
+            baseline: self.baseline,
+            alternate: args.alternate.as_deref(),
+            zones: zone_input,
+        };
+        carbon_stream::run(&inputs, &kernel, &self.areas, outs, |c| {
+            c.check_missing(on_missing, &pools_name)?;
+            anyhow::ensure!(
+                c.counted_cells() > 0,
+                "no cell has data in {}: expected maps (and zones) whose data overlap",
+                [
+                    Some(self.baseline),
+                    args.alternate.as_ref(),
+                    args.zones.as_ref()
+                ]
+                .into_iter()
+                .flatten()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and ")
+            );
+            Ok(())
+        })
+    }
 }
 
 /// Creation options of a carbon raster with band description `band`.

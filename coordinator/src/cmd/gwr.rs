@@ -311,6 +311,50 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     flus_shared::files::register_inputs([&args.csv]);
+    let model = GwrModel::new(read_data(args)?);
+    let settings = settings(args);
+    tracing::info!(
+        points = model.data().n(),
+        factors = args.x.len(),
+        kernel = args.kernel.name(),
+        adaptive = !args.fixed,
+        "GWR"
+    );
+    let fitting = crate::output::stage(&format!("GWR of {} points", model.data().n()));
+    let r = if args.workers.is_empty() && args.local_workers.is_none() {
+        gwr::fit(&model, &settings)
+    } else {
+        fit_on_cluster(args, &model, &settings)?
+    }
+    .with_context(|| format!("{}", args.csv.display()))?;
+    drop(fitting);
+    let mut outputs = Vec::new();
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+        let p = dir.join("gwr_points.csv");
+        write_atomic(&p, &points_csv(&model, &r)?)?;
+        outputs.push(p.display().to_string());
+        outputs.push(dir.join("gwr_summary.json").display().to_string());
+    }
+    let summary = Summary::of(args, &r, outputs);
+    if let Some(dir) = &args.out {
+        write_atomic(
+            &dir.join("gwr_summary.json"),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+    }
+    if args.json {
+        crate::output::print_json(&summary)?;
+    } else {
+        print_text(args, &r);
+    }
+    Ok(())
+}
+
+/// The points of `--csv`: `--y`, the factors `--x` and the coordinates `--coords`
+/// (checked as longitude, latitude with --spherical), standardised with --standardize.
+fn read_data(args: &Args) -> anyhow::Result<GwrData> {
     let mut names: Vec<&str> = vec![args.y.as_str(), &args.coords[0], &args.coords[1]];
     names.extend(args.x.iter().map(String::as_str));
     let cols = read_columns(&args.csv, &names)?;
@@ -334,8 +378,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.standardize {
         data.standardize_factors();
     }
-    let model = GwrModel::new(data);
-    let settings = GwrSettings {
+    Ok(data)
+}
+
+/// The kernel, bandwidth (given or searched) and σ of `args`.
+fn settings(args: &Args) -> GwrSettings {
+    GwrSettings {
         weighting: Weighting {
             kernel: args.kernel,
             adaptive: !args.fixed,
@@ -349,105 +397,81 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }),
         },
         sigma_df: SigmaDf::Residual,
-    };
-    tracing::info!(
-        points = model.data().n(),
-        factors = args.x.len(),
-        kernel = args.kernel.name(),
-        adaptive = !args.fixed,
-        "GWR"
-    );
-    let fitting = crate::output::stage(&format!("GWR of {} points", model.data().n()));
-    let r = if args.workers.is_empty() && args.local_workers.is_none() {
-        gwr::fit(&model, &settings)
-    } else {
-        fit_on_cluster(args, &model, &settings)?
     }
-    .with_context(|| format!("{}", args.csv.display()))?;
-    drop(fitting);
-    let d = &r.diagnostics;
-    let mut outputs = Vec::new();
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
-        let p = dir.join("gwr_points.csv");
-        write_atomic(&p, &points_csv(&model, &r)?)?;
-        outputs.push(p.display().to_string());
-        outputs.push(dir.join("gwr_summary.json").display().to_string());
-    }
-    let summary = Summary {
-        csv: args.csv.display().to_string(),
-        y: &args.y,
-        names: &r.names,
-        kernel: args.kernel.name(),
-        adaptive: !args.fixed,
-        spherical: args.spherical,
-        standardized: args.standardize,
-        n: d.n,
-        bandwidth: d.bandwidth,
-        bandwidth_searched: r.search.is_some(),
-        search: r.search.as_ref(),
-        aicc: d.aicc,
-        aic: d.aic,
-        bic: d.bic,
-        r2: d.r2,
-        adj_r2: d.adj_r2,
-        enp: d.tr_s,
-        tr_sts: d.tr_sts,
-        rss: d.rss,
-        sigma: d.sigma,
-        coefficients: &r.coefficients,
-        ols: OlsJson {
-            rss: r.ols.rss,
-            aic: r.ols.aic,
-            aicc: r.ols.aicc,
-            r2: r.ols.r2,
-            adj_r2: r.ols.adj_r2,
-            sigma: r.ols.sigma,
-            params: &r.ols.params,
-            se: &r.ols.se,
-            t: &r.ols.t,
-        },
-        params: r.fits.iter().map(|f| f.params.as_slice()).collect(),
-        outputs,
-    };
-    if let Some(dir) = &args.out {
-        write_atomic(
-            &dir.join("gwr_summary.json"),
-            serde_json::to_string_pretty(&summary)?.as_bytes(),
-        )?;
-    }
-    if args.json {
-        crate::output::print_json(&summary)?;
-    } else {
-        println!(
-            "GWR {} ~ {}: n = {}, {} {} bandwidth {}{}",
-            args.y,
-            args.x.join(" + "),
-            d.n,
-            if args.fixed { "fixed" } else { "adaptive" },
-            args.kernel.name(),
-            d.bandwidth,
-            if r.search.is_some() {
-                " (AICc search)"
-            } else {
-                ""
-            }
-        );
-        println!(
-            "AICc {:.6}  AIC {:.6}  R2 {:.6}  adj. R2 {:.6}  ENP (tr S) {:.6}  sigma {:.6}",
-            d.aicc, d.aic, d.r2, d.adj_r2, d.tr_s, d.sigma
-        );
-        println!(
-            "global OLS: RSS {:.6}  AICc {:.6}  R2 {:.6}",
-            r.ols.rss, r.ols.aicc, r.ols.r2
-        );
-        for c in &r.coefficients {
-            println!(
-                "{:<20} mean {:>12.6} sd {:>12.6} min {:>12.6} median {:>12.6} max {:>12.6}",
-                c.name, c.mean, c.std, c.min, c.median, c.max
-            );
+}
+
+impl<'a> Summary<'a> {
+    /// The summary of the fit `r` of `args`, with the files written.
+    fn of(args: &'a Args, r: &'a GwrResult, outputs: Vec<String>) -> Self {
+        let d = &r.diagnostics;
+        Summary {
+            csv: args.csv.display().to_string(),
+            y: &args.y,
+            names: &r.names,
+            kernel: args.kernel.name(),
+            adaptive: !args.fixed,
+            spherical: args.spherical,
+            standardized: args.standardize,
+            n: d.n,
+            bandwidth: d.bandwidth,
+            bandwidth_searched: r.search.is_some(),
+            search: r.search.as_ref(),
+            aicc: d.aicc,
+            aic: d.aic,
+            bic: d.bic,
+            r2: d.r2,
+            adj_r2: d.adj_r2,
+            enp: d.tr_s,
+            tr_sts: d.tr_sts,
+            rss: d.rss,
+            sigma: d.sigma,
+            coefficients: &r.coefficients,
+            ols: OlsJson {
+                rss: r.ols.rss,
+                aic: r.ols.aic,
+                aicc: r.ols.aicc,
+                r2: r.ols.r2,
+                adj_r2: r.ols.adj_r2,
+                sigma: r.ols.sigma,
+                params: &r.ols.params,
+                se: &r.ols.se,
+                t: &r.ols.t,
+            },
+            params: r.fits.iter().map(|f| f.params.as_slice()).collect(),
+            outputs,
         }
     }
-    Ok(())
+}
+
+/// Prints the fit `r` of `args` as text (without --json).
+fn print_text(args: &Args, r: &GwrResult) {
+    let d = &r.diagnostics;
+    println!(
+        "GWR {} ~ {}: n = {}, {} {} bandwidth {}{}",
+        args.y,
+        args.x.join(" + "),
+        d.n,
+        if args.fixed { "fixed" } else { "adaptive" },
+        args.kernel.name(),
+        d.bandwidth,
+        if r.search.is_some() {
+            " (AICc search)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "AICc {:.6}  AIC {:.6}  R2 {:.6}  adj. R2 {:.6}  ENP (tr S) {:.6}  sigma {:.6}",
+        d.aicc, d.aic, d.r2, d.adj_r2, d.tr_s, d.sigma
+    );
+    println!(
+        "global OLS: RSS {:.6}  AICc {:.6}  R2 {:.6}",
+        r.ols.rss, r.ols.aicc, r.ols.r2
+    );
+    for c in &r.coefficients {
+        println!(
+            "{:<20} mean {:>12.6} sd {:>12.6} min {:>12.6} median {:>12.6} max {:>12.6}",
+            c.name, c.mean, c.std, c.min, c.median, c.max
+        );
+    }
 }
