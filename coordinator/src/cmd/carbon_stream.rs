@@ -206,10 +206,45 @@ pub fn run(
         outputs.len()
     );
     let readers = Readers::open(inputs)?;
-    let binfo = readers.baseline.info().clone();
     let nodata = |r: &Option<RowReader>| r.as_ref().and_then(|r| r.info().nodata);
-    let (anodata, znodata) = (nodata(&readers.alternate), nodata(&readers.zones));
-    let names = [
+    let pass = Pass {
+        inputs,
+        kernel,
+        areas,
+        binfo: readers.baseline.info().clone(),
+        nodata: [nodata(&readers.alternate), nodata(&readers.zones)],
+        names: input_names(inputs),
+    };
+    let grid = &pass.binfo.grid;
+    std::thread::scope(|scope| {
+        // handed over, not queued: a strip is being read, one counted, one on its way back
+        let (strip_tx, strip_rx) = sync_channel::<anyhow::Result<Strip>>(0);
+        let (free_tx, free_rx) = sync_channel::<Strip>(1);
+        let reader = scope.spawn(move || read_strips(&readers, grid.height, &strip_tx, &free_rx));
+        let mut writers = Vec::new();
+        for out in outputs {
+            let (tx, rx) = sync_channel::<Rows>(0);
+            let (back_tx, back_rx) = sync_channel::<Vec<f32>>(1);
+            let handle = scope.spawn(move || write_strips(out, grid, &rx, &back_tx));
+            writers.push(Writer {
+                tx,
+                back: back_rx,
+                handle,
+            });
+        }
+        let counted = pass.count(&strip_rx, &free_tx, &writers, accept);
+        drop(strip_rx);
+        let result = finish_writers(writers, outputs, counted)?;
+        reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the carbon raster reader panicked"))?;
+        result
+    })
+}
+
+/// The names of the baseline, alternate and zone layers, for messages ("" when absent).
+fn input_names(inputs: &Inputs<'_>) -> [String; 3] {
+    [
         inputs.baseline.display().to_string(),
         inputs
             .alternate
@@ -220,113 +255,144 @@ pub fn run(
             ZoneInput::Cells(z) => z.path.display().to_string(),
             ZoneInput::None => String::new(),
         },
-    ];
-    let grid = &binfo.grid;
-    std::thread::scope(|scope| {
-        // handed over, not queued: a strip is being read, one counted, one on its way back
-        let (strip_tx, strip_rx) = sync_channel::<anyhow::Result<Strip>>(0);
-        let (free_tx, free_rx) = sync_channel::<Strip>(1);
-        let reader = scope.spawn(move || read_strips(&readers, grid.height, &strip_tx, &free_rx));
-        let mut writers = Vec::new();
-        for out in outputs {
-            let (tx, rx) = sync_channel::<Rows>(0);
-            let (back_tx, back_rx) = sync_channel::<Vec<f32>>(1);
-            let h = scope.spawn(move || write_strips(out, grid, &rx, &back_tx));
-            writers.push((tx, back_rx, h));
-        }
-        let counted = (|| -> anyhow::Result<CarbonCounts> {
-            let mut counts: Option<CarbonCounts> = None;
-            let mut area_sums = areas.is_geographic().then(|| AreaSums {
-                baseline: Default::default(),
-                alternate: inputs.alternate.map(|_| Default::default()),
-            });
-            for strip in &strip_rx {
-                let strip = strip?;
-                let first = strip.y0 * grid.width;
-                let n = strip.baseline.len();
-                let layers = CarbonLayers {
-                    baseline: CodeLayer {
-                        name: &names[0],
-                        values: &strip.baseline,
-                        nodata: binfo.nodata,
-                    },
-                    alternate: inputs.alternate.map(|_| CodeLayer {
-                        name: &names[1],
-                        values: &strip.alternate,
-                        nodata: anodata,
-                    }),
-                    zones: match inputs.zones {
-                        ZoneInput::None => None,
-                        ZoneInput::Raster(_) => Some(CodeLayer {
-                            name: &names[2],
-                            values: &strip.zones,
-                            nodata: znodata,
-                        }),
-                        ZoneInput::Cells(z) => Some(CodeLayer {
-                            name: &names[2],
-                            values: z.values.get(first..first + n).with_context(|| {
-                                format!("{}: fewer cells than the baseline's grid", names[2])
-                            })?,
-                            nodata: z.nodata,
-                        }),
-                    },
-                };
-                let mut outs: Vec<Vec<f32>> = writers
-                    .iter()
-                    .map(|(_, back, _)| back.try_recv().unwrap_or_default())
-                    .collect();
-                let c = kernel.block_par(&layers, first, grid.width, areas, &mut outs)?;
-                if let Some(sums) = area_sums.as_mut() {
-                    add_row_areas(sums, kernel.pools(), &layers, grid.width, areas, strip.y0)?;
-                }
-                match counts.as_mut() {
-                    Some(all) => all.merge(&c)?,
-                    None => counts = Some(c),
-                }
-                for ((tx, _, _), o) in writers.iter().zip(outs) {
-                    // a writer that stopped reports its error when joined
-                    let _ = tx.send(Rows::Strip(o));
-                }
-                let _ = free_tx.try_send(strip);
+    ]
+}
+
+/// The thread of one output raster: where its strips go, where their buffers come back.
+struct Writer<'scope> {
+    tx: SyncSender<Rows>,
+    back: Receiver<Vec<f32>>,
+    handle: std::thread::ScopedJoinHandle<'scope, anyhow::Result<bool>>,
+}
+
+/// What the counting of the strips works with.
+struct Pass<'a> {
+    inputs: &'a Inputs<'a>,
+    kernel: &'a CellKernel,
+    areas: &'a CellAreas,
+    /// The baseline raster's description.
+    binfo: raster::RasterInfo,
+    /// The nodata values of the alternate and zone rasters.
+    nodata: [Option<f64>; 2],
+    /// [`input_names`].
+    names: [String; 3],
+}
+
+impl Pass<'_> {
+    /// Counts the strips as they come, hands each strip's rows to the writers, and
+    /// returns the counts of the whole map once `accept` approved them.
+    fn count(
+        &self,
+        strips: &Receiver<anyhow::Result<Strip>>,
+        free: &SyncSender<Strip>,
+        writers: &[Writer<'_>],
+        accept: impl FnOnce(&CarbonCounts) -> anyhow::Result<()>,
+    ) -> anyhow::Result<CarbonCounts> {
+        let (kernel, areas, width) = (self.kernel, self.areas, self.binfo.grid.width);
+        let mut counts: Option<CarbonCounts> = None;
+        let mut area_sums = areas.is_geographic().then(|| AreaSums {
+            baseline: Default::default(),
+            alternate: self.inputs.alternate.map(|_| Default::default()),
+        });
+        for strip in strips {
+            let strip = strip?;
+            let layers = self.layers(&strip)?;
+            let mut outs: Vec<Vec<f32>> = writers
+                .iter()
+                .map(|w| w.back.try_recv().unwrap_or_default())
+                .collect();
+            let c = kernel.block_par(&layers, strip.y0 * width, width, areas, &mut outs)?;
+            if let Some(sums) = area_sums.as_mut() {
+                add_row_areas(sums, kernel.pools(), &layers, width, areas, strip.y0)?;
             }
-            let mut counts = counts.context("the baseline raster has no rows")?;
-            counts.areas = area_sums;
-            accept(&counts)?;
-            Ok(counts)
-        })();
-        let ok = counted.is_ok();
-        drop(strip_rx);
-        let mut result = counted;
-        for (tx, _, _) in &writers {
-            if ok {
-                let _ = tx.send(Rows::Finish);
+            match counts.as_mut() {
+                Some(all) => all.merge(&c)?,
+                None => counts = Some(c),
             }
-        }
-        let mut renamed = Vec::new();
-        for ((tx, _, h), out) in writers.into_iter().zip(outputs) {
-            drop(tx);
-            let written = h
-                .join()
-                .map_err(|_| anyhow::anyhow!("a carbon raster writer panicked"))?;
-            match written {
-                Ok(true) => renamed.push(&out.path),
-                Ok(false) => {}
-                Err(e) => {
-                    if result.is_ok() {
-                        result = Err(e);
-                    }
-                }
+            for (w, o) in writers.iter().zip(outs) {
+                // a writer that stopped reports its error when joined
+                let _ = w.tx.send(Rows::Strip(o));
             }
+            let _ = free.try_send(strip);
         }
-        if result.is_err() {
-            // no output that looks complete when the run is not
-            for p in renamed {
-                let _ = std::fs::remove_file(p);
-            }
+        let mut counts = counts.context("the baseline raster has no rows")?;
+        counts.areas = area_sums;
+        accept(&counts)?;
+        Ok(counts)
+    }
+
+    /// The layers of `strip` (zones on the grid: their cells of the strip's rows).
+    fn layers<'s>(&'s self, strip: &'s Strip) -> anyhow::Result<CarbonLayers<'s>> {
+        let names = &self.names;
+        let first = strip.y0 * self.binfo.grid.width;
+        let n = strip.baseline.len();
+        Ok(CarbonLayers {
+            baseline: CodeLayer {
+                name: &names[0],
+                values: &strip.baseline,
+                nodata: self.binfo.nodata,
+            },
+            alternate: self.inputs.alternate.map(|_| CodeLayer {
+                name: &names[1],
+                values: &strip.alternate,
+                nodata: self.nodata[0],
+            }),
+            zones: match self.inputs.zones {
+                ZoneInput::None => None,
+                ZoneInput::Raster(_) => Some(CodeLayer {
+                    name: &names[2],
+                    values: &strip.zones,
+                    nodata: self.nodata[1],
+                }),
+                ZoneInput::Cells(z) => Some(CodeLayer {
+                    name: &names[2],
+                    values: z.values.get(first..first + n).with_context(|| {
+                        format!("{}: fewer cells than the baseline's grid", names[2])
+                    })?,
+                    nodata: z.nodata,
+                }),
+            },
+        })
+    }
+}
+
+/// Tells the writers to rename their files when `counted` is Ok, joins them, and
+/// returns `counted` or the first writer's error; on an error no output is left renamed.
+/// Err only when a writer panicked.
+fn finish_writers(
+    writers: Vec<Writer<'_>>,
+    outputs: &[Output],
+    counted: anyhow::Result<CarbonCounts>,
+) -> anyhow::Result<anyhow::Result<CarbonCounts>> {
+    let ok = counted.is_ok();
+    let mut result = counted;
+    for w in &writers {
+        if ok {
+            let _ = w.tx.send(Rows::Finish);
         }
-        reader
+    }
+    let mut renamed = Vec::new();
+    for (w, out) in writers.into_iter().zip(outputs) {
+        drop(w.tx);
+        let written = w
+            .handle
             .join()
-            .map_err(|_| anyhow::anyhow!("the carbon raster reader panicked"))?;
-        result
-    })
+            .map_err(|_| anyhow::anyhow!("a carbon raster writer panicked"))?;
+        match written {
+            Ok(true) => renamed.push(&out.path),
+            Ok(false) => {}
+            Err(e) => {
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+    }
+    if result.is_err() {
+        // no output that looks complete when the run is not
+        for p in renamed {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    Ok(result)
 }

@@ -2,15 +2,18 @@
 //! demand = the later map's counts, compared with the later map, beside the persistence
 //! baseline and a random allocation of the same demand.
 
+mod period;
+
 use std::path::PathBuf;
 
 use flus_shared::ca::{self, CaInput};
-use flus_shared::config::{Study, SuitabilityModel};
-use flus_shared::{metrics, model, outputs, stack};
+use flus_shared::config::Study;
+use flus_shared::{metrics, model, stack};
 
 use super::common;
 use super::compare::print_metrics;
-use crate::run_json::validation::{transitions, ChangeMapsJson, ValidationJson};
+use crate::run_json::validation::ValidationJson;
+use period::Period;
 
 /// Arguments of `flus validate`.
 #[derive(Debug, clap::Args)]
@@ -67,141 +70,27 @@ pub fn validate_with(
     given: Option<&model::Suitability>,
     run_ca: impl FnOnce(&ca::CaParams, &CaInput, &model::Suitability) -> anyhow::Result<ca::CaOutput>,
 ) -> anyhow::Result<Validation> {
-    let mk = &study.config.markov;
-    let k = study.k();
-    let names: Vec<String> = study.class_names();
-    let start = &st.maps[&mk.from];
-    let truth = &st.maps[&mk.to];
-    let forest = study.config.suitability.model == SuitabilityModel::RandomForest;
-    let given_raster = study.config.ann.validation_suitability.is_some();
-    tracing::info!(
-        "validation {} -> {}: {}",
-        mk.from,
-        mk.to,
-        if forest {
-            format!("LEAS random forests of the {} -> {} period", mk.from, mk.to)
-        } else if given_raster {
-            format!("the given suitability of the {} map", mk.from)
-        } else {
-            format!("ANN suitability from the {} map", mk.from)
-        }
-    );
+    let period = Period::of(study, st);
+    period.log_source();
     // `[ann] validation_suitability` when given (never the scenarios' raster)
     let computed;
-    let suit = if let Some(s) = given {
-        s
-    } else if suitability_here || forest || given_raster || st.drivers.is_empty() {
-        computed = model::validation_suitability(study, st)?;
-        &computed
-    } else {
-        let trained = model::train(study, st, mk.from)?;
-        computed = model::Suitability {
-            values: Vec::new(),
-            network: Some(trained.network),
-            report: Some(trained.report),
-            leas: None,
-        };
-        &computed
+    let suit = match given {
+        Some(s) => s,
+        None => {
+            computed = period.own_suitability(suitability_here)?;
+            &computed
+        }
     };
-    let (demand, quota) = model::validation_allocation(study, st)?;
-    let transition = flus_shared::markov::transition(start, truth, k);
-    let params = model::validation_params(study, &transition.counts);
-    // Without the suitability here, the low-suitability warning that the CA loop gives
-    // when it holds the suitability is `run_ca`'s: the cluster's session warns from the
-    // maxima its workers return with their tiles' suitability.
-    let input = CaInput {
-        width: st.grid.width,
-        height: st.grid.height,
-        classes: start,
-        suitability: &suit.values,
-        restricted: &st.restricted,
-        demand: &demand,
-        quota: quota.as_deref(),
-    };
-    let run = run_ca(&params, &input, suit)?;
-    let sim = metrics::compare(start, truth, &run.map, k);
-    let persistence = metrics::compare(start, truth, start, k);
-    let random_map = match &quota {
-        None => ca::random_allocation(&params, start, &st.restricted, &demand)?,
-        Some(q) => ca::baseline::random_transitions(&params, start, &st.restricted, q)?,
-    };
-    let random = metrics::compare(start, truth, &random_map, k);
-    flus_shared::files::ensure_dir(out)?;
-    outputs::write_landuse(
-        &out.join(format!("validation_{}.tif", mk.to)),
-        study,
-        &st.grid,
-        &run.map,
-    )?;
-    outputs::write_iterations(&out.join("validation_iterations.csv"), study, &run.records)?;
-    // where the change is, observed and simulated, and the figure of merit's components
-    flus_shared::change_maps::write(study, out, mk.to, &st.grid, [start, truth, &run.map])?;
-    let change = ChangeCounts::of(start, truth, &run.map, k);
-    let [observed, simulated, components] = flus_shared::change_maps::paths(out, mk.to);
-    let name = |p: &std::path::Path| p.file_name().map(|n| n.to_string_lossy().to_string());
-    let mean_proposals = if run.records.is_empty() {
-        0.0
-    } else {
-        run.records.iter().map(|r| r.proposals as f64).sum::<f64>() / run.records.len() as f64
-    };
-    let random_forest = match &suit.leas {
-        Some(leas) => Some(common::leas_outputs(out, leas)?),
-        None => None,
-    };
-    write_metrics_csv(
-        &out.join("validation_metrics.csv"),
-        &sim,
-        &persistence,
-        &random,
-    )?;
-    if !run.report.demand_met {
-        tracing::warn!(gap = ?run.report.final_gap, reason = ?run.report.stop_reason, "validation did not reach the demand");
+    let sim = period.simulate(suit, run_ca)?;
+    let scores = period.scores(&sim)?;
+    let random_forest = period.write_outputs(out, suit, &sim, &scores)?;
+    if !sim.run.report.demand_met {
+        tracing::warn!(gap = ?sim.run.report.final_gap, reason = ?sim.run.report.stop_reason, "validation did not reach the demand");
     }
     if let Some(r) = &suit.report {
         tracing::info!(train = r.train_accuracy, holdout = ?r.holdout_accuracy, "ANN accuracy");
     }
-    let json = ValidationJson {
-        simulation: sim,
-        persistence,
-        random,
-        allocation: study.config.ca.allocation,
-        gross_change_simulated: change.simulated,
-        gross_change_observed: change.observed,
-        net_change: change.net,
-        transitions: quota
-            .as_ref()
-            .map(|q| transitions(&names, q, &change.pairs)),
-        demand_met: run.report.demand_met,
-        final_gap: common::by_class(&names, &run.report.final_gap),
-        iterations: run.report.iterations as u64,
-        map_sha256: flus_shared::files::sha256_hex(&run.map),
-        stop_reason: run.report.stop_reason,
-        // PLUS's landscape figures: patches of the new land per class, observed and
-        // simulated
-        patches: Some(flus_shared::landscape::validation_json(
-            &names,
-            start,
-            truth,
-            &run.map,
-            st.grid.width,
-        )),
-        // whether the CA seeded random patches (`[ca] patches`, PLUS's CARS), and with what
-        ca_patches: study.config.ca.patches,
-        maps: Some(ChangeMapsJson {
-            observed_change: name(&observed),
-            simulated_change: name(&simulated),
-            components: name(&components),
-        }),
-        from: mk.from,
-        to: mk.to,
-        classes: names,
-        ann: suit.report.clone(),
-        random_forest,
-        mean_proposals_per_iteration: mean_proposals,
-        traffic: None,
-        ann_network_sha256: None,
-        ensemble: None,
-    };
+    let json = period.report(out, suit, sim, scores, random_forest);
     Ok(Validation { json })
 }
 
