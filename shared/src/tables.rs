@@ -253,18 +253,48 @@ pub fn write_unmet(dir: &Path, rows: &[UnmetClass]) -> Result<()> {
 pub fn write(
     study: &Study,
     maps: &[MapCounts],
-    zone_names: &std::collections::BTreeMap<i64, String>,
+    zone_names: &BTreeMap<i64, String>,
     dir: &Path,
 ) -> Result<TablesJson> {
     let k = study.k();
-    let classes = &study.config.classes;
-    let km2 = 1e-6;
-    // Table 7: area per class (km2) and ecological space
-    let mut header = vec!["class".to_string(), "ecological".into()];
-    header.extend(maps.iter().map(|m| format!("{} km2", m.label)));
     let totals: Vec<Vec<u64>> = maps.iter().map(|m| class_totals(m.counts, k)).collect();
     let areas: Vec<Vec<f64>> = maps.iter().map(|m| class_areas(m.areas, k)).collect();
-    let mut rows: Vec<Vec<String>> = classes
+    write_area_table(study, maps, &areas, dir)?;
+    let eco = totals.iter().map(|t| ecological(study, t)).collect();
+    let density = densities(study);
+    let summary = write_storage_table(maps, (&totals, &areas), &density, dir)?;
+    if study.config.zones.is_some() {
+        write_zone_table(maps, zone_names, &density, dir)?;
+    }
+    Ok(TablesJson {
+        carbon: summary,
+        ecological_cells: eco,
+    })
+}
+
+/// The sum of `per_class` over the study's ecological classes, in class order.
+fn ecological<T: Copy + std::iter::Sum<T>>(study: &Study, per_class: &[T]) -> T {
+    let classes = &study.config.classes;
+    (0..study.k())
+        .filter(|&c| classes[c].ecological)
+        .map(|c| per_class[c])
+        .sum()
+}
+
+/// Table 7, `area_by_class.csv`: area per class (km2) per map of `areas` (m2 per class,
+/// in map order), then the ecological space and its share of the area.
+fn write_area_table(
+    study: &Study,
+    maps: &[MapCounts],
+    areas: &[Vec<f64>],
+    dir: &Path,
+) -> Result<()> {
+    let km2 = 1e-6;
+    let mut header = vec!["class".to_string(), "ecological".into()];
+    header.extend(maps.iter().map(|m| format!("{} km2", m.label)));
+    let mut rows: Vec<Vec<String>> = study
+        .config
+        .classes
         .iter()
         .enumerate()
         .map(|(c, cl)| {
@@ -273,22 +303,7 @@ pub fn write(
             r
         })
         .collect();
-    let eco_of = |t: &[f64]| -> f64 {
-        (0..k)
-            .filter(|&c| classes[c].ecological)
-            .map(|c| t[c])
-            .sum()
-    };
-    let eco_m2: Vec<f64> = areas.iter().map(|t| eco_of(t)).collect();
-    let eco: Vec<u64> = totals
-        .iter()
-        .map(|t| {
-            (0..k)
-                .filter(|&c| classes[c].ecological)
-                .map(|c| t[c])
-                .sum()
-        })
-        .collect();
+    let eco_m2: Vec<f64> = areas.iter().map(|t| ecological(study, t)).collect();
     let all: Vec<f64> = areas.iter().map(|t| t.iter().sum()).collect();
     let mut r = vec!["ecological space".to_string(), String::new()];
     r.extend(eco_m2.iter().map(|&e| format!("{:.4}", e * km2)));
@@ -301,11 +316,19 @@ pub fn write(
             .map(|(&e, &a)| format!("{:.4}", if a > 0.0 { 100.0 * e / a } else { 0.0 })),
     );
     rows.push(r);
-    files::write_csv(&dir.join("area_by_class.csv"), &header, &rows)?;
+    files::write_csv(&dir.join("area_by_class.csv"), &header, &rows)
+}
 
-    // Table 8: storage, change against the base, mean density
-    let density = densities(study);
-    let base_t = storage_of_areas(&areas[0], &density);
+/// Table 8, `carbon_storage.csv`: per map, its storage from the class areas of
+/// `(totals, areas)` (cells and m2 per class, in map order) at `density`, the change
+/// against the first (base) map and the mean density. Returns its rows (run.json).
+fn write_storage_table(
+    maps: &[MapCounts],
+    (totals, areas): (&[Vec<u64>], &[Vec<f64>]),
+    density: &[f64],
+    dir: &Path,
+) -> Result<Vec<CarbonTableRow>> {
+    let base_t = storage_of_areas(&areas[0], density);
     let header: Vec<String> = [
         "map",
         "storage_t",
@@ -320,9 +343,9 @@ pub fn write(
     let mut summary = Vec::new();
     let rows: Vec<Vec<String>> = maps
         .iter()
-        .zip(totals.iter().zip(&areas))
+        .zip(totals.iter().zip(areas))
         .map(|(m, (t, a))| {
-            let s = storage_of_areas(a, &density);
+            let s = storage_of_areas(a, density);
             let area: f64 = a.iter().sum();
             let change = s - base_t;
             let pct = if base_t > 0.0 {
@@ -349,33 +372,37 @@ pub fn write(
         })
         .collect();
     files::write_csv(&dir.join("carbon_storage.csv"), &header, &rows)?;
+    Ok(summary)
+}
 
-    // Table 9: mean density per zone
-    if study.config.zones.is_some() {
-        let zones: std::collections::BTreeSet<i64> =
-            maps.iter().flat_map(|m| m.counts.keys().copied()).collect();
-        let mut header = vec!["zone".to_string(), "name".into()];
-        header.extend(maps.iter().map(|m| format!("{} kg/m2", m.label)));
-        let rows: Vec<Vec<String>> = zones
-            .iter()
-            .map(|z| {
-                let name = zone_names.get(z).cloned().unwrap_or_else(|| z.to_string());
-                let mut r = vec![z.to_string(), name];
-                for m in maps {
-                    let c = m.areas.get(z).cloned().unwrap_or_else(|| vec![0.0; k]);
-                    let s = storage_of_areas(&c, &density);
-                    let area: f64 = c.iter().sum();
-                    r.push(format!("{:.6}", mean_density_kg_m2(s, area)));
-                }
-                r
-            })
-            .collect();
-        files::write_csv(&dir.join("carbon_density_by_zone.csv"), &header, &rows)?;
-    }
-    Ok(TablesJson {
-        carbon: summary,
-        ecological_cells: eco,
-    })
+/// Table 9, `carbon_density_by_zone.csv`: per zone of any map, its code, its name from
+/// `zone_names` (else the code) and its mean density per map at `density`.
+fn write_zone_table(
+    maps: &[MapCounts],
+    zone_names: &BTreeMap<i64, String>,
+    density: &[f64],
+    dir: &Path,
+) -> Result<()> {
+    let k = density.len(); // one density per class
+    let zones: std::collections::BTreeSet<i64> =
+        maps.iter().flat_map(|m| m.counts.keys().copied()).collect();
+    let mut header = vec!["zone".to_string(), "name".into()];
+    header.extend(maps.iter().map(|m| format!("{} kg/m2", m.label)));
+    let rows: Vec<Vec<String>> = zones
+        .iter()
+        .map(|z| {
+            let name = zone_names.get(z).cloned().unwrap_or_else(|| z.to_string());
+            let mut r = vec![z.to_string(), name];
+            for m in maps {
+                let c = m.areas.get(z).cloned().unwrap_or_else(|| vec![0.0; k]);
+                let s = storage_of_areas(&c, density);
+                let area: f64 = c.iter().sum();
+                r.push(format!("{:.6}", mean_density_kg_m2(s, area)));
+            }
+            r
+        })
+        .collect();
+    files::write_csv(&dir.join("carbon_density_by_zone.csv"), &header, &rows)
 }
 
 /// The summary of tables 7-9 (run.json `tables`).

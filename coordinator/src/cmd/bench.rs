@@ -28,7 +28,7 @@ use std::time::Instant;
 use anyhow::Context;
 use flus_shared::ca::bench;
 use flus_shared::config::Study;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// Arguments of `flus bench`.
 #[derive(Debug, clap::Args)]
@@ -92,6 +92,79 @@ fn timed_run(
     threads: usize,
     concurrent: Option<u32>,
 ) -> anyhow::Result<Value> {
+    let wall = run_study(study, out, (workers, threads), concurrent)?;
+    let report = crate::run_json::RunJson::read(out)?;
+    let (stages, stage_coordinator_only, staged) = stage_seconds(&report);
+    let ca_seconds = stages
+        .get(&format!("scenario_{scenario}"))
+        .and_then(|s| s.as_f64());
+    let busy = report.worker_busy_seconds;
+    let sc = report
+        .scenarios
+        .get(scenario)
+        .map(|s| &s.last)
+        .with_context(|| format!("{}: no scenario {scenario} in run.json", out.display()))?;
+    let iterations = sc.iterations;
+    let traffic = &sc.traffic;
+    let phases = &traffic.seconds;
+    let ca_seconds_total = phases.total;
+    let per_iter = |bytes: u64| bytes as f64 / iterations.max(1) as f64;
+    Ok(json!({
+        "workers": workers,
+        "threads_per_worker": threads,
+        "wall_seconds": wall,
+        "stage_seconds": stages,
+        "stage_coordinator_only_seconds": stage_coordinator_only,
+        "outside_stages_seconds": (wall - staged).max(0.0),
+        "worker_busy_seconds": busy,
+        "coordinator_only_seconds": (wall - busy).max(0.0),
+        "coordinator_only_fraction": (wall - busy).max(0.0) / wall,
+        "sessions": report.sessions,
+        "scenario_stage_seconds": ca_seconds,
+        "concurrent_runs": report.concurrent_runs,
+        "scenario_ca_wall_seconds": report.scenario_ca_wall_seconds,
+        "iterations": iterations,
+        "seconds_per_iteration": ca_seconds.map(|s| s / iterations.max(1) as f64),
+        "ca_seconds": ca_seconds_total,
+        "coordinator_own_ca_seconds": ca_seconds_total - worker_waits(traffic),
+        "propose_seconds": phases.propose,
+        "map_sha256": sc.map_sha256,
+        "map_sha256_all": report
+            .scenarios
+            .values()
+            .map(|s| s.last.map_sha256.clone())
+            .collect::<Vec<_>>(),
+        "validation_map_sha256": report.validation.as_ref().map(|v| &v.map_sha256),
+        "traffic": traffic,
+        "halo_bytes_per_iteration": per_iter(traffic.halo_bytes),
+        "reply_bytes_per_iteration": per_iter(traffic.reply_bytes),
+        "memory": report.memory,
+    }))
+}
+
+/// The coordinator's waits for the workers in the CA's phases of `traffic`, seconds.
+fn worker_waits(traffic: &crate::cluster::remote::Traffic) -> f64 {
+    let phases = &traffic.seconds;
+    [
+        phases.load,
+        phases.propose,
+        phases.exact,
+        phases.commit,
+        phases.carbon,
+    ]
+    .iter()
+    .sum()
+}
+
+/// Runs `flus run` (this executable) on `study` into `out` with `(workers, threads)`
+/// local workers of that many threads (and `--concurrent-runs concurrent`); returns
+/// its wall seconds.
+fn run_study(
+    study: &Path,
+    out: &Path,
+    (workers, threads): (usize, usize),
+    concurrent: Option<u32>,
+) -> anyhow::Result<f64> {
     let exe = std::env::current_exe().context("path of flus")?;
     let start = Instant::now();
     let mut cmd = Command::new(exe);
@@ -112,15 +185,22 @@ fn timed_run(
         .context("starting flus run")?;
     let wall = start.elapsed().as_secs_f64();
     anyhow::ensure!(status.success(), "flus run with {workers} worker(s) failed");
-    let report = crate::run_json::RunJson::read(out)?;
-    let stage = format!("scenario_{scenario}");
-    let stages: serde_json::Map<String, Value> = report
+    Ok(wall)
+}
+
+/// From a run's run.json: the seconds of every stage, the seconds of every stage in
+/// which no worker call was in flight, and the seconds of the stages that did not run
+/// beside others (what they leave out of the wall time is the process's start,
+/// run.json, the HTML report and its exit).
+fn stage_seconds(
+    report: &crate::run_json::RunJson,
+) -> (Map<String, Value>, Map<String, Value>, f64) {
+    let stages: Map<String, Value> = report
         .timings
         .iter()
         .map(|t| (t.stage.clone(), json!(t.seconds)))
         .collect();
-    // per stage, the seconds in which no worker call was in flight
-    let stage_coordinator_only: serde_json::Map<String, Value> = report
+    let coordinator_only: Map<String, Value> = report
         .timings
         .iter()
         .map(|t| {
@@ -128,71 +208,37 @@ fn timed_run(
             (t.stage.clone(), json!(own))
         })
         .collect();
-    // what the stages do not cover: process start, run.json, the HTML report, exit
-    // (a stage that ran beside the others, the validation, is inside their seconds)
+    // a stage that ran beside the others, the validation, is inside their seconds
     let staged: f64 = report
         .timings
         .iter()
         .filter(|t| !t.overlapped)
         .map(|t| t.seconds)
         .sum();
-    let ca_seconds = stages.get(&stage).and_then(|s| s.as_f64());
-    let busy = report.worker_busy_seconds;
-    let sc = report
-        .scenarios
-        .get(scenario)
-        .map(|s| &s.last)
-        .with_context(|| format!("{}: no scenario {scenario} in run.json", out.display()))?;
-    let iterations = sc.iterations;
-    let traffic = &sc.traffic;
-    let phases = &traffic.seconds;
-    let ca_seconds_total = phases.total;
-    // the coordinator's waits for the workers in the CA's phases
-    let waits: f64 = [
-        phases.load,
-        phases.propose,
-        phases.exact,
-        phases.commit,
-        phases.carbon,
-    ]
-    .iter()
-    .sum();
-    let per_iter = |bytes: u64| bytes as f64 / iterations.max(1) as f64;
-    Ok(json!({
-        "workers": workers,
-        "threads_per_worker": threads,
-        "wall_seconds": wall,
-        "stage_seconds": stages,
-        "stage_coordinator_only_seconds": stage_coordinator_only,
-        "outside_stages_seconds": (wall - staged).max(0.0),
-        "worker_busy_seconds": busy,
-        "coordinator_only_seconds": (wall - busy).max(0.0),
-        "coordinator_only_fraction": (wall - busy).max(0.0) / wall,
-        "sessions": report.sessions,
-        "scenario_stage_seconds": ca_seconds,
-        "concurrent_runs": report.concurrent_runs,
-        "scenario_ca_wall_seconds": report.scenario_ca_wall_seconds,
-        "iterations": iterations,
-        "seconds_per_iteration": ca_seconds.map(|s| s / iterations.max(1) as f64),
-        "ca_seconds": ca_seconds_total,
-        "coordinator_own_ca_seconds": ca_seconds_total - waits,
-        "propose_seconds": phases.propose,
-        "map_sha256": sc.map_sha256,
-        "map_sha256_all": report
-            .scenarios
-            .values()
-            .map(|s| s.last.map_sha256.clone())
-            .collect::<Vec<_>>(),
-        "validation_map_sha256": report.validation.as_ref().map(|v| &v.map_sha256),
-        "traffic": traffic,
-        "halo_bytes_per_iteration": per_iter(traffic.halo_bytes),
-        "reply_bytes_per_iteration": per_iter(traffic.reply_bytes),
-        "memory": report.memory,
-    }))
+    (stages, coordinator_only, staged)
 }
 
 /// Runs `flus bench`.
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    let (mut report, source) = machine_figures(args)?;
+    // carbon, GWR and whole CA validation runs against their peers' sizes
+    super::bench_kernels::add_to(&mut report, args)?;
+    // (d), (e) the generated study with 1 and 2 workers
+    if args.cells > 0 {
+        study_figures(args, &source, &mut report)?;
+    }
+    if args.json {
+        crate::output::print_json(&report)?;
+    } else {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
+
+/// (a) the memory bandwidth, (b) the tile step on one thread on the source study
+/// (`args.study`, returned with the figures) and (c) the bytes per cell and the
+/// bandwidth bound.
+fn machine_figures(args: &Args) -> anyhow::Result<(Value, Study)> {
     // (a) memory bandwidth
     let bandwidth = bench::stream_copy_bandwidth(args.copy_mib << 20, 5);
     tracing::info!(gb_per_s = bandwidth / 1e9, "stream copy");
@@ -208,7 +254,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // (c) bytes per cell and the bandwidth bound
     let bytes = bench::kernel_bytes_per_cell(bench::BENCH_K);
     let bound = bandwidth / bytes as f64;
-    let mut report = json!({
+    let report = json!({
         "bandwidth_bytes_per_second": bandwidth,
         "bandwidth_gb_per_second": bandwidth / 1e9,
         "ca_step": step,
@@ -217,93 +263,94 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         "bandwidth_bound_cell_updates_per_second": bound,
         "ratio_to_bandwidth_bound": step.cells_per_second / bound,
     });
-    // carbon, GWR and whole CA validation runs against their peers' sizes
-    super::bench_kernels::add_to(&mut report, args)?;
-    // (d), (e) the generated study with 1 and 2 workers
-    if args.cells > 0 {
-        let tmp;
-        let dir = match &args.out {
-            Some(d) => d.clone(),
-            None => {
-                tmp = tempfile::tempdir().context("temporary folder")?;
-                tmp.path().to_path_buf()
-            }
-        };
-        let made = flus_shared::make_study::make(&source, args.cells, &dir.join("study"))?;
-        let scenario = source
-            .config
-            .scenarios
-            .first()
-            .map(|s| s.name.clone())
-            .context("the study has no scenario")?;
-        tracing::info!(
-            cells = made.cells,
-            "timing the whole study with 1 and 2 workers"
-        );
-        let threads = args.worker_threads.max(1);
-        let (mut ones, mut twos) = (Vec::new(), Vec::new());
-        for i in 0..args.repeat.max(1) {
-            let tag = if i == 0 {
-                String::new()
-            } else {
-                format!("_{}", i + 1)
-            };
-            let run = |w: usize| dir.join(format!("run{w}{tag}"));
-            let c = args.concurrent_runs;
-            ones.push(timed_run(&made.study, &run(1), &scenario, 1, threads, c)?);
-            twos.push(timed_run(&made.study, &run(2), &scenario, 2, threads, c)?);
+    Ok((report, source))
+}
+
+/// (d), (e): generates a study of about `args.cells` cells from `source`, times it
+/// with 1 and 2 workers and adds the figures to `report`.
+fn study_figures(args: &Args, source: &Study, report: &mut Value) -> anyhow::Result<()> {
+    let tmp;
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir().context("temporary folder")?;
+            tmp.path().to_path_buf()
         }
-        let fastest = |runs: &[Value]| {
-            runs.iter()
-                .min_by(|a, b| {
-                    let wall = |v: &Value| v["wall_seconds"].as_f64().unwrap_or(f64::INFINITY);
-                    wall(a).total_cmp(&wall(b))
-                })
-                .cloned()
-                .unwrap_or(Value::Null)
+    };
+    let made = flus_shared::make_study::make(source, args.cells, &dir.join("study"))?;
+    let scenario = source
+        .config
+        .scenarios
+        .first()
+        .map(|s| s.name.clone())
+        .context("the study has no scenario")?;
+    tracing::info!(
+        cells = made.cells,
+        "timing the whole study with 1 and 2 workers"
+    );
+    let threads = args.worker_threads.max(1);
+    let (mut ones, mut twos) = (Vec::new(), Vec::new());
+    for i in 0..args.repeat.max(1) {
+        let tag = if i == 0 {
+            String::new()
+        } else {
+            format!("_{}", i + 1)
         };
-        let (one, two) = (fastest(&ones), fastest(&twos));
-        let ratio = |key: &str| match (one[key].as_f64(), two[key].as_f64()) {
-            (Some(a), Some(b)) if b > 0.0 => json!(a / b),
-            _ => Value::Null,
-        };
-        report["study"] = json!({
-            "cells": made.cells,
-            "width": made.width,
-            "height": made.height,
-            "factor": made.factor,
-            "scenario": scenario,
-        });
-        report["same_map_with_1_and_2_workers"] = json!(ones.iter().chain(&twos).all(|r| {
-            r["map_sha256_all"] == one["map_sha256_all"]
-                && r["validation_map_sha256"] == one["validation_map_sha256"]
-        }));
-        report["study_speedup"] = ratio("wall_seconds");
-        report["coordinator_only_fraction"] = one["coordinator_only_fraction"].clone();
-        report["stage_seconds"] = json!({
-            "1_worker": one["stage_seconds"],
-            "2_workers": two["stage_seconds"],
-        });
-        report["stage_coordinator_only_seconds"] = json!({
-            "1_worker": one["stage_coordinator_only_seconds"],
-            "2_workers": two["stage_coordinator_only_seconds"],
-        });
-        report["outside_stages_seconds"] = json!({
-            "1_worker": one["outside_stages_seconds"],
-            "2_workers": two["outside_stages_seconds"],
-        });
-        report["speedup_wall"] = ratio("wall_seconds");
-        report["speedup_scenario_stage"] = ratio("scenario_stage_seconds");
-        report["speedup_ca"] = ratio("ca_seconds");
-        report["speedup_propose"] = ratio("propose_seconds");
-        report["repeat"] = json!(args.repeat.max(1));
-        report["fastest"] = json!([one, two]);
-        report["runs"] = json!(ones.iter().chain(&twos).collect::<Vec<_>>());
+        let run = |w: usize| dir.join(format!("run{w}{tag}"));
+        let c = args.concurrent_runs;
+        ones.push(timed_run(&made.study, &run(1), &scenario, 1, threads, c)?);
+        twos.push(timed_run(&made.study, &run(2), &scenario, 2, threads, c)?);
     }
-    if args.json {
-        crate::output::print_json(&report)?;
-    } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
+    report["study"] = json!({
+        "cells": made.cells,
+        "width": made.width,
+        "height": made.height,
+        "factor": made.factor,
+        "scenario": scenario,
+    });
+    compare_runs(report, args.repeat.max(1), (&ones, &twos));
     Ok(())
+}
+
+/// Adds to `report` the figures of the fastest of the `ones` (1 worker) and `twos` (2
+/// workers), alternated `repeat` times each, their speed-ups, whether every run gave
+/// the same maps, and every run.
+fn compare_runs(report: &mut Value, repeat: usize, (ones, twos): (&[Value], &[Value])) {
+    let fastest = |runs: &[Value]| {
+        runs.iter()
+            .min_by(|a, b| {
+                let wall = |v: &Value| v["wall_seconds"].as_f64().unwrap_or(f64::INFINITY);
+                wall(a).total_cmp(&wall(b))
+            })
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let (one, two) = (fastest(ones), fastest(twos));
+    let ratio = |key: &str| match (one[key].as_f64(), two[key].as_f64()) {
+        (Some(a), Some(b)) if b > 0.0 => json!(a / b),
+        _ => Value::Null,
+    };
+    report["same_map_with_1_and_2_workers"] = json!(ones.iter().chain(twos).all(|r| {
+        r["map_sha256_all"] == one["map_sha256_all"]
+            && r["validation_map_sha256"] == one["validation_map_sha256"]
+    }));
+    report["study_speedup"] = ratio("wall_seconds");
+    report["coordinator_only_fraction"] = one["coordinator_only_fraction"].clone();
+    for key in [
+        "stage_seconds",
+        "stage_coordinator_only_seconds",
+        "outside_stages_seconds",
+    ] {
+        report[key] = json!({
+            "1_worker": one[key],
+            "2_workers": two[key],
+        });
+    }
+    report["speedup_wall"] = ratio("wall_seconds");
+    report["speedup_scenario_stage"] = ratio("scenario_stage_seconds");
+    report["speedup_ca"] = ratio("ca_seconds");
+    report["speedup_propose"] = ratio("propose_seconds");
+    report["repeat"] = json!(repeat);
+    report["fastest"] = json!([one, two]);
+    report["runs"] = json!(ones.iter().chain(twos).collect::<Vec<_>>());
 }

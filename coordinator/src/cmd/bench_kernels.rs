@@ -24,6 +24,8 @@ use flus_shared::gwr::{self, GwrModel, GwrSettings};
 use flus_shared::stack;
 use serde_json::{json, Value};
 
+use super::carbon_json::CarbonSummaryJson;
+
 /// Seed of the generated data (fixed: the same data on every run).
 const SEED: u64 = 20240601;
 
@@ -91,7 +93,8 @@ pub fn carbon(dir: &Path, pixels: u64) -> anyhow::Result<Value> {
         .arg(&out)
         .args(["--json", "--quiet"]);
     let (wall, cpu, peak, stdout) = timed_child(cmd)?;
-    let j: Value = serde_json::from_slice(&stdout).context("flus carbon --json output")?;
+    let j: CarbonSummaryJson =
+        serde_json::from_slice(&stdout).context("flus carbon --json output")?;
     let px = (rows * cols) as f64;
     let _ = std::fs::remove_dir_all(dir.join("lulc"));
     let _ = std::fs::remove_dir_all(&out);
@@ -104,9 +107,9 @@ pub fn carbon(dir: &Path, pixels: u64) -> anyhow::Result<Value> {
         "pixels_per_second": px / wall,
         "peak_rss_bytes": peak,
         "bytes_per_pixel": peak as f64 / px,
-        "baseline_total_t": j["baseline_total_t"],
-        "alternate_total_t": j["alternate_total_t"],
-        "outputs": j["outputs"].as_object().map(|o| o.len()),
+        "baseline_total_t": j.baseline_total_t,
+        "alternate_total_t": j.alternate_total_t,
+        "outputs": j.outputs.len(),
     }))
 }
 

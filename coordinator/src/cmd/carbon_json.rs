@@ -1,10 +1,10 @@
 //! `flus carbon --json` (and `carbon_summary.json`): the carbon model's summary as serde
-//! structs, the keys InVEST users and scripts read.
+//! structs, the keys InVEST users and scripts read (and `flus bench` reads back).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use flus_shared::carbon::{self, CarbonCounts, CarbonTotals, Valuation};
 use flus_shared::zones::Zones;
@@ -12,7 +12,7 @@ use flus_shared::zones::Zones;
 use super::carbon::Args;
 
 /// The whole summary.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CarbonSummaryJson {
     /// The baseline land-use raster, as given.
     pub baseline: Option<PathBuf>,
@@ -53,12 +53,22 @@ pub struct CarbonSummaryJson {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valuation: Option<ValuationJson>,
     /// Net present value of the change (with a price).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub npv_total: Option<Option<f64>>,
 }
 
+/// Reads a key that is there (`npv_total`, null when the change is unknown) as `Some`:
+/// only a missing key is `None`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(d).map(Some)
+}
+
 /// One land-use code's figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClassJson {
     /// Its name in the pools table.
     pub name: String,
@@ -81,7 +91,7 @@ pub struct ClassJson {
 }
 
 /// Cells left out of the totals.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MissingJson {
     /// All of them.
     pub cells: u64,
@@ -98,7 +108,7 @@ pub struct MissingJson {
 }
 
 /// One zone's figures.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ZoneJson {
     /// Its code in the zone raster.
     pub code: i64,
@@ -121,7 +131,7 @@ pub struct ZoneJson {
 }
 
 /// The valuation's inputs and constant.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ValuationJson {
     /// Price per tonne of carbon.
     pub price: f64,

@@ -161,62 +161,19 @@ fn run_in(
     config_sha256: &str,
 ) -> anyhow::Result<()> {
     let mut timings = Timings::new();
-    tracing::info!(study = %args.study.display(), "stage 1/5: inputs");
-    let bar = crate::output::stage("inputs and demand");
-    let data_root = args.shared_data.then(|| {
-        args.data_root
-            .clone()
-            .unwrap_or_else(|| study.base_dir.clone())
-    });
-    // local workers start while the inputs are read (an error of the inputs is the
-    // one reported); workers named by --workers are connected to after them
-    let spawned = Workers::spawn_local(args, data_root.as_deref());
-    let (inputs, local) = std::thread::scope(|scope| {
-        let local = match spawned {
-            Ok(Some(s)) => Some(Ok(scope.spawn(|| Workers::connect(args, Some(s))))),
-            Ok(None) => None,
-            Err(e) => Some(Err(e)),
-        };
-        let inputs = pipeline::inputs(&study, out);
-        let local = local.map(|h| {
-            h?.join()
-                .unwrap_or_else(|_| Err(anyhow::anyhow!("starting the local workers panicked")))
-        });
-        (inputs, local)
-    });
+    let (data_root, inputs, local) = inputs_beside_local_workers(args, &study, out)?;
     let Inputs {
         mut st,
         stage_demands,
-    } = inputs?;
+    } = inputs;
     timings.lap("inputs_and_demand");
-    drop(bar);
     let bar = crate::output::stage("workers");
-    let layer_files = match &data_root {
-        Some(root) => Some(shared_files(&study, &st, root)?),
-        None => None,
-    };
-    let workers = match local {
-        Some(w) => w?,
-        None => Workers::connect(args, None)?,
-    };
-    tracing::info!(
-        workers = workers.conns.len(),
-        threads = workers.conns.iter().map(|c| c.threads).sum::<u32>(),
-        "stage 2/5: workers connected"
-    );
+    let (workers, layer_files) = connect(args, (&study, &st), data_root.as_deref(), local)?;
     let identity = (config_sha256, study.config.study.seed);
     let cluster = cluster_ca(args, &workers, out, st.grid.cells(), layer_files, identity);
     timings.lap("workers");
     drop(bar);
-    let trainers = Trainers::new(
-        workers.rt.handle().clone(),
-        &workers.conns,
-        workers.deadline,
-    );
-    let forest = pipeline::forests(&study, &st, &trainers)?;
-    if forest.is_some() {
-        timings.lap("leas_forests");
-    }
+    let (trainers, forest) = forests(&study, &st, &workers, &mut timings)?;
     // only the maps still needed: the base map, and the start map of the validation
     let mk = &study.config.markov;
     st.maps
@@ -255,6 +212,86 @@ fn run_in(
         scope.spawn(move || drop((workers, st)));
         report_and_print(args, out, report, images, started)
     })
+}
+
+/// Stage 1 of [`run_in`]: the workers' data root (with `--shared-data`), and the
+/// inputs and demand of `study` read into `out` while the local workers start and are
+/// connected to (none without local workers; an error of the inputs is the one
+/// reported).
+fn inputs_beside_local_workers(
+    args: &Args,
+    study: &Study,
+    out: &Path,
+) -> anyhow::Result<(Option<PathBuf>, Inputs, Option<anyhow::Result<Workers>>)> {
+    tracing::info!(study = %args.study.display(), "stage 1/5: inputs");
+    let _bar = crate::output::stage("inputs and demand");
+    let data_root = args.shared_data.then(|| {
+        args.data_root
+            .clone()
+            .unwrap_or_else(|| study.base_dir.clone())
+    });
+    // local workers start while the inputs are read; workers named by --workers are
+    // connected to after them
+    let spawned = Workers::spawn_local(args, data_root.as_deref());
+    let (inputs, local) = std::thread::scope(|scope| {
+        let local = match spawned {
+            Ok(Some(s)) => Some(Ok(scope.spawn(|| Workers::connect(args, Some(s))))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        };
+        let inputs = pipeline::inputs(study, out);
+        let local = local.map(|h| {
+            h?.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("starting the local workers panicked")))
+        });
+        (inputs, local)
+    });
+    Ok((data_root, inputs?, local))
+}
+
+/// Stage 2 of [`run_in`]: the layer files of `(study, st)` the workers read under
+/// `data_root` (with `--shared-data`), and the workers: the `local` ones started in
+/// stage 1, else those of `--workers`.
+fn connect(
+    args: &Args,
+    (study, st): (&Study, &flus_shared::stack::Stack),
+    data_root: Option<&Path>,
+    local: Option<anyhow::Result<Workers>>,
+) -> anyhow::Result<(Workers, Option<Vec<crate::cluster::wire::LayerFile>>)> {
+    let layer_files = match data_root {
+        Some(root) => Some(shared_files(study, st, root)?),
+        None => None,
+    };
+    let workers = match local {
+        Some(w) => w?,
+        None => Workers::connect(args, None)?,
+    };
+    tracing::info!(
+        workers = workers.conns.len(),
+        threads = workers.conns.iter().map(|c| c.threads).sum::<u32>(),
+        "stage 2/5: workers connected"
+    );
+    Ok((workers, layer_files))
+}
+
+/// The training jobs on `workers`, and the LEAS forests of `study` trained on them (PLUS
+/// mode; the stage `leas_forests` in `timings`).
+fn forests(
+    study: &Study,
+    st: &flus_shared::stack::Stack,
+    workers: &Workers,
+    timings: &mut Timings,
+) -> anyhow::Result<(Trainers, Option<flus_shared::model::Suitability>)> {
+    let trainers = Trainers::new(
+        workers.rt.handle().clone(),
+        &workers.conns,
+        workers.deadline,
+    );
+    let forest = pipeline::forests(study, st, &trainers)?;
+    if forest.is_some() {
+        timings.lap("leas_forests");
+    }
+    Ok((trainers, forest))
 }
 
 /// The CA over `workers` with the run's tiling, checkpoints and lanes; `identity`: the

@@ -216,6 +216,17 @@ pub struct Series<'a> {
     pub color: &'a str,
 }
 
+/// A `w` x `h` chart's opening `<svg>` tag, labelled `unit`.
+fn open_svg(w: f64, h: f64, unit: &str) -> String {
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
+        esc(unit)
+    );
+    svg
+}
+
 /// The frame of a bar chart: the opened `<svg>` with its y axis, the plot width and
 /// the value-to-y mapping.
 struct Frame {
@@ -235,12 +246,7 @@ impl Frame {
         let ymax = *t.last().unwrap_or(&1.0);
         let ph = h - top - bottom;
         let y = |v: f64| top + ph * (1.0 - v / ymax);
-        let mut svg = String::new();
-        let _ = write!(
-            svg,
-            "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
-            esc(unit)
-        );
+        let mut svg = open_svg(w, h, unit);
         axis(&mut svg, &t, y, left, w - right, unit, top + ph / 2.0);
         Frame {
             svg,
@@ -399,12 +405,47 @@ fn line_range(min: f64, max: f64) -> Vec<f64> {
     (0..=n).map(|i| lo + i as f64 * step).collect()
 }
 
-/// A line chart: one line per series (colours [`LINE_COLORS`] in turn) over numeric x
-/// (e.g. years, labelled as whole numbers at every x of a point), y axis titled `unit`
-/// over a range round around the values.
-pub fn lines(series: &[Line<'_>], unit: &str) -> String {
-    let (w, h) = (470.0, 340.0);
-    let (left, right, top, bottom) = (64.0, 110.0, 16.0, 34.0);
+/// The plot area of a [`lines`] chart: values `lo` to `hi` up the y axis, `xmin` to
+/// `xmax` along the x axis.
+struct LinePlot {
+    lo: f64,
+    hi: f64,
+    xmin: f64,
+    xmax: f64,
+}
+
+impl LinePlot {
+    const W: f64 = 470.0;
+    const H: f64 = 340.0;
+    const LEFT: f64 = 64.0;
+    const RIGHT: f64 = 110.0;
+    const TOP: f64 = 16.0;
+    const BOTTOM: f64 = 34.0;
+
+    /// The plot's height.
+    fn ph() -> f64 {
+        Self::H - Self::TOP - Self::BOTTOM
+    }
+
+    /// The y coordinate of value `v`.
+    fn y(&self, v: f64) -> f64 {
+        Self::TOP + Self::ph() * (1.0 - (v - self.lo) / (self.hi - self.lo).max(f64::MIN_POSITIVE))
+    }
+
+    /// The x coordinate of x value `v` (the middle when every point has the same x).
+    fn x(&self, v: f64) -> f64 {
+        let pw = Self::W - Self::LEFT - Self::RIGHT;
+        if self.xmax > self.xmin {
+            Self::LEFT + pw * (v - self.xmin) / (self.xmax - self.xmin)
+        } else {
+            Self::LEFT + pw / 2.0
+        }
+    }
+}
+
+/// The smallest and largest y (points and error bars) and x (points) of `series`, as
+/// `((ymin, ymax), (xmin, xmax))`; none without points.
+fn line_bounds(series: &[Line<'_>]) -> Option<((f64, f64), (f64, f64))> {
     let pts = || series.iter().flat_map(|l| l.points.iter());
     let (ymin, ymax) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
         (a.min(p.1), b.max(p.1))
@@ -417,92 +458,113 @@ pub fn lines(series: &[Line<'_>], unit: &str) -> String {
         (a.min(p.0), b.max(p.0))
     });
     if !ymin.is_finite() || !xmin.is_finite() {
-        return String::new();
+        return None;
     }
-    let t = line_range(ymin, ymax);
-    let (lo, hi) = (t[0], *t.last().unwrap_or(&1.0));
-    let ph = h - top - bottom;
-    let pw = w - left - right;
-    let y = |v: f64| top + ph * (1.0 - (v - lo) / (hi - lo).max(f64::MIN_POSITIVE));
-    let x = |v: f64| {
-        if xmax > xmin {
-            left + pw * (v - xmin) / (xmax - xmin)
-        } else {
-            left + pw / 2.0
-        }
+    Some(((ymin, ymax), (xmin, xmax)))
+}
+
+/// A line chart: one line per series (colours [`LINE_COLORS`] in turn) over numeric x
+/// (e.g. years, labelled as whole numbers at every x of a point), y axis titled `unit`
+/// over a range round around the values.
+pub fn lines(series: &[Line<'_>], unit: &str) -> String {
+    let Some(((ymin, ymax), (xmin, xmax))) = line_bounds(series) else {
+        return String::new();
     };
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg class=\"chart\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{}\">",
-        esc(unit)
+    let t = line_range(ymin, ymax);
+    let p = LinePlot {
+        lo: t[0],
+        hi: *t.last().unwrap_or(&1.0),
+        xmin,
+        xmax,
+    };
+    let (w, h) = (LinePlot::W, LinePlot::H);
+    let mut s = open_svg(w, h, unit);
+    let mid = LinePlot::TOP + LinePlot::ph() / 2.0;
+    axis(
+        &mut s,
+        &t,
+        |v| p.y(v),
+        LinePlot::LEFT,
+        w - LinePlot::RIGHT,
+        unit,
+        mid,
     );
-    axis(&mut s, &t, y, left, w - right, unit, top + ph / 2.0);
-    let mut xs: Vec<f64> = pts().map(|p| p.0).collect();
+    let mut xs: Vec<f64> = series
+        .iter()
+        .flat_map(|l| l.points.iter())
+        .map(|p| p.0)
+        .collect();
     xs.sort_by(f64::total_cmp);
     xs.dedup();
     for v in xs {
         let _ = write!(
             s,
             "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" {FONT} text-anchor=\"middle\" fill=\"#555\">{}</text>",
-            x(v),
-            h - bottom + 16.0,
+            p.x(v),
+            h - LinePlot::BOTTOM + 16.0,
             v.round()
         );
     }
     for (i, l) in series.iter().enumerate() {
-        let color = LINE_COLORS[i % LINE_COLORS.len()];
-        let path: Vec<String> = l
-            .points
-            .iter()
-            .map(|&(a, b)| format!("{:.1},{:.1}", x(a), y(b)))
-            .collect();
-        let _ = write!(
-            s,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
-            path.join(" ")
-        );
-        for &(a, lo, hi) in &l.bars {
-            let (xa, ylo, yhi) = (x(a), y(lo), y(hi));
-            let _ = write!(
-                s,
-                "<path class=\"errorbar\" d=\"M{:.1},{ylo:.1}V{yhi:.1}M{:.1},{ylo:.1}h8M{:.1},{yhi:.1}h8\" stroke=\"{color}\" stroke-width=\"1.5\" fill=\"none\"><title>{} {}: {} to {} {}</title></path>",
-                xa,
-                xa - 4.0,
-                xa - 4.0,
-                esc(l.name),
-                a.round(),
-                fmt_num(lo),
-                fmt_num(hi),
-                esc(unit)
-            );
-        }
-        for &(a, b) in &l.points {
-            let _ = write!(
-                s,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>{} {}: {} {}</title></circle>",
-                x(a),
-                y(b),
-                esc(l.name),
-                a.round(),
-                fmt_num(b),
-                esc(unit)
-            );
-        }
-        let ly = top + 14.0 + 18.0 * i as f64;
-        let _ = write!(
-            s,
-            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"2\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" {FONT} fill=\"#333\">{}</text>",
-            w - right + 10.0,
-            w - right + 28.0,
-            w - right + 32.0,
-            ly + 4.0,
-            esc(l.name)
-        );
+        line(&mut s, &p, (i, l), unit);
     }
     s.push_str("</svg>");
     s
+}
+
+/// Series `i`, `l`, of a [`lines`] chart: its line, error bars, points (with their
+/// values as titles in `unit`) and legend entry, in colour `i` of [`LINE_COLORS`].
+fn line(s: &mut String, p: &LinePlot, (i, l): (usize, &Line<'_>), unit: &str) {
+    let color = LINE_COLORS[i % LINE_COLORS.len()];
+    let path: Vec<String> = l
+        .points
+        .iter()
+        .map(|&(a, b)| format!("{:.1},{:.1}", p.x(a), p.y(b)))
+        .collect();
+    let _ = write!(
+        s,
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
+        path.join(" ")
+    );
+    for &(a, lo, hi) in &l.bars {
+        let (xa, ylo, yhi) = (p.x(a), p.y(lo), p.y(hi));
+        let _ = write!(
+            s,
+            "<path class=\"errorbar\" d=\"M{:.1},{ylo:.1}V{yhi:.1}M{:.1},{ylo:.1}h8M{:.1},{yhi:.1}h8\" stroke=\"{color}\" stroke-width=\"1.5\" fill=\"none\"><title>{} {}: {} to {} {}</title></path>",
+            xa,
+            xa - 4.0,
+            xa - 4.0,
+            esc(l.name),
+            a.round(),
+            fmt_num(lo),
+            fmt_num(hi),
+            esc(unit)
+        );
+    }
+    for &(a, b) in &l.points {
+        let _ = write!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{color}\"><title>{} {}: {} {}</title></circle>",
+            p.x(a),
+            p.y(b),
+            esc(l.name),
+            a.round(),
+            fmt_num(b),
+            esc(unit)
+        );
+    }
+    let ly = LinePlot::TOP + 14.0 + 18.0 * i as f64;
+    let right = LinePlot::W - LinePlot::RIGHT;
+    let _ = write!(
+        s,
+        "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"2\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" {FONT} fill=\"#333\">{}</text>",
+        right + 10.0,
+        right + 28.0,
+        right + 32.0,
+        ly + 4.0,
+        esc(l.name)
+    );
 }
 
 /// A tick value with the decimals its step needs (0 for whole steps).

@@ -374,48 +374,80 @@ impl SpatialIndex {
             if self.spherical || k.saturating_mul(SCAN_SHARE) > n || support.is_infinite() {
                 return self.adaptive_scan(c, k, weighting, s, memo);
             }
-            // the points within the distance of a recorded k'' >= k (times the kernel's
-            // scale factor, widened): the k-th nearest is among them, and so is every
-            // point of a kernel of support 1 (bisquare); wider kernels query the grid
-            // again below
-            let radius = memo
-                .and_then(|m| m.bound(k))
-                .map(|d2| d2.sqrt() * ADAPTIVE_EPS * (1.0 + 1e-9));
-            let d2 = self.kth_near(c, k, s, radius);
-            if let Some(m) = memo {
-                m.record(k, d2);
-            }
-            d2.sqrt() * ADAPTIVE_EPS
+            self.adaptive_h(c, k, s, memo)
         } else {
             bandwidth
         };
-        let radius = h * support;
+        let scale = Scale {
+            kernel,
+            h,
+            radius: h * support,
+            bisquare,
+        };
         if h == 0.0 {
-            // Degenerate adaptive bandwidth: only points at distance 0 (0/0 = NaN in mgwr);
-            // give them weight 1 so the caller reports a singular local fit.
-            s.idx.clear();
-            for (j, q) in self.coords.iter().enumerate() {
-                if self.metric(c, *q) == 0.0 {
-                    s.idx.push(j);
-                    s.w.push(1.0);
-                }
-            }
+            self.coincident(c, s);
             return h;
         }
-        let keep = |d: f64| if bisquare { d < h } else { d <= radius };
-        if radius.is_infinite() || self.spherical {
-            s.idx.clear();
-            for (j, q) in self.coords.iter().enumerate() {
-                let d = self.metric(c, *q);
-                if keep(d) {
-                    s.idx.push(j);
-                    s.w.push(kernel.weight(d / h));
-                }
-            }
+        if scale.radius.is_infinite() || self.spherical {
+            self.scan(c, &scale, s);
             return h;
         }
-        // The k-th distance search may already hold every point within the kernel's
-        // radius (all points with d^2 <= covered2): filter those; else query the grid.
+        self.candidates(c, scale.radius, s);
+        if bisquare {
+            bisquare_keep(h, s);
+            return h;
+        }
+        scale.keep_candidates(s);
+        h
+    }
+
+    /// The kernel scale of an adaptive bandwidth of `k` neighbours around `c`: the k-th
+    /// nearest distance (widened by [`ADAPTIVE_EPS`]), found among the points within the
+    /// distance of a k'' >= k recorded in `memo` (times the kernel's scale factor,
+    /// widened), which hold the k-th nearest and every point of a kernel of support 1
+    /// (bisquare); wider kernels query the grid again in [`Self::candidates`]. Records
+    /// this k-th distance in `memo`; `s` keeps the candidates examined.
+    fn adaptive_h(&self, c: [f64; 2], k: usize, s: &mut Scratch, memo: Option<&KthMemo>) -> f64 {
+        let radius = memo
+            .and_then(|m| m.bound(k))
+            .map(|d2| d2.sqrt() * ADAPTIVE_EPS * (1.0 + 1e-9));
+        let d2 = self.kth_near(c, k, s, radius);
+        if let Some(m) = memo {
+            m.record(k, d2);
+        }
+        d2.sqrt() * ADAPTIVE_EPS
+    }
+
+    /// Degenerate adaptive bandwidth (h = 0): only the points at distance 0 from `c`
+    /// (0/0 = NaN in mgwr), with weight 1 so the caller reports a singular local fit.
+    fn coincident(&self, c: [f64; 2], s: &mut Scratch) {
+        s.idx.clear();
+        for (j, q) in self.coords.iter().enumerate() {
+            if self.metric(c, *q) == 0.0 {
+                s.idx.push(j);
+                s.w.push(1.0);
+            }
+        }
+    }
+
+    /// Every point kept by `scale` around `c`, with its weight, by one pass over all
+    /// points (kernels of infinite support, spherical distances).
+    fn scan(&self, c: [f64; 2], scale: &Scale, s: &mut Scratch) {
+        s.idx.clear();
+        for (j, q) in self.coords.iter().enumerate() {
+            let d = self.metric(c, *q);
+            if scale.keep(d) {
+                s.idx.push(j);
+                s.w.push(scale.kernel.weight(d / scale.h));
+            }
+        }
+    }
+
+    /// Fills `s.idx` (ascending) and `s.d2` with every point whose squared distance to
+    /// `c` is within `radius`² (times 1 + 1e-12). The k-th distance search may already
+    /// hold all of them (all points with d² <= `s.covered2`): then they are kept as
+    /// they are; else the grid is queried.
+    fn candidates(&self, c: [f64; 2], radius: f64, s: &mut Scratch) {
         let r2 = radius * radius * (1.0 + 1e-12);
         if s.d2.is_empty() || s.covered2 < r2 {
             s.idx.clear();
@@ -441,10 +473,32 @@ impl SpatialIndex {
                 s.d2.push(d2);
             }
         }
-        if bisquare {
-            bisquare_keep(h, s);
-            return h;
+    }
+}
+
+/// A kernel at one location: its scale `h`, the distance `radius` beyond which weights
+/// are dropped, and whether it is the bisquare (support 1: kept strictly inside `h`).
+struct Scale {
+    kernel: Kernel,
+    h: f64,
+    radius: f64,
+    bisquare: bool,
+}
+
+impl Scale {
+    /// Whether a point at distance `d` has a weight.
+    fn keep(&self, d: f64) -> bool {
+        if self.bisquare {
+            d < self.h
+        } else {
+            d <= self.radius
         }
+    }
+
+    /// Keeps the candidates of `s` (`idx`, their squared distances `d2`, from
+    /// [`SpatialIndex::candidates`]) that [`Self::keep`] keeps, with their weights in `w`.
+    fn keep_candidates(&self, s: &mut Scratch) {
+        let r2 = self.radius * self.radius * (1.0 + 1e-12);
         let mut kept = 0;
         for t in 0..s.idx.len() {
             // beyond r2 the root is certainly outside the kernel: skip the sqrt
@@ -452,14 +506,13 @@ impl SpatialIndex {
                 continue;
             }
             let d = s.d2[t].sqrt();
-            if keep(d) {
+            if self.keep(d) {
                 s.idx[kept] = s.idx[t];
-                s.w.push(kernel.weight(d / h));
+                s.w.push(self.kernel.weight(d / self.h));
                 kept += 1;
             }
         }
         s.idx.truncate(kept);
-        h
     }
 }
 
