@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use super::ensemble::Forest;
+use super::ensemble::{keyed_shuffle, Forest};
 use super::tree::Samples;
 use crate::rng::{stream, CounterRng};
 
@@ -25,15 +25,11 @@ pub struct NoiseRmse {
     pub noised: Vec<f64>,
 }
 
-/// The rows of `s` in a random order for driver `f` (Fisher-Yates by draws keyed on
-/// (seed, key, f, position)).
+/// The rows of `s` in a random order for driver `f` (draws keyed on (seed, key, f,
+/// position)).
 fn noise_order(rng: &CounterRng, key: u32, f: usize, n: usize) -> Vec<usize> {
     let mut p: Vec<usize> = (0..n).collect();
-    for i in 0..n.saturating_sub(1) {
-        let cell = ((f as u64) << 40) | i as u64;
-        let j = i + rng.below(stream::LEAS_NOISE, key, cell, 0, (n - i) as u64) as usize;
-        p.swap(i, j);
-    }
+    keyed_shuffle(rng, stream::LEAS_NOISE, key, (f as u64) << 40, &mut p);
     p
 }
 
@@ -43,10 +39,7 @@ fn rmse(forest: &Forest, s: &Samples, noised: Option<(usize, &[usize])>) -> f64 
     let mut x = vec![0f32; s.d];
     let mut sum = 0.0;
     for r in 0..s.len() {
-        x.copy_from_slice(&s.x[r * s.d..(r + 1) * s.d]);
-        if let Some((f, order)) = noised {
-            x[f] = s.value(order[r], f);
-        }
+        s.read_row(r, noised.map(|(f, order)| (f, order[r])), &mut x);
         let e = forest.predict(&x) - f64::from(u8::from(s.y[r]));
         sum += e * e;
     }
@@ -131,16 +124,8 @@ mod tests {
             },
         };
         let forest = crate::forest::fit(&s, &settings, 8, 1).unwrap();
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| noise_rmse(&forest, &s, 8, 1));
-        let two = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap()
-            .install(|| noise_rmse(&forest, &s, 8, 1));
+        let one = crate::forest::in_pool(1, || noise_rmse(&forest, &s, 8, 1));
+        let two = crate::forest::in_pool(2, || noise_rmse(&forest, &s, 8, 1));
         assert_eq!(one, two);
         assert!(one.rmse < 0.02, "{one:?}");
         assert!(

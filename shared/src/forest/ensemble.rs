@@ -81,10 +81,7 @@ fn accuracy(tree: &Tree, s: &Samples, rows: &[usize], permuted: Option<(usize, &
     let mut x = vec![0f32; s.d];
     let mut right = 0usize;
     for (i, &r) in rows.iter().enumerate() {
-        x.copy_from_slice(&s.x[r * s.d..(r + 1) * s.d]);
-        if let Some((f, perm)) = permuted {
-            x[f] = s.value(perm[i], f);
-        }
+        s.read_row(r, permuted.map(|(f, perm)| (f, perm[i])), &mut x);
         if (tree.predict(&x) > 0.5) == s.y[r] {
             right += 1;
         }
@@ -92,16 +89,28 @@ fn accuracy(tree: &Tree, s: &Samples, rows: &[usize], permuted: Option<(usize, &
     right as f64 / rows.len() as f64
 }
 
-/// The OOB rows of tree `t` in a random order for feature `f` (Fisher-Yates by draws
-/// keyed on (seed, key, t, f, position)).
+/// Shuffles `items` (Fisher-Yates): the swap at position i is drawn from (seed, `stream`,
+/// `key`, cell `prefix | i`, draw 0), so the order depends only on what the draws mean.
+pub(super) fn keyed_shuffle(
+    rng: &CounterRng,
+    stream: u32,
+    key: u32,
+    prefix: u64,
+    items: &mut [usize],
+) {
+    let n = items.len();
+    for i in 0..n.saturating_sub(1) {
+        let j = i + rng.below(stream, key, prefix | i as u64, 0, (n - i) as u64) as usize;
+        items.swap(i, j);
+    }
+}
+
+/// The OOB rows of tree `t` in a random order for feature `f` (draws keyed on (seed,
+/// key, t, f, position)).
 fn permutation(rng: &CounterRng, key: u32, t: usize, f: usize, oob: &[usize]) -> Vec<usize> {
     let mut p = oob.to_vec();
-    let n = p.len();
-    for i in 0..n.saturating_sub(1) {
-        let cell = ((t as u64) << 40) | ((f as u64) << 32) | i as u64;
-        let j = i + rng.below(stream::FOREST_PERMUTE, key, cell, 0, (n - i) as u64) as usize;
-        p.swap(i, j);
-    }
+    let prefix = ((t as u64) << 40) | ((f as u64) << 32);
+    keyed_shuffle(rng, stream::FOREST_PERMUTE, key, prefix, &mut p);
     p
 }
 
@@ -235,13 +244,7 @@ mod tests {
         }
     }
 
-    fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(f)
-    }
+    use crate::forest::in_pool;
 
     #[test]
     fn the_same_trees_from_one_two_and_three_workers() {

@@ -197,7 +197,7 @@ pub fn leas_with(
             seed,
         );
         let positives = s.expansion.iter().filter(|&&e| e).count();
-        let forest = if positives == 0 {
+        let fitted = if positives == 0 {
             let grown = data
                 .from
                 .iter()
@@ -236,7 +236,7 @@ pub fn leas_with(
             let noise = noise_rmse(&forest, &samples, seed, c as u32);
             Some((forest, noise))
         };
-        let (forest, noise) = forest.unzip();
+        let (forest, noise) = fitted.unzip();
         tracing::info!(class = %name, sample = s.cells.len(), expansion = positives, oob_accuracy = ?forest.as_ref().and_then(|f| f.oob_accuracy), rmse = ?noise.as_ref().map(|n| n.rmse), "LEAS forest");
         classes.push(ClassForest {
             class: name.clone(),

@@ -17,6 +17,16 @@ pub mod ensemble;
 pub mod leas;
 pub mod tree;
 
+/// Runs `f` in a pool of `threads` threads (tests of thread-count independence).
+#[cfg(test)]
+pub(crate) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 pub use ensemble::{fit, fit_tree, FittedTree, Forest, ForestSettings};
 pub use leas::{
     development_probability, expansion_sample, leas, leas_with, write_contributions, ClassForest,

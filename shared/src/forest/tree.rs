@@ -44,6 +44,16 @@ impl Samples<'_> {
         self.x[r * self.d + f]
     }
 
+    /// Copies row `r` into `x`; with `swap = Some((f, q))` feature `f` is read from row
+    /// `q` instead (a permuted feature).
+    #[inline]
+    pub fn read_row(&self, r: usize, swap: Option<(usize, usize)>, x: &mut [f32]) {
+        x.copy_from_slice(&self.x[r * self.d..(r + 1) * self.d]);
+        if let Some((f, q)) = swap {
+            x[f] = self.value(q, f);
+        }
+    }
+
     /// An error unless `x` holds `d` finite values per row and `d` is 1..=[`MAX_FEATURES`].
     pub fn check(&self) -> Result<()> {
         if self.d == 0 || self.d > MAX_FEATURES {
