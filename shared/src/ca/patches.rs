@@ -254,8 +254,8 @@ impl CarsTile<'_> {
 /// The tile step with patch seeds: for every valid unrestricted cell whose class may lose
 /// cells (none is skipped as uniform: a cell inside a patch of its own class may seed),
 /// PLUS's overall probabilities with the seeds' stand-ins, the roulette (U1), the seeds'
-/// threshold (U2; growth next to a class's cells has no gate in PLUS) and the key U3, from the same block as [`super::tile_step`] (stream
-/// `params.stream`, draw 0).
+/// threshold (U2; growth next to a class's cells has no gate in PLUS) and the key U3,
+/// from the same block as [`super::tile_step`] (stream `params.stream`, draw 0).
 pub fn tile_step_cars(
     params: &CaParams,
     patches: &Patches,
